@@ -1,0 +1,476 @@
+"""Daily cross-sectional WLS with an industry sum-to-zero constraint (METHODS §2).
+
+The factors are ``[market, industry_0 .. industry_{P-1}, style_0 .. style_{K-1}]``
+(``m = 1 + P + K``). Exposures are structured: the market column is 1, industry membership
+is an integer code per stock, and the styles are a dense ``(N, K)`` block. The Gram
+``XᵀVX`` is therefore accumulated blockwise, in ``O(N·K²)`` per date: a ``(K+1)×(K+1)``
+block for ``[1, styles]``, a diagonal of industry weight sums and a ``P×K`` border of
+per-industry weighted style sums. No dense dummy matrix is ever formed.
+
+The constraint ``Σ_p c_p f_p = 0`` (``c_p`` = cap weight of industry ``p`` among the day's
+valid stocks) is imposed by restriction: with reference industry ``P`` (largest ``c``),
+``f = R g`` where ``R`` is the identity with ``P``'s row set to ``−c_p/c_P``; the reduced
+system ``RᵀXᵀVXR g = RᵀXᵀVr`` is solved by a hand-written Cholesky factorisation.
+``R`` is never formed: ``RᵀGR`` is assembled from ``G`` and the row ``a = −c/c_P``.
+
+All functions here are plain loops (no BLAS), so the parallel kernel needs no BLAS
+thread control. :func:`day_sample` and :func:`cholesky_lower` are also called from
+``riskmodel.regression`` for the one-date dense factor-mimicking portfolios, so the
+sample rules (validity, thin industries, constraint weights) and the rank rule live in one
+place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "DATE_OK",
+    "DATE_BEFORE_LAG",
+    "DATE_SINGULAR",
+    "IND_ACTIVE",
+    "IND_THIN",
+    "IND_EMPTY",
+    "PIVOT_RTOL",
+    "day_sample",
+    "cholesky_lower",
+    "wls_factor_returns",
+]
+
+# per-date status codes
+DATE_OK = 0
+DATE_BEFORE_LAG = 1
+DATE_SINGULAR = 2
+# per-(date, industry) status codes
+IND_ACTIVE = 0
+IND_THIN = 1
+IND_EMPTY = 2
+# a Cholesky pivot below PIVOT_RTOL times its diagonal entry means rank deficiency
+PIVOT_RTOL = 1e-12
+_MAD_TO_SIGMA = 1.4826
+
+
+@njit(cache=True)
+def day_sample(r, w, x, ind, cap, n_ind, min_size, fit, res, ind_status, c):
+    """Estimation sample, industry status and constraint weights of one date.
+
+    Parameters
+    ----------
+    r : float64 (N,)
+        Returns of the date (only finiteness is used).
+    w : float64 (N,)
+        Regression weights (row ``t − lag``).
+    x : float64 (N, K)
+        Style exposures (row ``t − lag``).
+    ind : int32 (N,)
+        Industry codes (row ``t − lag``); not read when ``n_ind == 0``.
+    cap : float64 (N,)
+        Market caps (row ``t − lag``), for the constraint weights.
+    n_ind : int
+        Number of industries P (0: no industry factors).
+    min_size : float
+        A present industry with fewer fit members, or an effective count
+        ``(Σv)²/Σv²`` below this, is thin (dropped for the day).
+    fit, res : bool (N,)
+        Out: ``res`` = finite return, finite styles and a valid code (gets a residual);
+        ``fit`` = ``res`` and a finite weight > 0 (in the regression).
+    ind_status : int8 (P,)
+        Out: ``IND_ACTIVE``, ``IND_THIN`` or ``IND_EMPTY``.
+    c : float64 (P,)
+        Out: cap weight of each active industry among the fit stocks (0 when dropped).
+
+    Returns
+    -------
+    int
+        Number of fit stocks.
+    """
+    n_stocks, n_styles = x.shape
+    count = np.zeros(n_ind, np.int64)
+    sum_v = np.zeros(n_ind)
+    sum_v2 = np.zeros(n_ind)
+    for p in range(n_ind):
+        c[p] = 0.0
+    total_cap = 0.0
+    n_fit = 0
+    for n in range(n_stocks):
+        ok = np.isfinite(r[n])
+        if ok:
+            for k in range(n_styles):
+                if not np.isfinite(x[n, k]):
+                    ok = False
+                    break
+        code = 0
+        if ok and n_ind > 0:
+            code = ind[n]
+            if code < 0 or code >= n_ind:
+                ok = False
+        res[n] = ok
+        vn = w[n]
+        in_fit = ok and np.isfinite(vn) and vn > 0.0
+        fit[n] = in_fit
+        if in_fit:
+            n_fit += 1
+            cn = cap[n]
+            if not (np.isfinite(cn) and cn > 0.0):
+                cn = 0.0
+            total_cap += cn
+            if n_ind > 0:
+                count[code] += 1
+                sum_v[code] += vn
+                sum_v2[code] += vn * vn
+                c[code] += cn
+    for p in range(n_ind):
+        if count[p] == 0:
+            ind_status[p] = IND_EMPTY
+        elif count[p] < min_size or sum_v[p] * sum_v[p] < min_size * sum_v2[p]:
+            ind_status[p] = IND_THIN
+        else:
+            ind_status[p] = IND_ACTIVE
+        if ind_status[p] == IND_ACTIVE and total_cap > 0.0:
+            c[p] = c[p] / total_cap
+        else:
+            c[p] = 0.0
+    return n_fit
+
+
+@njit(cache=True)
+def cholesky_lower(a, q):
+    """In-place lower Cholesky factor of the leading ``q×q`` block of ``a``.
+
+    Only the lower triangle is read. Returns False (and leaves ``a`` partly overwritten)
+    when a pivot is not above ``PIVOT_RTOL`` times its original diagonal entry, i.e. the
+    matrix is (numerically) rank deficient.
+    """
+    for j in range(q):
+        d = a[j, j]
+        scale = d
+        for k in range(j):
+            d -= a[j, k] * a[j, k]
+        if not (d > PIVOT_RTOL * scale) or not (scale > 0.0):
+            return False
+        d = np.sqrt(d)
+        a[j, j] = d
+        for i in range(j + 1, q):
+            s = a[i, j]
+            for k in range(j):
+                s -= a[i, k] * a[j, k]
+            a[i, j] = s / d
+    return True
+
+
+@njit(cache=True)
+def _clip_bounds(r, fit, n_fit, clip, buf):
+    """``median ± clip·1.4826·MAD`` of the fit returns (no clipping when MAD = 0)."""
+    j = 0
+    for n in range(r.shape[0]):
+        if fit[n]:
+            buf[j] = r[n]
+            j += 1
+    med = np.median(buf[:n_fit])
+    for i in range(n_fit):
+        buf[i] = abs(buf[i] - med)
+    mad = np.median(buf[:n_fit])
+    if mad > 0.0:
+        half = clip * _MAD_TO_SIGMA * mad
+        return med - half, med + half
+    return -np.inf, np.inf
+
+
+@njit(cache=True)
+def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, ind_status):
+    """One date: sample, clip, blockwise Gram, restricted Cholesky solve, outputs.
+
+    Writes ``f_row`` (m,), ``u_row`` (N,), ``se_row`` (m,), ``ind_status`` (P,) and returns
+    ``(r2, n_obs, n_clipped, date_status)``.
+    """
+    n_stocks, n_styles = x.shape
+    m = 1 + n_ind + n_styles
+    s0 = 1 + n_ind  # first style column
+    fit = np.empty(n_stocks, np.bool_)
+    res = np.empty(n_stocks, np.bool_)
+    c = np.empty(n_ind)
+    n_fit = day_sample(r, w, x, ind, cap, n_ind, min_size, fit, res, ind_status, c)
+
+    rc = np.empty(n_stocks)  # clipped returns of fit stocks (median buffer first)
+    lo = -np.inf
+    hi = np.inf
+    if n_fit > 0 and not np.isnan(clip):
+        lo, hi = _clip_bounds(r, fit, n_fit, clip, rc)
+
+    # ---- blockwise Gram: [1, x] block, industry diagonal + border, right-hand sides
+    kk = n_styles + 1
+    a_blk = np.zeros((kk, kk))
+    b_blk = np.zeros(kk)
+    ind_blk = np.zeros((n_ind, kk))  # [Σ_p v, Σ_p v x_k]
+    b_ind = np.zeros(n_ind)
+    n_clipped = 0
+    for n in range(n_stocks):
+        if not fit[n]:
+            continue
+        v = w[n]
+        rn = r[n]
+        if rn < lo:
+            rn = lo
+            n_clipped += 1
+        elif rn > hi:
+            rn = hi
+            n_clipped += 1
+        rc[n] = rn
+        vr = v * rn
+        a_blk[0, 0] += v
+        b_blk[0] += vr
+        for k in range(n_styles):
+            vx = v * x[n, k]
+            a_blk[0, k + 1] += vx
+            b_blk[k + 1] += vx * rn
+            for l in range(k, n_styles):
+                a_blk[k + 1, l + 1] += vx * x[n, l]
+        if n_ind > 0:
+            p = ind[n]
+            if ind_status[p] == IND_ACTIVE:
+                ind_blk[p, 0] += v
+                b_ind[p] += vr
+                for k in range(n_styles):
+                    ind_blk[p, k + 1] += v * x[n, k]
+
+    # ---- restriction: reference industry = active industry of largest cap weight
+    ref = -1
+    for p in range(n_ind):
+        if ind_status[p] == IND_ACTIVE and (ref < 0 or c[p] > c[ref]):
+            ref = p
+    singular = n_fit == 0 or (ref >= 0 and not c[ref] > 0.0)
+
+    # full Gram G (m, m) (upper triangle + mirrored) and b (m,)
+    g_full = np.zeros((m, m))
+    b_full = np.zeros(m)
+    g_full[0, 0] = a_blk[0, 0]
+    b_full[0] = b_blk[0]
+    for k in range(n_styles):
+        g_full[0, s0 + k] = a_blk[0, k + 1]
+        b_full[s0 + k] = b_blk[k + 1]
+        for l in range(k, n_styles):
+            g_full[s0 + k, s0 + l] = a_blk[k + 1, l + 1]
+    for p in range(n_ind):
+        g_full[0, 1 + p] = ind_blk[p, 0]
+        g_full[1 + p, 1 + p] = ind_blk[p, 0]
+        b_full[1 + p] = b_ind[p]
+        for k in range(n_styles):
+            g_full[1 + p, s0 + k] = ind_blk[p, k + 1]
+    for i in range(m):
+        for j in range(i):
+            g_full[i, j] = g_full[j, i]
+
+    # reduced columns: market, active industries except the reference, styles
+    full_of = np.empty(m, np.int64)
+    a_row = np.zeros(m)  # reference row of R in reduced coordinates
+    q = 0
+    full_of[q] = 0
+    q += 1
+    for p in range(n_ind):
+        if ind_status[p] == IND_ACTIVE and p != ref:
+            full_of[q] = 1 + p
+            if ref >= 0 and c[ref] > 0.0:
+                a_row[q] = -c[p] / c[ref]
+            q += 1
+    for k in range(n_styles):
+        full_of[q] = s0 + k
+        q += 1
+
+    mat = np.zeros((q, q))
+    rhs = np.zeros(q)
+    g_vec = np.zeros(q)
+    f_full = np.zeros(m)
+    if not singular:
+        pr = 1 + ref
+        for i in range(q):
+            fi = full_of[i]
+            rhs[i] = b_full[fi]
+            for j in range(i + 1):
+                mat[i, j] = g_full[fi, full_of[j]]
+        if ref >= 0:
+            gpp = g_full[pr, pr]
+            for i in range(q):
+                fi = full_of[i]
+                rhs[i] += a_row[i] * b_full[pr]
+                for j in range(i + 1):
+                    fj = full_of[j]
+                    mat[i, j] += (
+                        a_row[j] * g_full[fi, pr] + a_row[i] * g_full[pr, fj] + a_row[i] * a_row[j] * gpp
+                    )
+        singular = not cholesky_lower(mat, q)
+
+    r2 = np.nan
+    if singular:
+        for j in range(m):
+            f_row[j] = np.nan
+            se_row[j] = np.nan
+        for n in range(n_stocks):
+            u_row[n] = np.nan
+        return r2, n_fit, n_clipped, DATE_SINGULAR
+
+    # solve L y = rhs, Lᵀ g = y
+    for i in range(q):
+        s = rhs[i]
+        for k in range(i):
+            s -= mat[i, k] * g_vec[k]
+        g_vec[i] = s / mat[i, i]
+    for i in range(q - 1, -1, -1):
+        s = g_vec[i]
+        for k in range(i + 1, q):
+            s -= mat[k, i] * g_vec[k]
+        g_vec[i] = s / mat[i, i]
+    for i in range(q):
+        f_full[full_of[i]] = g_vec[i]
+    if ref >= 0:
+        s = 0.0
+        for i in range(q):
+            s += a_row[i] * g_vec[i]
+        f_full[1 + ref] = s
+
+    # residuals (unclipped returns, every stock with exposures) and fit statistics
+    r_bar = b_blk[0] / a_blk[0, 0]
+    sse = 0.0
+    sst = 0.0
+    for n in range(n_stocks):
+        if not res[n]:
+            u_row[n] = np.nan
+            continue
+        fitted = f_full[0]
+        if n_ind > 0:
+            fitted += f_full[1 + ind[n]]
+        for k in range(n_styles):
+            fitted += x[n, k] * f_full[s0 + k]
+        u_row[n] = r[n] - fitted
+        if fit[n]:
+            e = rc[n] - fitted
+            d = rc[n] - r_bar
+            sse += w[n] * e * e
+            sst += w[n] * d * d
+    if sst > 0.0:
+        r2 = 1.0 - sse / sst
+
+    # standard errors: s² diag(R M⁻¹ Rᵀ) with M = LLᵀ, via Linv
+    s2 = sse / (n_fit - q) if n_fit > q else np.nan
+    linv = np.zeros((q, q))
+    for j in range(q):
+        linv[j, j] = 1.0 / mat[j, j]
+        for i in range(j + 1, q):
+            s = 0.0
+            for k in range(j, i):
+                s -= mat[i, k] * linv[k, j]
+            linv[i, j] = s / mat[i, i]
+    for j in range(m):
+        se_row[j] = np.nan
+    for i in range(q):
+        s = 0.0
+        for k in range(i, q):
+            s += linv[k, i] * linv[k, i]
+        se_row[full_of[i]] = np.sqrt(s2 * s)
+    if ref >= 0:
+        tot = 0.0
+        for i in range(q):
+            s = 0.0
+            for k in range(i + 1):
+                s += linv[i, k] * a_row[k]
+            tot += s * s
+        se_row[1 + ref] = np.sqrt(s2 * tot)
+
+    for j in range(m):
+        f_row[j] = f_full[j]
+    for p in range(n_ind):
+        if ind_status[p] != IND_ACTIVE:
+            f_row[1 + p] = np.nan
+            se_row[1 + p] = np.nan
+    return r2, n_fit, n_clipped, DATE_OK
+
+
+@njit(parallel=True, cache=True)
+def wls_factor_returns(
+    returns,
+    styles,
+    industry,
+    weights,
+    cap,
+    n_ind,
+    lag,
+    clip,
+    min_size,
+    f,
+    resid,
+    r2,
+    se,
+    n_obs,
+    n_clipped,
+    date_status,
+    ind_status,
+):
+    """Factor returns of every date, parallel over dates.
+
+    Parameters
+    ----------
+    returns : float64 (T, N)
+        Returns of day t in row t.
+    styles : float64 (T, N, K) C-contiguous
+        Style exposures at the close of day t (unlagged).
+    industry : int32 (T, N), or (1, 1) when ``n_ind == 0``
+        Industry codes (unlagged), −1 missing.
+    weights, cap : float64 (T, N)
+        Regression weights and market caps (unlagged).
+    n_ind : int
+        Number of industries P.
+    lag : int
+        Return row t uses exposure row ``t − lag``; rows ``t < lag`` are NaN.
+    clip : float
+        Robust clip in MAD-sigmas; NaN disables clipping.
+    min_size : float
+        Thin-industry threshold.
+    f, se : float64 (T, m)
+        Out: factor returns and standard errors.
+    resid : float64 (T, N)
+        Out: residuals from unclipped returns.
+    r2 : float64 (T,)
+        Out: weighted R².
+    n_obs, n_clipped : int64 (T,)
+        Out: fit stocks and clipped returns per date.
+    date_status : int8 (T,)
+        Out: ``DATE_OK``, ``DATE_BEFORE_LAG`` or ``DATE_SINGULAR``.
+    ind_status : int8 (T, P)
+        Out: per-industry status (``IND_EMPTY`` for rows ``t < lag``).
+    """
+    n_dates = returns.shape[0]
+    m = f.shape[1]
+    for t in prange(n_dates):
+        if t < lag:
+            for j in range(m):
+                f[t, j] = np.nan
+                se[t, j] = np.nan
+            for n in range(returns.shape[1]):
+                resid[t, n] = np.nan
+            for p in range(n_ind):
+                ind_status[t, p] = IND_EMPTY
+            r2[t] = np.nan
+            n_obs[t] = 0
+            n_clipped[t] = 0
+            date_status[t] = DATE_BEFORE_LAG
+            continue
+        s = t - lag
+        ind_row = industry[s] if n_ind > 0 else industry[0]
+        r2_t, nobs_t, nclip_t, status_t = _solve_day(
+            returns[t],
+            styles[s],
+            ind_row,
+            weights[s],
+            cap[s],
+            n_ind,
+            clip,
+            min_size,
+            f[t],
+            resid[t],
+            se[t],
+            ind_status[t],
+        )
+        r2[t] = r2_t
+        n_obs[t] = nobs_t
+        n_clipped[t] = nclip_t
+        date_status[t] = status_t
