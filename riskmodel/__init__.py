@@ -60,7 +60,7 @@ _LAZY: dict[str, str] = {
     "audit_residuals": "riskmodel.audit.residuals",
     "bias_statistics": "riskmodel.audit.bias",
     # research
-    "factor_from_signal": "riskmodel.signal",
+    "factor_from_signal": "riskmodel.research",
     "trailing_sum": "riskmodel.signal",
     "yoy_log_growth": "riskmodel.signal",
     "alpha_test": "riskmodel.alpha",

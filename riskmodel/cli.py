@@ -1,0 +1,287 @@
+"""The ``riskmodel`` command line: thin wrappers over the public API.
+
+User errors (a riskmodel ``PanelError``, a missing file) print one line and exit with
+status 2; nothing else is caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.errors import InvalidParameterError, PanelError
+
+EXIT_USER_ERROR = 2
+
+
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _industry(value: str) -> str | None:
+    return None if value.lower() in {"none", ""} else value
+
+
+def _read_input(path: str):
+    import riskmodel as rm
+
+    if not Path(path).exists():
+        raise PanelError(f"{path}: no such file or directory")
+    return rm.load(path)
+
+
+# ---------------------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    import riskmodel as rm
+
+    hidden = None
+    if args.hidden:
+        hidden = [{"name": f"hidden{j}", "n_members": args.hidden_members, "corr": args.hidden_corr} for j in range(args.hidden)]
+    panel = rm.simulate(n_stocks=args.stocks, n_days=args.days, seed=args.seed, hidden=hidden, spend=args.spend)
+    rm.save(panel, args.output)
+    print(f"wrote {args.output}: {panel.sizes['date']} dates x {panel.sizes['stock']} stocks, styles {panel.attrs['styles']}")
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    import riskmodel as rm
+
+    panel = _read_input(args.panel)
+    model = rm.FactorRiskModel(
+        styles=_split(args.styles),
+        industry=_industry(args.industry),
+        covariance=not args.factor_returns_only,
+        return_clip=None if args.no_clip else 5.0,
+        progress=not args.quiet,
+    )
+    fit = model.fit(panel)
+    rm.save(fit, args.output)
+    print(fit.summary())
+    print(f"wrote {args.output}")
+
+
+def _read_weights(path: str) -> pd.DataFrame:
+    if not Path(path).exists():
+        raise PanelError(f"{path}: no such weights file")
+    frame = pd.read_csv(path)
+    if "stock" not in frame.columns or frame.shape[1] < 2:
+        raise PanelError(f"{path}: weights need a 'stock' column and one column of weights per portfolio")
+    frame = frame.set_index("stock")
+    frame.index = frame.index.astype(str)
+    if frame.index.has_duplicates:
+        raise PanelError(f"{path}: stock {frame.index[frame.index.duplicated()][0]!r} appears twice")
+    return frame.apply(pd.to_numeric, errors="raise")
+
+
+def cmd_risk(args: argparse.Namespace) -> None:
+    import riskmodel as rm
+
+    fit = _read_input(args.model)
+    if not hasattr(fit, "covariance"):
+        raise PanelError(f"{args.model}: not a fitted model (write one with `riskmodel fit`)")
+    cov = fit.covariance(args.date)
+    weights = _read_weights(args.weights)
+    report = {}
+    for name in weights.columns:
+        dec = cov.decompose(weights[name])
+        report[str(name)] = _risk_report(dec, args.top)
+    if args.json:
+        print(json.dumps({"date": str(pd.Timestamp(cov.date).date()), "portfolios": report}, indent=2))
+        return
+    print(f"risk forecast for the day after {pd.Timestamp(cov.date).date()} ({cov.n_stocks} stocks, {cov.n_factors} factors)")
+    for name, rep in report.items():
+        print(f"\n[{name}] volatility {rep['volatility']:.4%}/day ({rep['volatility_annual']:.2%}/yr): "
+              f"factor {rep['factor_volatility']:.4%}, specific {rep['specific_volatility']:.4%}")
+        print("  top factor contributions (to daily vol):")
+        for factor, value in rep["top_factors"].items():
+            print(f"    {factor:<28s} {value:+.4%}")
+        print("  top stock contributions (to daily vol):")
+        for stock, value in rep["top_stocks"].items():
+            print(f"    {stock:<28s} {value:+.4%}")
+
+
+def _risk_report(dec, top: int) -> dict:
+    factor_contrib = dec.factor_contributions.to_pandas()
+    stock_contrib = dec.stock_contributions.to_pandas()
+    by_size = lambda s: s.reindex(s.abs().sort_values(ascending=False).index)[:top]  # noqa: E731
+    return {
+        "volatility": float(dec.volatility),
+        "volatility_annual": float(dec.volatility) * np.sqrt(252),
+        "factor_volatility": float(dec.factor_volatility),
+        "specific_volatility": float(dec.specific_volatility),
+        "top_factors": {str(k): float(v) for k, v in by_size(factor_contrib).items()},
+        "top_stocks": {str(k): float(v) for k, v in by_size(stock_contrib).items()},
+    }
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    import riskmodel as rm
+
+    fit = _read_input(args.model)
+    labels = _audit_labels(fit, args)
+    audit = rm.audit_residuals(fit, labels=labels, seed=args.seed)
+    print(audit.summary())
+    if args.report:
+        audit.to_html(args.report)
+        print(f"wrote {args.report}")
+
+
+def _audit_labels(fit, args: argparse.Namespace):
+    import xarray as xr
+
+    if args.labels:
+        if not Path(args.labels).exists():
+            raise PanelError(f"{args.labels}: no such labels file")
+        frame = pd.read_csv(args.labels)
+        if frame.shape[1] < 2:
+            raise PanelError(f"{args.labels}: labels need two columns: stock, label")
+        series = pd.Series(frame.iloc[:, 1].astype(str).to_numpy(), index=frame.iloc[:, 0].astype(str).to_numpy())
+        return xr.DataArray(series.to_numpy(), coords={"stock": series.index.to_numpy()}, dims="stock", name="label")
+    if args.labels_from:
+        if args.labels_from == "industry" and getattr(fit, "industry_labels", ()):
+            codes = fit.dataset["industry_code"].isel(date=-1).to_numpy()
+            names = np.asarray(fit.industry_labels, dtype=object)[np.clip(codes, 0, None)]
+            names = np.where(codes >= 0, names, "unknown").astype(str)
+            return xr.DataArray(names, coords={"stock": fit.stocks}, dims="stock", name="industry")
+        if args.panel is None:
+            raise PanelError(f"--labels-from {args.labels_from}: give --panel PANEL holding that variable")
+        panel = _read_input(args.panel)
+        if args.labels_from not in panel:
+            raise PanelError(f"--labels-from: the panel has no variable {args.labels_from!r}")
+        var = panel[args.labels_from]
+        return var.isel(date=-1) if "date" in var.dims else var
+    return None
+
+
+def cmd_alpha(args: argparse.Namespace) -> None:
+    import riskmodel as rm
+
+    panel = _read_input(args.panel)
+    if args.signal not in panel:
+        raise PanelError(f"the panel has no signal variable {args.signal!r} (has {sorted(map(str, panel.data_vars))})")
+    controls = _split(args.controls) or []
+    industry = "industry" if "industry" in controls else None
+    controls = [c for c in controls if c != "industry"]
+    sig = rm.factor_from_signal(panel[args.signal], panel, controls=controls, industry=industry)
+    lists = {}
+    for path in args.against or []:
+        if not Path(path).exists():
+            raise PanelError(f"{path}: no such factor file")
+        frame = pd.read_csv(path, index_col=0, parse_dates=True)
+        lists[Path(path).stem] = frame
+    if not lists:
+        model = rm.FactorRiskModel(covariance=False, industry=industry if industry else None, progress=False)
+        lists["full model"] = model.fit(panel).factor_returns
+    result = rm.alpha_test(sig.returns, lists, lags=args.lags)
+    print(f"signal {args.signal!r} neutralised to {controls + ([industry] if industry else [])}")
+    print(result.summary())
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from riskmodel.demo import run_demo
+
+    run_demo(Path(args.output), n_stocks=args.stocks, n_days=args.days, seed=args.seed)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from riskmodel.bench import run_benchmarks
+
+    run_benchmarks(quick=args.quick, output=Path(args.output))
+
+
+# ---------------------------------------------------------------------------------------
+# parser
+# ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riskmodel", description="Structured equity risk models: Σ = B Σ_f Bᵀ + D.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="the whole story on a simulated world; writes a report folder")
+    p.add_argument("-o", "--output", default="riskmodel-demo", help="output folder (default: riskmodel-demo)")
+    p.add_argument("--stocks", type=int, default=600)
+    p.add_argument("--days", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("simulate", help="write a simulated panel with known truth")
+    p.add_argument("-o", "--output", required=True, help="panel file (.nc or .zarr)")
+    p.add_argument("--stocks", type=int, default=500)
+    p.add_argument("--days", type=int, default=750)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", type=int, default=0, help="number of hidden factors")
+    p.add_argument("--hidden-members", type=int, default=100)
+    p.add_argument("--hidden-corr", type=float, default=0.15)
+    p.add_argument("--spend", action="store_true", help="add a simulated card-spend variable")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("fit", help="fit a fundamental factor model on a panel")
+    p.add_argument("panel", help="panel file (.nc or .zarr)")
+    p.add_argument("-o", "--output", required=True, help="model file (.nc or .zarr)")
+    p.add_argument("--styles", help="comma-separated style variables (default: panel attrs 'styles')")
+    p.add_argument("--industry", default="industry", help="industry variable, or 'none'")
+    p.add_argument("--factor-returns-only", action="store_true", help="skip the covariance forecasts")
+    p.add_argument("--no-clip", action="store_true", help="no robust clipping of returns in the fit")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("risk", help="portfolio risk from a fitted model")
+    p.add_argument("model", help="fitted model file")
+    p.add_argument("--weights", required=True, help="CSV: a 'stock' column and one column of weights per portfolio")
+    p.add_argument("--date", help="forecast made at the close of this date (default: the last)")
+    p.add_argument("--top", type=int, default=5, help="contributions to list")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_risk)
+
+    p = sub.add_parser("audit", help="find clusters of co-moving residuals (missing factors)")
+    p.add_argument("model", help="fitted model file")
+    p.add_argument("--labels", help="CSV: stock, label (e.g. sectors) for purity")
+    p.add_argument("--labels-from", help="use a variable as labels ('industry' or a --panel variable)")
+    p.add_argument("--panel", help="panel file holding the --labels-from variable")
+    p.add_argument("--report", help="write a self-contained HTML report here")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("alpha", help="manufacture a signal's factor and test its alpha")
+    p.add_argument("signal", help="signal variable in the panel")
+    p.add_argument("--panel", required=True, help="panel file")
+    p.add_argument("--controls", default="size,industry", help="comma-separated controls; 'industry' for industry dummies")
+    p.add_argument("--against", nargs="*", help="CSV files of known factor returns (date index), one list each")
+    p.add_argument("--lags", type=int, help="Newey–West lags (default: 4(T/100)^(2/9))")
+    p.set_defaults(func=cmd_alpha)
+
+    p = sub.add_parser("bench", help="run the benchmarks and write a Markdown table and JSON")
+    p.add_argument("--quick", action="store_true", help="small sizes only (about a minute)")
+    p.add_argument("-o", "--output", default="benchmark-results", help="output folder")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``riskmodel`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except (PanelError, InvalidParameterError) as exc:
+        print(f"riskmodel {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"riskmodel {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,625 @@
+"""The fundamental factor risk model: estimator and fitted result.
+
+``FactorRiskModel(...).fit(panel)`` runs the pipeline of DESIGN.md — exposures
+(clean, impute), the daily cross-sectional WLS (factor returns, residuals), the factor
+covariance forecasts and the specific-variance forecasts — and returns a
+:class:`FittedFactorModel` that holds every date's outputs, so backtests need no refit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from riskmodel.errors import (
+    InvalidParameterError,
+    MissingVariableError,
+    ModelFileError,
+    PanelError,
+)
+
+__all__ = ["FactorRiskModel", "FittedFactorModel"]
+
+MODEL_KIND = "fitted_factor_model"
+
+
+# ---------------------------------------------------------------------------------------
+# parameter declarations (checked once, by name)
+# ---------------------------------------------------------------------------------------
+
+
+def _positive_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and value > 0)
+
+
+def _nonneg_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+
+
+def _pos_int(value: Any) -> bool:
+    return _nonneg_int(value) and value > 0
+
+
+def _half_life(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+_PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lag": (_pos_int, "an integer >= 1"),
+    "return_clip": (_positive_or_none, "a positive number of robust sigmas, or None"),
+    "min_industry_size": (_pos_int, "an integer >= 1"),
+    "winsor": (lambda v: isinstance(v, (int, float)) and v > 0, "a positive number of sigmas"),
+    "impute": (lambda v: isinstance(v, bool), "True or False"),
+    "vol_half_life": (_half_life, "a positive number of days (inf for equal weights)"),
+    "vol_lags": (_nonneg_int, "an integer >= 0"),
+    "corr_half_life": (_half_life, "a positive number of days (inf for equal weights)"),
+    "corr_lags": (_nonneg_int, "an integer >= 0"),
+    "eigen_sims": (_nonneg_int, "an integer >= 0 (0 disables the eigenfactor adjustment)"),
+    "eigen_scale": (lambda v: isinstance(v, (int, float)) and v >= 0, "a number >= 0"),
+    "eigen_every": (_pos_int, "an integer >= 1"),
+    "vra_half_life": (_positive_or_none, "a positive number of days, or None to disable"),
+    "specific_half_life": (_half_life, "a positive number of days"),
+    "specific_lags": (_nonneg_int, "an integer >= 0"),
+    "shrink": (lambda v: isinstance(v, (int, float)) and v >= 0, "a number >= 0 (0 disables)"),
+    "specific_vra_half_life": (_positive_or_none, "a positive number of days, or None to disable"),
+    "blend": (lambda v: isinstance(v, bool), "True or False"),
+    "covariance": (lambda v: isinstance(v, bool), "True or False"),
+    "seed": (_nonneg_int, "an integer >= 0"),
+}
+
+
+def _check_parameters(settings: dict[str, Any]) -> None:
+    for name, (check, expected) in _PARAMETERS.items():
+        if not check(settings[name]):
+            raise InvalidParameterError(f"FactorRiskModel: {name}={settings[name]!r} is invalid; expected {expected}")
+    styles = settings["styles"]
+    if styles is not None and (isinstance(styles, str) or not all(isinstance(s, str) for s in styles)):
+        raise InvalidParameterError(f"FactorRiskModel: styles must be a list of variable names, got {styles!r}")
+    if settings["industry"] is not None and not isinstance(settings["industry"], str):
+        raise InvalidParameterError(f"FactorRiskModel: industry must be a variable name or None, got {settings['industry']!r}")
+
+
+class FactorRiskModel:
+    """Fundamental (characteristics-based) factor risk model ``Σ = B Σ_f Bᵀ + D``.
+
+    Parameters
+    ----------
+    styles : list of str, optional
+        Style characteristics (panel variables) to clean and use as exposures; default
+        ``panel.attrs["styles"]``.
+    industry : str or None
+        Panel variable with industry labels; ``None``: no industry factors.
+    cap : str
+        Market-cap variable (√cap regression weights, cap-weighted centring and constraint).
+    lag : int
+        Exposures known at the close of day ``t − lag`` explain the returns of day ``t``.
+    return_clip : float or None
+        Robust clip of returns for the fit only (median ± c·1.4826·MAD); ``None``: no
+        clipping, so factor returns are exactly mimicking-portfolio returns.
+    min_industry_size : int
+        Industries with fewer members on a date have no factor return that day.
+    winsor, impute :
+        Cleaning of the styles (METHODS §1).
+    vol_half_life, vol_lags, corr_half_life, corr_lags :
+        EWMA half-lives and Newey–West lags of factor volatilities and correlations.
+    eigen_sims, eigen_scale, eigen_every :
+        Eigenfactor risk adjustment: simulations, scale ``a`` and schedule (days).
+    vra_half_life : float or None
+        Factor volatility regime adjustment half-life.
+    specific_half_life, specific_lags, shrink, specific_vra_half_life, blend :
+        Specific-risk settings (METHODS §4).
+    covariance : bool
+        ``False`` stops after the factor returns (no forecasts).
+    progress : bool or None
+        Progress bar; ``None``: when stderr is a terminal.
+    seed : int
+        Seed of the eigenfactor Monte Carlo.
+
+    Examples
+    --------
+    >>> import riskmodel as rm
+    >>> panel = rm.simulate(n_stocks=200, n_days=300, seed=0)
+    >>> fit = rm.FactorRiskModel(covariance=False).fit(panel)
+    >>> fit.factor_returns.dims
+    ('date', 'factor')
+    """
+
+    def __init__(
+        self,
+        *,
+        styles: list[str] | None = None,
+        industry: str | None = "industry",
+        cap: str = "market_cap",
+        lag: int = 1,
+        return_clip: float | None = 5.0,
+        min_industry_size: int = 5,
+        winsor: float = 3.0,
+        impute: bool = True,
+        vol_half_life: float = 84,
+        vol_lags: int = 5,
+        corr_half_life: float = 504,
+        corr_lags: int = 2,
+        eigen_sims: int = 1000,
+        eigen_scale: float = 1.0,
+        eigen_every: int = 21,
+        vra_half_life: float | None = 42,
+        specific_half_life: float = 84,
+        specific_lags: int = 5,
+        shrink: float = 0.1,
+        specific_vra_half_life: float | None = 42,
+        blend: bool = True,
+        covariance: bool = True,
+        progress: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.styles = None if styles is None else list(styles)
+        self.industry = industry
+        self.cap = cap
+        self.lag = lag
+        self.return_clip = return_clip
+        self.min_industry_size = min_industry_size
+        self.winsor = winsor
+        self.impute = impute
+        self.vol_half_life = vol_half_life
+        self.vol_lags = vol_lags
+        self.corr_half_life = corr_half_life
+        self.corr_lags = corr_lags
+        self.eigen_sims = eigen_sims
+        self.eigen_scale = eigen_scale
+        self.eigen_every = eigen_every
+        self.vra_half_life = vra_half_life
+        self.specific_half_life = specific_half_life
+        self.specific_lags = specific_lags
+        self.shrink = shrink
+        self.specific_vra_half_life = specific_vra_half_life
+        self.blend = blend
+        self.covariance = covariance
+        self.progress = progress
+        self.seed = seed
+        _check_parameters(self.get_params())
+
+    def get_params(self) -> dict[str, Any]:
+        """The settings as a dict (without ``progress``)."""
+        return {name: getattr(self, name) for name in ("styles", "industry", "cap", *_PARAMETERS)}
+
+    def __repr__(self) -> str:
+        return f"FactorRiskModel(styles={self.styles!r}, industry={self.industry!r}, lag={self.lag})"
+
+    def fit(self, panel: xr.Dataset) -> "FittedFactorModel":
+        """Fit the model on a panel.
+
+        Parameters
+        ----------
+        panel : Dataset (date, stock)
+            With ``returns``, the cap variable, the styles and (optionally) industry.
+
+        Returns
+        -------
+        FittedFactorModel
+
+        Raises
+        ------
+        PanelError
+            For a malformed panel (see :func:`riskmodel.validate_panel`).
+        """
+        from riskmodel.exposures import build_exposures
+        from riskmodel.panel import validate_panel
+        from riskmodel.regression import factor_returns
+
+        settings = self.get_params()
+        _check_parameters(settings)
+        styles = list(panel.attrs.get("styles", [])) if self.styles is None else list(self.styles)
+        for name in [*styles, self.cap, *([self.industry] if self.industry else [])]:
+            if name not in panel:
+                raise MissingVariableError(
+                    f"panel has no variable {name!r} (has {sorted(map(str, panel.data_vars))}); "
+                    "pass styles=[...], industry=... and cap=... naming panel variables"
+                )
+        settings["styles"] = styles
+        panel = validate_panel(panel, styles=styles)
+        stages = ["exposures", "regression"] + (["factor covariance", "specific risk"] if self.covariance else [])
+        with _Progress(stages, self.progress) as progress:
+            exposures = build_exposures(
+                panel, styles, industry=self.industry, cap=self.cap, winsor=self.winsor, impute=self.impute
+            )
+            progress.advance()
+            returns = np.ascontiguousarray(panel["returns"].transpose("date", "stock").to_numpy(), dtype=np.float64)
+            wls = factor_returns(
+                returns,
+                exposures,
+                lag=self.lag,
+                return_clip=self.return_clip,
+                min_industry_size=self.min_industry_size,
+            )
+            progress.advance()
+            factor_cov = specific = None
+            if self.covariance:
+                from riskmodel.covariance.factor import factor_covariance
+                from riskmodel.covariance.specific import specific_variance
+
+                factor_cov = factor_covariance(
+                    wls.factor_returns,
+                    vol_half_life=self.vol_half_life,
+                    vol_lags=self.vol_lags,
+                    corr_half_life=self.corr_half_life,
+                    corr_lags=self.corr_lags,
+                    eigen_sims=self.eigen_sims,
+                    eigen_scale=self.eigen_scale,
+                    eigen_every=self.eigen_every,
+                    vra_half_life=self.vra_half_life,
+                    seed=self.seed,
+                )
+                progress.advance()
+                specific = specific_variance(
+                    wls.residuals,
+                    exposures,
+                    half_life=self.specific_half_life,
+                    lags=self.specific_lags,
+                    blend=self.blend,
+                    shrink=self.shrink,
+                    vra_half_life=self.specific_vra_half_life,
+                )
+                progress.advance()
+        return FittedFactorModel._from_parts(panel, exposures, wls, factor_cov, specific, settings)
+
+
+class _Progress:
+    """A stage progress bar on stderr (tqdm), silent when not wanted."""
+
+    def __init__(self, stages: list[str], enabled: bool | None) -> None:
+        self.stages = stages
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._bar = None
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=len(self.stages), desc=self.stages[0], unit="stage", file=sys.stderr)
+        return self
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            if self._bar.n < len(self.stages):
+                self._bar.set_description(self.stages[self._bar.n])
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+# ---------------------------------------------------------------------------------------
+# fitted model
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class FittedFactorModel:
+    """A fitted fundamental factor model: every date's factor returns, residuals and forecasts.
+
+    Attributes
+    ----------
+    dataset : Dataset
+        Everything, labelled: ``returns``, ``factor_returns`` (date, factor),
+        ``residuals`` (date, stock), ``r2`` (date), ``factor_se``, ``n_obs``, the
+        exposures (``style_exposure`` (date, stock, style), ``industry_code``,
+        ``regression_weight``, ``market_cap``, ``imputed``) and, when forecasts were
+        fitted, ``factor_cov`` (date, factor, factor_) and ``specific_var`` (date, stock):
+        row ``t`` is the forecast for day ``t + 1`` made at the close of ``t``.
+    settings : dict
+        The estimator's settings.
+    """
+
+    dataset: xr.Dataset
+    settings: dict
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def _from_parts(cls, panel, exposures, wls, factor_cov, specific, settings) -> "FittedFactorModel":
+        dates, stocks = panel["date"].to_numpy(), panel["stock"].to_numpy()
+        factors = np.asarray(wls.factor_names, dtype=str)
+        styles = np.asarray(exposures.style_names, dtype=str)
+        ds = xr.Dataset(
+            {
+                "returns": (("date", "stock"), panel["returns"].transpose("date", "stock").to_numpy()),
+                "factor_returns": (("date", "factor"), wls.factor_returns),
+                "factor_se": (("date", "factor"), wls.se),
+                "residuals": (("date", "stock"), wls.residuals),
+                "r2": (("date",), wls.r2),
+                "n_obs": (("date",), np.asarray(wls.n_obs, dtype=np.int64)),
+                "n_clipped": (("date",), np.asarray(wls.n_clipped, dtype=np.int64)),
+                "style_exposure": (("date", "stock", "style"), exposures.styles),
+                "regression_weight": (("date", "stock"), exposures.weights),
+                "market_cap": (("date", "stock"), exposures.cap),
+                "imputed": (("date", "stock", "style"), exposures.imputed.astype(np.int8)),
+            },
+            coords={"date": dates, "stock": stocks, "factor": factors, "style": styles},
+        )
+        if exposures.industry is not None:
+            ds["industry_code"] = (("date", "stock"), exposures.industry.astype(np.int32))
+            ds["industry_code"].attrs["labels"] = json.dumps(list(exposures.industry_labels))
+        if factor_cov is not None:
+            ds["factor_cov"] = (("date", "factor", "factor_"), factor_cov.cov)
+            ds = ds.assign_coords(factor_=factors)
+            ds["factor_vra"] = (("date",), factor_cov.vra)
+        if specific is not None:
+            ds["specific_var"] = (("date", "stock"), specific.var)
+            ds["specific_vra"] = (("date",), specific.vra)
+        ds.attrs["riskmodel_kind"] = MODEL_KIND
+        ds.attrs["settings"] = json.dumps(_jsonable(settings))
+        return cls(dataset=ds, settings=settings)
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "FittedFactorModel":
+        """Rebuild a fitted model from :meth:`to_dataset` output (what :func:`riskmodel.load` does)."""
+        required = ["factor_returns", "residuals", "r2", "style_exposure", "returns"]
+        missing = [v for v in required if v not in ds]
+        if ds.attrs.get("riskmodel_kind") != MODEL_KIND or missing:
+            raise ModelFileError(
+                f"not a fitted factor model (kind {ds.attrs.get('riskmodel_kind')!r}, missing {missing})"
+            )
+        settings = ds.attrs.get("settings", "{}")
+        settings = json.loads(settings) if isinstance(settings, str) else dict(settings)
+        if "industry_code" in ds and isinstance(ds["industry_code"].attrs.get("labels"), list):
+            ds["industry_code"].attrs["labels"] = json.dumps(ds["industry_code"].attrs["labels"])
+        return cls(dataset=ds, settings=settings)
+
+    def to_dataset(self) -> xr.Dataset:
+        """The fitted model as one Dataset (what :func:`riskmodel.save` writes)."""
+        return self.dataset
+
+    # -- labelled outputs --------------------------------------------------------------
+
+    @property
+    def dates(self) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.dataset["date"].to_numpy())
+
+    @property
+    def stocks(self) -> np.ndarray:
+        return self.dataset["stock"].to_numpy()
+
+    @property
+    def factors(self) -> list[str]:
+        return [str(f) for f in self.dataset["factor"].to_numpy()]
+
+    @property
+    def factor_returns(self) -> xr.DataArray:
+        """DataArray (date, factor): daily factor returns (NaN before ``lag`` and on skipped dates)."""
+        return self.dataset["factor_returns"]
+
+    @property
+    def residuals(self) -> xr.DataArray:
+        """DataArray (date, stock): specific returns from unclipped returns; NaN where absent."""
+        return self.dataset["residuals"]
+
+    @property
+    def r2(self) -> xr.DataArray:
+        """DataArray (date,): weighted cross-sectional R²."""
+        return self.dataset["r2"]
+
+    @property
+    def returns(self) -> xr.DataArray:
+        return self.dataset["returns"]
+
+    @property
+    def factor_cov(self) -> xr.DataArray:
+        """DataArray (date, factor, factor_): forecast made at the close of each date."""
+        self._require_forecasts()
+        return self.dataset["factor_cov"]
+
+    @property
+    def specific_var(self) -> xr.DataArray:
+        """DataArray (date, stock): specific-variance forecast made at the close of each date."""
+        self._require_forecasts()
+        return self.dataset["specific_var"]
+
+    @cached_property
+    def industry_labels(self) -> tuple[str, ...]:
+        if "industry_code" not in self.dataset:
+            return ()
+        labels = self.dataset["industry_code"].attrs["labels"]
+        return tuple(json.loads(labels) if isinstance(labels, str) else labels)
+
+    def _require_forecasts(self) -> None:
+        if "factor_cov" not in self.dataset or "specific_var" not in self.dataset:
+            raise MissingVariableError(
+                "this model was fitted with covariance=False: it has factor returns but no forecasts"
+            )
+
+    def _date_index(self, date: object | None) -> int:
+        if date is None:
+            return len(self.dates) - 1
+        try:
+            stamp = pd.Timestamp(date)
+        except (TypeError, ValueError) as exc:
+            raise PanelError(f"date {date!r} is not a date") from exc
+        position = self.dates.get_indexer([stamp])[0]
+        if position < 0:
+            raise PanelError(
+                f"date {stamp.date()} is not in the model ({self.dates[0].date()}..{self.dates[-1].date()}, "
+                "trading days only)"
+            )
+        return int(position)
+
+    def exposure_matrix(self, date: object | None = None) -> xr.DataArray:
+        """Dense exposures B (stock, factor) at the close of ``date`` (one date only).
+
+        Rows of stocks without a complete exposure that day are NaN.
+        """
+        t = self._date_index(date)
+        styles = self.dataset["style_exposure"].isel(date=t).to_numpy()
+        n_stocks = styles.shape[0]
+        blocks = [np.ones((n_stocks, 1))]
+        if self.industry_labels:
+            codes = self.dataset["industry_code"].isel(date=t).to_numpy()
+            dummies = np.zeros((n_stocks, len(self.industry_labels)))
+            known = codes >= 0
+            dummies[np.flatnonzero(known), codes[known]] = 1.0
+            dummies[~known] = np.nan
+            blocks.append(dummies)
+        blocks.append(styles)
+        matrix = np.concatenate(blocks, axis=1)
+        return xr.DataArray(
+            matrix,
+            coords={"stock": self.stocks, "factor": self.dataset["factor"].to_numpy()},
+            dims=("stock", "factor"),
+            name="exposures",
+        )
+
+    def portfolio_factor_exposures(self, weights: np.ndarray, valid: np.ndarray, *, chunk: int = 16) -> np.ndarray:
+        """Factor exposures ``B_tᵀ (w ∘ valid_t)`` of static portfolios on every date.
+
+        Parameters
+        ----------
+        weights : ndarray (P, N)
+            Portfolio weights over the model's stocks.
+        valid : ndarray (T, N) bool
+            Which stocks count on each date (weights of the others are taken as zero).
+        chunk : int
+            Dates per block (bounds memory to about ``chunk · P · N`` floats).
+
+        Returns
+        -------
+        ndarray (T, P, m)
+            Exposures to ``[market, *industries, *styles]``, computed from the structured
+            exposures (industry codes, style block) without forming B densely for all dates.
+        """
+        ds = self.dataset
+        styles = ds["style_exposure"].to_numpy()
+        codes = ds["industry_code"].to_numpy() if "industry_code" in ds else None
+        n_dates, n_stocks = valid.shape
+        n_ind = len(self.industry_labels)
+        out = np.empty((n_dates, weights.shape[0], 1 + n_ind + styles.shape[2]))
+        for start in range(0, n_dates, chunk):
+            block = slice(start, min(start + chunk, n_dates))
+            w_eff = weights[None, :, :] * valid[block][:, None, :]  # (c, P, N)
+            out[block, :, 0] = w_eff.sum(axis=2)
+            if codes is not None:
+                code_block = codes[block]
+                onehot = np.zeros((code_block.shape[0], n_stocks, n_ind))
+                d_idx, s_idx = np.nonzero(code_block >= 0)
+                onehot[d_idx, s_idx, code_block[d_idx, s_idx]] = 1.0
+                out[block, :, 1 : 1 + n_ind] = w_eff @ onehot
+            out[block, :, 1 + n_ind :] = w_eff @ np.nan_to_num(styles[block], nan=0.0)
+        return out
+
+    def mimicking_portfolios(self, date: object) -> xr.DataArray:
+        """Factor-mimicking portfolio weights for the regression of ``date``'s returns.
+
+        Returns
+        -------
+        DataArray (factor, stock)
+            Rows of ``Ω = R(RᵀXᵀVXR)⁻¹RᵀXᵀV``: ``weights @ returns(date) = factor_returns(date)``
+            exactly when the model was fitted with ``return_clip=None`` (otherwise the
+            identity holds on the clipped returns). Stocks outside that day's regression
+            have weight 0; factors without a return that day are NaN rows.
+        """
+        from riskmodel.regression import mimicking_portfolios
+
+        t = self._date_index(date)
+        weights = mimicking_portfolios(
+            self._exposures(),
+            t,
+            lag=self.settings.get("lag", 1),
+            returns_row=self.dataset["returns"].isel(date=t).to_numpy(),
+            return_clip=self.settings.get("return_clip"),
+            min_industry_size=self.settings.get("min_industry_size", 5),
+        )
+        return xr.DataArray(
+            weights,
+            coords={"factor": self.dataset["factor"].to_numpy(), "stock": self.stocks},
+            dims=("factor", "stock"),
+            name="mimicking_weights",
+            attrs={"date": str(self.dates[t].date())},
+        )
+
+    def _exposures(self):
+        from riskmodel.exposures import Exposures
+
+        ds = self.dataset
+        return Exposures(
+            dates=ds["date"].to_numpy(),
+            stocks=ds["stock"].to_numpy(),
+            style_names=tuple(str(s) for s in ds["style"].to_numpy()),
+            industry_labels=self.industry_labels,
+            styles=np.ascontiguousarray(ds["style_exposure"].to_numpy(), dtype=np.float64),
+            industry=None if "industry_code" not in ds else np.ascontiguousarray(ds["industry_code"].to_numpy(), dtype=np.int32),
+            weights=np.ascontiguousarray(ds["regression_weight"].to_numpy(), dtype=np.float64),
+            cap=np.ascontiguousarray(ds["market_cap"].to_numpy(), dtype=np.float64),
+            imputed=ds["imputed"].to_numpy().astype(bool),
+        )
+
+    def covariance(self, date: object | None = None):
+        """The risk model forecast made at the close of ``date`` (default: the last date).
+
+        Returns
+        -------
+        StructuredCovariance
+            For the day after ``date``, over the stocks with a complete forecast
+            (exposures and specific variance) that day.
+        """
+        from riskmodel.covariance.structured import StructuredCovariance
+
+        self._require_forecasts()
+        t = self._date_index(date)
+        exposures = self.exposure_matrix(self.dates[t])
+        factor_cov = self.dataset["factor_cov"].isel(date=t)
+        specific = self.dataset["specific_var"].isel(date=t)
+        if not np.isfinite(factor_cov.to_numpy()).all():
+            raise PanelError(
+                f"no factor covariance forecast on {self.dates[t].date()}: too little history before it "
+                f"(first forecast on {self._first_forecast_date()})"
+            )
+        complete = np.isfinite(exposures.to_numpy()).all(axis=1) & np.isfinite(specific.to_numpy())
+        complete &= specific.to_numpy() > 0
+        return StructuredCovariance(
+            exposures.isel(stock=complete),
+            factor_cov,
+            specific.isel(stock=complete),
+            date=self.dates[t],
+        )
+
+    def _first_forecast_date(self) -> str:
+        ok = np.isfinite(self.dataset["factor_cov"].to_numpy()).all(axis=(1, 2))
+        return str(self.dates[np.argmax(ok)].date()) if ok.any() else "never"
+
+    # -- presentation ------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """A short text report: span, factors, R², factor volatilities."""
+        fr = self.factor_returns.to_pandas()
+        r2 = self.r2.to_numpy()
+        lines = [
+            f"FittedFactorModel: {len(self.dates)} dates ({self.dates[0].date()}..{self.dates[-1].date()}), "
+            f"{len(self.stocks)} stocks, {len(self.factors)} factors "
+            f"(1 market, {len(self.industry_labels)} industries, {self.dataset.sizes['style']} styles)",
+            f"mean R² {np.nanmean(r2):.3f}; dates fitted {int(np.isfinite(r2).sum())}",
+        ]
+        vol = fr.std() * np.sqrt(252)
+        tstat = fr.mean() / fr.std() * np.sqrt(fr.count())
+        table = pd.DataFrame({"ann. vol": vol, "t(mean)": tstat}).loc[
+            ["market", *[str(s) for s in self.dataset["style"].to_numpy()]]
+        ]
+        lines.append(table.to_string(float_format=lambda v: f"{v:.3f}"))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary().splitlines()[0]
+
+
+def _jsonable(settings: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, float) and not np.isfinite(value):
+            value = str(value)
+        out[key] = value
+    return out
