@@ -1,0 +1,484 @@
+"""Numba kernels of the specific-risk model (METHODS section 4).
+
+Three kernels, each writing into preallocated outputs:
+
+* :func:`specific_ts_kernel` -- per stock (``prange`` over stocks), one pass over all
+  dates: windowed, NaN-aware EWMA Newey-West variance of the specific returns, the count of
+  valid returns in the window and the robust blending statistic ``Z``, all for every date.
+* :func:`structural_kernel` -- per date (``prange`` over dates): the v-weighted regression
+  of ``ln sigma_TS`` on market + industries + styles by within-industry demeaning, and the
+  structural volatility ``E0 exp(X b)`` of every name with complete styles.
+* :func:`shrink_kernel` -- per date (``prange`` over dates): Bayesian shrinkage of the
+  volatilities toward their cap-weighted size-group means.
+
+The plain numpy twins live in ``tests/test_kernels_specific.py``. Callers validate and lay
+arrays out C-contiguously; kernels do no checking.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["specific_ts_kernel", "structural_kernel", "shrink_kernel"]
+
+#: An industry needs this many names in a date's structural sample to get its own
+#: intercept; thinner industries are pooled into one group for the fit.
+MIN_INDUSTRY_NAMES = 5
+
+
+@numba.njit(cache=True, inline="always")
+def _linear_quantile(sorted_vals, n, p):  # pragma: no cover - compiled
+    """``np.quantile(sorted_vals[:n], p)`` (linear interpolation) of a sorted buffer."""
+    pos = p * (n - 1)
+    lo = int(np.floor(pos))
+    if lo >= n - 1:
+        return sorted_vals[n - 1]
+    frac = pos - lo
+    return sorted_vals[lo] + frac * (sorted_vals[lo + 1] - sorted_vals[lo])
+
+
+@numba.njit(cache=True, inline="always")
+def _search_left(buf, n, x):  # pragma: no cover - compiled
+    """First index ``i`` in ``buf[:n]`` (sorted) with ``buf[i] >= x``."""
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if buf[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, parallel=True)
+def specific_ts_kernel(u, half_life, window, lags, out_var, out_h, out_z):  # pragma: no cover
+    """Windowed EWMA Newey-West variance, valid count and robust ``Z`` for every date.
+
+    Parameters
+    ----------
+    u : ndarray (T, N) float64
+        Specific returns, NaN when absent.
+    half_life : float
+        EWMA half-life; the weight of age ``s`` (0 = newest) is ``2**(-s/half_life)``.
+    window : int
+        Window length ``W``: row t uses rows ``t-W+1 .. t``.
+    lags : int
+        Newey-West lags ``L`` (``L < W``).
+    out_var : ndarray (T, N) float64
+        Written: ``C_0 + 2 sum_l (1 - l/(L+1)) C_l`` floored at ``C_0/(L+1)``, with
+        ``C_l = sum_s w_s u_{t-s} u_{t-s-l} / sum_s w_s`` over the pairs inside the window
+        whose both members are present (weights renormalised over present pairs;
+        ``C_l = 0`` when no pair). NaN when the window holds no return.
+    out_h : ndarray (T, N) int32
+        Written: number of valid returns in the window.
+    out_z : ndarray (T, N) float64
+        Written: ``|sigma_eq / sigma_tilde - 1|`` with ``sigma_tilde = IQR/1.35`` and
+        ``sigma_eq`` the standard deviation (ddof=1) of the window clipped to
+        ``+-10 sigma_tilde``; ``inf`` when ``sigma_tilde = 0``, NaN when ``h < 2``.
+
+    Notes
+    -----
+    The EWMA sums follow the exact windowed recursion
+    ``S_t = a S_{t-1} + p_t - a^(W-l) p_{t-W+l}`` (``a = 2^(-1/H)``); rounding errors decay
+    by ``a`` per day. The window is also kept as a sorted buffer (one shift per day
+    between the leaving and the entering value), so the quartiles are O(1) and the
+    clipped moments are running sums corrected for the few values beyond the clip bound;
+    the running sums are recomputed exactly from the buffer every ``W`` days.
+    """
+    T, N = u.shape
+    a = 2.0 ** (-1.0 / half_life)
+    L = lags
+    for n in numba.prange(N):
+        col = np.empty(T)
+        for t in range(T):
+            col[t] = u[t, n]
+        num = np.zeros(L + 1)
+        den = np.zeros(L + 1)
+        drop = np.empty(L + 1)
+        for l in range(L + 1):
+            drop[l] = a ** (window - l)
+        buf = np.empty(window)
+        nb = 0
+        s1 = 0.0
+        s2 = 0.0
+        for t in range(T):
+            x_new = col[t]
+            # --- EWMA sums of lagged products -------------------------------------
+            for l in range(L + 1):
+                p_in = 0.0
+                m_in = 0.0
+                if t - l >= 0:
+                    y = col[t - l]
+                    if x_new == x_new and y == y:
+                        p_in = x_new * y
+                        m_in = 1.0
+                p_out = 0.0
+                m_out = 0.0
+                tau = t - window + l
+                if tau - l >= 0:
+                    y1 = col[tau]
+                    y2 = col[tau - l]
+                    if y1 == y1 and y2 == y2:
+                        p_out = y1 * y2
+                        m_out = 1.0
+                num[l] = a * num[l] + p_in - drop[l] * p_out
+                den[l] = a * den[l] + m_in - drop[l] * m_out
+            # --- sorted window buffer ---------------------------------------------
+            has_new = x_new == x_new
+            x_old = np.nan
+            if t - window >= 0:
+                x_old = col[t - window]
+            has_old = x_old == x_old
+            if has_old and has_new:
+                i = _search_left(buf, nb, x_old)
+                j = _search_left(buf, nb, x_new)
+                if i < j:
+                    for k in range(i, j - 1):
+                        buf[k] = buf[k + 1]
+                    buf[j - 1] = x_new
+                else:
+                    for k in range(i, j, -1):
+                        buf[k] = buf[k - 1]
+                    buf[j] = x_new
+                s1 += x_new - x_old
+                s2 += x_new * x_new - x_old * x_old
+            elif has_old:
+                i = _search_left(buf, nb, x_old)
+                for k in range(i, nb - 1):
+                    buf[k] = buf[k + 1]
+                nb -= 1
+                s1 -= x_old
+                s2 -= x_old * x_old
+            elif has_new:
+                j = _search_left(buf, nb, x_new)
+                for k in range(nb, j, -1):
+                    buf[k] = buf[k - 1]
+                buf[j] = x_new
+                nb += 1
+                s1 += x_new
+                s2 += x_new * x_new
+            if t % window == window - 1:
+                s1 = 0.0
+                s2 = 0.0
+                for k in range(nb):
+                    s1 += buf[k]
+                    s2 += buf[k] * buf[k]
+            out_h[t, n] = nb
+            # --- Newey-West variance ----------------------------------------------
+            if nb == 0:
+                out_var[t, n] = np.nan
+            else:
+                c0 = num[0] / den[0]
+                v = c0
+                for l in range(1, L + 1):
+                    if den[l] > 0.0:
+                        v += 2.0 * (1.0 - l / (L + 1.0)) * num[l] / den[l]
+                floor = c0 / (L + 1.0)
+                out_var[t, n] = v if v > floor else floor
+            # --- robust blending statistic ----------------------------------------
+            if nb < 2:
+                out_z[t, n] = np.nan
+                continue
+            q25 = _linear_quantile(buf, nb, 0.25)
+            q75 = _linear_quantile(buf, nb, 0.75)
+            sig_tilde = (q75 - q25) / 1.35
+            if not sig_tilde > 0.0:
+                out_z[t, n] = np.inf
+                continue
+            c = 10.0 * sig_tilde
+            c1 = s1
+            c2 = s2
+            k = nb - 1
+            while k >= 0 and buf[k] > c:
+                c1 += c - buf[k]
+                c2 += c * c - buf[k] * buf[k]
+                k -= 1
+            k = 0
+            while k < nb and buf[k] < -c:
+                c1 += -c - buf[k]
+                c2 += c * c - buf[k] * buf[k]
+                k += 1
+            var_eq = (c2 - c1 * c1 / nb) / (nb - 1)
+            if var_eq < 0.0:
+                var_eq = 0.0
+            out_z[t, n] = abs(np.sqrt(var_eq) / sig_tilde - 1.0)
+
+
+@numba.njit(cache=True, parallel=True)
+def structural_kernel(
+    log_sig, tier, styles, industry, has_industry, n_industries, weights, min_names,
+    duan, scale, out_sig, out_e0, out_nfit,
+):  # pragma: no cover - compiled
+    """Per-date structural regression of ``ln sigma_TS`` and structural volatility.
+
+    Parameters
+    ----------
+    log_sig : ndarray (T, N) float64
+        ``ln sigma_TS``; NaN where not usable as a regression target.
+    tier : ndarray (T, N) int8
+        Reliability tier of each name's ``sigma_TS``: 0 (gamma = 1), 1 (h >= min_obs),
+        2 (h >= 1), 3 (none). The fit uses the most reliable tier ``k`` such that at least
+        ``min_names`` usable names have a tier ``<= k``.
+    styles : ndarray (T, N, K) float64
+        Style exposures; a name needs all K finite to be fitted or predicted.
+    industry : ndarray (T, N) int32
+        Industry codes (``-1`` missing); ignored when ``has_industry`` is False.
+    has_industry : bool
+    n_industries : int
+        Number of industry codes ``P`` (codes outside ``0..P-1`` count as missing).
+    weights : ndarray (T, N) float64
+        Regression weights v (NaN/0 = outside the estimation universe, not fitted).
+    min_names : int
+        Minimum number of names for a fit; dates with fewer usable names stay NaN.
+    duan : bool
+        ``E0`` = Duan smearing ``mean(exp(e))`` over the fit sample, else ``scale``.
+    scale : float
+        Fixed ``E0`` when ``duan`` is False.
+    out_sig : ndarray (T, N) float64
+        Written: ``E0 exp(a_g + x b)`` for names with complete styles, else NaN.
+    out_e0 : ndarray (T,) float64
+        Written: ``E0`` of the date (NaN without fit).
+    out_nfit : ndarray (T,) int64
+        Written: names in the fit sample.
+
+    Notes
+    -----
+    Industries with at least ``MIN_INDUSTRY_NAMES`` sample names get their own intercept
+    ``a_p``; the sample names of thinner industries or without an industry share one pooled
+    intercept. Styles and target are v-weighted demeaned within these groups (equivalent to
+    market + industry dummies, whose span is the same), ``b`` solves the K x K normal
+    equations by least squares. Names outside a fitted industry are predicted with the
+    market intercept ``a_0 = sum v (y - x b) / sum v`` over the sample.
+    """
+    T, N, K = styles.shape
+    P = n_industries if has_industry else 0
+    G = P + 1
+    for t in numba.prange(T):
+        # ---- choose the sample tier --------------------------------------------------
+        cnt_tier = np.zeros(3, np.int64)
+        complete = np.zeros(N, np.bool_)
+        for n in range(N):
+            ok = True
+            for k in range(K):
+                if not np.isfinite(styles[t, n, k]):
+                    ok = False
+                    break
+            complete[n] = ok
+            v = weights[t, n]
+            if ok and v > 0.0 and np.isfinite(v) and np.isfinite(log_sig[t, n]):
+                tr = tier[t, n]
+                if tr <= 2:
+                    for j in range(tr, 3):
+                        cnt_tier[j] += 1
+        use_tier = -1
+        for j in range(3):
+            if cnt_tier[j] >= min_names:
+                use_tier = j
+                break
+        if use_tier < 0:
+            out_e0[t] = np.nan
+            out_nfit[t] = 0
+            for n in range(N):
+                out_sig[t, n] = np.nan
+            continue
+        in_fit = np.zeros(N, np.bool_)
+        for n in range(N):
+            v = weights[t, n]
+            if (complete[n] and v > 0.0 and np.isfinite(v) and np.isfinite(log_sig[t, n])
+                    and tier[t, n] <= use_tier):
+                in_fit[n] = True
+        # ---- groups ----------------------------------------------------------------
+        gcount = np.zeros(G, np.int64)
+        if has_industry:
+            for n in range(N):
+                if in_fit[n]:
+                    p = industry[t, n]
+                    if p >= 0 and p < P:
+                        gcount[p] += 1
+        fitted = np.zeros(G, np.bool_)
+        for p in range(P):
+            fitted[p] = gcount[p] >= MIN_INDUSTRY_NAMES
+        grp = np.full(N, P, np.int64)
+        if has_industry:
+            for n in range(N):
+                p = industry[t, n]
+                if p >= 0 and p < P and fitted[p]:
+                    grp[n] = p
+        # ---- weighted group means ------------------------------------------------------
+        sv = np.zeros(G)
+        sy = np.zeros(G)
+        sx = np.zeros((G, K))
+        for n in range(N):
+            if in_fit[n]:
+                v = weights[t, n]
+                g = grp[n]
+                sv[g] += v
+                sy[g] += v * log_sig[t, n]
+                for k in range(K):
+                    sx[g, k] += v * styles[t, n, k]
+        for g in range(G):
+            if sv[g] > 0.0:
+                sy[g] /= sv[g]
+                for k in range(K):
+                    sx[g, k] /= sv[g]
+        # ---- demeaned normal equations ------------------------------------------------
+        A = np.zeros((K, K))
+        c = np.zeros((K, 1))
+        xd = np.empty(K)
+        for n in range(N):
+            if in_fit[n]:
+                v = weights[t, n]
+                g = grp[n]
+                yd = log_sig[t, n] - sy[g]
+                for k in range(K):
+                    xd[k] = styles[t, n, k] - sx[g, k]
+                for k in range(K):
+                    c[k, 0] += v * xd[k] * yd
+                    for j in range(k + 1):
+                        A[k, j] += v * xd[k] * xd[j]
+        for k in range(K):
+            for j in range(k + 1, K):
+                A[k, j] = A[j, k]
+        b = np.zeros(K)
+        if K > 0:
+            sol = np.linalg.lstsq(A, c, 1e-12)[0]
+            for k in range(K):
+                b[k] = sol[k, 0]
+        # ---- intercepts --------------------------------------------------------------
+        icpt = np.zeros(G)
+        for g in range(G):
+            s = sy[g]
+            for k in range(K):
+                s -= sx[g, k] * b[k]
+            icpt[g] = s
+        a0_num = 0.0
+        a0_den = 0.0
+        for g in range(G):
+            a0_num += sv[g] * icpt[g]
+            a0_den += sv[g]
+        a0 = a0_num / a0_den
+        # ---- smearing ----------------------------------------------------------------
+        nfit = 0
+        e0 = scale
+        if duan:
+            acc = 0.0
+            for n in range(N):
+                if in_fit[n]:
+                    e = log_sig[t, n] - icpt[grp[n]]
+                    for k in range(K):
+                        e -= styles[t, n, k] * b[k]
+                    acc += np.exp(e)
+                    nfit += 1
+            e0 = acc / nfit
+        else:
+            for n in range(N):
+                if in_fit[n]:
+                    nfit += 1
+        out_e0[t] = e0
+        out_nfit[t] = nfit
+        # ---- prediction --------------------------------------------------------------
+        for n in range(N):
+            if not complete[n]:
+                out_sig[t, n] = np.nan
+                continue
+            g = grp[n]
+            fit = icpt[g] if g < P else a0
+            for k in range(K):
+                fit += styles[t, n, k] * b[k]
+            out_sig[t, n] = e0 * np.exp(fit)
+
+
+@numba.njit(cache=True, parallel=True)
+def shrink_kernel(sig, cap, estu, n_groups, q, out_sig, out_group):  # pragma: no cover
+    """Bayesian shrinkage of volatilities toward cap-weighted size-group means.
+
+    Parameters
+    ----------
+    sig : ndarray (T, N) float64
+        Blended volatilities (NaN where absent).
+    cap : ndarray (T, N) float64
+        Market caps.
+    estu : ndarray (T, N) bool
+        Estimation universe (with finite positive cap).
+    n_groups : int
+        Number of size groups G.
+    q : float
+        Shrinkage intensity.
+    out_sig : ndarray (T, N) float64
+        Written: ``nu sigma_bar + (1 - nu) sigma`` where the group statistics exist,
+        else ``sig`` unchanged.
+    out_group : ndarray (T, N) int8
+        Written: size group ``0..G-1`` (``-1`` when the cap is missing or no ESTU).
+
+    Notes
+    -----
+    Breakpoints are the ``k/G`` quantiles (linear interpolation) of the ESTU caps; a name
+    with a finite cap falls in group ``#{k : b_k <= cap}``. ``sigma_bar(s)`` is the
+    cap-weighted mean and ``Delta(s) = sqrt(mean (sigma - sigma_bar)^2)`` over the ESTU
+    names of group s with finite sigma; ``nu = q|sigma - sigma_bar| / (Delta +
+    q|sigma - sigma_bar|)`` (0 when the denominator is 0).
+    """
+    T, N = sig.shape
+    G = n_groups
+    for t in numba.prange(T):
+        ne = 0
+        for n in range(N):
+            if estu[t, n]:
+                ne += 1
+        if ne == 0:
+            for n in range(N):
+                out_sig[t, n] = sig[t, n]
+                out_group[t, n] = -1
+            continue
+        caps = np.empty(ne)
+        i = 0
+        for n in range(N):
+            if estu[t, n]:
+                caps[i] = cap[t, n]
+                i += 1
+        caps.sort()
+        bp = np.empty(G - 1)
+        for k in range(1, G):
+            bp[k - 1] = _linear_quantile(caps, ne, k / G)
+        sw = np.zeros(G)
+        sws = np.zeros(G)
+        for n in range(N):
+            x = cap[t, n]
+            if np.isfinite(x):
+                g = 0
+                while g < G - 1 and bp[g] <= x:
+                    g += 1
+                out_group[t, n] = g
+                if estu[t, n] and np.isfinite(sig[t, n]):
+                    sw[g] += x
+                    sws[g] += x * sig[t, n]
+            else:
+                out_group[t, n] = -1
+        mean = np.full(G, np.nan)
+        for g in range(G):
+            if sw[g] > 0.0:
+                mean[g] = sws[g] / sw[g]
+        ss = np.zeros(G)
+        cnt = np.zeros(G)
+        for n in range(N):
+            g = out_group[t, n]
+            if g >= 0 and estu[t, n] and np.isfinite(sig[t, n]):
+                d = sig[t, n] - mean[g]
+                ss[g] += d * d
+                cnt[g] += 1.0
+        delta = np.full(G, np.nan)
+        for g in range(G):
+            if cnt[g] > 0.0:
+                delta[g] = np.sqrt(ss[g] / cnt[g])
+        for n in range(N):
+            s = sig[t, n]
+            g = out_group[t, n]
+            if g >= 0 and np.isfinite(s) and np.isfinite(mean[g]):
+                d = abs(s - mean[g])
+                den = delta[g] + q * d
+                nu = q * d / den if den > 0.0 else 0.0
+                out_sig[t, n] = nu * mean[g] + (1.0 - nu) * s
+            else:
+                out_sig[t, n] = s
