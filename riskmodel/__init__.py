@@ -59,6 +59,8 @@ _LAZY: dict[str, str] = {
     # audit and evaluation
     "audit_residuals": "riskmodel.audit.residuals",
     "bias_statistics": "riskmodel.audit.bias",
+    "refit_with_clusters": "riskmodel.audit.refit",
+    "cluster_exposures": "riskmodel.audit.refit",
     # research
     "factor_from_signal": "riskmodel.research",
     "trailing_sum": "riskmodel.signal",

@@ -94,6 +94,9 @@ class FactorRiskModel:
     styles : list of str, optional
         Style characteristics (panel variables) to clean and use as exposures; default
         ``panel.attrs["styles"]``.
+    fixed_styles : list of str, optional
+        Exposure variables used as given, without cleaning (e.g. a 0/1 membership of a
+        cluster found by the audit, or loadings of a statistical factor). NaN = unknown.
     industry : str or None
         Panel variable with industry labels; ``None``: no industry factors.
     cap : str
@@ -135,6 +138,7 @@ class FactorRiskModel:
         self,
         *,
         styles: list[str] | None = None,
+        fixed_styles: list[str] | None = None,
         industry: str | None = "industry",
         cap: str = "market_cap",
         lag: int = 1,
@@ -160,6 +164,7 @@ class FactorRiskModel:
         seed: int = 0,
     ) -> None:
         self.styles = None if styles is None else list(styles)
+        self.fixed_styles = [] if fixed_styles is None else list(fixed_styles)
         self.industry = industry
         self.cap = cap
         self.lag = lag
@@ -187,7 +192,7 @@ class FactorRiskModel:
 
     def get_params(self) -> dict[str, Any]:
         """The settings as a dict (without ``progress``)."""
-        return {name: getattr(self, name) for name in ("styles", "industry", "cap", *_PARAMETERS)}
+        return {name: getattr(self, name) for name in ("styles", "fixed_styles", "industry", "cap", *_PARAMETERS)}
 
     def __repr__(self) -> str:
         return f"FactorRiskModel(styles={self.styles!r}, industry={self.industry!r}, lag={self.lag})"
@@ -216,7 +221,7 @@ class FactorRiskModel:
         settings = self.get_params()
         _check_parameters(settings)
         styles = list(panel.attrs.get("styles", [])) if self.styles is None else list(self.styles)
-        for name in [*styles, self.cap, *([self.industry] if self.industry else [])]:
+        for name in [*styles, *self.fixed_styles, self.cap, *([self.industry] if self.industry else [])]:
             if name not in panel:
                 raise MissingVariableError(
                     f"panel has no variable {name!r} (has {sorted(map(str, panel.data_vars))}); "
@@ -229,6 +234,8 @@ class FactorRiskModel:
             exposures = build_exposures(
                 panel, styles, industry=self.industry, cap=self.cap, winsor=self.winsor, impute=self.impute
             )
+            if self.fixed_styles:
+                exposures = _with_fixed_styles(exposures, panel, self.fixed_styles)
             progress.advance()
             returns = np.ascontiguousarray(panel["returns"].transpose("date", "stock").to_numpy(), dtype=np.float64)
             wls = factor_returns(
@@ -268,6 +275,19 @@ class FactorRiskModel:
                 )
                 progress.advance()
         return FittedFactorModel._from_parts(panel, exposures, wls, factor_cov, specific, settings)
+
+
+def _with_fixed_styles(exposures, panel: xr.Dataset, names: list[str]):
+    """Append exposure variables used as given (no cleaning) to the style block."""
+    from dataclasses import replace
+
+    extra = np.stack([panel[name].transpose("date", "stock").to_numpy().astype(np.float64) for name in names], axis=2)
+    return replace(
+        exposures,
+        style_names=(*exposures.style_names, *names),
+        styles=np.ascontiguousarray(np.concatenate([exposures.styles, extra], axis=2)),
+        imputed=np.concatenate([exposures.imputed, np.zeros(extra.shape, dtype=bool)], axis=2),
+    )
 
 
 class _Progress:
