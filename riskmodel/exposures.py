@@ -39,6 +39,7 @@ from riskmodel.errors import (
     ImputationWarning,
     InvalidParameterError,
     MissingVariableError,
+    NonFiniteError,
     RiskModelWarning,
     SingularDateWarning,
     VariableTypeError,
@@ -92,7 +93,7 @@ def _float_values(da: xr.DataArray, name: str) -> np.ndarray:
     x = np.ascontiguousarray(da.values, dtype=np.float64)
     if np.isinf(x).any():
         t, n = np.argwhere(np.isinf(x))[0]
-        raise InvalidParameterError(
+        raise NonFiniteError(
             f"{name}: infinite value for stock {str(da['stock'].values[n])!r} on "
             f"{_fmt_date(da['date'].values[t])}; replace it by NaN (missing) or a finite value."
         )
@@ -186,40 +187,46 @@ def _codes_from_values(values: np.ndarray, labels_attr: Any, name: str) -> tuple
 def _industry_array(industry: xr.DataArray, like: xr.DataArray, name: str = "industry") -> tuple[np.ndarray, tuple[str, ...]]:
     """Industry of ``like``'s cells as (T, N) int32 codes (-1 missing) and the labels.
 
-    Accepts a DataArray (stock) or (date, stock) of str labels or integer codes (with an
-    optional ``labels`` attribute, as on disk).
+    Accepts a DataArray (stock) or (date, stock) of str labels or integer codes. Labels
+    and integer codes carrying a ``labels`` attribute go through
+    :func:`riskmodel.panel.industry_codes` (sorted labels, as everywhere in the library);
+    bare integer codes (no ``labels``) and whole-number floats (NaN = missing) are mapped to
+    their sorted distinct values, labelled by ``str(code)``.
     """
     if not isinstance(industry, xr.DataArray):
         raise VariableTypeError(
             f"{name}: expected a DataArray (stock) or (date, stock), got {type(industry).__name__}."
         )
+    T = like.sizes["date"]
     if set(industry.dims) == {"stock"}:
         _check_aligned(like, industry, "the characteristic", name, ("stock",))
-        codes, labels = _codes_from_values(industry.values, industry.attrs.get("labels"), name)
-        T = like.sizes["date"]
-        return np.ascontiguousarray(np.broadcast_to(codes, (T, codes.shape[0]))), labels
-    if set(industry.dims) == {"date", "stock"}:
-        ind = industry.transpose("date", "stock")
-        _check_aligned(like, ind, "the characteristic", name, ("date", "stock"))
-        codes, labels = _codes_from_values(ind.values, ind.attrs.get("labels"), name)
-        return np.ascontiguousarray(codes, dtype=np.int32), labels
-    raise DimensionError(
-        f"{name}: dims {tuple(industry.dims)}; an industry must have dims (stock) or (date, stock)."
-    )
+    elif set(industry.dims) == {"date", "stock"}:
+        industry = industry.transpose("date", "stock")
+        _check_aligned(like, industry, "the characteristic", name, ("date", "stock"))
+    else:
+        raise DimensionError(
+            f"{name}: dims {tuple(industry.dims)}; an industry must have dims (stock) or (date, stock)."
+        )
+    kind = industry.dtype.kind
+    use_panel = kind in "USOT" or (kind in "iu" and industry.attrs.get("labels") is not None)
+    industry_codes = None
+    if use_panel:
+        try:
+            from riskmodel.panel import industry_codes  # type: ignore[attr-defined]
+        except ImportError:  # pragma: no cover - panel.py is part of the package
+            industry_codes = None
+    if industry_codes is not None:
+        codes, labels = industry_codes(industry.rename(name), name)
+    else:
+        codes, labels = _codes_from_values(np.asarray(industry.values), industry.attrs.get("labels"), name)
+    codes = np.asarray(codes, dtype=np.int32)
+    if codes.ndim == 1 or codes.shape[0] != T:
+        codes = np.broadcast_to(codes.reshape(-1, codes.shape[-1])[-1], (T, codes.shape[-1]))
+    return np.ascontiguousarray(codes, dtype=np.int32), tuple(labels)
 
 
 def _panel_industry(panel: xr.Dataset, name: str, like: xr.DataArray) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Industry codes of a panel variable, via ``riskmodel.panel.industry_codes`` when present."""
-    try:
-        from riskmodel.panel import industry_codes  # type: ignore[attr-defined]
-    except ImportError:
-        industry_codes = None
-    if industry_codes is not None:
-        converted = industry_codes(panel, name)
-        if isinstance(converted, tuple):  # (codes, labels)
-            converted = xr.DataArray(converted[0], dims=panel[name].dims, coords=panel[name].coords,
-                                     attrs={"labels": list(converted[1])})
-        return _industry_array(converted, like, name)
+    """Industry codes of a panel variable (see :func:`_industry_array`)."""
     return _industry_array(panel[name], like, name)
 
 
@@ -545,6 +552,9 @@ def _neutralise_array(
         # rounding noise (a constant, an industry dummy) falls below rcond and is dropped
         A = (sq[:, :, None] * Ct) / raw_norm[:, None, :]
         b = np.where(fit, sq * gt, 0.0)
+        if N < K:  # zero rows change no least-squares problem and keep the QR "tall"
+            A = np.concatenate([A, np.zeros((T, K - N, K))], axis=1)
+            b = np.concatenate([b, np.zeros((T, K - N))], axis=1)
         Q, R = np.linalg.qr(A)  # (T, N, K), (T, K, K)
         U, s, Vt = np.linalg.svd(R)  # R = U diag(s) Vt, so A = (QU) diag(s) Vt
         keep = s > rcond
@@ -553,7 +563,7 @@ def _neutralise_array(
         c = np.matmul(np.swapaxes(U, 1, 2), qb[:, :, None])[:, :, 0]  # Uᵀ Qᵀ b
         c = np.where(keep, c, 0.0)
         proj = np.matmul(Q, np.matmul(U, c[:, :, None]))[:, :, 0]  # projection of b on range(A)
-        r_w = b - proj
+        r_w = (b - proj)[:, :N]
         with np.errstate(invalid="ignore", divide="ignore"):
             beta_scaled = np.matmul(np.swapaxes(Vt, 1, 2), np.where(keep, c / np.where(keep, s, 1.0), 0.0)[:, :, None])
             beta = beta_scaled[:, :, 0] / raw_norm
@@ -929,16 +939,13 @@ def _impute_style(
     return np.where(targets & (codes >= 0), pred, np.nan)
 
 
-def _validate_panel(panel: xr.Dataset) -> None:
+def _validate_panel(panel: xr.Dataset, styles: Sequence[str], required: Sequence[str]) -> xr.Dataset:
+    """``riskmodel.panel.validate_panel`` (normalised coordinates), or a type check without it."""
     try:
         from riskmodel.panel import validate_panel  # type: ignore[attr-defined]
-    except ImportError:
-        if not isinstance(panel, xr.Dataset):
-            raise VariableTypeError(
-                f"panel: expected an xarray Dataset (date, stock), got {type(panel).__name__}."
-            ) from None
-        return
-    validate_panel(panel)
+    except ImportError:  # pragma: no cover - panel.py is part of the package
+        return panel
+    return validate_panel(panel, styles=list(styles), require=list(required))
 
 
 def build_exposures(
@@ -1000,7 +1007,10 @@ def build_exposures(
     scale; the clean invariants hold over the names with data. Without ``cap`` the size
     regressor is absent and the prediction is the industry mean.
     """
-    _validate_panel(panel)
+    if not isinstance(panel, xr.Dataset):
+        raise VariableTypeError(
+            f"build_exposures: panel must be an xarray Dataset (date, stock), got {type(panel).__name__}."
+        )
     if not isinstance(styles, (list, tuple)) or not all(isinstance(s, str) for s in styles):
         raise VariableTypeError(f"build_exposures: styles must be a list of variable names, got {styles!r}.")
     if len(set(styles)) != len(styles):
@@ -1019,6 +1029,7 @@ def build_exposures(
                 f"build_exposures: {role} variable {var!r} is not in the panel (variables: {available}); "
                 f"add it or pass {'styles' if role == 'style' else role}=... with an existing name."
             )
+    panel = _validate_panel(panel, styles, [v for v, _ in needed if v not in styles])
     ret = _as_date_stock(panel["returns"], "returns")
     rv = _float_values(ret, "returns")
     T, N = rv.shape

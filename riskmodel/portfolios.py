@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel.errors import AlignmentError, DimensionError, InvalidParameterError, VariableTypeError
+from riskmodel.errors import AlignmentError, DimensionError, InvalidParameterError, NonFiniteError, VariableTypeError
 
 __all__ = ["quantile_portfolios", "QuantilePortfolios"]
 
@@ -256,7 +256,7 @@ def quantile_portfolios(
     for arr, nm in ((sig, "signal"), (ret, "returns")):
         if np.isinf(arr).any():
             t, j = np.argwhere(np.isinf(arr))[0]
-            raise InvalidParameterError(
+            raise NonFiniteError(
                 f"{nm}: infinite value for stock {str(returns['stock'].values[j])!r} on "
                 f"{np.datetime_as_string(returns['date'].values[t], unit='D')}; use NaN for missing."
             )
