@@ -54,6 +54,8 @@ SYMMETRY_RTOL = 1e-8
 PSD_RTOL = 1e-10
 #: How many ids an error message lists before "and k more".
 _SHOW = 5
+#: Rows per block in blocked elementwise passes over (P, N) arrays.
+_ROW_BLOCK = 32
 
 
 # ---------------------------------------------------------------------------------------
@@ -108,6 +110,11 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     out = np.zeros(np.broadcast_shapes(np.shape(num), den_b.shape))
     np.divide(num, den_b, out=out, where=den_b != 0)
     return out
+
+
+def _weighted_sq(w: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """``Σ_n d_n w_pn²`` per row, in one pass without a (P, N) temporary."""
+    return np.einsum("pn,pn,n->p", w, w, d)
 
 
 def _date_label(date: Any) -> np.datetime64 | None:
@@ -586,7 +593,7 @@ class StructuredCovariance:
 
     def _variance_rows(self, w: np.ndarray) -> np.ndarray:
         y = w @ self._Bt
-        return np.einsum("pk,pk->p", y, y) + np.einsum("pn,pn->p", w * self._d, w)
+        return np.einsum("pk,pk->p", y, y) + _weighted_sq(w, self._d)
 
     def _sigma_rows(self, x: np.ndarray) -> np.ndarray:
         out = (x @ self._Bt) @ self._Bt.T
@@ -707,10 +714,9 @@ class StructuredCovariance:
         x = W @ self._B
         fx = x @ self._F
         factor_var = np.einsum("pk,pk->p", x, fx)
-        dw = W * self._d
-        specific_var = np.einsum("pn,pn->p", W, dw)
+        specific_var = _weighted_sq(W, self._d)
         return RiskDecomposition(
-            weights=W, x=x, fx=fx, dw=dw, factor_var=factor_var, specific_var=specific_var,
+            weights=W, x=x, fx=fx, factor_var=factor_var, specific_var=specific_var,
             cov=self, aligned=a,
         )
 
@@ -1095,7 +1101,6 @@ class RiskDecomposition:
         weights: np.ndarray,
         x: np.ndarray,
         fx: np.ndarray,
-        dw: np.ndarray,
         factor_var: np.ndarray,
         specific_var: np.ndarray,
         cov: StructuredCovariance,
@@ -1104,7 +1109,6 @@ class RiskDecomposition:
         self._w = weights
         self._x = x
         self._fx = fx
-        self._dw = dw
         self._factor_var = factor_var
         self._specific_var = specific_var
         self._total_var = factor_var + specific_var
@@ -1149,10 +1153,15 @@ class RiskDecomposition:
 
     @cached_property
     def _mcr(self) -> np.ndarray:
-        """``(P, N)`` marginal contributions ``Σ w / σ``."""
+        """``(P, N)`` marginal contributions ``Σ w / σ`` (0 for a zero portfolio)."""
         sw = self._fx @ self._cov._B.T
-        sw += self._dw
-        return _safe_div(sw, self._vol)
+        inv = _safe_div(np.ones_like(self._vol), self._vol)
+        d = self._cov._d
+        for lo in range(0, sw.shape[0], _ROW_BLOCK):  # blocks stay in cache: no (P, N) temporary
+            block = sw[lo : lo + _ROW_BLOCK]
+            block += self._w[lo : lo + _ROW_BLOCK] * d
+            block *= inv[lo : lo + _ROW_BLOCK, None]
+        return sw
 
     @cached_property
     def _cr(self) -> np.ndarray:

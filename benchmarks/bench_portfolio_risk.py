@@ -1,0 +1,288 @@
+"""Portfolio risk with :class:`StructuredCovariance` vs the dense N×N numpy path, in one run.
+
+For N stocks, m factors and P portfolios (default N = 5,000, m = 70, P ∈ {1, 1,000}):
+
+* **structured**: ``cov.decompose(W)`` with every part materialised (totals, per-factor
+  Euler contributions, per-stock marginal and component contributions), and
+  ``cov.solve(x)`` (Woodbury + one refinement step; the first solve also pays for the
+  Cholesky of the m×m matrix M);
+* **dense**: form ``Σ = B F Bᵀ + D`` (N×N), then the same decomposition through ``W Σ``,
+  and a solve through ``scipy.linalg.cho_factor`` / ``cho_solve``.
+
+Each timing is the best of ``--repeat`` runs after one warm-up run; peak memory is measured
+separately with :mod:`tracemalloc` (numpy reports its buffers to it). The machine may be
+shared, so compare the ratios, which are measured in the same run.
+
+Usage::
+
+    python benchmarks/bench_portfolio_risk.py            # N=5,000, m=70, P=1 and 1,000
+    python benchmarks/bench_portfolio_risk.py --quick    # N=1,000, m=20, P=1 and 100
+
+Writes ``benchmarks/results/portfolio_risk.json`` (``--output`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import scipy
+import scipy.linalg
+
+from riskmodel.covariance.structured import StructuredCovariance
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "portfolio_risk.json"
+
+
+# --- the two paths ----------------------------------------------------------------------
+
+
+def make_world(n_stocks: int, n_factors: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A daily-scale risk model: market + styles exposures, PD factor covariance, d ≈ (1–3%)²."""
+    rng = np.random.default_rng(seed)
+    B = rng.normal(size=(n_stocks, n_factors))
+    B[:, 0] = 1.0 + 0.2 * rng.normal(size=n_stocks)
+    A = rng.normal(size=(n_factors, n_factors))
+    F = (A @ A.T / n_factors + 0.2 * np.eye(n_factors)) * 1e-5
+    F[0, 0] += 1e-4
+    d = rng.uniform(1e-4, 9e-4, size=n_stocks)
+    return B, F, d
+
+
+def structured_decompose(cov: StructuredCovariance, W: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Full decomposition: totals, factor parts and every per-stock contribution."""
+    dec = cov.decompose(W)
+    return (
+        dec.total_vol,
+        dec.factor_vol,
+        dec.specific_vol,
+        dec.factor_contributions.values,
+        dec.specific_contribution,
+        dec.marginal_contributions.values,
+        dec.component_contributions.values,
+    )
+
+
+def dense_sigma(B: np.ndarray, F: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """``Σ = B F Bᵀ + D`` as an N×N array (the baseline)."""
+    sigma = (B @ F) @ B.T
+    sigma[np.diag_indices_from(sigma)] += d
+    return sigma
+
+
+def dense_decompose(sigma: np.ndarray, B: np.ndarray, F: np.ndarray, d: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The same decomposition from the dense Σ (``W Σ`` is O(P N²))."""
+    sw = W @ sigma
+    var = np.einsum("pn,pn->p", W, sw)
+    vol = np.sqrt(var)
+    x = W @ B
+    fx = x @ F
+    factor_var = np.einsum("pk,pk->p", x, fx)
+    specific_var = np.einsum("pn,pn,n->p", W, W, d)
+    mcr = sw / vol[:, None]
+    return (vol, np.sqrt(factor_var), np.sqrt(specific_var), x * fx / vol[:, None], specific_var / vol, mcr, W * mcr)
+
+
+def dense_solve(sigma: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``Σ⁻¹ x`` by a dense Cholesky."""
+    return scipy.linalg.cho_solve(scipy.linalg.cho_factor(sigma, lower=True, check_finite=False), x, check_finite=False)
+
+
+# --- measurement ------------------------------------------------------------------------
+
+
+def best_time(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
+    """Seconds: best and median of ``repeat`` runs after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(max(repeat, 1)):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {"best_s": float(min(times)), "median_s": float(np.median(times))}
+
+
+def peak_memory(fn: Callable[[], Any]) -> int:
+    """Peak bytes allocated (tracemalloc, numpy buffers included) while ``fn`` runs."""
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return int(peak)
+
+
+def _max_rel(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> float:
+    return float(max(np.max(np.abs(np.asarray(x) - np.asarray(y))) / max(np.max(np.abs(np.asarray(y))), 1e-300) for x, y in zip(a, b)))
+
+
+def run(
+    n_stocks: int = 5_000,
+    n_factors: int = 70,
+    n_portfolios: tuple[int, ...] = (1, 1_000),
+    repeat: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Time and measure both paths; return a JSON-ready dict of rows and settings."""
+    B, F, d = make_world(n_stocks, n_factors, seed)
+    rng = np.random.default_rng(seed + 1)
+    rows: list[dict[str, Any]] = []
+
+    def add(task: str, p: int, s_time: dict, d_time: dict, s_mem: int, d_mem: int, err: float, note: str) -> None:
+        rows.append(
+            {
+                "task": task,
+                "n_portfolios": p,
+                "structured_s": s_time["best_s"],
+                "dense_s": d_time["best_s"],
+                "structured_median_s": s_time["median_s"],
+                "dense_median_s": d_time["median_s"],
+                "speedup": d_time["best_s"] / s_time["best_s"],
+                "structured_peak_bytes": s_mem,
+                "dense_peak_bytes": d_mem,
+                "memory_ratio": d_mem / max(s_mem, 1),
+                "max_rel_diff": err,
+                "note": note,
+            }
+        )
+
+    # building: operator (validation, Cholesky of F, B L) vs forming Σ
+    build = lambda: StructuredCovariance.from_arrays(B, F, d)  # noqa: E731
+    add("build", 0, best_time(build, repeat), best_time(lambda: dense_sigma(B, F, d), repeat),
+        peak_memory(build), peak_memory(lambda: dense_sigma(B, F, d)), 0.0,
+        "operator (validate, chol F, B L) vs form Σ = BFBᵀ + D")
+
+    cov = build()
+    sigma = dense_sigma(B, F, d)
+    for p in n_portfolios:
+        W = rng.normal(size=(p, n_stocks)) / n_stocks
+        s_out = structured_decompose(cov, W)
+        d_out = dense_decompose(sigma, B, F, d, W)
+        err = _max_rel(tuple(np.atleast_1d(v) for v in s_out), tuple(np.atleast_1d(v) for v in d_out))
+        s_time = best_time(lambda: structured_decompose(cov, W), repeat)
+        d_time = best_time(lambda: dense_decompose(sigma, B, F, d, W), repeat)
+        s_mem = peak_memory(lambda: structured_decompose(cov, W))
+        d_mem = peak_memory(lambda: dense_decompose(sigma, B, F, d, W))
+        add("decompose", p, s_time, d_time, s_mem, d_mem, err, "full decomposition, Σ already formed")
+        form = best_time(lambda: dense_sigma(B, F, d), 1)
+        both = {k: form[k] + d_time[k] for k in d_time}
+        d_both_mem = peak_memory(lambda: dense_decompose(dense_sigma(B, F, d), B, F, d, W))
+        add("form+decompose", p, s_time, both, s_mem, d_both_mem, err, "dense includes forming Σ")
+
+    x = rng.normal(size=n_stocks)
+    ref = dense_solve(sigma, x)
+    err = float(np.max(np.abs(cov.solve(x) - ref)) / np.max(np.abs(ref)))
+    c_fac = scipy.linalg.cho_factor(sigma, lower=True, check_finite=False)
+    add("solve", 1, best_time(lambda: cov.solve(x), max(repeat, 20)),
+        best_time(lambda: scipy.linalg.cho_solve(c_fac, x, check_finite=False), max(repeat, 20)),
+        peak_memory(lambda: cov.solve(x)), peak_memory(lambda: scipy.linalg.cho_solve(c_fac, x, check_finite=False)),
+        err, "per solve, factorisations cached (Woodbury + 1 refinement vs cho_solve)")
+
+    def fresh_solve() -> None:
+        StructuredCovariance.from_arrays(B, F, d).solve(x)
+
+    add("setup+solve", 1, best_time(fresh_solve, repeat), best_time(lambda: dense_solve(dense_sigma(B, F, d), x), repeat),
+        peak_memory(fresh_solve), peak_memory(lambda: dense_solve(dense_sigma(B, F, d), x)),
+        err, "build operator + chol M + solve vs form Σ + cho_factor + cho_solve")
+
+    return {
+        "benchmark": "portfolio_risk",
+        "settings": {"n_stocks": n_stocks, "n_factors": n_factors, "n_portfolios": list(n_portfolios),
+                     "repeat": repeat, "seed": seed},
+        "machine": _machine(),
+        "rows": rows,
+    }
+
+
+def _machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [{k: p.get(k) for k in ("internal_api", "version", "num_threads")} for p in threadpool_info()]
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        pass
+    return info
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A fixed-width text table of the rows."""
+    s = result["settings"]
+    head = (f"Portfolio risk: N={s['n_stocks']:,} stocks, m={s['n_factors']} factors "
+            f"(best of {s['repeat']} after warm-up; ratios = dense / structured)")
+    cols = f"{'task':<15}{'P':>6}{'structured':>13}{'dense':>13}{'speedup':>10}{'peak struct':>14}{'peak dense':>13}{'mem ratio':>11}{'max rel diff':>14}"
+    lines = [head, cols, "-" * len(cols)]
+    for r in result["rows"]:
+        lines.append(
+            f"{r['task']:<15}{r['n_portfolios']:>6}{_ms(r['structured_s']):>13}{_ms(r['dense_s']):>13}"
+            f"{r['speedup']:>9.1f}x{_mb(r['structured_peak_bytes']):>14}{_mb(r['dense_peak_bytes']):>13}"
+            f"{r['memory_ratio']:>10.1f}x{r['max_rel_diff']:>14.1e}"
+        )
+    return "\n".join(lines)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:,.2f} ms"
+
+
+def _mb(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:,.1f} MB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N=1,000, m=20, P=1 and 100, 3 repeats")
+    parser.add_argument("--n-stocks", type=int, default=None)
+    parser.add_argument("--n-factors", type=int, default=None)
+    parser.add_argument("--n-portfolios", type=int, nargs="+", default=None)
+    parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="limit BLAS threads (threadpoolctl) for both paths; default: leave as is")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=args.threads):
+            return _main(args)
+    return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
+    base = dict(n_stocks=1_000, n_factors=20, n_portfolios=(1, 100), repeat=3) if args.quick else \
+        dict(n_stocks=5_000, n_factors=70, n_portfolios=(1, 1_000), repeat=5)
+    for key in ("n_stocks", "n_factors", "repeat"):
+        if getattr(args, key) is not None:
+            base[key] = getattr(args, key)
+    if args.n_portfolios is not None:
+        base["n_portfolios"] = tuple(args.n_portfolios)
+    result = run(seed=args.seed, **base)
+    result["settings"]["blas_threads_limit"] = args.threads
+    print(format_table(result))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.output.with_name(args.output.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(args.output)
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
