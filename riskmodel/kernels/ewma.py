@@ -1,0 +1,157 @@
+"""EWMA kernels: rolling-window exponentially weighted (lagged) cross-moments for every date.
+
+One kernel, :func:`ewma_newey_west`, computes for every date ``t`` and every requested pair
+of series ``(i, j)`` the Newey–West combination of EWMA lagged cross-moments
+
+``F_t(i, j) = C_0(i, j) + Σ_{l=1..L} (1 − l/(L+1)) (C_l(i, j) + C_l(j, i))``,
+``C_l(i, j) = Σ_{s=0}^{W−1} w_s x_{t−s, i} x_{t−s−l, j} / Σ_{s ∈ present} w_s``,
+
+with ``w_s = δ^s`` (``δ = 2^{−1/H}``), a window of ``W`` dates (``W ≥ T`` = infinite) and the
+weights renormalised over the terms where both values are present (pairwise complete).
+The sums are carried by the windowed recursion ``S_t = δ S_{t−1} + x_t − δ^W x_{t−W}``, so a
+whole series costs O(T·(L+1)) per pair whatever the window; the number of present terms is
+carried exactly as an integer so that an emptied window gives NaN, not rounding noise.
+Pairs are independent and processed in parallel (``prange`` over pairs).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["ewma_newey_west", "eigh_stack"]
+
+
+@numba.njit(cache=True)
+def _lagged_moment(
+    u: np.ndarray,
+    v: np.ndarray,
+    lag: int,
+    decay: float,
+    window: int,
+    demean: bool,
+    scale: float,
+    acc: np.ndarray,
+    count: np.ndarray,
+) -> None:
+    """Add ``scale · C_l(t)`` of ``u_{t−s} v_{t−s−l}`` to ``acc[t]`` for every date; NaN-free dates only.
+
+    ``count[t]`` receives the number of terms present. Where no term is present ``acc[t]`` is
+    left unchanged (the caller decides what an empty window means).
+    """
+    n_dates = u.shape[0]
+    infinite = window >= n_dates
+    tail = decay**window if not infinite else 0.0
+    s_xy = 0.0
+    s_x = 0.0
+    s_y = 0.0
+    s_w = 0.0
+    n_w = 0
+    for t in range(n_dates):
+        s_xy *= decay
+        s_w *= decay
+        if demean:
+            s_x *= decay
+            s_y *= decay
+        if t - lag >= 0:
+            xu = u[t]
+            xv = v[t - lag]
+            if not (np.isnan(xu) or np.isnan(xv)):
+                s_xy += xu * xv
+                s_w += 1.0
+                n_w += 1
+                if demean:
+                    s_x += xu
+                    s_y += xv
+        old = t - window
+        if not infinite and old - lag >= 0:
+            xu = u[old]
+            xv = v[old - lag]
+            if not (np.isnan(xu) or np.isnan(xv)):
+                s_xy -= tail * xu * xv
+                s_w -= tail
+                n_w -= 1
+                if demean:
+                    s_x -= tail * xu
+                    s_y -= tail * xv
+        count[t] = n_w
+        if n_w > 0:
+            c = s_xy / s_w
+            if demean:
+                c -= (s_x / s_w) * (s_y / s_w)
+            acc[t] += scale * c
+
+
+@numba.njit(cache=True, parallel=True)
+def ewma_newey_west(
+    x_t: np.ndarray,
+    pair_i: np.ndarray,
+    pair_j: np.ndarray,
+    decay: float,
+    window: int,
+    lags: int,
+    demean: bool,
+    out: np.ndarray,
+    count: np.ndarray,
+) -> None:
+    """Newey–West EWMA cross-moments of pairs of series, for every date.
+
+    Parameters
+    ----------
+    x_t : ndarray (m, T) float64, C-contiguous
+        The series laid out one per row (transposed factor returns); NaN = missing.
+    pair_i, pair_j : ndarray (P,) int64
+        The pairs ``(i, j)`` to compute.
+    decay : float
+        ``δ = 2^{−1/H}`` (``1.0`` for equal weights).
+    window : int
+        Number of dates ``W`` in the window (``W ≥ T`` means infinite).
+    lags : int
+        Newey–West lags ``L ≥ 0`` (Bartlett weights ``1 − l/(L+1)``).
+    demean : bool
+        Centre each lagged product on the weighted means of its two legs over the same terms.
+    out : ndarray (P, T) float64
+        Written: ``F_t(i, j)`` in row ``p``; NaN where no term of lag 0 is present. A lag
+        ``l ≥ 1`` with no term present contributes nothing.
+    count : ndarray (P, T) int64
+        Written: number of lag-0 terms present in the window (pairwise).
+    """
+    n_pairs = pair_i.shape[0]
+    n_dates = x_t.shape[1]
+    for p in numba.prange(n_pairs):
+        a = x_t[pair_i[p]]
+        b = x_t[pair_j[p]]
+        acc = out[p]
+        acc[:] = 0.0
+        n_lag = np.empty(n_dates, dtype=np.int64)
+        _lagged_moment(a, b, 0, decay, window, demean, 1.0, acc, count[p])
+        for lag in range(1, lags + 1):
+            kernel = 1.0 - lag / (lags + 1.0)
+            _lagged_moment(a, b, lag, decay, window, demean, kernel, acc, n_lag)
+            _lagged_moment(b, a, lag, decay, window, demean, kernel, acc, n_lag)
+        for t in range(n_dates):
+            if count[p, t] == 0:
+                acc[t] = np.nan
+
+
+@numba.njit(cache=True, parallel=True)
+def eigh_stack(a: np.ndarray, values: np.ndarray, vectors: np.ndarray) -> None:
+    """Eigendecomposition of a stack of symmetric matrices, in parallel over the stack.
+
+    Companion of the EWMA covariances (their per-date eigenbasis and the simulated
+    covariances of the eigenfactor adjustment). Same LAPACK routine as ``np.linalg.eigh``,
+    so the results equal numpy's; call it with BLAS limited to one thread.
+
+    Parameters
+    ----------
+    a : ndarray (n, m, m) float64
+        Symmetric matrices (the lower triangle is used).
+    values : ndarray (n, m) float64
+        Written: eigenvalues, ascending.
+    vectors : ndarray (n, m, m) float64
+        Written: eigenvectors in columns.
+    """
+    for i in numba.prange(a.shape[0]):
+        w, v = np.linalg.eigh(a[i])
+        values[i] = w
+        vectors[i] = v
