@@ -172,9 +172,10 @@ def specific_variance(
 
     Structural model: ``ln sigma_TS = a_industry + X_style b + e``, v-weighted, fitted per
     date on the ESTU names with ``gamma = 1`` and complete styles. When fewer than
-    ``K + 10`` such names exist (the burn-in of a panel), the sample falls back to names with
-    ``h >= min_obs``, then to names with ``h >= 1``; dates with fewer usable names still
-    have no structural model (NaN). Industries with fewer than 5 sample names share a
+    ``K + 10`` such names exist (the burn-in of a panel), the sample falls back to ESTU names
+    with ``h >= min_obs``, then to ESTU names with ``h >= 1``, then (no ESTU yet) to every
+    name with a cap, weighted by sqrt(cap); dates with fewer usable names still have no
+    structural model (NaN). Industries with fewer than 5 sample names share a
     pooled intercept; names outside a fitted industry get the market intercept.
     ``sigma_STR = E0 exp(X b)``, ``sigma_hat = gamma sigma_TS + (1 - gamma) sigma_STR``.
 
@@ -213,7 +214,7 @@ def specific_variance(
     )
     u = np.ascontiguousarray(residuals, dtype=np.float64)
     bar = _progress_bar(progress)
-    bl = _blended(u, styles, industry, n_industries, weights, half_life=half_life, lags=lags,
+    bl = _blended(u, styles, industry, n_industries, weights, cap, half_life=half_life, lags=lags,
                   window=window, min_obs=min_obs, full_obs=full_obs, blend=blend,
                   structural_scale=structural_scale, bar=bar)
     estu = (weights > 0) & np.isfinite(weights) & (cap > 0) & np.isfinite(cap)
@@ -223,7 +224,7 @@ def specific_variance(
     _tick(bar, "VRA")
     complete = np.isfinite(styles).all(axis=2) if styles.shape[2] else np.ones((T, N), bool)
     present = np.isfinite(u) & complete
-    var = np.where(present, sig_sh * sig_sh * (lam * lam)[:, None], np.nan)
+    var = np.where(present, _pre_vra_var(bl, sig_sh, shrink) * (lam * lam)[:, None], np.nan)
     if bar is not None:
         bar.close()
     settings = dict(half_life=half_life, lags=lags, window=window, min_obs=min_obs,
@@ -263,8 +264,8 @@ def _gamma(h: np.ndarray, z: np.ndarray, *, min_obs: int, full_obs: int,
 
 
 def _structural(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, styles: np.ndarray,
-                industry: np.ndarray | None, n_industries: int, weights: np.ndarray, *,
-                min_obs: int, structural_scale: str | float
+                industry: np.ndarray | None, n_industries: int, weights: np.ndarray,
+                cap: np.ndarray, *, min_obs: int, structural_scale: str | float
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Structural volatility (T, N), E0 (T,) and fit counts (T,) from the kernel."""
     from riskmodel.kernels.specific import structural_kernel
@@ -280,11 +281,13 @@ def _structural(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, styles: np
     ind = industry if has_ind else np.zeros((1, 1), np.int32)
     duan = isinstance(structural_scale, str)
     scale = 1.0 if duan else float(structural_scale)
+    with np.errstate(invalid="ignore"):
+        fallback = np.where(cap > 0, np.sqrt(cap), np.nan)
     sig = np.empty((T, N))
     e0 = np.empty(T)
     nfit = np.empty(T, np.int64)
     structural_kernel(log_sig, tier, styles, ind, has_ind, int(n_industries), weights,
-                      int(K + _EXTRA_FIT_NAMES), duan, scale, sig, e0, nfit)
+                      fallback, int(K + _EXTRA_FIT_NAMES), duan, scale, sig, e0, nfit)
     return sig, e0, nfit
 
 
@@ -296,7 +299,7 @@ def _blend(gamma: np.ndarray, ts_var: np.ndarray, sig_str: np.ndarray) -> np.nda
 
 
 def _blended(u: np.ndarray, styles: np.ndarray, industry: np.ndarray | None,
-             n_industries: int, weights: np.ndarray, *, half_life: float, lags: int,
+             n_industries: int, weights: np.ndarray, cap: np.ndarray, *, half_life: float, lags: int,
              window: int, min_obs: int, full_obs: int, blend: bool,
              structural_scale: str | float, bar: Any = None) -> _Blended:
     """Steps 1-3: time series, blending weight, structural model, blended volatility."""
@@ -304,10 +307,18 @@ def _blended(u: np.ndarray, styles: np.ndarray, industry: np.ndarray | None,
     _tick(bar, "time series")
     gamma = _gamma(h, z, min_obs=min_obs, full_obs=full_obs, blend=blend)
     sig_str, e0, nfit = _structural(ts_var, h, gamma, styles, industry, n_industries, weights,
-                                    min_obs=min_obs, structural_scale=structural_scale)
+                                    cap, min_obs=min_obs, structural_scale=structural_scale)
     _tick(bar, "structural model")
     return _Blended(ts_var=ts_var, n_obs=h, z=z, gamma=gamma, sig_str=sig_str,
                     sig_hat=_blend(gamma, ts_var, sig_str), e0=e0, n_fit=nfit)
+
+
+def _pre_vra_var(bl: _Blended, sig_sh: np.ndarray, q: float) -> np.ndarray:
+    """sigma_SH^2; without shrinkage the gamma = 1 names keep sigma_TS^2 bit for bit."""
+    var = sig_sh * sig_sh
+    if q == 0:
+        var = np.where(bl.gamma >= 1.0, bl.ts_var, var)
+    return var
 
 
 def _shrunk(sig_hat: np.ndarray, cap: np.ndarray, estu: np.ndarray, *, n_groups: int,

@@ -96,6 +96,7 @@ def specific_ts_kernel(u, half_life, window, lags, out_var, out_h, out_z):  # pr
             col[t] = u[t, n]
         num = np.zeros(L + 1)
         den = np.zeros(L + 1)
+        npair = np.zeros(L + 1, np.int64)
         drop = np.empty(L + 1)
         for l in range(L + 1):
             drop[l] = a ** (window - l)
@@ -123,8 +124,13 @@ def specific_ts_kernel(u, half_life, window, lags, out_var, out_h, out_z):  # pr
                     if y1 == y1 and y2 == y2:
                         p_out = y1 * y2
                         m_out = 1.0
-                num[l] = a * num[l] + p_in - drop[l] * p_out
-                den[l] = a * den[l] + m_in - drop[l] * m_out
+                npair[l] += int(m_in) - int(m_out)
+                if npair[l] == 0:  # no pair left: clear the rounding residue exactly
+                    num[l] = 0.0
+                    den[l] = 0.0
+                else:
+                    num[l] = a * num[l] + p_in - drop[l] * p_out
+                    den[l] = a * den[l] + m_in - drop[l] * m_out
             # --- sorted window buffer ---------------------------------------------
             has_new = x_new == x_new
             x_old = np.nan
@@ -173,7 +179,7 @@ def specific_ts_kernel(u, half_life, window, lags, out_var, out_h, out_z):  # pr
                 c0 = num[0] / den[0]
                 v = c0
                 for l in range(1, L + 1):
-                    if den[l] > 0.0:
+                    if npair[l] > 0:
                         v += 2.0 * (1.0 - l / (L + 1.0)) * num[l] / den[l]
                 floor = c0 / (L + 1.0)
                 out_var[t, n] = v if v > floor else floor
@@ -208,8 +214,8 @@ def specific_ts_kernel(u, half_life, window, lags, out_var, out_h, out_z):  # pr
 
 @numba.njit(cache=True, parallel=True)
 def structural_kernel(
-    log_sig, tier, styles, industry, has_industry, n_industries, weights, min_names,
-    duan, scale, out_sig, out_e0, out_nfit,
+    log_sig, tier, styles, industry, has_industry, n_industries, weights, fallback_weights,
+    min_names, duan, scale, out_sig, out_e0, out_nfit,
 ):  # pragma: no cover - compiled
     """Per-date structural regression of ``ln sigma_TS`` and structural volatility.
 
@@ -220,7 +226,8 @@ def structural_kernel(
     tier : ndarray (T, N) int8
         Reliability tier of each name's ``sigma_TS``: 0 (gamma = 1), 1 (h >= min_obs),
         2 (h >= 1), 3 (none). The fit uses the most reliable tier ``k`` such that at least
-        ``min_names`` usable names have a tier ``<= k``.
+        ``min_names`` usable ESTU names have a tier ``<= k``; failing that, every name of
+        tier ``<= 2`` with a positive fallback weight.
     styles : ndarray (T, N, K) float64
         Style exposures; a name needs all K finite to be fitted or predicted.
     industry : ndarray (T, N) int32
@@ -230,6 +237,9 @@ def structural_kernel(
         Number of industry codes ``P`` (codes outside ``0..P-1`` count as missing).
     weights : ndarray (T, N) float64
         Regression weights v (NaN/0 = outside the estimation universe, not fitted).
+    fallback_weights : ndarray (T, N) float64
+        Weights of the last-resort sample (sqrt cap of every name with a cap), used when
+        no ESTU tier reaches ``min_names`` (e.g. before any name qualifies for the ESTU).
     min_names : int
         Minimum number of names for a fit; dates with fewer usable names stay NaN.
     duan : bool
@@ -257,7 +267,7 @@ def structural_kernel(
     G = P + 1
     for t in numba.prange(T):
         # ---- choose the sample tier --------------------------------------------------
-        cnt_tier = np.zeros(3, np.int64)
+        cnt_tier = np.zeros(4, np.int64)
         complete = np.zeros(N, np.bool_)
         for n in range(N):
             ok = True
@@ -266,14 +276,18 @@ def structural_kernel(
                     ok = False
                     break
             complete[n] = ok
+            if not (ok and np.isfinite(log_sig[t, n])):
+                continue
+            tr = tier[t, n]
             v = weights[t, n]
-            if ok and v > 0.0 and np.isfinite(v) and np.isfinite(log_sig[t, n]):
-                tr = tier[t, n]
-                if tr <= 2:
-                    for j in range(tr, 3):
-                        cnt_tier[j] += 1
+            if tr <= 2 and v > 0.0 and np.isfinite(v):
+                for j in range(tr, 3):
+                    cnt_tier[j] += 1
+            fv = fallback_weights[t, n]
+            if tr <= 2 and fv > 0.0 and np.isfinite(fv):
+                cnt_tier[3] += 1
         use_tier = -1
-        for j in range(3):
+        for j in range(4):
             if cnt_tier[j] >= min_names:
                 use_tier = j
                 break
@@ -284,11 +298,19 @@ def structural_kernel(
                 out_sig[t, n] = np.nan
             continue
         in_fit = np.zeros(N, np.bool_)
+        wv = np.zeros(N)
         for n in range(N):
-            v = weights[t, n]
-            if (complete[n] and v > 0.0 and np.isfinite(v) and np.isfinite(log_sig[t, n])
-                    and tier[t, n] <= use_tier):
+            if not (complete[n] and np.isfinite(log_sig[t, n])):
+                continue
+            if use_tier < 3:
+                v = weights[t, n]
+                ok_tier = tier[t, n] <= use_tier
+            else:
+                v = fallback_weights[t, n]
+                ok_tier = tier[t, n] <= 2
+            if ok_tier and v > 0.0 and np.isfinite(v):
                 in_fit[n] = True
+                wv[n] = v
         # ---- groups ----------------------------------------------------------------
         gcount = np.zeros(G, np.int64)
         if has_industry:
@@ -312,7 +334,7 @@ def structural_kernel(
         sx = np.zeros((G, K))
         for n in range(N):
             if in_fit[n]:
-                v = weights[t, n]
+                v = wv[n]
                 g = grp[n]
                 sv[g] += v
                 sy[g] += v * log_sig[t, n]
@@ -329,7 +351,7 @@ def structural_kernel(
         xd = np.empty(K)
         for n in range(N):
             if in_fit[n]:
-                v = weights[t, n]
+                v = wv[n]
                 g = grp[n]
                 yd = log_sig[t, n] - sy[g]
                 for k in range(K):
