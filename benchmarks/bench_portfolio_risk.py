@@ -123,7 +123,11 @@ def peak_memory(fn: Callable[[], Any]) -> int:
 
 
 def _max_rel(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> float:
-    return float(max(np.max(np.abs(np.asarray(x) - np.asarray(y))) / max(np.max(np.abs(np.asarray(y))), 1e-300) for x, y in zip(a, b)))
+    worst = 0.0
+    for x, y in zip(a, b):
+        x, y = np.asarray(x), np.asarray(y)
+        worst = max(worst, float(np.max(np.abs(x - y)) / max(float(np.max(np.abs(y))), 1e-300)))
+    return worst
 
 
 def run(
@@ -226,7 +230,8 @@ def format_table(result: dict[str, Any]) -> str:
     s = result["settings"]
     head = (f"Portfolio risk: N={s['n_stocks']:,} stocks, m={s['n_factors']} factors "
             f"(best of {s['repeat']} after warm-up; ratios = dense / structured)")
-    cols = f"{'task':<15}{'P':>6}{'structured':>13}{'dense':>13}{'speedup':>10}{'peak struct':>14}{'peak dense':>13}{'mem ratio':>11}{'max rel diff':>14}"
+    cols = (f"{'task':<15}{'P':>6}{'structured':>13}{'dense':>13}{'speedup':>10}"
+            f"{'peak struct':>14}{'peak dense':>13}{'mem ratio':>11}{'max rel diff':>14}")
     lines = [head, cols, "-" * len(cols)]
     for r in result["rows"]:
         lines.append(

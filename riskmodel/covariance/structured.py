@@ -31,6 +31,7 @@ import pandas as pd
 import scipy.linalg
 import xarray as xr
 from scipy.sparse.linalg import LinearOperator
+from xarray.indexes import PandasIndex
 
 from riskmodel.errors import (
     AlignmentError,
@@ -352,17 +353,17 @@ class StructuredCovariance:
     @property
     def exposures(self) -> xr.DataArray:
         """DataArray (stock, factor): the exposures ``B`` (read-only)."""
-        return xr.DataArray(self._B, dims=("stock", "factor"), coords={"stock": self._stocks, "factor": self._factors}, name="exposures")
+        return self._da(self._B, ("stock", "factor"), "exposures")
 
     @property
     def factor_cov(self) -> xr.DataArray:
         """DataArray (factor, factor_): the factor covariance ``Σ_f`` (symmetrised, read-only)."""
-        return xr.DataArray(self._F, dims=("factor", "factor_"), coords={"factor": self._factors, "factor_": self._factors}, name="factor_cov")
+        return self._da(self._F, ("factor", "factor_"), "factor_cov")
 
     @property
     def specific_var(self) -> xr.DataArray:
         """DataArray (stock,): the specific variances ``d`` (read-only)."""
-        return xr.DataArray(self._d, dims=("stock",), coords={"stock": self._stocks}, name="specific_var")
+        return self._da(self._d, ("stock",), "specific_var")
 
     @property
     def stocks(self) -> np.ndarray:
@@ -402,6 +403,35 @@ class StructuredCovariance:
     def __repr__(self) -> str:
         date = "" if self._date is None else f", date={str(self._date)[:10]}"
         return f"<StructuredCovariance N={self.n_stocks:,} stocks, m={self.n_factors} factors{date}>"
+
+    # -- labels --------------------------------------------------------------------------
+
+    @cached_property
+    def _label_coords(self) -> dict[str, xr.Coordinates]:
+        """Coordinates (with their pandas index) built once: labelling an output is then cheap."""
+        return {
+            "stock": xr.Coordinates({"stock": self._stocks}),
+            "factor": xr.Coordinates({"factor": self._factors}),
+            "factor_": xr.Coordinates({"factor_": self._factors}),
+        }
+
+    def _da(
+        self, values: np.ndarray, dims: tuple[str, ...], name: str, extra: dict[str, Any] | None = None
+    ) -> xr.DataArray:
+        """A DataArray on ``dims``; stock/factor coords from the cache, others from ``extra``."""
+        variables: dict[str, xr.Variable] = {}
+        indexes: dict[str, Any] = {}
+        for dim in dims:
+            cached = self._label_coords.get(dim)
+            if cached is not None:
+                variables[dim] = cached.variables[dim]
+                indexes[dim] = cached.xindexes[dim]
+            elif extra is not None and extra.get(dim) is not None:
+                labels = np.asarray(extra[dim])
+                variables[dim] = xr.Variable(dim, labels)
+                indexes[dim] = PandasIndex(pd.Index(labels), dim)
+        coords = xr.Coordinates(variables, indexes=indexes)
+        return xr.DataArray(values, dims=dims, coords=coords, name=name)
 
     # -- cached factorisations -----------------------------------------------------------
 
@@ -582,11 +612,8 @@ class StructuredCovariance:
             frame = pd.DataFrame(values, index=pd.Index(a.batch_labels, name=a.batch_dim), columns=stock_index)
             return frame if a.stock_last else frame.T
         if not a.batched:
-            return xr.DataArray(values[0], dims=("stock",), coords={"stock": self._stocks}, name=name)
-        coords: dict[str, Any] = {"stock": self._stocks}
-        if a.batch_labels is not None:
-            coords[a.batch_dim] = a.batch_labels
-        out = xr.DataArray(values, dims=(a.batch_dim, "stock"), coords=coords, name=name)
+            return self._da(values[0], ("stock",), name)
+        out = self._da(values, (a.batch_dim, "stock"), name, {a.batch_dim: a.batch_labels})
         return out if a.stock_last else out.transpose("stock", a.batch_dim)
 
     # -- ndarray kernels (rows = portfolios) ---------------------------------------------
@@ -682,7 +709,9 @@ class StructuredCovariance:
         """
         a = self._align(w)
         x = a.values @ self._B
-        return _label_factor(x, a, self._factors, "factor_exposures")
+        if not a.batched:
+            return self._da(x[0], ("factor",), "factor_exposures")
+        return self._da(x, (a.batch_dim, "factor"), "factor_exposures", {a.batch_dim: a.batch_labels})
 
     def decompose(self, w: WeightsLike) -> "RiskDecomposition":
         """Split the risk of one portfolio or a batch into factor and specific parts.
@@ -918,10 +947,8 @@ class StructuredCovariance:
         eps_s = rng.standard_normal((int(n), self.n_stocks))
         r = eps_f @ self._Bt.T
         r += eps_s * self._sqrt_d
-        coords: dict[str, Any] = {"sample": np.arange(int(n)), "stock": self._stocks}
-        if self._date is not None:
-            coords["date"] = self._date
-        return xr.DataArray(r, dims=("sample", "stock"), coords=coords, name="returns")
+        out = self._da(r, ("sample", "stock"), "returns", {"sample": np.arange(int(n))})
+        return out if self._date is None else out.assign_coords(date=self._date)
 
     def as_linear_operator(self) -> "StructuredLinearOperator":
         """A :class:`scipy.sparse.linalg.LinearOperator` view of Σ (symmetric).
@@ -1055,16 +1082,6 @@ class StructuredLinearOperator(LinearOperator):
 # ---------------------------------------------------------------------------------------
 
 
-def _label_factor(values: np.ndarray, a: _Aligned, factors: np.ndarray, name: str) -> xr.DataArray:
-    """``(P, m)`` → DataArray (factor,) or (portfolio, factor)."""
-    if not a.batched:
-        return xr.DataArray(values[0], dims=("factor",), coords={"factor": factors}, name=name)
-    coords: dict[str, Any] = {"factor": factors}
-    if a.batch_labels is not None:
-        coords[a.batch_dim] = a.batch_labels
-    return xr.DataArray(values, dims=(a.batch_dim, "factor"), coords=coords, name=name)
-
-
 class RiskDecomposition:
     """The risk of one portfolio or a batch, split into factor and specific parts.
 
@@ -1139,11 +1156,11 @@ class RiskDecomposition:
         coords = {self._a.batch_dim: self._portfolio_labels}
         return xr.DataArray(values, dims=(self._a.batch_dim,), coords=coords, name=name)
 
-    def _per(self, values: np.ndarray, dim: str, labels: np.ndarray, name: str) -> xr.DataArray:
+    def _per(self, values: np.ndarray, dim: str, name: str) -> xr.DataArray:
         if not self.batched:
-            return xr.DataArray(values[0], dims=(dim,), coords={dim: labels}, name=name)
-        coords = {self._a.batch_dim: self._portfolio_labels, dim: labels}
-        return xr.DataArray(values, dims=(self._a.batch_dim, dim), coords=coords, name=name)
+            return self._cov._da(values[0], (dim,), name)
+        batch = self._a.batch_dim
+        return self._cov._da(values, (batch, dim), name, {batch: self._portfolio_labels})
 
     # -- arrays --------------------------------------------------------------------------
 
@@ -1152,20 +1169,27 @@ class RiskDecomposition:
         return _safe_div(self._x * self._fx, self._vol)
 
     @cached_property
-    def _mcr(self) -> np.ndarray:
-        """``(P, N)`` marginal contributions ``Σ w / σ`` (0 for a zero portfolio)."""
-        sw = self._fx @ self._cov._B.T
-        inv = _safe_div(np.ones_like(self._vol), self._vol)
+    def _per_stock(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(P, N)`` marginal ``Σ w / σ`` and component ``w ∘ MCR`` contributions, one pass."""
+        mcr = self._fx @ self._cov._B.T
+        cr = np.empty_like(mcr)
+        inv = _safe_div(np.ones_like(self._vol), self._vol)  # 0 for a zero portfolio
         d = self._cov._d
-        for lo in range(0, sw.shape[0], _ROW_BLOCK):  # blocks stay in cache: no (P, N) temporary
-            block = sw[lo : lo + _ROW_BLOCK]
-            block += self._w[lo : lo + _ROW_BLOCK] * d
-            block *= inv[lo : lo + _ROW_BLOCK, None]
-        return sw
+        for lo in range(0, mcr.shape[0], _ROW_BLOCK):  # blocks stay in cache: no (P, N) temporary
+            rows = slice(lo, lo + _ROW_BLOCK)
+            block, w = mcr[rows], self._w[rows]
+            block += w * d
+            block *= inv[rows, None]
+            np.multiply(w, block, out=cr[rows])
+        return mcr, cr
 
-    @cached_property
+    @property
+    def _mcr(self) -> np.ndarray:
+        return self._per_stock[0]
+
+    @property
     def _cr(self) -> np.ndarray:
-        return self._w * self._mcr
+        return self._per_stock[1]
 
     # -- public --------------------------------------------------------------------------
 
@@ -1199,12 +1223,12 @@ class RiskDecomposition:
     @property
     def factor_exposures(self) -> xr.DataArray:
         """``Bᵀ w``: DataArray (factor,) or (portfolio, factor)."""
-        return self._per(self._x, "factor", self._cov.factors, "factor_exposures")
+        return self._per(self._x, "factor", "factor_exposures")
 
     @property
     def factor_contributions(self) -> xr.DataArray:
         """Euler contributions ``x_k (F x)_k / σ``: DataArray (factor,) or (portfolio, factor)."""
-        return self._per(self._factor_contrib, "factor", self._cov.factors, "factor_contributions")
+        return self._per(self._factor_contrib, "factor", "factor_contributions")
 
     @property
     def specific_contribution(self) -> Any:
@@ -1214,17 +1238,17 @@ class RiskDecomposition:
     @property
     def marginal_contributions(self) -> xr.DataArray:
         """``MCR = Σ w / σ``: DataArray (stock,) or (portfolio, stock)."""
-        return self._per(self._mcr, "stock", self._cov.stocks, "marginal_contributions")
+        return self._per(self._mcr, "stock", "marginal_contributions")
 
     @property
     def component_contributions(self) -> xr.DataArray:
         """``w ∘ MCR`` (adds up to σ): DataArray (stock,) or (portfolio, stock)."""
-        return self._per(self._cr, "stock", self._cov.stocks, "component_contributions")
+        return self._per(self._cr, "stock", "component_contributions")
 
     @property
     def weights(self) -> xr.DataArray:
         """The aligned weights: DataArray (stock,) or (portfolio, stock)."""
-        return self._per(self._w, "stock", self._cov.stocks, "weights")
+        return self._per(self._w, "stock", "weights")
 
     def to_dataset(self) -> xr.Dataset:
         """Every part as one Dataset (dims ``[portfolio,] factor, stock``).
@@ -1345,7 +1369,8 @@ class RiskDecomposition:
             index=pd.Index(self._portfolio_labels, name=self._a.batch_dim),
         )
         date = "" if self._cov.date is None else f" on {str(self._cov.date)[:10]}"
-        head = f"RiskDecomposition{date}: {self.n_portfolios} portfolio(s), {self._cov.n_stocks:,} stocks, {self._cov.n_factors} factors"
+        head = (f"RiskDecomposition{date}: {self.n_portfolios} portfolio(s), {self._cov.n_stocks:,} stocks, "
+                f"{self._cov.n_factors} factors")
         if self.batched:
             k = max(n, 10)
             more = "" if self.n_portfolios <= k else f"\n... {self.n_portfolios - k} more portfolios"
@@ -1393,7 +1418,8 @@ def _labelled_to_arrays(
     _check_unique(stocks, "stock", "exposures")
     _check_unique(factors, "factor", "exposures")
     b = _as_float(exposures.values, "exposures")
-    d = _as_float(specific_var.values, "specific_var")[_reorder(stocks, specific_var["stock"].values, "specific_var", "stock", "exposures")]
+    order = _reorder(stocks, specific_var["stock"].values, "specific_var", "stock", "exposures")
+    d = _as_float(specific_var.values, "specific_var")[order]
     rows = _reorder(factors, factor_cov["factor"].values, "factor_cov", "factor", "exposures")
     cols = _reorder(factors, factor_cov["factor_"].values, "factor_cov", "factor_", "exposures")
     f = _as_float(factor_cov.transpose("factor", "factor_").values, "factor_cov")[np.ix_(rows, cols)]
