@@ -49,6 +49,8 @@ IND_EMPTY = 2
 # a Cholesky pivot below PIVOT_RTOL times its diagonal entry means rank deficiency
 PIVOT_RTOL = 1e-12
 _MAD_TO_SIGMA = 1.4826
+# let LLVM reorder sums (vectorised dot products); NaN/inf semantics are kept
+_REASSOC = {"reassoc", "contract"}
 
 
 @njit(cache=True)
@@ -134,7 +136,7 @@ def day_sample(r, w, x, ind, cap, n_ind, min_size, fit, res, ind_status, c):
     return n_fit
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_REASSOC)
 def cholesky_lower(a, q):
     """In-place lower Cholesky factor of the leading ``q×q`` block of ``a``.
 
@@ -160,6 +162,60 @@ def cholesky_lower(a, q):
 
 
 @njit(cache=True)
+def _kth_smallest(a, n, k):
+    """k-th smallest of ``a[:n]`` by Hoare quickselect, in place.
+
+    On return ``a[:k] ≤ a[k] ≤ a[k+1:n]``. Hoare partitioning keeps runs of equal values
+    (many zero returns) linear.
+    """
+    lo = 0
+    hi = n - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        x0, x1, x2 = a[lo], a[mid], a[hi]
+        if x0 > x1:
+            x0, x1 = x1, x0
+        if x1 > x2:
+            x1 = x2
+            if x0 > x1:
+                x1 = x0
+        pivot = x1
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                tmp = a[i]
+                a[i] = a[j]
+                a[j] = tmp
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
+
+
+@njit(cache=True)
+def _median_inplace(a, n):
+    """Median of ``a[:n]`` (mean of the two middle values for even n); reorders ``a``."""
+    upper = _kth_smallest(a, n, n // 2)
+    if n % 2 == 1:
+        return upper
+    lower = a[0]
+    for i in range(1, n // 2):
+        if a[i] > lower:
+            lower = a[i]
+    return (lower + upper) / 2.0
+
+
+@njit(cache=True)
 def _clip_bounds(r, fit, n_fit, clip, buf):
     """``median ± clip·1.4826·MAD`` of the fit returns (no clipping when MAD = 0)."""
     j = 0
@@ -167,14 +223,48 @@ def _clip_bounds(r, fit, n_fit, clip, buf):
         if fit[n]:
             buf[j] = r[n]
             j += 1
-    med = np.median(buf[:n_fit])
+    med = _median_inplace(buf, n_fit)
     for i in range(n_fit):
         buf[i] = abs(buf[i] - med)
-    mad = np.median(buf[:n_fit])
+    mad = _median_inplace(buf, n_fit)
     if mad > 0.0:
         half = clip * _MAD_TO_SIGMA * mad
         return med - half, med + half
     return -np.inf, np.inf
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _gram_dots(zc, zr, n, a_blk, b_blk):
+    """Upper triangle of ``zc[:, :n] zc[:, :n]ᵀ`` and ``zc[:, :n] zr[:n]`` (contiguous dots)."""
+    kk = zc.shape[0]
+    for k in range(kk):
+        zk = zc[k]
+        for l in range(k, kk):
+            zl = zc[l]
+            s = 0.0
+            for i in range(n):
+                s += zk[i] * zl[i]
+            a_blk[k, l] = s
+        s = 0.0
+        for i in range(n):
+            s += zk[i] * zr[i]
+        b_blk[k] = s
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _lower_inverse(low, q, out):
+    """``out = L⁻¹`` for the lower-triangular ``L = low[:q, :q]``, by row axpys."""
+    for i in range(q):
+        for j in range(q):
+            out[i, j] = 0.0
+        out[i, i] = 1.0
+        for k in range(i):
+            lik = low[i, k]
+            for j in range(k + 1):
+                out[i, j] -= lik * out[k, j]
+        d = low[i, i]
+        for j in range(i + 1):
+            out[i, j] /= d
 
 
 @njit(cache=True)
@@ -198,13 +288,15 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
     if n_fit > 0 and not np.isnan(clip):
         lo, hi = _clip_bounds(r, fit, n_fit, clip, rc)
 
-    # ---- blockwise Gram: [1, x] block, industry diagonal + border, right-hand sides
+    # ---- blockwise Gram: [1, x] block by contiguous dots over a gathered √v-scaled
+    # buffer, industry diagonal + border by scatter, right-hand sides
     kk = n_styles + 1
-    a_blk = np.zeros((kk, kk))
-    b_blk = np.zeros(kk)
+    zc = np.empty((kk, n_fit))  # √v [1, x] of the fit stocks, one row per column of X
+    zr = np.empty(n_fit)  # √v r (clipped)
     ind_blk = np.zeros((n_ind, kk))  # [Σ_p v, Σ_p v x_k]
     b_ind = np.zeros(n_ind)
     n_clipped = 0
+    j = 0
     for n in range(n_stocks):
         if not fit[n]:
             continue
@@ -217,22 +309,22 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
             rn = hi
             n_clipped += 1
         rc[n] = rn
-        vr = v * rn
-        a_blk[0, 0] += v
-        b_blk[0] += vr
+        sv = np.sqrt(v)
+        zc[0, j] = sv
+        zr[j] = sv * rn
         for k in range(n_styles):
-            vx = v * x[n, k]
-            a_blk[0, k + 1] += vx
-            b_blk[k + 1] += vx * rn
-            for l in range(k, n_styles):
-                a_blk[k + 1, l + 1] += vx * x[n, l]
+            zc[k + 1, j] = sv * x[n, k]
         if n_ind > 0:
             p = ind[n]
             if ind_status[p] == IND_ACTIVE:
                 ind_blk[p, 0] += v
-                b_ind[p] += vr
+                b_ind[p] += v * rn
                 for k in range(n_styles):
                     ind_blk[p, k + 1] += v * x[n, k]
+        j += 1
+    a_blk = np.zeros((kk, kk))
+    b_blk = np.zeros(kk)
+    _gram_dots(zc, zr, n_fit, a_blk, b_blk)
 
     # ---- restriction: reference industry = active industry of largest cap weight
     ref = -1
@@ -352,23 +444,18 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
 
     # standard errors: s² diag(R M⁻¹ Rᵀ) with M = LLᵀ, via Linv
     s2 = sse / (n_fit - q) if n_fit > q else np.nan
-    linv = np.zeros((q, q))
-    for j in range(q):
-        linv[j, j] = 1.0 / mat[j, j]
-        for i in range(j + 1, q):
-            s = 0.0
-            for k in range(j, i):
-                s -= mat[i, k] * linv[k, j]
-            linv[i, j] = s / mat[i, i]
+    linv = np.empty((q, q))
+    _lower_inverse(mat, q, linv)
+    dg = np.zeros(q)  # diag(M⁻¹) = column sums of squares of L⁻¹
+    for k in range(q):
+        for i in range(k + 1):
+            dg[i] += linv[k, i] * linv[k, i]
     for j in range(m):
         se_row[j] = np.nan
     for i in range(q):
-        s = 0.0
-        for k in range(i, q):
-            s += linv[k, i] * linv[k, i]
-        se_row[full_of[i]] = np.sqrt(s2 * s)
+        se_row[full_of[i]] = np.sqrt(s2 * dg[i])
     if ref >= 0:
-        tot = 0.0
+        tot = 0.0  # aᵀ M⁻¹ a = ‖L⁻¹ a‖²
         for i in range(q):
             s = 0.0
             for k in range(i + 1):
