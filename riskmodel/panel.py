@@ -221,18 +221,29 @@ def _check_panel_dims(name: Hashable, da: xr.DataArray, allowed: tuple[tuple[str
         )
 
 
-def _check_finite(name: Hashable, da: xr.DataArray) -> None:
-    if da.dtype.kind != "f" and da.dtype.kind != "c":
-        return
-    if da.chunks is not None:  # dask-backed: test lazily, materialise only on failure
-        n_inf = int(np.isinf(da.data).sum().compute())
-        if n_inf == 0:
-            return
+def _locate(da: xr.DataArray, predicate) -> tuple[int, tuple[int, ...] | None, np.ndarray | None]:
+    """Count of cells where ``predicate(values)`` holds, and the first one (C order).
+
+    Dask-backed variables are counted lazily and materialised only when a cell is found.
+    """
+    if da.chunks is not None:
+        n_bad = int(predicate(da.data).sum().compute())
+        if n_bad == 0:
+            return 0, None, None
     vals = _values(da)
-    inf = np.isinf(vals)
-    n_inf = int(inf.sum())
+    with np.errstate(invalid="ignore"):
+        bad = predicate(vals)
+    n_bad = int(bad.sum())
+    if n_bad == 0:
+        return 0, None, None
+    return n_bad, _first_true(bad), vals
+
+
+def _check_finite(name: Hashable, da: xr.DataArray) -> None:
+    if da.dtype.kind not in ("f", "c"):
+        return
+    n_inf, idx, vals = _locate(da, np.isinf)
     if n_inf:
-        idx = _first_true(inf)
         raise NonFiniteError(
             f"variable {name!r} holds {n_inf} infinite value(s); the first is "
             f"{vals[idx]} at {_cell_label(da, idx)}. Use NaN for missing values and fix or "
@@ -249,11 +260,8 @@ def _check_numeric(name: Hashable, da: xr.DataArray, role: str) -> None:
 
 
 def _check_returns(da: xr.DataArray) -> None:
-    vals = _values(da)
-    bad = vals <= -1.0
-    n_bad = int(bad.sum())
+    n_bad, idx, vals = _locate(da, lambda v: v <= -1.0)
     if n_bad:
-        idx = _first_true(bad)
         raise PanelError(
             f"variable 'returns' holds {n_bad} value(s) <= -1 (a price at or below zero); the "
             f"first is {vals[idx]} at {_cell_label(da, idx)}. Returns must be simple returns "
@@ -262,11 +270,8 @@ def _check_returns(da: xr.DataArray) -> None:
 
 
 def _check_market_cap(da: xr.DataArray) -> None:
-    vals = _values(da)
-    bad = vals < 0
-    n_bad = int(bad.sum())
+    n_bad, idx, vals = _locate(da, lambda v: v < 0)
     if n_bad:
-        idx = _first_true(bad)
         raise PanelError(
             f"variable 'market_cap' holds {n_bad} negative value(s); the first is {vals[idx]} "
             f"at {_cell_label(da, idx)}. Set unknown caps to NaN"
@@ -303,10 +308,10 @@ def _check_industry(name: str, da: xr.DataArray) -> None:
 
 
 def _warn_empty_dates(returns: xr.DataArray) -> None:
-    vals = _values(returns)
-    if vals.shape[1] == 0:
+    if returns.sizes["stock"] == 0 or returns.dtype.kind != "f":
         return
-    empty = np.isnan(vals).all(axis=1) if vals.dtype.kind == "f" else np.zeros(vals.shape[0], bool)
+    empty = np.isnan(returns.data).all(axis=1)  # lazy for dask: a (date,) vector
+    empty = np.asarray(empty.compute() if hasattr(empty, "compute") else empty)
     if empty.any():
         dates = returns["date"].values[empty]
         warnings.warn(

@@ -322,6 +322,11 @@ def test_us_subset_and_window(shared_data_dir, us):
     ref = us["returns"].sel(date=slice("2015-06-01", "2015-12-31"), stock=list(sub["stock"].values))
     np.testing.assert_array_equal(sub["returns"].values, ref.values)  # first day keeps its return
     assert np.isfinite(sub["returns"].values[0, 0])
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_us_unlisted_dropped_and_unknown_ticker(shared_data_dir):
     early = load_us_equities(shared_data_dir, end="2008-12-31", tickers=["AAPL", "PYPL"])
     assert list(early["stock"].values) == ["AAPL"]  # PYPL not listed yet: dropped
     with pytest.raises(AlignmentError, match="NOPE"):

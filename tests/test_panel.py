@@ -320,3 +320,13 @@ def test_panel_from_wide_inf_caught():
     r.iloc[2, 1] = np.inf
     with pytest.raises(NonFiniteError, match="stock BBB, date 2022-01-05"):
         panel_from_wide({"returns": r})
+
+
+def test_dask_backed_panel_stays_lazy_and_is_checked():
+    ds = _panel(n_days=8).chunk({"date": 3})
+    out = validate_panel(ds)
+    assert out["returns"].chunks is not None  # not loaded into memory
+    bad = ds.copy()
+    bad["value"] = bad["value"].where(~((bad["date"] == bad["date"][5]) & (bad["stock"] == "DDD")), -np.inf)
+    with pytest.raises(NonFiniteError, match="1 infinite.*stock DDD, date 2021-03-08"):
+        validate_panel(bad)
