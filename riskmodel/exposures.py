@@ -286,17 +286,24 @@ def _clean_array(
     data-error mask, the rows without setters and the rows clipped after the last pass.
     """
     y = x.copy()
+    T = x.shape[0]
     hvalid = np.isfinite(h) & (h > 0)
     errors = np.zeros(x.shape, dtype=bool)
-    rows = np.arange(x.shape[0])
-    # tier 1: data errors, removed until none is left (<= max_passes rounds), row by row
-    for _ in range(max_passes):
+    z = np.empty(x.shape)
+    ok = np.zeros(T, dtype=bool)
+    rows = np.arange(T)
+    # tier 1: data errors, removed until none is left (<= max_passes rounds); only the rows
+    # that lost a value are standardised again
+    for round_ in range(max_passes + 1):
         yr = y[rows]
         present = np.isfinite(yr)
         setter = present & hvalid[rows] & estu[rows]
-        z, ok, flat = _standardise(yr, h[rows], setter, present)
+        zr, okr, flat = _standardise(yr, h[rows], setter, present)
+        z[rows], ok[rows] = zr, okr
+        if round_ == max_passes:
+            break
         with np.errstate(invalid="ignore"):
-            bad = present & (np.abs(z) > data_error) & ~flat[:, None]
+            bad = present & (np.abs(zr) > data_error) & ~flat[:, None]
         hit = bad.any(axis=1)
         if not hit.any():
             break
@@ -306,10 +313,9 @@ def _clean_array(
         rows = rows[hit]
     present = np.isfinite(y)
     setter = present & hvalid & estu
-    z, ok, _ = _standardise(y, h, setter, present)
     no_setter = present.any(axis=1) & ~ok
     # tier 2: clip at +-winsor and re-standardise the rows that clipped
-    rows = np.arange(x.shape[0])
+    rows = np.arange(T)
     for _ in range(max_passes - 1):
         with np.errstate(invalid="ignore"):
             clipping = (np.abs(z[rows]) > winsor).any(axis=1)
@@ -1006,6 +1012,27 @@ def build_exposures(
     missing stays NaN (counted in the warning). Imputed cells are predictions on the cleaned
     scale; the clean invariants hold over the names with data. Without ``cap`` the size
     regressor is absent and the prediction is the industry mean.
+
+    See Also
+    --------
+    clean, riskmodel.regression.factor_returns
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> rng = np.random.default_rng(0)
+    >>> T, N = 3, 8
+    >>> panel = xr.Dataset(
+    ...     {"returns": (("date", "stock"), rng.normal(0, 0.01, (T, N))),
+    ...      "market_cap": (("date", "stock"), np.exp(rng.normal(8, 1, (T, N)))),
+    ...      "value": (("date", "stock"), rng.normal(size=(T, N))),
+    ...      "industry": ("stock", np.array(["banks", "tech"] * 4))},
+    ...     coords={"date": pd.date_range("2024-01-02", periods=T), "stock": list("abcdefgh")})
+    >>> e = build_exposures(panel, ["value"])
+    >>> e.factor_names
+    ['market', 'banks', 'tech', 'value']
+    >>> e.dense(0).shape  # (N, m) for one date: [1, industry dummies, styles]
+    (8, 4)
     """
     if not isinstance(panel, xr.Dataset):
         raise VariableTypeError(
