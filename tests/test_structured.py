@@ -361,6 +361,16 @@ def test_labelled_constructor_aligns_by_name(world):
         StructuredCovariance(dup, fcov, svar)
 
 
+def test_date_label_comes_from_exposures_scalar_coord(world):
+    cov, B, F, d, *_ = world
+    expo, fcov, svar = _labelled(B, F, d, cov.stocks, cov.factors)
+    dated = StructuredCovariance(expo.assign_coords(date=np.datetime64("2021-06-30")), fcov, svar)
+    assert dated.date == np.datetime64("2021-06-30", "ns") and "2021-06-30" in repr(dated)
+    assert StructuredCovariance(expo, fcov, svar).date is None
+    with pytest.raises(rm.InvalidParameterError, match="not a date"):
+        StructuredCovariance(expo, fcov, svar, date="yesterday-ish")
+
+
 def test_input_validation_messages():
     _, B, F, d, _, _ = _world(1, n=20, m=4)
     good = StructuredCovariance.from_arrays(B, F, d)
