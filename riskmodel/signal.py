@@ -173,8 +173,8 @@ def yoy_log_growth(
     Returns
     -------
     DataArray (date, stock)
-        ``g_t = ln S_t - ln S_{t-lag}``. NaN for the first ``lag`` rows (a full signal needs
-        ``lag + window - 1`` rows of history), where either total is NaN, and where either
+        ``g_t = ln S_t - ln S_{t-lag}``. NaN for the first ``lag + min_periods - 1`` rows (the
+        first value compares shortened windows; full windows from row ``lag + window - 1``), where either total is NaN, and where either
         total is not positive (the log is undefined).
 
     Raises

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,7 +48,7 @@ _CAP_LEVEL = math.log(2.0e9)  # cap-weighted typical market cap, USD
 _SPEND_WINDOW, _SPEND_LAG, _SPEND_MIN_PERIODS = 90, 252, 68
 _SPEND_DEFAULTS: dict[str, float] = {
     "premium_vol": 0.03,  # annualised sd of the daily spend premium p_t
-    "size_corr": -0.38,  # corr of the latent growth rate with the size latent
+    "size_corr": -0.40,  # corr of the latent growth rate with the size latent
     "coverage": 0.8,  # fraction of stocks with card-spending data
     "gap_rate": 0.02,  # probability that a covered stock-day is missing
     "growth_mean": 0.04,  # mean annual spend growth
@@ -394,7 +396,7 @@ def _spend_block(
     amp = rng.uniform(0.0, 0.25, N)
     phase = rng.uniform(0, 2 * np.pi)
     season = amp[None, :] * np.sin(2 * np.pi * np.arange(T)[:, None] / _SPEND_LAG + phase)
-    dow = np.array([-0.05, -0.03, 0.0, 0.02, 0.08])[np.asarray(dates.dayofweek) % 5]
+    dow = np.array([-0.05, -0.03, 0.0, 0.02, 0.08])[np.asarray(dates.day_of_week) % 5]
     log_spend = (level[None, :] + np.cumsum(growth / _SPEND_LAG, axis=0) + season + dow[:, None]
                  + opts["noise_sd"] * rng.standard_normal((T, N)))
     observed = alive & covered[None, :] & (rng.random((T, N)) >= opts["gap_rate"])
@@ -566,7 +568,8 @@ def simulate(
     growth_sd (size_corr x_size + sqrt(1-size_corr^2) w)``, ``w`` a persistent AR(1)) +
     seasonality with a 252-row period + day-of-week effect + noise; missing for uncovered
     stocks and on random gap days. The signal ``g = rm.yoy_log_growth(spend)`` (window 90,
-    lag 252, min_periods 68) is NaN for the first 341 rows of a stock's history. It is cleaned
+    lag 252, min_periods 68) is NaN for the first 319 rows of a stock's history (the first
+    value uses a shortened 68-day window; full 90-day windows from row 341). It is cleaned
     (cap-weighted mean 0 / eq std 1, clip at +-3, standardised again) and neutralised per date
     by sqrt(cap)-weighted least squares on industry dummies and ``z_size`` (stocks with a
     signal): the residual is ``g~`` (``true_spend_exposure``). Returns add ``p_t g~_{t-1}``
@@ -875,3 +878,20 @@ def _description(spend: bool) -> str:
         "Variables starting with true_ are the truth."
     )
     return text
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`simulate`.
+
+    The module and the public function share the name ``riskmodel.simulate``: once the
+    module is imported (e.g. by ``from riskmodel.simulate import simulate``), Python binds
+    the package attribute ``riskmodel.simulate`` to the module, shadowing the lazily
+    exported function. Making the module callable keeps ``rm.simulate(...)`` working
+    whichever of the two the attribute holds.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> xr.Dataset:
+        return simulate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
