@@ -58,6 +58,7 @@ def test_public_name_and_basic_properties(world):
     np.testing.assert_allclose(cov.to_dense(), dense, rtol=1e-12, atol=1e-16)
     with pytest.raises(ValueError, match="read-only"):
         cov.exposures.values[0, 0] = 1.0
+    assert B.flags.writeable and d.flags.writeable  # the caller's arrays are left alone
 
 
 def test_matvec_and_matmul_vs_dense(world):

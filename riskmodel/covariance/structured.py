@@ -99,7 +99,8 @@ def _as_float(values: Any, variable: str) -> np.ndarray:
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    """A read-only C-contiguous float64 copy (never flags the caller's own array)."""
+    arr = np.array(arr, dtype=np.float64, order="C", copy=True)
     arr.setflags(write=False)
     return arr
 
