@@ -231,3 +231,20 @@ def test_public_wrapper_equals_kernel():
     got = run_kernel(w, lag=1, clip=5.0, min_size=5)
     for name in ("factor_returns", "residuals", "r2", "se", "n_obs", "n_clipped"):
         np.testing.assert_array_equal(getattr(res, name), getattr(got, name))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 512, 513, 5000, 5001])
+def test_median_matches_numpy(n):
+    rng = np.random.default_rng(n)
+    cases = [
+        rng.standard_t(3, size=n),
+        np.round(rng.normal(size=n), 1),  # many ties
+        np.where(rng.random(n) < 0.6, 0.0, rng.normal(size=n)),  # mostly zero returns
+        np.sort(rng.normal(size=n)),  # sorted: the sample brackets still hold
+        rng.exponential(size=n),  # skewed (as |r - median| is)
+    ]
+    for values in cases:
+        a = values.copy()
+        got = k.median_bracketed(a, n, np.empty(n))
+        assert got == np.median(values)
+        np.testing.assert_array_equal(np.sort(a), np.sort(values))  # a permutation of the input

@@ -216,6 +216,45 @@ def _median_inplace(a, n):
 
 
 @njit(cache=True)
+def median_bracketed(a, n, tmp):
+    """Exact median of ``a[:n]`` (``a`` may be reordered; ``tmp`` is scratch of length n).
+
+    Floyd–Rivest style: two pivots from a sorted, evenly spaced sample bracket the middle
+    order statistics; one branch-light pass counts the values below the bracket and
+    compacts those inside it into ``tmp``; quickselect finishes on that small set. Falls
+    back to quickselect on all of ``a`` when the bracket misses (or n is small).
+    """
+    if n < 512:
+        return _median_inplace(a, n)
+    n_sample = 128
+    sample = np.empty(n_sample)
+    for i in range(n_sample):
+        sample[i] = a[(i * n) // n_sample]
+    sample.sort()
+    lo_p = sample[n_sample // 2 - 20]
+    hi_p = sample[n_sample // 2 + 20]
+    k_hi = n // 2
+    k_lo = (n - 1) // 2
+    below = 0
+    m = 0
+    for i in range(n):
+        v = a[i]
+        below += v < lo_p
+        tmp[m] = v
+        m += (v >= lo_p) & (v <= hi_p)
+    if below > k_lo or below + m <= k_hi:
+        return _median_inplace(a, n)
+    upper = _kth_smallest(tmp, m, k_hi - below)
+    if n % 2 == 1:
+        return upper
+    lower = tmp[0]
+    for i in range(1, k_hi - below):
+        if tmp[i] > lower:
+            lower = tmp[i]
+    return (lower + upper) / 2.0
+
+
+@njit(cache=True)
 def _clip_bounds(r, fit, n_fit, clip, buf):
     """``median ± clip·1.4826·MAD`` of the fit returns (no clipping when MAD = 0)."""
     j = 0
@@ -223,10 +262,11 @@ def _clip_bounds(r, fit, n_fit, clip, buf):
         if fit[n]:
             buf[j] = r[n]
             j += 1
-    med = _median_inplace(buf, n_fit)
+    tmp = np.empty(n_fit)
+    med = median_bracketed(buf, n_fit, tmp)
     for i in range(n_fit):
         buf[i] = abs(buf[i] - med)
-    mad = _median_inplace(buf, n_fit)
+    mad = median_bracketed(buf, n_fit, tmp)
     if mad > 0.0:
         half = clip * _MAD_TO_SIGMA * mad
         return med - half, med + half
