@@ -17,6 +17,16 @@ from riskmodel.kernels.specific import (
 # ---------------------------------------------------------------------------------------
 
 
+def gamma_twin(h, z, min_obs, full_obs, blend):
+    """gamma from h and Z by the METHODS formula."""
+    if not blend:
+        return (h >= min_obs).astype(float)
+    ramp = np.clip((h - min_obs) / (full_obs - min_obs), 0, 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        robust = np.minimum(1.0, np.maximum(0.0, np.exp(1.0 - z)))
+    return np.where(np.isnan(z), 0.0, ramp * robust)
+
+
 def ts_twin(u, half_life, window, lags):
     """Direct windowed sums: sigma_TS^2, h and Z for every (date, stock)."""
     T, N = u.shape
@@ -145,19 +155,30 @@ def _gappy_returns(rng, T, N):
     return u
 
 
-@pytest.mark.parametrize("lags,window,half_life", [(5, 40, 13.0), (0, 25, 1e9), (2, 7, 3.0)])
-def test_ts_kernel_matches_direct_sums(lags, window, half_life):
-    rng = np.random.default_rng(1)
-    T, N = 150, 12
-    u = _gappy_returns(rng, T, N)
+def _run_ts(u, half_life, window, lags, min_obs=60, full_obs=180, blend=True):
+    T, N = u.shape
     var = np.empty((T, N))
     h = np.empty((T, N), np.int32)
     z = np.empty((T, N))
-    specific_ts_kernel(u, half_life, window, lags, var, h, z)
+    g = np.empty((T, N))
+    specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend, var, h, z, g)
+    return var, h, z, g
+
+
+@pytest.mark.parametrize("lags,window,half_life", [(5, 40, 13.0), (0, 25, 1e9), (2, 7, 3.0)])
+@pytest.mark.parametrize("blend", [True, False])
+def test_ts_kernel_matches_direct_sums(lags, window, half_life, blend):
+    rng = np.random.default_rng(1)
+    T, N = 150, 19  # 19 stocks: two full blocks of 8 and a partial one
+    u = _gappy_returns(rng, T, N)
+    var, h, z, g = _run_ts(u, half_life, window, lags, 5, 30, blend)
     rv, rh, rz = ts_twin(u, half_life, window, lags)
+    np.testing.assert_allclose(g, gamma_twin(rh, rz, 5, 30, blend), rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(h, rh)
     np.testing.assert_array_equal(np.isnan(var), np.isnan(rv))
-    np.testing.assert_allclose(var, rv, rtol=1e-12, atol=1e-18)
+    # the windowed recursion leaves rounding residue of order eps x (largest window sum),
+    # so the tolerance is 1e-12 relative to each value or to the data's scale
+    np.testing.assert_allclose(var, rv, rtol=1e-12, atol=1e-12 * np.nanmax(rv))
     np.testing.assert_array_equal(np.isinf(z), np.isinf(rz))
     np.testing.assert_allclose(z, rz, rtol=1e-10, atol=1e-12)
     assert np.isinf(z[50:, 6]).all()  # zero IQR -> Z = inf
@@ -167,10 +188,7 @@ def test_ts_kernel_matches_direct_sums(lags, window, half_life):
 def test_ts_kernel_newey_west_reduces_to_ewma_without_lags():
     rng = np.random.default_rng(2)
     u = rng.standard_normal((60, 3))
-    var = np.empty((60, 3))
-    h = np.empty((60, 3), np.int32)
-    z = np.empty((60, 3))
-    specific_ts_kernel(u, 1e12, 60, 0, var, h, z)  # flat weights, window = whole sample
+    var, h, _, _ = _run_ts(u, 1e12, 60, 0)  # flat weights, window = whole sample
     np.testing.assert_allclose(var[-1], (u**2).mean(axis=0), rtol=1e-12)
     np.testing.assert_array_equal(h[:, 0], np.arange(1, 61))
 

@@ -239,28 +239,20 @@ def specific_variance(
 # ---------------------------------------------------------------------------------------
 
 
-def _ts_stats(u: np.ndarray, *, half_life: float, lags: int,
-              window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """sigma_TS^2 (T, N), h (T, N) int32 and Z (T, N) from the time-series kernel."""
+def _ts_stats(u: np.ndarray, *, half_life: float, lags: int, window: int, min_obs: int = 60,
+              full_obs: int = 180, blend: bool = True
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """sigma_TS^2 (T, N), h (T, N) int32, Z (T, N) and gamma (T, N) from the kernel."""
     from riskmodel.kernels.specific import specific_ts_kernel
 
     T, N = u.shape
     var = np.empty((T, N))
     h = np.empty((T, N), np.int32)
     z = np.empty((T, N))
-    specific_ts_kernel(u, float(half_life), int(window), int(lags), var, h, z)
-    return var, h, z
-
-
-def _gamma(h: np.ndarray, z: np.ndarray, *, min_obs: int, full_obs: int,
-           blend: bool) -> np.ndarray:
-    """Blending weight gamma (T, N) from the window count h and the robust statistic Z."""
-    if not blend:
-        return (h >= min_obs).astype(np.float64)
-    ramp = np.clip((h - min_obs) / float(full_obs - min_obs), 0.0, 1.0)
-    with np.errstate(over="ignore", invalid="ignore"):
-        robust = np.clip(np.exp(1.0 - z), 0.0, 1.0)
-    return np.where(np.isnan(z), 0.0, ramp * robust)
+    gamma = np.empty((T, N))
+    specific_ts_kernel(u, float(half_life), int(window), int(lags), int(min_obs),
+                       int(full_obs), bool(blend), var, h, z, gamma)
+    return var, h, z, gamma
 
 
 def _structural(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, styles: np.ndarray,
@@ -303,9 +295,9 @@ def _blended(u: np.ndarray, styles: np.ndarray, industry: np.ndarray | None,
              window: int, min_obs: int, full_obs: int, blend: bool,
              structural_scale: str | float, bar: Any = None) -> _Blended:
     """Steps 1-3: time series, blending weight, structural model, blended volatility."""
-    ts_var, h, z = _ts_stats(u, half_life=half_life, lags=lags, window=window)
+    ts_var, h, z, gamma = _ts_stats(u, half_life=half_life, lags=lags, window=window,
+                                    min_obs=min_obs, full_obs=full_obs, blend=blend)
     _tick(bar, "time series")
-    gamma = _gamma(h, z, min_obs=min_obs, full_obs=full_obs, blend=blend)
     sig_str, e0, nfit = _structural(ts_var, h, gamma, styles, industry, n_industries, weights,
                                     cap, min_obs=min_obs, structural_scale=structural_scale)
     _tick(bar, "structural model")

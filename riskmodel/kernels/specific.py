@@ -26,6 +26,10 @@ __all__ = ["specific_ts_kernel", "structural_kernel", "shrink_kernel"]
 #: intercept; thinner industries are pooled into one group for the fit.
 MIN_INDUSTRY_NAMES = 5
 
+#: The running moments of the sorted window are recomputed exactly (about the window
+#: median) every this many days.
+_REFRESH = 32
+
 
 @numba.njit(cache=True, inline="always")
 def _linear_quantile(sorted_vals, n, p):  # pragma: no cover - compiled
@@ -52,9 +56,155 @@ def _search_left(buf, n, x):  # pragma: no cover - compiled
     return lo
 
 
+@numba.njit(cache=True)
+def _ts_stock(x, a, window, L, min_obs, full_obs, blend, ovar, oh, oz, og):  # pragma: no cover
+    """One stock's pass over all dates (see :func:`specific_ts_kernel`)."""
+    T = x.shape[0]
+    num = np.zeros(L + 1)
+    den = np.zeros(L + 1)
+    npair = np.zeros(L + 1, np.int64)
+    drop = np.empty(L + 1)
+    for l in range(L + 1):
+        drop[l] = a ** (window - l)
+    buf = np.empty(window)
+    nb = 0
+    shift = 0.0  # running moments are of x - shift (the window median at the last refresh)
+    s1 = 0.0
+    s2 = 0.0
+    for t in range(T):
+        x_new = x[t]
+        # --- EWMA sums of lagged products -------------------------------------
+        for l in range(L + 1):
+            p_in = 0.0
+            m_in = 0.0
+            if t - l >= 0:
+                y = x[t - l]
+                if x_new == x_new and y == y:
+                    p_in = x_new * y
+                    m_in = 1.0
+            p_out = 0.0
+            m_out = 0.0
+            tau = t - window + l
+            if tau - l >= 0:
+                y1 = x[tau]
+                y2 = x[tau - l]
+                if y1 == y1 and y2 == y2:
+                    p_out = y1 * y2
+                    m_out = 1.0
+            npair[l] += int(m_in) - int(m_out)
+            if npair[l] == 0:  # no pair left: clear the rounding residue exactly
+                num[l] = 0.0
+                den[l] = 0.0
+            else:
+                num[l] = a * num[l] + p_in - drop[l] * p_out
+                den[l] = a * den[l] + m_in - drop[l] * m_out
+        # --- sorted window buffer ---------------------------------------------
+        has_new = x_new == x_new
+        x_old = np.nan
+        if t - window >= 0:
+            x_old = x[t - window]
+        has_old = x_old == x_old
+        if has_old and has_new:
+            i = _search_left(buf, nb, x_old)
+            j = _search_left(buf, nb, x_new)
+            if i < j:
+                for k in range(i, j - 1):
+                    buf[k] = buf[k + 1]
+                buf[j - 1] = x_new
+            else:
+                for k in range(i, j, -1):
+                    buf[k] = buf[k - 1]
+                buf[j] = x_new
+            dn = x_new - shift
+            do = x_old - shift
+            s1 += dn - do
+            s2 += dn * dn - do * do
+        elif has_old:
+            i = _search_left(buf, nb, x_old)
+            for k in range(i, nb - 1):
+                buf[k] = buf[k + 1]
+            nb -= 1
+            do = x_old - shift
+            s1 -= do
+            s2 -= do * do
+        elif has_new:
+            j = _search_left(buf, nb, x_new)
+            for k in range(nb, j, -1):
+                buf[k] = buf[k - 1]
+            buf[j] = x_new
+            nb += 1
+            dn = x_new - shift
+            s1 += dn
+            s2 += dn * dn
+        if t % _REFRESH == _REFRESH - 1 and nb > 0:
+            shift = buf[nb // 2]
+            s1 = 0.0
+            s2 = 0.0
+            for k in range(nb):
+                d = buf[k] - shift
+                s1 += d
+                s2 += d * d
+        oh[t] = nb
+        # --- Newey-West variance ----------------------------------------------
+        if nb == 0:
+            ovar[t] = np.nan
+        else:
+            c0 = num[0] / den[0]
+            v = c0
+            for l in range(1, L + 1):
+                if npair[l] > 0:
+                    v += 2.0 * (1.0 - l / (L + 1.0)) * num[l] / den[l]
+            floor = c0 / (L + 1.0)
+            ovar[t] = v if v > floor else floor
+        # --- robust blending statistic ----------------------------------------
+        ramp = (nb - min_obs) / (full_obs - min_obs)
+        ramp = 0.0 if ramp < 0.0 else (1.0 if ramp > 1.0 else ramp)
+        if not blend:
+            og[t] = 1.0 if nb >= min_obs else 0.0
+        if nb < 2:
+            oz[t] = np.nan
+            if blend:
+                og[t] = 0.0
+            continue
+        q25 = _linear_quantile(buf, nb, 0.25)
+        q75 = _linear_quantile(buf, nb, 0.75)
+        sig_tilde = (q75 - q25) / 1.35
+        if not sig_tilde > 0.0:
+            oz[t] = np.inf
+            if blend:
+                og[t] = 0.0
+            continue
+        c = 10.0 * sig_tilde
+        c1 = s1
+        c2 = s2
+        k = nb - 1
+        while k >= 0 and buf[k] > c:  # replace x by c, in shifted coordinates
+            dx = buf[k] - shift
+            dc = c - shift
+            c1 += dc - dx
+            c2 += dc * dc - dx * dx
+            k -= 1
+        k = 0
+        while k < nb and buf[k] < -c:
+            dx = buf[k] - shift
+            dc = -c - shift
+            c1 += dc - dx
+            c2 += dc * dc - dx * dx
+            k += 1
+        var_eq = (c2 - c1 * c1 / nb) / (nb - 1)
+        if var_eq < 0.0:
+            var_eq = 0.0
+        zt = abs(np.sqrt(var_eq) / sig_tilde - 1.0)
+        oz[t] = zt
+        if blend:
+            robust = np.exp(1.0 - zt)
+            og[t] = ramp * (robust if robust < 1.0 else 1.0)
+
+
 @numba.njit(cache=True, parallel=True)
-def specific_ts_kernel(u, half_life, window, lags, out_var, out_h, out_z):  # pragma: no cover
-    """Windowed EWMA Newey-West variance, valid count and robust ``Z`` for every date.
+def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
+                       out_var, out_h, out_z, out_gamma):  # pragma: no cover - compiled
+    """Windowed EWMA Newey-West variance, valid count, robust ``Z`` and gamma for every date.
 
     Parameters
     ----------
@@ -66,6 +216,10 @@ def specific_ts_kernel(u, half_life, window, lags, out_var, out_h, out_z):  # pr
         Window length ``W``: row t uses rows ``t-W+1 .. t``.
     lags : int
         Newey-West lags ``L`` (``L < W``).
+    min_obs, full_obs : int
+        History ramp of gamma.
+    blend : bool
+        False: ``gamma = 1[h >= min_obs]``.
     out_var : ndarray (T, N) float64
         Written: ``C_0 + 2 sum_l (1 - l/(L+1)) C_l`` floored at ``C_0/(L+1)``, with
         ``C_l = sum_s w_s u_{t-s} u_{t-s-l} / sum_s w_s`` over the pairs inside the window
@@ -77,139 +231,45 @@ def specific_ts_kernel(u, half_life, window, lags, out_var, out_h, out_z):  # pr
         Written: ``|sigma_eq / sigma_tilde - 1|`` with ``sigma_tilde = IQR/1.35`` and
         ``sigma_eq`` the standard deviation (ddof=1) of the window clipped to
         ``+-10 sigma_tilde``; ``inf`` when ``sigma_tilde = 0``, NaN when ``h < 2``.
+    out_gamma : ndarray (T, N) float64
+        Written: ``clip((h - min_obs)/(full_obs - min_obs), 0, 1) * min(1, exp(1 - Z))``
+        (0 when Z is NaN or inf).
 
     Notes
     -----
     The EWMA sums follow the exact windowed recursion
     ``S_t = a S_{t-1} + p_t - a^(W-l) p_{t-W+l}`` (``a = 2^(-1/H)``); rounding errors decay
-    by ``a`` per day. The window is also kept as a sorted buffer (one shift per day
-    between the leaving and the entering value), so the quartiles are O(1) and the
-    clipped moments are running sums corrected for the few values beyond the clip bound;
-    the running sums are recomputed exactly from the buffer every ``W`` days.
+    by ``a`` per day, and a lag's sums are reset to 0 whenever its window holds no pair.
+    The window is also kept as a sorted buffer (one shift per day between the leaving and
+    the entering value), so the quartiles are O(1) and the clipped moments are running
+    sums (about a shift, the window median at the last refresh) corrected for the few
+    values beyond the clip bound; they are recomputed exactly every 32 days. Stocks are processed in blocks
+    of 8 adjacent columns so that reads and writes use whole cache lines.
     """
     T, N = u.shape
     a = 2.0 ** (-1.0 / half_life)
-    L = lags
-    for n in numba.prange(N):
-        col = np.empty(T)
+    B = 8
+    n_blocks = (N + B - 1) // B
+    for blk in numba.prange(n_blocks):
+        n0 = blk * B
+        nn = min(B, N - n0)
+        xb = np.empty((T, nn))
+        vb = np.empty((T, nn))
+        hb = np.empty((T, nn), np.int32)
+        zb = np.empty((T, nn))
+        gb = np.empty((T, nn))
         for t in range(T):
-            col[t] = u[t, n]
-        num = np.zeros(L + 1)
-        den = np.zeros(L + 1)
-        npair = np.zeros(L + 1, np.int64)
-        drop = np.empty(L + 1)
-        for l in range(L + 1):
-            drop[l] = a ** (window - l)
-        buf = np.empty(window)
-        nb = 0
-        s1 = 0.0
-        s2 = 0.0
+            for j in range(nn):
+                xb[t, j] = u[t, n0 + j]
+        for j in range(nn):
+            _ts_stock(xb[:, j], a, window, lags, min_obs, full_obs, blend,
+                      vb[:, j], hb[:, j], zb[:, j], gb[:, j])
         for t in range(T):
-            x_new = col[t]
-            # --- EWMA sums of lagged products -------------------------------------
-            for l in range(L + 1):
-                p_in = 0.0
-                m_in = 0.0
-                if t - l >= 0:
-                    y = col[t - l]
-                    if x_new == x_new and y == y:
-                        p_in = x_new * y
-                        m_in = 1.0
-                p_out = 0.0
-                m_out = 0.0
-                tau = t - window + l
-                if tau - l >= 0:
-                    y1 = col[tau]
-                    y2 = col[tau - l]
-                    if y1 == y1 and y2 == y2:
-                        p_out = y1 * y2
-                        m_out = 1.0
-                npair[l] += int(m_in) - int(m_out)
-                if npair[l] == 0:  # no pair left: clear the rounding residue exactly
-                    num[l] = 0.0
-                    den[l] = 0.0
-                else:
-                    num[l] = a * num[l] + p_in - drop[l] * p_out
-                    den[l] = a * den[l] + m_in - drop[l] * m_out
-            # --- sorted window buffer ---------------------------------------------
-            has_new = x_new == x_new
-            x_old = np.nan
-            if t - window >= 0:
-                x_old = col[t - window]
-            has_old = x_old == x_old
-            if has_old and has_new:
-                i = _search_left(buf, nb, x_old)
-                j = _search_left(buf, nb, x_new)
-                if i < j:
-                    for k in range(i, j - 1):
-                        buf[k] = buf[k + 1]
-                    buf[j - 1] = x_new
-                else:
-                    for k in range(i, j, -1):
-                        buf[k] = buf[k - 1]
-                    buf[j] = x_new
-                s1 += x_new - x_old
-                s2 += x_new * x_new - x_old * x_old
-            elif has_old:
-                i = _search_left(buf, nb, x_old)
-                for k in range(i, nb - 1):
-                    buf[k] = buf[k + 1]
-                nb -= 1
-                s1 -= x_old
-                s2 -= x_old * x_old
-            elif has_new:
-                j = _search_left(buf, nb, x_new)
-                for k in range(nb, j, -1):
-                    buf[k] = buf[k - 1]
-                buf[j] = x_new
-                nb += 1
-                s1 += x_new
-                s2 += x_new * x_new
-            if t % window == window - 1:
-                s1 = 0.0
-                s2 = 0.0
-                for k in range(nb):
-                    s1 += buf[k]
-                    s2 += buf[k] * buf[k]
-            out_h[t, n] = nb
-            # --- Newey-West variance ----------------------------------------------
-            if nb == 0:
-                out_var[t, n] = np.nan
-            else:
-                c0 = num[0] / den[0]
-                v = c0
-                for l in range(1, L + 1):
-                    if npair[l] > 0:
-                        v += 2.0 * (1.0 - l / (L + 1.0)) * num[l] / den[l]
-                floor = c0 / (L + 1.0)
-                out_var[t, n] = v if v > floor else floor
-            # --- robust blending statistic ----------------------------------------
-            if nb < 2:
-                out_z[t, n] = np.nan
-                continue
-            q25 = _linear_quantile(buf, nb, 0.25)
-            q75 = _linear_quantile(buf, nb, 0.75)
-            sig_tilde = (q75 - q25) / 1.35
-            if not sig_tilde > 0.0:
-                out_z[t, n] = np.inf
-                continue
-            c = 10.0 * sig_tilde
-            c1 = s1
-            c2 = s2
-            k = nb - 1
-            while k >= 0 and buf[k] > c:
-                c1 += c - buf[k]
-                c2 += c * c - buf[k] * buf[k]
-                k -= 1
-            k = 0
-            while k < nb and buf[k] < -c:
-                c1 += -c - buf[k]
-                c2 += c * c - buf[k] * buf[k]
-                k += 1
-            var_eq = (c2 - c1 * c1 / nb) / (nb - 1)
-            if var_eq < 0.0:
-                var_eq = 0.0
-            out_z[t, n] = abs(np.sqrt(var_eq) / sig_tilde - 1.0)
+            for j in range(nn):
+                out_var[t, n0 + j] = vb[t, j]
+                out_h[t, n0 + j] = hb[t, j]
+                out_z[t, n0 + j] = zb[t, j]
+                out_gamma[t, n0 + j] = gb[t, j]
 
 
 @numba.njit(cache=True, parallel=True)
