@@ -697,11 +697,11 @@ def neutralise(
     T, N = gv.shape
     ctrl = _controls_list(controls)
     K = len(ctrl)
-    C = np.empty((T, N, K))
-    for k, (cname, c) in enumerate(ctrl):
+    ctrl_arrays = []  # one (T, N) array per control; stacked one chunk of dates at a time
+    for cname, c in ctrl:
         c = _as_date_stock(c, f"control {cname!r}")
         _check_aligned(g, c, name, f"control {cname!r}", ("date", "stock"))
-        C[:, :, k] = _float_values(c, f"control {cname!r}")
+        ctrl_arrays.append(_float_values(c, f"control {cname!r}"))
     if industry is not None:
         codes, labels = _industry_array(industry, g, _name(industry, "industry"))
         n_codes = max(len(labels), 1)
@@ -728,15 +728,17 @@ def neutralise(
     out = np.empty((T, N))
     excluded = np.zeros((T, N), dtype=bool)
     rank = np.zeros(T, dtype=np.int64)
-    for sl in _date_chunks(T, N * (3 * K + 8)):
-        out[sl], excluded[sl], rank[sl] = _neutralise_array(gv[sl], C[sl], codes[sl], wv[sl], n_codes, float(rcond))
+    for sl in _date_chunks(T, N * (4 * K + 8)):
+        C = np.stack([c[sl] for c in ctrl_arrays], axis=2) if K else np.empty((sl.stop - sl.start, N, 0))
+        out[sl], excluded[sl], rank[sl] = _neutralise_array(gv[sl], C, codes[sl], wv[sl], n_codes, float(rcond))
 
     n_excl = int(excluded.sum())
     if n_excl:
         t, n = np.argwhere(excluded)[0]
         why = []
-        if K and not np.isfinite(C[t, n]).all():
-            why.append("control " + ", ".join(repr(ctrl[k][0]) for k in np.flatnonzero(~np.isfinite(C[t, n]))))
+        bad_ctrl = [ctrl[k][0] for k in range(K) if not np.isfinite(ctrl_arrays[k][t, n])]
+        if bad_ctrl:
+            why.append("control " + ", ".join(map(repr, bad_ctrl)))
         if codes[t, n] < 0:
             why.append("industry")
         if not np.isfinite(wv[t, n]):
