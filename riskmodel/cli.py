@@ -111,13 +111,13 @@ def cmd_risk(args: argparse.Namespace) -> None:
 
 def _risk_report(dec, top: int) -> dict:
     factor_contrib = dec.factor_contributions.to_pandas()
-    stock_contrib = dec.stock_contributions.to_pandas()
+    stock_contrib = dec.component_contributions.to_pandas()
     by_size = lambda s: s.reindex(s.abs().sort_values(ascending=False).index)[:top]  # noqa: E731
     return {
-        "volatility": float(dec.volatility),
-        "volatility_annual": float(dec.volatility) * np.sqrt(252),
-        "factor_volatility": float(dec.factor_volatility),
-        "specific_volatility": float(dec.specific_volatility),
+        "volatility": float(dec.total_vol),
+        "volatility_annual": float(dec.total_vol) * np.sqrt(252),
+        "factor_volatility": float(dec.factor_vol),
+        "specific_volatility": float(dec.specific_vol),
         "top_factors": {str(k): float(v) for k, v in by_size(factor_contrib).items()},
         "top_stocks": {str(k): float(v) for k, v in by_size(stock_contrib).items()},
     }

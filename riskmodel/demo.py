@@ -78,9 +78,9 @@ def run_demo(output: Path, *, n_stocks: int = 600, n_days: int = 1000, seed: int
     book = (top / top.sum()).rename("weight")
     dec = cov.decompose(book)
     print(f"cap-weighted book of the 100 largest names, forecast for the day after {pd.Timestamp(cov.date).date()}:")
-    print(f"  volatility {float(dec.volatility) * np.sqrt(252):.2%}/yr  (factor {float(dec.factor_volatility) * np.sqrt(252):.2%}, "
-          f"specific {float(dec.specific_volatility) * np.sqrt(252):.2%})")
-    facts["book_volatility_annual"] = float(dec.volatility) * np.sqrt(252)
+    print(f"  volatility {float(dec.total_vol) * np.sqrt(252):.2%}/yr  (factor {float(dec.factor_vol) * np.sqrt(252):.2%}, "
+          f"specific {float(dec.specific_vol) * np.sqrt(252):.2%})")
+    facts["book_volatility_annual"] = float(dec.total_vol) * np.sqrt(252)
     bias = rm.bias_statistics(fit, n_random=50, n_optimised=20)
     print(bias.summary())
     figures["rolling_bias"] = output / "rolling_bias.png"

@@ -215,7 +215,6 @@ class FactorRiskModel:
             For a malformed panel (see :func:`riskmodel.validate_panel`).
         """
         from riskmodel.exposures import build_exposures
-        from riskmodel.panel import validate_panel
         from riskmodel.regression import factor_returns
 
         settings = self.get_params()
@@ -228,7 +227,6 @@ class FactorRiskModel:
                     "pass styles=[...], industry=... and cap=... naming panel variables"
                 )
         settings["styles"] = styles
-        panel = validate_panel(panel, styles=styles)
         stages = ["exposures", "regression"] + (["factor covariance", "specific risk"] if self.covariance else [])
         with _Progress(stages, self.progress) as progress:
             exposures = build_exposures(
@@ -345,7 +343,7 @@ class FittedFactorModel:
 
     @classmethod
     def _from_parts(cls, panel, exposures, wls, factor_cov, specific, settings) -> "FittedFactorModel":
-        dates, stocks = panel["date"].to_numpy(), panel["stock"].to_numpy()
+        dates, stocks = np.asarray(exposures.dates), np.asarray(exposures.stocks).astype(str)
         factors = np.asarray(wls.factor_names, dtype=str)
         styles = np.asarray(exposures.style_names, dtype=str)
         ds = xr.Dataset(
@@ -495,6 +493,19 @@ class FittedFactorModel:
             name="exposures",
         )
 
+    def forecast_mask(self) -> np.ndarray:
+        """ndarray (date, stock) bool: the stock has a complete forecast made at that date's close.
+
+        Complete means finite exposures to every factor and a positive specific variance.
+        """
+        self._require_forecasts()
+        ds = self.dataset
+        spec = ds["specific_var"].to_numpy()
+        mask = np.isfinite(spec) & (spec > 0) & np.isfinite(ds["style_exposure"].to_numpy()).all(axis=2)
+        if "industry_code" in ds:
+            mask &= ds["industry_code"].to_numpy() >= 0
+        return mask
+
     def portfolio_factor_exposures(self, weights: np.ndarray, valid: np.ndarray, *, chunk: int = 16) -> np.ndarray:
         """Factor exposures ``B_tᵀ (w ∘ valid_t)`` of static portfolios on every date.
 
@@ -594,11 +605,16 @@ class FittedFactorModel:
         exposures = self.exposure_matrix(self.dates[t])
         factor_cov = self.dataset["factor_cov"].isel(date=t)
         specific = self.dataset["specific_var"].isel(date=t)
-        if not np.isfinite(factor_cov.to_numpy()).all():
+        # a factor without a forecast (e.g. an industry too thin to have a return in the
+        # window) is left out: its members are then exposed to the other factors only
+        known = np.isfinite(np.diag(factor_cov.to_numpy()))
+        if not known.any() or not np.isfinite(factor_cov.to_numpy()[np.ix_(known, known)]).all():
             raise PanelError(
                 f"no factor covariance forecast on {self.dates[t].date()}: too little history before it "
                 f"(first forecast on {self._first_forecast_date()})"
             )
+        factor_cov = factor_cov.isel(factor=known, factor_=known)
+        exposures = exposures.isel(factor=known)
         complete = np.isfinite(exposures.to_numpy()).all(axis=1) & np.isfinite(specific.to_numpy())
         complete &= specific.to_numpy() > 0
         return StructuredCovariance(
@@ -609,7 +625,7 @@ class FittedFactorModel:
         )
 
     def _first_forecast_date(self) -> str:
-        ok = np.isfinite(self.dataset["factor_cov"].to_numpy()).all(axis=(1, 2))
+        ok = np.isfinite(self.dataset["factor_cov"].to_numpy()).any(axis=(1, 2))
         return str(self.dates[np.argmax(ok)].date()) if ok.any() else "never"
 
     # -- presentation ------------------------------------------------------------------

@@ -178,7 +178,8 @@ def bias_statistics(
     A stock counts on outcome day ``t`` when it had a complete forecast at ``t − 1`` and
     a return at ``t``; other weights count as zero that day (not renormalised). Pure factor
     and eigenfactor outcomes are computed in factor space (``f_{k,t}/√F_{kk}`` and
-    ``u_kᵀ f_t/√λ_k``).
+    ``u_kᵀ f_t/√λ_k``); eigenfactors use the factors that have a forecast and a return on
+    every outcome date (an industry too thin on some days is left out).
     """
     if horizon < 1 or window < 2:
         raise InvalidParameterError(f"horizon must be >= 1 and window >= 2, got {horizon}, {window}")
@@ -193,7 +194,7 @@ def bias_statistics(
 
     # outcome day t uses the forecast of row t-1
     has_forecast = np.zeros(len(dates), dtype=bool)
-    has_forecast[1:] = np.isfinite(factor_cov[:-1]).all(axis=(1, 2))
+    has_forecast[1:] = np.isfinite(np.diagonal(factor_cov[:-1], axis1=1, axis2=2)).any(axis=1)
     period = np.ones(len(dates), dtype=bool)
     if start is not None:
         period &= dates >= pd.Timestamp(start)
@@ -224,8 +225,11 @@ def bias_statistics(
         var = np.diagonal(factor_cov[prev], axis1=1, axis2=2)
         add("pure_factors", fit.factors, f[outcome_idx], var)
     if "eigenfactors" in specs:
-        evals, evecs = np.linalg.eigh(factor_cov[prev])
-        ret = np.einsum("tkj,tk->tj", evecs, np.nan_to_num(f[outcome_idx]))
+        # over the factors with a forecast and a return on every outcome date
+        always = np.isfinite(np.diagonal(factor_cov[prev], axis1=1, axis2=2)).all(axis=0)
+        always &= np.isfinite(f[outcome_idx]).all(axis=0)
+        evals, evecs = np.linalg.eigh(factor_cov[prev][:, always][:, :, always])
+        ret = np.einsum("tkj,tk->tj", evecs, f[outcome_idx][:, always])
         labels = [f"eigen{j:02d}" for j in range(evals.shape[1])]
         add("eigenfactors", labels, ret, evals)
 
@@ -239,8 +243,7 @@ def bias_statistics(
 
     # stocks that count on outcome day t: forecast at t-1 and a return at t
     counted = np.zeros_like(returns, dtype=bool)
-    counted[1:] = np.isfinite(spec[:-1]) & (spec[:-1] > 0) & np.isfinite(returns[1:])
-    counted[1:] &= np.isfinite(fit.dataset["style_exposure"].to_numpy()[:-1]).all(axis=2)
+    counted[1:] = fit.forecast_mask()[:-1] & np.isfinite(returns[1:])
     ret_filled = np.nan_to_num(returns)
     spec_filled = np.nan_to_num(spec)
     for family, weights, _, labels in stock_portfolios:
