@@ -66,8 +66,8 @@ def _resolve(path: str | os.PathLike | None, filename: str) -> Path:
 
 
 def _stock_codes(tickers: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique tickers (numpy str) and each row's code."""
-    cat = tickers.astype("category")
+    """Sorted unique tickers (numpy str) and each row's code (``tickers`` categorical)."""
+    cat = tickers.cat.remove_unused_categories()
     cats = np.asarray(cat.cat.categories.astype(str), dtype=str)
     order = np.argsort(cats, kind="stable")
     rank = np.empty(cats.size, dtype=np.int64)
@@ -197,7 +197,7 @@ def load_us_equities(
         dates_raw = dates_raw[keep]
 
     dates, date_codes = np.unique(dates_raw, return_inverse=True)
-    stocks, stock_codes = _stock_codes(df["ticker"].astype(str))
+    stocks, stock_codes = _stock_codes(df["ticker"])
     shape = (dates.size, stocks.size)
     key = date_codes.astype(np.int64) * stocks.size + stock_codes
     counts = np.bincount(key, minlength=dates.size * stocks.size)
@@ -225,7 +225,7 @@ def load_us_equities(
     labels = {}
     for col in label_cols:
         out = np.full(stocks.size, "", dtype=object)
-        out[stock_codes[first_row]] = df[col].astype(object).to_numpy()[first_row]
+        out[stock_codes[first_row]] = df[col].iloc[first_row].astype(object).to_numpy()
         labels[col] = np.where(pd.isna(out), "", out).astype(str)
 
     ds = xr.Dataset(

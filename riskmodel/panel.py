@@ -550,6 +550,8 @@ def industry_codes(
 def _column_to_array(values: pd.Series | np.ndarray) -> tuple[np.ndarray, Any]:
     """A column as (ndarray, fill value): floats (NaN), bool/int -> float64 (NaN), str ('')."""
     s = pd.Series(values)
+    if s.dtype == object:
+        s = s.infer_objects()
     if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
         return s.to_numpy(dtype=np.float64, na_value=np.nan), np.nan
     obj = s.to_numpy(dtype=object, na_value=None)
@@ -737,9 +739,7 @@ def panel_from_wide(
     ref = frames[ref_name]
     ref_dates = _index_ids(ref.index, "date", ref_name, is_date=True)
     ref_stocks = _index_ids(ref.columns, "stock", ref_name, is_date=False)
-    date_order = np.argsort(ref_dates, kind="stable")
-    dates = ref_dates[date_order]
-    sorted_dates = dates
+    dates = np.sort(ref_dates)
 
     data_vars: dict[str, Any] = {}
     for name in names:
@@ -748,7 +748,7 @@ def panel_from_wide(
             raise DimensionError(f"frame {name!r} must be a pandas DataFrame (date x stock), got {type(frame).__name__}")
         f_dates = _index_ids(frame.index, "date", name, is_date=True)
         f_stocks = _index_ids(frame.columns, "stock", name, is_date=False)
-        for what, r_ids, g_ids, is_date in (("date", sorted_dates, f_dates, True), ("stock", ref_stocks, f_stocks, False)):
+        for what, r_ids, g_ids, is_date in (("date", dates, f_dates, True), ("stock", ref_stocks, f_stocks, False)):
             msg = _alignment_message(name, what, r_ids, g_ids, is_date=is_date)
             if msg:
                 raise AlignmentError(msg + f" (reference: frame {ref_name!r})")
