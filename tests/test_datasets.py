@@ -7,8 +7,6 @@ README (shape, proxy count, the known data errors kept as-is).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,6 +24,7 @@ from riskmodel.descriptors import (
     size,
     volatility,
 )
+from riskmodel.panel import industry_codes
 from riskmodel.errors import AlignmentError, InvalidParameterError, MissingVariableError, ModelFileError
 
 TOL = 1e-12
@@ -238,7 +237,7 @@ def test_us_panel_shape_and_labels(us):
     assert len(np.unique(us["industry"].values)) == 68
     # the README says 127 sub-industries; the file itself (and tickers.csv) holds 126
     assert len(np.unique(us["sub_industry"].values)) == 126
-    codes, labels = rm.panel.industry_codes(us)
+    codes, labels = industry_codes(us)
     assert codes.shape == (2518, 491) and (codes >= 0).all() and len(labels) == 68
     assert us["sector"].sel(stock="XOM").item() == "Energy"
 
