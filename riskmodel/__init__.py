@@ -41,7 +41,7 @@ _LAZY: dict[str, str] = {
     "load": "riskmodel.io",
     "save": "riskmodel.io",
     "load_us_equities": "riskmodel.datasets",
-    "simulate": "riskmodel.simulate",
+    "simulate": "riskmodel.simulation",
     # exposures
     "clean": "riskmodel.exposures",
     "neutralise": "riskmodel.exposures",

@@ -103,7 +103,7 @@ def run_demo(output: Path, *, n_stocks: int = 600, n_days: int = 1000, seed: int
     audit.to_html(output / "audit.html")
 
     _section("5. A new signal: card-spend growth")
-    growth = rm.yoy_log_growth(rm.trailing_sum(panel["spend"], 90))
+    growth = rm.yoy_log_growth(panel["spend"], window=90)
     lists = {
         "market": fit.factor_returns.sel(factor=["market"]),
         "market+size": fit.factor_returns.sel(factor=["market", "size"]),

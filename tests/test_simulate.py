@@ -326,11 +326,3 @@ def test_speed_5000_by_2520_ten_styles():
           f"({elapsed / unit:.0f} x one 12.6M-normal draw of {unit:.2f} s)")
     assert ds["true_style_exposures"].shape == (2520, 5000, 10)
     assert elapsed / unit < 150
-
-
-def test_module_is_callable_like_the_function():
-    """`riskmodel.simulate` may be bound to the module (after `import riskmodel.simulate`)."""
-    import importlib
-
-    mod = importlib.import_module("riskmodel.simulate")
-    assert mod(60, 30, seed=1, n_industries=4).identical(mod.simulate(60, 30, seed=1, n_industries=4))

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -878,20 +876,3 @@ def _description(spend: bool) -> str:
         "Variables starting with true_ are the truth."
     )
     return text
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`simulate`.
-
-    The module and the public function share the name ``riskmodel.simulate``: once the
-    module is imported (e.g. by ``from riskmodel.simulate import simulate``), Python binds
-    the package attribute ``riskmodel.simulate`` to the module, shadowing the lazily
-    exported function. Making the module callable keeps ``rm.simulate(...)`` working
-    whichever of the two the attribute holds.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> xr.Dataset:
-        return simulate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
