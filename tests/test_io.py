@@ -294,3 +294,22 @@ def test_sigkill_mid_save_keeps_previous_file(tmp_path, fmt):
     save(_panel(seed=8), path)
     assert _tmp_siblings(path) == []
     _assert_roundtrip(_panel(seed=8), load(path))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_failed_write_keeps_previous_and_cleans_up(tmp_path, fmt, monkeypatch):
+    path = tmp_path / f"p.{fmt}"
+    previous = _panel(seed=11)
+    save(previous, path)
+
+    def broken_writer(self, target, *args, **kwargs):
+        Path(target).mkdir() if fmt == "zarr" else Path(target).write_bytes(b"\x89HDF partial")
+        raise OSError("disk full")
+
+    method = "to_zarr" if fmt == "zarr" else "to_netcdf"
+    monkeypatch.setattr(xr.Dataset, method, broken_writer)
+    with pytest.raises(ModelFileError, match=r"could not write .*disk full.*previous file.*unchanged"):
+        save(_panel(seed=12), path)
+    monkeypatch.undo()
+    _assert_roundtrip(previous, load(path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
