@@ -226,13 +226,13 @@ def median_bracketed(a, n, tmp):
     """
     if n < 512:
         return _median_inplace(a, n)
-    n_sample = 128
+    n_sample = 256
     sample = np.empty(n_sample)
     for i in range(n_sample):
         sample[i] = a[(i * n) // n_sample]
     sample.sort()
-    lo_p = sample[n_sample // 2 - 20]
-    hi_p = sample[n_sample // 2 + 20]
+    lo_p = sample[n_sample // 2 - 24]
+    hi_p = sample[n_sample // 2 + 24]
     k_hi = n // 2
     k_lo = (n - 1) // 2
     below = 0
