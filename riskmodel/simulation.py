@@ -445,7 +445,7 @@ def simulate(
     specific_vol_median: float = 0.02,
     size_dispersion: float = 1.5,
     style_persistence: float = 0.998,
-    min_industry_size: int = 5,
+    min_industry_size: int = 12,
 ) -> xr.Dataset:
     """Simulate a daily equity panel whose factor structure is known exactly.
 
@@ -502,9 +502,11 @@ def simulate(
         ``b`` in ``ln cap = A_t + b u_size`` (cross-sectional sd of ln cap ~ 1.1).
     style_persistence : float, default 0.998
         Daily AR(1) coefficient of the non-size style latents (stability over 21 days ~ 0.96).
-    min_industry_size : int, default 5
+    min_industry_size : int, default 12
         Every industry has at least this many members listed and with a return every day
-        t >= 1 (these anchors list on day 0, never delist and are never halted).
+        t >= 1 (these anchors list on day 0, never delist and are never halted). The default
+        keeps the √cap-weighted effective member count ``(Σv)²/Σv²`` above the regression's
+        thin-industry threshold of 5 on almost every day.
 
     Returns
     -------

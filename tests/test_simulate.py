@@ -283,17 +283,17 @@ def test_errors():
     with pytest.raises(InvalidParameterError, match="n_stocks=20"):
         rm.simulate(20, 50, n_industries=10)
     with pytest.raises(InvalidParameterError, match="listing_rate"):
-        rm.simulate(100, 50, listing_rate=1.5)
+        rm.simulate(200, 50, listing_rate=1.5)
     with pytest.raises(InvalidParameterError, match="'returns'"):
-        rm.simulate(100, 50, styles=("size", "returns"))
+        rm.simulate(200, 50, styles=("size", "returns"))
     with pytest.raises(InvalidParameterError, match="duplicates"):
-        rm.simulate(100, 50, styles=("size", "size"))
+        rm.simulate(200, 50, styles=("size", "size"))
     with pytest.raises(InvalidParameterError, match="'oil'.*both"):
-        rm.simulate(100, 50, hidden={"name": "oil", "corr": 0.1, "loading": 1.0})
+        rm.simulate(200, 50, hidden={"name": "oil", "corr": 0.1, "loading": 1.0})
     with pytest.raises(InvalidParameterError, match="specific_tails"):
-        rm.simulate(100, 50, specific_tails="cauchy")
+        rm.simulate(200, 50, specific_tails="cauchy")
     with pytest.raises(InvalidParameterError, match="regime start_index 60"):
-        rm.simulate(100, 50, regimes=[(60, 2.0)])
+        rm.simulate(200, 50, regimes=[(60, 2.0)])
 
 
 # --------------------------------------------------------------------------- scale
