@@ -312,6 +312,9 @@ def _warn_empty_dates(returns: xr.DataArray) -> None:
         return
     empty = np.isnan(returns.data).all(axis=1)  # lazy for dask: a (date,) vector
     empty = np.asarray(empty.compute() if hasattr(empty, "compute") else empty)
+    # leading empty dates are the normal start of returns computed from prices
+    leading = np.cumprod(empty).astype(bool)
+    empty &= ~leading
     if empty.any():
         dates = returns["date"].values[empty]
         warnings.warn(
@@ -372,7 +375,9 @@ def validate_panel(
     Warns
     -----
     SingularDateWarning
-        Dates on which every return is NaN (they are allowed; their fits are NaN).
+        For dates after the first return on which no stock has a return (leading empty
+        dates, as from prices, are expected and not warned about). Such dates are
+        allowed; their fits are NaN.
 
     Notes
     -----
