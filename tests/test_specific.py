@@ -335,3 +335,19 @@ def test_student_t_world_is_calibrated():
     assert abs(np.median(bias) - 1.0) <= 0.03
     b = _decile_bias(z, res.var[u.shape[0] - 251 : -1])
     assert b.max() - b.min() <= 0.10
+
+
+@pytest.mark.slow
+def test_shrinkage_narrows_decile_spread_over_seeds():
+    spreads = []
+    for seed in range(1, 4):
+        u, ex, _, _ = make_world(seed=seed)
+        t0 = u.shape[0] - 251
+        row = []
+        for q in (0.1, 0.0):
+            res = sp.specific_variance(u, ex, shrink=q)
+            b = _decile_bias(_z_next(u, res.var, t0), res.var[t0:-1])
+            row.append(b.max() - b.min())
+        spreads.append(row)
+    shrunk, raw = np.mean(spreads, axis=0)
+    assert shrunk <= 0.7 * raw and shrunk <= 0.10

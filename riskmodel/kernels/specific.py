@@ -56,7 +56,7 @@ def _search_left(buf, n, x):  # pragma: no cover - compiled
     return lo
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _ts_stock(x, a, window, L, min_obs, full_obs, blend, ovar, oh, oz, og):  # pragma: no cover
     """One stock's pass over all dates (see :func:`specific_ts_kernel`)."""
     T = x.shape[0]
@@ -261,9 +261,20 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
         for t in range(T):
             for j in range(nn):
                 xb[t, j] = u[t, n0 + j]
+        xs = np.empty(T)
+        vs = np.empty(T)
+        hs = np.empty(T, np.int32)
+        zs = np.empty(T)
+        gs = np.empty(T)
         for j in range(nn):
-            _ts_stock(xb[:, j], a, window, lags, min_obs, full_obs, blend,
-                      vb[:, j], hb[:, j], zb[:, j], gb[:, j])
+            for t in range(T):
+                xs[t] = xb[t, j]
+            _ts_stock(xs, a, window, lags, min_obs, full_obs, blend, vs, hs, zs, gs)
+            for t in range(T):
+                vb[t, j] = vs[t]
+                hb[t, j] = hs[t]
+                zb[t, j] = zs[t]
+                gb[t, j] = gs[t]
         for t in range(T):
             for j in range(nn):
                 out_var[t, n0 + j] = vb[t, j]
