@@ -1,0 +1,415 @@
+"""Spectrum of a residual correlation ``C = Z'Z / T`` without forming the N x N matrix.
+
+Private ndarray layer of :mod:`riskmodel.audit.residuals` (METHODS §7.2-7.3):
+
+* :func:`top_eigenpairs` -- the leading eigenvalues/eigenvectors of ``C`` from the
+  ``T x N`` matrix ``Z``: an exact Gram eigendecomposition on the *smaller* side when
+  ``min(T, N)`` is small, otherwise a restarted randomized block Krylov (block Lanczos)
+  iteration with Rayleigh-Ritz, which needs only products ``Z @ X`` and ``Z.T @ Y``.
+* :func:`null_lambda_max` -- the top eigenvalue of ``n_null`` surrogates of ``Z`` whose
+  columns are made independent in time (shuffled, circularly shifted or sign-flipped),
+  all run as independent Lanczos recurrences in lock-step.  The surrogate transform is
+  applied to the short ``T``-vectors inside the matvec, never to a copy of ``Z``.
+* closed forms: Marchenko-Pastur edges, the Tracy-Widom edge (Johnstone 2001), the
+  BBP detectability bound and the spike/overlap relations of the spiked covariance model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+__all__ = [
+    "DENSE_LIMIT",
+    "EigenPairs",
+    "bbp_bound",
+    "marchenko_pastur_edges",
+    "null_lambda_max",
+    "spike_overlap",
+    "top_eigenpairs",
+    "tracy_widom_edge",
+    "surrogate_plan",
+    "apply_surrogate",
+]
+
+#: ``min(T, N)`` up to which the exact Gram route (a ``min x min`` matrix) is used.
+DENSE_LIMIT = 512
+
+#: Upper bound on ``groups * T * surrogates`` index entries held by the null (memory/speed).
+_NULL_VOLUME = 1 << 21
+
+#: Tracy-Widom (GOE, beta=1) quantiles used for the reference edge.
+_TW1_QUANTILES = {0.95: 0.9793, 0.99: 2.0234}
+
+
+@dataclass(frozen=True)
+class EigenPairs:
+    """Leading eigenpairs of ``C = Z'Z/T``: ``values (k,)`` descending, ``vectors (N, k)``."""
+
+    values: np.ndarray
+    vectors: np.ndarray
+    method: str
+    n_products: int
+
+
+# ----------------------------------------------------------------------------- closed forms
+def marchenko_pastur_edges(n_stocks: int, n_dates: int) -> tuple[float, float]:
+    """Marchenko-Pastur bulk edges ``(1 -+ sqrt(N/T))**2`` of ``Z'Z/T`` with unit variances."""
+    q = math.sqrt(n_stocks / n_dates)
+    return (1.0 - q) ** 2, (1.0 + q) ** 2
+
+
+def tracy_widom_edge(n_stocks: int, n_dates: int, level: float = 0.99) -> float:
+    """Johnstone's Tracy-Widom approximation of the ``level`` quantile of ``lambda_max(Z'Z/T)``.
+
+    ``mu = (sqrt(T-1) + sqrt(N))**2``, ``sigma = (sqrt(T-1) + sqrt(N)) (1/sqrt(T-1) +
+    1/sqrt(N))**(1/3)`` for the eigenvalues of ``T C``; returns ``(mu + sigma * TW1_q) / T``.
+    """
+    if level not in _TW1_QUANTILES:
+        raise ValueError(f"level must be one of {sorted(_TW1_QUANTILES)}, got {level}")
+    a, b = math.sqrt(n_dates - 1.0), math.sqrt(n_stocks)
+    mu = (a + b) ** 2
+    sigma = (a + b) * (1.0 / a + 1.0 / b) ** (1.0 / 3.0)
+    return (mu + sigma * _TW1_QUANTILES[level]) / n_dates
+
+
+def bbp_bound(n_stocks: int, n_dates: int) -> float:
+    """BBP detectability bound ``1 + sqrt(N/T)`` on the population spike ``1 + (k-1) rho``."""
+    return 1.0 + math.sqrt(n_stocks / n_dates)
+
+
+def spike_overlap(sample_eigenvalue: np.ndarray | float, n_stocks: int, n_dates: int) -> np.ndarray:
+    """Squared overlap ``<v, u>**2`` of a sample eigenvector with its population spike.
+
+    Inverts ``lambda = (1 + l)(1 + g / l)`` (``g = N/T``) for the population excess ``l``
+    and returns ``(1 - g / l**2) / (1 + g / l)``; 0 at or below the MP edge.
+    """
+    g = n_stocks / n_dates
+    lam = np.atleast_1d(np.asarray(sample_eigenvalue, dtype=np.float64))
+    # (1 + l)(1 + g/l) = lam  <=>  l**2 + (1 + g - lam) l + g = 0; larger root
+    b = 1.0 + g - lam
+    disc = b * b - 4.0 * g
+    ell = np.where(disc > 0, (-b + np.sqrt(np.maximum(disc, 0.0))) / 2.0, math.sqrt(g))
+    ov = (1.0 - g / ell**2) / (1.0 + g / ell)
+    return np.clip(np.where(ell > math.sqrt(g), ov, 0.0), 0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------- top eigenpairs
+def top_eigenpairs(
+    Z: np.ndarray,
+    k: int,
+    *,
+    method: str = "auto",
+    rtol: float = 1e-9,
+    oversample: int = 10,
+    max_basis: int = 400,
+    max_restarts: int = 50,
+    rng: np.random.Generator | None = None,
+) -> EigenPairs:
+    """Leading ``k`` eigenpairs of ``C = Z'Z / T`` from the ``T x N`` matrix ``Z``.
+
+    Parameters
+    ----------
+    Z : ndarray (T, N) float64
+        Standardised residuals (not modified).
+    k : int
+        Number of eigenpairs (reduced to ``min(T, N)``).
+    method : {"auto", "gram", "krylov"}
+        ``"gram"``: exact eigendecomposition of the Gram matrix of the smaller side
+        (``min(T, N)**2`` memory); ``"krylov"``: restarted block Krylov; ``"auto"``:
+        ``"gram"`` when ``min(T, N) <= DENSE_LIMIT``.
+    rtol : float
+        Krylov stop: every one of the ``k`` Ritz values moved by less than
+        ``rtol * theta_1`` over the last block.
+
+    Returns
+    -------
+    EigenPairs
+        ``values (k,)`` descending, ``vectors (N, k)`` unit columns.
+    """
+    T, N = Z.shape
+    k = int(min(k, T, N))
+    rng = np.random.default_rng(0) if rng is None else rng
+    if method == "auto":
+        method = "gram" if min(T, N) <= DENSE_LIMIT else "krylov"
+    if method == "gram":
+        return _gram_eigenpairs(Z, k)
+    if method != "krylov":
+        raise ValueError(f"method must be 'auto', 'gram' or 'krylov', got {method!r}")
+    return _krylov_eigenpairs(Z, k, rtol, oversample, max_basis, max_restarts, rng)
+
+
+def _gram_eigenpairs(Z: np.ndarray, k: int) -> EigenPairs:
+    T, N = Z.shape
+    p = min(T, N)
+    G = Z @ Z.T if T <= N else Z.T @ Z
+    mu, U = scipy.linalg.eigh(G, subset_by_index=(p - k, p - 1))
+    mu, U = mu[::-1], U[:, ::-1]
+    if T <= N:
+        V = Z.T @ U
+        V /= np.maximum(np.linalg.norm(V, axis=0), np.finfo(float).tiny)
+    else:
+        V = U
+    return EigenPairs(np.maximum(mu, 0.0) / T, np.ascontiguousarray(V), "gram", 1)
+
+
+def _orthonormal_block(Y: np.ndarray, Q: np.ndarray | None) -> np.ndarray:
+    """Columns of ``Y`` orthogonalised against ``Q`` (twice) and among themselves.
+
+    Directions already (numerically) in ``span(Q)`` are dropped: an empty result means
+    the Krylov space is invariant and the Ritz pairs are exact.
+    """
+    scale = max(float(np.linalg.norm(Y, axis=0).max(initial=0.0)), np.finfo(float).tiny)
+    for _ in range(2):
+        if Q is not None and Q.shape[1]:
+            Y = Y - Q @ (Q.T @ Y)
+    U, s, _ = np.linalg.svd(Y, full_matrices=False)
+    keep = s > 1e-10 * scale
+    return np.ascontiguousarray(U[:, keep])
+
+
+def _krylov_eigenpairs(
+    Z: np.ndarray,
+    k: int,
+    rtol: float,
+    oversample: int,
+    max_basis: int,
+    max_restarts: int,
+    rng: np.random.Generator,
+) -> EigenPairs:
+    T, N = Z.shape
+    # A A' is the Gram matrix of the smaller side; the basis lives there.
+    A = Z if T <= N else Z.T
+    p = A.shape[0]
+    b = min(k + oversample, p)
+    max_basis = max(min(max_basis, p), 2 * b)
+    start = A @ rng.standard_normal((A.shape[1], b))
+    n_products = 1
+    theta_old = None
+    converged = False
+    for _restart in range(max_restarts + 1):
+        Q = _orthonormal_block(start, None)
+        W = A.T @ Q  # (q, j b): A' Q, kept to form the Rayleigh quotient without A again
+        M = W.T @ W  # Q' A A' Q, grown block by block
+        n_products += 1
+        theta_old = None  # a restarted basis reproduces the old Ritz values: compare anew
+        while True:
+            mu, U = np.linalg.eigh(M)
+            theta = mu[::-1][:k]
+            if theta_old is not None and theta.size == theta_old.size:
+                if np.all(np.abs(theta - theta_old) <= rtol * max(theta[0], np.finfo(float).tiny)):
+                    converged = True
+                    break
+            theta_old = theta
+            if Q.shape[1] + b > max_basis:
+                break
+            last = W[:, -min(b, W.shape[1]) :]
+            block = _orthonormal_block(A @ last, Q)
+            n_products += 1
+            if block.shape[1] == 0:  # invariant subspace: Ritz pairs are exact
+                converged = True
+                break
+            Wb = A.T @ block
+            n_products += 1
+            cross = W.T @ Wb
+            M = np.block([[M, cross], [cross.T, Wb.T @ Wb]])
+            Q = np.hstack([Q, block])
+            W = np.hstack([W, Wb])
+        order = np.argsort(mu)[::-1]
+        U = U[:, order]
+        if converged or Q.shape[1] >= p or _restart == max_restarts:
+            break
+        # thick restart from the leading Ritz vectors of the basis side
+        start = Q @ U[:, :b]
+    mu = np.maximum(mu[order][:k], 0.0)
+    if T <= N:
+        V = W @ U[:, :k]  # other side = stock side
+    else:
+        V = Q @ U[:, :k]
+    V /= np.maximum(np.linalg.norm(V, axis=0), np.finfo(float).tiny)
+    return EigenPairs(mu / T, np.ascontiguousarray(V), "krylov", n_products)
+
+
+# ----------------------------------------------------------------------------- null
+@dataclass(frozen=True)
+class SurrogatePlan:
+    """Column groups and their independent time transforms for ``S`` surrogates.
+
+    ``edges (G+1,)`` splits the columns of ``Z`` into contiguous groups; group ``g`` of
+    surrogate ``s`` is transformed by ``(P x)[t] = sign[g, t, s] * x[perm[g, t, s]]``.
+    ``perm``/``inverse`` are flat int indices into a C-ordered ``(T, S)`` array (or None
+    for the sign null), ``sign`` is float64 (or None).
+    """
+
+    edges: np.ndarray
+    kind: str
+    perm: np.ndarray | None
+    inverse: np.ndarray | None
+    sign: np.ndarray | None
+
+
+def surrogate_plan(
+    n_dates: int,
+    n_stocks: int,
+    n_surrogates: int,
+    kind: str,
+    rng: np.random.Generator,
+    group_size: int | None = None,
+) -> SurrogatePlan:
+    """Draw the transforms of ``n_surrogates`` surrogates (see :class:`SurrogatePlan`).
+
+    ``group_size=None`` chooses the smallest group size for which
+    ``groups * T * S <= 2**21`` (exact per-column surrogates whenever that allows it).
+    """
+    T, N, S = n_dates, n_stocks, n_surrogates
+    if group_size is None:
+        max_groups = max(1, _NULL_VOLUME // (T * S))
+        group_size = max(1, -(-N // max_groups))
+    G = -(-N // group_size)
+    edges = np.minimum(np.arange(G + 1) * group_size, N)
+    itype = np.int32 if T * S < 2**31 else np.int64
+    cols = np.arange(S, dtype=itype)
+    if kind == "sign":
+        sign = rng.choice(np.array([-1.0, 1.0]), size=(G, T, S))
+        return SurrogatePlan(edges, kind, None, None, sign)
+    if kind == "shuffle":
+        local = np.argsort(rng.random((G, S, T)), axis=2).astype(itype)
+    elif kind == "shift":
+        shifts = rng.integers(0, T, size=(G, S, 1))
+        local = ((np.arange(T)[None, None, :] + shifts) % T).astype(itype)
+    else:
+        raise ValueError(f"kind must be 'shuffle', 'shift' or 'sign', got {kind!r}")
+    inv_local = np.empty_like(local)
+    np.put_along_axis(inv_local, local, np.arange(T, dtype=itype)[None, None, :], axis=2)
+    perm = np.ascontiguousarray(local.transpose(0, 2, 1)) * S + cols  # (G, T, S) flat
+    inverse = np.ascontiguousarray(inv_local.transpose(0, 2, 1)) * S + cols
+    return SurrogatePlan(edges, kind, perm, inverse, None)
+
+
+def apply_surrogate(Z: np.ndarray, plan: SurrogatePlan, s: int) -> np.ndarray:
+    """Materialise surrogate ``s`` of ``Z`` (tests and small problems only: a full copy)."""
+    T, _ = Z.shape
+    out = np.empty_like(Z)
+    S = plan.perm.shape[2] if plan.perm is not None else plan.sign.shape[2]
+    for g in range(len(plan.edges) - 1):
+        a, b = plan.edges[g], plan.edges[g + 1]
+        if plan.sign is not None:
+            out[:, a:b] = plan.sign[g, :, s][:, None] * Z[:, a:b]
+        else:
+            rows = (plan.perm[g, :, s] - s) // S
+            out[:, a:b] = Z[rows, a:b]
+    return out
+
+
+def _surrogate_gram_product(Z: np.ndarray, plan: SurrogatePlan, X: np.ndarray) -> np.ndarray:
+    """``Y[:, s] = Z_s Z_s' X[:, s]`` for every surrogate ``s`` (``X`` is ``(T, S)``)."""
+    Y = np.zeros_like(X)
+    flat = X.ravel()
+    for g in range(len(plan.edges) - 1):
+        Zg = Z[:, plan.edges[g] : plan.edges[g + 1]]
+        if plan.sign is not None:
+            sg = plan.sign[g]
+            U = Zg @ (Zg.T @ (sg * X))
+            U *= sg
+            Y += U
+        else:
+            Xg = flat[plan.inverse[g]]  # P' x
+            U = Zg @ (Zg.T @ Xg)
+            Y += U.ravel()[plan.perm[g]]  # P u
+    return Y
+
+
+def null_lambda_max(
+    Z: np.ndarray,
+    n_null: int,
+    kind: str,
+    rng: np.random.Generator,
+    *,
+    group_size: int | None = None,
+    tol: float | None = None,
+    n_iter: int | None = None,
+    max_iter: int = 150,
+    batch: int = 32,
+) -> tuple[np.ndarray, int]:
+    """Top eigenvalue of ``Z_s'Z_s/T`` for ``n_null`` surrogates ``Z_s`` of ``Z``.
+
+    Each surrogate keeps every column's values (fat tails, volatility clusters for
+    ``"sign"`` and ``"shift"``) and makes the columns independent; the transforms act on
+    groups of ``group_size`` columns (see :func:`surrogate_plan`).  Independent Lanczos
+    recurrences run in lock-step on the ``T x S`` block for ``n_iter`` steps (default:
+    enough for the Ritz value to reach an MP edge within 5% of the Tracy-Widom scale,
+    ``j ~ sqrt(0.3 width / (0.05 sigma_TW))``), or until every top Ritz value moved by
+    less than ``tol`` (default 0.2% of the Tracy-Widom scale; a spike converges fast).
+
+    Returns
+    -------
+    lam : ndarray (n_null,)
+        Surrogate ``lambda_max``.
+    group_size : int
+        The group size used.
+    """
+    T, N = Z.shape
+    a, b = math.sqrt(T - 1.0), math.sqrt(N)
+    sigma_tw = (a + b) * (1.0 / a + 1.0 / b) ** (1.0 / 3.0)  # Tracy-Widom scale of T*C
+    if tol is None:
+        tol = 0.002 * sigma_tw
+    if n_iter is None:
+        # Lanczos misses an MP edge by about 0.3 * width / j**2 after j steps: ask 5% of TW
+        width = 4.0 * math.sqrt(min(N, T) / max(N, T)) * max(N, T)
+        n_iter = int(math.ceil(math.sqrt(0.3 * width / (0.05 * sigma_tw))))
+    n_iter = int(min(max(n_iter, 15), max_iter, T))
+    out = np.empty(n_null)
+    used = group_size
+    for start in range(0, n_null, batch):
+        S = min(batch, n_null - start)
+        plan = surrogate_plan(T, N, S, kind, rng, group_size)
+        used = int(plan.edges[1] - plan.edges[0])
+        out[start : start + S] = _lockstep_lanczos_top(Z, plan, S, rng, tol, n_iter) / T
+    return out, int(used if used is not None else 1)
+
+
+def _lockstep_lanczos_top(
+    Z: np.ndarray, plan: SurrogatePlan, S: int, rng: np.random.Generator, tol: float, max_iter: int
+) -> np.ndarray:
+    T = Z.shape[0]
+    X = rng.standard_normal((T, S))
+    X /= np.linalg.norm(X, axis=0)
+    X_prev = np.zeros_like(X)
+    beta = np.zeros(S)
+    alphas: list[np.ndarray] = []
+    betas: list[np.ndarray] = []
+    theta = np.full(S, -np.inf)
+    tiny = np.finfo(float).tiny
+    for j in range(min(max_iter, T)):
+        Y = _surrogate_gram_product(Z, plan, X)
+        alpha = np.einsum("ts,ts->s", X, Y)
+        Y -= alpha * X + beta * X_prev
+        beta_new = np.linalg.norm(Y, axis=0)
+        alphas.append(alpha)
+        betas.append(beta_new)
+        if j >= 4:
+            new = _top_tridiagonal(np.array(alphas), np.array(betas[:-1]))
+            done = (np.abs(new - theta) <= tol) | (beta_new <= 1e-12 * np.abs(new))
+            theta = new
+            if done.all():
+                break
+        X_prev, X = X, Y / np.maximum(beta_new, tiny)
+        beta = beta_new
+    if not np.isfinite(theta).all():  # fewer than five steps possible (tiny T)
+        theta = _top_tridiagonal(np.array(alphas), np.array(betas[:-1]))
+    return theta
+
+
+def _top_tridiagonal(d: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Largest eigenvalue of each of ``S`` symmetric tridiagonals (``d (j, S)``, ``e (j-1, S)``)."""
+    j, S = d.shape
+    H = np.zeros((S, j, j))
+    idx = np.arange(j)
+    H[:, idx, idx] = d.T
+    if j > 1:
+        H[:, idx[:-1], idx[1:]] = e.T
+        H[:, idx[1:], idx[:-1]] = e.T
+    return np.linalg.eigvalsh(H)[:, -1]
