@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n-industries", type=int, default=None)
     parser.add_argument("--n-styles", type=int, default=None)
     parser.add_argument("--no-peers", action="store_true", help="skip toraniko")
-    parser.add_argument("--numpy-days", type=int, default=None, help="dates timed for the numpy loop (default all)")
+    parser.add_argument(
+        "--numpy-days", type=int, default=252, help="dates timed for the numpy loop, then extrapolated (default 252)"
+    )
     parser.add_argument("--toraniko-days", type=int, default=10, help="dates timed for toraniko, then extrapolated")
     parser.add_argument("--repeat", type=int, default=3, help="riskmodel timings (best of)")
     parser.add_argument("--output", type=Path, default=RESULTS)
