@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from riskmodel.errors import (
     DimensionError,
@@ -74,6 +75,30 @@ class WLSResult:
         """ndarray (date, factor): ``factor_returns / se``."""
         with np.errstate(divide="ignore", invalid="ignore"):
             return self.factor_returns / self.se
+
+    def summary(self) -> pd.DataFrame:
+        """Per-factor summary over the estimated dates.
+
+        Returns
+        -------
+        DataFrame (factor × statistics)
+            ``n_dates`` with a finite return, ``mean`` and ``vol`` (daily), ``mean_abs_t``
+            and ``share_abs_t_gt_2`` (share of those dates with |t| > 2, METHODS §2).
+        """
+        f = self.factor_returns
+        t = np.abs(self.t_stats)
+        ok = np.isfinite(f)
+        n = ok.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, np.nansum(f, axis=0) / n, np.nan)
+            dev = np.where(ok, f - mean, 0.0)
+            vol = np.where(n > 1, np.sqrt((dev**2).sum(axis=0) / (n - 1)), np.nan)
+            mean_abs_t = np.where(n > 0, np.nansum(np.where(ok, t, np.nan), axis=0) / n, np.nan)
+            share = np.where(n > 0, (np.where(ok, t, 0.0) > 2).sum(axis=0) / n, np.nan)
+        return pd.DataFrame(
+            {"n_dates": n, "mean": mean, "vol": vol, "mean_abs_t": mean_abs_t, "share_abs_t_gt_2": share},
+            index=pd.Index(self.factor_names, name="factor"),
+        )
 
     def __repr__(self) -> str:
         n_dates, m = self.factor_returns.shape

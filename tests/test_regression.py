@@ -431,3 +431,13 @@ def test_simulated_panel_pipeline():
         est = res.factor_returns[1:, res.factor_names.index(name)]
         true = truth.sel(true_factor=name).to_numpy()[1:]
         assert np.corrcoef(est, true)[0, 1] > 0.8, name
+
+
+def test_summary_counts_significant_days(world, fit):
+    table = fit.summary()
+    assert list(table.index) == list(fit.factor_names)
+    t = np.abs(fit.factor_returns / fit.se)[1:]
+    np.testing.assert_array_equal(table["n_dates"], np.full(len(fit.factor_names), 39))
+    np.testing.assert_allclose(table["share_abs_t_gt_2"], (t > 2).mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(table["vol"], np.std(fit.factor_returns[1:], axis=0, ddof=1), rtol=1e-12)
+    np.testing.assert_allclose(table["mean_abs_t"], t.mean(axis=0), rtol=1e-12)
