@@ -294,7 +294,8 @@ def factor_returns(
     min_industry_size : float, default 5
         An industry with fewer members in the day's sample, or an effective count
         ``(Σv)²/Σv²`` below this, is dropped that day (NaN factor return); its members stay
-        in the regression on market and styles.
+        in the regression on market and styles. An industry with no member in the day's
+        sample is NaN that day too, without a warning.
 
     Returns
     -------

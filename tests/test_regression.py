@@ -441,3 +441,16 @@ def test_summary_counts_significant_days(world, fit):
     np.testing.assert_allclose(table["share_abs_t_gt_2"], (t > 2).mean(axis=0), rtol=1e-15)
     np.testing.assert_allclose(table["vol"], np.std(fit.factor_returns[1:], axis=0, ddof=1), rtol=1e-12)
     np.testing.assert_allclose(table["mean_abs_t"], t.mean(axis=0), rtol=1e-12)
+
+
+def test_empty_industry_is_nan_without_thin_warning(world):
+    ex, returns, _, _ = world
+    r = returns.copy()
+    r[22, ex.industry[21] == 5] = np.nan  # no member of ind5 has a return on day 22
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = factor_returns(r, ex, return_clip=None)
+    assert np.isnan(res.factor_returns[22, 1 + 5])
+    assert np.isfinite(np.delete(res.factor_returns[22], 1 + 5)).all()
+    c = np.bincount(ex.industry[21], weights=np.where(np.isfinite(r[22]), ex.cap[21], 0.0), minlength=N_IND)
+    assert abs(np.delete(c, 5) @ np.delete(res.factor_returns[22, 1 : 1 + N_IND], 5)) <= 1e-12 * c.sum()
