@@ -454,3 +454,41 @@ def test_empty_industry_is_nan_without_thin_warning(world):
     assert np.isfinite(np.delete(res.factor_returns[22], 1 + 5)).all()
     c = np.bincount(ex.industry[21], weights=np.where(np.isfinite(r[22]), ex.cap[21], 0.0), minlength=N_IND)
     assert abs(np.delete(c, 5) @ np.delete(res.factor_returns[22, 1 : 1 + N_IND], 5)) <= 1e-12 * c.sum()
+
+
+@pytest.mark.realdata
+def test_accept_identities_on_real_data(shared_data_dir):
+    """METHODS §2 identities on half a year of the real S&P 500 panel (GICS industries)."""
+    import riskmodel as rm
+
+    panel = rm.load_us_equities(shared_data_dir, start="2008-07-01", end="2008-12-31")
+    panel["size"] = np.log(panel["market_cap"])
+    panel["liquidity"] = np.log(panel["dollar_volume"].where(panel["dollar_volume"] > 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # imputation / thin-industry notices are expected here
+        ex = rm.build_exposures(panel, ["size", "liquidity"], industry="industry", cap="market_cap")
+        r = np.ascontiguousarray(panel["returns"].transpose("date", "stock").to_numpy())
+        res = factor_returns(r, ex, return_clip=None)
+    n_ind = len(ex.industry_labels)
+    for t in (20, 60, 100):  # autumn 2008
+        s = t - 1
+        f = res.factor_returns[t]
+        active = np.isfinite(f)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ThinIndustryWarning)
+            omega = mimicking_portfolios(ex, t, returns_row=r[t])
+        assert np.linalg.norm(omega[active] @ np.nan_to_num(r[t]) - f[active]) <= 1e-12 * np.linalg.norm(f[active])
+        fit_ = np.isfinite(r[t]) & np.isfinite(ex.weights[s]) & (ex.weights[s] > 0)
+        fit_ &= np.isfinite(ex.styles[s]).all(axis=1) & (ex.industry[s] >= 0)
+        codes = ex.industry[s, fit_]
+        cap = np.where(np.isfinite(ex.cap[s, fit_]), ex.cap[s, fit_], 0.0)
+        c = np.bincount(codes, weights=cap, minlength=n_ind) / cap.sum()
+        ind_active = active[1 : 1 + n_ind]
+        assert abs(c[ind_active] @ f[1 : 1 + n_ind][ind_active]) <= 1e-12
+        x = dense(np.where(ind_active[codes], codes, 0), ex.styles[s, fit_], n_ind)
+        x[~ind_active[codes], 1 : 1 + n_ind] = 0.0  # members of dropped industries: market + styles
+        r_mat = _restriction_matrix(c, ind_active, ex.styles.shape[2])
+        np.testing.assert_allclose(omega[np.ix_(active, fit_)] @ x @ r_mat, r_mat[active], atol=1e-10)
+        v = ex.weights[s, fit_]
+        score = (x @ r_mat).T @ (v * res.residuals[t, fit_])
+        assert np.abs(score).max() <= 1e-10 * np.linalg.norm(x) * np.linalg.norm(v * r[t, fit_])
