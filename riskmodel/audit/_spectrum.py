@@ -185,7 +185,8 @@ def _krylov_eigenpairs(
     A = Z if T <= N else Z.T
     p = A.shape[0]
     b = min(k + oversample, p)
-    max_basis = max(min(max_basis, p), 2 * b)
+    # basis (p x m) and A'Q (q x m) stay below a quarter of Z's memory
+    max_basis = max(min(max_basis, p, int(0.25 * T * N / (T + N))), min(p, 8 * b), 2 * b)
     start = A @ rng.standard_normal((A.shape[1], b))
     n_products = 1
     theta_old = None
@@ -239,16 +240,21 @@ class SurrogatePlan:
     """Column groups and their independent time transforms for ``S`` surrogates.
 
     ``edges (G+1,)`` splits the columns of ``Z`` into contiguous groups; group ``g`` of
-    surrogate ``s`` is transformed by ``(P x)[t] = sign[g, t, s] * x[perm[g, t, s]]``.
-    ``perm``/``inverse`` are flat int indices into a C-ordered ``(T, S)`` array (or None
-    for the sign null), ``sign`` is float64 (or None).
+    surrogate ``s`` is transformed by ``(P x)[t, s] = x[perm, s]`` with ``perm`` given as
+    flat indices ``perm[g, t, s] = pi_gs(t) * S + s`` into a C-ordered ``(T, S)`` array
+    (``P'`` is the scatter through the same indices), or by ``(P x)[t, s] = sign[g, t, s]
+    * x[t, s]`` for the sign null (int8 signs).
     """
 
     edges: np.ndarray
     kind: str
     perm: np.ndarray | None
-    inverse: np.ndarray | None
     sign: np.ndarray | None
+
+    @property
+    def n_surrogates(self) -> int:
+        arr = self.perm if self.perm is not None else self.sign
+        return int(arr.shape[2])
 
 
 def surrogate_plan(
@@ -261,39 +267,40 @@ def surrogate_plan(
 ) -> SurrogatePlan:
     """Draw the transforms of ``n_surrogates`` surrogates (see :class:`SurrogatePlan`).
 
-    ``group_size=None`` chooses the smallest group size for which
-    ``groups * T * S <= 2**21`` (exact per-column surrogates whenever that allows it).
+    ``group_size=None`` chooses the smallest group size for which the transforms hold at
+    most ``min(2**21, max(T N / 2, 2**20))`` entries: 4 bytes each, at most 1/16 of the
+    memory of ``Z`` beyond a fixed 4 MB; exact per-column surrogates when that allows.
     """
     T, N, S = n_dates, n_stocks, n_surrogates
     if group_size is None:
-        max_groups = max(1, _NULL_VOLUME // (T * S))
+        volume = min(_NULL_VOLUME, max(T * N // 2, 1 << 20))
+        max_groups = max(1, volume // (T * S))
         group_size = max(1, -(-N // max_groups))
     G = -(-N // group_size)
     edges = np.minimum(np.arange(G + 1) * group_size, N)
-    itype = np.int32 if T * S < 2**31 else np.int64
-    cols = np.arange(S, dtype=itype)
     if kind == "sign":
-        sign = rng.choice(np.array([-1.0, 1.0]), size=(G, T, S))
-        return SurrogatePlan(edges, kind, None, None, sign)
+        sign = (2 * rng.integers(0, 2, size=(G, T, S), dtype=np.int8) - 1).astype(np.int8)
+        return SurrogatePlan(edges, kind, None, sign)
+    itype = np.int32 if T * S < 2**31 else np.int64
     if kind == "shuffle":
-        local = np.argsort(rng.random((G, S, T)), axis=2).astype(itype)
+        local = np.empty((G, S, T), dtype=itype)
+        for g in range(G):  # G small; argsort of uniforms = uniform random permutations
+            local[g] = np.argsort(rng.random((S, T)), axis=1)
     elif kind == "shift":
         shifts = rng.integers(0, T, size=(G, S, 1))
         local = ((np.arange(T)[None, None, :] + shifts) % T).astype(itype)
     else:
         raise ValueError(f"kind must be 'shuffle', 'shift' or 'sign', got {kind!r}")
-    inv_local = np.empty_like(local)
-    np.put_along_axis(inv_local, local, np.arange(T, dtype=itype)[None, None, :], axis=2)
-    perm = np.ascontiguousarray(local.transpose(0, 2, 1)) * S + cols  # (G, T, S) flat
-    inverse = np.ascontiguousarray(inv_local.transpose(0, 2, 1)) * S + cols
-    return SurrogatePlan(edges, kind, perm, inverse, None)
+    perm = np.ascontiguousarray(local.transpose(0, 2, 1))
+    perm *= S
+    perm += np.arange(S, dtype=itype)
+    return SurrogatePlan(edges, kind, perm, None)
 
 
 def apply_surrogate(Z: np.ndarray, plan: SurrogatePlan, s: int) -> np.ndarray:
     """Materialise surrogate ``s`` of ``Z`` (tests and small problems only: a full copy)."""
-    T, _ = Z.shape
     out = np.empty_like(Z)
-    S = plan.perm.shape[2] if plan.perm is not None else plan.sign.shape[2]
+    S = plan.n_surrogates
     for g in range(len(plan.edges) - 1):
         a, b = plan.edges[g], plan.edges[g + 1]
         if plan.sign is not None:
@@ -307,18 +314,22 @@ def apply_surrogate(Z: np.ndarray, plan: SurrogatePlan, s: int) -> np.ndarray:
 def _surrogate_gram_product(Z: np.ndarray, plan: SurrogatePlan, X: np.ndarray) -> np.ndarray:
     """``Y[:, s] = Z_s Z_s' X[:, s]`` for every surrogate ``s`` (``X`` is ``(T, S)``)."""
     Y = np.zeros_like(X)
+    Xg = np.empty_like(X)
     flat = X.ravel()
+    xg = Xg.ravel()
     for g in range(len(plan.edges) - 1):
         Zg = Z[:, plan.edges[g] : plan.edges[g + 1]]
         if plan.sign is not None:
             sg = plan.sign[g]
-            U = Zg @ (Zg.T @ (sg * X))
+            np.multiply(X, sg, out=Xg)
+            U = Zg @ (Zg.T @ Xg)
             U *= sg
             Y += U
         else:
-            Xg = flat[plan.inverse[g]]  # P' x
+            idx = plan.perm[g]
+            xg[idx.ravel()] = flat  # P' x: scatter through the permutation
             U = Zg @ (Zg.T @ Xg)
-            Y += U.ravel()[plan.perm[g]]  # P u
+            Y += U.ravel()[idx]  # P u
     return Y
 
 
