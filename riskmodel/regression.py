@@ -235,8 +235,14 @@ def _check_settings(lag: int, return_clip: float | None, min_industry_size: floa
             raise InvalidParameterError(
                 f"return_clip must be a positive number of robust sigmas or None (no clipping), got {return_clip!r}"
             )
-    if not np.isfinite(min_industry_size) or min_industry_size < 1:
-        raise InvalidParameterError(f"min_industry_size must be ≥ 1, got {min_industry_size!r}")
+    try:
+        size_ok = bool(np.isfinite(min_industry_size) and min_industry_size >= 1)
+    except TypeError:
+        size_ok = False
+    if not size_ok:
+        raise InvalidParameterError(
+            f"min_industry_size must be a number ≥ 1 (members per industry and day), got {min_industry_size!r}"
+        )
     return clip
 
 

@@ -387,6 +387,8 @@ def test_bad_inputs_are_named(world):
         factor_returns(returns, ex, return_clip=0.0)
     with pytest.raises(InvalidParameterError, match="min_industry_size"):
         factor_returns(returns, ex, min_industry_size=0)
+    with pytest.raises(InvalidParameterError, match="min_industry_size"):
+        factor_returns(returns, ex, min_industry_size="five")
     codes = ex.industry.copy()
     codes[2, 9] = N_IND
     with pytest.raises(PanelError, match=r"industry code 12 at date 2020-01-03, stock S0009"):
