@@ -42,6 +42,7 @@ import numpy as np
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".numba_cache"))
 
 import numba  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from riskmodel.regression import factor_returns  # noqa: E402
 
@@ -171,25 +172,36 @@ def main(argv: list[str] | None = None) -> dict:
     factor_returns(warm.returns, warm, return_clip=None, min_industry_size=1)
 
     rm_res, rm_s = _best_time(lambda: factor_returns(data.returns, data, return_clip=None), args.repeat)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    _, rm_1t_s = _best_time(lambda: factor_returns(data.returns, data, return_clip=None), args.repeat)
+    numba.set_num_threads(threads)
     _, rm_clip_s = _best_time(lambda: factor_returns(data.returns, data), args.repeat)
     _, rm_peak = _peak_tracemalloc(lambda: factor_returns(data.returns, data, return_clip=None))
     rss_after_rm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
     (np_f, np_u), np_s = _best_time(lambda: numpy_loop(data, n_np_days), 1)
+    with threadpool_limits(limits=1):
+        _, np_1t_s = _best_time(lambda: numpy_loop(data, n_np_days), 1)
     _, np_peak = _peak_tracemalloc(lambda: numpy_loop(data, min(n_np_days, 20)))
     done = slice(1, 1 + n_np_days)
     scale = np.abs(np_f[done]).max()
     max_diff_f = float(np.abs(rm_res.factor_returns[done] - np_f[done]).max() / scale)
     max_diff_u = float(np.abs(rm_res.residuals[done] - np_u[done]).max())
     np_full_s = np_s * (n_days - 1) / n_np_days
+    np_1t_full_s = np_1t_s * (n_days - 1) / n_np_days
 
     rows = [
         {"name": "riskmodel (return_clip=None)", "seconds": rm_s, "extrapolated": False,
          "days_timed": n_days, "peak_mb": rm_peak, "peak_kind": "tracemalloc (call)"},
         {"name": "riskmodel (return_clip=5)", "seconds": rm_clip_s, "extrapolated": False,
          "days_timed": n_days, "peak_mb": None, "peak_kind": None},
+        {"name": "riskmodel (1 numba thread)", "seconds": rm_1t_s, "extrapolated": False,
+         "days_timed": n_days, "peak_mb": None, "peak_kind": None},
         {"name": "numpy per-day lstsq loop", "seconds": np_full_s, "extrapolated": n_np_days < n_days - 1,
          "days_timed": n_np_days, "peak_mb": np_peak, "peak_kind": "tracemalloc (call, 20 days)"},
+        {"name": "numpy loop (1 BLAS thread)", "seconds": np_1t_full_s, "extrapolated": n_np_days < n_days - 1,
+         "days_timed": n_np_days, "peak_mb": None, "peak_kind": None},
     ]  # fmt: skip
     if not args.no_peers:
         tor = run_toraniko(data, args.toraniko_days)

@@ -26,7 +26,13 @@ def test_bench_factor_returns_quick(bench_module, tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert saved["config"] == report["config"] and saved["config"]["n_stocks"] == 300
     names = [row["name"] for row in saved["results"]]
-    assert names == ["riskmodel (return_clip=None)", "riskmodel (return_clip=5)", "numpy per-day lstsq loop"]
+    assert names == [
+        "riskmodel (return_clip=None)",
+        "riskmodel (return_clip=5)",
+        "riskmodel (1 numba thread)",
+        "numpy per-day lstsq loop",
+        "numpy loop (1 BLAS thread)",
+    ]
     assert all(row["seconds"] > 0 for row in saved["results"])
     # the baseline computes the same estimator
     assert saved["agreement_vs_numpy"]["factor_returns_max_rel"] < 1e-8
