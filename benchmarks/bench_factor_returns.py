@@ -30,7 +30,6 @@ import os
 import platform
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
