@@ -327,7 +327,8 @@ def test_labels_purity_with_industry_codes_over_dates():
     assert c.dominant_label == "Oil"
     assert c.purity == pytest.approx(1 - 4 / c.size, abs=0.05)
     series = pd.Series(np.where(truth == 0, "Oil", "Tech"), index=stocks)
-    assert rm.audit_residuals(res, series, specific_var=sv, n_null=8).clusters[0].purity == 1.0
+    c = rm.audit_residuals(res, series, specific_var=sv, n_null=8).clusters[0]
+    assert c.dominant_label == "Oil" and c.purity >= 0.95
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -456,7 +457,7 @@ def test_no_clusters_still_draws(tmp_path):
 # ----------------------------------------------------------------------------- many seeds
 @pytest.mark.slow
 def test_many_seeds_one_block_and_null_worlds():
-    ok_block, ok_null = 0, 0
+    ok_block, ok_null, no_spike = 0, 0, 0
     for seed in range(20):
         res, sv, truth = residual_world(blocks=ONE_BLOCK, seed=100 + seed)
         a = rm.audit_residuals(res, specific_var=sv, seed=seed)
@@ -470,9 +471,11 @@ def test_many_seeds_one_block_and_null_worlds():
         )
         res, sv, _ = residual_world(seed=200 + seed)
         b = rm.audit_residuals(res, specific_var=sv, seed=seed)
-        ok_null += b.n_significant == 0 and not b.flagged
+        ok_null += not b.flagged  # METHODS §7 accept: nothing flagged in >= 95% of seeds
+        no_spike += b.n_significant == 0  # a 99% edge from 30 surrogates: ~3% false spikes
     assert ok_block >= 19
     assert ok_null >= 19
+    assert no_spike >= 17
 
 
 @pytest.mark.slow
@@ -488,3 +491,21 @@ def test_many_seeds_two_blocks():
         weak_missed += b.n_significant == 1 and all(len(weak & set(c.stocks)) < 4 for c in b.clusters)
     assert found >= 19
     assert weak_missed >= 19
+
+
+def test_benchmark_toy_run(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_audit.py"
+    spec = importlib.util.spec_from_file_location("bench_audit", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "audit.json"
+    result = mod.main(["--quick", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["rows"] == result["rows"] and len(saved["rows"]) == 1
+    row = saved["rows"][0]
+    assert row["max_abs_eigenvalue_diff_vs_dense"] < 1e-8
+    assert row["audit_seconds"] > 0 and row["dense_seconds"] > 0

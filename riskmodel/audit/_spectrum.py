@@ -103,10 +103,10 @@ def top_eigenpairs(
     k: int,
     *,
     method: str = "auto",
-    rtol: float = 1e-9,
+    rtol: float = 1e-6,
     oversample: int = 10,
     max_basis: int = 400,
-    max_restarts: int = 50,
+    max_restarts: int = 8,
     rng: np.random.Generator | None = None,
 ) -> EigenPairs:
     """Leading ``k`` eigenpairs of ``C = Z'Z / T`` from the ``T x N`` matrix ``Z``.
@@ -268,12 +268,12 @@ def surrogate_plan(
     """Draw the transforms of ``n_surrogates`` surrogates (see :class:`SurrogatePlan`).
 
     ``group_size=None`` chooses the smallest group size for which the transforms hold at
-    most ``min(2**21, max(T N / 2, 2**20))`` entries: 4 bytes each, at most 1/16 of the
-    memory of ``Z`` beyond a fixed 4 MB; exact per-column surrogates when that allows.
+    most ``min(2**21, max(T N / 4, 2**19))`` entries: 4 bytes each, at most 1/8 of the
+    memory of ``Z`` beyond a fixed 2 MB; exact per-column surrogates when that allows.
     """
     T, N, S = n_dates, n_stocks, n_surrogates
     if group_size is None:
-        volume = min(_NULL_VOLUME, max(T * N // 2, 1 << 20))
+        volume = min(_NULL_VOLUME, max(T * N // 4, 1 << 19))
         max_groups = max(1, volume // (T * S))
         group_size = max(1, -(-N // max_groups))
     G = -(-N // group_size)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.stats import norm
 
 from riskmodel.audit import _clusters as cl
 from riskmodel.audit import _spectrum as sp
@@ -42,11 +43,17 @@ DEFAULT_WINDOW = 504
 MIN_PART_DATES = 20
 #: Fewest audited stocks.
 MIN_STOCKS = 10
-#: Loading threshold (multiples of the eigenvector noise level) for cluster candidates.
-CANDIDATE_THRESHOLD = 4.0
+#: Expected number of pure-noise stocks per component admitted as cluster candidates: the
+#: loading threshold is ``max(3, Phi^-1(1 - CANDIDATE_FALSE / (2 N)))`` noise levels.
+CANDIDATE_FALSE = 0.5
 #: Largest number of stocks shown in the cluster correlation heatmap.
 HEATMAP_MAX = 400
-_ROW_CHUNK = 256
+_ROW_CHUNK_MIN = 16
+
+
+def _row_chunk(n_dates: int) -> int:
+    """Rows per chunk: temporaries stay near 1/32 of the residual matrix."""
+    return max(_ROW_CHUNK_MIN, n_dates // 32)
 _NULLS = ("shuffle", "shift", "sign")
 
 
@@ -587,8 +594,8 @@ def audit_residuals(
        which can only raise the null edge (conservative) and only matters for groups of
        more than ~``G sqrt(N/T)/rho`` co-moving names (``G`` groups).
     5. Clusters: on the discovery part, the ``n_significant`` leading components are
-       re-estimated; stocks whose loading exceeds 4 times the eigenvector's noise level
-       are candidates; their filtered correlation ``sum lambda_k v_k v_k'`` (unit
+       re-estimated; stocks whose loading exceeds ``max(3, Phi^-1(1 - 0.25/N))`` times the
+       eigenvector's noise level are candidates (about 0.5 noise stock per component); their filtered correlation ``sum lambda_k v_k v_k'`` (unit
        diagonal) is clustered by average linkage on ``sqrt(2 (1 - rho))`` cut at
        ``cluster_cut``; clusters of at least ``min_cluster_size`` names are kept.
     6. Cost out of sample: the equal-weight portfolio of ``z`` over a cluster's ``k``
@@ -648,20 +655,20 @@ def audit_residuals(
     vw = valid[rows]
     n_valid = vw.sum(axis=0)
     share = n_valid / T
-    excluded: dict[str, str] = {}
-    for n in np.flatnonzero(n_valid == 0):
-        excluded[all_stocks[n]] = "no data in the window"
-    for n in np.flatnonzero((n_valid > 0) & (share < coverage)):
-        excluded[all_stocks[n]] = f"coverage {share[n]:.2f} < {coverage:.2f}"
+    empty = np.flatnonzero(n_valid == 0)
+    thin = np.flatnonzero((n_valid > 0) & (share < coverage))
+    excluded: dict[str, str] = dict.fromkeys(all_stocks[empty].tolist(), "no data in the window")
+    excluded.update(zip(all_stocks[thin].tolist(), np.char.mod(f"coverage %.2f < {coverage:.2f}", share[thin]).tolist()))
     kept = np.flatnonzero(share >= coverage)
     del valid
 
     # ---------------------------------------------------------------- Z (T, N), random column order
     cols = kept[rng.permutation(kept.size)]
-    Z, M, mu, scale, cols, dropped = _standardise(u, svv, rows, cols, vw[:, cols], clip)
-    for n in dropped:
-        excluded[all_stocks[n]] = "constant residual in the window"
+    mask = vw[:, cols]
     del vw
+    Z, M, mu, scale, cols, dropped = _standardise(u, svv, rows, cols, mask, clip)
+    del mask
+    excluded.update(dict.fromkeys(all_stocks[dropped].tolist(), "constant residual in the window"))
     N = cols.size
     if N < max(MIN_STOCKS, min_cluster_size):
         raise InsufficientDataError(
@@ -696,7 +703,8 @@ def audit_residuals(
     clusters: list[ResidualCluster] = []
     if n_sig > 0:
         disc = sp.top_eigenpairs(Z[:T_d], n_sig, rng=rng)
-        cand = cl.candidate_stocks(disc.vectors, disc.values, T_d, CANDIDATE_THRESHOLD)
+        threshold = max(3.0, float(norm.isf(CANDIDATE_FALSE / (2.0 * N))))
+        cand = cl.candidate_stocks(disc.vectors, disc.values, T_d, threshold)
         groups = []
         if cand.size >= min_cluster_size:
             rho_s = cl.filtered_correlation(disc.vectors[cand], disc.values)
@@ -760,16 +768,17 @@ def _standardise(
     valid entries (the clipped standardised residual before column standardisation).
     """
     T, N = rows.size, cols.size
+    chunk = _row_chunk(T)
     Z = np.empty((T, N), order="F")
-    for r0 in range(0, T, _ROW_CHUNK):
-        rr = rows[r0 : r0 + _ROW_CHUNK]
+    for r0 in range(0, T, chunk):
+        rr = rows[r0 : r0 + chunk]
         block = u[np.ix_(rr, cols)]
         if svv is not None:
             s = svv[np.ix_(rr - 1, cols)] if svv.ndim == 2 else svv[cols][None, :]
             with np.errstate(invalid="ignore", divide="ignore"):
                 block /= np.sqrt(s)
-        block[~mask[r0 : r0 + _ROW_CHUNK]] = 0.0
-        Z[r0 : r0 + _ROW_CHUNK] = block
+        block[~mask[r0 : r0 + chunk]] = 0.0
+        Z[r0 : r0 + chunk] = block
     n = mask.sum(axis=0).astype(np.float64)
     if svv is None:  # ex-post scale: each stock's realised sd over the window
         m0 = Z.sum(axis=0) / n
@@ -787,9 +796,11 @@ def _standardise(
         Z, mask, mu, sd, n, cols = Z[:, keep], mask[:, keep], mu[keep], sd[keep], n[keep], cols[keep]
         Z = np.asfortranarray(Z)
     scale = np.sqrt(T / n) / sd
-    Z -= mu
-    Z *= scale
-    np.multiply(Z, mask, out=Z)
+    for r0 in range(0, T, chunk):  # (z - mu) * scale on valid entries, 0 elsewhere
+        zc = Z[r0 : r0 + chunk]
+        zc -= mu
+        zc *= scale
+        zc[~mask[r0 : r0 + chunk]] = 0.0
     return Z, np.ascontiguousarray(mask), mu, scale, cols, dropped
 
 
@@ -816,21 +827,23 @@ class _Context:
 
     def random_bias(self, k: int, n_random: int) -> np.ndarray:
         """Held-out bias of ``n_random`` equal-weight portfolios of ``k`` random audited names."""
-        N = self.Z.shape[1]
+        N, T = self.Z.shape[1], self.Z.shape[0]
         if n_random == 0:
             return np.empty(0)
-        pick = np.argsort(self.rng.random((n_random, N)), axis=1)[:, :k]
-        W = np.zeros((N, n_random))
-        W[pick, np.arange(n_random)[:, None]] = 1.0
-        T = self.Z.shape[0]
-        sums = np.empty((T - self.T_d, n_random))
+        pick = np.stack([self.rng.choice(N, size=k, replace=False) for _ in range(n_random)])
+        T_t = T - self.T_d
+        # portfolios per block: gathered columns stay near 1/32 of the residual matrix
+        per_block = max(1, min(n_random, (T * N // 32) // max(T_t * k, 1)))
+        sums = np.empty((T_t, n_random))
         counts = np.empty_like(sums)
-        Wz, Wm = W / self.scale[:, None], W * self.mu[:, None]
-        for r0 in range(self.T_d, T, _ROW_CHUNK):
-            r1 = min(r0 + _ROW_CHUNK, T)
-            Mc = self.M[r0:r1].astype(np.float64)
-            sums[r0 - self.T_d : r1 - self.T_d] = self.Z[r0:r1] @ Wz + Mc @ Wm
-            counts[r0 - self.T_d : r1 - self.T_d] = Mc @ W
+        for p0 in range(0, n_random, per_block):
+            cols = pick[p0 : p0 + per_block]
+            flat = cols.ravel()
+            z = self.Z[self.T_d :, flat] / self.scale[flat] + self.mu[flat]
+            m = self.M[self.T_d :, flat]
+            z[~m] = 0.0
+            sums[:, p0 : p0 + cols.shape[0]] = z.reshape(T_t, cols.shape[0], k).sum(axis=2)
+            counts[:, p0 : p0 + cols.shape[0]] = m.reshape(T_t, cols.shape[0], k).sum(axis=2)
         return cl.portfolio_bias(sums, counts)[0]
 
 
