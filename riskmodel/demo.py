@@ -18,8 +18,38 @@ import numpy as np
 import pandas as pd
 
 
-def _section(title: str) -> None:
-    print(f"\n== {title} " + "=" * max(0, 70 - len(title)))
+class _Story:
+    """Prints the demo as it runs and keeps the same text and figures for the HTML page."""
+
+    def __init__(self) -> None:
+        from riskmodel.report import Block
+
+        self._block = Block
+        self.blocks: list = []
+        self._lines: list[str] = []
+
+    def section(self, title: str) -> None:
+        self._flush()
+        print(f"\n== {title} " + "=" * max(0, 70 - len(title)))
+        self.blocks.append(self._block("h2", title))
+
+    def say(self, text: str) -> None:
+        print(text)
+        self._lines.append(text)
+
+    def figure(self, fig, caption: str, path: Path) -> None:
+        self._flush()
+        fig.savefig(path, dpi=110)
+        self.blocks.append(self._block("figure", fig, caption))
+
+    def _flush(self) -> None:
+        if self._lines:
+            self.blocks.append(self._block("pre", "\n".join(self._lines)))
+            self._lines = []
+
+    def finish(self) -> list:
+        self._flush()
+        return self.blocks
 
 
 def run_demo(output: Path, *, n_stocks: int = 600, n_days: int = 1000, seed: int = 0) -> dict:
@@ -32,14 +62,14 @@ def run_demo(output: Path, *, n_stocks: int = 600, n_days: int = 1000, seed: int
     """
     import riskmodel as rm
     from riskmodel.plots import plot_cumulative_factor_returns
-    from riskmodel.report import write_html_report
+    from riskmodel.report import write_report
 
     output.mkdir(parents=True, exist_ok=True)
-    figures: dict[str, Path] = {}
+    story = _Story()
     facts: dict[str, object] = {}
     started = time.perf_counter()
 
-    _section("1. A simulated world with known truth")
+    story.section("1. A simulated world with known truth")
     panel = rm.simulate(
         n_stocks=n_stocks,
         n_days=n_days,
@@ -49,60 +79,58 @@ def run_demo(output: Path, *, n_stocks: int = 600, n_days: int = 1000, seed: int
     )
     styles = list(panel.attrs["styles"])
     n_ind = len(np.unique(panel["industry"].to_numpy()))
-    print(f"{n_stocks} stocks x {n_days} days, {n_ind} industries, styles {styles}, one hidden 'oil' factor on 60 names")
+    story.say(f"{n_stocks} stocks x {n_days} days, {n_ind} industries, styles {styles}, one hidden 'oil' factor on 60 names")
 
-    _section("2. Daily cross-sectional regressions: factor returns")
+    story.section("2. Daily cross-sectional regressions: factor returns")
     fit = rm.FactorRiskModel(styles=styles, eigen_sims=300, progress=False).fit(panel)
-    print(fit.summary())
+    story.say(fit.summary())
     truth = panel["true_factor_returns"]
     corr = {
         s: float(np.corrcoef(*_both_finite(fit.factor_returns.sel(factor=s).to_numpy(), truth.sel(true_factor=s).to_numpy()))[0, 1])
         for s in styles
     }
-    print("correlation of estimated and true style factor returns: " + ", ".join(f"{k} {v:.3f}" for k, v in corr.items()))
+    story.say("correlation of estimated and true style factor returns: " + ", ".join(f"{k} {v:.3f}" for k, v in corr.items()))
     facts["style_return_correlation"] = corr
     exact = rm.FactorRiskModel(styles=styles, return_clip=None, covariance=False, progress=False).fit(panel)
     day = exact.dates[len(exact.dates) // 2]
     weights = exact.mimicking_portfolios(day)
     portfolio_return = (weights.fillna(0.0) * exact.returns.sel(date=day).fillna(0.0)).sum("stock")
     identity_error = float(np.nanmax(np.abs(portfolio_return - exact.factor_returns.sel(date=day))))
-    print(f"a factor is a portfolio: on {day.date()}, max |mimicking-portfolio return - factor return| = {identity_error:.1e}")
+    story.say(f"a factor is a portfolio: on {day.date()}, max |mimicking-portfolio return - factor return| = {identity_error:.1e}")
     facts["mimicking_identity_error"] = identity_error
-    figures["factor_returns"] = output / "factor_returns.png"
-    plot_cumulative_factor_returns(fit, path=figures["factor_returns"])
+    story.figure(plot_cumulative_factor_returns(fit), "Cumulative factor returns", output / "factor_returns.png")
 
-    _section("3. Portfolio risk without an N x N matrix")
+    story.section("3. Portfolio risk without an N x N matrix")
     cov = fit.covariance()
     cap = fit.dataset["market_cap"].isel(date=-1).sel(stock=list(cov.stocks))
     top = cap.to_series().nlargest(100)
     book = (top / top.sum()).rename("weight")
     dec = cov.decompose(book)
-    print(f"cap-weighted book of the 100 largest names, forecast for the day after {pd.Timestamp(cov.date).date()}:")
-    print(f"  volatility {float(dec.total_vol) * np.sqrt(252):.2%}/yr  (factor {float(dec.factor_vol) * np.sqrt(252):.2%}, "
+    story.say(f"cap-weighted book of the 100 largest names, forecast for the day after {pd.Timestamp(cov.date).date()}:")
+    story.say(f"  volatility {float(dec.total_vol) * np.sqrt(252):.2%}/yr  (factor {float(dec.factor_vol) * np.sqrt(252):.2%}, "
           f"specific {float(dec.specific_vol) * np.sqrt(252):.2%})")
     facts["book_volatility_annual"] = float(dec.total_vol) * np.sqrt(252)
     bias = rm.bias_statistics(fit, n_random=50, n_optimised=20)
-    print(bias.summary())
-    figures["rolling_bias"] = output / "rolling_bias.png"
-    bias.plot(path=figures["rolling_bias"])
+    story.say(bias.summary())
+    story.figure(bias.plot(), "Rolling bias statistics with the 95% band", output / "rolling_bias.png")
     facts["bias_by_family"] = bias.by_family()["mean_bias"].round(3).to_dict()
 
-    _section("4. Audit: what does the model miss?")
+    story.section("4. Audit: what does the model miss?")
     audit = rm.audit_residuals(fit, labels=panel["industry"], seed=seed)
-    print(audit.summary())
+    story.say(audit.summary())
     members = panel["true_hidden_loadings"].sel(hidden="oil").to_series()
     oil = set(members[members != 0].index.astype(str))
     if audit.clusters:
         found = set(audit.clusters[0].stocks)
-        print(f"largest cluster: {len(found)} names, {len(found & oil)} of the 60 true 'oil' names "
+        story.say(f"largest cluster: {len(found)} names, {len(found & oil)} of the 60 true 'oil' names "
               f"({len(found - oil)} others)")
         facts["oil_found"] = len(found & oil)
         refit, audit_after = rm.refit_with_clusters(rm.FactorRiskModel(styles=styles, eigen_sims=300, progress=False), panel, audit)
-        print(f"after adding the cluster as a factor: {len(audit_after.clusters)} cluster(s) flagged")
+        story.say(f"after adding the cluster as a factor: {len(audit_after.clusters)} cluster(s) flagged")
         facts["clusters_after_refit"] = len(audit_after.clusters)
     audit.to_html(output / "audit.html")
 
-    _section("5. A new signal: card-spend growth")
+    story.section("5. A new signal: card-spend growth")
     growth = rm.yoy_log_growth(panel["spend"], window=90)
     lists = {
         "market": fit.factor_returns.sel(factor=["market"]),
@@ -111,21 +139,16 @@ def run_demo(output: Path, *, n_stocks: int = 600, n_days: int = 1000, seed: int
     }
     raw = rm.factor_from_signal(growth, panel, controls=None, industry=None)
     neutral = rm.factor_from_signal(growth, panel, controls=["size"], industry="industry")
-    print("raw signal (centred and standardised only):")
-    print(rm.alpha_test(raw.returns, lists).summary())
-    print("neutralised to size and industries:")
-    print(rm.alpha_test(neutral.returns, lists).summary())
-    print(neutral.summary())
+    story.say("raw signal (centred and standardised only):")
+    story.say(rm.alpha_test(raw.returns, lists).summary())
+    story.say("neutralised to size and industries:")
+    story.say(rm.alpha_test(neutral.returns, lists).summary())
+    story.say(neutral.summary())
     facts["true_spend_premium_annual"] = float(panel.attrs.get("spend_premium", np.nan))
 
     elapsed = time.perf_counter() - started
-    print(f"\nwrote {output}/index.html and figures in {elapsed:.1f} s")
-    write_html_report(
-        output / "index.html",
-        title="riskmodel demo",
-        sections=[("Facts", pd.Series({k: str(v) for k, v in facts.items()}).to_frame("value").to_html())],
-        figures=figures,
-    )
+    story.say(f"\nwrote {output}/index.html, audit.html and figures in {elapsed:.1f} s")
+    write_report(output / "index.html", "riskmodel demo", story.finish())
     pd.Series({k: str(v) for k, v in facts.items()}).to_json(output / "demo.json", indent=2)
     return facts
 

@@ -1,7 +1,7 @@
 """Figures of the model: cumulative factor returns and rolling bias statistics.
 
-matplotlib is used with the non-interactive Agg backend when a path is given, so the
-figures work on a machine without a screen. The audit's figures live in
+Figures are drawn on matplotlib's Agg canvas without pyplot, so they work on a machine
+without a screen and leave no global state behind. The audit's figures live in
 :mod:`riskmodel.plots_audit`.
 """
 
@@ -14,23 +14,20 @@ import numpy as np
 
 
 def _figure(ax: Any, size: tuple[float, float]):
-    import matplotlib
+    """A new Agg figure (no pyplot state, works without a screen), or the figure of ``ax``."""
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    if ax is None:
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=size, constrained_layout=True)
-        return fig, ax
-    return ax.figure, ax
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
 
 
 def _save(fig: Any, path: str | Path | None) -> None:
     if path is not None:
         fig.savefig(path, dpi=110)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
 
 
 def plot_cumulative_factor_returns(fit: Any, factors: list[str] | None = None, *, ax: Any = None, path: str | Path | None = None):
@@ -43,7 +40,7 @@ def plot_cumulative_factor_returns(fit: Any, factors: list[str] | None = None, *
         Default: the market and every style.
     ax : matplotlib Axes, optional
     path : str or Path, optional
-        Write a PNG there and close the figure.
+        Also write a PNG there.
 
     Returns
     -------

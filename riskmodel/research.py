@@ -242,21 +242,37 @@ def _rescale(g: xr.DataArray) -> xr.DataArray:
 
 
 def _single_regression(g: xr.DataArray, returns: xr.DataArray, v: xr.DataArray | None, lag: int):
-    held = g.shift(date=lag)
-    ok = np.isfinite(held) & np.isfinite(returns)
-    weight = xr.ones_like(held) if v is None else v.shift(date=lag)
-    ok = ok & np.isfinite(weight)
-    vg = (weight * held).where(ok, 0.0)
-    denom = (vg * held.where(ok, 0.0)).sum("stock")
-    w = (vg / denom.where(denom > 0)).where(denom > 0)
-    w = w.where(ok | ~np.isnan(w), 0.0)
-    f = (w * returns.where(ok, 0.0)).sum("stock", min_count=1).where(denom > 0)
-    fitted = held * f
-    resid = returns - fitted
-    wv = weight.where(ok)
-    rbar = (wv * returns).sum("stock") / wv.sum("stock")
-    r2 = 1 - (wv * resid**2).sum("stock") / (wv * (returns - rbar) ** 2).sum("stock")
-    return w.fillna(0.0).where(denom > 0), f, r2.where(denom > 0)
+    """One-regressor cross-sectional regression on the held exposure; the book is formed at t − lag.
+
+    Every stock with an exposure (and weight) at the close of ``t − lag`` is in the book, so
+    the book is exactly neutral; a stock without a return on day ``t`` (a halt) earns 0.
+    A day with no spread in the exposure has a zero book and a zero factor return.
+    """
+    held = g.shift(date=lag).to_numpy()
+    weight = np.ones_like(held) if v is None else v.shift(date=lag).to_numpy()
+    r = returns.to_numpy()
+    in_book = np.isfinite(held) & np.isfinite(weight)
+    vg = np.where(in_book, weight * np.where(in_book, held, 0.0), 0.0)
+    denom = np.sum(vg * np.where(in_book, held, 0.0), axis=1)
+    has_book = in_book.any(axis=1) & np.isfinite(r).any(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(denom[:, None] > 0, vg / denom[:, None], 0.0)
+    w[~has_book] = np.nan
+    f = np.where(has_book, np.sum(w * np.nan_to_num(r), axis=1), np.nan)
+    fitted = np.where(in_book, held, np.nan) * f[:, None]
+    both = in_book & np.isfinite(r)
+    wv = np.where(both, weight, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rbar = np.sum(wv * np.nan_to_num(r), axis=1) / wv.sum(axis=1)
+        tss = np.sum(wv * (np.nan_to_num(r) - rbar[:, None]) ** 2, axis=1)
+        rss = np.sum(wv * np.nan_to_num(r - fitted) ** 2, axis=1)
+        r2 = np.where(has_book & (tss > 0), 1.0 - rss / tss, np.nan)
+    coords = {"date": g["date"], "stock": g["stock"]}
+    return (
+        xr.DataArray(w, coords=coords, dims=("date", "stock")),
+        xr.DataArray(f, coords={"date": g["date"]}, dims="date"),
+        xr.DataArray(r2, coords={"date": g["date"]}, dims="date"),
+    )
 
 
 def _model_regression(g, panel, cleaned_controls, industry, cap, lag):

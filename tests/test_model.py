@@ -1,0 +1,124 @@
+"""FactorRiskModel end to end: identities, truth recovery, look-ahead, persistence, errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import riskmodel as rm
+
+
+@pytest.fixture(scope="module")
+def world():
+    return rm.simulate(n_stocks=300, n_days=650, seed=2)
+
+
+@pytest.fixture(scope="module")
+def fitted(world):
+    return rm.FactorRiskModel(eigen_sims=100, progress=False).fit(world)
+
+
+def test_outputs_are_labelled(world, fitted):
+    n_ind = len(np.unique(world["industry"].to_numpy()))
+    assert fitted.factors[0] == "market"
+    assert len(fitted.factors) == 1 + n_ind + len(world.attrs["styles"])
+    assert fitted.factor_returns.dims == ("date", "factor")
+    assert fitted.residuals.dims == ("date", "stock")
+    assert fitted.residuals.sizes["stock"] == world.sizes["stock"]  # every stock, NaN where absent
+    assert fitted.r2.dims == ("date",)
+    assert np.isnan(fitted.factor_returns.isel(date=0)).all()  # lag 1: nothing to explain day 0
+    assert np.isfinite(fitted.r2.isel(date=slice(1, None))).all()
+    assert "FittedFactorModel" in fitted.summary()
+
+
+def test_noise_free_world_is_recovered_through_the_pipeline():
+    panel = rm.simulate(n_stocks=200, n_days=120, seed=1, specific_scale=0, listing_rate=0, delisting_rate=0, missing_rate=0)
+    fit = rm.FactorRiskModel(return_clip=None, covariance=False, progress=False).fit(panel)
+    est = fit.factor_returns.to_numpy()[1:]
+    true = panel["true_factor_returns"].sel(true_factor=fit.factors).to_numpy()[1:]
+    np.testing.assert_allclose(est, true, rtol=0, atol=1e-10 * np.abs(true).max())
+
+
+def test_factor_return_is_mimicking_portfolio_return(world):
+    fit = rm.FactorRiskModel(return_clip=None, covariance=False, progress=False).fit(world)
+    for date in fit.dates[[5, 300, -1]]:
+        weights = fit.mimicking_portfolios(date)
+        realised = (weights * fit.returns.sel(date=date).fillna(0.0)).sum("stock")
+        f = fit.factor_returns.sel(date=date)
+        ok = np.isfinite(f)
+        np.testing.assert_allclose(realised[ok], f[ok], rtol=1e-12, atol=1e-12 * float(np.abs(f[ok]).max()))
+        np.testing.assert_allclose(weights.sel(factor="market").sum(), 1.0, atol=1e-12)
+        np.testing.assert_allclose(weights.drop_sel(factor="market").sum("stock").where(ok).dropna("factor"), 0.0, atol=1e-12)
+
+
+def test_no_look_ahead(world):
+    t = 520
+    model = rm.FactorRiskModel(eigen_sims=100, progress=False)
+    full = model.fit(world)
+    truncated = model.fit(world.isel(date=slice(0, t + 1)))
+    for name in ["factor_returns", "residuals", "r2", "factor_se", "specific_var", "factor_cov", "style_exposure"]:
+        a = full.dataset[name].isel(date=slice(0, t + 1)).to_numpy()
+        b = truncated.dataset[name].to_numpy()
+        assert np.array_equal(a, b, equal_nan=True), name
+
+
+def test_covariance_operator_at_a_date(fitted):
+    cov = fitted.covariance()
+    assert cov.n_factors <= len(fitted.factors)
+    assert np.isfinite(cov.specific_var.to_numpy()).all()
+    book = fitted.dataset["market_cap"].isel(date=-1).sel(stock=list(cov.stocks))
+    vol = cov.volatility((book / book.sum()).to_series())
+    assert 0.002 < float(vol) < 0.05  # a daily vol
+    earlier = fitted.covariance(fitted.dates[400])
+    assert earlier.date == fitted.dates[400]
+
+
+def test_save_load_round_trip(tmp_path, fitted):
+    for suffix in [".nc", ".zarr"]:
+        path = tmp_path / f"model{suffix}"
+        rm.save(fitted, path)
+        back = rm.load(path)
+        assert isinstance(back, rm.FittedFactorModel)
+        np.testing.assert_array_equal(back.factor_returns.to_numpy(), fitted.factor_returns.to_numpy())
+        w = np.ones(fitted.covariance().n_stocks)
+        np.testing.assert_allclose(back.covariance().variance(w), fitted.covariance().variance(w), rtol=1e-14)
+
+
+def test_bad_requests(world, fitted):
+    with pytest.raises(rm.PanelError, match="not in the model"):
+        fitted.covariance("1999-01-04")
+    with pytest.raises(rm.PanelError, match="no factor covariance forecast"):
+        fitted.covariance(fitted.dates[3])
+    with pytest.raises(rm.InvalidParameterError, match="vol_half_life"):
+        rm.FactorRiskModel(vol_half_life=-3)
+    with pytest.raises(rm.InvalidParameterError, match="lag"):
+        rm.FactorRiskModel(lag=0)
+    with pytest.raises(rm.MissingVariableError, match="'quality'"):
+        rm.FactorRiskModel(styles=["size", "quality"]).fit(world)
+    factor_only = rm.FactorRiskModel(covariance=False, progress=False).fit(world)
+    with pytest.raises(rm.MissingVariableError, match="covariance=False"):
+        factor_only.covariance()
+
+
+def test_fixed_styles_are_used_as_given(world):
+    member = (world["stock"].astype(str).str.slice(1).astype(int) % 7 == 0).astype(float)
+    panel = world.assign(club=member.broadcast_like(world["returns"]).transpose("date", "stock"))
+    fit = rm.FactorRiskModel(fixed_styles=["club"], covariance=False, progress=False).fit(panel)
+    assert "club" in fit.factors
+    np.testing.assert_array_equal(fit.dataset["style_exposure"].sel(style="club").isel(date=10), member)
+
+
+def test_bias_statistics_on_known_truth():
+    """METHODS §6: random and optimised portfolios are calibrated on a world the model spans."""
+    panel = rm.simulate(n_stocks=400, n_days=1000, seed=5, specific_tails="gaussian")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rm.RiskModelWarning)
+        fit = rm.FactorRiskModel(eigen_sims=100, progress=False).fit(panel)
+    bias = rm.bias_statistics(fit, ["random", "optimised", "pure_factors"], start=fit.dates[500], n_random=50, n_optimised=30)
+    table = bias.by_family()
+    assert 0.93 <= table.loc["random", "mean_bias"] <= 1.07
+    assert 0.93 <= table.loc["optimised", "mean_bias"] <= 1.07
+    monthly = rm.bias_statistics(fit, ["random"], start=fit.dates[500], horizon=21, n_random=50)
+    assert 0.85 <= monthly.by_family().loc["random", "mean_bias"] <= 1.15
