@@ -353,7 +353,8 @@ def _eigen_biases(res, f, start):
         d, u = np.linalg.eigh(res.cov[idx])
         w = np.linalg.solve(res.cov[idx], np.ones((idx.size, f.shape[1], 1)))[..., 0]
     z_eig = np.einsum("tik,ti->tk", u, f[idx + 1]) / np.sqrt(d)
-    z_mv = np.einsum("ti,ti->t", w, f[idx + 1]) / np.sqrt(np.einsum("ti,ti->t", w, np.einsum("tij,tj->ti", res.cov[idx], w)))
+    var_mv = np.einsum("ti,tij,tj->t", w, res.cov[idx], w)
+    z_mv = np.einsum("ti,ti->t", w, f[idx + 1]) / np.sqrt(var_mv)
     return _bias(z_eig), float(np.std(z_mv, ddof=1)), idx.size
 
 

@@ -68,7 +68,14 @@ def _data(seed: int, n_dates: int = 160, m: int = 4, nan_share: float = 0.1) -> 
 
 @pytest.mark.parametrize(
     ("half_life", "window", "lags", "demean"),
-    [(10.0, 30, 0, False), (10.0, 30, 3, False), (25.0, 75, 2, True), (np.inf, 10_000, 2, False), (np.inf, 40, 1, True), (7.0, 10_000, 5, False)],
+    [
+        (10.0, 30, 0, False),
+        (10.0, 30, 3, False),
+        (25.0, 75, 2, True),
+        (np.inf, 10_000, 2, False),
+        (np.inf, 40, 1, True),
+        (7.0, 10_000, 5, False),
+    ],
 )
 def test_kernel_matches_numpy_twin(half_life, window, lags, demean):
     x = _data(1)

@@ -587,6 +587,16 @@ def _validate_returns(f: Any) -> np.ndarray:
     return arr
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any, low: int, *, none_ok: bool = False) -> bool:
+    if value is None:
+        return none_ok
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
+
+
 def _check(name: str, value: Any, ok: bool, expect: str) -> None:
     if not ok:
         raise InvalidParameterError(f"factor_covariance: {name}={value!r} is invalid; expected {expect}")
@@ -595,27 +605,26 @@ def _check(name: str, value: Any, ok: bool, expect: str) -> None:
 def _settings(m: int, n_dates: int, **kw: Any) -> dict[str, Any]:
     for name in ("vol_half_life", "corr_half_life"):
         value = kw[name]
-        _check(name, value, isinstance(value, (int, float)) and value > 0, "a positive number of dates (inf allowed)")
+        _check(name, value, _is_number(value) and value > 0, "a positive number of dates (inf allowed)")
     for name in ("vol_lags", "corr_lags"):
         value = kw[name]
-        _check(name, value, isinstance(value, (int, np.integer)) and value >= 0, "an integer ≥ 0")
-    win = kw["window"]
-    _check("window", win, win is None or (isinstance(win, (int, np.integer)) and win >= 1), "None or an integer ≥ 1")
-    sims = kw["eigen_sims"]
-    _check("eigen_sims", sims, sims is None or (isinstance(sims, (int, np.integer)) and sims >= 0), "None or an integer ≥ 0")
-    _check("eigen_scale", kw["eigen_scale"], np.isfinite(kw["eigen_scale"]) and kw["eigen_scale"] >= 0, "a finite number ≥ 0")
-    every = kw["eigen_every"]
-    _check("eigen_every", every, isinstance(every, (int, np.integer)) and every >= 1, "an integer ≥ 1")
+        _check(name, value, _is_int(value, 0), "an integer ≥ 0")
+    _check("window", kw["window"], _is_int(kw["window"], 1, none_ok=True), "None or an integer ≥ 1")
+    _check("eigen_sims", kw["eigen_sims"], _is_int(kw["eigen_sims"], 0, none_ok=True), "None or an integer ≥ 0")
+    scale = kw["eigen_scale"]
+    _check("eigen_scale", scale, _is_number(scale) and np.isfinite(scale) and scale >= 0, "a finite number ≥ 0")
+    _check("eigen_every", kw["eigen_every"], _is_int(kw["eigen_every"], 1), "an integer ≥ 1")
     excl = kw["eigen_fit_exclude"]
-    _check("eigen_fit_exclude", excl, excl is None or (isinstance(excl, (int, np.integer)) and excl >= 0), "None or an integer ≥ 0")
+    _check("eigen_fit_exclude", excl, _is_int(excl, 0, none_ok=True), "None or an integer ≥ 0")
     vra = kw["vra_half_life"]
-    _check("vra_half_life", vra, vra is None or (isinstance(vra, (int, float)) and 0 < vra < math.inf), "None or a positive finite number")
-    mp = kw["min_periods"]
-    _check("min_periods", mp, mp is None or (isinstance(mp, (int, np.integer)) and mp >= 1), "None or an integer ≥ 1")
-    _check("seed", kw["seed"], isinstance(kw["seed"], (int, np.integer)) and kw["seed"] >= 0, "an integer ≥ 0")
+    vra_ok = vra is None or (_is_number(vra) and 0 < vra < math.inf)
+    _check("vra_half_life", vra, vra_ok, "None or a positive finite number")
+    _check("min_periods", kw["min_periods"], _is_int(kw["min_periods"], 1, none_ok=True), "None or an integer ≥ 1")
+    _check("seed", kw["seed"], _is_int(kw["seed"], 0), "an integer ≥ 0")
 
+    win, mp = kw["window"], kw["min_periods"]
     s = dict(kw)
-    s["eigen_sims"] = int(sims or 0)
+    s["eigen_sims"] = int(kw["eigen_sims"] or 0)
     s["vol_window"] = _window_length(float(kw["vol_half_life"]), win, n_dates)
     s["corr_window"] = _window_length(float(kw["corr_half_life"]), win, n_dates)
     s["vol_half_life"] = float(kw["vol_half_life"])
