@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from riskmodel.kernels.ewma import eigh_stack, ewma_newey_west
+from riskmodel.kernels.ewma import assemble_covariance, eigh_stack, ewma_newey_west, rebuild_stack
 
 
 def _nw_twin(
@@ -131,3 +131,39 @@ def test_eigh_stack_matches_numpy():
     np.testing.assert_allclose(w, w_ref, rtol=0, atol=1e-12 * np.abs(w_ref).max())
     rebuilt = (v * w[:, None, :]) @ v.transpose(0, 2, 1)
     np.testing.assert_allclose(rebuilt, a, rtol=0, atol=1e-11 * np.abs(a).max())
+
+
+def test_assemble_covariance_matches_numpy_twin():
+    rng = np.random.default_rng(6)
+    n_dates, m = 9, 4
+    iu = tuple(a.astype(np.int64) for a in np.triu_indices(m))
+    cov_c = rng.standard_normal((iu[0].size, n_dates)) * 1e-4
+    cov_c[3, 2] = np.nan  # a pair never observed together
+    sd = rng.uniform(0.01, 0.02, (m, n_dates))
+    sd_c = rng.uniform(0.01, 0.02, (m, n_dates))
+    available = rng.random((n_dates, m)) > 0.2
+    out = np.empty((n_dates, m, m))
+    assemble_covariance(cov_c, iu[0], iu[1], sd, sd_c, available, out)
+    for t in range(n_dates):  # twin: ρ from the correlation stage, σ from the variance stage
+        c = np.full((m, m), np.nan)
+        c[iu] = cov_c[:, t]
+        c = np.triu(c, 1) + np.triu(c, 1).T
+        rho = c / np.outer(sd_c[:, t], sd_c[:, t])
+        rho[np.isnan(rho)] = 0.0
+        np.fill_diagonal(rho, 1.0)
+        ref = rho * np.outer(sd[:, t], sd[:, t])
+        off = ~available[t]
+        ref[off] = np.nan
+        ref[:, off] = np.nan
+        np.testing.assert_allclose(out[t], ref, rtol=1e-14, atol=0)
+
+
+def test_rebuild_stack_matches_numpy():
+    rng = np.random.default_rng(7)
+    u = np.linalg.qr(rng.standard_normal((5, 6, 6)))[0]
+    d = rng.uniform(0.1, 2.0, (5, 6))
+    out = np.empty((5, 6, 6))
+    rebuild_stack(u, d, out)
+    ref = (u * d[:, None, :]) @ u.transpose(0, 2, 1)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(out, out.transpose(0, 2, 1))

@@ -25,7 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from riskmodel.errors import DimensionError, InvalidParameterError, NonFiniteError
-from riskmodel.kernels.ewma import eigh_stack, ewma_newey_west
+from riskmodel.kernels.ewma import assemble_covariance, eigh_stack, ewma_newey_west, rebuild_stack
 
 __all__ = ["factor_covariance", "FactorCovarianceResult", "ewma_weights", "nw_effective_df"]
 
@@ -173,7 +173,7 @@ def _nw_series(
 def _base_covariance(f: np.ndarray, s: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """``F⁰ = ρ σσᵀ`` for every date (NaN off the available block) and availability ``(T, m)``.
 
-    Works in the kernel's ``(pair, date)`` layout and transposes once at the end.
+    Moments stay in the kernel's ``(pair, date)`` layout; one kernel writes ``(date, m, m)``.
     """
     n_dates, m = f.shape
     f_t = np.ascontiguousarray(f.T)
@@ -195,19 +195,9 @@ def _base_covariance(f: np.ndarray, s: dict[str, Any]) -> tuple[np.ndarray, np.n
 
     sd_c = np.sqrt(np.where(corr_var > 0, corr_var, np.nan))
     sd = np.sqrt(np.where(var > 0, var, np.nan))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vals = cov_c * ((sd[upper[0]] * sd[upper[1]]) / (sd_c[upper[0]] * sd_c[upper[1]]))
-    vals[is_diag] = var
-    # a pair never observed together has ρ = 0 (its factors' own moments exist)
-    vals[np.isnan(vals)] = 0.0
-    g = np.empty((m, m, n_dates))
-    g[upper[0], upper[1]] = vals
-    g[upper[1], upper[0]] = vals
-    f0 = np.ascontiguousarray(g.transpose(2, 0, 1))
     available = np.ascontiguousarray(available.T)
-    off = ~available
-    if off.any():
-        f0[off[:, :, None] | off[:, None, :]] = np.nan
+    f0 = np.empty((n_dates, m, m))
+    assemble_covariance(cov_c, upper[0], upper[1], sd, sd_c, available, f0)
     return f0, available
 
 
@@ -368,9 +358,9 @@ def _eigen_adjust(
             v = bias[rec_pos[latest[dates]], : cols.size]
             gamma = s["eigen_scale"] * (v - 1.0) + 1.0
             gamma2 = np.where(np.isfinite(gamma), gamma**2, 1.0)
+        adj = np.empty_like(u0)
         with threadpool_limits(1, user_api="blas"):
-            adj = (u0 * (gamma2 * d0)[:, None, :]) @ u0.transpose(0, 2, 1)
-        adj = 0.5 * (adj + adj.transpose(0, 2, 1))
+            rebuild_stack(u0, np.ascontiguousarray(gamma2 * d0), adj)
         if cols.size == m and dates[-1] - dates[0] + 1 == dates.size:
             out[dates[0] : dates[-1] + 1] = adj
         elif cols.size == m:

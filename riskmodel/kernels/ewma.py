@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["ewma_newey_west", "eigh_stack"]
+__all__ = ["ewma_newey_west", "eigh_stack", "assemble_covariance", "rebuild_stack"]
 
 
 @numba.njit(cache=True)
@@ -155,3 +155,66 @@ def eigh_stack(a: np.ndarray, values: np.ndarray, vectors: np.ndarray) -> None:
         w, v = np.linalg.eigh(a[i])
         values[i] = w
         vectors[i] = v
+
+
+@numba.njit(cache=True, parallel=True)
+def assemble_covariance(
+    cov_c: np.ndarray,
+    pair_i: np.ndarray,
+    pair_j: np.ndarray,
+    sd: np.ndarray,
+    sd_c: np.ndarray,
+    available: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``F⁰_t = ρ_t ∘ σ_tσ_tᵀ`` from the pair moments, in parallel over dates.
+
+    Parameters
+    ----------
+    cov_c : ndarray (P, T)
+        Correlation-stage moments of the pairs ``(pair_i, pair_j)`` (upper triangle).
+    pair_i, pair_j : ndarray (P,) int64
+    sd : ndarray (m, T)
+        Volatilities of the variance stage.
+    sd_c : ndarray (m, T)
+        Volatilities of the correlation stage (``ρ_ij = cov_c / (sd_c,i sd_c,j)``).
+    available : ndarray (T, m) bool
+    out : ndarray (T, m, m)
+        Written: ``ρ_ij σ_i σ_j`` on the available block (``σ_i²`` on the diagonal, ``0`` for a
+        pair with no moment), NaN elsewhere.
+    """
+    n_dates = out.shape[0]
+    n_pairs = pair_i.shape[0]
+    for t in numba.prange(n_dates):
+        out[t] = np.nan
+        for p in range(n_pairs):
+            i = pair_i[p]
+            j = pair_j[p]
+            if not (available[t, i] and available[t, j]):
+                continue
+            if i == j:
+                val = sd[i, t] * sd[i, t]
+            else:
+                val = cov_c[p, t] * (sd[i, t] * sd[j, t]) / (sd_c[i, t] * sd_c[j, t])
+                if np.isnan(val):
+                    val = 0.0
+            out[t, i, j] = val
+            out[t, j, i] = val
+
+
+@numba.njit(cache=True, parallel=True)
+def rebuild_stack(vectors: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
+    """``out[n] = U_n diag(values_n) U_nᵀ`` (symmetrised), in parallel over the stack.
+
+    Parameters
+    ----------
+    vectors : ndarray (n, m, m)
+    values : ndarray (n, m)
+    out : ndarray (n, m, m)
+        Written.
+    """
+    for n in numba.prange(vectors.shape[0]):
+        u = vectors[n]
+        scaled = u * values[n]
+        c = scaled @ u.T
+        out[n] = 0.5 * (c + c.T)
