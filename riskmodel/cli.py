@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.errors import InvalidParameterError, PanelError
+from riskmodel.io import storage_format
 
 EXIT_USER_ERROR = 2
 
@@ -44,6 +45,8 @@ def _read_input(path: str):
 def cmd_simulate(args: argparse.Namespace) -> None:
     import riskmodel as rm
 
+    storage_format(args.output)  # fail before the long work, not after
+
     hidden = None
     if args.hidden:
         hidden = [{"name": f"hidden{j}", "n_members": args.hidden_members, "corr": args.hidden_corr} for j in range(args.hidden)]
@@ -54,6 +57,8 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> None:
     import riskmodel as rm
+
+    storage_format(args.output)  # fail before the long work, not after
 
     panel = _read_input(args.panel)
     model = rm.FactorRiskModel(

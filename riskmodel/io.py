@@ -60,6 +60,17 @@ _INDUSTRY = "industry"
 # ----------------------------------------------------------------------------------------
 # encoding for disk
 # ----------------------------------------------------------------------------------------
+def storage_format(path: str | os.PathLike) -> str:
+    """The storage format chosen by a path's suffix: ``"netcdf"`` (.nc) or ``"zarr"`` (.zarr).
+
+    Raises
+    ------
+    InvalidParameterError
+        For any other suffix (callers check an output path before long work).
+    """
+    return _format_of(Path(path))
+
+
 def _format_of(path: Path) -> str:
     fmt = _SUFFIXES.get(path.suffix.lower())
     if fmt is None:

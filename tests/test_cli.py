@@ -1,0 +1,102 @@
+"""The command line: the user's path end to end, and one-line errors with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from riskmodel.cli import EXIT_USER_ERROR, main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    panel, model = root / "panel.nc", root / "model.nc"
+    assert main(["simulate", "-o", str(panel), "--stocks", "150", "--days", "420", "--hidden", "1", "--hidden-members", "30", "--spend"]) == 0
+    assert main(["fit", str(panel), "-o", str(model), "-q"]) == 0
+    return root, panel, model
+
+
+def _weights(root, model_stocks, name="book.csv", extra=None):
+    frame = pd.DataFrame({"stock": model_stocks[:20], "a": 0.05, "b": [0.1] * 10 + [0.0] * 10})
+    if extra:
+        frame = pd.concat([frame, pd.DataFrame({"stock": [extra], "a": [0.1], "b": [0.0]})])
+    path = root / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_fit_and_risk(files, capsys):
+    import riskmodel as rm
+
+    root, panel, model = files
+    stocks = list(rm.load(model).covariance().stocks)
+    capsys.readouterr()
+    assert main(["risk", str(model), "--weights", str(_weights(root, stocks))]) == 0
+    out = capsys.readouterr().out
+    assert "[a] volatility" in out and "top factor contributions" in out
+    assert main(["risk", str(model), "--weights", str(_weights(root, stocks)), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    a = report["portfolios"]["a"]
+    assert a["volatility"] ** 2 == pytest.approx(a["factor_volatility"] ** 2 + a["specific_volatility"] ** 2, rel=1e-12)
+
+
+def test_audit_and_report(files, capsys, tmp_path):
+    root, panel, model = files
+    report = tmp_path / "audit.html"
+    assert main(["audit", str(model), "--labels-from", "industry", "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "Residual audit" in out
+    assert report.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_alpha(files, capsys):
+    root, panel, model = files
+    assert main(["alpha", "spend", "--panel", str(panel), "--controls", "size,industry"]) == 0
+    out = capsys.readouterr().out
+    assert "alpha_annual" in out and "full model" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "missing.nc", "-o", "x.nc"], "no such file"),
+        (["risk", "{model}", "--weights", "nope.csv"], "no such weights file"),
+        (["risk", "{model}", "--weights", "{unknown}"], "ZZZZ"),
+        (["risk", "{model}", "--weights", "{book}", "--date", "1990-01-02"], "not in the model"),
+        (["risk", "{panel}", "--weights", "{book}"], "not a fitted model"),
+        (["alpha", "nosuch", "--panel", "{panel}"], "no signal variable 'nosuch'"),
+        (["fit", "{panel}", "-o", "{root}/m.txt"], "suffix"),
+    ],
+)
+def test_user_errors_are_one_line(files, capsys, argv, message):
+    import riskmodel as rm
+
+    root, panel, model = files
+    stocks = list(rm.load(model).covariance().stocks)
+    values = {
+        "model": model,
+        "panel": panel,
+        "root": root,
+        "book": _weights(root, stocks),
+        "unknown": _weights(root, stocks, "unknown.csv", extra="ZZZZ"),
+    }
+    argv = [a.format(**values) for a in argv]
+    assert main(argv) == EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_console_script_exit_code_and_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "riskmodel.cli", "risk", str(tmp_path / "none.nc"), "--weights", "x.csv"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == EXIT_USER_ERROR
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
