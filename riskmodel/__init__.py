@@ -52,6 +52,8 @@ _LAZY: dict[str, str] = {
     "factor_returns": "riskmodel.regression",
     "FactorRiskModel": "riskmodel.model",
     "FittedFactorModel": "riskmodel.model",
+    "TimeSeriesFactorModel": "riskmodel.timeseries",
+    "StatisticalFactorModel": "riskmodel.statistical",
     # covariance
     "StructuredCovariance": "riskmodel.covariance.structured",
     "factor_covariance": "riskmodel.covariance.factor",
