@@ -113,7 +113,9 @@ class FactorRiskModel:
     vol_half_life, vol_lags, corr_half_life, corr_lags :
         EWMA half-lives and Newey–West lags of factor volatilities and correlations.
     eigen_sims, eigen_scale, eigen_every :
-        Eigenfactor risk adjustment: simulations, scale ``a`` and schedule (days).
+        Eigenfactor risk adjustment: simulations, scale ``a`` and schedule (days); see
+        :func:`riskmodel.factor_covariance` for why the defaults (100 draws, quarterly)
+        are lighter than USE4's (1,000, monthly).
     vra_half_life : float or None
         Factor volatility regime adjustment half-life.
     specific_half_life, specific_lags, shrink, specific_vra_half_life, blend :
@@ -150,9 +152,9 @@ class FactorRiskModel:
         vol_lags: int = 5,
         corr_half_life: float = 504,
         corr_lags: int = 2,
-        eigen_sims: int = 1000,
+        eigen_sims: int = 100,
         eigen_scale: float = 1.0,
-        eigen_every: int = 21,
+        eigen_every: int = 63,
         vra_half_life: float | None = 42,
         specific_half_life: float = 84,
         specific_lags: int = 5,
