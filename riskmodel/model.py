@@ -508,41 +508,47 @@ class FittedFactorModel:
             mask &= ds["industry_code"].to_numpy() >= 0
         return mask
 
-    def portfolio_factor_exposures(self, weights: np.ndarray, valid: np.ndarray, *, chunk: int = 16) -> np.ndarray:
-        """Factor exposures ``B_tᵀ (w ∘ valid_t)`` of static portfolios on every date.
+    def portfolio_factor_exposures(
+        self, weights: np.ndarray, valid: np.ndarray, rows: np.ndarray | None = None, *, chunk: int = 16
+    ) -> np.ndarray:
+        """Factor exposures ``B_tᵀ (w ∘ valid_t)`` of static portfolios on many dates.
 
         Parameters
         ----------
         weights : ndarray (P, N)
             Portfolio weights over the model's stocks.
         valid : ndarray (T, N) bool
-            Which stocks count on each date (weights of the others are taken as zero).
+            Which stocks count on each date of the model (weights of the others count as zero).
+        rows : ndarray of int, optional
+            The dates (row positions) wanted; default all.
         chunk : int
             Dates per block (bounds memory to about ``chunk · P · N`` floats).
 
         Returns
         -------
-        ndarray (T, P, m)
-            Exposures to ``[market, *industries, *styles]``, computed from the structured
-            exposures (industry codes, style block) without forming B densely for all dates.
+        ndarray (len(rows), P, m)
+            Exposures to ``[market, *industries, *styles]`` at the close of each requested
+            date, from the structured exposures (industry codes, style block) without
+            forming B densely.
         """
         ds = self.dataset
+        rows = np.arange(valid.shape[0]) if rows is None else np.asarray(rows)
         styles = ds["style_exposure"].to_numpy()
         codes = ds["industry_code"].to_numpy() if "industry_code" in ds else None
-        n_dates, n_stocks = valid.shape
         n_ind = len(self.industry_labels)
-        out = np.empty((n_dates, weights.shape[0], 1 + n_ind + styles.shape[2]))
-        for start in range(0, n_dates, chunk):
-            block = slice(start, min(start + chunk, n_dates))
-            w_eff = weights[None, :, :] * valid[block][:, None, :]  # (c, P, N)
+        out = np.empty((rows.size, weights.shape[0], 1 + n_ind + styles.shape[2]))
+        for start in range(0, rows.size, chunk):
+            block = slice(start, min(start + chunk, rows.size))
+            at = rows[block]
+            w_eff = weights[None, :, :] * valid[at][:, None, :]  # (c, P, N)
             out[block, :, 0] = w_eff.sum(axis=2)
             if codes is not None:
-                code_block = codes[block]
-                onehot = np.zeros((code_block.shape[0], n_stocks, n_ind))
+                code_block = codes[at]
+                onehot = np.zeros((at.size, valid.shape[1], n_ind))
                 d_idx, s_idx = np.nonzero(code_block >= 0)
                 onehot[d_idx, s_idx, code_block[d_idx, s_idx]] = 1.0
                 out[block, :, 1 : 1 + n_ind] = w_eff @ onehot
-            out[block, :, 1 + n_ind :] = w_eff @ np.nan_to_num(styles[block], nan=0.0)
+            out[block, :, 1 + n_ind :] = w_eff @ np.nan_to_num(styles[at], nan=0.0)
         return out
 
     def mimicking_portfolios(self, date: object) -> xr.DataArray:

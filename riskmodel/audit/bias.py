@@ -309,7 +309,7 @@ def _static_portfolio_outcomes(fit, weights, counted, ret_filled, spec_filled, f
     """Realised returns (T', P) and predicted variances (T', P) of static stock portfolios."""
     valid_prev = np.zeros_like(counted)
     valid_prev[:-1] = counted[1:]  # the forecast row t-1 applies to stocks counted on day t
-    x = fit.portfolio_factor_exposures(weights, valid_prev[outcome_idx - 1])  # (T', P, m)
+    x = fit.portfolio_factor_exposures(weights, valid_prev, outcome_idx - 1)  # (T', P, m)
     cov = np.nan_to_num(factor_cov[outcome_idx - 1])
     factor_var = np.einsum("tpi,tij,tpj->tp", x, cov, x)
     w2 = weights**2
