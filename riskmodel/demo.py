@@ -110,7 +110,7 @@ def run_demo(output: Path, *, n_stocks: int = 600, n_days: int = 1000, seed: int
     story.say(f"  volatility {float(dec.total_vol) * np.sqrt(252):.2%}/yr  (factor {float(dec.factor_vol) * np.sqrt(252):.2%}, "
           f"specific {float(dec.specific_vol) * np.sqrt(252):.2%})")
     facts["book_volatility_annual"] = float(dec.total_vol) * np.sqrt(252)
-    bias = rm.bias_statistics(fit, n_random=50, n_optimised=20)
+    bias = rm.bias_statistics(fit, start=fit.dates[250], n_random=50, n_optimised=20)  # after a year of burn-in
     story.say(bias.summary())
     story.figure(bias.plot(), "Rolling bias statistics with the 95% band", output / "rolling_bias.png")
     facts["bias_by_family"] = bias.by_family()["mean_bias"].round(3).to_dict()
