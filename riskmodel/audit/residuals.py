@@ -316,7 +316,7 @@ class ResidualAudit:
 def _excluded_counts(excluded: dict[str, str]) -> str:
     kinds: dict[str, int] = {}
     for why in excluded.values():
-        key = why.split(" ")[0]
+        key = "low coverage" if why.startswith("coverage") else why
         kinds[key] = kinds.get(key, 0) + 1
     return ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
 
