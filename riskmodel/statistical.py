@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from riskmodel.errors import InsufficientDataError, InvalidParameterError, MissingVariableError
 from riskmodel.model import _pos_int, _Progress
@@ -122,39 +122,46 @@ def choose_n_factors(
 
 
 def _window_matrix(returns: np.ndarray, t0: int, t1: int, coverage: float, dtype: Any):
-    """Standardised returns of rows ``t0..t1−1`` of the names with enough coverage.
+    """Standardised returns of rows ``t0..t1−1``, every stock's column, and who is in.
 
-    Returns ``(cols, Z (W, M), mean (M,), sd (M,))``; missing cells of ``Z`` are 0.
+    Returns ``(cols, Z (W, N), sd (N,))``: ``cols`` the stocks with returns on at least
+    ``coverage`` of the rows and a positive sd; their columns of ``Z`` are standardised
+    with missing cells 0, every other column is 0 (so it does not enter the SVD).
     """
-    from riskmodel.kernels.timeseries import standardise_kernel, window_moments_kernel
+    from riskmodel.kernels.timeseries import standardised_window_kernel
 
     n_stocks = returns.shape[1]
     count = np.empty(n_stocks, np.int64)
     mean = np.empty(n_stocks)
     sd = np.empty(n_stocks)
-    window_moments_kernel(returns, t0, t1, count, mean, sd)
+    z = np.empty((t1 - t0, n_stocks), dtype=dtype)
+    min_count = int(np.ceil(coverage * (t1 - t0) - 1e-9))
+    standardised_window_kernel(returns, t0, min_count, count, mean, sd, z)
     with np.errstate(invalid="ignore"):
-        cols = np.flatnonzero((count >= coverage * (t1 - t0)) & (sd > 0)).astype(np.int64)
-    z = np.empty((t1 - t0, cols.size), dtype=dtype)
-    standardise_kernel(returns, t0, cols, mean[cols], sd[cols], z)
-    return cols, z, mean[cols], sd[cols]
+        cols = np.flatnonzero((count >= min_count) & (sd > 0))
+    return cols, z, sd
 
 
 def _truncated_svd(z: np.ndarray, n: int, rng: np.random.Generator, start: np.ndarray | None, power_iterations: int):
     """Leading ``n`` singular triplets of ``z`` by a randomized range finder (Halko et al. 2011).
 
     ``start`` (columns × l) is a warm start (the previous window's right singular vectors);
-    otherwise a Gaussian sketch. Returns ``(s (n,), vt (n, M), v_sketch (M, l))``.
+    otherwise a Gaussian sketch. The small ``l × M`` projection is decomposed through its
+    ``l × l`` Gram matrix. Returns ``(s (n,), vt (n, M), v_sketch (M, l))``.
     """
     n_rows, n_cols = z.shape
     l = min(n + 10, n_rows, n_cols)
-    omega = start if start is not None and start.shape[1] == l else rng.standard_normal((n_cols, l)).astype(z.dtype)
+    omega = start if start is not None and start.shape[1] == l else rng.standard_normal((n_cols, l))
     q, _ = np.linalg.qr(z @ omega.astype(z.dtype, copy=False))
     for _ in range(power_iterations):
         q, _ = np.linalg.qr(z.T @ q)
         q, _ = np.linalg.qr(z @ q)
-    small = q.T @ z  # (l, M)
-    _, s, vt = np.linalg.svd(small.astype(np.float64), full_matrices=False)
+    small = (q.T @ z).astype(np.float64)  # (l, M)
+    evals, evecs = np.linalg.eigh(small @ small.T)
+    order = np.argsort(evals)[::-1]
+    s = np.sqrt(np.maximum(evals[order], 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vt = np.where(s[:, None] > 0, (evecs[:, order].T @ small) / s[:, None], 0.0)
     return s[:n], vt[:n], vt.T
 
 
@@ -210,6 +217,7 @@ def pca_loadings(
     criterion: str = "bai_ng",
     max_factors: int = 15,
     power_iterations: int = 2,
+    warm_iterations: int = 0,
     seed: int = 0,
     dtype: Any = np.float64,
 ) -> PCALoadings:
@@ -219,8 +227,9 @@ def pca_loadings(
     ``max(0, t − window + 1) .. t`` are used (data ≤ t only): names with returns on at
     least ``coverage`` of those rows are standardised (mean 0, sd 1 over their valid
     days), missing cells set to 0 *after* standardising, and the leading singular triplets
-    are computed by a randomized SVD (``power_iterations`` on the first refit, one
-    thereafter, warm-started from the previous refit's subspace). ``n_factors=None``: the
+    are computed by a randomized SVD (``power_iterations`` on the first refit;
+    later refits start from the previous refit's right singular subspace, which the
+    96%-overlapping window leaves nearly invariant, with ``warm_iterations`` more). ``n_factors=None``: the
     criterion's choice on the **first** extraction is kept for the whole fit (the number of
     factors must stay fixed for the factor-return series); every refit's choice is
     reported in ``chosen``. Each refit's loadings are rotated (orthogonal Procrustes) onto
@@ -241,24 +250,19 @@ def pca_loadings(
     eigen = np.full((len(schedule), n_comp), np.nan)
     previous = None
     start_v: np.ndarray | None = None
-    start_cols: np.ndarray | None = None
     for i, t in enumerate(schedule):
         if t + 1 < min_obs:
             loadings_list.append(None)
             continue
         t0 = max(0, t - window + 1)
-        cols, z, _, sd = _window_matrix(returns, t0, t + 1, coverage, dtype)
+        cols, z, sd = _window_matrix(returns, t0, t + 1, coverage, dtype)
         n_rows = z.shape[0]
         if cols.size <= n_comp or n_rows <= n_comp:
             loadings_list.append(None)
             continue
-        warm = None
-        if start_v is not None:
-            warm = np.zeros((n_stocks, start_v.shape[1]), dtype=z.dtype)
-            warm[start_cols] = start_v
-            warm = warm[cols]
-        s, vt, v_sketch = _truncated_svd(z, n_comp, rng, warm, power_iterations if warm is None else 1)
-        total = float(np.einsum("ij,ij->", z, z, dtype=np.float64))
+        with threadpool_limits(1, user_api="blas"):  # numba's threads are still spinning
+            s, vt, v_sketch = _truncated_svd(z, n_comp, rng, start_v, power_iterations if start_v is None else warm_iterations)
+            total = float(np.einsum("ij,ij->", z, z, dtype=np.float64))
         nt = float(n_rows) * cols.size
         eigen[i, : s.size] = s**2 / nt
         if n_factors is None:
@@ -267,9 +271,9 @@ def pca_loadings(
                 k = max(int(chosen[i]), 1)
         else:
             chosen[i] = n_factors
-        start_v, start_cols = v_sketch, cols
+        start_v = v_sketch
         full = np.full((n_stocks, k), np.nan)
-        full[cols] = sd[:, None] * vt[:k].T * (s[:k] / np.sqrt(n_rows))
+        full[cols] = sd[cols, None] * vt[:k, cols].T * (s[:k] / np.sqrt(n_rows))
         full = _procrustes(full, previous)
         previous = full
         loadings_list.append(full)
@@ -355,8 +359,8 @@ class StatisticalFactorModel:
         days (default 0.8); its missing days are set to 0 after standardising. Stocks left
         out have no loadings (and no forecast) until the next extraction that admits them.
     power_iterations : int
-        Power iterations of the randomized SVD on the first extraction (later ones are
-        warm-started from the previous subspace with one iteration).
+        Power iterations of the randomized SVD on the first extraction (later ones start
+        from the previous extraction's subspace, see :func:`pca_loadings`).
     cap : str or None
         Market-cap variable for the specific-risk shrinkage groups and VRA weights.
     forecast settings :

@@ -15,6 +15,7 @@ statistical model (:mod:`riskmodel.statistical`): both hold dense loadings
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import types
@@ -38,6 +39,7 @@ from riskmodel.errors import (
 )
 from riskmodel.model import (
     _PARAMETERS as _FUNDAMENTAL_PARAMETERS,
+    FactorRiskModel,
     FittedFactorModel,
     _half_life,
     _jsonable,
@@ -66,22 +68,10 @@ FORECAST_KEYS = (
     "blend",
     "seed",
 )
-FORECAST_DEFAULTS: dict[str, Any] = dict(
-    vol_half_life=84,
-    vol_lags=5,
-    corr_half_life=504,
-    corr_lags=2,
-    eigen_sims=1000,
-    eigen_scale=1.0,
-    eigen_every=21,
-    vra_half_life=42,
-    specific_half_life=84,
-    specific_lags=5,
-    shrink=0.1,
-    specific_vra_half_life=42,
-    blend=True,
-    seed=0,
-)
+#: Their defaults: those of :class:`riskmodel.FactorRiskModel`, read from its signature.
+FORECAST_DEFAULTS: dict[str, Any] = {
+    name: inspect.signature(FactorRiskModel.__init__).parameters[name].default for name in FORECAST_KEYS
+}
 
 
 def _window_or_none(value: Any) -> bool:
@@ -386,35 +376,40 @@ class LoadingsFittedModel:
         mask &= finite[np.maximum(position, 0)]
         return mask
 
-    def portfolio_factor_exposures(self, weights: np.ndarray, valid: np.ndarray, *, chunk: int = 16) -> np.ndarray:
-        """Factor exposures ``B_tᵀ (w ∘ valid_t)`` of static portfolios on every date.
+    def portfolio_factor_exposures(
+        self, weights: np.ndarray, valid: np.ndarray, rows: np.ndarray | None = None, *, chunk: int = 16
+    ) -> np.ndarray:
+        """Factor exposures ``B_tᵀ (w ∘ valid_t)`` of static portfolios on many dates.
 
         Parameters
         ----------
         weights : ndarray (P, N)
             Portfolio weights over the model's stocks.
         valid : ndarray (T, N) bool
-            Which stocks count on each date (weights of the others are taken as zero).
+            Which stocks count on each date of the model (weights of the others count as zero).
+        rows : ndarray of int, optional
+            The dates (row positions) wanted; default all.
         chunk : int
             Dates per block (bounds memory to about ``chunk · P · N`` floats).
 
         Returns
         -------
-        ndarray (T, P, k)
-            With the loadings in force at each date's close (NaN loadings count as 0).
+        ndarray (len(rows), P, k)
+            With the loadings in force at the close of each requested date (NaN loadings
+            count as 0): one GEMM per block of dates sharing a refit.
         """
         loadings = np.nan_to_num(self.dataset["loadings"].transpose("refit", "stock", "factor").to_numpy())
-        position = self._loadings_by_date()
-        n_dates = valid.shape[0]
-        out = np.zeros((n_dates, weights.shape[0], loadings.shape[2]))
-        for start in range(0, n_dates, chunk):
-            block = np.arange(start, min(start + chunk, n_dates))
+        rows = np.arange(valid.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+        position = self._loadings_by_date()[rows]
+        out = np.zeros((rows.size, weights.shape[0], loadings.shape[2]))
+        for start in range(0, rows.size, chunk):
+            block = np.arange(start, min(start + chunk, rows.size))
             for pos in np.unique(position[block]):
                 if pos < 0:
                     continue
-                rows = block[position[block] == pos]
-                w_eff = weights[None, :, :] * valid[rows][:, None, :]
-                out[rows] = w_eff @ loadings[pos]
+                sel = block[position[block] == pos]
+                w_eff = weights[None, :, :] * valid[rows[sel]][:, None, :]
+                out[sel] = w_eff @ loadings[pos]
         return out
 
     def covariance(self, date: object | None = None):

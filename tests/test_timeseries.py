@@ -283,9 +283,12 @@ def test_portfolio_factor_exposures_match_dense(sim_fit):
     weights = rng.random((4, len(ts.stocks)))
     valid = ts.forecast_mask()
     got = ts.portfolio_factor_exposures(weights, valid, chunk=7)
-    for t in (0, 100, 250, len(ts.dates) - 1):
+    rows = np.array([0, 100, 250, len(ts.dates) - 1])
+    some = ts.portfolio_factor_exposures(weights, valid, rows, chunk=3)
+    for i, t in enumerate(rows):
         B = np.nan_to_num(ts.exposure_matrix(ts.dates[t]).to_numpy())
         np.testing.assert_allclose(got[t], (weights * valid[t]) @ B, rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(some[i], got[t])
 
 
 def random_portfolio_bias(fit, n=40, start=200, seed=0):
@@ -328,12 +331,6 @@ def test_bias_statistics_and_audit_run(sim_fit):
     assert hasattr(audit, "clusters")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit/bias.py passes valid rows of the outcome dates only (valid_prev[outcome_idx - 1], "
-    "shape (T', N)) where the protocol asks for (T, N); loadings that change at refits expose the "
-    "row offset. Remove this mark when bias.py passes the full (T, N) mask.",
-)
 def test_bias_statistics_random_portfolios_calibrated(sim_fit):
     _, _, ts = sim_fit
     table = rm.bias_statistics(ts, ["random"]).by_family()
