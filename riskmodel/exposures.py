@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -50,6 +50,10 @@ __all__ = ["clean", "neutralise", "build_exposures", "Exposures"]
 _EPS = np.finfo(np.float64).eps
 #: a cross-section whose spread is below this fraction of its magnitude has no spread
 _ZERO_SPREAD_RTOL = 1e-14
+#: data-error bound (sigmas) used by build_exposures (clean's default)
+_DATA_ERROR = 10.0
+#: standardisations (and data-error rounds) used by build_exposures (clean's default)
+_MAX_PASSES = 5
 #: float64 cells per chunk of dates in the batched least squares (~64 MB)
 _CHUNK_CELLS = 8_000_000
 
@@ -235,99 +239,74 @@ def _panel_industry(panel: xr.Dataset, name: str, like: xr.DataArray) -> tuple[n
 # ----------------------------------------------------------------------------------------
 
 
-def _standardise(y: np.ndarray, h: np.ndarray, setter: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of ``y`` standardised: (y - mean_h) / std_eq over the setters of each row.
-
-    Returns ``z`` (NaN where not present), ``ok`` (rows with at least one setter) and
-    ``flat`` (rows with no spread: their present cells are exactly 0).
-    """
-    n = setter.sum(axis=1)
-    ok = n > 0
-    ys = np.where(setter, y, 0.0)
-    hs = np.where(setter, h, 0.0)
-    hsum = hs.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mu_eq = ys.sum(axis=1) / n
-        dev = np.where(setter, y - mu_eq[:, None], 0.0)
-        sd = np.sqrt((dev * dev).sum(axis=1) / n)
-        hi = np.where(setter, y, -np.inf).max(axis=1)
-        lo = np.where(setter, y, np.inf).min(axis=1)
-        scale = np.maximum(np.abs(hi), np.abs(lo))
-        flat = ok & ((hi == lo) | (sd <= _ZERO_SPREAD_RTOL * scale))
-        # cap-weighted mean, computed as a shift from the equal mean (one rounding less)
-        mu = mu_eq + (hs * dev).sum(axis=1) / hsum
-        sd_safe = np.where(flat | ~ok, 1.0, sd)
-        z = (y - mu[:, None]) / sd_safe[:, None]
-        # one refinement pass: removes the rounding left by the first
-        zs = np.where(setter, z, 0.0)
-        mu2 = (hs * zs).sum(axis=1) / hsum
-        z = z - mu2[:, None]
-        zs = np.where(setter, z, 0.0)
-        m2 = zs.sum(axis=1) / n
-        d2 = np.where(setter, z - m2[:, None], 0.0)
-        sd2 = np.sqrt((d2 * d2).sum(axis=1) / n)
-        z = z / np.where(flat | ~ok, 1.0, sd2)[:, None]
-    z = np.where(flat[:, None], 0.0, z)
-    z = np.where(present & ok[:, None], z, np.nan)
-    return z, ok, flat
-
-
 def _clean_array(
     x: np.ndarray,
-    h: np.ndarray,
-    estu: np.ndarray,
+    h: np.ndarray | None,
+    estu: np.ndarray | None,
     winsor: float,
     data_error: float,
     max_passes: int,
+    *,
+    final_clip: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Clean one chunk of dates.
+    """Clean every date of ``x`` (T, N) with the numba kernel (one pass per date).
 
-    Returns the clipped ``z``, the last standardisation before the final clip, the
-    data-error mask, the rows without setters and the rows clipped after the last pass.
+    ``h`` caps (None: equal weights), ``estu`` bool mask (None: everyone). Returns the
+    clipped ``z``, the last standardisation before the final clip (the same array as ``z``
+    when ``final_clip``), the data-error mask, the rows without setters and the rows
+    clipped after the last pass.
     """
-    y = x.copy()
-    T = x.shape[0]
-    hvalid = np.isfinite(h) & (h > 0)
-    errors = np.zeros(x.shape, dtype=bool)
-    z = np.empty(x.shape)
-    ok = np.zeros(T, dtype=bool)
-    rows = np.arange(T)
-    # tier 1: data errors, removed until none is left (<= max_passes rounds); only the rows
-    # that lost a value are standardised again
-    for round_ in range(max_passes + 1):
-        yr = y[rows]
-        present = np.isfinite(yr)
-        setter = present & hvalid[rows] & estu[rows]
-        zr, okr, flat = _standardise(yr, h[rows], setter, present)
-        z[rows], ok[rows] = zr, okr
-        if round_ == max_passes:
-            break
-        with np.errstate(invalid="ignore"):
-            bad = present & (np.abs(zr) > data_error) & ~flat[:, None]
-        hit = bad.any(axis=1)
-        if not hit.any():
-            break
-        yr[bad] = np.nan
-        y[rows] = yr
-        errors[rows] |= bad
-        rows = rows[hit]
-    present = np.isfinite(y)
-    setter = present & hvalid & estu
-    no_setter = present.any(axis=1) & ~ok
-    # tier 2: clip at +-winsor and re-standardise the rows that clipped
-    rows = np.arange(T)
-    for _ in range(max_passes - 1):
-        with np.errstate(invalid="ignore"):
-            clipping = (np.abs(z[rows]) > winsor).any(axis=1)
-        rows = rows[clipping]
-        if rows.size == 0:
-            break
-        yr = np.clip(z[rows], -winsor, winsor)
-        zr, _, _ = _standardise(yr, h[rows], setter[rows], present[rows])
-        z[rows] = zr
-    with np.errstate(invalid="ignore"):
-        unconverged = (np.abs(z) > winsor).any(axis=1)
+    from riskmodel.kernels.clean import clean_kernel
+
+    T, N = x.shape
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    h_arr = np.ascontiguousarray(h, dtype=np.float64) if h is not None else np.ones((1, 1))
+    e_arr = np.ascontiguousarray(estu, dtype=bool) if estu is not None else np.ones((1, 1), bool)
+    z = np.empty((T, N))
+    errors = np.empty((T, N), dtype=bool)
+    n_err = np.empty(T, np.int64)
+    first = np.empty(T, np.int64)
+    no_setter = np.empty(T, dtype=bool)
+    unconverged = np.empty(T, dtype=bool)
+    clean_kernel(x, h_arr, h is not None, e_arr, estu is not None, float(winsor), float(data_error),
+                 int(max_passes), bool(final_clip), z, errors, n_err, first, no_setter, unconverged)
+    if final_clip:
+        return z, z, errors, no_setter, unconverged
     return np.clip(z, -winsor, winsor), z, errors, no_setter, unconverged
+
+
+def _warn_clean(
+    name: str,
+    n_err: np.ndarray,
+    first: np.ndarray,
+    no_setter: np.ndarray,
+    raw_of: Callable[[int, int], float],
+    like: xr.DataArray,
+    data_error: float,
+    stacklevel: int,
+) -> None:
+    """The warnings of :func:`clean` from per-date counts (first data error in date order)."""
+    total = int(n_err.sum())
+    if total:
+        t = int(np.flatnonzero(n_err)[0])
+        n = int(first[t])
+        warnings.warn(
+            f"clean({name}): {total} value(s) beyond {data_error:g} standard deviations treated as "
+            f"data errors and set to NaN; first: stock {str(like['stock'].values[n])!r} on "
+            f"{_fmt_date(like['date'].values[t])} (raw value {raw_of(t, n)!r}). Check the raw data or "
+            "raise data_error.",
+            DataQualityWarning,
+            stacklevel=stacklevel + 1,
+        )
+    if no_setter.any():
+        t = int(np.flatnonzero(no_setter)[0])
+        warnings.warn(
+            f"clean({name}): {int(no_setter.sum())} date(s) have values but no stock that may set "
+            f"the mean (needs a positive cap and estu membership); first {_fmt_date(like['date'].values[t])}. "
+            "Their output is NaN.",
+            SingularDateWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def clean(
@@ -442,7 +421,7 @@ def clean(
                 f"{_fmt_date(x['date'].values[t])}; caps must be >= 0 (NaN = missing)."
             )
     else:
-        hv = np.ones((T, N))
+        hv = np.ones((1, 1))  # equal weights (ignored by the kernel)
     if estu is not None:
         estu = _as_date_stock(estu, "estu")
         _check_aligned(x, estu, name, "estu", ("date", "stock"))
@@ -450,37 +429,21 @@ def clean(
             raise VariableTypeError(f"estu: dtype {estu.dtype}; give a boolean mask (date, stock).")
         ev = np.ascontiguousarray(estu.values)
     else:
-        ev = np.ones((T, N), dtype=bool)
+        ev = np.ones((1, 1), dtype=bool)  # everyone (ignored by the kernel)
+
+    from riskmodel.kernels.clean import clean_kernel
 
     z = np.empty((T, N))
-    errors = np.zeros((T, N), dtype=bool)
-    no_setter = np.zeros(T, dtype=bool)
-    unconverged = np.zeros(T, dtype=bool)
-    for sl in _date_chunks(T, 6 * N):
-        z[sl], _, errors[sl], no_setter[sl], unconverged[sl] = _clean_array(
-            xv[sl], hv[sl], ev[sl], float(winsor), float(data_error), int(max_passes)
-        )
-
-    n_err = int(errors.sum())
-    if n_err:
-        t, n = np.argwhere(errors)[0]
-        warnings.warn(
-            f"clean({name}): {n_err} value(s) beyond {data_error:g} standard deviations treated as "
-            f"data errors and set to NaN; first: stock {str(x['stock'].values[n])!r} on "
-            f"{_fmt_date(x['date'].values[t])} (raw value {float(xv[t, n])!r}). Check the raw data or "
-            "raise data_error.",
-            DataQualityWarning,
-            stacklevel=2,
-        )
-    if no_setter.any():
-        t = int(np.flatnonzero(no_setter)[0])
-        warnings.warn(
-            f"clean({name}): {int(no_setter.sum())} date(s) have values but no stock that may set "
-            f"the mean (needs a positive cap and estu membership); first {_fmt_date(x['date'].values[t])}. "
-            "Their output is NaN.",
-            SingularDateWarning,
-            stacklevel=2,
-        )
+    errors = np.empty((T, N), dtype=bool)
+    n_err_t = np.empty(T, np.int64)
+    first = np.empty(T, np.int64)
+    no_setter = np.empty(T, dtype=bool)
+    unconverged = np.empty(T, dtype=bool)
+    clean_kernel(xv, hv, cap is not None, ev, estu is not None, float(winsor), float(data_error),
+                 int(max_passes), True, z, errors, n_err_t, first, no_setter, unconverged)
+    n_err = int(n_err_t.sum())
+    _warn_clean(name, n_err_t, first, no_setter, lambda t, n: float(xv[t, n]), x, float(data_error),
+                stacklevel=2)
     attrs = {
         "n_data_errors": n_err,
         "n_unconverged": int(unconverged.sum()),
@@ -912,39 +875,60 @@ class Exposures:
         )
 
 
-def _impute_style(
-    z: np.ndarray,
-    size: np.ndarray,
-    codes: np.ndarray,
+def _styles_block(
+    raw: list[np.ndarray],
+    cap: np.ndarray | None,
+    codes: np.ndarray | None,
     n_codes: int,
-    w: np.ndarray,
-    targets: np.ndarray,
-) -> np.ndarray:
-    """Predict ``z`` for ``targets`` from industry dummies + size fitted on the names that have it.
+    present: np.ndarray,
+    impute: bool,
+    winsor: float,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """The cleaned (and imputed) (T, N, K) style block, the imputed mask and diagnostics.
 
-    Per date, weighted (``w``) regression ``z = a_industry + b size`` by FWL: demean ``z``
-    and ``size`` within industry over the donors, ``b = Σw s̃ z̃ / Σw s̃²``, predict
-    ``a_p + b size`` = ``z̄_p + b (size - s̄_p)``. NaN where the target's industry has no
-    donor or its size is missing.
+    One numba pass over dates (:func:`riskmodel.kernels.clean.exposures_kernel`): each
+    style is cleaned as :func:`clean` does with ``cap`` weights (bit for bit), then a
+    present stock with a missing style gets ``z̄_p + b (size - s̄_p)`` from the per-date
+    √cap-weighted regression on industry dummies + size (the cleaned log cap) over the
+    names that have it (Frisch–Waugh–Lovell), when its industry has a donor and its size
+    is known. Diagnostics: per date, data errors, first stock with one and no-setter flags
+    (column 0 the log cap, then one per style), imputed and left-NaN targets per style.
     """
-    T, N = z.shape
-    donors = np.isfinite(z) & np.isfinite(size) & np.isfinite(w) & (w > 0) & (codes >= 0)
-    idx_all = np.arange(T)[:, None] * n_codes + np.where(codes >= 0, codes, 0)
-    idx = idx_all[donors]
-    wd = w[donors]
-    G = T * n_codes
-    sw = np.bincount(idx, weights=wd, minlength=G)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        zbar = np.bincount(idx, weights=wd * z[donors], minlength=G) / sw
-        sbar = np.bincount(idx, weights=wd * size[donors], minlength=G) / sw
-        zt = z[donors] - zbar[idx]
-        st = size[donors] - sbar[idx]
-        t_of = np.repeat(np.arange(T), donors.sum(axis=1))
-        sxy = np.bincount(t_of, weights=wd * st * zt, minlength=T)
-        sxx = np.bincount(t_of, weights=wd * st * st, minlength=T)
-        b = np.where(sxx > 0, sxy / np.where(sxx > 0, sxx, 1.0), 0.0)
-        pred = zbar[idx_all] + b[:, None] * (size - sbar[idx_all])
-    return np.where(targets & (codes >= 0), pred, np.nan)
+    from numba.typed import List
+
+    from riskmodel.kernels.clean import exposures_kernel
+
+    T, N = present.shape
+    K = len(raw)
+    xs = List()
+    for x in raw:
+        xs.append(np.ascontiguousarray(x, dtype=np.float64))
+    Z = np.empty((T, N, K))
+    imputed = np.empty((T, N, K), dtype=bool)
+    n_err = np.empty((T, K + 1), np.int64)
+    first = np.empty((T, K + 1), np.int64)
+    no_setter = np.empty((T, K + 1), dtype=bool)
+    n_done = np.empty((T, K), np.int64)
+    n_left = np.empty((T, K), np.int64)
+    if K:
+        exposures_kernel(
+            xs,
+            cap if cap is not None else np.ones((1, 1)),
+            cap is not None,
+            codes if codes is not None else np.zeros((1, 1), np.int32),
+            codes is not None,
+            int(n_codes),
+            np.ascontiguousarray(present),
+            bool(impute),
+            float(winsor),
+            _DATA_ERROR,
+            _MAX_PASSES,
+            Z, imputed, n_err, first, no_setter, n_done, n_left,
+        )
+    else:
+        n_err[:] = 0
+        no_setter[:] = False
+    return Z, imputed, (n_err, first, no_setter, n_done, n_left)
 
 
 def _validate_panel(panel: xr.Dataset, styles: Sequence[str], required: Sequence[str]) -> xr.Dataset:
@@ -1072,8 +1056,8 @@ def build_exposures(
                 f"{cap}: negative market cap for stock {str(ret['stock'].values[n])!r} on "
                 f"{_fmt_date(ret['date'].values[t])}; caps must be >= 0 (NaN = missing)."
             )
-        with np.errstate(invalid="ignore"):
-            weights = np.where(cv > 0, np.sqrt(cv), np.nan)
+        weights = np.sqrt(cv)
+        weights[cv == 0] = np.nan
     else:
         cap_da = None
         cv = np.full((T, N), np.nan)
@@ -1083,38 +1067,35 @@ def build_exposures(
         n_codes = max(len(labels), 1)
     else:
         codes, labels, n_codes = None, (), 1
-    codes_fit = codes if codes is not None else np.zeros((T, N), dtype=np.int32)
 
     K = len(styles)
-    Z = np.empty((T, N, K))
-    imputed = np.zeros((T, N, K), dtype=bool)
-    n_obs = np.cumsum(np.isfinite(rv), axis=0)
-    present = (np.isfinite(rv) | np.isfinite(cv)) & (n_obs >= min_history)
-    if impute and cap_da is not None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            logcap = xr.DataArray(np.where(cv > 0, np.log(cv), np.nan), dims=("date", "stock"),
-                                  coords={"date": ret["date"].values, "stock": ret["stock"].values}, name="log_cap")
-        size = clean(logcap, cap=cap_da, winsor=winsor).values
-    else:
-        size = np.zeros((T, N))
-    w_fit = weights if weights is not None else np.ones((T, N))
-    notes = []
-    for k, s in enumerate(styles):
+    raw = []
+    for s in styles:
         da = _as_date_stock(panel[s], s)
         _check_aligned(ret, da, "returns", s, ("date", "stock"))
-        z = clean(da, cap=cap_da, winsor=winsor).values
-        if impute:
-            targets = present & ~np.isfinite(z)
-            if targets.any():
-                pred = _impute_style(z, size, codes_fit, n_codes, w_fit, targets)
-                done = targets & np.isfinite(pred)
-                z = np.where(done, pred, z)
-                imputed[:, :, k] = done
-                notes.append(f"{s}: {int(done.sum())} imputed, {int((targets & ~done).sum())} left NaN")
-        Z[:, :, k] = z
-    if notes and imputed.any():
+        raw.append((s, da, _float_values(da, s)))
+    present = np.isfinite(rv)
+    present |= np.isfinite(cv)
+    if min_history > 0:
+        present &= np.cumsum(np.isfinite(rv), axis=0, dtype=np.int32) >= min_history
+    Z, imputed, diag = _styles_block([v for _, _, v in raw], cv if cap_da is not None else None,
+                                     codes, n_codes, present, impute, float(winsor))
+    n_err, first, no_setter, n_done, n_left = diag
+    if impute and cap_da is not None:
+        _warn_clean("log_cap", n_err[:, 0], first[:, 0], no_setter[:, 0],
+                    lambda t, n: float(np.log(cv[t, n])), ret, _DATA_ERROR, stacklevel=2)
+    for k, (s, da, xv) in enumerate(raw):
+        _warn_clean(s, n_err[:, k + 1], first[:, k + 1], no_setter[:, k + 1],
+                    lambda t, n, xv=xv: float(xv[t, n]), da, _DATA_ERROR, stacklevel=2)
+    notes = []
+    if impute:
+        done_k = n_done.sum(axis=0)
+        left_k = n_left.sum(axis=0)
+        notes = [f"{s}: {int(done_k[k])} imputed, {int(left_k[k])} left NaN"
+                 for k, s in enumerate(styles) if done_k[k] + left_k[k] > 0]
+    if notes and n_done.any():
         warnings.warn(
-            f"build_exposures: {int(imputed.sum())} missing style exposure(s) imputed from industry + size "
+            f"build_exposures: {int(n_done.sum())} missing style exposure(s) imputed from industry + size "
             f"and flagged in Exposures.imputed ({'; '.join(notes)}). Pass impute=False to leave them NaN.",
             ImputationWarning,
             stacklevel=2,

@@ -42,6 +42,7 @@ _RESERVED = {"returns", "market_cap", "industry", "spend", "market"}
 _Z_MAX = 2.95  # every true style exposure satisfies |z| < _Z_MAX < 3 (no winsorising)
 _SIZE_COMPRESS = (1.0, 2.5)  # compression x/sqrt(1+(x/c)^2) of the size latent: (left, right) c
 _STYLE_COMPRESS = 2.0  # fallback compression of rows that would breach _Z_MAX
+_SPECIFIC_BOUND = 0.5  # |u| <= 50% a day: heavy t tails never push a simple return below -100%
 _CAP_LEVEL = math.log(2.0e9)  # cap-weighted typical market cap, USD
 _SPEND_WINDOW, _SPEND_LAG, _SPEND_MIN_PERIODS = 90, 252, 68
 _SPEND_DEFAULTS: dict[str, float] = {
@@ -492,6 +493,9 @@ def simulate(
         the structured sum).
     specific_tails : {"t", "gaussian"}
         Student-t with ``t_dof`` degrees of freedom scaled to unit variance, or Gaussian.
+        The specific return ``u`` (shock times vol) is truncated at ``+-50%`` a day, so a
+        simple return stays above -100% even for the t tails of a large panel (a 40-sigma
+        t(5) draw occurs about once in 5,000 x 2,520 cells).
     t_dof : float, default 5
     market_vol, industry_vol, style_vol : float
         Typical daily factor vols (industry and style vols are spread by x[0.7, 1.4] / x[0.7, 1.3]).
@@ -677,6 +681,7 @@ def simulate(
     r = _specific_shocks(rng, (T, N), specific_tails, t_dof)
     r *= sigma[None, :]
     r *= spec_mult[:, None]
+    np.clip(r, -_SPECIFIC_BOUND, _SPECIFIC_BOUND, out=r)
     r += F[:, 0][:, None]
     r += F[:, 1 + codes]
     for h in range(H):
