@@ -1,0 +1,119 @@
+"""Sphinx configuration of the riskmodel documentation.
+
+Build (from the repository root; ``-W`` turns warnings into errors)::
+
+    pip install -r docs/requirements.txt
+    python docs/make_figures.py                                   # figures into docs/_static/
+    python -m sphinx -W -b html docs docs/_build/html -d docs/_build/doctrees
+    python -m sphinx -W -b doctest docs docs/_build/doctest -d docs/_build/doctrees
+
+``tests/test_docs.py`` runs both builds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))  # the package, also when it is not installed
+sys.path.insert(0, str(DOCS))  # _bench_tables.py
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import riskmodel  # noqa: E402
+
+project = "riskmodel"
+author = "the riskmodel developers"
+copyright = "2026, the riskmodel developers"  # noqa: A001
+version = release = riskmodel.__version__
+
+extensions = [
+    "myst_parser",
+    "numpydoc",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.doctest",
+    "sphinx.ext.mathjax",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "README.md", "**/.ipynb_checkpoints"]
+templates_path = ["_templates"]
+
+# --- MyST ------------------------------------------------------------------------------
+myst_enable_extensions = ["amsmath", "dollarmath", "colon_fence", "deflist"]
+myst_heading_anchors = 3
+myst_dmath_double_inline = True
+
+# --- API pages ------------------------------------------------------------------------
+autosummary_generate = True
+autosummary_imported_members = True
+autodoc_typehints = "none"  # numpydoc sections carry the types (with dims)
+# numpydoc: the class pages list methods and properties through autosummary tables
+# of their own docstrings; no per-member stubs (they would need one page per member).
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_show_inherited_class_members = False
+numpydoc_validation_checks: set[str] = set()  # style is checked in review, not at build time
+numpydoc_xref_param_type = False
+nitpicky = False
+
+# --- doctest: only the ``{doctest}`` blocks of these pages are run (``-b doctest``) ----
+# Plain ``>>>`` blocks of the library docstrings are rendered, not executed here.
+doctest_test_doctest_blocks = ""
+doctest_global_setup = """
+import warnings
+import numpy as np
+import pandas as pd
+import xarray as xr
+import riskmodel as rm
+warnings.simplefilter("ignore", rm.RiskModelWarning)
+np.set_printoptions(precision=4, suppress=True)
+"""
+
+# --- HTML -----------------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"riskmodel {release}"
+html_static_path = ["_static"]
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc"],
+}
+html_sidebars = {"**": ["sidebar-nav-bs"]}
+html_show_sourcelink = False
+
+suppress_warnings: list[str] = []
+
+
+# --- docstring fix-ups ----------------------------------------------------------------
+# The library writes plain text that reST reads as markup: the second factor axis as
+# "DataArray (factor, factor_)" (a word ending in "_" is a hyperlink reference) and absolute
+# values as "|t| > 2" (a substitution reference). Escape both outside inline literals and
+# roles instead of editing the docstrings.
+_LITERAL = re.compile(r"(``.*?``|:[a-z:]+:`[^`]*`|`[^`]*`)")
+_TRAILING_UNDERSCORE = re.compile(r"(?<=[A-Za-z0-9])_(?=[),\]]|$)")
+_ABS_BARS = re.compile(r"\|(?=\S)([^|`]*?\S)\|")
+
+
+def _escape_plain_text_markup(app, what, name, obj, options, lines):  # noqa: ARG001
+    math_indent = None  # indentation of an enclosing ``.. math::`` directive (left as is)
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        if math_indent is not None and line.strip() and indent <= math_indent:
+            math_indent = None
+        if line.lstrip().startswith(".. math::"):
+            math_indent = indent
+        if math_indent is not None:
+            continue
+        parts = _LITERAL.split(line)
+        parts[::2] = [_ABS_BARS.sub(r"\\|\1\\|", _TRAILING_UNDERSCORE.sub(r"\\_", part)) for part in parts[::2]]
+        lines[i] = "".join(parts)
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _escape_plain_text_markup, priority=400)
