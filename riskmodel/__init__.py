@@ -41,6 +41,8 @@ _LAZY: dict[str, str] = {
     "load": "riskmodel.io",
     "save": "riskmodel.io",
     "load_us_equities": "riskmodel.datasets",
+    "load_ff_factors": "riskmodel.datasets",
+    "load_wti": "riskmodel.datasets",
     "simulate": "riskmodel.simulation",
     # exposures
     "clean": "riskmodel.exposures",

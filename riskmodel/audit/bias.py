@@ -7,8 +7,9 @@ at the close of the previous day), ``z_t = R_t / σ_{t|t−1}`` and the bias sta
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,7 @@ class BiasStatistics:
                 "bias": self.bias.to_numpy(),
                 "inside": self.inside.to_numpy(),
                 "qlike": self.qlike.to_numpy(),
-                "mrad": np.nanmean(np.abs(self.rolling.to_numpy() - 1.0), axis=0),
+                "mrad": _nan_stat(np.nanmean, np.abs(self.rolling.to_numpy() - 1.0), axis=0),
             }
         )
         table = frame.groupby("family", sort=False).agg(
@@ -268,22 +269,29 @@ def bias_statistics(
     return _summarise(z, np.sqrt(var), out_dates, names, families, window, dict(horizon=horizon, window=window, seed=seed))
 
 
+def _nan_stat(func, values: np.ndarray, **kwargs) -> np.ndarray:
+    """A NaN-aware reduction that returns NaN for columns without enough outcomes, silently."""
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return func(values, **kwargs)
+
+
 def _summarise(z, vol, out_dates, names, families, window, settings) -> BiasStatistics:
+    """Bias, band, rolling bias, MRAD and QLIKE; a portfolio with < 2 outcomes has NaN bias."""
     coords = {"date": out_dates, "portfolio": np.asarray(names, dtype=str)}
     n_obs = np.isfinite(z).sum(axis=0)
-    bias = np.nanstd(z, axis=0, ddof=1)
+    bias = _nan_stat(np.nanstd, z, axis=0, ddof=1)
     t_eff = int(np.median(n_obs))
     band = (1.0 - np.sqrt(2.0 / t_eff), 1.0 + np.sqrt(2.0 / t_eff))
     rolling = pd.DataFrame(z).rolling(window, min_periods=max(2, window // 2)).std().to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        qlike = np.nanmean(z**2 - np.log(z**2) - 1.0, axis=0)
+    qlike = _nan_stat(np.nanmean, z**2 - _nan_stat(np.log, z**2) - 1.0, axis=0)
     return BiasStatistics(
         z=xr.DataArray(z, coords=coords, dims=("date", "portfolio"), name="z"),
         predicted_vol=xr.DataArray(vol, coords=coords, dims=("date", "portfolio"), name="predicted_vol"),
         bias=xr.DataArray(bias, coords={"portfolio": coords["portfolio"]}, dims="portfolio", name="bias"),
         band=band,
         rolling=xr.DataArray(rolling, coords=coords, dims=("date", "portfolio"), name="rolling_bias"),
-        mrad=float(np.nanmean(np.abs(rolling - 1.0))),
+        mrad=float(_nan_stat(np.nanmean, np.abs(rolling - 1.0))),
         qlike=xr.DataArray(qlike, coords={"portfolio": coords["portfolio"]}, dims="portfolio", name="qlike"),
         family=xr.DataArray(np.asarray(families, dtype=str), coords={"portfolio": coords["portfolio"]}, dims="portfolio"),
         settings=settings,
