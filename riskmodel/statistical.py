@@ -121,25 +121,67 @@ def choose_n_factors(
     return int(np.argmax(ratio[: kmax + 1]))
 
 
-def _window_matrix(returns: np.ndarray, t0: int, t1: int, coverage: float, dtype: Any):
+class _WindowMoments:
+    """Running count, sum and sum of squares of each stock's returns over a sliding window.
+
+    Moving the window from ``[a0, b0)`` to ``[a1, b1)`` adds rows ``b0..b1−1`` and removes
+    rows ``a0..a1−1``: O((rows moved) · N) per refit instead of a pass over the window.
+    """
+
+    def __init__(self, returns: np.ndarray) -> None:
+        self.returns = returns
+        n_stocks = returns.shape[1]
+        self.count = np.zeros(n_stocks, dtype=np.int64)
+        self.s1 = np.zeros(n_stocks)
+        self.s2 = np.zeros(n_stocks)
+        self.lo = self.hi = 0
+
+    def _add(self, lo: int, hi: int, sign: int) -> None:
+        if hi <= lo:
+            return
+        block = self.returns[lo:hi]
+        valid = np.isfinite(block)
+        filled = np.where(valid, block, 0.0)
+        self.count += sign * valid.sum(axis=0)
+        self.s1 += sign * filled.sum(axis=0)
+        self.s2 += sign * np.einsum("ij,ij->j", filled, filled)
+
+    def move(self, lo: int, hi: int) -> None:
+        self._add(self.hi, hi, +1)
+        self._add(self.lo, lo, -1)
+        self.lo, self.hi = lo, hi
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation (ddof 0); NaN for a stock without returns."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self.s1 / self.count
+            var = self.s2 / self.count - mean * mean
+        return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def _window_matrix(moments: _WindowMoments, t0: int, t1: int, coverage: float, dtype: Any):
     """Standardised returns of rows ``t0..t1−1``, every stock's column, and who is in.
 
-    Returns ``(cols, Z (W, N), sd (N,))``: ``cols`` the stocks with returns on at least
-    ``coverage`` of the rows and a positive sd; their columns of ``Z`` are standardised
-    with missing cells 0, every other column is 0 (so it does not enter the SVD).
+    Returns ``(cols, Z (W, N), sd (N,), total)``: ``cols`` the stocks with returns on at
+    least ``coverage`` of the rows and a positive sd; their columns of ``Z`` are
+    standardised with missing cells 0, every other column is 0 (so it does not enter the
+    SVD). ``total = ‖Z‖²_F`` = the number of valid cells of those stocks (a column
+    standardised over its own valid days has ``Σ z² = count``).
     """
-    from riskmodel.kernels.timeseries import standardised_window_kernel
+    from riskmodel.kernels.timeseries import standardise_kernel
 
-    n_stocks = returns.shape[1]
-    count = np.empty(n_stocks, np.int64)
-    mean = np.empty(n_stocks)
-    sd = np.empty(n_stocks)
-    z = np.empty((t1 - t0, n_stocks), dtype=dtype)
+    moments.move(t0, t1)
+    mean, sd = moments.moments()
     min_count = int(np.ceil(coverage * (t1 - t0) - 1e-9))
-    standardised_window_kernel(returns, t0, min_count, count, mean, sd, z)
+    # a relative floor: a constant series has a rounding-level sd from the running sums
     with np.errstate(invalid="ignore"):
-        cols = np.flatnonzero((count >= min_count) & (sd > 0))
-    return cols, z, sd
+        keep = (moments.count >= min_count) & (sd > 1e-7 * np.abs(mean) + 1e-300)
+    cols = np.flatnonzero(keep)
+    inv_sd = np.zeros(sd.shape)
+    inv_sd[cols] = 1.0 / sd[cols]
+    z = np.empty((t1 - t0, sd.size), dtype=dtype)
+    standardise_kernel(moments.returns, t0, np.nan_to_num(mean), inv_sd, z)
+    return cols, z, sd, float(moments.count[cols].sum())
 
 
 def _truncated_svd(z: np.ndarray, n: int, rng: np.random.Generator, start: np.ndarray | None, power_iterations: int):
@@ -150,7 +192,7 @@ def _truncated_svd(z: np.ndarray, n: int, rng: np.random.Generator, start: np.nd
     ``l × l`` Gram matrix. Returns ``(s (n,), vt (n, M), v_sketch (M, l))``.
     """
     n_rows, n_cols = z.shape
-    l = min(n + 10, n_rows, n_cols)
+    l = min(n + 5, n_rows, n_cols)
     omega = start if start is not None and start.shape[1] == l else rng.standard_normal((n_cols, l))
     q, _ = np.linalg.qr(z @ omega.astype(z.dtype, copy=False))
     for _ in range(power_iterations):
@@ -219,7 +261,7 @@ def pca_loadings(
     power_iterations: int = 2,
     warm_iterations: int = 0,
     seed: int = 0,
-    dtype: Any = np.float64,
+    dtype: Any = np.float32,
 ) -> PCALoadings:
     """Rolling-window PCA loadings of a (date, stock) return (or residual) matrix.
 
@@ -232,7 +274,10 @@ def pca_loadings(
     96%-overlapping window leaves nearly invariant, with ``warm_iterations`` more). ``n_factors=None``: the
     criterion's choice on the **first** extraction is kept for the whole fit (the number of
     factors must stay fixed for the factor-return series); every refit's choice is
-    reported in ``chosen``. Each refit's loadings are rotated (orthogonal Procrustes) onto
+    reported in ``chosen``. The window moments are running sums moved from refit to
+    refit, and the SVD works on a ``dtype`` (default float32) copy of the standardised
+    window: loadings carry ~1e-6 relative rounding, far below their sampling error, at
+    half the memory traffic of float64. Each refit's loadings are rotated (orthogonal Procrustes) onto
     the previous ones so that a factor keeps its identity from one refit to the next.
 
     Returns
@@ -250,19 +295,19 @@ def pca_loadings(
     eigen = np.full((len(schedule), n_comp), np.nan)
     previous = None
     start_v: np.ndarray | None = None
+    moments = _WindowMoments(returns)
     for i, t in enumerate(schedule):
         if t + 1 < min_obs:
             loadings_list.append(None)
             continue
         t0 = max(0, t - window + 1)
-        cols, z, sd = _window_matrix(returns, t0, t + 1, coverage, dtype)
+        cols, z, sd, total = _window_matrix(moments, t0, t + 1, coverage, dtype)
         n_rows = z.shape[0]
         if cols.size <= n_comp or n_rows <= n_comp:
             loadings_list.append(None)
             continue
         with threadpool_limits(1, user_api="blas"):  # numba's threads are still spinning
             s, vt, v_sketch = _truncated_svd(z, n_comp, rng, start_v, power_iterations if start_v is None else warm_iterations)
-            total = float(np.einsum("ij,ij->", z, z, dtype=np.float64))
         nt = float(n_rows) * cols.size
         eigen[i, : s.size] = s**2 / nt
         if n_factors is None:

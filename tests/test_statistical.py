@@ -11,14 +11,11 @@ import xarray as xr
 
 import riskmodel as rm
 from riskmodel.errors import InsufficientDataError, InvalidParameterError, RiskModelWarning
-from riskmodel.kernels.timeseries import (
-    cross_section_ols_kernel,
-    standardise_kernel,
-    standardised_window_kernel,
-    window_moments_kernel,
-)
+from riskmodel.kernels.timeseries import cross_section_ols_kernel, standardise_kernel
 from riskmodel.statistical import (
     FittedStatisticalModel,
+    _window_matrix,
+    _WindowMoments,
     choose_n_factors,
     cross_section_factor_returns,
     hybrid_model,
@@ -94,31 +91,32 @@ def test_cross_section_kernel_matches_numpy_twin():
     np.testing.assert_array_equal(f2, f)
 
 
-def test_window_kernels_match_numpy_twins():
+def test_standardise_kernel_and_running_moments_match_numpy():
     panel, _ = factor_world(2, T=80, N=37, missing=0.1)
     r = panel["returns"].to_numpy()
-    count, mean, sd = np.empty(37, np.int64), np.empty(37), np.empty(37)
-    window_moments_kernel(r, 10, 70, count, mean, sd)
-    block = r[10:70]
-    np.testing.assert_array_equal(count, np.isfinite(block).sum(axis=0))
-    np.testing.assert_allclose(mean, np.nanmean(block, axis=0), rtol=1e-13)
-    np.testing.assert_allclose(sd, np.nanstd(block, axis=0), rtol=1e-12)
-    cols = np.array([0, 3, 5, 36], dtype=np.int64)
-    out = np.empty((60, 4))
-    standardise_kernel(r, 10, cols, mean[cols], sd[cols], out)
-    want = np.nan_to_num((block[:, cols] - mean[cols]) / sd[cols], nan=0.0)
-    np.testing.assert_allclose(out, want, rtol=1e-13, atol=0)
-    # the fused kernel: every column, zero for stocks under the coverage count
     r[:, 7] = 0.0  # zero sd (e.g. a halted stock): left out
-    count2, mean2, sd2 = np.empty(37, np.int64), np.empty(37), np.empty(37)
-    z = np.empty((60, 37))
-    standardised_window_kernel(r, 10, 55, count2, mean2, sd2, z)
+    r[:30, 9] = np.nan  # too little coverage in the window: left out
+    moments = _WindowMoments(r)
+    moments.move(0, 40)  # slide the window twice, as the refits do
+    cols, z, sd, total = _window_matrix(moments, 10, 70, 0.8, np.float64)
     block = r[10:70]
-    keep = (np.isfinite(block).sum(axis=0) >= 55) & (np.nanstd(block, axis=0) > 0)
-    assert 0 < keep.sum() < 37 and not keep[7]
-    want = np.where(keep, np.nan_to_num((block - np.nanmean(block, 0)) / np.nanstd(block, 0), nan=0.0), 0.0)
-    np.testing.assert_allclose(z, want, rtol=1e-12, atol=1e-15)
-    np.testing.assert_array_equal(count2, np.isfinite(block).sum(axis=0))
+    with np.errstate(invalid="ignore"):
+        mean_np, sd_np = np.nanmean(block, 0), np.nanstd(block, 0)
+    count = np.isfinite(block).sum(0)
+    keep = (count >= 48) & (sd_np > 0)
+    np.testing.assert_array_equal(cols, np.flatnonzero(keep))
+    assert 7 not in cols and 9 not in cols and cols.size > 25
+    np.testing.assert_allclose(sd[cols], sd_np[cols], rtol=1e-10)
+    with np.errstate(invalid="ignore"):
+        want = np.where(keep, np.nan_to_num((block - mean_np) / sd_np, nan=0.0), 0.0)
+    np.testing.assert_allclose(z, want, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(total, (want**2).sum(), rtol=1e-10)
+    # the kernel alone, against its twin
+    inv = np.where(keep, 1.0 / np.where(keep, sd_np, 1.0), 0.0)
+    out = np.empty((60, 37), dtype=np.float32)
+    standardise_kernel(r, 10, np.nan_to_num(mean_np), inv, out)
+    twin = np.where((inv > 0) & np.isfinite(block), (block - np.nan_to_num(mean_np)) * inv, 0.0)
+    np.testing.assert_allclose(out, twin, rtol=1e-6, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,12 +11,9 @@
   OLS of the day's returns on loadings fixed on an earlier date, ``f_t = (BᵀB)⁻¹Bᵀr_t``
   over the stocks with a return, from the full Gram ``BᵀB`` minus the rows of the stocks
   without one (O(N k) per date), and the residuals ``r_t − B f_t``.
-* :func:`window_moments_kernel` -- per block of stocks: count, mean and standard deviation
-  of each stock's returns over a window of dates (NaN skipped, two passes).
 * :func:`standardise_kernel` -- per date of a window (``prange`` over dates): the matrix of
-  standardised returns of selected stocks, missing cells set to 0.
-* :func:`standardised_window_kernel` -- both of the above in one kernel over chunks of
-  adjacent stocks, writing every stock's column (zero for stocks left out).
+  standardised returns, missing cells and stocks left out set to 0, in one pass (the
+  window moments are running sums kept by the caller).
 
 The plain numpy twins live in ``tests/test_timeseries.py`` and ``tests/test_statistical.py``.
 Callers validate and lay arrays out C-contiguously; kernels do no checking.
@@ -30,9 +27,7 @@ import numpy as np
 __all__ = [
     "ts_loadings_kernel",
     "cross_section_ols_kernel",
-    "window_moments_kernel",
     "standardise_kernel",
-    "standardised_window_kernel",
 ]
 
 #: Stocks per block: 8 float64 = one cache line of a (date, stock) row.
@@ -309,79 +304,17 @@ def cross_section_ols_kernel(r, which, loadings, gram, min_stocks, f, resid):  #
                 resid[t, n] = e
 
 
-#: Stocks per chunk of the window kernels: contiguous runs of a (date, stock) row.
-_CHUNK = 256
-
-
 @numba.njit(cache=True, parallel=True)
-def window_moments_kernel(r, t0, t1, count, mean, sd):  # pragma: no cover - compiled
-    """Count, mean and standard deviation (ddof 0) of each stock over rows ``t0 .. t1 − 1``.
+def standardise_kernel(r, t0, mean, inv_sd, out):  # pragma: no cover - compiled
+    """``out[i, n] = (r[t0 + i, n] − mean[n]) · inv_sd[n]``; 0 where the return is NaN or ``inv_sd[n] == 0``.
 
-    NaN returns are skipped; ``mean``/``sd`` are NaN for a stock with no return. Two
-    passes (mean, then squared deviations), chunks of adjacent stocks in parallel, each
-    chunk reading its rows contiguously.
-    """
-    N = r.shape[1]
-    n_chunks = (N + _CHUNK - 1) // _CHUNK
-    for c in numba.prange(n_chunks):
-        _moments_chunk(r, t0, t1, c * _CHUNK, min(N, (c + 1) * _CHUNK), count, mean, sd)
-
-
-@numba.njit(cache=True, inline="always")
-def _moments_chunk(r, t0, t1, n0, n1, count, mean, sd):  # pragma: no cover - compiled
-    for n in range(n0, n1):
-        count[n] = 0
-        mean[n] = 0.0
-        sd[n] = 0.0
-    for t in range(t0, t1):
-        for n in range(n0, n1):
-            y = r[t, n]
-            if np.isfinite(y):
-                count[n] += 1
-                mean[n] += y
-    for n in range(n0, n1):
-        mean[n] = mean[n] / count[n] if count[n] > 0 else np.nan
-    for t in range(t0, t1):
-        for n in range(n0, n1):
-            y = r[t, n]
-            if np.isfinite(y):
-                d = y - mean[n]
-                sd[n] += d * d
-    for n in range(n0, n1):
-        sd[n] = np.sqrt(sd[n] / count[n]) if count[n] > 0 else np.nan
-
-
-@numba.njit(cache=True, parallel=True)
-def standardised_window_kernel(r, t0, min_count, count, mean, sd, out):  # pragma: no cover - compiled
-    """Moments of rows ``t0 .. t0 + W − 1`` and the standardised window in one kernel.
-
-    ``out (W, N)``: ``(r − mean)/sd`` for stocks with ``count >= min_count`` and ``sd > 0``,
-    0 where the return is NaN and in the whole column of any other stock. ``count``,
-    ``mean``, ``sd`` as :func:`window_moments_kernel`.
+    One pass over the window rows (``prange`` over rows), every stock's column written:
+    a stock left out of the window has ``inv_sd = 0`` and an all-zero column.
     """
     W, N = out.shape
-    n_chunks = (N + _CHUNK - 1) // _CHUNK
-    for c in numba.prange(n_chunks):
-        n0 = c * _CHUNK
-        n1 = min(N, n0 + _CHUNK)
-        _moments_chunk(r, t0, t0 + W, n0, n1, count, mean, sd)
-        inv = np.zeros(n1 - n0)
-        for n in range(n0, n1):
-            if count[n] >= min_count and sd[n] > 0:
-                inv[n - n0] = 1.0 / sd[n]
-        for i in range(W):
-            for n in range(n0, n1):
-                y = r[t0 + i, n]
-                s = inv[n - n0]
-                out[i, n] = (y - mean[n]) * s if (s > 0 and np.isfinite(y)) else 0.0
-
-
-@numba.njit(cache=True, parallel=True)
-def standardise_kernel(r, t0, cols, mean, sd, out):  # pragma: no cover - compiled
-    """``out[i, j] = (r[t0 + i, cols[j]] − mean[j]) / sd[j]``, 0 where the return is NaN."""
-    W, M = out.shape
     for i in numba.prange(W):
         t = t0 + i
-        for j in range(M):
-            y = r[t, cols[j]]
-            out[i, j] = (y - mean[j]) / sd[j] if np.isfinite(y) else 0.0
+        for n in range(N):
+            y = r[t, n]
+            s = inv_sd[n]
+            out[i, n] = (y - mean[n]) * s if (s > 0.0 and np.isfinite(y)) else 0.0
