@@ -26,16 +26,21 @@ import numpy as np
 
 __all__ = ["clean_kernel", "exposures_kernel", "ZERO_SPREAD_RTOL"]
 
+#: let LLVM reorder the row sums (vectorised reductions); NaN and inf semantics are kept
+_REASSOC = {"reassoc"}
+
 #: a cross-section whose spread is below this fraction of its magnitude has no spread
 ZERO_SPREAD_RTOL = 1e-14
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_REASSOC)
 def _standardise_row(y, h, setter, present, z):  # pragma: no cover - compiled
     """``z = (y - mean_h) / std_eq`` over the setters, with one refinement pass.
 
     Writes ``z`` (NaN where not present or without setter; 0 on a row without spread) and
-    returns ``(ok, flat)``: at least one setter, and no spread.
+    returns ``(ok, flat)``: at least one setter, and no spread. Loops use selects rather
+    than branches so that they vectorise; the refinement's sums are taken while ``z`` is
+    written (``z`` is O(1) there, so the one-pass variance loses nothing).
     """
     N = y.shape[0]
     n = 0
@@ -44,15 +49,13 @@ def _standardise_row(y, h, setter, present, z):  # pragma: no cover - compiled
     hi = -np.inf
     lo = np.inf
     for i in range(N):
-        if setter[i]:
-            v = y[i]
-            n += 1
-            ys += v
-            hsum += h[i]
-            if v > hi:
-                hi = v
-            if v < lo:
-                lo = v
+        s = setter[i]
+        v = y[i] if s else 0.0
+        n += 1 if s else 0
+        ys += v
+        hsum += h[i] if s else 0.0
+        hi = max(hi, y[i] if s else -np.inf)
+        lo = min(lo, y[i] if s else np.inf)
     if n == 0:
         for i in range(N):
             z[i] = np.nan
@@ -61,10 +64,10 @@ def _standardise_row(y, h, setter, present, z):  # pragma: no cover - compiled
     ss = 0.0
     hd = 0.0
     for i in range(N):
-        if setter[i]:
-            d = y[i] - mu_eq
-            ss += d * d
-            hd += h[i] * d
+        s = setter[i]
+        d = (y[i] - mu_eq) if s else 0.0
+        ss += d * d
+        hd += (h[i] if s else 0.0) * d
     sd = math.sqrt(ss / n)
     scale = max(abs(hi), abs(lo))
     if hi == lo or sd <= ZERO_SPREAD_RTOL * scale:
@@ -73,30 +76,26 @@ def _standardise_row(y, h, setter, present, z):  # pragma: no cover - compiled
         return True, True
     # cap-weighted mean as a shift from the equal mean (one rounding less)
     mu = mu_eq + hd / hsum
+    inv = 1.0 / sd
+    s_h = 0.0
+    s_1 = 0.0
+    s_2 = 0.0
     for i in range(N):
-        z[i] = (y[i] - mu) / sd if present[i] else np.nan
-    # one refinement pass: removes the rounding left by the first
-    s = 0.0
+        zi = (y[i] - mu) * inv
+        z[i] = zi if present[i] else np.nan
+        s = setter[i]
+        zs = zi if s else 0.0
+        s_h += (h[i] if s else 0.0) * zs
+        s_1 += zs
+        s_2 += zs * zs
+    # refinement: z <- (z - mu2) / sd2 removes the rounding left by the first pass
+    mu2 = s_h / hsum
+    m1 = s_1 / n
+    var2 = s_2 / n - m1 * m1
+    sd2 = math.sqrt(var2) if var2 > 0.0 else 1.0
+    inv2 = 1.0 / sd2
     for i in range(N):
-        if setter[i]:
-            s += h[i] * z[i]
-    mu2 = s / hsum
-    s = 0.0
-    for i in range(N):
-        if present[i]:
-            z[i] -= mu2
-            if setter[i]:
-                s += z[i]
-    m2 = s / n
-    ss = 0.0
-    for i in range(N):
-        if setter[i]:
-            d = z[i] - m2
-            ss += d * d
-    sd2 = math.sqrt(ss / n)
-    for i in range(N):
-        if present[i]:
-            z[i] /= sd2
+        z[i] = (z[i] - mu2) * inv2
     return True, False
 
 
