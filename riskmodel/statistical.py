@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from riskmodel.errors import InsufficientDataError, InvalidParameterError, MissingVariableError
+from riskmodel.errors import InsufficientDataError, InvalidParameterError
 from riskmodel.model import _pos_int, _Progress
 from riskmodel.timeseries import (
     FORECAST_DEFAULTS,
