@@ -20,7 +20,6 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))  # the package, also when it is not installed
-sys.path.insert(0, str(DOCS))  # _bench_tables.py
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -41,7 +40,7 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "README.md", "**/.ipynb_checkpoints"]
+exclude_patterns = ["_build", "README.md", "**/.ipynb_checkpoints", "generated/*.md"]
 templates_path = ["_templates"]
 
 # --- MyST ------------------------------------------------------------------------------
@@ -115,5 +114,29 @@ def _escape_plain_text_markup(app, what, name, obj, options, lines):  # noqa: AR
         lines[i] = "".join(parts)
 
 
+# --- benchmark tables -------------------------------------------------------------------
+# benchmarks.md includes generated/benchmark_tables.md: the JSON files of the repository's
+# benchmarks/results rendered by riskmodel.bench (the numbers as measured, not copied).
+def _write_benchmark_tables(app):  # noqa: ARG001
+    from riskmodel.bench import result_tables, results_from_folder
+
+    folder = Path(riskmodel.__file__).resolve().parents[1] / "benchmarks" / "results"
+    lines: list[str] = []
+    for name, result in results_from_folder(folder) if folder.is_dir() else []:
+        machine = result.get("machine", {})
+        table = result_tables(name, result)
+        table[0] = f"### `{name}.json`"
+        env = ", ".join(f"{k} {v}" for k, v in machine.items() if isinstance(v, (str, int, float)))
+        lines += [*table[:2], f"Machine: {env}." if env else "", "", *table[2:], ""]
+    if not lines:
+        lines = [f"No benchmark results found in `{folder}`: run `riskmodel bench` or the scripts."]
+    out = DOCS / "generated" / "benchmark_tables.md"
+    out.parent.mkdir(exist_ok=True)
+    text = "\n".join(lines) + "\n"
+    if not out.exists() or out.read_text(encoding="utf-8") != text:
+        out.write_text(text, encoding="utf-8")
+
+
 def setup(app):
+    app.connect("builder-inited", _write_benchmark_tables)
     app.connect("autodoc-process-docstring", _escape_plain_text_markup, priority=400)
