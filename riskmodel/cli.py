@@ -59,19 +59,36 @@ def cmd_fit(args: argparse.Namespace) -> None:
     import riskmodel as rm
 
     storage_format(args.output)  # fail before the long work, not after
-
     panel = _read_input(args.panel)
-    model = rm.FactorRiskModel(
-        styles=_split(args.styles),
-        industry=_industry(args.industry),
-        covariance=not args.factor_returns_only,
-        return_clip=None if args.no_clip else 5.0,
-        progress=not args.quiet,
-    )
-    fit = model.fit(panel)
+    forecasts = {"covariance": not args.factor_returns_only}
+    if args.kind == "time-series":
+        if not args.factors:
+            raise PanelError("--kind time-series needs --factors FILE (CSV: a date column, one column per factor)")
+        factors = _read_factor_file(args.factors)
+        fit = rm.TimeSeriesFactorModel(progress=not args.quiet).fit(panel, factors)
+    elif args.kind == "statistical":
+        fit = rm.StatisticalFactorModel(n_factors=args.n_factors, progress=not args.quiet).fit(panel)
+    else:
+        fit = rm.FactorRiskModel(
+            styles=_split(args.styles),
+            industry=_industry(args.industry),
+            return_clip=None if args.no_clip else 5.0,
+            statistical_factors=args.k if args.kind == "hybrid" else 0,
+            progress=not args.quiet,
+            **forecasts,
+        ).fit(panel)
     rm.save(fit, args.output)
     print(fit.summary())
     print(f"wrote {args.output}")
+
+
+def _read_factor_file(path: str) -> pd.DataFrame:
+    if not Path(path).exists():
+        raise PanelError(f"{path}: no such factor file")
+    frame = pd.read_csv(path, index_col=0, parse_dates=True)
+    if not isinstance(frame.index, pd.DatetimeIndex) or frame.shape[1] == 0:
+        raise PanelError(f"{path}: expected a date column first and one column of returns per factor")
+    return frame.apply(pd.to_numeric, errors="raise")
 
 
 def _read_weights(path: str) -> pd.DataFrame:
@@ -179,10 +196,7 @@ def cmd_alpha(args: argparse.Namespace) -> None:
     sig = rm.factor_from_signal(panel[args.signal], panel, controls=controls, industry=industry)
     lists = {}
     for path in args.against or []:
-        if not Path(path).exists():
-            raise PanelError(f"{path}: no such factor file")
-        frame = pd.read_csv(path, index_col=0, parse_dates=True)
-        lists[Path(path).stem] = frame
+        lists[Path(path).stem] = _read_factor_file(path)
     if not lists:
         model = rm.FactorRiskModel(covariance=False, industry=industry if industry else None, progress=False)
         lists["full model"] = model.fit(panel).factor_returns
@@ -230,9 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spend", action="store_true", help="add a simulated card-spend variable")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("fit", help="fit a fundamental factor model on a panel")
+    p = sub.add_parser("fit", help="fit a factor risk model on a panel")
     p.add_argument("panel", help="panel file (.nc or .zarr)")
     p.add_argument("-o", "--output", required=True, help="model file (.nc or .zarr)")
+    p.add_argument(
+        "--kind",
+        choices=["fundamental", "time-series", "statistical", "hybrid"],
+        default="fundamental",
+        help="fundamental (characteristics), time-series (given factor returns), statistical (PCA), "
+        "hybrid (fundamental + PCA of its residuals)",
+    )
+    p.add_argument("--factors", help="time-series: CSV of factor returns (date column, one column per factor)")
+    p.add_argument("--n-factors", type=int, help="statistical: number of factors (default: Bai-Ng IC_p2)")
+    p.add_argument("--k", type=int, default=1, help="hybrid: statistical factors to add (default 1)")
     p.add_argument("--styles", help="comma-separated style variables (default: panel attrs 'styles')")
     p.add_argument("--industry", default="industry", help="industry variable, or 'none'")
     p.add_argument("--factor-returns-only", action="store_true", help="skip the covariance forecasts")

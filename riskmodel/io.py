@@ -45,6 +45,8 @@ __all__ = ["save", "load", "KIND_REGISTRY"]
 #: means the Dataset itself is returned.
 KIND_REGISTRY: dict[str, str] = {
     "fitted_factor_model": "riskmodel.model:FittedFactorModel",
+    "fitted_timeseries_model": "riskmodel.timeseries:FittedTimeSeriesModel",
+    "fitted_statistical_model": "riskmodel.statistical:FittedStatisticalModel",
     "StructuredCovariance": "riskmodel.covariance.structured:StructuredCovariance",
 }
 

@@ -71,6 +71,7 @@ _PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "specific_vra_half_life": (_positive_or_none, "a positive number of days, or None to disable"),
     "blend": (lambda v: isinstance(v, bool), "True or False"),
     "covariance": (lambda v: isinstance(v, bool), "True or False"),
+    "statistical_factors": (_nonneg_int, "an integer >= 0"),
     "seed": (_nonneg_int, "an integer >= 0"),
 }
 
@@ -122,6 +123,10 @@ class FactorRiskModel:
         Specific-risk settings (METHODS §4).
     covariance : bool
         ``False`` stops after the factor returns (no forecasts).
+    statistical_factors : int
+        Hybrid model: add this many statistical factors extracted by a rolling PCA of the
+        fundamental model's residuals (see :func:`riskmodel.statistical.hybrid_model`, which
+        says when it helps). ``0``: the plain fundamental model.
     progress : bool or None
         Progress bar; ``None``: when stderr is a terminal.
     seed : int
@@ -162,6 +167,7 @@ class FactorRiskModel:
         specific_vra_half_life: float | None = 42,
         blend: bool = True,
         covariance: bool = True,
+        statistical_factors: int = 0,
         progress: bool | None = None,
         seed: int = 0,
     ) -> None:
@@ -188,6 +194,7 @@ class FactorRiskModel:
         self.specific_vra_half_life = specific_vra_half_life
         self.blend = blend
         self.covariance = covariance
+        self.statistical_factors = statistical_factors
         self.progress = progress
         self.seed = seed
         _check_parameters(self.get_params())
@@ -221,6 +228,11 @@ class FactorRiskModel:
 
         settings = self.get_params()
         _check_parameters(settings)
+        if self.statistical_factors:
+            from riskmodel.statistical import hybrid_model
+
+            k = settings.pop("statistical_factors")
+            return hybrid_model(panel, k, progress=self.progress, **settings)
         styles = list(panel.attrs.get("styles", [])) if self.styles is None else list(self.styles)
         for name in [*styles, *self.fixed_styles, self.cap, *([self.industry] if self.industry else [])]:
             if name not in panel:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -100,3 +101,24 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
     )
     assert proc.returncode == EXIT_USER_ERROR
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_fit_kinds(files, tmp_path, capsys):
+    import riskmodel as rm
+
+    root, panel, model = files
+    factors = rm.load(model).factor_returns.sel(factor=["market", "size"]).to_pandas()
+    factor_file = tmp_path / "factors.csv"
+    factors.to_csv(factor_file)
+    runs = {
+        "time-series": ["--factors", str(factor_file)],
+        "statistical": ["--n-factors", "3"],
+        "hybrid": ["--k", "1"],
+    }
+    for kind, extra in runs.items():
+        out = tmp_path / f"{kind}.nc"
+        assert main(["fit", str(panel), "-o", str(out), "-q", "--kind", kind, *extra]) == 0, kind
+        fit = rm.load(out)
+        assert np.isfinite(fit.covariance().variance(np.ones(fit.covariance().n_stocks))), kind
+    assert main(["fit", str(panel), "-o", str(tmp_path / "x.nc"), "--kind", "time-series"]) == EXIT_USER_ERROR
+    assert "needs --factors" in capsys.readouterr().err

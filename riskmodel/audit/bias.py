@@ -284,7 +284,8 @@ def _summarise(z, vol, out_dates, names, families, window, settings) -> BiasStat
     t_eff = int(np.median(n_obs))
     band = (1.0 - np.sqrt(2.0 / t_eff), 1.0 + np.sqrt(2.0 / t_eff))
     rolling = pd.DataFrame(z).rolling(window, min_periods=max(2, window // 2)).std().to_numpy()
-    qlike = _nan_stat(np.nanmean, z**2 - _nan_stat(np.log, z**2) - 1.0, axis=0)
+    z2 = np.where(z != 0.0, z**2, np.nan)  # an outcome of exactly 0 (a rounded return) has no QLIKE
+    qlike = _nan_stat(np.nanmean, z2 - _nan_stat(np.log, z2) - 1.0, axis=0)
     return BiasStatistics(
         z=xr.DataArray(z, coords=coords, dims=("date", "portfolio"), name="z"),
         predicted_vol=xr.DataArray(vol, coords=coords, dims=("date", "portfolio"), name="predicted_vol"),
