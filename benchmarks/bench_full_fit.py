@@ -1,0 +1,358 @@
+"""Benchmark: the full fundamental risk-model fit at 5,000 stocks x 10 years.
+
+Times ``FactorRiskModel().fit(panel)`` with default settings — exposures (clean, impute),
+daily WLS factor returns, the Σ_f forecast series (EWMA + Newey–West, eigenfactor
+adjustment, volatility regime adjustment) and the specific-variance series D (time series,
+structural blend, Bayesian shrinkage, VRA) — on a panel from ``rm.simulate`` (60
+industries, 10 styles), and compares it with skfolio's ``CharacteristicsFactorModel.fit``
+fed the same returns, caps, industries and raw characteristics (market + one-hot industries
+with the industry zero-sum constraint + one pass-through style factor per characteristic,
+skfolio's default cleaning, factor prior and idiosyncratic estimators).
+
+Every measurement runs in its own subprocess, so that its peak memory is its own: the
+peak resident set (``VmHWM`` reset after the inputs are loaded) minus the resident set
+before the fit, reported against the input bytes (returns + styles + caps, float64). The
+riskmodel row also reports the ``tracemalloc`` peak of numpy allocations and the stage
+times (``build_exposures``, ``factor_returns``, ``factor_covariance``,
+``specific_variance``). riskmodel is timed after a warm-up (JIT cache load), min of
+``--repeat``; skfolio is fitted once. skfolio holds dense (date, stock, factor) exposures,
+so at full size it is fitted on the last ``--peer-days`` dates only and its time is
+extrapolated linearly in the number of dates (said so in the table).
+
+Prints a Markdown table and writes JSON to ``benchmarks/results/full_fit.json``.
+
+Usage::
+
+    python benchmarks/bench_full_fit.py                       # full size
+    python benchmarks/bench_full_fit.py --quick --no-peers    # toy size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".numba_cache"))
+
+RESULTS = Path(__file__).resolve().parent / "results" / "full_fit.json"
+FULL = {"n_stocks": 5000, "n_days": 2520, "n_industries": 60, "n_styles": 10, "peer_days": 504}
+QUICK = {"n_stocks": 400, "n_days": 260, "n_industries": 8, "n_styles": 4, "peer_days": 260}
+
+
+# ---------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------
+
+
+def style_names(n_styles: int) -> list[str]:
+    """``["size", "s1", ...]``: size plus ``n_styles - 1`` generic characteristics."""
+    return ["size", *[f"s{i}" for i in range(1, n_styles)]]
+
+
+def make_panel(config: dict[str, Any], path: Path, seed: int = 0) -> Path:
+    """Simulate the panel once (``n_days + 1`` days, the first — without returns — dropped)
+    and save it to ``path``; reuse the file when it exists with the same shape."""
+    import riskmodel as rm
+
+    if path.exists():
+        try:
+            p = rm.load(path)
+            if p.sizes["stock"] == config["n_stocks"] and p.sizes["date"] == config["n_days"]:
+                return path
+        except Exception:  # noqa: BLE001 - a stale or foreign file is simply rebuilt
+            pass
+    styles = style_names(config["n_styles"])
+    p = rm.simulate(config["n_stocks"], config["n_days"] + 1, seed=seed,
+                    n_industries=config["n_industries"], styles=styles)
+    keep = ["returns", "market_cap", "industry", *styles]
+    p = p[keep].isel(date=slice(1, None))
+    p.attrs = {"styles": styles}
+    rm.save(p, path)
+    return path
+
+
+def _load_inputs(path: Path, n_days: int | None = None):
+    import riskmodel as rm
+
+    p = rm.load(path).load()
+    styles = list(p.attrs["styles"])
+    p = p[["returns", "market_cap", "industry", *styles]]
+    if n_days is not None and n_days < p.sizes["date"]:
+        p = p.isel(date=slice(p.sizes["date"] - n_days, None))
+    p.attrs["styles"] = styles
+    return p, styles
+
+
+def input_bytes(n_stocks: int, n_days: int, n_styles: int) -> int:
+    """Bytes of the float64 inputs: returns + styles + caps."""
+    return (2 + n_styles) * n_stocks * n_days * 8
+
+
+# ---------------------------------------------------------------------------------------
+# memory helpers (Linux /proc, with getrusage as fallback)
+# ---------------------------------------------------------------------------------------
+
+
+def _status_kb(key: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_bytes() -> int:
+    kb = _status_kb("VmRSS")
+    return kb * 1024 if kb is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _peak_bytes() -> int:
+    kb = _status_kb("VmHWM")
+    return kb * 1024 if kb is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# ---------------------------------------------------------------------------------------
+# workers (run in subprocesses)
+# ---------------------------------------------------------------------------------------
+
+
+def worker_riskmodel(path: Path, repeat: int) -> dict[str, Any]:
+    """Full fit: peak memory of a first (warm-up) fit, then min time of ``repeat`` fits and stages."""
+    import riskmodel as rm
+    from riskmodel.covariance.factor import factor_covariance
+    from riskmodel.covariance.specific import specific_variance
+    from riskmodel.exposures import build_exposures
+    from riskmodel.regression import factor_returns
+
+    warnings.simplefilter("ignore")
+    panel, styles = _load_inputs(path)
+    model = rm.FactorRiskModel(progress=False)
+    rss0 = _rss_bytes()
+    _reset_peak()
+    tracemalloc.start()
+    fit = model.fit(panel)
+    traced = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    peak = _peak_bytes() - rss0
+    del fit
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fit = model.fit(panel)
+        times.append(time.perf_counter() - t0)
+        del fit
+    stages: dict[str, float] = {}
+
+    def stage(name, f):
+        best = np.inf
+        out = None
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            out = f()
+            best = min(best, time.perf_counter() - t0)
+        stages[name] = best
+        return out
+
+    ex = stage("build_exposures", lambda: build_exposures(panel, styles))
+    returns = np.ascontiguousarray(panel["returns"].transpose("date", "stock").to_numpy(), dtype=np.float64)
+    wls = stage("factor_returns", lambda: factor_returns(returns, ex))
+    stage("factor_covariance", lambda: factor_covariance(wls.factor_returns))
+    stage("specific_variance", lambda: specific_variance(wls.residuals, ex))
+    return {"seconds": min(times), "all_seconds": times, "peak_bytes": int(peak),
+            "tracemalloc_peak_bytes": int(traced), "stages": stages,
+            "n_days_fitted": int(panel.sizes["date"])}
+
+
+def _skfolio_panel(panel, styles):
+    from skfolio.containers import AssetPanel, FieldCategorical
+
+    T, N = panel.sizes["date"], panel.sizes["stock"]
+    cap = np.ascontiguousarray(panel["market_cap"].transpose("date", "stock").to_numpy(), dtype=np.float64)
+    active = np.isfinite(cap)
+    labels_raw = panel["industry"].to_numpy().astype(str)
+    labels = sorted(set(labels_raw.tolist()))
+    codes = np.searchsorted(np.array(labels), labels_raw).astype(np.int32)
+    ind = np.broadcast_to(codes[None, :], (T, N)).copy()
+    ind[~active] = -1
+    fields = {
+        "returns": np.ascontiguousarray(panel["returns"].transpose("date", "stock").to_numpy(), dtype=np.float64),
+        "market_cap": cap,
+        **{s: np.ascontiguousarray(panel[s].transpose("date", "stock").to_numpy(), dtype=np.float64) for s in styles},
+        "industry": FieldCategorical(ind, levels=labels),
+    }
+    return AssetPanel(fields=fields, observations=panel["date"].to_numpy(),
+                      asset_names=panel["stock"].to_numpy().astype(str), active_mask=active)
+
+
+def skfolio_model(styles: list[str]):
+    """skfolio's CharacteristicsFactorModel on the same inputs (its default estimators)."""
+    from skfolio.descriptor import Passthrough
+    from skfolio.factor_exposure import FixedWeightedFactor, GlobalFactor, OneHotCategoricalFactors
+    from skfolio.prior import CharacteristicsFactorModel
+
+    factors = [("market", GlobalFactor()),
+               ("industry", OneHotCategoricalFactors(category="industry", family="industry"))]
+    factors += [(s, FixedWeightedFactor(descriptors=[(s, Passthrough(field=s))], family="style")) for s in styles]
+    return CharacteristicsFactorModel(factors=factors, constrained_families=[("industry", None)])
+
+
+def worker_skfolio(path: Path, n_days: int) -> dict[str, Any]:
+    """One skfolio fit on the last ``n_days`` dates: time and peak memory."""
+    warnings.simplefilter("ignore")
+    panel, styles = _load_inputs(path, n_days)
+    characteristics = _skfolio_panel(panel, styles)
+    model = skfolio_model(styles)
+    del panel
+    rss0 = _rss_bytes()
+    _reset_peak()
+    t0 = time.perf_counter()
+    model.fit(characteristics=characteristics)
+    seconds = time.perf_counter() - t0
+    peak = _peak_bytes() - rss0
+    n_fac = int(model.factor_model_.factor_returns_df.shape[1])
+    return {"seconds": seconds, "peak_bytes": int(peak), "n_days_fitted": int(n_days), "n_factors": n_fac}
+
+
+def _run_worker(kind: str, path: Path, extra: list[str], timeout: float) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_worker", kind, "--panel", str(path), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for mod in ("numpy", "numba", "scipy", "xarray", "riskmodel", "skfolio"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - a missing optional peer is just absent
+            pass
+    return out
+
+
+def table(report: dict[str, Any]) -> str:
+    rows = [
+        "| method | seconds | × riskmodel | peak memory (MB) | memory / inputs | note |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    base = report["results"][0]["seconds"]
+    for r in report["results"]:
+        rows.append(
+            f"| {r['name']} | {r['seconds']:.2f} | {r['seconds'] / base:.1f} | "
+            f"{r['peak_bytes'] / 1e6:.0f} | {r['memory_ratio']:.2f} | {r.get('note', '')} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="toy size (400 stocks x 260 days)")
+    ap.add_argument("--no-peers", action="store_true", help="skip skfolio")
+    ap.add_argument("--n-stocks", type=int)
+    ap.add_argument("--n-days", type=int)
+    ap.add_argument("--peer-days", type=int, help="dates skfolio is fitted on (extrapolated to n_days)")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--panel", type=Path, help="panel file (simulated and saved when absent)")
+    ap.add_argument("--output", type=Path, default=RESULTS)
+    ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--_worker", choices=["riskmodel", "skfolio"], help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args._worker == "riskmodel":
+        print(json.dumps(worker_riskmodel(args.panel, args.repeat)))
+        return {}
+    if args._worker == "skfolio":
+        print(json.dumps(worker_skfolio(args.panel, args.peer_days)))
+        return {}
+
+    config = dict(QUICK if args.quick else FULL)
+    for key in ("n_stocks", "n_days", "peer_days"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    config["peer_days"] = min(config["peer_days"], config["n_days"])
+    N, T, K = config["n_stocks"], config["n_days"], config["n_styles"]
+    path = args.panel or Path(f"/tmp/bench_full_fit_{N}x{T}x{config['n_industries']}x{K}.nc")
+    t0 = time.perf_counter()
+    make_panel(config, path)
+    config["panel_seconds"] = time.perf_counter() - t0
+    inputs = input_bytes(N, T, K)
+
+    results = []
+    rm_row = _run_worker("riskmodel", path, ["--repeat", str(args.repeat)], args.timeout)
+    rm_row.update(name="riskmodel FactorRiskModel.fit", memory_ratio=rm_row["peak_bytes"] / inputs,
+                  note=f"min of {args.repeat} after warm-up")
+    results.append(rm_row)
+    if not args.no_peers:
+        Tp = config["peer_days"]
+        sk = _run_worker("skfolio", path, ["--peer-days", str(Tp)], args.timeout)
+        measured = sk["seconds"]
+        sk.update(
+            name="skfolio CharacteristicsFactorModel.fit",
+            measured_seconds=measured,
+            seconds=measured * T / Tp,
+            memory_ratio=sk["peak_bytes"] / input_bytes(N, Tp, K),
+            note=(f"fitted on the last {Tp} of {T} dates in {measured:.1f} s, time x {T / Tp:.2f} "
+                  "(linear in dates); memory measured on that subset" if Tp < T else "full panel"),
+        )
+        results.append(sk)
+    report = {
+        "benchmark": "full_fit",
+        "config": config,
+        "input_bytes": inputs,
+        "results": results,
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpu_count": os.cpu_count(), "numba_threads": _numba_threads()},
+        "versions": _versions(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if len(results) > 1:
+        report["speedup_vs_skfolio"] = results[1]["seconds"] / results[0]["seconds"]
+    print(f"Full fit, {N} stocks x {T} dates, {config['n_industries']} industries, {K} styles; "
+          f"inputs {inputs / 1e6:.0f} MB\n")
+    print(table(report))
+    st = rm_row["stages"]
+    print("\nriskmodel stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _numba_threads() -> int | None:
+    try:
+        import numba
+
+        return int(numba.config.NUMBA_NUM_THREADS)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+if __name__ == "__main__":
+    main()
