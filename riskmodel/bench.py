@@ -422,25 +422,36 @@ def result_tables(name: str, result: dict[str, Any]) -> list[str]:
     name : str
         Heading.
     result : dict
-        The script's JSON: scalar or dict entries become a settings line; the first list of
-        dicts (``results`` or ``rows``) becomes the table, one column per scalar field.
+        The script's JSON. If it holds a list of dicts (``results`` or ``rows``), that list
+        becomes the table (one column per scalar field) and the other scalar or dict entries a
+        settings line. Otherwise every scalar, and every scalar inside a dict entry, becomes a
+        row of a ``section | quantity | value`` table. ``machine`` is left out.
 
     Returns
     -------
     list of str
     """
     lines = [f"## {name}", ""]
-    settings = {}
-    for key, value in result.items():
-        if key in {"benchmark", "machine"}:
-            continue
-        if isinstance(value, dict):
-            settings.update({k: v for k, v in value.items() if _is_scalar(v) or _is_short_list(v)})
-        elif _is_scalar(value):
-            settings[key] = value
+    rows = next((v for v in result.values() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)), None)
+    sections = {k: v for k, v in result.items() if k not in {"benchmark", "machine"} and v is not rows}
+    if rows is None:
+        lines += ["| section | quantity | value |", "|---|---|---:|"]
+        for section, value in sections.items():
+            items = value.items() if isinstance(value, dict) else [(section, value)]
+            label = section if isinstance(value, dict) else "–"
+            for key, item in items:
+                if _is_scalar(item) or _is_short_list(item):
+                    lines.append(f"| {_cell(label)} | {_cell(str(key))} | {_cell(_fmt(item))} |")
+        return lines
+
+    settings: dict[str, Any] = {}
+    for section, value in sections.items():
+        items = value.items() if isinstance(value, dict) else [(section, value)]
+        for key, item in items:
+            if _is_scalar(item) or _is_short_list(item):
+                settings[f"{section}.{key}" if key in settings else key] = item
     if settings:
         lines += [", ".join(f"{k} = {_fmt(v)}" for k, v in settings.items()), ""]
-    rows = next((v for v in result.values() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)), [])
     columns: list[str] = []
     for row in rows:
         columns += [k for k, v in row.items() if k not in columns and _is_scalar(v)]

@@ -178,3 +178,13 @@ def test_python_used_is_this_interpreter(tmp_path):
     folder = _write(tmp_path / "b", {"ok": OK_SCRIPT})
     doc = bench.run_benchmarks(output=tmp_path / "out", directory=folder, echo=False)
     assert doc["benchmarks"][0]["command"][0] == sys.executable
+
+
+def test_tables_without_rows_and_with_colliding_keys():
+    doc = {"size": {"n": 5}, "a": {"speedup": 64.9}, "b": {"speedup": 8.03}, "peak": 2.0, "machine": {"cpus": 2}}
+    lines = bench.result_tables("t", doc)
+    assert "| a | speedup | 64.9 |" in lines and "| b | speedup | 8.03 |" in lines  # both kept
+    assert "| size | n | 5 |" in lines and "| – | peak | 2 |" in lines
+    assert not any("cpus" in line for line in lines)
+    lines = bench.result_tables("t", {"config": {"n": 1}, "check": {"n": 2}, "rows": [{"x": 1.0}]})
+    assert lines[2] == "n = 1, check.n = 2"
