@@ -61,15 +61,16 @@ numpydoc_validation_checks: set[str] = set()  # style is checked in review, not 
 numpydoc_xref_param_type = False
 nitpicky = False
 
-# --- doctest: only the ``{doctest}`` blocks of these pages are run (``-b doctest``) ----
-# Plain ``>>>`` blocks of the library docstrings are rendered, not executed here.
-doctest_test_doctest_blocks = ""
+# --- doctest (``-b doctest``): the ``{doctest}`` blocks of the pages and the ``>>>``
+# examples of the library docstrings shown on the API pages (each page is its own group).
+doctest_test_doctest_blocks = "default"
 doctest_global_setup = """
 import warnings
 import numpy as np
 import pandas as pd
 import xarray as xr
 import riskmodel as rm
+from riskmodel import *  # the docstring examples use the bare public names
 warnings.simplefilter("ignore", rm.RiskModelWarning)
 np.set_printoptions(precision=4, suppress=True)
 """
