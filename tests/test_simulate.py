@@ -326,3 +326,13 @@ def test_speed_5000_by_2520_ten_styles():
           f"({elapsed / unit:.0f} x one 12.6M-normal draw of {unit:.2f} s)")
     assert ds["true_style_exposures"].shape == (2520, 5000, 10)
     assert elapsed / unit < 150
+
+
+def test_specific_returns_truncated_so_returns_stay_above_minus_one():
+    """Heavy t tails with large vols: u is cut at +-50%, so no simple return reaches -100%."""
+    ds = rm.simulate(n_stocks=200, n_days=120, seed=3, specific_scale=15.0, t_dof=2.5, n_industries=4)
+    u = ds["returns"].values - _structured_returns(ds)
+    ok = np.isfinite(u)
+    assert np.abs(u[ok]).max() <= 0.5 + 1e-12
+    assert (np.abs(u[ok]) >= 0.5 - 1e-12).sum() > 10  # the bound binds in this world
+    assert np.nanmin(ds["returns"].values) > -1.0
