@@ -141,8 +141,8 @@ def _date_chunks(panel: xr.Dataset, date_chunk: int | None, lag: int) -> tuple[i
     """Regular date chunks (zarr needs them), each at least ``lag`` rows long."""
     n_dates = panel.sizes["date"]
     current = panel["returns"].chunksizes.get("date") if panel["returns"].chunks is not None else None
-    size = date_chunk or (current[0] if current else DEFAULT_DATE_CHUNK)
-    if not isinstance(size, (int, np.integer)) or size < 1:
+    size = date_chunk if date_chunk is not None else (current[0] if current else DEFAULT_DATE_CHUNK)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise InvalidParameterError(f"fit_chunked: date_chunk={date_chunk!r} must be a positive integer")
     size = max(int(size), lag)
     chunks = [size] * (n_dates // size) + ([n_dates % size] if n_dates % size else [])
