@@ -85,9 +85,8 @@ class _Blended:
 
     ts_var: np.ndarray  # (T, N) sigma_TS^2
     n_obs: np.ndarray  # (T, N) int32
-    z: np.ndarray  # (T, N) robust statistic
     gamma: np.ndarray  # (T, N)
-    sig_str: np.ndarray  # (T, N) structural volatility
+    sig_str: np.ndarray | None  # (T, N) structural volatility (None when blended in place)
     sig_hat: np.ndarray  # (T, N) blended volatility
     e0: np.ndarray  # (T,)
     n_fit: np.ndarray  # (T,)
@@ -216,22 +215,30 @@ def specific_variance(
     bar = _progress_bar(progress)
     bl = _blended(u, styles, industry, n_industries, weights, cap, half_life=half_life, lags=lags,
                   window=window, min_obs=min_obs, full_obs=full_obs, blend=blend,
-                  structural_scale=structural_scale, bar=bar)
-    estu = (weights > 0) & np.isfinite(weights) & (cap > 0) & np.isfinite(cap)
-    sig_sh = _shrunk(bl.sig_hat, cap, estu, n_groups=n_groups, q=shrink)
+                  structural_scale=structural_scale, bar=bar, keep_structural=False)
+    gamma, n_obs, e0, n_fit = bl.gamma, bl.n_obs, bl.e0, bl.n_fit
+    ts_var = bl.ts_var if shrink == 0 else None
+    sig_hat = bl.sig_hat
+    del bl  # the structural volatilities are no longer needed
+    with np.errstate(invalid="ignore"):
+        estu = weights > 0
+        estu &= np.isfinite(weights)
+        estu &= cap > 0
+        estu &= np.isfinite(cap)
+    sig_sh = _shrunk(sig_hat, cap, estu, n_groups=n_groups, q=shrink)
+    del sig_hat
     _tick(bar, "shrinkage")
     lam = _vra(u, sig_sh, cap, estu, vra_half_life)
     _tick(bar, "VRA")
-    complete = np.isfinite(styles).all(axis=2) if styles.shape[2] else np.ones((T, N), bool)
-    present = np.isfinite(u) & complete
-    var = np.where(present, _pre_vra_var(bl, sig_sh, shrink) * (lam * lam)[:, None], np.nan)
+    del estu
+    var = _final_var(u, styles, sig_sh, ts_var, gamma, lam, shrink)
     if bar is not None:
         bar.close()
     settings = dict(half_life=half_life, lags=lags, window=window, min_obs=min_obs,
                     full_obs=full_obs, blend=blend, shrink=shrink, n_groups=n_groups,
                     structural_scale=structural_scale, vra_half_life=vra_half_life)
-    return SpecificRiskResult(var=var, gamma=bl.gamma, vra=lam, n_obs=bl.n_obs,
-                              structural_scale=bl.e0, n_structural=bl.n_fit, settings=settings)
+    return SpecificRiskResult(var=var, gamma=gamma, vra=lam, n_obs=n_obs,
+                              structural_scale=e0, n_structural=n_fit, settings=settings)
 
 
 # ---------------------------------------------------------------------------------------
@@ -283,33 +290,64 @@ def _structural(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, styles: np
     return sig, e0, nfit
 
 
-def _blend(gamma: np.ndarray, ts_var: np.ndarray, sig_str: np.ndarray) -> np.ndarray:
-    """sigma_hat = gamma sigma_TS + (1 - gamma) sigma_STR, using only the terms with weight."""
-    sig_ts = np.sqrt(ts_var)
-    out = np.where(gamma >= 1.0, sig_ts, gamma * sig_ts + (1.0 - gamma) * sig_str)
-    return np.where(gamma <= 0.0, sig_str, out)
+def _blend(gamma: np.ndarray, ts_var: np.ndarray, sig_str: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    """sigma_hat = gamma sigma_TS + (1 - gamma) sigma_STR, using only the terms with weight.
+
+    ``sigma_TS`` where gamma >= 1, ``sigma_STR`` where gamma <= 0 (so a NaN in the other
+    term does not leak). With ``inplace`` the result overwrites ``sig_str``.
+    """
+    out = sig_str if inplace else sig_str.copy()
+    full = gamma >= 1.0
+    mid = gamma > 0.0
+    mid &= ~full
+    g = gamma[mid]
+    out[mid] = g * np.sqrt(ts_var[mid]) + (1.0 - g) * out[mid]
+    out[full] = np.sqrt(ts_var[full])
+    return out
 
 
 def _blended(u: np.ndarray, styles: np.ndarray, industry: np.ndarray | None,
              n_industries: int, weights: np.ndarray, cap: np.ndarray, *, half_life: float, lags: int,
              window: int, min_obs: int, full_obs: int, blend: bool,
-             structural_scale: str | float, bar: Any = None) -> _Blended:
-    """Steps 1-3: time series, blending weight, structural model, blended volatility."""
+             structural_scale: str | float, bar: Any = None, keep_structural: bool = True
+             ) -> _Blended:
+    """Steps 1-3: time series, blending weight, structural model, blended volatility.
+
+    ``keep_structural=False`` blends in place (``sig_str`` is then None), saving a
+    (T, N) array.
+    """
     ts_var, h, z, gamma = _ts_stats(u, half_life=half_life, lags=lags, window=window,
                                     min_obs=min_obs, full_obs=full_obs, blend=blend)
     _tick(bar, "time series")
     sig_str, e0, nfit = _structural(ts_var, h, gamma, styles, industry, n_industries, weights,
                                     cap, min_obs=min_obs, structural_scale=structural_scale)
     _tick(bar, "structural model")
-    return _Blended(ts_var=ts_var, n_obs=h, z=z, gamma=gamma, sig_str=sig_str,
-                    sig_hat=_blend(gamma, ts_var, sig_str), e0=e0, n_fit=nfit)
+    del z  # the robust statistic only enters through gamma
+    if keep_structural:
+        sig_hat = _blend(gamma, ts_var, sig_str)
+    else:
+        sig_hat, sig_str = _blend(gamma, ts_var, sig_str, inplace=True), None
+    return _Blended(ts_var=ts_var, n_obs=h, gamma=gamma, sig_str=sig_str,
+                    sig_hat=sig_hat, e0=e0, n_fit=nfit)
 
 
-def _pre_vra_var(bl: _Blended, sig_sh: np.ndarray, q: float) -> np.ndarray:
-    """sigma_SH^2; without shrinkage the gamma = 1 names keep sigma_TS^2 bit for bit."""
-    var = sig_sh * sig_sh
-    if q == 0:
-        var = np.where(bl.gamma >= 1.0, bl.ts_var, var)
+def _final_var(u: np.ndarray, styles: np.ndarray, sig_sh: np.ndarray, ts_var: np.ndarray | None,
+               gamma: np.ndarray, lam: np.ndarray, q: float) -> np.ndarray:
+    """``lambda_t^2 sigma_SH^2`` where the stock has a residual and complete styles, else NaN.
+
+    Without shrinkage (``q == 0``, ``ts_var`` given) the gamma = 1 names keep
+    ``sigma_TS^2`` bit for bit. Built in place in ``sig_sh`` when that array is not
+    ``sig_hat`` itself, with (T, N) masks only (no (T, N, K) temporary).
+    """
+    var = np.multiply(sig_sh, sig_sh, out=sig_sh if q != 0 else None)
+    if q == 0 and ts_var is not None:
+        full = gamma >= 1.0
+        var[full] = ts_var[full]
+    var *= (lam * lam)[:, None]
+    absent = ~np.isfinite(u)
+    for k in range(styles.shape[2]):
+        absent |= ~np.isfinite(styles[:, :, k])
+    var[absent] = np.nan
     return var
 
 
@@ -339,13 +377,18 @@ def _vra(u: np.ndarray, sig: np.ndarray, cap: np.ndarray, estu: np.ndarray,
     if half_life is None or T < 2:
         return lam
     with np.errstate(divide="ignore", invalid="ignore"):
-        z2 = (u[1:] / sig[:-1]) ** 2
-    ok = estu[:-1] & np.isfinite(z2)
+        z2 = np.divide(u[1:], sig[:-1])
+        np.square(z2, out=z2)
+    ok = np.isfinite(z2)
+    ok &= estu[:-1]
+    z2[~ok] = 0.0
     w = np.where(ok, cap[:-1], 0.0)
+    num = np.einsum("ij,ij->i", w, z2)
+    del z2
     wsum = w.sum(axis=1)
     b2 = np.full(T, np.nan)
-    with np.errstate(invalid="ignore"):
-        b2[1:] = np.where(wsum > 0, (w * np.where(ok, z2, 0.0)).sum(axis=1) / wsum, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b2[1:] = np.where(wsum > 0, num / wsum, np.nan)
     have = np.isfinite(b2)
     a = 2.0 ** (-1.0 / half_life)
     num = lfilter([1.0], [1.0, -a], np.where(have, b2, 0.0))
