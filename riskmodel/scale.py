@@ -37,7 +37,6 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import dask
@@ -345,8 +344,12 @@ def _ts_block(u: np.ndarray, *, s: dict) -> np.ndarray:
 
 
 def _structural_block(block: xr.Dataset, *, s: dict, n_industries: int) -> xr.Dataset:
-    """Structural model, blend and shrinkage of one chunk of dates (all stocks)."""
-    from riskmodel.covariance.specific import _blend, _pre_vra_var, _shrunk, _structural
+    """Structural model, blend and shrinkage of one chunk of dates (all stocks).
+
+    Returns the shrunk volatility ``sig_sh`` (for ``B²``), the ESTU, and ``pre_vra_var``:
+    the final variance with ``λ = 1`` (masked to stocks with a residual and complete styles).
+    """
+    from riskmodel.covariance.specific import _blend, _final_var, _shrunk, _structural
 
     ts_var = np.ascontiguousarray(block["ts_var"].values)
     gamma = np.ascontiguousarray(block["gamma"].values)
@@ -356,26 +359,35 @@ def _structural_block(block: xr.Dataset, *, s: dict, n_industries: int) -> xr.Da
                 if "industry_code" in block else None)
     weights = np.ascontiguousarray(block["regression_weight"].values, dtype=np.float64)
     cap = np.ascontiguousarray(block["market_cap"].values, dtype=np.float64)
+    u = np.ascontiguousarray(block["residuals"].values, dtype=np.float64)
     sig_str, _, _ = _structural(ts_var, h, gamma, styles, industry, n_industries, weights, cap,
                                 min_obs=s["min_obs"], structural_scale=s["structural_scale"])
-    estu = (weights > 0) & np.isfinite(weights) & (cap > 0) & np.isfinite(cap)
+    with np.errstate(invalid="ignore"):
+        estu = (weights > 0) & np.isfinite(weights) & (cap > 0) & np.isfinite(cap)
     sig_sh = _shrunk(_blend(gamma, ts_var, sig_str), cap, estu, n_groups=s["n_groups"], q=s["shrink"])
-    pre = _pre_vra_var(SimpleNamespace(gamma=gamma, ts_var=ts_var), sig_sh, s["shrink"])
+    pre = _final_var(u, styles, sig_sh.copy(), ts_var if s["shrink"] == 0 else None, gamma,
+                     np.ones(u.shape[0]), s["shrink"])
     dims = ("date", "stock")
     return xr.Dataset({"sig_sh": (dims, sig_sh), "pre_vra_var": (dims, pre), "estu": (dims, estu)},
                       coords={"date": block["date"].values, "stock": block["stock"].values})
 
 
 def _b2_block(block: xr.Dataset) -> xr.DataArray:
-    """``B_t²``: cap-weighted mean of ``(u_t / σ_{t-1})²`` over the ESTU of t − 1 (NaN without one)."""
-    u = block["residuals"].values
+    """``B_t²``: cap-weighted mean of ``(u_t / σ_{t-1})²`` over the ESTU of t − 1 (NaN without one).
+
+    The same arithmetic as ``riskmodel.covariance.specific._vra`` on the rows of one chunk.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        z2 = (u / block["sig_prev"].values) ** 2
-    ok = block["estu_prev"].values & np.isfinite(z2)
+        z2 = np.divide(block["residuals"].values, block["sig_prev"].values)
+        np.square(z2, out=z2)
+    ok = np.isfinite(z2)
+    ok &= block["estu_prev"].values
+    z2[~ok] = 0.0
     w = np.where(ok, block["cap_prev"].values, 0.0)
+    num = np.einsum("ij,ij->i", w, z2)
     wsum = w.sum(axis=1)
-    with np.errstate(invalid="ignore"):
-        b2 = np.where(wsum > 0, (w * np.where(ok, z2, 0.0)).sum(axis=1) / wsum, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b2 = np.where(wsum > 0, num / wsum, np.nan)
     return xr.DataArray(b2, dims=("date",), coords={"date": block["date"].values})
 
 
@@ -412,7 +424,7 @@ def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk:
     ts = da.map_blocks(_ts_block, u_by_stock, new_axis=0, chunks=((3,), *u_by_stock.chunks),
                        dtype=np.float64, s=s)
     ts = ts.rechunk({0: 3, 1: layout.date_chunks, 2: -1})
-    inputs = stage1[["style_exposure", "regression_weight", "market_cap",
+    inputs = stage1[["residuals", "style_exposure", "regression_weight", "market_cap",
                      *(["industry_code"] if layout.industry else [])]]
     inputs = inputs.assign(ts_var=(("date", "stock"), ts[0]), h=(("date", "stock"), ts[1]),
                            gamma=(("date", "stock"), ts[2]))
@@ -438,13 +450,10 @@ def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk:
     return shrunk[["pre_vra_var"]], b2
 
 
-def _final_specific(pre: xr.DataArray, stage1: xr.Dataset, lam: np.ndarray) -> xr.DataArray:
-    """``var = σ_SH² λ²`` where the stock has a residual and complete styles, NaN elsewhere."""
-    styles = stage1["style_exposure"]
-    complete = styles.notnull().all("style") if styles.sizes["style"] else xr.ones_like(pre, dtype=bool)
-    present = stage1["residuals"].notnull() & complete
+def _final_specific(pre: xr.DataArray, lam: np.ndarray) -> xr.DataArray:
+    """``var = (σ_SH² masked) · λ²`` row by row."""
     lam2 = xr.DataArray(lam * lam, dims=("date",), coords={"date": pre["date"].values})
-    return (pre * lam2).where(present).transpose("date", "stock").rename("specific_var")
+    return (pre * lam2).transpose("date", "stock").rename("specific_var")
 
 
 # ---------------------------------------------------------------------------------------
@@ -654,7 +663,7 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
         vra_half_life=model.vra_half_life,
         seed=model.seed,
     )
-    spec = _final_specific(pre["pre_vra_var"], fitted, lam).to_dataset()
+    spec = _final_specific(pre["pre_vra_var"], lam).to_dataset()
     spec, _ = sink.put(spec)
     factors = layout.factors
     forecasts = xr.Dataset(
