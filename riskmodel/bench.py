@@ -495,8 +495,10 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
-        if value == 0 or 1e-3 <= abs(value) < 1e5:
-            return f"{value:,.4g}" if abs(value) >= 1000 else f"{value:.3g}"
+        if 1000 <= abs(value) < 1e7:
+            return f"{value:,.0f}"
+        if value == 0 or 1e-3 <= abs(value) < 1000:
+            return f"{value:.3g}"
         return f"{value:.2e}"
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"

@@ -161,7 +161,7 @@ def test_real_quick_benchmark_through_the_cli(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("value", "text"),
     [(None, "–"), (True, "yes"), (1234567, "1,234,567"), (0.0, "0"), (0.5, "0.5"), (1234.5678, "1,235"),
-     (3.4e-15, "3.40e-15"), (2.5e7, "2.50e+07"), ([1, 100], "[1, 100]"), (float("nan"), "nan")],
+     (14420.3, "14,420"), (3.4e-15, "3.40e-15"), (2.5e7, "2.50e+07"), ([1, 100], "[1, 100]"), (float("nan"), "nan")],
 )
 def test_number_format(value, text):
     assert bench._fmt(value) == text
