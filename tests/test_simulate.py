@@ -336,3 +336,19 @@ def test_specific_returns_truncated_so_returns_stay_above_minus_one():
     assert np.abs(u[ok]).max() <= 0.5 + 1e-12
     assert (np.abs(u[ok]) >= 0.5 - 1e-12).sum() > 10  # the bound binds in this world
     assert np.nanmin(ds["returns"].values) > -1.0
+
+
+@pytest.mark.parametrize("phi", [0.2, 0.7, 0.95, 0.998, 1.0])
+def test_ar1_blocks_match_the_scalar_filter(phi):
+    """The blocked cumulative-sum AR(1) equals lfilter's recursion to rounding (1e-13 relative)."""
+    import scipy.signal
+
+    from riskmodel.simulation import _ar1
+
+    rng = np.random.default_rng(8)
+    e = rng.standard_normal((900, 7)).astype(np.float32)
+    x0 = rng.standard_normal(7)
+    ref, _ = scipy.signal.lfilter([0.3], [1.0, -phi], e, axis=0, zi=(phi * x0)[None, :])
+    out = _ar1(e, phi, 0.3, x0)
+    assert out.dtype == np.float64 and out.shape == e.shape
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-13 * np.abs(ref).max())
