@@ -83,7 +83,7 @@ class WLSResult:
         -------
         DataFrame (factor × statistics)
             ``n_dates`` with a finite return, ``mean`` and ``vol`` (daily), ``mean_abs_t``
-            and ``share_abs_t_gt_2`` (share of those dates with |t| > 2, METHODS §2).
+            and ``share_abs_t_gt_2`` (share of those dates with ``|t| > 2``, METHODS §2).
         """
         f = self.factor_returns
         t = np.abs(self.t_stats)

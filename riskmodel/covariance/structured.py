@@ -1295,7 +1295,7 @@ class RiskDecomposition:
         return int(hits[0])
 
     def top_factors(self, n: int = 5, portfolio: Any = None) -> pd.DataFrame:
-        """The n factors contributing most (by |Euler contribution|) to one portfolio's risk.
+        """The n factors contributing most (by the absolute Euler contribution) to one portfolio's risk.
 
         Parameters
         ----------
@@ -1321,7 +1321,7 @@ class RiskDecomposition:
         )
 
     def top_stocks(self, n: int = 10, portfolio: Any = None) -> pd.DataFrame:
-        """The n stocks contributing most (by |component contribution|) to one portfolio's risk.
+        """The n stocks contributing most (by the absolute component contribution) to one portfolio's risk.
 
         Parameters
         ----------
