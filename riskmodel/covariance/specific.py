@@ -34,6 +34,8 @@ __all__ = ["SpecificRiskResult", "specific_variance"]
 
 #: A structural fit needs at least ``K + _EXTRA_FIT_NAMES`` usable names.
 _EXTRA_FIT_NAMES = 10
+#: cells of the (date, stock, style) block per chunk of dates when scanning it (~12 MB of bool)
+_CHUNK_CELLS = 12_000_000
 
 
 @dataclass(frozen=True)
@@ -271,7 +273,9 @@ def _structural(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, styles: np
 
     T, N, K = styles.shape
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_sig = np.where(ts_var > 0, 0.5 * np.log(ts_var), np.nan)
+        log_sig = np.log(ts_var)
+        log_sig *= 0.5
+        log_sig[~(ts_var > 0)] = np.nan
     tier = np.full((T, N), 3, np.int8)
     tier[h >= 1] = 2
     tier[h >= min_obs] = 1
@@ -281,7 +285,8 @@ def _structural(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, styles: np
     duan = isinstance(structural_scale, str)
     scale = 1.0 if duan else float(structural_scale)
     with np.errstate(invalid="ignore"):
-        fallback = np.where(cap > 0, np.sqrt(cap), np.nan)
+        fallback = np.sqrt(cap)
+        fallback[~(cap > 0)] = np.nan
     sig = np.empty((T, N))
     e0 = np.empty(T)
     nfit = np.empty(T, np.int64)
@@ -345,8 +350,12 @@ def _final_var(u: np.ndarray, styles: np.ndarray, sig_sh: np.ndarray, ts_var: np
         var[full] = ts_var[full]
     var *= (lam * lam)[:, None]
     absent = ~np.isfinite(u)
-    for k in range(styles.shape[2]):
-        absent |= ~np.isfinite(styles[:, :, k])
+    T, N, K = styles.shape
+    step = max(1, _CHUNK_CELLS // max(1, N * K))
+    for t0 in range(0, T, step):  # a few chunks: one contiguous pass over the style block
+        sl = slice(t0, min(T, t0 + step))
+        if K:
+            absent[sl] |= ~np.isfinite(styles[sl]).all(axis=2)
     var[absent] = np.nan
     return var
 
