@@ -408,9 +408,10 @@ def _vra_multiplier(b2: np.ndarray, half_life: float | None) -> np.ndarray:
 
 
 def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
+    """Stocks per block of the time-series pass (multiples of the kernel's 8-stock blocks)."""
     if stock_chunk is None:
         stock_chunk = max(8, (_TS_BLOCK_CELLS // max(n_dates, 1)) // 8 * 8)
-    if not isinstance(stock_chunk, (int, np.integer)) or stock_chunk < 1:
+    if isinstance(stock_chunk, bool) or not isinstance(stock_chunk, (int, np.integer)) or stock_chunk < 1:
         raise InvalidParameterError(f"fit_chunked: stock_chunk={stock_chunk!r} must be a positive integer")
     return int(min(stock_chunk, max(n_stocks, 1)))
 
@@ -420,10 +421,13 @@ def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk:
     """Lazy shrunk pre-VRA variance (date-chunked) and the lazy ``B²`` series."""
     u = stage1["residuals"].data
     T, N = u.shape
-    u_by_stock = u.rechunk({0: -1, 1: stock_chunk})
-    ts = da.map_blocks(_ts_block, u_by_stock, new_axis=0, chunks=((3,), *u_by_stock.chunks),
-                       dtype=np.float64, s=s)
-    ts = ts.rechunk({0: 3, 1: layout.date_chunks, 2: -1})
+    # task-based rechunks: the peer-to-peer method has cancelled whole runs with "lost
+    # dependencies" here (2,520 x 5,000, dask 2026.8; see dask/distributed#9163)
+    with dask.config.set({"array.rechunk.method": "tasks"}):
+        u_by_stock = u.rechunk({0: -1, 1: stock_chunk})
+        ts = da.map_blocks(_ts_block, u_by_stock, new_axis=0, chunks=((3,), *u_by_stock.chunks),
+                           dtype=np.float64, s=s)
+        ts = ts.rechunk({0: 3, 1: layout.date_chunks, 2: -1})
     inputs = stage1[["residuals", "style_exposure", "regression_weight", "market_cap",
                      *(["industry_code"] if layout.industry else [])]]
     inputs = inputs.assign(ts_var=(("date", "stock"), ts[0]), h=(("date", "stock"), ts[1]),
@@ -463,11 +467,12 @@ def _final_specific(pre: xr.DataArray, lam: np.ndarray) -> xr.DataArray:
 
 def _compute_kwargs(retries: int) -> dict[str, Any]:
     """``retries`` for a distributed client (the local schedulers do not take it)."""
-    scheduler = dask.base.get_scheduler()
-    owner = getattr(scheduler, "__self__", None)
-    if owner is not None and type(owner).__name__ == "Client":
-        return {"retries": int(retries)}
-    return {}
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is optional
+        return {}
+    owner = getattr(dask.base.get_scheduler(), "__self__", None)
+    return {"retries": int(retries)} if isinstance(owner, Client) else {}
 
 
 class _Sink:
@@ -589,6 +594,7 @@ def fit_chunked(
                 f"cannot write {str(target)!r}: the folder {str(target.parent)!r} does not exist; create it first"
             )
     sub, layout, settings = _prepare(model, panel, date_chunk)
+    stock_chunk = _stock_chunk(len(layout.dates), len(layout.stocks), stock_chunk)
     tmp = scratch = None
     if target is not None:
         _remove_stale_siblings(target)
@@ -618,7 +624,7 @@ def _fitted(ds: xr.Dataset) -> Any:
 
 
 def _run(model: Any, sub: xr.Dataset, layout: _Layout, settings: dict, sink: _Sink,
-         stock_chunk: int | None) -> xr.Dataset:
+         stock_chunk: int) -> xr.Dataset:
     """The three stages; returns the fitted Dataset (lazy where materialised by ``sink``)."""
     from riskmodel.model import MODEL_KIND, _jsonable
 
@@ -641,14 +647,13 @@ def _run(model: Any, sub: xr.Dataset, layout: _Layout, settings: dict, sink: _Si
     return out
 
 
-def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, stock_chunk: int | None
+def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, stock_chunk: int
                ) -> xr.Dataset:
     """Add ``factor_cov``, ``factor_vra``, ``specific_var`` and ``specific_vra``."""
     from riskmodel.covariance.factor import factor_covariance
 
     s = _specific_settings(model)
-    chunk = _stock_chunk(len(layout.dates), len(layout.stocks), stock_chunk)
-    pre, b2 = _specific_pre_vra(fitted, layout, s, chunk)
+    pre, b2 = _specific_pre_vra(fitted, layout, s, stock_chunk)
     pre, (b2,) = sink.put(pre, b2, scratch=True)
     lam = _vra_multiplier(np.asarray(b2.values), s["vra_half_life"])
     fcov = factor_covariance(
