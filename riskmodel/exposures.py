@@ -16,11 +16,13 @@ bit-identical):
   :class:`Exposures` (market intercept, integer industry codes, a dense style block),
   with missing style exposures imputed from industry + size (USE4 data replacement).
 
-Everything is vectorised over dates: NaN-aware reductions along the stock axis,
-``np.bincount`` with a ``date * P + code`` offset for per-industry sums, and batched
-``np.linalg.qr`` / ``np.linalg.svd`` on stacks of small matrices. Python loops run only
-over at most ``max_passes`` winsorising passes, over controls, and over chunks of dates
-that bound memory.
+Cleaning and the style block of :func:`build_exposures` run in numba kernels
+(:mod:`riskmodel.kernels.clean`, ``prange`` over dates, one pass per date with per-date
+scratch, no full-size temporaries); ``clean`` and ``build_exposures`` share the row
+routine, so they agree bit for bit. :func:`neutralise` is vectorised over dates:
+``np.bincount`` with a ``date * P + code`` offset for per-industry sums and batched
+``np.linalg.qr`` / ``np.linalg.svd`` on stacks of small matrices; its Python loops run
+only over controls and over chunks of dates that bound memory.
 """
 
 from __future__ import annotations
@@ -48,8 +50,6 @@ from riskmodel.errors import (
 __all__ = ["clean", "neutralise", "build_exposures", "Exposures"]
 
 _EPS = np.finfo(np.float64).eps
-#: a cross-section whose spread is below this fraction of its magnitude has no spread
-_ZERO_SPREAD_RTOL = 1e-14
 #: data-error bound (sigmas) used by build_exposures (clean's default)
 _DATA_ERROR = 10.0
 #: standardisations (and data-error rounds) used by build_exposures (clean's default)
