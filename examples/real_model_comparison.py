@@ -168,13 +168,14 @@ def precision(fits: dict[str, Any], returns: np.ndarray, dates: pd.DatetimeIndex
         ``realised`` DataFrame (date x model) of daily portfolio returns (plus the
         equal-weighted portfolio of the same stocks as a reference), ``predicted``
         DataFrame (date x model) of the daily volatility forecast at the last rebuild,
-        ``gross`` and ``n_stocks`` per rebuild.
+        ``predicted_factor`` its factor part, ``gross`` and ``n_stocks`` per rebuild.
     """
     index = pd.Index(stocks)
     labels = [*fits, "equal weight"]
     out_rows = np.arange(first_row + 1, len(dates))
     realised = np.full((out_rows.size, len(labels)), np.nan)
     predicted = np.full((out_rows.size, len(labels)), np.nan)
+    factor_part = np.full((out_rows.size, len(labels)), np.nan)
     gross, n_common, rebuilds = [], [], []
     for b0 in range(0, out_rows.size, rebalance):
         t = out_rows[b0] - 1
@@ -186,7 +187,9 @@ def precision(fits: dict[str, Any], returns: np.ndarray, dates: pd.DatetimeIndex
         for j, label in enumerate(labels):
             realised[b0 : b0 + hold.size, j] = r @ weights[label]
             if label in covs:
-                predicted[b0 : b0 + hold.size, j] = float(covs[label].volatility(weights[label]))
+                parts = covs[label].decompose(weights[label])
+                predicted[b0 : b0 + hold.size, j] = float(parts.total_vol)
+                factor_part[b0 : b0 + hold.size, j] = float(parts.factor_vol)
         gross.append([float(np.abs(weights[label]).sum()) for label in labels])
         n_common.append(positions.size)
         rebuilds.append(dates[t])
@@ -194,25 +197,53 @@ def precision(fits: dict[str, Any], returns: np.ndarray, dates: pd.DatetimeIndex
     return {
         "realised": pd.DataFrame(realised, index=out_dates, columns=labels),
         "predicted": pd.DataFrame(predicted, index=out_dates, columns=labels),
+        "predicted_factor": pd.DataFrame(factor_part, index=out_dates, columns=labels),
         "gross": pd.DataFrame(gross, index=pd.DatetimeIndex(rebuilds), columns=labels),
         "n_stocks": np.asarray(n_common),
     }
 
 
-def precision_table(result: dict[str, Any]) -> pd.DataFrame:
+def newey_west_t(x: np.ndarray, lags: int) -> float:
+    """t statistic of the mean of ``x`` (T,) with a Newey-West (Bartlett) long-run variance."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    e = x - x.mean()
+    long_run = e @ e / x.size
+    for lag in range(1, lags + 1):
+        long_run += 2.0 * (1.0 - lag / (lags + 1)) * (e[lag:] @ e[:-lag]) / x.size
+    return float(x.mean() / np.sqrt(long_run / x.size))
+
+
+def precision_table(result: dict[str, Any], market: pd.Series, reference: str = "fundamental") -> pd.DataFrame:
     """Annualised realised and predicted volatility of the min-variance portfolios, ratio and bias.
 
     ``realised vol`` = sd of the daily returns x √252; ``predicted vol`` = √(mean predicted
     daily variance) x √252; ``ratio`` = realised / predicted (> 1: risk under-forecast);
-    ``bias`` = sd of ``R_t / σ_pred`` over the days (forecast of the last rebuild).
+    ``bias`` = sd of ``R_t / σ_pred`` over the days (forecast of the last rebuild);
+    ``predicted factor vol`` = the factor part of the prediction, annualised likewise;
+    ``realised beta`` = OLS slope of the daily returns on ``market`` (Series (date,), the
+    Fama-French market excess return) over the same days; ``t vs <reference>`` = the
+    Engle-Colacito comparison: Newey-West t statistic (lags = the holding period) of the mean
+    of ``R_model² − R_reference²`` (negative: lower realised variance than the reference).
     """
     realised, predicted = result["realised"], result["predicted"]
     table = pd.DataFrame({
         "realised vol": realised.std() * np.sqrt(252),
         "predicted vol": np.sqrt((predicted**2).mean()) * np.sqrt(252),
+        "predicted factor vol": np.sqrt((result["predicted_factor"]**2).mean()) * np.sqrt(252),
         "bias": (realised / predicted).std(),
         "mean gross": result["gross"].mean(),
     })
+    m = market.reindex(realised.index)
+    both = m.notna().to_numpy()
+    x = m.to_numpy()[both] - m.to_numpy()[both].mean()
+    y = realised.to_numpy()[both]
+    table["realised beta"] = (x @ (y - y.mean(axis=0))) / (x @ x)
+    base = realised[reference].to_numpy() ** 2
+    table[f"t vs {reference}"] = [
+        np.nan if label == reference else newey_west_t(realised[label].to_numpy() ** 2 - base, REBALANCE)
+        for label in realised.columns
+    ]
     table.insert(2, "ratio", table["realised vol"] / table["predicted vol"])
     return table
 
@@ -355,9 +386,22 @@ def main(argv: list[str] | None = None) -> dict:
           f"(calibrated: MRAD ~0.036 at a 252-day window, QLIKE 1.2704)")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
+    after = np.asarray(dates >= eval_start)
+    diagnostics = {
+        label: {
+            "first_factor": fit.factors[0],
+            "first_factor_bias": float(biases[label].bias.sel(portfolio=fit.factors[0])),
+            "factor_vra": float(np.nanmean(fit.dataset["factor_vra"].to_numpy()[after])),
+            "specific_vra": float(np.nanmean(fit.dataset["specific_vra"].to_numpy()[after])),
+        }
+        for label, fit in fits.items()
+    }
+    print("\nPer model over the evaluation: bias of the first (market-like) pure factor, mean factor and specific VRA")
+    print(pd.DataFrame(diagnostics).T.to_string(float_format=lambda v: f"{v:.3f}"))
+
     t0 = time.perf_counter()
     prec = precision(fits, returns, dates, stocks, first_row)
-    ptable = precision_table(prec)
+    ptable = precision_table(prec, ff["mkt_rf"])
     print(f"\nPrecision: global minimum-variance portfolios (sum 1, long-short) rebuilt every {REBALANCE} days from "
           f"{dates[first_row].date()} ({len(prec['n_stocks'])} rebuilds, {prec['n_stocks'].min()}..{prec['n_stocks'].max()} "
           f"common stocks), held; {len(prec['realised'])} daily outcomes ({time.perf_counter() - t0:.0f} s)")
@@ -383,6 +427,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "hybrid_k": HYBRID_K, "forecast": forecast_settings(sims), "ff_columns": FF_COLUMNS,
                      "returns": "raw total returns for every model (not excess of rf)"},
         "models": described,
+        "diagnostics": diagnostics,
         "statistical_n_factors": {"first": int(chosen[0]), "min": int(chosen.min()), "max": int(chosen.max())},
         "bias": {f"{r.model} | {r.family}": {"n": r.n, "mean_bias": r.mean_bias, "median_bias": r.median_bias,
                                               "share_inside": r.share_inside, "mrad": r.mrad, "qlike": r.qlike}
@@ -393,6 +438,8 @@ def main(argv: list[str] | None = None) -> dict:
             "n_days": len(prec["realised"]),
             "common_stocks": [int(prec["n_stocks"].min()), int(prec["n_stocks"].max())],
             "table": {label: {"realised_vol": r["realised vol"], "predicted_vol": r["predicted vol"], "ratio": r["ratio"],
+                              "predicted_factor_vol": r["predicted factor vol"], "realised_beta": r["realised beta"],
+                              "t_vs_fundamental": r["t vs fundamental"],
                               "bias": r["bias"], "mean_gross": r["mean gross"]} for label, r in ptable.iterrows()},
         },
         "mahalanobis": {"n_days": n_maha, **{label: {"mean": r["mean"], "sd": r["sd"], "median": r["median"]}

@@ -83,6 +83,10 @@ def test_precision_and_mahalanobis_consistent(comparison):
         assert row["mean_gross"] >= 1 - 1e-9
     assert table["equal weight"]["mean_gross"] == pytest.approx(1.0, abs=1e-9)
     assert table["equal weight"]["predicted_vol"] is None
+    # the equal-weighted book of large US stocks moves with the market; the factor part of a prediction is part of it
+    assert 0.7 < table["equal weight"]["realised_beta"] < 1.3
+    for model in MODELS:
+        assert 0 < table[model]["predicted_factor_vol"] <= table[model]["predicted_vol"] * (1 + 1e-6)
     # every model's minimum-variance portfolio beats the equal-weighted book of the same stocks
     assert max(table[m]["realised_vol"] for m in MODELS) < table["equal weight"]["realised_vol"]
     lo, hi = facts["precision"]["common_stocks"]
@@ -91,3 +95,20 @@ def test_precision_and_mahalanobis_consistent(comparison):
     for model in MODELS:
         m = facts["mahalanobis"][model]
         assert 0.3 < m["mean"] < 3 and m["sd"] > 0, (model, m)
+    assert table["fundamental"]["t_vs_fundamental"] is None
+    assert all(np.isfinite(table[m]["t_vs_fundamental"]) for m in MODELS[1:])
+    assert facts["diagnostics"]["time-series"]["first_factor"] == "mkt_rf"
+    assert facts["diagnostics"]["fundamental"]["first_factor"] == "market"
+
+
+def test_newey_west_t_matches_statsmodels():
+    sm = pytest.importorskip("statsmodels.api")
+    rng = np.random.default_rng(7)
+    # autocorrelated series with a non-zero mean (overlapping 21-day holds look like this)
+    x = np.convolve(rng.standard_normal(620), np.ones(21) / 21, mode="valid") + 0.05
+    expected = sm.OLS(x, np.ones(x.size)).fit(cov_type="HAC", cov_kwds={"maxlags": 21}).tvalues[0]
+    got = _script("real_model_comparison").newey_west_t(x, 21)
+    assert got == pytest.approx(expected, rel=1e-10)
+    # lags=0 is the plain t statistic of the mean (ddof 0 variance)
+    plain = x.mean() / (x.std() / np.sqrt(x.size))
+    assert _script("real_model_comparison").newey_west_t(x, 0) == pytest.approx(plain, rel=1e-12)
