@@ -50,7 +50,7 @@ def test_lag_rule():
     assert rm.alpha_test(g, {"FF3": f}).table.loc["FF3", "lags"] == 8
 
 
-def _rejection_rates(n_reps: int, phi: float = 0.3, n: int = 2520):
+def _rejection_rates(n_reps: int, phi: float = 0.3, n: int = 2520, prewhite: bool = False):
     """Share of 5% rejections of alpha = 0 (HAC and plain OLS t) on AR(1) errors, vectorised."""
     rng = np.random.default_rng(123)
     eps = rng.normal(size=(n_reps, n))
@@ -63,7 +63,7 @@ def _rejection_rates(n_reps: int, phi: float = 0.3, n: int = 2520):
     for r in range(n_reps):
         x = pd.Series(rng.normal(size=n), idx, name="f")
         y = pd.Series(0.5 * x.to_numpy() + e[r], idx)
-        res = rm.alpha_test(y, {"one": x})
+        res = rm.alpha_test(y, {"one": x}, prewhite=prewhite)
         hac_t.append(res.table.loc["one", "t_alpha"])
         fit = res.fits["one"]
         s2 = fit.resid @ fit.resid / (fit.n_obs - 2)
@@ -77,6 +77,16 @@ def test_hac_size_on_ar1_quick():
     # 300 reps: binomial sd of a 5% rate is 1.3%; HAC measured ~6.6% at 2,000 reps
     assert 0.02 <= hac <= 0.10
     assert ols > 0.10
+
+
+def test_prewhitening_keeps_the_size_and_recolours_exactly():
+    hac, _ = _rejection_rates(300, prewhite=True)
+    assert 0.02 <= hac <= 0.09
+    # on scores without autocorrelation, prewhitening changes little
+    g, f = _world(11, n=2000)
+    plain = rm.alpha_test(g, {"FF3": f}).table.loc["FF3", "se_alpha"]
+    white = rm.alpha_test(g, {"FF3": f}, prewhite=True).table.loc["FF3", "se_alpha"]
+    assert abs(white / plain - 1) < 0.05
 
 
 @pytest.mark.slow
