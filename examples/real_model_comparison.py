@@ -27,7 +27,7 @@ uses the same outcomes. The time-series regressions have an intercept that absor
 average risk-free rate; its day-to-day variation (daily sd about 3e-5 in 2007-2016) is
 negligible next to stock risk. The Fama-French columns are decimal returns already.
 
-Run ``python examples/real_model_comparison.py`` (about 10 minutes on 2 busy cores) or
+Run ``python examples/real_model_comparison.py`` (about 5 minutes on 2 busy cores) or
 with ``--quick``. Writes ``docs/figures/model_comparison_precision.png``,
 ``model_comparison_rolling_bias.png`` and ``model_comparison.json``.
 """
