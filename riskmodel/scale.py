@@ -99,7 +99,6 @@ class _Layout:
     fixed: tuple[str, ...]  # fixed styles (used as given)
     industry: str | None
     labels: tuple[str, ...]  # sorted industry labels
-    static_industry: bool  # industry variable has dims (stock,)
 
     @property
     def style_names(self) -> tuple[str, ...]:
@@ -183,10 +182,8 @@ def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.
         coords={"date": coords["date"].values, "stock": coords["stock"].values},
     )
     labels: tuple[str, ...] = ()
-    static = False
     if model.industry:
         industry, labels = _industry_variable(panel, model.industry)
-        static = industry.dims == ("stock",)
         sub[model.industry] = industry.variable
     chunks = _date_chunks(panel, date_chunk, model.lag)
     sub = sub.chunk({"date": chunks, "stock": -1})
@@ -198,7 +195,6 @@ def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.
         fixed=tuple(model.fixed_styles),
         industry=model.industry,
         labels=tuple(labels),
-        static_industry=static,
     )
     return sub, layout, settings
 
@@ -566,7 +562,14 @@ def fit_chunked(
     Warnings of the per-chunk work (imputation counts, singular dates, thin industries) are
     raised where the chunk runs: on a distributed cluster they stay in the worker logs;
     the fitted ``r2`` / ``n_obs`` show the skipped dates. Whatever fails, an existing
-    ``store`` is left as it was and the temporary stores are removed.
+    ``store`` is left as it was and the temporary stores are removed. ``model.progress`` is
+    not used: follow the run on the dask dashboard (or ``dask.diagnostics.ProgressBar`` on
+    the threaded scheduler).
+
+    Memory: a task holds one chunk of dates for all stocks (about 20 ``(date_chunk, N)``
+    float arrays in the exposures step) or all dates for ``stock_chunk`` stocks; the client
+    holds the ``(T, m)`` factor returns and the ``(T, m, m)`` factor covariance, and, only
+    when ``store`` is None, the whole result.
 
     Examples
     --------
