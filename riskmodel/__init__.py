@@ -64,6 +64,7 @@ _LAZY: dict[str, str] = {
     "audit_residuals": "riskmodel.audit.residuals",
     "bias_statistics": "riskmodel.audit.bias",
     "refit_with_clusters": "riskmodel.audit.refit",
+    "fit_chunked": "riskmodel.scale",
     "cluster_exposures": "riskmodel.audit.refit",
     # research
     "factor_from_signal": "riskmodel.research",

@@ -206,13 +206,21 @@ class FactorRiskModel:
     def __repr__(self) -> str:
         return f"FactorRiskModel(styles={self.styles!r}, industry={self.industry!r}, lag={self.lag})"
 
-    def fit(self, panel: xr.Dataset) -> "FittedFactorModel":
+    def fit(self, panel: xr.Dataset, *, store: str | None = None) -> "FittedFactorModel":
         """Fit the model on a panel.
 
         Parameters
         ----------
         panel : Dataset (date, stock)
-            With ``returns``, the cap variable, the styles and (optionally) industry.
+            With ``returns``, the cap variable, the styles and (optionally) industry. A
+            dask-backed panel (e.g. ``rm.load("panel.zarr", chunks={"date": 250})``) is
+            fitted chunk by chunk along ``date`` (:func:`riskmodel.scale.fit_chunked`), on
+            the active dask scheduler (a ``dask.distributed`` Client if one is running),
+            with results equal to the in-memory fit.
+        store : str, optional
+            A ``.zarr`` path: the (date, stock) outputs are written there incrementally
+            (atomically: a failed run leaves an existing store intact) and the fitted model
+            returned is backed by it, so nothing of size dates × stocks must fit in memory.
 
         Returns
         -------
@@ -228,6 +236,11 @@ class FactorRiskModel:
 
         settings = self.get_params()
         _check_parameters(settings)
+        dask_backed = any(v.chunks is not None for v in panel.variables.values())
+        if store is not None or dask_backed:  # the chunked path needs the 'dask' extra
+            from riskmodel.scale import fit_chunked
+
+            return fit_chunked(self, panel, store=store)
         if self.statistical_factors:
             from riskmodel.statistical import hybrid_model
 

@@ -203,3 +203,15 @@ def test_distributed_failure_leaves_existing_store_intact(client, panel_path, re
     assert not list(tmp_path.glob(".fit.zarr.*")), "temporary stores left behind"
     kept = rm.load(store)
     np.testing.assert_array_equal(kept.factor_returns.values, reference["default"].factor_returns.values)
+
+
+def test_public_fit_dispatches_to_the_chunked_path(tmp_path):
+    """``FactorRiskModel.fit`` takes a dask-backed panel or a ``store`` and gives the same model."""
+    panel = rm.simulate(n_stocks=150, n_days=200, seed=9)
+    rm.save(panel, tmp_path / "panel.zarr")
+    lazy = rm.load(tmp_path / "panel.zarr", chunks={"date": 50})
+    model = rm.FactorRiskModel(eigen_sims=20, progress=False)
+    eager = model.fit(panel)
+    for fitted in (model.fit(lazy), model.fit(panel, store=str(tmp_path / "model.zarr"))):
+        for name in ["factor_returns", "residuals", "factor_cov", "specific_var"]:
+            np.testing.assert_array_equal(np.asarray(fitted.dataset[name].values), eager.dataset[name].values)
