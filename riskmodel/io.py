@@ -382,7 +382,13 @@ def _restore(ds: xr.Dataset, chunks: Any) -> xr.Dataset:
     variables: dict[Any, xr.Variable] = {}
     for name, var in ds.variables.items():
         attrs = _decode_attrs(var.attrs)
-        if attrs.pop(_STR_LABELS_ATTR, None) is not None:
+        str_labels = attrs.pop(_STR_LABELS_ATTR, None) is not None
+        if str_labels and chunks is not None and "date" in var.dims:
+            # a lazy (date, stock) industry stays int32 codes + attrs["labels"]: decoding it
+            # would load a dates x stocks array of strings (industry_codes reads either form)
+            var = var.copy(deep=False)
+            var.attrs = attrs
+        elif str_labels:
             labels = np.asarray([str(x) for x in attrs.pop("labels", [])] + [""])
             codes = np.asarray(var.values).astype(np.int64)
             var = xr.Variable(var.dims, labels[codes], attrs)  # -1 -> "" (last entry)
