@@ -12,18 +12,14 @@ import json
 import sys
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel.errors import (
-    InvalidParameterError,
-    MissingVariableError,
-    ModelFileError,
-    PanelError,
-)
+from riskmodel.errors import InvalidParameterError, MissingVariableError, PanelError
+from riskmodel.fitted import FittedModel
 
 __all__ = ["FactorRiskModel", "FittedFactorModel"]
 
@@ -347,7 +343,7 @@ class _Progress:
 
 
 @dataclass(frozen=True, eq=False)
-class FittedFactorModel:
+class FittedFactorModel(FittedModel):
     """A fitted fundamental factor model: every date's factor returns, residuals and forecasts.
 
     Attributes
@@ -363,8 +359,8 @@ class FittedFactorModel:
         The estimator's settings.
     """
 
-    dataset: xr.Dataset
-    settings: dict
+    MODEL_KIND: ClassVar[str] = MODEL_KIND
+    REQUIRED: ClassVar[tuple[str, ...]] = ("factor_returns", "residuals", "r2", "style_exposure", "returns")
 
     # -- construction ------------------------------------------------------------------
 
@@ -406,66 +402,16 @@ class FittedFactorModel:
     @classmethod
     def from_dataset(cls, ds: xr.Dataset) -> "FittedFactorModel":
         """Rebuild a fitted model from :meth:`to_dataset` output (what :func:`riskmodel.load` does)."""
-        required = ["factor_returns", "residuals", "r2", "style_exposure", "returns"]
-        missing = [v for v in required if v not in ds]
-        if ds.attrs.get("riskmodel_kind") != MODEL_KIND or missing:
-            raise ModelFileError(
-                f"not a fitted factor model (kind {ds.attrs.get('riskmodel_kind')!r}, missing {missing})"
-            )
-        settings = ds.attrs.get("settings", "{}")
-        settings = json.loads(settings) if isinstance(settings, str) else dict(settings)
         if "industry_code" in ds and isinstance(ds["industry_code"].attrs.get("labels"), list):
             ds["industry_code"].attrs["labels"] = json.dumps(ds["industry_code"].attrs["labels"])
-        return cls(dataset=ds, settings=settings)
-
-    def to_dataset(self) -> xr.Dataset:
-        """The fitted model as one Dataset (what :func:`riskmodel.save` writes)."""
-        return self.dataset
+        return super().from_dataset(ds)
 
     # -- labelled outputs --------------------------------------------------------------
-
-    @property
-    def dates(self) -> pd.DatetimeIndex:
-        return pd.DatetimeIndex(self.dataset["date"].to_numpy())
-
-    @property
-    def stocks(self) -> np.ndarray:
-        return self.dataset["stock"].to_numpy()
-
-    @property
-    def factors(self) -> list[str]:
-        return [str(f) for f in self.dataset["factor"].to_numpy()]
-
-    @property
-    def factor_returns(self) -> xr.DataArray:
-        """DataArray (date, factor): daily factor returns (NaN before ``lag`` and on skipped dates)."""
-        return self.dataset["factor_returns"]
-
-    @property
-    def residuals(self) -> xr.DataArray:
-        """DataArray (date, stock): specific returns from unclipped returns; NaN where absent."""
-        return self.dataset["residuals"]
 
     @property
     def r2(self) -> xr.DataArray:
         """DataArray (date,): weighted cross-sectional R²."""
         return self.dataset["r2"]
-
-    @property
-    def returns(self) -> xr.DataArray:
-        return self.dataset["returns"]
-
-    @property
-    def factor_cov(self) -> xr.DataArray:
-        """DataArray (date, factor, factor_): forecast made at the close of each date."""
-        self._require_forecasts()
-        return self.dataset["factor_cov"]
-
-    @property
-    def specific_var(self) -> xr.DataArray:
-        """DataArray (date, stock): specific-variance forecast made at the close of each date."""
-        self._require_forecasts()
-        return self.dataset["specific_var"]
 
     @cached_property
     def industry_labels(self) -> tuple[str, ...]:
@@ -473,27 +419,6 @@ class FittedFactorModel:
             return ()
         labels = self.dataset["industry_code"].attrs["labels"]
         return tuple(json.loads(labels) if isinstance(labels, str) else labels)
-
-    def _require_forecasts(self) -> None:
-        if "factor_cov" not in self.dataset or "specific_var" not in self.dataset:
-            raise MissingVariableError(
-                "this model was fitted with covariance=False: it has factor returns but no forecasts"
-            )
-
-    def _date_index(self, date: object | None) -> int:
-        if date is None:
-            return len(self.dates) - 1
-        try:
-            stamp = pd.Timestamp(date)
-        except (TypeError, ValueError) as exc:
-            raise PanelError(f"date {date!r} is not a date") from exc
-        position = self.dates.get_indexer([stamp])[0]
-        if position < 0:
-            raise PanelError(
-                f"date {stamp.date()} is not in the model ({self.dates[0].date()}..{self.dates[-1].date()}, "
-                "trading days only)"
-            )
-        return int(position)
 
     def exposure_matrix(self, date: object | None = None) -> xr.DataArray:
         """Dense exposures B (stock, factor) at the close of ``date`` (one date only).
@@ -656,10 +581,6 @@ class FittedFactorModel:
             specific.isel(stock=complete),
             date=self.dates[t],
         )
-
-    def _first_forecast_date(self) -> str:
-        ok = np.isfinite(self.dataset["factor_cov"].to_numpy()).any(axis=(1, 2))
-        return str(self.dates[np.argmax(ok)].date()) if ok.any() else "never"
 
     # -- presentation ------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import xarray as xr
@@ -551,7 +551,7 @@ class FittedStatisticalModel(LoadingsFittedModel):
     settings : dict
     """
 
-    MODEL_KIND = MODEL_KIND
+    MODEL_KIND: ClassVar[str] = MODEL_KIND
 
     @property
     def n_factors_chosen(self) -> xr.DataArray:

@@ -20,7 +20,7 @@ import json
 import math
 import types
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -37,10 +37,10 @@ from riskmodel.errors import (
     PanelError,
     VariableTypeError,
 )
+from riskmodel.fitted import FittedModel
 from riskmodel.model import (
     _PARAMETERS as _FUNDAMENTAL_PARAMETERS,
     FactorRiskModel,
-    FittedFactorModel,
     _half_life,
     _jsonable,
     _pos_int,
@@ -249,83 +249,17 @@ def forecasts(
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class LoadingsFittedModel:
+class LoadingsFittedModel(FittedModel):
     """Fitted-model protocol for models with dense loadings on a refit schedule.
 
     The dataset holds ``returns``, ``factor_returns`` (date, factor), ``residuals``
     (date, stock), ``factor_cov`` (date, factor, factor_), ``specific_var`` (date, stock)
     and ``loadings`` (refit, stock, factor): the loadings estimated at the close of each
-    refit date, in force from that date until the next one (carried forward).
+    refit date, in force from that date until the next one (carried forward). The
+    residuals are out of sample: day t uses the loadings in force at the close of t − 1.
     """
 
-    dataset: xr.Dataset
-    settings: dict
-
-    MODEL_KIND = ""  # set by subclasses
-    _REQUIRED = ("returns", "factor_returns", "residuals", "factor_cov", "specific_var", "loadings")
-
-    # FittedFactorModel's helpers work unchanged on this layout (they read self.dates
-    # and self.dataset["factor_cov"] only)
-    _date_index = FittedFactorModel._date_index
-    _first_forecast_date = FittedFactorModel._first_forecast_date
-
-    @classmethod
-    def from_dataset(cls, ds: xr.Dataset):
-        """Rebuild a fitted model from :meth:`to_dataset` output (what :func:`riskmodel.load` does)."""
-        from riskmodel.errors import ModelFileError
-
-        missing = [v for v in cls._REQUIRED if v not in ds]
-        if ds.attrs.get("riskmodel_kind") != cls.MODEL_KIND or missing:
-            raise ModelFileError(
-                f"not a {cls.__name__} (kind {ds.attrs.get('riskmodel_kind')!r}, expected {cls.MODEL_KIND!r}; "
-                f"missing {missing})"
-            )
-        settings = ds.attrs.get("settings", "{}")
-        settings = json.loads(settings) if isinstance(settings, str) else dict(settings)
-        return cls(dataset=ds, settings=settings)
-
-    def to_dataset(self) -> xr.Dataset:
-        """The fitted model as one Dataset (what :func:`riskmodel.save` writes)."""
-        return self.dataset
-
-    # -- coordinates and series --------------------------------------------------------
-
-    @property
-    def dates(self) -> pd.DatetimeIndex:
-        return pd.DatetimeIndex(self.dataset["date"].to_numpy())
-
-    @property
-    def stocks(self) -> np.ndarray:
-        return self.dataset["stock"].to_numpy().astype(str)
-
-    @property
-    def factors(self) -> list[str]:
-        return [str(f) for f in self.dataset["factor"].to_numpy()]
-
-    @property
-    def returns(self) -> xr.DataArray:
-        """DataArray (date, stock): the stock returns the model was fitted on."""
-        return self.dataset["returns"]
-
-    @property
-    def factor_returns(self) -> xr.DataArray:
-        """DataArray (date, factor)."""
-        return self.dataset["factor_returns"]
-
-    @property
-    def residuals(self) -> xr.DataArray:
-        """DataArray (date, stock): out-of-sample specific returns, NaN where absent."""
-        return self.dataset["residuals"]
-
-    @property
-    def factor_cov(self) -> xr.DataArray:
-        """DataArray (date, factor, factor_): row t = forecast for t + 1 made at the close of t."""
-        return self.dataset["factor_cov"]
-
-    @property
-    def specific_var(self) -> xr.DataArray:
-        """DataArray (date, stock): specific-variance forecast made at the close of each date."""
-        return self.dataset["specific_var"]
+    REQUIRED: ClassVar[tuple[str, ...]] = ("returns", "factor_returns", "residuals", "factor_cov", "specific_var", "loadings")
 
     @property
     def loadings(self) -> xr.DataArray:
@@ -868,7 +802,7 @@ class FittedTimeSeriesModel(LoadingsFittedModel):
     settings : dict
     """
 
-    MODEL_KIND = MODEL_KIND
+    MODEL_KIND: ClassVar[str] = MODEL_KIND
 
     @property
     def intercept(self) -> xr.DataArray:
