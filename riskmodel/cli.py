@@ -105,8 +105,6 @@ def _read_weights(path: str) -> pd.DataFrame:
 
 
 def cmd_risk(args: argparse.Namespace) -> None:
-    import riskmodel as rm
-
     fit = _read_input(args.model)
     if not hasattr(fit, "covariance"):
         raise PanelError(f"{args.model}: not a fitted model (write one with `riskmodel fit`)")

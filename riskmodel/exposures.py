@@ -1068,7 +1068,6 @@ def build_exposures(
     else:
         codes, labels, n_codes = None, (), 1
 
-    K = len(styles)
     raw = []
     for s in styles:
         da = _as_date_stock(panel[s], s)

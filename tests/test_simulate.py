@@ -34,7 +34,6 @@ def _structured_returns(ds) -> np.ndarray:
     """Rebuild r_t = B_{t-1} f_t (+ spend) with a dense per-date numpy B (stock x factor)."""
     T, N = ds.sizes["date"], ds.sizes["stock"]
     names = list(ds["true_factor"].values)
-    P = ds.attrs["n_industries"]
     styles = ds.attrs["styles"]
     codes = _codes(ds)
     Z = ds["true_style_exposures"].values
