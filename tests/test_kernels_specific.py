@@ -266,3 +266,23 @@ def test_shrink_kernel_matches_numpy():
     assert counts.min() >= estu[2].sum() // G - 1  # ESTU deciles are balanced
     shrink_kernel(sig, cap, estu, G, 0.0, out, grp)
     np.testing.assert_array_equal(out, sig)  # q = 0 is the identity
+
+
+def test_shrink_kernel_sorts_ties_wide_ranges_and_non_positive_caps():
+    """The radix-sorted breakpoints equal np.quantile's, including ties, caps spanning many
+    binades and (fallback comparison sort) a zero or negative cap inside the ESTU."""
+    rng = np.random.default_rng(8)
+    T, N, G = 4, 400, 10
+    cap = np.exp(8 * rng.standard_normal((T, N)))  # many exponents: every radix pass moves
+    cap[1] = np.round(rng.uniform(1, 20, N))  # heavy ties
+    cap[2, :5] = 0.0
+    cap[2, 5:9] = -3.0
+    sig = 0.02 * np.exp(0.5 * rng.standard_normal((T, N)))
+    estu = rng.random((T, N)) < 0.9
+    out = np.empty((T, N))
+    grp = np.empty((T, N), np.int8)
+    shrink_kernel(sig, cap, estu, G, 0.3, out, grp)
+    np.testing.assert_allclose(out, shrink_twin(sig, cap, estu, G, 0.3), rtol=1e-13)
+    for t in range(T):
+        bp = np.quantile(cap[t, estu[t]], np.arange(1, G) / G)
+        np.testing.assert_array_equal(grp[t], np.searchsorted(bp, cap[t], side="right"))
