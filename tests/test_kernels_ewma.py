@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from riskmodel.kernels.ewma import assemble_covariance, eigh_stack, ewma_newey_west, rebuild_stack
+from riskmodel.kernels.ewma import (
+    assemble_covariance,
+    eigh_stack,
+    ewma_newey_west,
+    rebuild_stack,
+    wishart_eigen_ratios,
+)
 
 
 def _nw_twin(
@@ -167,3 +173,20 @@ def test_rebuild_stack_matches_numpy():
     ref = (u * d[:, None, :]) @ u.transpose(0, 2, 1)
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-14)
     np.testing.assert_array_equal(out, out.transpose(0, 2, 1))
+
+
+def test_wishart_eigen_ratios_matches_numpy_twin():
+    rng = np.random.default_rng(8)
+    n, m = 12, 6
+    d0 = np.geomspace(2.0, 0.01, m)[::-1]
+    b = np.tril(rng.standard_normal((n, m, m))) * np.sqrt(d0 / 30.0)[None, :, None]
+    f_sim = b @ b.transpose(0, 2, 1)
+    f_sim[3] = np.diag(np.r_[-1.0, np.ones(m - 1)])  # a non-positive eigenvalue gives NaN
+    ratio = np.empty((n, m))
+    wishart_eigen_ratios(f_sim, d0, ratio)
+    d_sim, u_sim = np.linalg.eigh(f_sim)  # twin: D̃_j(k) = u_jkᵀ diag(d0) u_jk over D_j(k)
+    d_true = np.einsum("i,jik->jk", d0, u_sim**2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ref = np.where(d_sim > 0, d_true / d_sim, np.nan)
+    assert np.isnan(ratio[3, 0]) and np.isnan(ref[3, 0])
+    np.testing.assert_allclose(ratio, ref, rtol=1e-12, atol=0)

@@ -22,10 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from riskmodel.errors import DimensionError, InvalidParameterError, NonFiniteError
-from riskmodel.kernels.ewma import assemble_covariance, eigh_stack, ewma_newey_west, rebuild_stack
+from riskmodel.kernels.ewma import (
+    assemble_covariance,
+    eigh_stack,
+    ewma_newey_west,
+    rebuild_stack,
+    wishart_eigen_ratios,
+)
 
 __all__ = ["factor_covariance", "FactorCovarianceResult", "ewma_weights", "nw_effective_df"]
 
@@ -204,6 +210,17 @@ def _base_covariance(f: np.ndarray, s: dict[str, Any]) -> tuple[np.ndarray, np.n
 # --------------------------------------------------------------------------- stage 2: eigen
 
 
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def _one_blas_thread():
+    """Context limiting BLAS to one thread (the controller is built once: building it scans
+    the loaded libraries, ~1 ms, which added up over the recompute dates)."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
 def _eigh(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Batched ``eigh`` (numba, parallel over the stack) with BLAS on one thread
     (multi-threaded OpenBLAS is ~30× slower on stacks of small matrices)."""
@@ -211,7 +228,7 @@ def _eigh(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values = np.empty((n, m))
     vectors = np.empty((n, m, m))
     if n:
-        with threadpool_limits(1, user_api="blas"):
+        with _one_blas_thread():
             eigh_stack(np.ascontiguousarray(stack), values, vectors)
     return values, vectors
 
@@ -264,12 +281,10 @@ def _simulated_bias(d0: np.ndarray, nu: float, n_sims: int, rng: np.random.Gener
     a[:, np.arange(m), np.arange(m)] = np.sqrt(rng.chisquare(nu - np.arange(m), size=(n_sims, m)))
     root = np.sqrt(d0 / nu)
     b = a * root[None, :, None]
-    with threadpool_limits(1, user_api="blas"):
+    ratio = np.empty((n_sims, m))
+    with _one_blas_thread():
         f_sim = b @ b.transpose(0, 2, 1)
-    d_sim, u_sim = _eigh(f_sim)
-    d_true = np.einsum("i,jik->jk", d0, u_sim**2)  # D̃_j(k) = u_jkᵀ F⁰ u_jk
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(d_sim > 0, d_true / d_sim, np.nan)
+        wishart_eigen_ratios(f_sim, np.ascontiguousarray(d0, dtype=np.float64), ratio)
     return np.sqrt(np.nanmean(ratio, axis=0))
 
 
@@ -360,7 +375,7 @@ def _eigen_adjust(
             gamma = s["eigen_scale"] * (v - 1.0) + 1.0
             gamma2 = np.where(np.isfinite(gamma), gamma**2, 1.0)
         adj = np.empty_like(u0)
-        with threadpool_limits(1, user_api="blas"):
+        with _one_blas_thread():
             rebuild_stack(u0, np.ascontiguousarray(gamma2 * d0), adj)
         if cols.size == m and dates[-1] - dates[0] + 1 == dates.size:
             out[dates[0] : dates[-1] + 1] = adj

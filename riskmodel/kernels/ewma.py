@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["ewma_newey_west", "eigh_stack", "assemble_covariance", "rebuild_stack"]
+__all__ = ["ewma_newey_west", "eigh_stack", "assemble_covariance", "rebuild_stack", "wishart_eigen_ratios"]
 
 
 @numba.njit(cache=True)
@@ -218,3 +218,35 @@ def rebuild_stack(vectors: np.ndarray, values: np.ndarray, out: np.ndarray) -> N
         scaled = u * values[n]
         c = scaled @ u.T
         out[n] = 0.5 * (c + c.T)
+
+
+@numba.njit(cache=True, parallel=True)
+def wishart_eigen_ratios(f_sim: np.ndarray, d0: np.ndarray, ratio: np.ndarray) -> None:
+    """Eigenfactor bias ratios ``D̃_j(k) / D_j(k)`` of simulated covariances, in parallel over draws.
+
+    With ``F_j = U_j diag(D_j) U_jᵀ`` (eigenvalues ascending, same LAPACK routine as
+    :func:`eigh_stack`) and ``D̃_j(k) = Σ_i d0_i U_j(i, k)²`` (the true variance of the
+    simulated eigenportfolio ``k`` when the true covariance is ``diag(d0)``). Fuses the
+    eigendecomposition and the ratio so that the eigenvectors are never stored; call it
+    with BLAS limited to one thread.
+
+    Parameters
+    ----------
+    f_sim : ndarray (n, m, m) float64
+        Simulated covariances (symmetric; the lower triangle is used).
+    d0 : ndarray (m,) float64
+        True eigenvalues.
+    ratio : ndarray (n, m) float64
+        Written: ``D̃_j(k) / D_j(k)``, NaN where ``D_j(k) ≤ 0``.
+    """
+    n, m, _ = f_sim.shape
+    for j in numba.prange(n):
+        w, u = np.linalg.eigh(f_sim[j])
+        for k in range(m):
+            if w[k] > 0:
+                d_true = 0.0
+                for i in range(m):
+                    d_true += d0[i] * (u[i, k] * u[i, k])
+                ratio[j, k] = d_true / w[k]
+            else:
+                ratio[j, k] = np.nan
