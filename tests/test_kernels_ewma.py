@@ -7,6 +7,7 @@ import pytest
 
 from riskmodel.kernels.ewma import (
     assemble_covariance,
+    eigen_rebuild_stack,
     eigh_stack,
     ewma_newey_west,
     rebuild_stack,
@@ -190,3 +191,22 @@ def test_wishart_eigen_ratios_matches_numpy_twin():
         ref = np.where(d_sim > 0, d_true / d_sim, np.nan)
     assert np.isnan(ratio[3, 0]) and np.isnan(ref[3, 0])
     np.testing.assert_allclose(ratio, ref, rtol=1e-12, atol=0)
+
+
+def test_eigen_rebuild_stack_matches_numpy_twin():
+    rng = np.random.default_rng(9)
+    n, m = 6, 5
+    u = np.linalg.qr(rng.standard_normal((n, m, m)))[0]
+    d = np.sort(rng.uniform(0.1, 2.0, (n, m)), axis=1)
+    d[:, 0] = 1e-9  # below the floor on every matrix
+    a = (u * d[:, None, :]) @ u.transpose(0, 2, 1)
+    a = 0.5 * (a + a.transpose(0, 2, 1))
+    floor = np.full(n, 0.05)
+    gamma2 = rng.uniform(0.5, 1.5, (n, m))
+    out = np.empty((n, m, m))
+    eigen_rebuild_stack(a, floor, gamma2, out)
+    w, v = np.linalg.eigh(a)  # twin: floor, scale, rebuild
+    ref = (v * (gamma2 * np.maximum(w, floor[:, None]))[:, None, :]) @ v.transpose(0, 2, 1)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-13 * np.abs(ref).max())
+    np.testing.assert_array_equal(out, out.transpose(0, 2, 1))
+    assert np.allclose(np.linalg.eigvalsh(out)[:, 0], (gamma2[:, 0] * 0.05), rtol=1e-10)

@@ -27,9 +27,9 @@ from threadpoolctl import ThreadpoolController
 from riskmodel.errors import DimensionError, InvalidParameterError, NonFiniteError
 from riskmodel.kernels.ewma import (
     assemble_covariance,
+    eigen_rebuild_stack,
     eigh_stack,
     ewma_newey_west,
-    rebuild_stack,
     wishart_eigen_ratios,
 )
 
@@ -350,36 +350,40 @@ def _eigen_adjust(
             sub = f0[dates[0] : dates[-1] + 1] if contiguous else f0[dates]
         else:
             sub = f0[np.ix_(dates, cols, cols)]
-        d0, u0 = _eigh(sub)
         floor = _EIG_FLOOR * np.trace(sub, axis1=1, axis2=2)
-        d0 = np.maximum(d0, floor[:, None])
-        eig[g] = (dates, cols, d0, u0)
+        eig[g] = (dates, cols, np.ascontiguousarray(sub), floor)
     date_group = np.full(n_dates, -1)
     date_pos = np.full(n_dates, -1)
     for g, (dates, _, _, _) in eig.items():
         date_group[dates] = g
         date_pos[dates] = np.arange(dates.size)
 
+    # D₀ on the recompute dates only; the other dates get theirs inside the fused rebuild
+    d0_rec = {}
+    for g, (_, _, sub, floor) in eig.items():
+        pos = date_pos[rec_dates[date_group[rec_dates] == g]]
+        d0_rec[g] = dict(zip(pos.tolist(), np.maximum(_eigh(sub[pos])[0], floor[pos, None])))
+
     for r in iterator:  # recompute dates: ~T/21 passes, each a batched simulation
-        g, pos = date_group[r], date_pos[r]
-        d0 = eig[g][2][pos]
+        d0 = d0_rec[date_group[r]][date_pos[r]]
         nu = _effective_df_at(int(r), row_valid, corr_w, s["corr_lags"])
         rng = np.random.default_rng(np.random.SeedSequence([s["seed"], int(r)]))
         v = _simulated_bias(d0, nu, s["eigen_sims"], rng)
         bias[rec_pos[r], : d0.size] = _smooth_bias(v, s["eigen_fit_exclude"])
 
-    for g, (dates, cols, d0, u0) in eig.items():
-        gamma2 = np.ones_like(d0)
+    for dates, cols, sub, floor in eig.values():
+        gamma2 = np.ones((dates.size, cols.size))
         if do_eigen:
             v = bias[rec_pos[latest[dates]], : cols.size]
             gamma = s["eigen_scale"] * (v - 1.0) + 1.0
             gamma2 = np.where(np.isfinite(gamma), gamma**2, 1.0)
-        adj = np.empty_like(u0)
+        full_run = cols.size == m and dates[-1] - dates[0] + 1 == dates.size
+        adj = out[dates[0] : dates[-1] + 1] if full_run else np.empty_like(sub)
         with _one_blas_thread():
-            rebuild_stack(u0, np.ascontiguousarray(gamma2 * d0), adj)
-        if cols.size == m and dates[-1] - dates[0] + 1 == dates.size:
-            out[dates[0] : dates[-1] + 1] = adj
-        elif cols.size == m:
+            eigen_rebuild_stack(sub, floor, np.ascontiguousarray(gamma2), adj)
+        if full_run:
+            continue
+        if cols.size == m:
             out[dates] = adj
         else:
             out[np.ix_(dates, cols, cols)] = adj

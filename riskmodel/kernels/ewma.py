@@ -19,7 +19,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["ewma_newey_west", "eigh_stack", "assemble_covariance", "rebuild_stack", "wishart_eigen_ratios"]
+__all__ = [
+    "ewma_newey_west",
+    "eigh_stack",
+    "assemble_covariance",
+    "rebuild_stack",
+    "eigen_rebuild_stack",
+    "wishart_eigen_ratios",
+]
 
 
 @numba.njit(cache=True)
@@ -250,3 +257,30 @@ def wishart_eigen_ratios(f_sim: np.ndarray, d0: np.ndarray, ratio: np.ndarray) -
                 ratio[j, k] = d_true / w[k]
             else:
                 ratio[j, k] = np.nan
+
+
+@numba.njit(cache=True, parallel=True)
+def eigen_rebuild_stack(a: np.ndarray, floor: np.ndarray, gamma2: np.ndarray, out: np.ndarray) -> None:
+    """``out[n] = U_n diag(γ²_n · max(D_n, floor_n)) U_nᵀ`` (symmetrised) with ``a[n] = U_n D_n U_nᵀ``.
+
+    Fuses :func:`eigh_stack` and :func:`rebuild_stack` (same LAPACK routine and the same
+    arithmetic, so the results are identical) without storing the eigenvectors; parallel
+    over the stack, call it with BLAS limited to one thread.
+
+    Parameters
+    ----------
+    a : ndarray (n, m, m) float64
+        Symmetric matrices (the lower triangle is used).
+    floor : ndarray (n,) float64
+        Eigenvalue floor of each matrix.
+    gamma2 : ndarray (n, m) float64
+        Multipliers of the floored eigenvalues, ascending order.
+    out : ndarray (n, m, m) float64
+        Written.
+    """
+    for n in numba.prange(a.shape[0]):
+        w, u = np.linalg.eigh(a[n])
+        values = gamma2[n] * np.maximum(w, floor[n])
+        scaled = u * values
+        c = scaled @ u.T
+        out[n] = 0.5 * (c + c.T)
