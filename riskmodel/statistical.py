@@ -25,8 +25,8 @@ from threadpoolctl import threadpool_limits
 from riskmodel.errors import InsufficientDataError, InvalidParameterError
 from riskmodel.model import _pos_int, _Progress
 from riskmodel.timeseries import (
-    FORECAST_DEFAULTS,
     FORECAST_KEYS,
+    set_forecast_settings,
     LoadingsFittedModel,
     _PARAMETERS as _TS_PARAMETERS,
     build_dataset,
@@ -446,13 +446,12 @@ class StatisticalFactorModel:
         progress: bool | None = None,
         **forecast_settings: Any,
     ) -> None:
-        unknown = sorted(set(forecast_settings) - set(FORECAST_KEYS))
-        if unknown:
-            raise InvalidParameterError(
-                f"StatisticalFactorModel: unknown setting(s) {unknown}; accepted: n_factors, criterion, "
-                f"max_factors, window, min_obs, refit_every, coverage, power_iterations, cap, progress, "
-                f"{', '.join(FORECAST_KEYS)}"
-            )
+        set_forecast_settings(
+            self,
+            "StatisticalFactorModel",
+            "n_factors, criterion, max_factors, window, min_obs, refit_every, coverage, power_iterations, cap, progress",
+            forecast_settings,
+        )
         self.n_factors = n_factors
         self.criterion = criterion
         self.max_factors = max_factors
@@ -463,8 +462,6 @@ class StatisticalFactorModel:
         self.power_iterations = power_iterations
         self.cap = cap
         self.progress = progress
-        for name in FORECAST_KEYS:
-            setattr(self, name, forecast_settings.get(name, FORECAST_DEFAULTS[name]))
         check_parameters("StatisticalFactorModel", _PARAMETERS, self.get_params())
 
     def get_params(self) -> dict[str, Any]:

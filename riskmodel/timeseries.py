@@ -91,6 +91,23 @@ _PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+def set_forecast_settings(estimator: Any, owner: str, own: str, forecast_settings: dict[str, Any]) -> None:
+    """Store the forecast settings shared with FactorRiskModel on ``estimator`` (defaults filled).
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming any unknown setting and listing the accepted ones (``own`` + the forecast keys).
+    """
+    unknown = sorted(set(forecast_settings) - set(FORECAST_KEYS))
+    if unknown:
+        raise InvalidParameterError(
+            f"{owner}: unknown setting(s) {unknown}; accepted: {own}, {', '.join(FORECAST_KEYS)}"
+        )
+    for name in FORECAST_KEYS:
+        setattr(estimator, name, forecast_settings.get(name, FORECAST_DEFAULTS[name]))
+
+
 def check_parameters(owner: str, parameters: dict[str, tuple[Callable[[Any], bool], str]], settings: dict) -> None:
     """Raise :class:`InvalidParameterError` naming the first setting out of its declared range."""
     for name, (check, expected) in parameters.items():
@@ -688,20 +705,15 @@ class TimeSeriesFactorModel:
         progress: bool | None = None,
         **forecast_settings: Any,
     ) -> None:
-        unknown = sorted(set(forecast_settings) - set(FORECAST_KEYS))
-        if unknown:
-            raise InvalidParameterError(
-                f"TimeSeriesFactorModel: unknown setting(s) {unknown}; accepted: window, half_life, min_obs, "
-                f"refit_every, cap, progress, {', '.join(FORECAST_KEYS)}"
-            )
+        set_forecast_settings(
+            self, "TimeSeriesFactorModel", "window, half_life, min_obs, refit_every, cap, progress", forecast_settings
+        )
         self.window = window
         self.half_life = half_life
         self.min_obs = min_obs
         self.refit_every = refit_every
         self.cap = cap
         self.progress = progress
-        for name in FORECAST_KEYS:
-            setattr(self, name, forecast_settings.get(name, FORECAST_DEFAULTS[name]))
         check_parameters("TimeSeriesFactorModel", _PARAMETERS, self.get_params())
 
     def get_params(self) -> dict[str, Any]:
