@@ -48,61 +48,108 @@ def _linear_quantile(sorted_vals, n, p):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, inline="always")
 def _search_left(buf, n, x):  # pragma: no cover - compiled
-    """First index ``i`` in ``buf[:n]`` (sorted) with ``buf[i] >= x``."""
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if buf[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    """First index ``i`` in ``buf[:n]`` (sorted) with ``buf[i] >= x``.
+
+    Branch-free: the halving steps depend on ``n`` only and the comparison feeds a
+    conditional move, so the search has no data-dependent branch to mispredict.
+    """
+    if n == 0:
+        return 0
+    base = 0
+    m = n
+    while m > 1:
+        half = m >> 1
+        base = base + half if buf[base + half] < x else base
+        m -= half
+    return base + 1 if buf[base] < x else base
 
 
 @numba.njit(cache=True, inline="always")
-def _ts_stock(x, a, window, L, min_obs, full_obs, blend, ovar, oh, oz, og):  # pragma: no cover
-    """One stock's pass over all dates (see :func:`specific_ts_kernel`)."""
-    T = x.shape[0]
-    num = np.zeros(L + 1)
-    den = np.zeros(L + 1)
-    npair = np.zeros(L + 1, np.int64)
+def _shift_down(buf, i, j):  # pragma: no cover - compiled
+    """``buf[i:j] = buf[i + 1:j + 1]`` (``i <= j``), a zero-based loop that LLVM vectorises."""
+    dst = buf[i:j]
+    src = buf[i + 1:j + 1]
+    for k in range(j - i):
+        dst[k] = src[k]
+
+
+@numba.njit(cache=True, inline="always")
+def _shift_up(buf, i, j):  # pragma: no cover - compiled
+    """``buf[i + 1:j + 1] = buf[i:j]`` (``i <= j``), copied from the top down."""
+    dst = buf[i + 1:j + 1]
+    src = buf[i:j]
+    for k in range(j - i - 1, -1, -1):
+        dst[k] = src[k]
+
+
+@numba.njit(cache=True, inline="always")
+def _ewma_nw_block(xp, a, window, L, ovar, oh):  # pragma: no cover - compiled
+    """Windowed EWMA Newey-West variance and valid count of a block of stocks.
+
+    ``xp`` is ``(window + T, nb)``: ``window`` rows of NaN followed by the block's returns,
+    so every lagged or leaving index is in range and the padding is simply "absent". The
+    loop runs over dates outside and stocks inside, with branch-free masked updates that
+    vectorise across the block; per (stock, date) the arithmetic is that of the scalar
+    recursion (see :func:`specific_ts_kernel`). Writes ``ovar`` and ``oh`` ``(T, nb)``.
+    """
+    T, nb = ovar.shape
+    num = np.zeros((L + 1, nb))
+    den = np.zeros((L + 1, nb))
+    npair = np.zeros((L + 1, nb), np.int64)
+    cnt = np.zeros(nb, np.int64)
     drop = np.empty(L + 1)
+    coef = np.empty(L + 1)
     for l in range(L + 1):
         drop[l] = a ** (window - l)
-    buf = np.empty(window)
+        coef[l] = 2.0 * (1.0 - l / (L + 1.0))
+    W = window
+    for t in range(T):
+        r = t + W  # row of date t in xp
+        for l in range(L + 1):
+            dl = drop[l]
+            for j in range(nb):
+                x_new = xp[r, j]
+                y = xp[r - l, j]
+                ok_in = (x_new == x_new) & (y == y)
+                p_in = x_new * y if ok_in else 0.0
+                m_in = 1.0 if ok_in else 0.0
+                y1 = xp[r - W + l, j]
+                y2 = xp[r - W, j]
+                ok_out = (y1 == y1) & (y2 == y2)
+                p_out = y1 * y2 if ok_out else 0.0
+                m_out = 1.0 if ok_out else 0.0
+                npr = npair[l, j] + np.int64(ok_in) - np.int64(ok_out)
+                npair[l, j] = npr
+                nu = a * num[l, j] + p_in - dl * p_out
+                de = a * den[l, j] + m_in - dl * m_out
+                num[l, j] = nu if npr != 0 else 0.0  # no pair left: clear the residue
+                den[l, j] = de if npr != 0 else 0.0
+        for j in range(nb):
+            x_new = xp[r, j]
+            x_old = xp[r - W, j]
+            c = cnt[j] + np.int64(x_new == x_new) - np.int64(x_old == x_old)
+            cnt[j] = c
+            oh[t, j] = c
+            c0 = num[0, j] / den[0, j]
+            v = c0
+            for l in range(1, L + 1):
+                term = coef[l] * num[l, j] / den[l, j]
+                v += term if npair[l, j] > 0 else 0.0
+            floor = c0 / (L + 1.0)
+            v = v if v > floor else floor
+            ovar[t, j] = v if c > 0 else np.nan
+
+
+@numba.njit(cache=True, inline="always")
+def _robust_stock(x, window, min_obs, full_obs, blend, buf, oz, og):  # pragma: no cover
+    """One stock's rolling sorted window, robust statistic ``Z`` and gamma for all dates."""
+    T = x.shape[0]
     nb = 0
     shift = 0.0  # running moments are of x - shift (the window median at the last refresh)
     s1 = 0.0
     s2 = 0.0
     for t in range(T):
         x_new = x[t]
-        # --- EWMA sums of lagged products -------------------------------------
-        for l in range(L + 1):
-            p_in = 0.0
-            m_in = 0.0
-            if t - l >= 0:
-                y = x[t - l]
-                if x_new == x_new and y == y:
-                    p_in = x_new * y
-                    m_in = 1.0
-            p_out = 0.0
-            m_out = 0.0
-            tau = t - window + l
-            if tau - l >= 0:
-                y1 = x[tau]
-                y2 = x[tau - l]
-                if y1 == y1 and y2 == y2:
-                    p_out = y1 * y2
-                    m_out = 1.0
-            npair[l] += int(m_in) - int(m_out)
-            if npair[l] == 0:  # no pair left: clear the rounding residue exactly
-                num[l] = 0.0
-                den[l] = 0.0
-            else:
-                num[l] = a * num[l] + p_in - drop[l] * p_out
-                den[l] = a * den[l] + m_in - drop[l] * m_out
-        # --- sorted window buffer ---------------------------------------------
         has_new = x_new == x_new
         x_old = np.nan
         if t - window >= 0:
@@ -112,12 +159,10 @@ def _ts_stock(x, a, window, L, min_obs, full_obs, blend, ovar, oh, oz, og):  # p
             i = _search_left(buf, nb, x_old)
             j = _search_left(buf, nb, x_new)
             if i < j:
-                for k in range(i, j - 1):
-                    buf[k] = buf[k + 1]
+                _shift_down(buf, i, j - 1)
                 buf[j - 1] = x_new
             else:
-                for k in range(i, j, -1):
-                    buf[k] = buf[k - 1]
+                _shift_up(buf, j, i)
                 buf[j] = x_new
             dn = x_new - shift
             do = x_old - shift
@@ -125,16 +170,14 @@ def _ts_stock(x, a, window, L, min_obs, full_obs, blend, ovar, oh, oz, og):  # p
             s2 += dn * dn - do * do
         elif has_old:
             i = _search_left(buf, nb, x_old)
-            for k in range(i, nb - 1):
-                buf[k] = buf[k + 1]
+            _shift_down(buf, i, nb - 1)
             nb -= 1
             do = x_old - shift
             s1 -= do
             s2 -= do * do
         elif has_new:
             j = _search_left(buf, nb, x_new)
-            for k in range(nb, j, -1):
-                buf[k] = buf[k - 1]
+            _shift_up(buf, j, nb)
             buf[j] = x_new
             nb += 1
             dn = x_new - shift
@@ -148,19 +191,6 @@ def _ts_stock(x, a, window, L, min_obs, full_obs, blend, ovar, oh, oz, og):  # p
                 d = buf[k] - shift
                 s1 += d
                 s2 += d * d
-        oh[t] = nb
-        # --- Newey-West variance ----------------------------------------------
-        if nb == 0:
-            ovar[t] = np.nan
-        else:
-            c0 = num[0] / den[0]
-            v = c0
-            for l in range(1, L + 1):
-                if npair[l] > 0:
-                    v += 2.0 * (1.0 - l / (L + 1.0)) * num[l] / den[l]
-            floor = c0 / (L + 1.0)
-            ovar[t] = v if v > floor else floor
-        # --- robust blending statistic ----------------------------------------
         ramp = (nb - min_obs) / (full_obs - min_obs)
         ramp = 0.0 if ramp < 0.0 else (1.0 if ramp > 1.0 else ramp)
         if not blend:
@@ -241,14 +271,18 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
 
     Notes
     -----
-    The EWMA sums follow the exact windowed recursion
-    ``S_t = a S_{t-1} + p_t - a^(W-l) p_{t-W+l}`` (``a = 2^(-1/H)``); rounding errors decay
-    by ``a`` per day, and a lag's sums are reset to 0 whenever its window holds no pair.
-    The window is also kept as a sorted buffer (one shift per day between the leaving and
-    the entering value), so the quartiles are O(1) and the clipped moments are running
-    sums (about a shift, the window median at the last refresh) corrected for the few
-    values beyond the clip bound; they are recomputed exactly every 32 days. Stocks are processed in blocks
-    of 8 adjacent columns so that reads and writes use whole cache lines.
+    Stocks are processed in blocks of 8 adjacent columns (``prange`` over blocks), so that
+    reads and writes use whole cache lines. Within a block, two passes:
+
+    * the EWMA sums run over dates outside and the block's stocks inside (branch-free
+      masked updates, vectorised across the stocks) with the exact windowed recursion
+      ``S_t = a S_{t-1} + p_t - a^(W-l) p_{t-W+l}`` (``a = 2^(-1/H)``); rounding errors decay
+      by ``a`` per day, and a lag's sums are reset to 0 whenever its window holds no pair;
+    * per stock, the window is kept as a sorted buffer (branch-free binary searches, one
+      vectorised shift per day between the leaving and the entering value), so the quartiles
+      are O(1) and the clipped moments are running sums (about a shift, the window median
+      at the last refresh) corrected for the few values beyond the clip bound; they are
+      recomputed exactly every 32 days.
     """
     T, N = u.shape
     a = 2.0 ** (-1.0 / half_life)
@@ -257,26 +291,27 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
     for blk in numba.prange(n_blocks):
         n0 = blk * B
         nn = min(B, N - n0)
-        xb = np.empty((T, nn))
-        vb = np.empty((T, nn))
-        hb = np.empty((T, nn), np.int32)
-        zb = np.empty((T, nn))
-        gb = np.empty((T, nn))
+        xp = np.empty((window + T, nn))
+        for t in range(window):
+            for j in range(nn):
+                xp[t, j] = np.nan
         for t in range(T):
             for j in range(nn):
-                xb[t, j] = u[t, n0 + j]
+                xp[window + t, j] = u[t, n0 + j]
+        vb = np.empty((T, nn))
+        hb = np.empty((T, nn), np.int32)
+        _ewma_nw_block(xp, a, window, lags, vb, hb)
+        zb = np.empty((T, nn))
+        gb = np.empty((T, nn))
         xs = np.empty(T)
-        vs = np.empty(T)
-        hs = np.empty(T, np.int32)
         zs = np.empty(T)
         gs = np.empty(T)
+        buf = np.empty(window)
         for j in range(nn):
             for t in range(T):
-                xs[t] = xb[t, j]
-            _ts_stock(xs, a, window, lags, min_obs, full_obs, blend, vs, hs, zs, gs)
+                xs[t] = xp[window + t, j]
+            _robust_stock(xs, window, min_obs, full_obs, blend, buf, zs, gs)
             for t in range(T):
-                vb[t, j] = vs[t]
-                hb[t, j] = hs[t]
                 zb[t, j] = zs[t]
                 gb[t, j] = gs[t]
         for t in range(T):
