@@ -178,19 +178,23 @@ def test_rebuild_stack_matches_numpy():
 
 def test_wishart_eigen_ratios_matches_numpy_twin():
     rng = np.random.default_rng(8)
-    n, m = 12, 6
+    n, m, nu = 12, 6, 30.0
     d0 = np.geomspace(2.0, 0.01, m)[::-1]
-    b = np.tril(rng.standard_normal((n, m, m))) * np.sqrt(d0 / 30.0)[None, :, None]
-    f_sim = b @ b.transpose(0, 2, 1)
-    f_sim[3] = np.diag(np.r_[-1.0, np.ones(m - 1)])  # a non-positive eigenvalue gives NaN
+    lower = np.tril_indices(m, -1)
+    normals = rng.standard_normal((n, lower[0].size))
+    chi = np.sqrt(rng.chisquare(nu - np.arange(m), size=(n, m)))
+    chi[3] = 0.0  # a singular draw: compared only where its eigenvalues are clearly positive
     ratio = np.empty((n, m))
-    wishart_eigen_ratios(f_sim, d0, ratio)
-    d_sim, u_sim = np.linalg.eigh(f_sim)  # twin: D̃_j(k) = u_jkᵀ diag(d0) u_jk over D_j(k)
+    wishart_eigen_ratios(normals, chi, d0, nu, ratio)
+    a = np.zeros((n, m, m))  # twin: Bartlett factor, F = B Bᵀ, D̃_j(k) = u_jkᵀ diag(d0) u_jk over D_j(k)
+    a[:, lower[0], lower[1]] = normals
+    a[:, np.arange(m), np.arange(m)] = chi
+    b = a * np.sqrt(d0 / nu)[None, :, None]
+    d_sim, u_sim = np.linalg.eigh(b @ b.transpose(0, 2, 1))
     d_true = np.einsum("i,jik->jk", d0, u_sim**2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ref = np.where(d_sim > 0, d_true / d_sim, np.nan)
-    assert np.isnan(ratio[3, 0]) and np.isnan(ref[3, 0])
-    np.testing.assert_allclose(ratio, ref, rtol=1e-12, atol=0)
+    ok = d_sim > 1e-12 * d_sim.max()
+    np.testing.assert_allclose(ratio[ok], (d_true / np.where(ok, d_sim, 1.0))[ok], rtol=1e-10, atol=0)
+    assert np.isfinite(ratio[np.arange(n) != 3]).all()
 
 
 def test_eigen_rebuild_stack_matches_numpy_twin():

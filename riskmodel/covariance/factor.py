@@ -275,16 +275,11 @@ def _simulated_bias(d0: np.ndarray, nu: float, n_sims: int, rng: np.random.Gener
     m = d0.shape[0]
     if not nu > m - 1:
         return np.full(m, np.nan)
-    a = np.zeros((n_sims, m, m))
-    lower = np.tril_indices(m, -1)
-    a[:, lower[0], lower[1]] = rng.standard_normal((n_sims, lower[0].size))
-    a[:, np.arange(m), np.arange(m)] = np.sqrt(rng.chisquare(nu - np.arange(m), size=(n_sims, m)))
-    root = np.sqrt(d0 / nu)
-    b = a * root[None, :, None]
+    normals = rng.standard_normal((n_sims, m * (m - 1) // 2))
+    chi = np.sqrt(rng.chisquare(nu - np.arange(m), size=(n_sims, m)))
     ratio = np.empty((n_sims, m))
     with _one_blas_thread():
-        f_sim = b @ b.transpose(0, 2, 1)
-        wishart_eigen_ratios(f_sim, np.ascontiguousarray(d0, dtype=np.float64), ratio)
+        wishart_eigen_ratios(normals, chi, np.ascontiguousarray(d0, dtype=np.float64), float(nu), ratio)
     return np.sqrt(np.nanmean(ratio, axis=0))
 
 
@@ -574,9 +569,9 @@ def factor_covariance(
     f0, available = _base_covariance(f, settings)
     f_eig, bias, rec_dates = _eigen_adjust(f0, available, _row_valid(f), settings)
     lam = _vra(f, f_eig, available, settings)
-    cov = f_eig * (lam**2)[:, None, None]
+    f_eig *= (lam**2)[:, None, None]  # in place: one (T, m, m) array less
     return FactorCovarianceResult(
-        cov=cov,
+        cov=f_eig,
         vra=lam,
         eigen_bias=bias,
         dates_recomputed=rec_dates,

@@ -228,27 +228,43 @@ def rebuild_stack(vectors: np.ndarray, values: np.ndarray, out: np.ndarray) -> N
 
 
 @numba.njit(cache=True, parallel=True)
-def wishart_eigen_ratios(f_sim: np.ndarray, d0: np.ndarray, ratio: np.ndarray) -> None:
-    """Eigenfactor bias ratios ``D̃_j(k) / D_j(k)`` of simulated covariances, in parallel over draws.
+def wishart_eigen_ratios(normals: np.ndarray, chi: np.ndarray, d0: np.ndarray, nu: float,
+                         ratio: np.ndarray) -> None:
+    """Eigenfactor bias ratios ``D̃_j(k) / D_j(k)`` of Bartlett-drawn covariances, in parallel over draws.
 
-    With ``F_j = U_j diag(D_j) U_jᵀ`` (eigenvalues ascending, same LAPACK routine as
-    :func:`eigh_stack`) and ``D̃_j(k) = Σ_i d0_i U_j(i, k)²`` (the true variance of the
-    simulated eigenportfolio ``k`` when the true covariance is ``diag(d0)``). Fuses the
-    eigendecomposition and the ratio so that the eigenvectors are never stored; call it
-    with BLAS limited to one thread.
+    Draw ``j`` is ``F_j = B_j B_jᵀ`` with ``B_j = diag(√(d0/ν)) A_j`` and ``A_j`` lower
+    triangular: ``A_j[i, i] = chi[j, i]`` and the strictly lower entries ``normals[j]`` in
+    row-major order (``np.tril_indices(m, -1)``). With ``F_j = U_j diag(D_j) U_jᵀ``
+    (eigenvalues ascending, the LAPACK routine of ``np.linalg.eigh``) and
+    ``D̃_j(k) = Σ_i d0_i U_j(i, k)²`` (the true variance of the simulated eigenportfolio
+    ``k`` when the true covariance is ``diag(d0)``). Builds ``F_j``, decomposes it and forms
+    the ratio per draw, so that neither the draws' covariances nor their eigenvectors are
+    stored; call it with BLAS limited to one thread.
 
     Parameters
     ----------
-    f_sim : ndarray (n, m, m) float64
-        Simulated covariances (symmetric; the lower triangle is used).
+    normals : ndarray (n, m (m - 1) / 2) float64
+        Standard normal draws of the strictly lower triangles.
+    chi : ndarray (n, m) float64
+        Diagonals, ``chi[j, i]² ~ χ²(ν − i)``.
     d0 : ndarray (m,) float64
         True eigenvalues.
+    nu : float
+        Effective number of observations of the simulated estimator.
     ratio : ndarray (n, m) float64
         Written: ``D̃_j(k) / D_j(k)``, NaN where ``D_j(k) ≤ 0``.
     """
-    n, m, _ = f_sim.shape
+    n, m = chi.shape
+    root = np.sqrt(d0 / nu)
     for j in numba.prange(n):
-        w, u = np.linalg.eigh(f_sim[j])
+        b = np.zeros((m, m))
+        p = 0
+        for i in range(m):
+            for l in range(i):
+                b[i, l] = root[i] * normals[j, p]
+                p += 1
+            b[i, i] = root[i] * chi[j, i]
+        w, u = np.linalg.eigh(b @ b.T)
         for k in range(m):
             if w[k] > 0:
                 d_true = 0.0
