@@ -22,15 +22,18 @@ not dropped from anything). Only :meth:`StructuredCovariance.to_dense` forms N×
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, Hashable, Sequence, Union
+from functools import cache, cached_property
+from typing import Any, Callable, Hashable, Sequence, Union
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
 import xarray as xr
 from scipy.sparse.linalg import LinearOperator
+from threadpoolctl import ThreadpoolController
 from xarray.indexes import PandasIndex
 
 from riskmodel.errors import (
@@ -55,8 +58,13 @@ SYMMETRY_RTOL = 1e-8
 PSD_RTOL = 1e-10
 #: How many ids an error message lists before "and k more".
 _SHOW = 5
-#: Rows per block in blocked elementwise passes over (P, N) arrays.
+#: Rows per block in blocked elementwise passes over (P, N) arrays (a block of each operand
+#: stays in cache while every elementwise step runs on it).
 _ROW_BLOCK = 32
+#: A blocked pass over fewer (P × N) cells than this runs on the calling thread alone.
+_THREAD_MIN_CELLS = 1 << 20
+#: Most threads a blocked elementwise pass uses (never more than BLAS is allowed).
+_MAX_PASS_THREADS = 8
 
 
 # ---------------------------------------------------------------------------------------
@@ -115,8 +123,65 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def _weighted_sq(w: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """``Σ_n d_n w_pn²`` per row, in one pass without a (P, N) temporary."""
-    return np.einsum("pn,pn,n->p", w, w, d)
+    """``Σ_n d_n w_pn²`` per row, in cache-sized row blocks without a (P, N) temporary."""
+    w = np.ascontiguousarray(w)
+    out = np.empty(w.shape[0])
+
+    def rows(lo0: int, hi0: int) -> None:
+        tmp = np.empty((min(_ROW_BLOCK, hi0 - lo0), w.shape[1]))
+        for lo in range(lo0, hi0, _ROW_BLOCK):
+            hi = min(lo + _ROW_BLOCK, hi0)
+            np.multiply(w[lo:hi], d, out=tmp[: hi - lo])
+            np.vecdot(tmp[: hi - lo], w[lo:hi], out=out[lo:hi])
+
+    _run_row_chunks(rows, w.shape[0], _pass_threads(w.size))
+    return out
+
+
+def _inv_sqrt(var: np.ndarray) -> np.ndarray:
+    """``1 / √var``, 0 where ``var == 0`` (a zero portfolio has no contributions)."""
+    vol = np.sqrt(var)
+    out = np.zeros_like(vol)
+    np.divide(1.0, vol, out=out, where=vol != 0)
+    return out
+
+
+@cache
+def _blas_controller() -> ThreadpoolController | None:
+    """The BLAS libraries' thread controller, built once (building it scans the loaded libraries)."""
+    try:
+        return ThreadpoolController().select(user_api="blas")
+    except Exception:  # pragma: no cover - threadpoolctl cannot inspect this platform
+        return None
+
+
+def _pass_threads(cells: int) -> int:
+    """Threads for a blocked elementwise pass over ``cells`` values: as many as BLAS may use
+    (so ``threadpool_limits(1)`` keeps everything on one core), 1 for small passes."""
+    if cells < _THREAD_MIN_CELLS:
+        return 1
+    controller = _blas_controller()
+    blas = max((lib.num_threads for lib in controller.lib_controllers), default=1) if controller else 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(blas, cores, _MAX_PASS_THREADS))
+
+
+def _run_row_chunks(fn: Callable[[int, int], None], n_rows: int, n_threads: int) -> None:
+    """``fn(lo, hi)`` over ``n_threads`` contiguous row ranges covering ``range(n_rows)``.
+
+    numpy releases the GIL inside its loops, so the chunks of a blocked pass run in parallel;
+    the calling thread takes the first chunk.
+    """
+    n_threads = max(1, min(n_threads, n_rows // _ROW_BLOCK))
+    if n_threads == 1:
+        fn(0, n_rows)
+        return
+    edges = [n_rows * i // n_threads for i in range(n_threads + 1)]
+    with ThreadPoolExecutor(max_workers=n_threads - 1) as pool:
+        futures = [pool.submit(fn, lo, hi) for lo, hi in zip(edges[1:-1], edges[2:])]
+        fn(edges[0], edges[1])
+        for future in futures:
+            future.result()
 
 
 def _date_label(date: Any) -> np.datetime64 | None:
@@ -417,17 +482,24 @@ class StructuredCovariance:
         }
 
     def _da(
-        self, values: np.ndarray, dims: tuple[str, ...], name: str, extra: dict[str, Any] | None = None
+        self,
+        values: np.ndarray,
+        dims: tuple[str, ...],
+        name: str,
+        extra: dict[str, Any] | xr.Coordinates | None = None,
     ) -> xr.DataArray:
-        """A DataArray on ``dims``; stock/factor coords from the cache, others from ``extra``."""
+        """A DataArray on ``dims``; stock/factor coords from the cache, others from ``extra``
+        (labels, or prebuilt Coordinates reused as they are)."""
         variables: dict[str, xr.Variable] = {}
         indexes: dict[str, Any] = {}
         for dim in dims:
             cached = self._label_coords.get(dim)
+            if cached is None and isinstance(extra, xr.Coordinates) and dim in extra.xindexes:
+                cached = extra
             if cached is not None:
                 variables[dim] = cached.variables[dim]
                 indexes[dim] = cached.xindexes[dim]
-            elif extra is not None and extra.get(dim) is not None:
+            elif isinstance(extra, dict) and extra.get(dim) is not None:
                 labels = np.asarray(extra[dim])
                 variables[dim] = xr.Variable(dim, labels)
                 indexes[dim] = PandasIndex(pd.Index(labels), dim)
@@ -439,6 +511,11 @@ class StructuredCovariance:
     @cached_property
     def _stock_index(self) -> pd.Index:
         return pd.Index(self._stocks)
+
+    @cached_property
+    def _B_T(self) -> np.ndarray:
+        """``Bᵀ`` (m, N) C-contiguous: both GEMMs of a batch decomposition read it row-wise."""
+        return _readonly(self._B.T)
 
     @cached_property
     def _inv_d(self) -> np.ndarray:
@@ -459,26 +536,35 @@ class StructuredCovariance:
 
     # -- alignment -----------------------------------------------------------------------
 
-    def _align(self, obj: Any, variable: str = "weights", *, matrix_layout: bool = False) -> _Aligned:
+    def _align(
+        self, obj: Any, variable: str = "weights", *, matrix_layout: bool = False, check_finite: bool = True
+    ) -> _Aligned:
         """Weights (or vectors) on the operator's stocks as ``(P, N)`` rows, plus labels.
 
         ``matrix_layout`` reads a 2-D ndarray as ``(N, k)`` columns (matvec / solve)
-        instead of ``(P, N)`` rows (portfolios).
+        instead of ``(P, N)`` rows (portfolios). ``check_finite=False`` leaves the NaN/inf
+        check to the caller (:meth:`_check_aligned`), which can do it on a cheaper product.
         """
         if isinstance(obj, xr.DataArray):
-            return self._align_xarray(obj, variable)
+            return self._align_xarray(obj, variable, check_finite)
         if isinstance(obj, pd.Series):
             values = _as_float(obj.to_numpy(), variable)[None, :]
-            return self._scatter(values, _as_ids(obj.index), variable, kind="pandas", batched=False)
+            return self._scatter(values, _as_ids(obj.index), variable, kind="pandas", batched=False,
+                                 check_finite=check_finite)
         if isinstance(obj, pd.DataFrame):
-            return self._align_frame(obj, variable)
+            return self._align_frame(obj, variable, check_finite)
         if isinstance(obj, (xr.Dataset, dict)):
             raise VariableTypeError(
                 f"{variable} must be an ndarray, a pandas Series/DataFrame or a DataArray, got {type(obj).__name__}."
             )
-        return self._align_ndarray(_as_float(obj, variable), variable, matrix_layout)
+        return self._align_ndarray(_as_float(obj, variable), variable, matrix_layout, check_finite)
 
-    def _align_ndarray(self, arr: np.ndarray, variable: str, matrix_layout: bool) -> _Aligned:
+    def _check_aligned(self, a: _Aligned, variable: str = "weights") -> None:
+        """The NaN/inf check skipped by ``_align(check_finite=False)``, on the aligned rows
+        (stocks the weights did not mention are 0 there, so the stocks named are the same)."""
+        self._check_finite(a.values, variable, self._stocks, a.batch_labels)
+
+    def _align_ndarray(self, arr: np.ndarray, variable: str, matrix_layout: bool, check_finite: bool = True) -> _Aligned:
         n = self.n_stocks
         if arr.ndim == 1:
             if arr.shape[0] != n:
@@ -499,10 +585,11 @@ class StructuredCovariance:
             batched, stock_last = True, not matrix_layout
         else:
             raise DimensionError(f"{variable} must be 1-D (stock,) or 2-D, got shape {arr.shape}.")
-        self._check_finite(values, variable, self._stocks, None)
+        if check_finite:
+            self._check_finite(values, variable, self._stocks, None)
         return _Aligned(values, batched, "ndarray", stock_last=stock_last)
 
-    def _align_frame(self, df: pd.DataFrame, variable: str) -> _Aligned:
+    def _align_frame(self, df: pd.DataFrame, variable: str, check_finite: bool = True) -> _Aligned:
         cols, rows = _as_ids(df.columns), _as_ids(df.index)
         if df.columns.name == "stock":
             stock_last = True
@@ -516,13 +603,13 @@ class StructuredCovariance:
         values = _as_float(df.to_numpy(), variable)
         if stock_last:
             name = df.index.name if df.index.name is not None else "portfolio"
-            return self._scatter(values, cols, variable, kind="pandas", batched=True,
-                                 batch_dim=str(name), batch_labels=df.index.to_numpy(), stock_last=True)
+            return self._scatter(values, cols, variable, kind="pandas", batched=True, batch_dim=str(name),
+                                 batch_labels=df.index.to_numpy(), stock_last=True, check_finite=check_finite)
         name = df.columns.name if df.columns.name is not None else "portfolio"
-        return self._scatter(values.T, rows, variable, kind="pandas", batched=True,
-                             batch_dim=str(name), batch_labels=df.columns.to_numpy(), stock_last=False)
+        return self._scatter(values.T, rows, variable, kind="pandas", batched=True, batch_dim=str(name),
+                             batch_labels=df.columns.to_numpy(), stock_last=False, check_finite=check_finite)
 
-    def _align_xarray(self, da: xr.DataArray, variable: str) -> _Aligned:
+    def _align_xarray(self, da: xr.DataArray, variable: str, check_finite: bool = True) -> _Aligned:
         if "stock" not in da.dims:
             raise DimensionError(f"{variable} must have a 'stock' dim, got dims {da.dims}.")
         others = [dim for dim in da.dims if dim != "stock"]
@@ -534,13 +621,13 @@ class StructuredCovariance:
         ids = _as_ids(da["stock"].values)
         if not others:
             values = _as_float(da.values, variable)[None, :]
-            return self._scatter(values, ids, variable, kind="xarray", batched=False)
+            return self._scatter(values, ids, variable, kind="xarray", batched=False, check_finite=check_finite)
         dim = others[0]
         stock_last = da.dims[-1] == "stock"
         values = _as_float(da.transpose(dim, "stock").values, variable)
         labels = da[dim].values if dim in da.coords else None
-        return self._scatter(values, ids, variable, kind="xarray", batched=True,
-                             batch_dim=str(dim), batch_labels=labels, stock_last=stock_last)
+        return self._scatter(values, ids, variable, kind="xarray", batched=True, batch_dim=str(dim),
+                             batch_labels=labels, stock_last=stock_last, check_finite=check_finite)
 
     def _scatter(
         self,
@@ -553,9 +640,11 @@ class StructuredCovariance:
         batch_dim: str = "portfolio",
         batch_labels: np.ndarray | None = None,
         stock_last: bool = True,
+        check_finite: bool = True,
     ) -> _Aligned:
         """Place labelled values ``(P, k)`` on ids onto the operator's stocks ``(P, N)``."""
-        self._check_finite(values, variable, ids, batch_labels)
+        if check_finite:
+            self._check_finite(values, variable, ids, batch_labels)
         if ids.shape[0] == self.n_stocks and np.array_equal(ids, self._stocks):
             full = values
         else:
@@ -634,6 +723,43 @@ class StructuredCovariance:
         for _ in range(refine):
             out += self._woodbury_rows(x - self._sigma_rows(out))
         return out
+
+    def _exposure_rows(self, w: np.ndarray) -> np.ndarray:
+        """``x = W B`` (P, m), computed as ``(Bᵀ Wᵀ)ᵀ``: the faster layout of this skinny GEMM
+        for C-ordered weights (the result is an F-ordered view)."""
+        return (self._B_T @ w.T).T
+
+    def _per_stock_rows(
+        self, w: np.ndarray, fx: np.ndarray, factor_var: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Specific variance, MCR and component contributions of C-ordered rows ``w`` (P, N).
+
+        One GEMM ``(F x)ᵀ Bᵀ`` writes ``B F x`` into the MCR buffer; then one blocked pass
+        (row blocks in cache, split over threads) per block: ``d ∘ w``, ``Σ d w²``,
+        ``1/σ`` from ``xᵀFx + Σ d w²``, ``MCR = (B F x + d ∘ w) / σ`` in place and
+        ``CR = w ∘ MCR``. No (P, N) temporary besides the two outputs.
+        """
+        n_rows, n = w.shape
+        mcr = np.empty((n_rows, n))
+        np.matmul(fx, self._B_T, out=mcr)
+        cr = np.empty((n_rows, n))
+        specific_var = np.empty(n_rows)
+        d = self._d
+
+        def rows(lo0: int, hi0: int) -> None:
+            tmp = np.empty((min(_ROW_BLOCK, hi0 - lo0), n))
+            for lo in range(lo0, hi0, _ROW_BLOCK):
+                hi = min(lo + _ROW_BLOCK, hi0)
+                wb, dw, sw = w[lo:hi], tmp[: hi - lo], mcr[lo:hi]
+                np.multiply(wb, d, out=dw)
+                spec = np.vecdot(dw, wb, out=specific_var[lo:hi])
+                inv = _inv_sqrt(factor_var[lo:hi] + spec)
+                sw += dw
+                sw *= inv[:, None]
+                np.multiply(wb, sw, out=cr[lo:hi])
+
+        _run_row_chunks(rows, n_rows, _pass_threads(w.size))
+        return specific_var, mcr, cr
 
     def _woodbury_rows(self, x: np.ndarray) -> np.ndarray:
         y = x * self._inv_d
@@ -714,19 +840,24 @@ class StructuredCovariance:
             return self._da(x[0], ("factor",), "factor_exposures")
         return self._da(x, (a.batch_dim, "factor"), "factor_exposures", {a.batch_dim: a.batch_labels})
 
-    def decompose(self, w: WeightsLike) -> "RiskDecomposition":
+    def decompose(self, w: WeightsLike, *, per_stock: bool = True) -> "RiskDecomposition":
         """Split the risk of one portfolio or a batch into factor and specific parts.
 
         Parameters
         ----------
         w : ndarray (stock,) or (portfolio, stock), Series, DataFrame or DataArray (stock[, portfolio])
             Weights, aligned as in :meth:`variance`.
+        per_stock : bool
+            Compute the per-stock marginal and component contributions now, in the same
+            pass as the specific variance (the fastest way to get everything). False:
+            totals and per-factor parts only; the per-stock parts are then computed on
+            first access (saves two ``(portfolio, stock)`` arrays when they are not needed).
 
         Returns
         -------
         RiskDecomposition
-            Totals, per-factor Euler contributions and factor exposures (computed now);
-            per-stock marginal and component contributions (computed on first access).
+            Totals, per-factor Euler contributions, factor exposures and (``per_stock``)
+            per-stock marginal and component contributions.
 
         Raises
         ------
@@ -738,16 +869,27 @@ class StructuredCovariance:
         With ``x = Bᵀ w``: factor variance ``xᵀ F x``, specific ``Σ d w²``; per-factor
         contribution ``x_k (F x)_k / σ`` and specific ``Σ d w² / σ`` add up to ``σ``;
         ``MCR = Σ w / σ = ∂σ/∂w`` and ``CR_n = w_n MCR_n`` add up to ``σ`` (Euler).
+
+        For P portfolios the cost is two ``(P, N) × (N, m)``-sized GEMMs (``x = Bᵀ w`` and
+        ``B (F x)``) and one blocked elementwise pass; non-finite weights are detected on
+        ``x`` (a NaN/inf weight always makes its row of ``x`` non-finite), so the weights
+        are not scanned separately.
         """
-        a = self._align(w)
-        W = a.values
-        x = W @ self._B
+        a = self._align(w, check_finite=False)
+        W = np.ascontiguousarray(a.values)
+        x = self._exposure_rows(W)
+        if not np.isfinite(x).all():
+            self._check_aligned(a)  # names the stocks and portfolios at fault
         fx = x @ self._F
-        factor_var = np.einsum("pk,pk->p", x, fx)
-        specific_var = _weighted_sq(W, self._d)
+        factor_var = np.vecdot(x, fx)
+        if per_stock:
+            specific_var, mcr, cr = self._per_stock_rows(W, fx, factor_var)
+            per = (mcr, cr)
+        else:
+            specific_var, per = _weighted_sq(W, self._d), None
         return RiskDecomposition(
             weights=W, x=x, fx=fx, factor_var=factor_var, specific_var=specific_var,
-            cov=self, aligned=a,
+            cov=self, aligned=a, per_stock=per,
         )
 
     def beta(self, w: WeightsLike, benchmark: WeightsLike) -> Any:
@@ -1088,8 +1230,9 @@ class RiskDecomposition:
 
     Made by :meth:`StructuredCovariance.decompose`; not built directly. Scalars are floats
     for one portfolio and DataArrays (portfolio,) for a batch; per-factor and per-stock
-    parts are DataArrays with a ``factor`` / ``stock`` dim. Per-stock contributions are
-    computed on first access (one more ``(P, m) @ (m, N)`` GEMM).
+    parts are DataArrays with a ``factor`` / ``stock`` dim. Per-stock contributions come
+    computed from ``decompose`` (or, with ``per_stock=False``, on first access: one more
+    ``(P, m) @ (m, N)`` GEMM and blocked pass).
 
     Attributes
     ----------
@@ -1123,6 +1266,7 @@ class RiskDecomposition:
         specific_var: np.ndarray,
         cov: StructuredCovariance,
         aligned: _Aligned,
+        per_stock: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self._w = weights
         self._x = x
@@ -1133,6 +1277,8 @@ class RiskDecomposition:
         self._vol = np.sqrt(self._total_var)
         self._cov = cov
         self._a = aligned
+        if per_stock is not None:
+            self.__dict__["_per_stock"] = per_stock  # fills the cached property
 
     # -- labelling helpers ---------------------------------------------------------------
 
@@ -1151,17 +1297,20 @@ class RiskDecomposition:
         labels = self._a.batch_labels
         return np.arange(self.n_portfolios) if labels is None else np.asarray(labels)
 
+    @cached_property
+    def _batch_coords(self) -> xr.Coordinates:
+        """The portfolio coordinate (with its index), built once for every labelled output."""
+        return xr.Coordinates({self._a.batch_dim: self._portfolio_labels})
+
     def _scalar(self, values: np.ndarray, name: str) -> Any:
         if not self.batched:
             return float(values[0])
-        coords = {self._a.batch_dim: self._portfolio_labels}
-        return xr.DataArray(values, dims=(self._a.batch_dim,), coords=coords, name=name)
+        return xr.DataArray(values, dims=(self._a.batch_dim,), coords=self._batch_coords, name=name)
 
     def _per(self, values: np.ndarray, dim: str, name: str) -> xr.DataArray:
         if not self.batched:
             return self._cov._da(values[0], (dim,), name)
-        batch = self._a.batch_dim
-        return self._cov._da(values, (batch, dim), name, {batch: self._portfolio_labels})
+        return self._cov._da(values, (self._a.batch_dim, dim), name, self._batch_coords)
 
     # -- arrays --------------------------------------------------------------------------
 
@@ -1171,17 +1320,9 @@ class RiskDecomposition:
 
     @cached_property
     def _per_stock(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(P, N)`` marginal ``Σ w / σ`` and component ``w ∘ MCR`` contributions, one pass."""
-        mcr = self._fx @ self._cov._B.T
-        cr = np.empty_like(mcr)
-        inv = _safe_div(np.ones_like(self._vol), self._vol)  # 0 for a zero portfolio
-        d = self._cov._d
-        for lo in range(0, mcr.shape[0], _ROW_BLOCK):  # blocks stay in cache: no (P, N) temporary
-            rows = slice(lo, lo + _ROW_BLOCK)
-            block, w = mcr[rows], self._w[rows]
-            block += w * d
-            block *= inv[rows, None]
-            np.multiply(w, block, out=cr[rows])
+        """``(P, N)`` marginal ``Σ w / σ`` and component ``w ∘ MCR`` contributions (when
+        ``decompose(per_stock=False)`` left them for later)."""
+        _, mcr, cr = self._cov._per_stock_rows(self._w, self._fx, self._factor_var)
         return mcr, cr
 
     @property
