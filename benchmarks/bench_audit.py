@@ -14,6 +14,7 @@ Peaks are reported as multiples of the residual matrix (float64 ``T x N``).  Res
 
     python benchmarks/bench_audit.py            # N=5,000 with T=504 and T=2,520
     python benchmarks/bench_audit.py --quick
+    python benchmarks/bench_audit.py --sizes 5000x2520 --out /tmp/audit.json   # one size
 """
 
 from __future__ import annotations
@@ -107,8 +108,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help="toy sizes (seconds)")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--sizes", nargs="+", metavar="NxT", default=None,
+        help="sizes to run instead of the defaults, e.g. --sizes 5000x2520",
+    )
     args = ap.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    if args.sizes:
+        sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
     n_null = 10 if args.quick else 30
     # warm-up (imports, BLAS threads, scipy) outside the timings
     bench_size(*QUICK_SIZES[0], repeat=1, n_null=5)
