@@ -32,6 +32,7 @@ from real_data_common import load_panel, parser, quiet_fit_warnings, save_figure
 NAME = "real_risk_model"
 FAMILIES = ("random", "sector", "optimised")
 SECTOR_MODEL = "(e) full, sectors as industries"
+POOLED_MODEL = "(f) full, thin industries pooled"
 
 
 def variants(eigen_sims: int) -> dict[str, dict]:
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> dict:
     runs = {label: (settings, panel) for label, settings in variants(sims).items()}
     # diagnostic: the full model with the 11 GICS sectors as its industry factors
     runs[SECTOR_MODEL] = (variants(sims)["(d) +shrink (full)"], panel.assign(industry=panel["sector"]))
+    # the full model with each date's thin GICS industries pooled into their sector
+    pooled = rm.pool_thin_industries(panel, "industry", "sector", min_size=5)
+    runs[POOLED_MODEL] = (variants(sims)["(d) +shrink (full)"], panel.assign(industry=pooled))
     tables, fits, biases = [], {}, {}
     for label, (settings, data) in runs.items():
         t0 = time.perf_counter()
@@ -113,7 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
     qlike_sector = full.qlike.sel(portfolio=sectors["portfolio"]).to_numpy()
     raw_sector = biases["(a) raw"].bias.sel(portfolio=sectors["portfolio"]).to_numpy()
     sector_frame = pd.DataFrame({"bias (a) raw": raw_sector, "bias (d) full": per_sector.to_numpy(), "qlike (d)": qlike_sector,
-                                 "bias (e) sectors": biases[SECTOR_MODEL].bias.sel(portfolio=sectors["portfolio"]).to_numpy()},
+                                 "bias (e) sectors": biases[SECTOR_MODEL].bias.sel(portfolio=sectors["portfolio"]).to_numpy(),
+                                 "bias (f) pooled": biases[POOLED_MODEL].bias.sel(portfolio=sectors["portfolio"]).to_numpy()},
                                 index=per_sector.index)
     print(f"\nSector portfolios, bias per sector (band {lo:.3f}..{hi:.3f}):")
     print(sector_frame.to_string(float_format=lambda v: f"{v:.3f}"))

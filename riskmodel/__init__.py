@@ -50,6 +50,7 @@ _LAZY: dict[str, str] = {
     "build_exposures": "riskmodel.exposures",
     "Exposures": "riskmodel.exposures",
     "quantile_portfolios": "riskmodel.portfolios",
+    "pool_thin_industries": "riskmodel.industries",
     # regression and model
     "factor_returns": "riskmodel.regression",
     "FactorRiskModel": "riskmodel.model",

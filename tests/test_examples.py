@@ -61,8 +61,8 @@ def test_real_risk_model_slice(shared_data_dir, tmp_path):
     facts = _run("real_risk_model", shared_data_dir, tmp_path, SLICE)
     lo, hi = facts["band"]
     assert lo < 1 < hi and np.isclose(hi - 1, np.sqrt(2 / facts["n_outcomes"]), rtol=0.05)
-    # five variants x three families, every statistic finite and positive
-    assert len(facts["table"]) == 15
+    # six variants x three families, every statistic finite and positive
+    assert len(facts["table"]) == 18
     assert all(v["mean_bias"] > 0 and v["qlike"] > 0 for v in facts["table"].values())
     assert (tmp_path / "real_risk_model_rolling_bias.png").exists()
 
