@@ -111,6 +111,40 @@ def structural_twin(log_sig, tier, styles, industry, n_industries, weights, fall
     return sig, e0, nfit
 
 
+def blend_twin(gamma, ts_var, sig_str):
+    """sigma_hat = gamma sigma_TS + (1 - gamma) sigma_STR, only the terms with weight."""
+    with np.errstate(invalid="ignore"):
+        mid = gamma * np.sqrt(ts_var) + (1 - gamma) * sig_str
+    return np.where(gamma >= 1, np.sqrt(ts_var), np.where(gamma > 0, mid, sig_str))
+
+
+def structural_inputs(log_sig, tier, fallback, min_obs):
+    """The kernel's inputs (ts_var, h, gamma, cap) for given ln sigma_TS, tiers and fallback
+    weights, and the twin's (log_sig, fallback) recomputed from them as the kernel does."""
+    ts_var = np.exp(2.0 * log_sig)
+    h = np.select([tier == 0, tier == 1, tier == 2], [3 * min_obs, 2 * min_obs, min_obs // 2], 0)
+    gamma = np.where(tier == 0, 1.0, 0.5)
+    cap = fallback**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        twin_log = np.where(ts_var > 0, 0.5 * np.log(ts_var), np.nan)
+        twin_fb = np.where(cap > 0, np.sqrt(cap), np.nan)
+    return ts_var, h.astype(np.int32), gamma, cap, twin_log, twin_fb
+
+
+def _run_structural(ts_var, h, gamma, styles, industry, P, weights, cap, min_obs, min_names,
+                    duan, scale, blend):
+    T, N, K = styles.shape
+    sig = np.empty((T, N))
+    e0 = np.empty(T)
+    nfit = np.empty(T, np.int64)
+    complete = np.empty((T, N), np.bool_)
+    has_ind = industry is not None
+    structural_kernel(ts_var, h, gamma, styles, industry if has_ind else np.zeros((1, 1), np.int32),
+                      has_ind, P, weights, cap, min_obs, min_names, duan, scale, blend, sig, e0,
+                      nfit, complete)
+    return sig, e0, nfit, complete
+
+
 def shrink_twin(sig, cap, estu, n_groups, q):
     """Per date: np.quantile breakpoints, group means, nu."""
     T, N = sig.shape
@@ -210,18 +244,28 @@ def test_structural_kernel_matches_dense_lstsq(with_industry, duan):
     tier[2] = 2  # no gamma = 1 names: fallback tier
     tier[3] = 3  # nothing usable: no fit
     fallback = np.sqrt(np.exp(rng.standard_normal((T, N))))
+    fallback[4, :3] = np.nan  # no cap: not in the fallback sample
     weights[4, 10:] = np.nan  # too few ESTU names: fallback sample
     ind = industry if with_industry else None
-    sig = np.empty((T, N))
-    e0 = np.empty(T)
-    nfit = np.empty(T, np.int64)
-    structural_kernel(log_sig, tier, styles, industry if with_industry else np.zeros((1, 1), np.int32),
-                      with_industry, P, weights, fallback, K + 10, duan, 1.05, sig, e0, nfit)
-    rs, re0, rn = structural_twin(log_sig, tier, styles, ind, P, weights, fallback, K + 10,
+    ts_var, h, gamma, cap, twin_log, twin_fb = structural_inputs(log_sig, tier, fallback, 60)
+    part = (tier[5] > 0) & (np.arange(N) % 4 == 0)  # partial blends, same tiers
+    gamma[5, part] = rng.uniform(0.0, 1.0, part.sum())
+    gamma[5, (tier[5] > 0) & (np.arange(N) % 4 == 1)] = 0.0
+    sig, e0, nfit, complete = _run_structural(ts_var, h, gamma, styles, ind, P, weights, cap,
+                                              60, K + 10, duan, 1.05, False)
+    rs, re0, rn = structural_twin(twin_log, tier, styles, ind, P, weights, twin_fb, K + 10,
                                   duan, 1.05)
     np.testing.assert_array_equal(nfit, rn)
     np.testing.assert_allclose(e0, re0, rtol=1e-10)
     np.testing.assert_allclose(sig, rs, rtol=1e-10)
+    np.testing.assert_array_equal(complete, np.isfinite(styles).all(axis=2))
+    # blend=True writes gamma sigma_TS + (1 - gamma) sigma_STR, the same fit
+    sig_b, e0_b, nfit_b, _ = _run_structural(ts_var, h, gamma, styles, ind, P, weights, cap,
+                                             60, K + 10, duan, 1.05, True)
+    np.testing.assert_array_equal(e0_b, e0)
+    np.testing.assert_array_equal(nfit_b, nfit)
+    np.testing.assert_array_equal(sig_b, blend_twin(gamma, ts_var, sig))
+    assert np.isfinite(sig_b[3][tier[3] == 0]).all()  # no fit: sigma_TS where gamma = 1
     assert np.isnan(sig[3]).all() and nfit[3] == 0
     assert np.isnan(sig[0, :5]).all() and np.isfinite(sig[0, 5:]).all()
     assert (nfit[[0, 1, 2, 4, 5]] > 0).all()
@@ -236,12 +280,11 @@ def test_structural_kernel_recovers_noise_free_model():
     a = np.array([-4.0, -3.5, -4.2, -3.9])
     log_sig = a[industry] + styles @ np.array([0.3, -0.1])
     weights = np.ones((T, N))
-    tier = np.zeros((T, N), np.int8)
-    sig = np.empty((T, N))
-    e0 = np.empty(T)
-    nfit = np.empty(T, np.int64)
-    structural_kernel(log_sig, tier, styles, industry, True, P, weights, weights, 12, True,
-                      1.0, sig, e0, nfit)
+    ts_var = np.exp(2.0 * log_sig)
+    h = np.full((T, N), 252, np.int32)
+    gamma = np.ones((T, N))
+    sig, e0, nfit, _ = _run_structural(ts_var, h, gamma, styles, industry, P, weights, weights,
+                                       60, 12, True, 1.0, False)
     np.testing.assert_allclose(e0, 1.0, atol=1e-12)
     np.testing.assert_allclose(np.log(sig), log_sig, atol=1e-12)
 

@@ -92,6 +92,7 @@ class _Blended:
     sig_hat: np.ndarray  # (T, N) blended volatility
     e0: np.ndarray  # (T,)
     n_fit: np.ndarray  # (T,)
+    complete: np.ndarray  # (T, N) bool: all styles finite
 
 
 def specific_variance(
@@ -218,7 +219,7 @@ def specific_variance(
     bl = _blended(u, styles, industry, n_industries, weights, cap, half_life=half_life, lags=lags,
                   window=window, min_obs=min_obs, full_obs=full_obs, blend=blend,
                   structural_scale=structural_scale, bar=bar, keep_structural=False)
-    gamma, n_obs, e0, n_fit = bl.gamma, bl.n_obs, bl.e0, bl.n_fit
+    gamma, n_obs, e0, n_fit, complete = bl.gamma, bl.n_obs, bl.e0, bl.n_fit, bl.complete
     ts_var = bl.ts_var if shrink == 0 else None
     sig_hat = bl.sig_hat
     del bl  # the structural volatilities are no longer needed
@@ -233,7 +234,7 @@ def specific_variance(
     lam = _vra(u, sig_sh, cap, estu, vra_half_life)
     _tick(bar, "VRA")
     del estu
-    var = _final_var(u, styles, sig_sh, ts_var, gamma, lam, shrink)
+    var = _final_var(u, styles, sig_sh, ts_var, gamma, lam, shrink, complete=complete)
     if bar is not None:
         bar.close()
     settings = dict(half_life=half_life, lags=lags, window=window, min_obs=min_obs,
@@ -266,32 +267,31 @@ def _ts_stats(u: np.ndarray, *, half_life: float, lags: int, window: int, min_ob
 
 def _structural(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, styles: np.ndarray,
                 industry: np.ndarray | None, n_industries: int, weights: np.ndarray,
-                cap: np.ndarray, *, min_obs: int, structural_scale: str | float
+                cap: np.ndarray, *, min_obs: int, structural_scale: str | float,
+                blend: bool = False, complete: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Structural volatility (T, N), E0 (T,) and fit counts (T,) from the kernel."""
+    """Structural volatility (T, N), E0 (T,) and fit counts (T,) from the kernel.
+
+    With ``blend`` the first array is the blended volatility ``sigma_hat`` instead (the
+    kernel blends each name as it predicts it, see :func:`_blend`). ``complete`` (T, N)
+    bool, when given, receives the style-completeness mask of every name.
+    """
     from riskmodel.kernels.specific import structural_kernel
 
     T, N, K = styles.shape
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_sig = np.log(ts_var)
-        log_sig *= 0.5
-        log_sig[~(ts_var > 0)] = np.nan
-    tier = np.full((T, N), 3, np.int8)
-    tier[h >= 1] = 2
-    tier[h >= min_obs] = 1
-    tier[gamma >= 1.0] = 0
     has_ind = industry is not None
     ind = industry if has_ind else np.zeros((1, 1), np.int32)
     duan = isinstance(structural_scale, str)
     scale = 1.0 if duan else float(structural_scale)
-    with np.errstate(invalid="ignore"):
-        fallback = np.sqrt(cap)
-        fallback[~(cap > 0)] = np.nan
     sig = np.empty((T, N))
     e0 = np.empty(T)
     nfit = np.empty(T, np.int64)
-    structural_kernel(log_sig, tier, styles, ind, has_ind, int(n_industries), weights,
-                      fallback, int(K + _EXTRA_FIT_NAMES), duan, scale, sig, e0, nfit)
+    if complete is None:
+        complete = np.empty((T, N), np.bool_)
+    structural_kernel(np.ascontiguousarray(ts_var), np.ascontiguousarray(h, dtype=np.int32),
+                      np.ascontiguousarray(gamma), styles, ind, has_ind, int(n_industries),
+                      weights, np.ascontiguousarray(cap), int(min_obs), int(K + _EXTRA_FIT_NAMES),
+                      duan, scale, bool(blend), sig, e0, nfit, complete)
     return sig, e0, nfit
 
 
@@ -318,38 +318,49 @@ def _blended(u: np.ndarray, styles: np.ndarray, industry: np.ndarray | None,
              ) -> _Blended:
     """Steps 1-3: time series, blending weight, structural model, blended volatility.
 
-    ``keep_structural=False`` blends in place (``sig_str`` is then None), saving a
-    (T, N) array.
+    ``keep_structural=False`` lets the structural kernel blend each name as it predicts it
+    (``sig_str`` is then None), saving a (T, N) array and a pass.
     """
     ts_var, h, z, gamma = _ts_stats(u, half_life=half_life, lags=lags, window=window,
                                     min_obs=min_obs, full_obs=full_obs, blend=blend)
-    _tick(bar, "time series")
-    sig_str, e0, nfit = _structural(ts_var, h, gamma, styles, industry, n_industries, weights,
-                                    cap, min_obs=min_obs, structural_scale=structural_scale)
-    _tick(bar, "structural model")
     del z  # the robust statistic only enters through gamma
+    _tick(bar, "time series")
+    complete = np.empty(u.shape, np.bool_)
+    sig, e0, nfit = _structural(ts_var, h, gamma, styles, industry, n_industries, weights,
+                                cap, min_obs=min_obs, structural_scale=structural_scale,
+                                blend=not keep_structural, complete=complete)
+    _tick(bar, "structural model")
     if keep_structural:
-        sig_hat = _blend(gamma, ts_var, sig_str)
+        sig_str, sig_hat = sig, _blend(gamma, ts_var, sig)
     else:
-        sig_hat, sig_str = _blend(gamma, ts_var, sig_str, inplace=True), None
+        sig_str, sig_hat = None, sig
     return _Blended(ts_var=ts_var, n_obs=h, gamma=gamma, sig_str=sig_str,
-                    sig_hat=sig_hat, e0=e0, n_fit=nfit)
+                    sig_hat=sig_hat, e0=e0, n_fit=nfit, complete=complete)
 
 
 def _final_var(u: np.ndarray, styles: np.ndarray, sig_sh: np.ndarray, ts_var: np.ndarray | None,
-               gamma: np.ndarray, lam: np.ndarray, q: float) -> np.ndarray:
+               gamma: np.ndarray, lam: np.ndarray, q: float, *,
+               complete: np.ndarray | None = None) -> np.ndarray:
     """``lambda_t^2 sigma_SH^2`` where the stock has a residual and complete styles, else NaN.
 
     Without shrinkage (``q == 0``, ``ts_var`` given) the gamma = 1 names keep
     ``sigma_TS^2`` bit for bit. Built in place in ``sig_sh`` when that array is not
-    ``sig_hat`` itself, with (T, N) masks only (no (T, N, K) temporary).
+    ``sig_hat`` itself, with (T, N) masks only (no (T, N, K) temporary). ``complete``
+    (T, N) bool, the style-completeness mask when already known, spares the scan of
+    ``styles``.
     """
     var = np.multiply(sig_sh, sig_sh, out=sig_sh if q != 0 else None)
     if q == 0 and ts_var is not None:
         full = gamma >= 1.0
         var[full] = ts_var[full]
     var *= (lam * lam)[:, None]
-    absent = ~np.isfinite(u)
+    present = np.isfinite(u)
+    if complete is not None:
+        present &= complete
+        np.copyto(var, np.nan, where=~present)
+        return var
+    absent = ~present
+    del present
     T, N, K = styles.shape
     step = max(1, _CHUNK_CELLS // max(1, N * K))
     for t0 in range(0, T, step):  # a few chunks: one contiguous pass over the style block

@@ -324,20 +324,20 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
 
 @numba.njit(cache=True, parallel=True)
 def structural_kernel(
-    log_sig, tier, styles, industry, has_industry, n_industries, weights, fallback_weights,
-    min_names, duan, scale, out_sig, out_e0, out_nfit,
+    ts_var, h, gamma, styles, industry, has_industry, n_industries, weights, cap, min_obs,
+    min_names, duan, scale, blend, out_sig, out_e0, out_nfit, out_complete,
 ):  # pragma: no cover - compiled
-    """Per-date structural regression of ``ln sigma_TS`` and structural volatility.
+    """Per-date structural regression of ``ln sigma_TS`` and structural (or blended) volatility.
 
     Parameters
     ----------
-    log_sig : ndarray (T, N) float64
-        ``ln sigma_TS``; NaN where not usable as a regression target.
-    tier : ndarray (T, N) int8
-        Reliability tier of each name's ``sigma_TS``: 0 (gamma = 1), 1 (h >= min_obs),
-        2 (h >= 1), 3 (none). The fit uses the most reliable tier ``k`` such that at least
-        ``min_names`` usable ESTU names have a tier ``<= k``; failing that, every name of
-        tier ``<= 2`` with a positive fallback weight.
+    ts_var : ndarray (T, N) float64
+        ``sigma_TS^2``; a name is a usable regression target where ``0 < ts_var < inf``,
+        with ``ln sigma_TS = 0.5 ln ts_var``.
+    h : ndarray (T, N) int32
+        Valid returns in the time-series window.
+    gamma : ndarray (T, N) float64
+        Blending weight of the time-series estimate.
     styles : ndarray (T, N, K) float64
         Style exposures; a name needs all K finite to be fitted or predicted.
     industry : ndarray (T, N) int32
@@ -347,38 +347,52 @@ def structural_kernel(
         Number of industry codes ``P`` (codes outside ``0..P-1`` count as missing).
     weights : ndarray (T, N) float64
         Regression weights v (NaN/0 = outside the estimation universe, not fitted).
-    fallback_weights : ndarray (T, N) float64
-        Weights of the last-resort sample (sqrt cap of every name with a cap), used when
-        no ESTU tier reaches ``min_names`` (e.g. before any name qualifies for the ESTU).
+    cap : ndarray (T, N) float64
+        Market caps; ``sqrt(cap)`` (where ``0 < cap < inf``) weights the last-resort sample
+        of every name with a cap, used when no ESTU tier reaches ``min_names`` (e.g. before
+        any name qualifies for the ESTU).
+    min_obs : int
+        History threshold of the second reliability tier.
     min_names : int
         Minimum number of names for a fit; dates with fewer usable names stay NaN.
     duan : bool
         ``E0`` = Duan smearing ``mean(exp(e))`` over the fit sample, else ``scale``.
     scale : float
         Fixed ``E0`` when ``duan`` is False.
+    blend : bool
+        True: write the blended volatility ``gamma sigma_TS + (1 - gamma) sigma_STR``
+        (``sigma_TS`` where gamma >= 1, ``sigma_STR`` where gamma <= 0, so a NaN in the
+        other term does not leak); False: write ``sigma_STR``.
     out_sig : ndarray (T, N) float64
-        Written: ``E0 exp(a_g + x b)`` for names with complete styles, else NaN.
+        Written: ``sigma_STR = E0 exp(a_g + x b)`` for names with complete styles, else NaN
+        (blended as above when ``blend``).
     out_e0 : ndarray (T,) float64
         Written: ``E0`` of the date (NaN without fit).
     out_nfit : ndarray (T,) int64
         Written: names in the fit sample.
+    out_complete : ndarray (T, N) bool
+        Written: the name has all K styles finite.
 
     Notes
     -----
-    Industries with at least ``MIN_INDUSTRY_NAMES`` sample names get their own intercept
-    ``a_p``; the sample names of thinner industries or without an industry share one pooled
-    intercept. Styles and target are v-weighted demeaned within these groups (equivalent to
-    market + industry dummies, whose span is the same), ``b`` solves the K x K normal
-    equations by least squares. Names outside a fitted industry are predicted with the
-    market intercept ``a_0 = sum v (y - x b) / sum v`` over the sample.
+    Reliability tier of a name's ``sigma_TS``: 0 (gamma >= 1), 1 (h >= min_obs), 2 (h >= 1),
+    3 (none). The fit uses the most reliable tier ``k`` such that at least ``min_names``
+    usable ESTU names have a tier ``<= k``; failing that, every name of tier ``<= 2`` with a
+    positive fallback weight. Industries with at least ``MIN_INDUSTRY_NAMES`` sample names
+    get their own intercept ``a_p``; the sample names of thinner industries or without an
+    industry share one pooled intercept. Styles and target are v-weighted demeaned within
+    these groups (equivalent to market + industry dummies, whose span is the same), ``b``
+    solves the K x K normal equations by least squares. Names outside a fitted industry are
+    predicted with the market intercept ``a_0 = sum v (y - x b) / sum v`` over the sample.
     """
     T, N, K = styles.shape
     P = n_industries if has_industry else 0
     G = P + 1
     for t in numba.prange(T):
-        # ---- choose the sample tier --------------------------------------------------
+        # ---- completeness, tiers and the sample tier ------------------------------------
         cnt_tier = np.zeros(4, np.int64)
         complete = np.zeros(N, np.bool_)
+        tier = np.empty(N, np.int8)
         for n in range(N):
             ok = True
             for k in range(K):
@@ -386,15 +400,25 @@ def structural_kernel(
                     ok = False
                     break
             complete[n] = ok
-            if not (ok and np.isfinite(log_sig[t, n])):
+            out_complete[t, n] = ok
+            hn = h[t, n]
+            tr = 3
+            if hn >= 1:
+                tr = 2
+            if hn >= min_obs:
+                tr = 1
+            if gamma[t, n] >= 1.0:
+                tr = 0
+            tier[n] = tr
+            s2 = ts_var[t, n]
+            if not (ok and s2 > 0.0 and s2 < np.inf):
                 continue
-            tr = tier[t, n]
             v = weights[t, n]
             if tr <= 2 and v > 0.0 and np.isfinite(v):
                 for j in range(tr, 3):
                     cnt_tier[j] += 1
-            fv = fallback_weights[t, n]
-            if tr <= 2 and fv > 0.0 and np.isfinite(fv):
+            cp = cap[t, n]
+            if tr <= 2 and cp > 0.0 and cp < np.inf:
                 cnt_tier[3] += 1
         use_tier = -1
         for j in range(4):
@@ -405,22 +429,26 @@ def structural_kernel(
             out_e0[t] = np.nan
             out_nfit[t] = 0
             for n in range(N):
-                out_sig[t, n] = np.nan
+                out_sig[t, n] = _blend_one(gamma[t, n], ts_var[t, n], np.nan, blend)
             continue
         in_fit = np.zeros(N, np.bool_)
         wv = np.zeros(N)
+        ls = np.zeros(N)  # ln sigma_TS of the sample names
         for n in range(N):
-            if not (complete[n] and np.isfinite(log_sig[t, n])):
+            s2 = ts_var[t, n]
+            if not (complete[n] and s2 > 0.0 and s2 < np.inf):
                 continue
             if use_tier < 3:
                 v = weights[t, n]
-                ok_tier = tier[t, n] <= use_tier
+                ok_tier = tier[n] <= use_tier
             else:
-                v = fallback_weights[t, n]
-                ok_tier = tier[t, n] <= 2
+                cp = cap[t, n]
+                v = np.sqrt(cp) if cp > 0.0 else np.nan
+                ok_tier = tier[n] <= 2
             if ok_tier and v > 0.0 and np.isfinite(v):
                 in_fit[n] = True
                 wv[n] = v
+                ls[n] = np.log(s2) * 0.5
         # ---- groups ----------------------------------------------------------------
         gcount = np.zeros(G, np.int64)
         if has_industry:
@@ -447,7 +475,7 @@ def structural_kernel(
                 v = wv[n]
                 g = grp[n]
                 sv[g] += v
-                sy[g] += v * log_sig[t, n]
+                sy[g] += v * ls[n]
                 for k in range(K):
                     sx[g, k] += v * styles[t, n, k]
         for g in range(G):
@@ -459,17 +487,19 @@ def structural_kernel(
         A = np.zeros((K, K))
         c = np.zeros((K, 1))
         xd = np.empty(K)
+        wx = np.empty(K)
         for n in range(N):
             if in_fit[n]:
                 v = wv[n]
                 g = grp[n]
-                yd = log_sig[t, n] - sy[g]
+                yd = ls[n] - sy[g]
                 for k in range(K):
                     xd[k] = styles[t, n, k] - sx[g, k]
+                    wx[k] = v * xd[k]
                 for k in range(K):
-                    c[k, 0] += v * xd[k] * yd
+                    c[k, 0] += wx[k] * yd
                     for j in range(k + 1):
-                        A[k, j] += v * xd[k] * xd[j]
+                        A[k, j] += wx[k] * xd[j]
         for k in range(K):
             for j in range(k + 1, K):
                 A[k, j] = A[j, k]
@@ -498,7 +528,7 @@ def structural_kernel(
             acc = 0.0
             for n in range(N):
                 if in_fit[n]:
-                    e = log_sig[t, n] - icpt[grp[n]]
+                    e = ls[n] - icpt[grp[n]]
                     for k in range(K):
                         e -= styles[t, n, k] * b[k]
                     acc += np.exp(e)
@@ -512,14 +542,26 @@ def structural_kernel(
         out_nfit[t] = nfit
         # ---- prediction --------------------------------------------------------------
         for n in range(N):
-            if not complete[n]:
-                out_sig[t, n] = np.nan
-                continue
-            g = grp[n]
-            fit = icpt[g] if g < P else a0
-            for k in range(K):
-                fit += styles[t, n, k] * b[k]
-            out_sig[t, n] = e0 * np.exp(fit)
+            sig = np.nan
+            if complete[n]:
+                g = grp[n]
+                fit = icpt[g] if g < P else a0
+                for k in range(K):
+                    fit += styles[t, n, k] * b[k]
+                sig = e0 * np.exp(fit)
+            out_sig[t, n] = _blend_one(gamma[t, n], ts_var[t, n], sig, blend)
+
+
+@numba.njit(cache=True, inline="always")
+def _blend_one(g, s2, sig_str, blend):  # pragma: no cover - compiled
+    """``g sqrt(s2) + (1 - g) sig_str`` using only the terms with weight (``sig_str`` if not blend)."""
+    if not blend:
+        return sig_str
+    if g >= 1.0:
+        return np.sqrt(s2)
+    if g > 0.0:
+        return g * np.sqrt(s2) + (1.0 - g) * sig_str
+    return sig_str
 
 
 @numba.njit(cache=True, parallel=True)
