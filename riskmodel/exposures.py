@@ -94,9 +94,13 @@ def _float_values(da: xr.DataArray, name: str) -> np.ndarray:
         raise VariableTypeError(
             f"{name}: dtype {da.dtype} is not numeric; convert it to float (NaN = missing)."
         )
+    from riskmodel.kernels.validate import FLAG_INFINITE
+    from riskmodel.panel import count_flagged_cells
+
     x = np.ascontiguousarray(da.values, dtype=np.float64)
-    if np.isinf(x).any():
-        t, n = np.argwhere(np.isinf(x))[0]
+    n_inf, flat = count_flagged_cells(x, FLAG_INFINITE)
+    if n_inf:
+        t, n = np.unravel_index(flat, x.shape)
         raise NonFiniteError(
             f"{name}: infinite value for stock {str(da['stock'].values[n])!r} on "
             f"{_fmt_date(da['date'].values[t])}; replace it by NaN (missing) or a finite value."

@@ -64,7 +64,6 @@ def test_reference_loop_on_random_panels():
     industry = [f"i{k:02d}" for k in ind_id]
     sector = [f"s{k % 4}" if k != 11 else "" for k in ind_id]  # i11 has no sector
     pooled = rm.pool_thin_industries(_panel(cap, industry, sector), min_size=m)
-    labels = pooled.attrs["labels"]
     for t in range(T):
         member = np.isfinite(cap[t]) & (cap[t] > 0)
         count = {i: sum(1 for n in range(N) if member[n] and industry[n] == i) for i in set(industry)}
