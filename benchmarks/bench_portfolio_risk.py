@@ -3,13 +3,16 @@
 For N stocks, m factors and P portfolios (default N = 5,000, m = 70, P ∈ {1, 1,000}):
 
 * **structured**: ``cov.decompose(W)`` with every part materialised (totals, per-factor
-  Euler contributions, per-stock marginal and component contributions), and
+  Euler contributions, factor exposures, per-stock marginal and component contributions,
+  all as the labelled outputs a user gets), and
   ``cov.solve(x)`` (Woodbury + one refinement step; the first solve also pays for the
   Cholesky of the m×m matrix M);
-* **dense**: form ``Σ = B F Bᵀ + D`` (N×N), then the same decomposition through ``W Σ``,
-  and a solve through ``scipy.linalg.cho_factor`` / ``cho_solve``.
+* **dense**: form ``Σ = B F Bᵀ + D`` (N×N), then the same decomposition through one GEMM
+  ``W Σ`` plus the same elementwise work done in place (no extra (P, N) temporaries), and
+  a solve through ``scipy.linalg.cho_factor`` / ``cho_solve``.
 
-Each timing is the best of ``--repeat`` runs after one warm-up run; peak memory is measured
+Each timing is the best of ``--repeat`` runs after one warm-up run, the structured and dense
+runs of a row interleaved so that both see the same load; peak memory is measured
 separately with :mod:`tracemalloc` (numpy reports its buffers to it). The machine may be
 shared, so compare the ratios, which are measured in the same run.
 
@@ -58,16 +61,22 @@ def make_world(n_stocks: int, n_factors: int, seed: int = 0) -> tuple[np.ndarray
 
 
 def structured_decompose(cov: StructuredCovariance, W: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Full decomposition: totals, factor parts and every per-stock contribution."""
+    """Full decomposition, every part taken out as the user gets it (labelled, then
+    ``.values``): totals, per-factor parts, factor exposures and every per-stock contribution,
+    in the order of :func:`dense_parts`."""
     dec = cov.decompose(W)
-    return (
-        dec.total_vol,
-        dec.factor_vol,
-        dec.specific_vol,
-        dec.factor_contributions.values,
-        dec.specific_contribution,
-        dec.marginal_contributions.values,
-        dec.component_contributions.values,
+    return tuple(
+        np.asarray(getattr(part, "values", part))
+        for part in (
+            dec.total_vol,
+            dec.factor_vol,
+            dec.specific_vol,
+            dec.factor_contributions,
+            dec.specific_contribution,
+            dec.marginal_contributions,
+            dec.component_contributions,
+            dec.factor_exposures,
+        )
     )
 
 
@@ -78,17 +87,31 @@ def dense_sigma(B: np.ndarray, F: np.ndarray, d: np.ndarray) -> np.ndarray:
     return sigma
 
 
-def dense_decompose(sigma: np.ndarray, B: np.ndarray, F: np.ndarray, d: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The same decomposition from the dense Σ (``W Σ`` is O(P N²))."""
+def dense_parts(sigma: np.ndarray, B: np.ndarray, F: np.ndarray, d: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The same decomposition from the dense Σ, as fast as plain numpy does it.
+
+    One GEMM ``W Σ`` (O(P N²), the cost that matters), then the elementwise work in place:
+    ``σ² = rowdot(W, WΣ)``, MCR = ``WΣ / σ`` scaled in place, CR = ``W ∘ MCR`` (the two
+    (P, N) outputs are the only (P, N) arrays allocated), factor parts from ``x = Bᵀ w``.
+    Returns the parts of :func:`structured_decompose`, factor exposures last.
+    """
     sw = W @ sigma
-    var = np.einsum("pn,pn->p", W, sw)
-    vol = np.sqrt(var)
+    var = np.vecdot(W, sw)
     x = W @ B
     fx = x @ F
-    factor_var = np.einsum("pk,pk->p", x, fx)
+    factor_var = np.vecdot(x, fx)
     specific_var = np.einsum("pn,pn,n->p", W, W, d)
-    mcr = sw / vol[:, None]
-    return (vol, np.sqrt(factor_var), np.sqrt(specific_var), x * fx / vol[:, None], specific_var / vol, mcr, W * mcr)
+    vol = np.sqrt(var)
+    inv = 1.0 / vol
+    sw *= inv[:, None]
+    return (vol, np.sqrt(factor_var), np.sqrt(specific_var), x * fx * inv[:, None], specific_var * inv, sw,
+            W * sw, x)
+
+
+def dense_decompose(sigma: np.ndarray, B: np.ndarray, F: np.ndarray, d: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:func:`dense_parts` without the factor exposures: ``(vol, factor_vol, specific_vol,
+    factor_contributions, specific_contribution, mcr, cr)``."""
+    return dense_parts(sigma, B, F, d, W)[:7]
 
 
 def dense_solve(sigma: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -112,6 +135,25 @@ def best_time(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
     return {"best_s": float(min(wall)), "median_s": float(np.median(wall)), "cpu_s": float(min(cpu))}
 
 
+def paired_times(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int) -> tuple[dict[str, float], dict[str, float]]:
+    """:func:`best_time` of two functions with their runs interleaved (a, b, a, b, …), so that
+    both see the same load on a shared machine and their ratio is fair."""
+    fn_a()
+    fn_b()
+    times: tuple[dict[str, list[float]], ...] = ({"wall": [], "cpu": []}, {"wall": [], "cpu": []})
+    for _ in range(max(repeat, 1)):
+        for fn, acc in zip((fn_a, fn_b), times):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            acc["wall"].append(time.perf_counter() - start)
+            acc["cpu"].append(time.process_time() - start_cpu)
+    a, b = (
+        {"best_s": float(min(t["wall"])), "median_s": float(np.median(t["wall"])), "cpu_s": float(min(t["cpu"]))}
+        for t in times
+    )
+    return a, b
+
+
 def peak_memory(fn: Callable[[], Any]) -> int:
     """Peak bytes allocated (tracemalloc, numpy buffers included) while ``fn`` runs."""
     tracemalloc.start()
@@ -126,7 +168,7 @@ def peak_memory(fn: Callable[[], Any]) -> int:
 
 def _max_rel(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> float:
     worst = 0.0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         x, y = np.asarray(x), np.asarray(y)
         worst = max(worst, float(np.max(np.abs(x - y)) / max(float(np.max(np.abs(y))), 1e-300)))
     return worst
@@ -166,7 +208,7 @@ def run(
 
     # building: operator (validation, Cholesky of F, B L) vs forming Σ
     build = lambda: StructuredCovariance.from_arrays(B, F, d)  # noqa: E731
-    add("build", 0, best_time(build, repeat), best_time(lambda: dense_sigma(B, F, d), repeat),
+    add("build", 0, *paired_times(build, lambda: dense_sigma(B, F, d), repeat),
         peak_memory(build), peak_memory(lambda: dense_sigma(B, F, d)), 0.0,
         "operator (validate, chol F, B L) vs form Σ = BFBᵀ + D")
 
@@ -175,31 +217,31 @@ def run(
     for p in n_portfolios:
         W = rng.normal(size=(p, n_stocks)) / n_stocks
         s_out = structured_decompose(cov, W)
-        d_out = dense_decompose(sigma, B, F, d, W)
+        d_out = dense_parts(sigma, B, F, d, W)
         err = _max_rel(tuple(np.atleast_1d(v) for v in s_out), tuple(np.atleast_1d(v) for v in d_out))
-        s_time = best_time(lambda: structured_decompose(cov, W), repeat)
-        d_time = best_time(lambda: dense_decompose(sigma, B, F, d, W), repeat)
+        s_time, d_time = paired_times(lambda: structured_decompose(cov, W), lambda: dense_parts(sigma, B, F, d, W),
+                                      repeat)
         s_mem = peak_memory(lambda: structured_decompose(cov, W))
-        d_mem = peak_memory(lambda: dense_decompose(sigma, B, F, d, W))
+        d_mem = peak_memory(lambda: dense_parts(sigma, B, F, d, W))
         add("decompose", p, s_time, d_time, s_mem, d_mem, err, "full decomposition, Σ already formed")
         form = best_time(lambda: dense_sigma(B, F, d), 1)
         both = {k: form[k] + d_time[k] for k in d_time}
-        d_both_mem = peak_memory(lambda: dense_decompose(dense_sigma(B, F, d), B, F, d, W))
+        d_both_mem = peak_memory(lambda: dense_parts(dense_sigma(B, F, d), B, F, d, W))
         add("form+decompose", p, s_time, both, s_mem, d_both_mem, err, "dense includes forming Σ")
 
     x = rng.normal(size=n_stocks)
     ref = dense_solve(sigma, x)
     err = float(np.max(np.abs(cov.solve(x) - ref)) / np.max(np.abs(ref)))
     c_fac = scipy.linalg.cho_factor(sigma, lower=True, check_finite=False)
-    add("solve", 1, best_time(lambda: cov.solve(x), max(repeat, 20)),
-        best_time(lambda: scipy.linalg.cho_solve(c_fac, x, check_finite=False), max(repeat, 20)),
+    add("solve", 1, *paired_times(lambda: cov.solve(x), lambda: scipy.linalg.cho_solve(c_fac, x, check_finite=False),
+                                  max(repeat, 20)),
         peak_memory(lambda: cov.solve(x)), peak_memory(lambda: scipy.linalg.cho_solve(c_fac, x, check_finite=False)),
         err, "per solve, factorisations cached (Woodbury + 1 refinement vs cho_solve)")
 
     def fresh_solve() -> None:
         StructuredCovariance.from_arrays(B, F, d).solve(x)
 
-    add("setup+solve", 1, best_time(fresh_solve, repeat), best_time(lambda: dense_solve(dense_sigma(B, F, d), x), repeat),
+    add("setup+solve", 1, *paired_times(fresh_solve, lambda: dense_solve(dense_sigma(B, F, d), x), repeat),
         peak_memory(fresh_solve), peak_memory(lambda: dense_solve(dense_sigma(B, F, d), x)),
         err, "build operator + chol M + solve vs form Σ + cho_factor + cho_solve")
 

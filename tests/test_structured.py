@@ -441,6 +441,127 @@ def test_subset_and_dataset_round_trip(world, tmp_path):
         StructuredCovariance.from_dataset(ds.drop_vars("specific_var"))
 
 
+# --- the batch path: fused pass, threads, lazy per-stock parts ---------------------------
+
+
+def _dense_decomposition(W, B, F, d, dense):
+    """Every part of a batch decomposition from the dense Σ (the reference)."""
+    sw = W @ dense
+    sigma = np.sqrt(np.einsum("pn,pn->p", W, sw))
+    x = W @ B
+    spec = np.einsum("pn,pn,n->p", W, W, d)
+    return {
+        "total_vol": sigma,
+        "specific_vol": np.sqrt(spec),
+        "factor_exposures": x,
+        "factor_contributions": x * (x @ F) / sigma[:, None],
+        "specific_contribution": spec / sigma,
+        "marginal_contributions": sw / sigma[:, None],
+        "component_contributions": W * sw / sigma[:, None],
+    }
+
+
+def _parts(dec):
+    return {name: np.asarray(getattr(dec, name).values) for name in (
+        "total_vol", "specific_vol", "factor_exposures", "factor_contributions", "specific_contribution",
+        "marginal_contributions", "component_contributions")}
+
+
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_batch_path_matches_dense_across_blocks_and_threads(world, monkeypatch, n_threads):
+    """A batch spanning several row blocks (not a multiple of the block size), the blocked pass
+    run on 1 and on 3 threads: every part equals the dense reference to 1e-12, and the
+    threaded pass gives bit-identical numbers (each row is computed by one block alone)."""
+    import riskmodel.covariance.structured as structured
+
+    cov, B, F, d, dense, _ = world
+    W = np.random.default_rng(11).normal(size=(3 * structured._ROW_BLOCK + 7, N)) / N
+    W[5] = 0.0  # a zero book inside a block: σ = 0, all contributions 0
+    monkeypatch.setattr(structured, "_pass_threads", lambda cells: 1)
+    serial = _parts(cov.decompose(W))
+    monkeypatch.setattr(structured, "_pass_threads", lambda cells: n_threads)
+    got = _parts(cov.decompose(W))
+    ref = _dense_decomposition(np.delete(W, 5, axis=0), B, cov.factor_cov.values, d, dense)
+    for name, value in got.items():
+        np.testing.assert_array_equal(value, serial[name], err_msg=name)
+        assert _rel(np.delete(value, 5, axis=0), ref[name]) < 1e-12, name
+        if name != "factor_exposures":
+            assert not np.any(value[5]), name
+    np.testing.assert_allclose(got["component_contributions"].sum(1), got["total_vol"], rtol=1e-12)
+
+
+def test_pass_threads_follow_blas_limit_and_size():
+    """Small passes stay on the calling thread; a BLAS limit of 1 keeps large ones there too."""
+    from threadpoolctl import threadpool_limits
+
+    import riskmodel.covariance.structured as structured
+
+    assert structured._pass_threads(10) == 1
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert structured._pass_threads(1 << 30) == 1
+    assert 1 <= structured._pass_threads(1 << 30) <= structured._MAX_PASS_THREADS
+
+
+def test_run_row_blocks_covers_every_row_once(monkeypatch):
+    import riskmodel.covariance.structured as structured
+
+    for n_rows, n_threads in [(0, 2), (1, 4), (structured._ROW_BLOCK, 2), (5 * structured._ROW_BLOCK + 3, 3)]:
+        hits = np.zeros(n_rows, dtype=int)
+
+        def block(lo, hi, tmp):
+            assert tmp.shape[1] == 4 and hi - lo <= tmp.shape[0]
+            hits[lo:hi] += 1
+
+        structured._run_row_blocks(block, (n_rows, 4), n_threads)
+        assert np.all(hits == 1), (n_rows, n_threads)
+
+
+def test_lazy_per_stock_parts_equal_eager(world):
+    cov, *_ = world
+    W = np.random.default_rng(12).normal(size=(40, N)) / N
+    eager, lazy = cov.decompose(W), cov.decompose(W, per_stock=False)
+    assert "_per_stock" not in lazy.__dict__  # not computed yet
+    for name, value in _parts(eager).items():
+        np.testing.assert_allclose(_parts(lazy)[name], value, rtol=1e-14, atol=0, err_msg=name)
+    assert "_per_stock" in lazy.__dict__
+
+
+def test_weight_layouts_give_the_same_decomposition(world):
+    """C-ordered, F-ordered, strided and labelled (stock-first) weights: the same numbers."""
+    cov, *_ = world
+    W = np.random.default_rng(13).normal(size=(9, N)) / N
+    ref = _parts(cov.decompose(W))
+    frame = pd.DataFrame(W.T, index=pd.Index(cov.stocks, name="stock"))
+    wide = np.zeros((9, 2 * N))
+    wide[:, ::2] = W
+    for variant in (np.asfortranarray(W), wide[:, ::2], frame):
+        dec = cov.decompose(variant)
+        for name, value in _parts(dec).items():  # outputs are (portfolio, ·) whatever the input layout
+            np.testing.assert_allclose(value, ref[name], rtol=1e-13, atol=1e-300, err_msg=name)
+
+
+def test_non_finite_weights_found_through_exposures(world):
+    """The batch path detects bad weights on x = Bᵀw; an inf on a stock with a zero exposure,
+    a NaN in a labelled batch and a -inf are all named by stock and portfolio."""
+    cov, B, F, d, *_ = world
+    B0 = B.copy()
+    B0[7, :] = 0.0  # inf · 0 = NaN: still non-finite
+    cov0 = StructuredCovariance.from_arrays(B0, F, d, stocks=cov.stocks, factors=cov.factors)
+    W = np.zeros((4, N))
+    W[1, 7] = np.inf
+    with pytest.raises(rm.NonFiniteError, match=r"'S0007'.*portfolio\(s\) '1'"):
+        cov0.decompose(W)
+    da = xr.DataArray(np.zeros((3, N)), dims=("book", "stock"),
+                      coords={"book": ["a", "b", "c"], "stock": cov.stocks})
+    da[2, 11] = np.nan
+    with pytest.raises(rm.NonFiniteError, match=r"'S0011'.*portfolio\(s\) 'c'"):
+        cov.decompose(da)
+    w = np.zeros(N)
+    w[0] = -np.inf
+    with pytest.raises(rm.NonFiniteError, match="'S0000'"):
+        cov.decompose(w, per_stock=False)
+
+
 # --- property tests: shapes and conditioning ---------------------------------------------
 
 

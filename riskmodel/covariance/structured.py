@@ -22,6 +22,7 @@ not dropped from anything). Only :meth:`StructuredCovariance.to_dense` forms N×
 
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -127,14 +128,12 @@ def _weighted_sq(w: np.ndarray, d: np.ndarray) -> np.ndarray:
     w = np.ascontiguousarray(w)
     out = np.empty(w.shape[0])
 
-    def rows(lo0: int, hi0: int) -> None:
-        tmp = np.empty((min(_ROW_BLOCK, hi0 - lo0), w.shape[1]))
-        for lo in range(lo0, hi0, _ROW_BLOCK):
-            hi = min(lo + _ROW_BLOCK, hi0)
-            np.multiply(w[lo:hi], d, out=tmp[: hi - lo])
-            np.vecdot(tmp[: hi - lo], w[lo:hi], out=out[lo:hi])
+    def block(lo: int, hi: int, tmp: np.ndarray) -> None:
+        dw = tmp[: hi - lo]
+        np.multiply(w[lo:hi], d, out=dw)
+        np.vecdot(dw, w[lo:hi], out=out[lo:hi])
 
-    _run_row_chunks(rows, w.shape[0], _pass_threads(w.size))
+    _run_row_blocks(block, w.shape, _pass_threads(w.size))
     return out
 
 
@@ -166,20 +165,33 @@ def _pass_threads(cells: int) -> int:
     return max(1, min(blas, cores, _MAX_PASS_THREADS))
 
 
-def _run_row_chunks(fn: Callable[[int, int], None], n_rows: int, n_threads: int) -> None:
-    """``fn(lo, hi)`` over ``n_threads`` contiguous row ranges covering ``range(n_rows)``.
+def _run_row_blocks(fn: Callable[[int, int, np.ndarray], None], shape: tuple[int, int], n_threads: int) -> None:
+    """``fn(lo, hi, tmp)`` on every block of ``_ROW_BLOCK`` rows of a ``(rows, cols)`` pass.
 
-    numpy releases the GIL inside its loops, so the chunks of a blocked pass run in parallel;
-    the calling thread takes the first chunk.
+    ``tmp`` is a ``(_ROW_BLOCK, cols)`` scratch block owned by the running thread. numpy
+    releases the GIL inside its loops, so with ``n_threads > 1`` the blocks run in parallel:
+    the calling thread and ``n_threads - 1`` helpers take the next block from a shared
+    counter, so a thread that the OS holds back (busy machine) delays nothing but its
+    own block.
     """
-    n_threads = max(1, min(n_threads, n_rows // _ROW_BLOCK))
+    n_rows, n_cols = shape
+    starts = range(0, n_rows, _ROW_BLOCK)
+    n_threads = max(1, min(n_threads, len(starts)))
+
+    def worker(counter: Any) -> None:
+        tmp = np.empty((min(_ROW_BLOCK, n_rows), n_cols))
+        for i in counter:  # next() on a shared iterator is atomic under the GIL
+            if i >= len(starts):
+                return
+            fn(starts[i], min(starts[i] + _ROW_BLOCK, n_rows), tmp)
+
+    counter = itertools.count()
     if n_threads == 1:
-        fn(0, n_rows)
+        worker(counter)
         return
-    edges = [n_rows * i // n_threads for i in range(n_threads + 1)]
     with ThreadPoolExecutor(max_workers=n_threads - 1) as pool:
-        futures = [pool.submit(fn, lo, hi) for lo, hi in zip(edges[1:-1], edges[2:])]
-        fn(edges[0], edges[1])
+        futures = [pool.submit(worker, counter) for _ in range(n_threads - 1)]
+        worker(counter)
         for future in futures:
             future.result()
 
@@ -746,19 +758,16 @@ class StructuredCovariance:
         specific_var = np.empty(n_rows)
         d = self._d
 
-        def rows(lo0: int, hi0: int) -> None:
-            tmp = np.empty((min(_ROW_BLOCK, hi0 - lo0), n))
-            for lo in range(lo0, hi0, _ROW_BLOCK):
-                hi = min(lo + _ROW_BLOCK, hi0)
-                wb, dw, sw = w[lo:hi], tmp[: hi - lo], mcr[lo:hi]
-                np.multiply(wb, d, out=dw)
-                spec = np.vecdot(dw, wb, out=specific_var[lo:hi])
-                inv = _inv_sqrt(factor_var[lo:hi] + spec)
-                sw += dw
-                sw *= inv[:, None]
-                np.multiply(wb, sw, out=cr[lo:hi])
+        def block(lo: int, hi: int, tmp: np.ndarray) -> None:
+            wb, dw, sw = w[lo:hi], tmp[: hi - lo], mcr[lo:hi]
+            np.multiply(wb, d, out=dw)  # d ∘ w
+            spec = np.vecdot(dw, wb, out=specific_var[lo:hi])  # Σ d w²
+            inv = _inv_sqrt(factor_var[lo:hi] + spec)  # 1/σ, 0 for a zero portfolio
+            sw += dw  # Σ w = B F x + d ∘ w
+            sw *= inv[:, None]  # MCR
+            np.multiply(wb, sw, out=cr[lo:hi])  # CR = w ∘ MCR
 
-        _run_row_chunks(rows, n_rows, _pass_threads(w.size))
+        _run_row_blocks(block, (n_rows, n), _pass_threads(w.size))
         return specific_var, mcr, cr
 
     def _woodbury_rows(self, x: np.ndarray) -> np.ndarray:
@@ -877,7 +886,8 @@ class StructuredCovariance:
         """
         a = self._align(w, check_finite=False)
         W = np.ascontiguousarray(a.values)
-        x = self._exposure_rows(W)
+        with np.errstate(invalid="ignore", over="ignore"):  # bad weights are reported just below
+            x = self._exposure_rows(W)
         if not np.isfinite(x).all():
             self._check_aligned(a)  # names the stocks and portfolios at fault
         fx = x @ self._F
