@@ -219,6 +219,27 @@ def test_ts_kernel_matches_direct_sums(lags, window, half_life, blend):
     assert np.isnan(var[:, 3]).all() and (h[:, 3] == 0).all()
 
 
+def test_ts_kernel_long_windows_heavy_ties_and_signed_zeros():
+    """Windows spanning several 64-rank words of the window bitmap, values on a coarse grid
+    (many ties, +0.0 and -0.0 mixed), long gaps that empty and refill the window."""
+    rng = np.random.default_rng(9)
+    T, N = 420, 5
+    u = np.round(3 * rng.standard_normal((T, N))) / 100
+    u[rng.random((T, N)) < 0.3] = 0.0
+    u[rng.random((T, N)) < 0.3] *= -1.0  # -0.0 among the zeros
+    u[100:260, 1] = np.nan  # longer than the window: empties it
+    u[:, 2] = rng.standard_t(2, T) * 0.01  # heavy tails: clipped values on both sides
+    u[rng.random((T, N)) < 0.05] = np.nan
+    var, h, z, g = _run_ts(u, 40.0, 120, 3, 20, 60, True)
+    rv, rh, rz = ts_twin(u, 40.0, 120, 3)
+    np.testing.assert_array_equal(h, rh)
+    np.testing.assert_allclose(var, rv, rtol=1e-12, atol=1e-12 * np.nanmax(rv))
+    np.testing.assert_array_equal(np.isinf(z), np.isinf(rz))
+    np.testing.assert_allclose(z, rz, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g, gamma_twin(rh, rz, 20, 60, True), rtol=1e-12, atol=1e-15)
+    assert (h[259, 1] == 0) and np.isnan(var[259, 1]) and np.isfinite(z[300:, 1]).all()
+
+
 def test_ts_kernel_newey_west_reduces_to_ewma_without_lags():
     rng = np.random.default_rng(2)
     u = rng.standard_normal((60, 3))

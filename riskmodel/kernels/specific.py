@@ -2,12 +2,13 @@
 
 Three kernels, each writing into preallocated outputs:
 
-* :func:`specific_ts_kernel` -- per stock (``prange`` over stocks), one pass over all
+* :func:`specific_ts_kernel` -- per block of 8 stocks (``prange`` over blocks), over all
   dates: windowed, NaN-aware EWMA Newey-West variance of the specific returns, the count of
   valid returns in the window and the robust blending statistic ``Z``, all for every date.
 * :func:`structural_kernel` -- per date (``prange`` over dates): the v-weighted regression
   of ``ln sigma_TS`` on market + industries + styles by within-industry demeaning, and the
-  structural volatility ``E0 exp(X b)`` of every name with complete styles.
+  structural volatility ``E0 exp(X b)`` (or its blend with ``sigma_TS``) of every name with
+  complete styles.
 * :func:`shrink_kernel` -- per date (``prange`` over dates): Bayesian shrinkage of the
   volatilities toward their cap-weighted size-group means.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
 __all__ = ["specific_ts_kernel", "structural_kernel", "shrink_kernel"]
 
@@ -30,7 +32,7 @@ MIN_INDUSTRY_NAMES = 5
 #: median) every this many days.
 _REFRESH = 32
 
-#: Digit width (bits) of the radix sort of the ESTU caps in the shrinkage.
+#: Digit width (bits) of the radix sorts (a stock's residuals, a date's ESTU caps).
 _RADIX_BITS = 11
 _RADIX_SIZE = 1 << _RADIX_BITS
 
@@ -44,42 +46,6 @@ def _linear_quantile(sorted_vals, n, p):  # pragma: no cover - compiled
         return sorted_vals[n - 1]
     frac = pos - lo
     return sorted_vals[lo] + frac * (sorted_vals[lo + 1] - sorted_vals[lo])
-
-
-@numba.njit(cache=True, inline="always")
-def _search_left(buf, n, x):  # pragma: no cover - compiled
-    """First index ``i`` in ``buf[:n]`` (sorted) with ``buf[i] >= x``.
-
-    Branch-free: the halving steps depend on ``n`` only and the comparison feeds a
-    conditional move, so the search has no data-dependent branch to mispredict.
-    """
-    if n == 0:
-        return 0
-    base = 0
-    m = n
-    while m > 1:
-        half = m >> 1
-        base = base + half if buf[base + half] < x else base
-        m -= half
-    return base + 1 if buf[base] < x else base
-
-
-@numba.njit(cache=True, inline="always")
-def _shift_down(buf, i, j):  # pragma: no cover - compiled
-    """``buf[i:j] = buf[i + 1:j + 1]`` (``i <= j``), a zero-based loop that LLVM vectorises."""
-    dst = buf[i:j]
-    src = buf[i + 1:j + 1]
-    for k in range(j - i):
-        dst[k] = src[k]
-
-
-@numba.njit(cache=True, inline="always")
-def _shift_up(buf, i, j):  # pragma: no cover - compiled
-    """``buf[i + 1:j + 1] = buf[i:j]`` (``i <= j``), copied from the top down."""
-    dst = buf[i + 1:j + 1]
-    src = buf[i:j]
-    for k in range(j - i - 1, -1, -1):
-        dst[k] = src[k]
 
 
 @numba.njit(cache=True, inline="always")
@@ -141,49 +107,164 @@ def _ewma_nw_block(xp, a, window, L, ovar, oh):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, inline="always")
-def _robust_stock(x, window, min_obs, full_obs, blend, buf, oz, og):  # pragma: no cover
-    """One stock's rolling sorted window, robust statistic ``Z`` and gamma for all dates."""
+def _next_set(bits, r):  # pragma: no cover - compiled
+    """Smallest set bit of ``bits`` above ``r`` (one must exist)."""
+    w = r >> 6
+    m = bits[w] & ~((np.uint64(2) << np.uint64(r & 63)) - np.uint64(1))
+    while m == 0:
+        w += 1
+        m = bits[w]
+    return (w << 6) + int(trailing_zeros(m))
+
+
+@numba.njit(cache=True, inline="always")
+def _prev_set(bits, r):  # pragma: no cover - compiled
+    """Largest set bit of ``bits`` below ``r`` (one must exist)."""
+    w = r >> 6
+    m = bits[w] & ((np.uint64(1) << np.uint64(r & 63)) - np.uint64(1))
+    while m == 0:
+        w -= 1
+        m = bits[w]
+    return (w << 6) + 63 - int(leading_zeros(m))
+
+
+@numba.njit(cache=True, inline="always")
+def _rank_values(x, vals, rank, keys, idx, tkeys, tidx, hist):  # pragma: no cover - compiled
+    """Ranks of the finite values of ``x`` (ties broken by position) and the sorted values.
+
+    Writes ``vals[:nf]`` (ascending) and ``rank[t]`` (``-1`` where ``x[t]`` is NaN). The
+    order is a stable LSD radix sort (11-bit digits) of the IEEE bits mapped to unsigned
+    integers ordered like the values (sign bit flipped for positives, all bits for
+    negatives), several times faster than a comparison sort; ``keys, idx, tkeys, tidx``
+    (T,) and ``hist`` (6, 2048) are scratch.
+    """
     T = x.shape[0]
+    bitsx = x.view(np.uint64)
+    sign = np.uint64(1) << np.uint64(63)
+    mask = np.uint64(_RADIX_SIZE - 1)
+    n_pass = 6
+    for p in range(n_pass):
+        for d in range(_RADIX_SIZE):
+            hist[p, d] = 0
+    nf = 0
+    for t in range(T):
+        v = x[t]
+        if v == v:
+            kv = bitsx[t]
+            kv = ~kv if kv & sign else kv | sign
+            keys[nf] = kv
+            idx[nf] = t
+            for p in range(n_pass):
+                hist[p, (kv >> np.uint64(p * _RADIX_BITS)) & mask] += 1
+            nf += 1
+        else:
+            rank[t] = -1
+    src_k, src_i, dst_k, dst_i = keys, idx, tkeys, tidx
+    for p in range(n_pass):
+        if nf == 0:
+            break
+        sh = np.uint64(p * _RADIX_BITS)
+        if hist[p, (src_k[0] >> sh) & mask] == nf:
+            continue  # one digit value: the pass would not move anything
+        acc = 0
+        for d in range(_RADIX_SIZE):
+            c = hist[p, d]
+            hist[p, d] = acc
+            acc += c
+        for i in range(nf):
+            kv = src_k[i]
+            d = (kv >> sh) & mask
+            pos = hist[p, d]
+            dst_k[pos] = kv
+            dst_i[pos] = src_i[i]
+            hist[p, d] = pos + 1
+        src_k, src_i, dst_k, dst_i = dst_k, dst_i, src_k, src_i
+    for r in range(nf):
+        t = src_i[r]
+        vals[r] = x[t]
+        rank[t] = r
+
+
+@numba.njit(cache=True, inline="always")
+def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, buf, cur_r, cur_i,
+                  sort_scratch, hist, oz, og):  # pragma: no cover - compiled
+    """One stock's rolling window order statistics, robust ``Z`` and gamma for all dates.
+
+    The window is a bitmap over the ranks of the stock's values; four cursors (rank and
+    position in the window) track the minimum, the two lower quartile points and the
+    maximum, and move by a step or two per day instead of shifting a sorted buffer. The
+    values met, their order and the arithmetic are those of a sorted window buffer.
+    """
+    T = x.shape[0]
+    _rank_values(x, vals, rank, sort_scratch[0], sort_scratch[1].view(np.int64),
+                 sort_scratch[2], sort_scratch[3].view(np.int64), hist)
+    for w in range(bits.shape[0]):
+        bits[w] = np.uint64(0)
     nb = 0
     shift = 0.0  # running moments are of x - shift (the window median at the last refresh)
     s1 = 0.0
     s2 = 0.0
     for t in range(T):
-        x_new = x[t]
-        has_new = x_new == x_new
-        x_old = np.nan
+        r_new = rank[t]
+        r_old = -1
         if t - window >= 0:
-            x_old = x[t - window]
-        has_old = x_old == x_old
-        if has_old and has_new:
-            i = _search_left(buf, nb, x_old)
-            j = _search_left(buf, nb, x_new)
-            if i < j:
-                _shift_down(buf, i, j - 1)
-                buf[j - 1] = x_new
+            r_old = rank[t - window]
+        if r_old >= 0:  # the leaving value
+            bits[r_old >> 6] &= ~(np.uint64(1) << np.uint64(r_old & 63))
+            nb -= 1
+            for c in range(4):
+                rc = cur_r[c]
+                if r_old < rc:
+                    cur_i[c] -= 1
+                elif r_old == rc and nb > 0:
+                    if cur_i[c] < nb:
+                        cur_r[c] = _next_set(bits, rc)
+                    else:
+                        cur_r[c] = _prev_set(bits, rc)
+                        cur_i[c] -= 1
+        if r_new >= 0:  # the entering value
+            bits[r_new >> 6] |= np.uint64(1) << np.uint64(r_new & 63)
+            nb += 1
+            if nb == 1:
+                for c in range(4):
+                    cur_r[c] = r_new
+                    cur_i[c] = 0
             else:
-                _shift_up(buf, j, i)
-                buf[j] = x_new
-            dn = x_new - shift
-            do = x_old - shift
+                for c in range(4):
+                    if r_new < cur_r[c]:
+                        cur_i[c] += 1
+        if r_old >= 0 and r_new >= 0:  # running moments, as a sorted buffer would update them
+            dn = vals[r_new] - shift
+            do = vals[r_old] - shift
             s1 += dn - do
             s2 += dn * dn - do * do
-        elif has_old:
-            i = _search_left(buf, nb, x_old)
-            _shift_down(buf, i, nb - 1)
-            nb -= 1
-            do = x_old - shift
+        elif r_old >= 0:
+            do = vals[r_old] - shift
             s1 -= do
             s2 -= do * do
-        elif has_new:
-            j = _search_left(buf, nb, x_new)
-            _shift_up(buf, j, nb)
-            buf[j] = x_new
-            nb += 1
-            dn = x_new - shift
+        elif r_new >= 0:
+            dn = vals[r_new] - shift
             s1 += dn
             s2 += dn * dn
+        if nb > 0:  # cursors to the minimum, the quartile points and the maximum
+            k25 = int(np.floor(0.25 * (nb - 1)))
+            k75 = int(np.floor(0.75 * (nb - 1)))
+            for c in range(4):
+                target = 0 if c == 0 else (k25 if c == 1 else (k75 if c == 2 else nb - 1))
+                while cur_i[c] < target:
+                    cur_r[c] = _next_set(bits, cur_r[c])
+                    cur_i[c] += 1
+                while cur_i[c] > target:
+                    cur_r[c] = _prev_set(bits, cur_r[c])
+                    cur_i[c] -= 1
         if t % _REFRESH == _REFRESH - 1 and nb > 0:
+            k = 0
+            for w in range(bits.shape[0]):
+                m = bits[w]
+                while m != 0:
+                    buf[k] = vals[(w << 6) + int(trailing_zeros(m))]
+                    k += 1
+                    m &= m - np.uint64(1)
             shift = buf[nb // 2]
             s1 = 0.0
             s2 = 0.0
@@ -200,8 +281,8 @@ def _robust_stock(x, window, min_obs, full_obs, blend, buf, oz, og):  # pragma: 
             if blend:
                 og[t] = 0.0
             continue
-        q25 = _linear_quantile(buf, nb, 0.25)
-        q75 = _linear_quantile(buf, nb, 0.75)
+        q25 = _cursor_quantile(bits, vals, cur_r[1], nb, 0.25)
+        q75 = _cursor_quantile(bits, vals, cur_r[2], nb, 0.75)
         sig_tilde = (q75 - q25) / 1.35
         if not sig_tilde > 0.0:
             oz[t] = np.inf
@@ -211,20 +292,26 @@ def _robust_stock(x, window, min_obs, full_obs, blend, buf, oz, og):  # pragma: 
         c = 10.0 * sig_tilde
         c1 = s1
         c2 = s2
+        r = cur_r[3]
         k = nb - 1
-        while k >= 0 and buf[k] > c:  # replace x by c, in shifted coordinates
-            dx = buf[k] - shift
+        while k >= 0 and vals[r] > c:  # replace x by c, in shifted coordinates
+            dx = vals[r] - shift
             dc = c - shift
             c1 += dc - dx
             c2 += dc * dc - dx * dx
             k -= 1
+            if k >= 0:
+                r = _prev_set(bits, r)
+        r = cur_r[0]
         k = 0
-        while k < nb and buf[k] < -c:
-            dx = buf[k] - shift
+        while k < nb and vals[r] < -c:
+            dx = vals[r] - shift
             dc = -c - shift
             c1 += dc - dx
             c2 += dc * dc - dx * dx
             k += 1
+            if k < nb:
+                r = _next_set(bits, r)
         var_eq = (c2 - c1 * c1 / nb) / (nb - 1)
         if var_eq < 0.0:
             var_eq = 0.0
@@ -233,6 +320,19 @@ def _robust_stock(x, window, min_obs, full_obs, blend, buf, oz, og):  # pragma: 
         if blend:
             robust = np.exp(1.0 - zt)
             og[t] = ramp * (robust if robust < 1.0 else 1.0)
+
+
+@numba.njit(cache=True, inline="always")
+def _cursor_quantile(bits, vals, r_lo, n, p):  # pragma: no cover - compiled
+    """:func:`_linear_quantile` of the window, given the rank ``r_lo`` at ``floor(p (n - 1))``."""
+    pos = p * (n - 1)
+    lo = int(np.floor(pos))
+    lo_val = vals[r_lo]
+    if lo >= n - 1:
+        return lo_val
+    frac = pos - lo
+    hi_val = vals[_next_set(bits, r_lo)]
+    return lo_val + frac * (hi_val - lo_val)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -278,11 +378,13 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
       masked updates, vectorised across the stocks) with the exact windowed recursion
       ``S_t = a S_{t-1} + p_t - a^(W-l) p_{t-W+l}`` (``a = 2^(-1/H)``); rounding errors decay
       by ``a`` per day, and a lag's sums are reset to 0 whenever its window holds no pair;
-    * per stock, the window is kept as a sorted buffer (branch-free binary searches, one
-      vectorised shift per day between the leaving and the entering value), so the quartiles
-      are O(1) and the clipped moments are running sums (about a shift, the window median
-      at the last refresh) corrected for the few values beyond the clip bound; they are
-      recomputed exactly every 32 days.
+    * per stock, the values are ranked once (radix sort) and the window is a bitmap over
+      the ranks, with cursors at the minimum, the quartile points and the maximum that move
+      a step or two per day (no O(W) shift), so the quartiles are O(1) and the clipped
+      moments are running sums (about a shift, the window median at the last refresh)
+      corrected for the few values beyond the clip bound; they are recomputed exactly, in
+      sorted order, every 32 days. The values and the arithmetic are those of a sorted
+      window buffer.
     """
     T, N = u.shape
     a = 2.0 ** (-1.0 / half_life)
@@ -307,10 +409,18 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
         zs = np.empty(T)
         gs = np.empty(T)
         buf = np.empty(window)
+        vals = np.empty(T)
+        rank = np.empty(T, np.int64)
+        bits = np.empty((T + 63) >> 6, np.uint64)
+        cur_r = np.zeros(4, np.int64)
+        cur_i = np.zeros(4, np.int64)
+        sort_scratch = np.empty((4, T), np.uint64)
+        hist = np.empty((6, _RADIX_SIZE), np.int64)
         for j in range(nn):
             for t in range(T):
                 xs[t] = xp[window + t, j]
-            _robust_stock(xs, window, min_obs, full_obs, blend, buf, zs, gs)
+            _robust_stock(xs, window, min_obs, full_obs, blend, vals, rank, bits, buf,
+                          cur_r, cur_i, sort_scratch, hist, zs, gs)
             for t in range(T):
                 zb[t, j] = zs[t]
                 gb[t, j] = gs[t]
