@@ -502,6 +502,20 @@ def test_pass_threads_follow_blas_limit_and_size():
     assert 1 <= structured._pass_threads(1 << 30) <= structured._MAX_PASS_THREADS
 
 
+def test_one_blas_thread_gives_the_same_decomposition(world):
+    """Under a BLAS limit of 1 the exposures GEMM runs in its other layout and the pass on one
+    thread: the same numbers to rounding."""
+    from threadpoolctl import threadpool_limits
+
+    cov, *_ = world
+    W = np.random.default_rng(14).normal(size=(70, N)) / N
+    ref = _parts(cov.decompose(W))
+    with threadpool_limits(limits=1, user_api="blas"):
+        got = _parts(cov.decompose(W))
+    for name, value in got.items():
+        np.testing.assert_allclose(value, ref[name], rtol=1e-13, atol=1e-300, err_msg=name)
+
+
 def test_run_row_blocks_covers_every_row_once(monkeypatch):
     import riskmodel.covariance.structured as structured
 
