@@ -199,6 +199,107 @@ def test_default_null_stops_close_to_the_exact_edge():
         assert -0.25 * sigma_tw < lam[s] - ref <= 1e-9  # Ritz values approach from below
 
 
+def _tw_scale(T, N):
+    a, b = math.sqrt(T - 1), math.sqrt(N)
+    return (a + b) * (1 / a + 1 / b) ** (1 / 3) / T
+
+
+@pytest.mark.parametrize("kind", ["shuffle", "shift", "sign"])
+def test_float32_null_matches_converged_float64_null(kind):
+    """The default null (float32 products, default step count) against the same surrogates in
+    float64, in Tracy-Widom units sigma:
+
+    * same steps and start vectors in float64: within 1e-4 sigma (float32 rounding alone;
+      about 1e-5 sigma measured);
+    * float64 run to convergence (= the dense eigenvalue): every surrogate within
+      [-0.25, +1e-4] sigma (Ritz values approach from below; the default step count leaves
+      an occasional slow surrogate ~0.2 sigma short), median within 5% of sigma and the
+      99% edge within 5% of sigma.
+    """
+    rng = np.random.default_rng(21)
+    T, N, S = 504, 1000, 12
+    Z = rng.standard_t(5, size=(T, N))
+    Z[:, :40] += 0.4 * rng.standard_normal((T, 1))  # a block: the surrogates must not see it
+    Z = (Z - Z.mean(0)) / Z.std(0)
+    sigma = _tw_scale(T, N)
+    lam32, g = sp.null_lambda_max(Z, S, kind, np.random.default_rng(22))
+    same64, _ = sp.null_lambda_max(Z, S, kind, np.random.default_rng(22), dtype=np.float64)
+    lam64, g64 = sp.null_lambda_max(
+        Z, S, kind, np.random.default_rng(22), dtype=np.float64, tol=1e-10, n_iter=T, max_iter=T
+    )
+    assert g == g64 and g < N  # grouped: the default plan
+    assert np.abs(lam32 - same64).max() < 1e-4 * sigma
+    assert np.abs(lam32 - same64).max() > 0  # the float32 path was taken
+    # the float64 run is converged: the dense eigenvalue of each surrogate
+    plan = sp.surrogate_plan(T, N, S, kind, np.random.default_rng(22), group_size=g)
+    for s in range(S):
+        Zs = sp.apply_surrogate(Z, plan, s)
+        assert lam64[s] == pytest.approx(np.linalg.eigvalsh(Zs @ Zs.T / T)[-1], abs=1e-9)
+    err = (lam32 - lam64) / sigma
+    assert np.all((err > -0.25) & (err < 1e-4)), err
+    assert np.median(np.abs(err)) < 0.05
+    assert abs(np.quantile(lam32, 0.99) - np.quantile(lam64, 0.99)) < 0.05 * sigma
+
+
+@pytest.mark.parametrize("kind", ["shuffle", "sign"])
+def test_float32_surrogate_product_matches_float64(kind):
+    rng = np.random.default_rng(23)
+    T, N, S = 300, 400, 5
+    Z = np.asfortranarray(rng.standard_t(4, size=(T, N)))
+    plan = sp.surrogate_plan(T, N, S, kind, np.random.default_rng(24), group_size=30)
+    X = rng.standard_normal((T, S))
+    Y64 = sp._surrogate_gram_product(Z, plan, X)
+    Y32 = sp._surrogate_gram_product(Z, plan, X, np.float32)
+    assert Y32.dtype == np.float64
+    np.testing.assert_allclose(Y32, Y64, rtol=0, atol=1e-5 * np.abs(Y64).max())
+    assert np.abs(Y32 - Y64).max() > 0  # the float32 path was taken
+
+
+def test_surrogate_plan_inverse_is_the_inverse_permutation():
+    T, N, S = 50, 40, 4
+    plan = sp.surrogate_plan(T, N, S, "shuffle", np.random.default_rng(25), group_size=7)
+    flat = np.arange(T * S)
+    for g in range(plan.perm.shape[0]):
+        np.testing.assert_array_equal(flat[plan.perm[g].ravel()][plan.inverse[g].ravel()], flat)
+        np.testing.assert_array_equal(np.sort(plan.perm[g], axis=0), np.sort(plan.inverse[g], axis=0))
+
+
+@pytest.mark.parametrize("shape", [(504, 900), (900, 504)])
+def test_mixed_precision_krylov_matches_dense_eigh(shape):
+    """The float32 pass only supplies the start: the float64 restart reaches dense accuracy."""
+    rng = np.random.default_rng(26)
+    Z = rng.standard_t(4, size=shape)
+    Z[:, :20] += 0.5 * rng.standard_normal((shape[0], 1))
+    Z = np.asfortranarray((Z - Z.mean(0)) / Z.std(0))
+    T = shape[0]
+    ref = np.linalg.eigvalsh(Z.T @ Z / T)[::-1][:20]
+    got = sp.top_eigenpairs(Z, 20, method="krylov", rtol=1e-14, mixed=True, rng=rng)
+    assert got.method == "krylov-mixed"
+    np.testing.assert_allclose(got.values, ref, rtol=0, atol=1e-10)
+    # eigenvectors as accurate as the float64-only iteration's: both leave ~2e-8 residuals on
+    # this matrix (lambda_20 - lambda_21 is only ~1e-3)
+    C = Z.T @ Z / T
+    resid = np.abs(C @ got.vectors - got.vectors * got.values).max()
+    ref64 = sp.top_eigenpairs(Z, 20, method="krylov", rtol=1e-14, mixed=False, rng=np.random.default_rng(5))
+    assert resid < max(1e-8, 3 * np.abs(C @ ref64.vectors - ref64.vectors * ref64.values).max())
+    assert resid < 1e-7
+    # float32 products alone stop at float32 accuracy (the restart is what buys the digits)
+    low, _, _ = sp._krylov_eigenpairs(Z, 20, 1e-13, 10, 400, 8, np.random.default_rng(27), dtype=np.float32)
+    assert np.abs(low.values - ref).max() > 1e-9
+
+
+def test_audit_at_mixed_size_finds_the_block():
+    """An audit large enough for the mixed-precision spectrum (T N >= 2**22) equals the dense spectrum."""
+    res, sv, truth = residual_world(n_stocks=2100, n_dates=2000, blocks=((60, 0.2),), seed=28)
+    audit = rm.audit_residuals(res, specific_var=sv, window=2000, max_components=5, n_null=10)
+    assert audit.spectrum_method == "krylov-mixed"
+    Z = dense_z(res, sv)
+    ref = np.linalg.eigvalsh(Z @ Z.T / Z.shape[0])[::-1][:5]
+    np.testing.assert_allclose(audit.eigenvalues.values, ref, rtol=1e-5)
+    assert audit.n_significant == 1
+    assert adjusted_rand_score(truth, membership(audit, res["stock"].values)) >= 0.9
+
+
 # ----------------------------------------------------------------------------- cluster helpers
 def test_pairwise_correlation_matches_pandas():
     rng = np.random.default_rng(11)

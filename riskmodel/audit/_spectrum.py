@@ -45,7 +45,7 @@ _MIXED_SIZE = 1 << 22
 _MIXED_RTOL = 1e-5
 
 #: Columns of ``Z`` converted to float32 at a time by the chunked products.
-_CHUNK_BYTES = 1 << 23
+_CHUNK_BYTES = 1 << 22
 
 #: Upper bound on ``groups * T * surrogates`` index entries held by the null (memory/speed).
 _NULL_VOLUME = 1 << 21
@@ -374,8 +374,9 @@ def surrogate_plan(
     """Draw the transforms of ``n_surrogates`` surrogates (see :class:`SurrogatePlan`).
 
     ``group_size=None`` chooses the smallest group size for which the transforms hold at
-    most ``min(2**21, max(T N / 4, 2**19))`` entries: 4 bytes each, at most 1/8 of the
-    memory of ``Z`` beyond a fixed 2 MB; exact per-column surrogates when that allows.
+    most ``min(2**21, max(T N / 4, 2**19))`` entries: two int32 indices each (permutation
+    and inverse), at most 1/4 of the memory of ``Z`` beyond a fixed 4 MB; exact per-column
+    surrogates when that allows.
     """
     T, N, S = n_dates, n_stocks, n_surrogates
     if group_size is None:
@@ -387,25 +388,32 @@ def surrogate_plan(
     if kind == "sign":
         sign = (2 * rng.integers(0, 2, size=(G, T, S), dtype=np.int8) - 1).astype(np.int8)
         return SurrogatePlan(edges, kind, None, sign)
-    itype = np.int32 if T * S < 2**31 else np.int64
-    if kind == "shuffle":
-        local = np.empty((G, S, T), dtype=itype)
-        for g in range(G):  # G small; argsort of uniforms = uniform random permutations
-            local[g] = np.argsort(rng.random((S, T)), axis=1)
-    elif kind == "shift":
-        shifts = rng.integers(0, T, size=(G, S, 1))
-        local = ((np.arange(T)[None, None, :] + shifts) % T).astype(itype)
-    else:
+    if kind not in ("shuffle", "shift"):
         raise ValueError(f"kind must be 'shuffle', 'shift' or 'sign', got {kind!r}")
-    inverse = np.empty_like(local)  # pi^-1: P' x becomes a gather (np.take) instead of a scatter
-    np.put_along_axis(inverse, local, np.arange(T, dtype=itype)[None, None, :], axis=2)
-    return SurrogatePlan(edges, kind, _flat_indices(local, S), None, _flat_indices(inverse, S))
+    itype = np.int32 if T * S < 2**31 else np.int64
+    # one group at a time (G small): only the two index arrays are held at full size
+    perm = np.empty((G, T, S), dtype=itype)
+    inverse = np.empty_like(perm)  # pi^-1: P' x becomes a gather (np.take) instead of a scatter
+    rows = np.arange(T, dtype=itype)
+    for g in range(G):
+        local = _draw_rows(kind, rng, S, T).astype(itype)
+        inv = np.empty_like(local)
+        np.put_along_axis(inv, local, rows[None, :], axis=1)
+        perm[g] = _flat_indices(local, S)
+        inverse[g] = _flat_indices(inv, S)
+    return SurrogatePlan(edges, kind, perm, None, inverse)
+
+
+def _draw_rows(kind: str, rng: np.random.Generator, S: int, T: int) -> np.ndarray:
+    """``(S, T)`` source rows of one group's ``S`` surrogates: uniform permutations or circular shifts."""
+    if kind == "shuffle":  # argsort of uniforms = uniform random permutations
+        return np.argsort(rng.random((S, T)), axis=1)
+    return (np.arange(T)[None, :] + rng.integers(0, T, size=(S, 1))) % T
 
 
 def _flat_indices(local: np.ndarray, S: int) -> np.ndarray:
-    """``(G, S, T)`` row indices -> ``(G, T, S)`` flat indices ``row * S + s`` into a ``(T, S)`` array."""
-    flat = np.ascontiguousarray(local.transpose(0, 2, 1))
-    flat *= S
+    """``(S, T)`` row indices -> ``(T, S)`` flat indices ``row * S + s`` into a C-ordered ``(T, S)`` array."""
+    flat = local.T * S
     flat += np.arange(S, dtype=flat.dtype)
     return flat
 
