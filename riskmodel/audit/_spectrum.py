@@ -5,11 +5,18 @@ Private ndarray layer of :mod:`riskmodel.audit.residuals` (METHODS §7.2-7.3):
 * :func:`top_eigenpairs` -- the leading eigenvalues/eigenvectors of ``C`` from the
   ``T x N`` matrix ``Z``: an exact Gram eigendecomposition on the *smaller* side when
   ``min(T, N)`` is small, otherwise a restarted randomized block Krylov (block Lanczos)
-  iteration with Rayleigh-Ritz, which needs only products ``Z @ X`` and ``Z.T @ Y``.
+  iteration with Rayleigh-Ritz, which needs only products ``Z @ X`` and ``Z.T @ Y``.  Large
+  problems first iterate with float32 products and restart in float64 from those Ritz
+  vectors (float64 accuracy, fewer float64 products).
 * :func:`null_lambda_max` -- the top eigenvalue of ``n_null`` surrogates of ``Z`` whose
   columns are made independent in time (shuffled, circularly shifted or sign-flipped),
   all run as independent Lanczos recurrences in lock-step.  The surrogate transform is
-  applied to the short ``T``-vectors inside the matvec, never to a copy of ``Z``.
+  applied to the short ``T``-vectors inside the matvec, never to a copy of ``Z``; the
+  products run in float32 (the null needs ``lambda_max`` to a few % of the Tracy-Widom
+  scale, ~1e-4 relative, far above float32 rounding).
+
+Float32 products never copy ``Z``: column chunks (or the null's column groups) are
+converted into one reused buffer, so the memory stays that of ``Z`` plus small buffers.
 * closed forms: Marchenko-Pastur edges, the Tracy-Widom edge (Johnstone 2001), the
   BBP detectability bound and the spike/overlap relations of the spiked covariance model.
 """
