@@ -544,6 +544,7 @@ def structural_kernel(
         in_fit = np.zeros(N, np.bool_)
         wv = np.zeros(N)
         ls = np.zeros(N)  # ln sigma_TS of the sample names
+        xfit = np.empty(N)  # exp(a + x b) of every name (NaN without complete styles)
         for n in range(N):
             s2 = ts_var[t, n]
             if not (complete[n] and s2 > 0.0 and s2 < np.inf):
@@ -608,8 +609,9 @@ def structural_kernel(
                     wx[k] = v * xd[k]
                 for k in range(K):
                     c[k, 0] += wx[k] * yd
-                    for j in range(k + 1):
-                        A[k, j] += wx[k] * xd[j]
+                    wk = wx[k]
+                    for j in range(K):  # full rows vectorise; only j <= k is used
+                        A[k, j] += wk * xd[j]
         for k in range(K):
             for j in range(k + 1, K):
                 A[k, j] = A[j, k]
@@ -631,35 +633,35 @@ def structural_kernel(
             a0_num += sv[g] * icpt[g]
             a0_den += sv[g]
         a0 = a0_num / a0_den
-        # ---- smearing ----------------------------------------------------------------
+        # ---- prediction exp(a + x b) and smearing ------------------------------------
+        # A sample name of a fitted industry is predicted with its own intercept, so
+        # exp(e) = exp(ln sigma_TS - a_g - x b) = sigma_TS / exp(a_g + x b): one exp a name.
         nfit = 0
-        e0 = scale
-        if duan:
-            acc = 0.0
-            for n in range(N):
-                if in_fit[n]:
-                    e = ls[n] - icpt[grp[n]]
-                    for k in range(K):
-                        e -= styles[t, n, k] * b[k]
-                    acc += np.exp(e)
-                    nfit += 1
-            e0 = acc / nfit
-        else:
-            for n in range(N):
-                if in_fit[n]:
-                    nfit += 1
-        out_e0[t] = e0
-        out_nfit[t] = nfit
-        # ---- prediction --------------------------------------------------------------
+        acc = 0.0
         for n in range(N):
-            sig = np.nan
+            ex = np.nan
             if complete[n]:
                 g = grp[n]
                 fit = icpt[g] if g < P else a0
                 for k in range(K):
                     fit += styles[t, n, k] * b[k]
-                sig = e0 * np.exp(fit)
-            out_sig[t, n] = _blend_one(gamma[t, n], ts_var[t, n], sig, blend)
+                ex = np.exp(fit)
+            xfit[n] = ex
+            if in_fit[n]:
+                nfit += 1
+                if duan:
+                    if grp[n] < P:
+                        acc += np.sqrt(ts_var[t, n]) / ex
+                    else:  # pooled names: the pooled intercept, not a_0
+                        e = ls[n] - icpt[P]
+                        for k in range(K):
+                            e -= styles[t, n, k] * b[k]
+                        acc += np.exp(e)
+        e0 = acc / nfit if duan else scale
+        out_e0[t] = e0
+        out_nfit[t] = nfit
+        for n in range(N):
+            out_sig[t, n] = _blend_one(gamma[t, n], ts_var[t, n], e0 * xfit[n], blend)
 
 
 @numba.njit(cache=True, inline="always")
