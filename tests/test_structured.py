@@ -472,9 +472,9 @@ def test_batch_path_matches_dense_across_blocks_and_threads(world, monkeypatch, 
     """A batch spanning several row blocks (not a multiple of the block size), the blocked pass
     run on 1 and on 3 threads: every part equals the dense reference to 1e-12, and the
     threaded pass gives bit-identical numbers (each row is computed by one block alone)."""
-    import riskmodel.covariance.structured as structured
+    from riskmodel.covariance import structured
 
-    cov, B, F, d, dense, _ = world
+    cov, B, _, d, dense, _ = world
     W = np.random.default_rng(11).normal(size=(3 * structured._ROW_BLOCK + 7, N)) / N
     W[5] = 0.0  # a zero book inside a block: σ = 0, all contributions 0
     monkeypatch.setattr(structured, "_pass_threads", lambda cells: 1)
@@ -494,7 +494,7 @@ def test_pass_threads_follow_blas_limit_and_size():
     """Small passes stay on the calling thread; a BLAS limit of 1 keeps large ones there too."""
     from threadpoolctl import threadpool_limits
 
-    import riskmodel.covariance.structured as structured
+    from riskmodel.covariance import structured
 
     assert structured._pass_threads(10) == 1
     with threadpool_limits(limits=1, user_api="blas"):
@@ -517,12 +517,12 @@ def test_one_blas_thread_gives_the_same_decomposition(world):
 
 
 def test_run_row_blocks_covers_every_row_once(monkeypatch):
-    import riskmodel.covariance.structured as structured
+    from riskmodel.covariance import structured
 
     for n_rows, n_threads in [(0, 2), (1, 4), (structured._ROW_BLOCK, 2), (5 * structured._ROW_BLOCK + 3, 3)]:
         hits = np.zeros(n_rows, dtype=int)
 
-        def block(lo, hi, tmp):
+        def block(lo, hi, tmp, hits=hits):
             assert tmp.shape[1] == 4 and hi - lo <= tmp.shape[0]
             hits[lo:hi] += 1
 

@@ -146,20 +146,14 @@ def _inv_sqrt(var: np.ndarray) -> np.ndarray:
 
 
 @cache
-def _blas_controller() -> ThreadpoolController | None:
+def _blas_controller() -> ThreadpoolController:
     """The BLAS libraries' thread controller, built once (building it scans the loaded libraries)."""
-    try:
-        return ThreadpoolController().select(user_api="blas")
-    except Exception:  # pragma: no cover - threadpoolctl cannot inspect this platform
-        return None
+    return ThreadpoolController().select(user_api="blas")
 
 
 def _blas_threads() -> int:
     """How many threads BLAS may use now (honours ``threadpoolctl.threadpool_limits``)."""
-    controller = _blas_controller()
-    if controller is None:  # pragma: no cover - see _blas_controller
-        return 1
-    return max((lib.num_threads for lib in controller.lib_controllers), default=1)
+    return max((lib.num_threads for lib in _blas_controller().lib_controllers), default=1)
 
 
 def _pass_threads(cells: int) -> int:
