@@ -190,9 +190,10 @@ def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, buf, cu
                   sort_scratch, hist, oz, og):  # pragma: no cover - compiled
     """One stock's rolling window order statistics, robust ``Z`` and gamma for all dates.
 
-    The window is a bitmap over the ranks of the stock's values; four cursors (rank and
-    position in the window) track the minimum, the two lower quartile points and the
-    maximum, and move by a step or two per day instead of shifting a sorted buffer. The
+    The window is a bitmap over the ranks of the stock's values; two cursors (rank and
+    position in the window) track the lower points of the quartiles and move by a step or
+    two per day instead of shifting a sorted buffer; the ranks of the minimum and maximum
+    are kept too. The
     values met, their order and the arithmetic are those of a sorted window buffer.
     """
     T = x.shape[0]
@@ -201,6 +202,8 @@ def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, buf, cu
     for w in range(bits.shape[0]):
         bits[w] = np.uint64(0)
     nb = 0
+    r_min = 0  # ranks of the window's extremes
+    r_max = 0
     shift = 0.0  # running moments are of x - shift (the window median at the last refresh)
     s1 = 0.0
     s2 = 0.0
@@ -212,7 +215,12 @@ def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, buf, cu
         if r_old >= 0:  # the leaving value
             bits[r_old >> 6] &= ~(np.uint64(1) << np.uint64(r_old & 63))
             nb -= 1
-            for c in range(4):
+            if nb > 0:
+                if r_old == r_min:
+                    r_min = _next_set(bits, r_old)
+                if r_old == r_max:
+                    r_max = _prev_set(bits, r_old)
+            for c in range(2):
                 rc = cur_r[c]
                 if r_old < rc:
                     cur_i[c] -= 1
@@ -226,11 +234,15 @@ def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, buf, cu
             bits[r_new >> 6] |= np.uint64(1) << np.uint64(r_new & 63)
             nb += 1
             if nb == 1:
-                for c in range(4):
+                r_min = r_new
+                r_max = r_new
+                for c in range(2):
                     cur_r[c] = r_new
                     cur_i[c] = 0
             else:
-                for c in range(4):
+                r_min = min(r_min, r_new)
+                r_max = max(r_max, r_new)
+                for c in range(2):
                     if r_new < cur_r[c]:
                         cur_i[c] += 1
         if r_old >= 0 and r_new >= 0:  # running moments, as a sorted buffer would update them
@@ -246,11 +258,11 @@ def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, buf, cu
             dn = vals[r_new] - shift
             s1 += dn
             s2 += dn * dn
-        if nb > 0:  # cursors to the minimum, the quartile points and the maximum
+        if nb > 0:  # cursors to the quartile points
             k25 = int(np.floor(0.25 * (nb - 1)))
             k75 = int(np.floor(0.75 * (nb - 1)))
-            for c in range(4):
-                target = 0 if c == 0 else (k25 if c == 1 else (k75 if c == 2 else nb - 1))
+            for c in range(2):
+                target = k25 if c == 0 else k75
                 while cur_i[c] < target:
                     cur_r[c] = _next_set(bits, cur_r[c])
                     cur_i[c] += 1
@@ -281,8 +293,8 @@ def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, buf, cu
             if blend:
                 og[t] = 0.0
             continue
-        q25 = _cursor_quantile(bits, vals, cur_r[1], nb, 0.25)
-        q75 = _cursor_quantile(bits, vals, cur_r[2], nb, 0.75)
+        q25 = _cursor_quantile(bits, vals, cur_r[0], nb, 0.25)
+        q75 = _cursor_quantile(bits, vals, cur_r[1], nb, 0.75)
         sig_tilde = (q75 - q25) / 1.35
         if not sig_tilde > 0.0:
             oz[t] = np.inf
@@ -292,7 +304,7 @@ def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, buf, cu
         c = 10.0 * sig_tilde
         c1 = s1
         c2 = s2
-        r = cur_r[3]
+        r = r_max
         k = nb - 1
         while k >= 0 and vals[r] > c:  # replace x by c, in shifted coordinates
             dx = vals[r] - shift
@@ -302,7 +314,7 @@ def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, buf, cu
             k -= 1
             if k >= 0:
                 r = _prev_set(bits, r)
-        r = cur_r[0]
+        r = r_min
         k = 0
         while k < nb and vals[r] < -c:
             dx = vals[r] - shift
@@ -318,7 +330,8 @@ def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, buf, cu
         zt = abs(np.sqrt(var_eq) / sig_tilde - 1.0)
         oz[t] = zt
         if blend:
-            robust = np.exp(1.0 - zt)
+            # min(1, exp(1 - Z)) is 1 for Z <= 1, and a zero ramp needs no exp
+            robust = np.exp(1.0 - zt) if (zt > 1.0 and ramp > 0.0) else 1.0
             og[t] = ramp * (robust if robust < 1.0 else 1.0)
 
 
@@ -379,7 +392,7 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
       ``S_t = a S_{t-1} + p_t - a^(W-l) p_{t-W+l}`` (``a = 2^(-1/H)``); rounding errors decay
       by ``a`` per day, and a lag's sums are reset to 0 whenever its window holds no pair;
     * per stock, the values are ranked once (radix sort) and the window is a bitmap over
-      the ranks, with cursors at the minimum, the quartile points and the maximum that move
+      the ranks, with cursors at the quartile points (and the ranks of the extremes) that move
       a step or two per day (no O(W) shift), so the quartiles are O(1) and the clipped
       moments are running sums (about a shift, the window median at the last refresh)
       corrected for the few values beyond the clip bound; they are recomputed exactly, in
@@ -412,8 +425,8 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
         vals = np.empty(T)
         rank = np.empty(T, np.int64)
         bits = np.empty((T + 63) >> 6, np.uint64)
-        cur_r = np.zeros(4, np.int64)
-        cur_i = np.zeros(4, np.int64)
+        cur_r = np.zeros(2, np.int64)
+        cur_i = np.zeros(2, np.int64)
         sort_scratch = np.empty((4, T), np.uint64)
         hist = np.empty((6, _RADIX_SIZE), np.int64)
         for j in range(nn):
