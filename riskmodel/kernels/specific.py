@@ -63,6 +63,8 @@ def _ewma_nw_block(xp, a, window, L, ovar, oh):  # pragma: no cover - compiled
     den = np.zeros((L + 1, nb))
     npair = np.zeros((L + 1, nb), np.int64)
     cnt = np.zeros(nb, np.int64)
+    c0s = np.empty(nb)
+    acc = np.empty(nb)
     drop = np.empty(L + 1)
     coef = np.empty(L + 1)
     for l in range(L + 1):
@@ -90,20 +92,25 @@ def _ewma_nw_block(xp, a, window, L, ovar, oh):  # pragma: no cover - compiled
                 de = a * den[l, j] + m_in - dl * m_out
                 num[l, j] = nu if npr != 0 else 0.0  # no pair left: clear the residue
                 den[l, j] = de if npr != 0 else 0.0
-        for j in range(nb):
+        for j in range(nb):  # the Newey-West sum, lag by lag across the block (vectorised)
             x_new = xp[r, j]
             x_old = xp[r - W, j]
             c = cnt[j] + np.int64(x_new == x_new) - np.int64(x_old == x_old)
             cnt[j] = c
             oh[t, j] = c
             c0 = num[0, j] / den[0, j]
-            v = c0
-            for l in range(1, L + 1):
-                term = coef[l] * num[l, j] / den[l, j]
-                v += term if npair[l, j] > 0 else 0.0
-            floor = c0 / (L + 1.0)
+            c0s[j] = c0
+            acc[j] = c0
+        for l in range(1, L + 1):
+            cl = coef[l]
+            for j in range(nb):
+                term = cl * num[l, j] / den[l, j]
+                acc[j] += term if npair[l, j] > 0 else 0.0
+        for j in range(nb):
+            v = acc[j]
+            floor = c0s[j] / (L + 1.0)
             v = v if v > floor else floor
-            ovar[t, j] = v if c > 0 else np.nan
+            ovar[t, j] = v if cnt[j] > 0 else np.nan
 
 
 @numba.njit(cache=True, inline="always")
