@@ -8,7 +8,7 @@ the specific variance of day t + 1:
    Newey-West lags, per stock, NaN-aware (:func:`riskmodel.kernels.specific.specific_ts_kernel`).
 2. **Blending weight** -- ``gamma = clip((h - min_obs)/(full_obs - min_obs), 0, 1) *
    clip(exp(1 - Z), 0, 1)``; h and the robust statistic Z are computed by the same kernel
-   for **every date** (exact rolling quartiles from a sorted window buffer, no schedule).
+   for **every date** (exact rolling quartiles of the window by rank cursors, no schedule).
 3. **Structural model** -- per date, v-weighted regression of ``ln sigma_TS`` of the
    gamma = 1 names on market + industries + styles; ``sigma_STR = E0 exp(X b)`` for every
    name with complete styles; ``sigma_hat = gamma sigma_TS + (1 - gamma) sigma_STR``
@@ -170,7 +170,7 @@ def specific_variance(
     Blending: ``h`` = valid residuals in the window, ``sigma_tilde = IQR(u)/1.35``,
     ``sigma_eq`` = std of u clipped at ``+-10 sigma_tilde``, ``Z = |sigma_eq/sigma_tilde - 1|``,
     ``gamma = min(1, max(0, (h - 60)/120)) min(1, max(0, exp(1 - Z)))``. Computed for every
-    date by the kernel (rolling sorted window), not on a schedule.
+    date by the kernel (exact rolling order statistics), not on a schedule.
 
     Structural model: ``ln sigma_TS = a_industry + X_style b + e``, v-weighted, fitted per
     date on the ESTU names with ``gamma = 1`` and complete styles. When fewer than

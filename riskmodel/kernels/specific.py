@@ -811,8 +811,8 @@ def _shrink_date(sig, cap, estu, t, G, q, bp, out_sig, out_group):  # pragma: no
         x = cap[t, n]
         if np.isfinite(x):
             g = 0
-            while g < G - 1 and bp[g] <= x:
-                g += 1
+            for k in range(G - 1):  # #{k : b_k <= cap}, branch-free
+                g += bp[k] <= x
             out_group[t, n] = g
             if estu[t, n] and np.isfinite(sig[t, n]):
                 sw[g] += x
