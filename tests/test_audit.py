@@ -288,6 +288,7 @@ def test_mixed_precision_krylov_matches_dense_eigh(shape):
     assert np.abs(low.values - ref).max() > 1e-9
 
 
+@pytest.mark.slow
 def test_audit_at_mixed_size_finds_the_block():
     """An audit large enough for the mixed-precision spectrum (T N >= 2**22) equals the dense spectrum."""
     res, sv, truth = residual_world(n_stocks=2100, n_dates=2000, blocks=((60, 0.2),), seed=28)
