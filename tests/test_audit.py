@@ -256,12 +256,24 @@ def test_float32_surrogate_product_matches_float64(kind):
 
 
 def test_surrogate_plan_inverse_is_the_inverse_permutation():
-    T, N, S = 50, 40, 4
-    plan = sp.surrogate_plan(T, N, S, "shuffle", np.random.default_rng(25), group_size=7)
+    T, N, S = 50, 2000, 4
+    plan = sp.surrogate_plan(T, N, S, "shuffle", np.random.default_rng(25), group_size=400)
+    assert plan.inverse is not None  # 5 groups: the index arrays are small next to Z
     flat = np.arange(T * S)
     for g in range(plan.perm.shape[0]):
         np.testing.assert_array_equal(flat[plan.perm[g].ravel()][plan.inverse[g].ravel()], flat)
         np.testing.assert_array_equal(np.sort(plan.perm[g], axis=0), np.sort(plan.inverse[g], axis=0))
+    # the gather through the inverse and the scatter through perm give the same product
+    rng = np.random.default_rng(29)
+    Z = np.asfortranarray(rng.standard_normal((T, N)))
+    X = rng.standard_normal((T, S))
+    scatter = sp.SurrogatePlan(plan.edges, plan.kind, plan.perm, None, None)
+    np.testing.assert_allclose(
+        sp._surrogate_gram_product(Z, plan, X), sp._surrogate_gram_product(Z, scatter, X), rtol=1e-13, atol=1e-10
+    )
+    # many small groups: no inverse (memory), same plan otherwise
+    small = sp.surrogate_plan(T, 40, S, "shuffle", np.random.default_rng(25), group_size=7)
+    assert small.inverse is None and small.perm.shape == (6, T, S)
 
 
 @pytest.mark.parametrize("shape", [(504, 900), (900, 504)])

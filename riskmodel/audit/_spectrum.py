@@ -361,7 +361,8 @@ class SurrogatePlan:
     ``edges (G+1,)`` splits the columns of ``Z`` into contiguous groups; group ``g`` of
     surrogate ``s`` is transformed by ``(P x)[t, s] = x[perm, s]`` with ``perm`` given as
     flat indices ``perm[g, t, s] = pi_gs(t) * S + s`` into a C-ordered ``(T, S)`` array;
-    ``inverse`` holds the flat indices of ``pi_gs^-1`` so that ``P' x`` is a gather too.
+    ``inverse`` (or None: ``P'`` is then the scatter through ``perm``) holds the flat
+    indices of ``pi_gs^-1`` so that ``P' x`` is a gather too.
     The sign null uses ``(P x)[t, s] = sign[g, t, s] * x[t, s]`` (int8 signs).
     """
 
@@ -388,9 +389,10 @@ def surrogate_plan(
     """Draw the transforms of ``n_surrogates`` surrogates (see :class:`SurrogatePlan`).
 
     ``group_size=None`` chooses the smallest group size for which the transforms hold at
-    most ``min(2**21, max(T N / 4, 2**19))`` entries: two int32 indices each (permutation
-    and inverse), at most 1/4 of the memory of ``Z`` beyond a fixed 4 MB; exact per-column
-    surrogates when that allows.
+    most ``min(2**21, max(T N / 4, 2**19))`` entries: an int32 index each, at most 1/8 of
+    the memory of ``Z`` beyond a fixed 2 MB; exact per-column surrogates when that allows.
+    The inverse permutation (a second index array, for speed) is added when both fit in
+    1/5 of the memory of ``Z``.
     """
     T, N, S = n_dates, n_stocks, n_surrogates
     if group_size is None:
@@ -407,14 +409,17 @@ def surrogate_plan(
     itype = np.int32 if T * S < 2**31 else np.int64
     # one group at a time (G small): only the two index arrays are held at full size
     perm = np.empty((G, T, S), dtype=itype)
-    inverse = np.empty_like(perm)  # pi^-1: P' x becomes a gather (np.take) instead of a scatter
+    # pi^-1 makes P' x a gather (np.take) instead of a scatter; kept while both index arrays
+    # take at most 1/5 of the memory of Z (so always at the 2**21 cap once T N >= 1e7)
+    inverse = np.empty_like(perm) if G * T * S * 5 <= T * N else None
     rows = np.arange(T, dtype=itype)
     for g in range(G):
         local = _draw_rows(kind, rng, S, T).astype(itype)
-        inv = np.empty_like(local)
-        np.put_along_axis(inv, local, rows[None, :], axis=1)
         perm[g] = _flat_indices(local, S)
-        inverse[g] = _flat_indices(inv, S)
+        if inverse is not None:
+            inv = np.empty_like(local)
+            np.put_along_axis(inv, local, rows[None, :], axis=1)
+            inverse[g] = _flat_indices(inv, S)
     return SurrogatePlan(edges, kind, perm, None, inverse)
 
 
