@@ -149,7 +149,8 @@ def top_eigenpairs(
         Krylov only: first iterate with float32 products (``Z`` converted chunk by chunk,
         no copy) to ``max(rtol, 1e-5)``, then restart from those Ritz vectors in float64 to
         ``0.3 rtol``; the result has the float64 accuracy (the float32 pass only supplies
-        the start).  Default: when ``T * N >= 2**22``.
+        the start).  Default: when ``T * N >= 2**22`` and the columns of ``Z`` are
+        contiguous (Fortran order, as the audit builds it).
 
     Returns
     -------
@@ -165,8 +166,8 @@ def top_eigenpairs(
         return _gram_eigenpairs(Z, k)
     if method != "krylov":
         raise ValueError(f"method must be 'auto', 'gram' or 'krylov', got {method!r}")
-    if mixed is None:
-        mixed = T * N >= _MIXED_SIZE
+    if mixed is None:  # column chunks must be contiguous for the float32 conversion to pay
+        mixed = T * N >= _MIXED_SIZE and Z.strides[0] == Z.itemsize
     start = None
     if mixed:
         low_rtol = max(rtol, _MIXED_RTOL)
