@@ -94,13 +94,9 @@ def _float_values(da: xr.DataArray, name: str) -> np.ndarray:
         raise VariableTypeError(
             f"{name}: dtype {da.dtype} is not numeric; convert it to float (NaN = missing)."
         )
-    from riskmodel.kernels.validate import FLAG_INFINITE
-    from riskmodel.panel import count_flagged_cells
-
     x = np.ascontiguousarray(da.values, dtype=np.float64)
-    n_inf, flat = count_flagged_cells(x, FLAG_INFINITE)
-    if n_inf:
-        t, n = np.unravel_index(flat, x.shape)
+    if np.isinf(x).any():
+        t, n = np.argwhere(np.isinf(x))[0]
         raise NonFiniteError(
             f"{name}: infinite value for stock {str(da['stock'].values[n])!r} on "
             f"{_fmt_date(da['date'].values[t])}; replace it by NaN (missing) or a finite value."

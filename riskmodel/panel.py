@@ -221,60 +221,28 @@ def _check_panel_dims(name: Hashable, da: xr.DataArray, allowed: tuple[tuple[str
         )
 
 
-def _locate(da: xr.DataArray, kind: int, bound: float = 0.0) -> tuple[int, tuple[int, ...] | None, np.ndarray | None]:
-    """Count of the cells flagged by ``kind`` (see :mod:`riskmodel.kernels.validate`) and the
-    first one (C order).
+def _locate(da: xr.DataArray, predicate) -> tuple[int, tuple[int, ...] | None, np.ndarray | None]:
+    """Count of cells where ``predicate(values)`` holds, and the first one (C order).
 
     Dask-backed variables are counted lazily and materialised only when a cell is found.
     """
     if da.chunks is not None:
-        n_bad = int(_flag_predicate(kind, bound)(da.data).sum().compute())
+        n_bad = int(predicate(da.data).sum().compute())
         if n_bad == 0:
             return 0, None, None
     vals = _values(da)
-    n_bad, flat = count_flagged_cells(vals, kind, bound)
+    with np.errstate(invalid="ignore"):
+        bad = predicate(vals)
+    n_bad = int(bad.sum())
     if n_bad == 0:
         return 0, None, None
-    return n_bad, tuple(int(i) for i in np.unravel_index(flat, vals.shape)), vals
-
-
-def _flag_predicate(kind: int, bound: float):
-    from riskmodel.kernels.validate import FLAG_AT_MOST, FLAG_INFINITE
-
-    if kind == FLAG_INFINITE:
-        return np.isinf
-    if kind == FLAG_AT_MOST:
-        return lambda v: v <= bound
-    return lambda v: v < bound
-
-
-def count_flagged_cells(values: np.ndarray, kind: int, bound: float = 0.0) -> tuple[int, int]:
-    """Number of cells of ``values`` flagged by ``kind`` and the flat (C order) index of the
-    first, -1 if none: one parallel pass, no boolean temporary, for float64 arrays.
-    """
-    from riskmodel.kernels.validate import CHUNK, count_flagged
-
-    if values.dtype != np.float64:
-        with np.errstate(invalid="ignore"):
-            flags = _flag_predicate(kind, bound)(values)
-        n = int(flags.sum())
-        return n, (int(np.argmax(flags.ravel())) if n else -1)
-    flat = np.ascontiguousarray(values).ravel()
-    n_chunks = max(1, -(-flat.size // CHUNK))
-    counts = np.zeros(n_chunks, np.int64)
-    first = np.full(n_chunks, -1, np.int64)
-    if flat.size:
-        count_flagged(flat, kind, float(bound), counts, first)
-    n = int(counts.sum())
-    return n, (int(first[first >= 0][0]) if n else -1)
+    return n_bad, _first_true(bad), vals
 
 
 def _check_finite(name: Hashable, da: xr.DataArray) -> None:
-    from riskmodel.kernels.validate import FLAG_INFINITE
-
     if da.dtype.kind not in ("f", "c"):
         return
-    n_inf, idx, vals = _locate(da, FLAG_INFINITE)
+    n_inf, idx, vals = _locate(da, np.isinf)
     if n_inf:
         raise NonFiniteError(
             f"variable {name!r} holds {n_inf} infinite value(s); the first is "
@@ -292,9 +260,7 @@ def _check_numeric(name: Hashable, da: xr.DataArray, role: str) -> None:
 
 
 def _check_returns(da: xr.DataArray) -> None:
-    from riskmodel.kernels.validate import FLAG_AT_MOST
-
-    n_bad, idx, vals = _locate(da, FLAG_AT_MOST, -1.0)
+    n_bad, idx, vals = _locate(da, lambda v: v <= -1.0)
     if n_bad:
         raise PanelError(
             f"variable 'returns' holds {n_bad} value(s) <= -1 (a price at or below zero); the "
@@ -304,9 +270,7 @@ def _check_returns(da: xr.DataArray) -> None:
 
 
 def _check_market_cap(da: xr.DataArray) -> None:
-    from riskmodel.kernels.validate import FLAG_BELOW
-
-    n_bad, idx, vals = _locate(da, FLAG_BELOW, 0.0)
+    n_bad, idx, vals = _locate(da, lambda v: v < 0)
     if n_bad:
         raise PanelError(
             f"variable 'market_cap' holds {n_bad} negative value(s); the first is {vals[idx]} "
