@@ -373,17 +373,10 @@ def _b2_block(block: xr.Dataset) -> xr.DataArray:
 
     The same arithmetic as ``riskmodel.covariance.specific._vra`` on the rows of one chunk.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z2 = np.divide(block["residuals"].values, block["sig_prev"].values)
-        np.square(z2, out=z2)
-    ok = np.isfinite(z2)
-    ok &= block["estu_prev"].values
-    z2[~ok] = 0.0
-    w = np.where(ok, block["cap_prev"].values, 0.0)
-    num = np.einsum("ij,ij->i", w, z2)
-    wsum = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        b2 = np.where(wsum > 0, num / wsum, np.nan)
+    from riskmodel.covariance.specific import _b2_rows
+
+    b2 = _b2_rows(block["residuals"].values, block["sig_prev"].values, block["cap_prev"].values,
+                  block["estu_prev"].values)
     return xr.DataArray(b2, dims=("date",), coords={"date": block["date"].values})
 
 

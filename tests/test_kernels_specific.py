@@ -350,3 +350,27 @@ def test_shrink_kernel_sorts_ties_wide_ranges_and_non_positive_caps():
     for t in range(T):
         bp = np.quantile(cap[t, estu[t]], np.arange(1, G) / G)
         np.testing.assert_array_equal(grp[t], np.searchsorted(bp, cap[t], side="right"))
+
+
+def test_vra_terms_kernel_matches_numpy_twin():
+    from riskmodel.kernels.specific import vra_terms_kernel
+
+    rng = np.random.default_rng(21)
+    R, N = 9, 37
+    u = rng.standard_normal((R, N)) * 0.02
+    sig = rng.uniform(0.01, 0.03, (R, N))
+    cap = rng.uniform(1.0, 5.0, (R, N))
+    estu = rng.random((R, N)) < 0.8
+    u[rng.random((R, N)) < 0.1] = np.nan  # missing residuals are skipped
+    sig[0, :5] = 0.0  # an infinite ratio is skipped
+    estu[3] = False  # a row without an ESTU: zero weight
+    num = np.empty(R)
+    wsum = np.empty(R)
+    vra_terms_kernel(u, sig, cap, estu, num, wsum)
+    with np.errstate(divide="ignore", invalid="ignore"):  # twin: the plain masked sums
+        z2 = (u / sig) ** 2
+    ok = np.isfinite(z2) & estu
+    w = np.where(ok, cap, 0.0)
+    np.testing.assert_allclose(num, np.where(ok, w * z2, 0.0).sum(axis=1), rtol=1e-13, atol=0)
+    np.testing.assert_allclose(wsum, w.sum(axis=1), rtol=1e-13, atol=0)
+    assert num[3] == 0.0 and wsum[3] == 0.0

@@ -385,6 +385,21 @@ def _shrunk(sig_hat: np.ndarray, cap: np.ndarray, estu: np.ndarray, *, n_groups:
     return out
 
 
+def _b2_rows(u: np.ndarray, sig_prev: np.ndarray, cap_prev: np.ndarray, estu_prev: np.ndarray) -> np.ndarray:
+    """``B_t²`` per row: cap-weighted mean of ``(u_t / σ_{t-1})²`` over the ESTU of t − 1
+    (NaN without one); the rows of ``*_prev`` are those of t − 1."""
+    from riskmodel.kernels.specific import vra_terms_kernel
+
+    R = u.shape[0]
+    num = np.empty(R)
+    wsum = np.empty(R)
+    vra_terms_kernel(np.ascontiguousarray(u, dtype=np.float64), np.ascontiguousarray(sig_prev, dtype=np.float64),
+                     np.ascontiguousarray(cap_prev, dtype=np.float64), np.ascontiguousarray(estu_prev, dtype=np.bool_),
+                     num, wsum)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(wsum > 0, num / wsum, np.nan)
+
+
 def _vra(u: np.ndarray, sig: np.ndarray, cap: np.ndarray, estu: np.ndarray,
          half_life: float | None) -> np.ndarray:
     """lambda_S (T,): sqrt of the EWMA of the cap-weighted mean squared standardised residual.
@@ -396,19 +411,8 @@ def _vra(u: np.ndarray, sig: np.ndarray, cap: np.ndarray, estu: np.ndarray,
     lam = np.ones(T)
     if half_life is None or T < 2:
         return lam
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z2 = np.divide(u[1:], sig[:-1])
-        np.square(z2, out=z2)
-    ok = np.isfinite(z2)
-    ok &= estu[:-1]
-    z2[~ok] = 0.0
-    w = np.where(ok, cap[:-1], 0.0)
-    num = np.einsum("ij,ij->i", w, z2)
-    del z2
-    wsum = w.sum(axis=1)
     b2 = np.full(T, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        b2[1:] = np.where(wsum > 0, num / wsum, np.nan)
+    b2[1:] = _b2_rows(u[1:], sig[:-1], cap[:-1], estu[:-1])
     have = np.isfinite(b2)
     a = 2.0 ** (-1.0 / half_life)
     num = lfilter([1.0], [1.0, -a], np.where(have, b2, 0.0))

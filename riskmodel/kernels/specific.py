@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
-__all__ = ["specific_ts_kernel", "structural_kernel", "shrink_kernel"]
+__all__ = ["specific_ts_kernel", "structural_kernel", "shrink_kernel", "vra_terms_kernel"]
 
 #: An industry needs this many names in a date's structural sample to get its own
 #: intercept; thinner industries are pooled into one group for the fit.
@@ -845,3 +845,38 @@ def _shrink_date(sig, cap, estu, t, G, q, bp, out_sig, out_group):  # pragma: no
             out_sig[t, n] = nu * mean[g] + (1.0 - nu) * s
         else:
             out_sig[t, n] = s
+
+
+@numba.njit(cache=True, parallel=True)
+def vra_terms_kernel(u, sig_prev, cap_prev, estu_prev, out_num, out_wsum):  # pragma: no cover - compiled
+    """Cap-weighted sums of squared standardised residuals, per row (specific VRA).
+
+    ``out_num[r] = sum_n cap_prev[r, n] (u[r, n] / sig_prev[r, n])^2`` and
+    ``out_wsum[r] = sum_n cap_prev[r, n]`` over the names with ``estu_prev[r, n]`` whose
+    squared ratio is finite. One pass, ``prange`` over rows.
+
+    Parameters
+    ----------
+    u : ndarray (R, N) float64
+        Specific returns of dates ``t``.
+    sig_prev, cap_prev : ndarray (R, N) float64
+        Forecast specific volatilities and caps of dates ``t - 1``.
+    estu_prev : ndarray (R, N) bool
+        Estimation universe of dates ``t - 1``.
+    out_num, out_wsum : ndarray (R,) float64
+        Written.
+    """
+    R, N = u.shape
+    for r in numba.prange(R):
+        num = 0.0
+        wsum = 0.0
+        for n in range(N):
+            if estu_prev[r, n]:
+                z = u[r, n] / sig_prev[r, n]
+                z2 = z * z
+                if np.isfinite(z2):
+                    w = cap_prev[r, n]
+                    num += w * z2
+                    wsum += w
+        out_num[r] = num
+        out_wsum[r] = wsum
