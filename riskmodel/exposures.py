@@ -89,13 +89,15 @@ def _as_date_stock(da: Any, name: str) -> xr.DataArray:
     return da.transpose("date", "stock")
 
 
-def _float_values(da: xr.DataArray, name: str) -> np.ndarray:
+def _float_values(da: xr.DataArray, name: str, *, inf_checked: bool = False) -> np.ndarray:
+    """``da`` as a C-contiguous float64 array; ±inf is an error naming the stock and date
+    unless ``inf_checked`` (the panel was validated, which already rejects it)."""
     if da.dtype.kind not in "fiub":
         raise VariableTypeError(
             f"{name}: dtype {da.dtype} is not numeric; convert it to float (NaN = missing)."
         )
     x = np.ascontiguousarray(da.values, dtype=np.float64)
-    if np.isinf(x).any():
+    if not inf_checked and np.isinf(x).any():
         t, n = np.argwhere(np.isinf(x))[0]
         raise NonFiniteError(
             f"{name}: infinite value for stock {str(da['stock'].values[n])!r} on "
@@ -1044,13 +1046,13 @@ def build_exposures(
             )
     panel = _validate_panel(panel, styles, [v for v, _ in needed if v not in styles])
     ret = _as_date_stock(panel["returns"], "returns")
-    rv = _float_values(ret, "returns")
+    rv = _float_values(ret, "returns", inf_checked=True)  # validate_panel rejected ±inf
     T, N = rv.shape
     if cap is not None:
         cap_da = _as_date_stock(panel[cap], cap)
         _check_aligned(ret, cap_da, "returns", cap, ("date", "stock"))
-        cv = _float_values(cap_da, cap)
-        if (cv < 0).any():
+        cv = _float_values(cap_da, cap, inf_checked=True)
+        if cap != "market_cap" and (cv < 0).any():  # validate_panel checks market_cap itself
             t, n = np.argwhere(cv < 0)[0]
             raise InvalidParameterError(
                 f"{cap}: negative market cap for stock {str(ret['stock'].values[n])!r} on "
@@ -1072,7 +1074,7 @@ def build_exposures(
     for s in styles:
         da = _as_date_stock(panel[s], s)
         _check_aligned(ret, da, "returns", s, ("date", "stock"))
-        raw.append((s, da, _float_values(da, s)))
+        raw.append((s, da, _float_values(da, s, inf_checked=True)))
     present = np.isfinite(rv)
     present |= np.isfinite(cv)
     if min_history > 0:
