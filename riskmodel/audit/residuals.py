@@ -585,11 +585,14 @@ def audit_residuals(
        ``C = Z'Z/T`` has a unit diagonal (the MP normalisation); a missing day then
        contributes nothing to any correlation.  The surrogates keep the same zeros.
     3. The leading eigenpairs of ``C`` come from the ``T x N`` matrix (Gram matrix of the
-       smaller side when ``min(T, N) <= 512``, else a restarted block Krylov iteration);
-       the ``N x N`` matrix is never formed.  MP edge ``(1 + sqrt(N/T))**2``.
+       smaller side when ``min(T, N) <= 512``, else a restarted block Krylov iteration,
+       for large matrices a float32 pass refined by a float64 restart from its Ritz
+       vectors, ``spectrum_method="krylov-mixed"``); the ``N x N`` matrix is never formed.
+       MP edge ``(1 + sqrt(N/T))**2``.
     4. Null: ``n_null`` surrogates whose columns are made independent in time; their top
-       eigenvalues (lock-step Lanczos) give ``null_edge``; ``n_significant`` counts the
-       eigenvalues above it.  For speed the columns (in random order) are split into
+       eigenvalues (lock-step Lanczos, float64 recurrences on float32 surrogate products:
+       within 1e-4 Tracy-Widom units of float64 products) give ``null_edge``;
+       ``n_significant`` counts the eigenvalues above it.  For speed the columns (in random order) are split into
        groups sharing one transform; columns of one group keep their mutual alignment,
        which can only raise the null edge (conservative) and only matters for groups of
        more than ~``G sqrt(N/T)/rho`` co-moving names (``G`` groups).
