@@ -48,12 +48,6 @@ MIN_STOCKS = 10
 CANDIDATE_FALSE = 0.5
 #: Largest number of stocks shown in the cluster correlation heatmap.
 HEATMAP_MAX = 400
-_ROW_CHUNK_MIN = 16
-
-
-def _row_chunk(n_dates: int) -> int:
-    """Rows per chunk: temporaries stay near 1/32 of the residual matrix."""
-    return max(_ROW_CHUNK_MIN, n_dates // 32)
 _NULLS = ("shuffle", "shift", "sign")
 
 
@@ -705,7 +699,9 @@ def audit_residuals(
     ctx = _Context(u, rows, cols, Z, M, mu, scale, T_d, window_dates, stock_ids, label_of, rng)
     clusters: list[ResidualCluster] = []
     if n_sig > 0:
-        disc = sp.top_eigenpairs(Z[:T_d], n_sig, rng=rng)
+        # warm start from the whole window's leading vectors: the iteration still converges
+        # to the discovery part's own eigenpairs (a start only changes the path)
+        disc = sp.top_eigenpairs(Z[:T_d], n_sig, rng=rng, rtol=1e-9, guess=eig.vectors[:, : min(k_max, n_sig + 10)])
         threshold = max(3.0, float(norm.isf(CANDIDATE_FALSE / (2.0 * N))))
         cand = cl.candidate_stocks(disc.vectors, disc.values, T_d, threshold)
         groups = []
@@ -765,45 +761,37 @@ def _standardise(
     mask: np.ndarray,
     clip: float | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Build ``Z (T, N)`` (Fortran order, one float64 copy) from ``u`` row chunk by row chunk.
+    """Build ``Z (T, N)`` (Fortran order, one float64 copy) from ``u`` in two kernel passes
+    (:mod:`riskmodel.kernels.audit`): a gather by row blocks, then each column in cache.
 
     Returns ``Z, mask, mu, scale, cols, dropped`` with ``z = Z / scale + mu`` on the
     valid entries (the clipped standardised residual before column standardisation).
     """
+    from riskmodel.kernels.audit import (
+        SVV_LAGGED,
+        SVV_NONE,
+        SVV_STATIC,
+        gather_standardised,
+        standardise_columns,
+    )
+
     T, N = rows.size, cols.size
-    chunk = _row_chunk(T)
+    mask = np.ascontiguousarray(mask)
+    kind = SVV_NONE if svv is None else (SVV_LAGGED if svv.ndim == 2 else SVV_STATIC)
     Z = np.empty((T, N), order="F")
-    for r0 in range(0, T, chunk):
-        rr = rows[r0 : r0 + chunk]
-        block = u[np.ix_(rr, cols)]
-        if svv is not None:
-            s = svv[np.ix_(rr - 1, cols)] if svv.ndim == 2 else svv[cols][None, :]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                block /= np.sqrt(s)
-        block[~mask[r0 : r0 + chunk]] = 0.0
-        Z[r0 : r0 + chunk] = block
+    lagged = svv if kind == SVV_LAGGED else np.zeros((1, 1))
+    static = svv if kind == SVV_STATIC else np.zeros(1)
+    gather_standardised(u, lagged, static, kind, rows.astype(np.int64), cols.astype(np.int64), mask, Z)
     n = mask.sum(axis=0).astype(np.float64)
-    if svv is None:  # ex-post scale: each stock's realised sd over the window
-        m0 = Z.sum(axis=0) / n
-        sd0 = np.sqrt(np.maximum(np.einsum("ij,ij->j", Z, Z) / n - m0**2, 0.0))
-        Z /= np.where(sd0 > 0, sd0, 1.0)
-    if clip is not None:
-        np.clip(Z, -clip, clip, out=Z)
-    mu = Z.sum(axis=0) / n
-    var = np.einsum("ij,ij->j", Z, Z) / n - mu**2
-    sd = np.sqrt(np.maximum(var, 0.0))
-    flat = sd <= 1e-12 * np.maximum(np.abs(mu), 1.0)
+    mu = np.empty(N)
+    sd = np.empty(N)
+    flat = np.empty(N, dtype=bool)
+    standardise_columns(Z, mask, n, svv is None, np.inf if clip is None else float(clip), mu, sd, flat)
     dropped = cols[flat]
     if flat.any():
         keep = ~flat
-        Z, mask, mu, sd, n, cols = Z[:, keep], mask[:, keep], mu[keep], sd[keep], n[keep], cols[keep]
-        Z = np.asfortranarray(Z)
+        Z, mask, mu, sd, n, cols = np.asfortranarray(Z[:, keep]), mask[:, keep], mu[keep], sd[keep], n[keep], cols[keep]
     scale = np.sqrt(T / n) / sd
-    for r0 in range(0, T, chunk):  # (z - mu) * scale on valid entries, 0 elsewhere
-        zc = Z[r0 : r0 + chunk]
-        zc -= mu
-        zc *= scale
-        zc[~mask[r0 : r0 + chunk]] = 0.0
     return Z, np.ascontiguousarray(mask), mu, scale, cols, dropped
 
 
