@@ -136,6 +136,42 @@ def _prev_set(bits, r):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, inline="always")
+def _radix_passes(keys, idx, tkeys, tidx, n, hist, carry):  # pragma: no cover - compiled
+    """Stable LSD radix passes (11-bit digits) over ``keys[:n]`` given their digit counts.
+
+    ``hist (passes, 2048)`` holds, for each pass, the count of every digit value (it is
+    overwritten); ``tkeys`` is scratch of the same length, and with ``carry`` the payload
+    ``idx`` moves with its key (through ``tidx``). A pass whose digit is shared by every key
+    is skipped. Returns True when the sorted keys (and payload) ended in ``tkeys`` (``tidx``).
+    """
+    mask = np.uint64(_RADIX_SIZE - 1)
+    src_k, src_i, dst_k, dst_i = keys, idx, tkeys, tidx
+    swapped = False
+    for p in range(hist.shape[0]):
+        if n == 0:
+            break
+        sh = np.uint64(p * _RADIX_BITS)
+        if hist[p, (src_k[0] >> sh) & mask] == n:
+            continue  # one digit value: the pass would not move anything
+        acc = 0
+        for d in range(_RADIX_SIZE):
+            c = hist[p, d]
+            hist[p, d] = acc
+            acc += c
+        for i in range(n):
+            kv = src_k[i]
+            d = (kv >> sh) & mask
+            pos = hist[p, d]
+            dst_k[pos] = kv
+            if carry:
+                dst_i[pos] = src_i[i]
+            hist[p, d] = pos + 1
+        src_k, src_i, dst_k, dst_i = dst_k, dst_i, src_k, src_i
+        swapped = not swapped
+    return swapped
+
+
+@numba.njit(cache=True, inline="always")
 def _rank_values(x, vals, rank, keys, idx, tkeys, tidx, hist):  # pragma: no cover - compiled
     """Ranks of the finite values of ``x`` (ties broken by position) and the sorted values.
 
@@ -166,26 +202,7 @@ def _rank_values(x, vals, rank, keys, idx, tkeys, tidx, hist):  # pragma: no cov
             nf += 1
         else:
             rank[t] = -1
-    src_k, src_i, dst_k, dst_i = keys, idx, tkeys, tidx
-    for p in range(n_pass):
-        if nf == 0:
-            break
-        sh = np.uint64(p * _RADIX_BITS)
-        if hist[p, (src_k[0] >> sh) & mask] == nf:
-            continue  # one digit value: the pass would not move anything
-        acc = 0
-        for d in range(_RADIX_SIZE):
-            c = hist[p, d]
-            hist[p, d] = acc
-            acc += c
-        for i in range(nf):
-            kv = src_k[i]
-            d = (kv >> sh) & mask
-            pos = hist[p, d]
-            dst_k[pos] = kv
-            dst_i[pos] = src_i[i]
-            hist[p, d] = pos + 1
-        src_k, src_i, dst_k, dst_i = dst_k, dst_i, src_k, src_i
+    src_i = tidx if _radix_passes(keys, idx, tkeys, tidx, nf, hist, True) else idx
     for r in range(nf):
         t = src_i[r]
         vals[r] = x[t]
@@ -777,28 +794,10 @@ def _radix_sort_positive(x):  # pragma: no cover - compiled
         kv = keys[i]
         for p in range(n_pass):
             hist[p, (kv >> np.uint64(p * _RADIX_BITS)) & mask] += 1
-    src = keys
-    dst = tmp
-    in_tmp = False
-    for p in range(n_pass):
-        sh = np.uint64(p * _RADIX_BITS)
-        if hist[p, (keys[0] >> sh) & mask] == n:
-            continue  # one digit value: the pass would not move anything
-        acc = 0
-        for d in range(_RADIX_SIZE):
-            c = hist[p, d]
-            hist[p, d] = acc
-            acc += c
+    no_payload = np.empty(1, np.int64)
+    if _radix_passes(keys, no_payload, tmp, no_payload, n, hist, False):
         for i in range(n):
-            kv = src[i]
-            d = (kv >> sh) & mask
-            dst[hist[p, d]] = kv
-            hist[p, d] += 1
-        src, dst = dst, src
-        in_tmp = not in_tmp
-    if in_tmp:
-        for i in range(n):
-            keys[i] = src[i]
+            keys[i] = tmp[i]
 
 
 @numba.njit(cache=True, inline="always")
