@@ -413,3 +413,21 @@ def test_accept_iv_vra_reduces_rolling_bias_after_vol_step():
     mrad_raw = _rolling_mrad(without, f, step - 50, step + 250)
     assert mrad_vra <= 0.7 * mrad_raw, (mrad_vra, mrad_raw)
     assert with_vra.vra[step + 60] > 1.3
+
+
+def test_one_blas_thread_limits_the_lapack_numba_calls():
+    """The BLAS limit covers scipy's LAPACK (what numba's eigh calls) even when nothing had
+    loaded it before the limit was built (a fresh process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from riskmodel.covariance import factor as F\n"
+        "from threadpoolctl import threadpool_info\n"
+        "with F._one_blas_thread():\n"
+        "    F._eigh(np.eye(3)[None])  # numba's eigh: loads scipy's LAPACK if nothing had\n"
+        "    libs = [(i['filepath'], i['num_threads']) for i in threadpool_info() if i['user_api'] == 'blas']\n"
+        "assert all(n == 1 for _, n in libs), libs\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -215,8 +215,15 @@ _CONTROLLER: list[ThreadpoolController] = []
 
 def _one_blas_thread():
     """Context limiting BLAS to one thread (the controller is built once: building it scans
-    the loaded libraries, ~1 ms, which added up over the recompute dates)."""
+    the loaded libraries, ~1 ms, which added up over the recompute dates).
+
+    The LAPACK that numba's ``np.linalg.eigh`` calls (scipy's) is loaded first: a controller
+    built before it is loaded would not limit it, and its threads would then fight numba's
+    (the eigen kernels measured 2-4x slower that way in a fresh process).
+    """
     if not _CONTROLLER:
+        import scipy.linalg.cython_lapack  # noqa: F401 - load the library the kernels call
+
         _CONTROLLER.append(ThreadpoolController())
     return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
