@@ -276,30 +276,6 @@ def test_surrogate_plan_inverse_is_the_inverse_permutation():
     assert small.inverse is None and small.perm.shape == (6, T, S)
 
 
-@pytest.mark.parametrize("shape", [(504, 900), (900, 504)])
-def test_mixed_precision_krylov_matches_dense_eigh(shape):
-    """The float32 pass only supplies the start: the float64 restart reaches dense accuracy."""
-    rng = np.random.default_rng(26)
-    Z = rng.standard_t(4, size=shape)
-    Z[:, :20] += 0.5 * rng.standard_normal((shape[0], 1))
-    Z = np.asfortranarray((Z - Z.mean(0)) / Z.std(0))
-    T = shape[0]
-    ref = np.linalg.eigvalsh(Z.T @ Z / T)[::-1][:20]
-    got = sp.top_eigenpairs(Z, 20, method="krylov", rtol=1e-14, mixed=True, rng=rng)
-    assert got.method == "krylov-mixed"
-    np.testing.assert_allclose(got.values, ref, rtol=0, atol=1e-10)
-    # eigenvectors as accurate as the float64-only iteration's: both leave ~2e-8 residuals on
-    # this matrix (lambda_20 - lambda_21 is only ~1e-3)
-    C = Z.T @ Z / T
-    resid = np.abs(C @ got.vectors - got.vectors * got.values).max()
-    ref64 = sp.top_eigenpairs(Z, 20, method="krylov", rtol=1e-14, mixed=False, rng=np.random.default_rng(5))
-    assert resid < max(1e-8, 3 * np.abs(C @ ref64.vectors - ref64.vectors * ref64.values).max())
-    assert resid < 1e-7
-    # float32 products alone stop at float32 accuracy (the restart is what buys the digits)
-    low, _, _ = sp._krylov_eigenpairs(Z, 20, 1e-13, 10, 400, 8, np.random.default_rng(27), dtype=np.float32)
-    assert np.abs(low.values - ref).max() > 1e-9
-
-
 @pytest.mark.parametrize("shape", [(600, 1400), (1400, 600)])
 def test_gram_mixed_matches_dense_eigh(shape):
     """The float32 Gram matrix only supplies the start: the float64 refinement reaches dense accuracy."""

@@ -5,9 +5,9 @@ Private ndarray layer of :mod:`riskmodel.audit.residuals` (METHODS §7.2-7.3):
 * :func:`top_eigenpairs` -- the leading eigenvalues/eigenvectors of ``C`` from the
   ``T x N`` matrix ``Z``: an exact Gram eigendecomposition on the *smaller* side when
   ``min(T, N)`` is small, otherwise a restarted randomized block Krylov (block Lanczos)
-  iteration with Rayleigh-Ritz, which needs only products ``Z @ X`` and ``Z.T @ Y``.  Large
-  problems first iterate with float32 products and restart in float64 from those Ritz
-  vectors (float64 accuracy, fewer float64 products).
+  iteration with Rayleigh-Ritz, which needs only products ``Z @ X`` and ``Z.T @ Y``.  In
+  between, the float32 Gram matrix of the smaller side gives a start that the float64
+  iteration refines in a few products (float64 accuracy).
 * :func:`null_lambda_max` -- the top eigenvalue of ``n_null`` surrogates of ``Z`` whose
   columns are made independent in time (shuffled, circularly shifted or sign-flipped),
   all run as independent Lanczos recurrences in lock-step.  The surrogate transform is
@@ -15,7 +15,7 @@ Private ndarray layer of :mod:`riskmodel.audit.residuals` (METHODS §7.2-7.3):
   products run in float32 (the null needs ``lambda_max`` to a few % of the Tracy-Widom
   scale, ~1e-4 relative, far above float32 rounding).
 
-Float32 products never copy ``Z``: column chunks (or the null's column groups) are
+Float32 work never copies ``Z``: column chunks (or the null's column groups) are
 converted into one reused buffer, so the memory stays that of ``Z`` plus small buffers.
 * closed forms: Marchenko-Pastur edges, the Tracy-Widom edge (Johnstone 2001), the
   BBP detectability bound and the spike/overlap relations of the spiked covariance model.
@@ -51,14 +51,11 @@ GRAM32_LIMIT = 4096
 #: ... when its ``min^2`` float32 matrix is at most this fraction of ``Z``'s bytes.
 _GRAM32_MEMORY = 0.3
 
-#: Convergence asked of that float32 pass (its products carry ~3e-7 relative rounding).
-_MIXED_RTOL = 1e-5
+#: Stop of a float64 refinement from a good start, relative to ``rtol``: the change per
+#: block understates the remaining error when the start is already close.
+_REFINE = 0.3
 
-#: Stop of the float64 restart relative to ``rtol``: with it the mixed route is at least as
-#: accurate as the float64-only one (2.5e-6 vs 8.3e-6 max error at N=5,000, T=2,520).
-_MIXED_REFINE = 0.3
-
-#: Columns of ``Z`` converted to float32 at a time by the chunked products.
+#: Bytes of ``Z`` converted to float32 at a time.
 _CHUNK_BYTES = 1 << 22
 
 #: Upper bound on ``groups * T * surrogates`` index entries held by the null (memory/speed).
@@ -131,7 +128,6 @@ def top_eigenpairs(
     max_basis: int = 400,
     max_restarts: int = 8,
     rng: np.random.Generator | None = None,
-    mixed: bool | None = None,
     guess: np.ndarray | None = None,
 ) -> EigenPairs:
     """Leading ``k`` eigenpairs of ``C = Z'Z / T`` from the ``T x N`` matrix ``Z``.
@@ -156,12 +152,6 @@ def top_eigenpairs(
     rtol : float
         Krylov stop: every one of the ``k`` Ritz values moved by less than
         ``rtol * theta_1`` over the last block.
-    mixed : bool, optional
-        ``"krylov"`` only: first iterate with float32 products (``Z`` converted chunk by
-        chunk, no copy) to ``max(rtol, 1e-5)``, then restart from those Ritz vectors in
-        float64 to ``0.3 rtol``; the result has the float64 accuracy (the float32 pass only
-        supplies the start).  Default off: on two BLAS threads it measured slower than the
-        float64 iteration (3.0 s vs 2.5 s at N=5,000, T=2,520), faster on one.
     guess : ndarray (N, b), optional
         Approximate leading eigenvectors (e.g. of a longer window over the same stocks):
         unless the exact Gram route applies, the float64 block Krylov iteration starts
@@ -176,7 +166,7 @@ def top_eigenpairs(
     T, N = Z.shape
     k = int(min(k, T, N))
     rng = np.random.default_rng(0) if rng is None else rng
-    p, q = min(T, N), max(T, N)
+    p = min(T, N)
     if method == "auto":
         if p <= DENSE_LIMIT:
             method = "gram"
@@ -186,32 +176,18 @@ def top_eigenpairs(
             method = "krylov"
     if method == "gram":
         return _gram_eigenpairs(Z, k)
-    refine = min(rtol, max(_MIXED_REFINE * rtol, 1e-14))
+    refine = min(rtol, max(_REFINE * rtol, 1e-14))
     if guess is not None:
         start = Z @ guess if T <= N else np.asarray(guess, dtype=np.float64)  # basis side
-        eig, _, n_products = _krylov_eigenpairs(Z, k, refine, oversample, max_basis, max_restarts, rng, start=start)
-        return EigenPairs(eig.values, eig.vectors, "krylov", n_products + 1)
+        eig = _krylov_eigenpairs(Z, k, refine, oversample, max_basis, max_restarts, rng, start=start)
+        return EigenPairs(eig.values, eig.vectors, "krylov", eig.n_products + 1)
     if method == "gram-mixed":
         start = _gram32_start(Z, min(k + oversample, p))
-        eig, _, n_products = _krylov_eigenpairs(Z, k, refine, oversample, max_basis, max_restarts, rng, start=start)
-        return EigenPairs(eig.values, eig.vectors, "gram-mixed", n_products + 1)
+        eig = _krylov_eigenpairs(Z, k, refine, oversample, max_basis, max_restarts, rng, start=start)
+        return EigenPairs(eig.values, eig.vectors, "gram-mixed", eig.n_products + 1)
     if method != "krylov":
         raise ValueError(f"method must be 'auto', 'gram', 'gram-mixed' or 'krylov', got {method!r}")
-    if mixed is None:
-        mixed = False
-    start = None
-    if mixed:
-        low_rtol = max(rtol, _MIXED_RTOL)
-        _, start, n_low = _krylov_eigenpairs(
-            Z, k, low_rtol, oversample, max_basis, max_restarts, rng, dtype=np.float32
-        )
-        # the float32 start already sits near convergence, so the change per block
-        # understates the remaining error: the restart asks for a tighter stop
-        rtol = refine
-    eig, _, n_products = _krylov_eigenpairs(Z, k, rtol, oversample, max_basis, max_restarts, rng, start=start)
-    if mixed:
-        return EigenPairs(eig.values, eig.vectors, "krylov-mixed", n_products + n_low)
-    return eig
+    return _krylov_eigenpairs(Z, k, rtol, oversample, max_basis, max_restarts, rng)
 
 
 def _gram_eigenpairs(Z: np.ndarray, k: int) -> EigenPairs:
@@ -280,50 +256,6 @@ def _orthonormal_block(Y: np.ndarray, Q: np.ndarray | None) -> np.ndarray:
     return np.ascontiguousarray(U[:, keep])
 
 
-def _chunk_buffer(Z: np.ndarray, dtype: type) -> np.ndarray:
-    """Reusable Fortran buffer for ``Z``'s columns converted to ``dtype``, ~``_CHUNK_BYTES``."""
-    T = Z.shape[0]
-    width = int(min(Z.shape[1], max(1, _CHUNK_BYTES // (T * np.dtype(dtype).itemsize))))
-    return np.empty((T, width), dtype=dtype, order="F")
-
-
-def _z_matmul(Z: np.ndarray, X: np.ndarray, dtype: type, out: np.ndarray | None = None) -> np.ndarray:
-    """``Z @ X`` (``T x b``) with the GEMMs in ``dtype`` (float64 result).
-
-    Lower precision converts ``Z`` a column chunk at a time into one buffer (no copy of ``Z``).
-    """
-    if dtype == Z.dtype:
-        return np.matmul(Z, X, out=out)
-    T, N = Z.shape
-    buf = _chunk_buffer(Z, dtype)
-    Xl = np.asarray(X, dtype=dtype)
-    out = np.zeros((T, X.shape[1])) if out is None else out
-    if out.size:
-        out[...] = 0.0
-    for c0 in range(0, N, buf.shape[1]):
-        c1 = min(c0 + buf.shape[1], N)
-        Zc = buf[:, : c1 - c0]
-        Zc[...] = Z[:, c0:c1]
-        out += Zc @ Xl[c0:c1]
-    return out
-
-
-def _zt_matmul(Z: np.ndarray, Y: np.ndarray, dtype: type, out: np.ndarray | None = None) -> np.ndarray:
-    """``Z.T @ Y`` (``N x b``) with the GEMMs in ``dtype`` (float64 result); see :func:`_z_matmul`."""
-    if dtype == Z.dtype:
-        return np.matmul(Z.T, Y, out=out)
-    N = Z.shape[1]
-    buf = _chunk_buffer(Z, dtype)
-    Yl = np.asarray(Y, dtype=dtype)
-    out = np.empty((N, Y.shape[1])) if out is None else out
-    for c0 in range(0, N, buf.shape[1]):
-        c1 = min(c0 + buf.shape[1], N)
-        Zc = buf[:, : c1 - c0]
-        Zc[...] = Z[:, c0:c1]
-        out[c0:c1] = Zc.T @ Yl
-    return out
-
-
 def _krylov_eigenpairs(
     Z: np.ndarray,
     k: int,
@@ -334,28 +266,21 @@ def _krylov_eigenpairs(
     rng: np.random.Generator,
     *,
     start: np.ndarray | None = None,
-    dtype: type = np.float64,
-) -> tuple[EigenPairs, np.ndarray, int]:
+) -> EigenPairs:
     """Restarted block Krylov on the Gram matrix of the smaller side of ``Z``.
 
-    ``start`` (basis side, ``min(T, N) x b``) replaces the random start block; ``dtype`` is
-    the precision of the products with ``Z`` (orthogonalisation and Rayleigh-Ritz stay
-    float64).  Returns the pairs, the leading ``b`` Ritz vectors of the basis side (a start
-    for another run) and the number of products.
+    ``start`` (basis side, ``min(T, N) x b``) replaces the random start block.
     """
     T, N = Z.shape
     # A A' is the Gram matrix of the smaller side; the basis lives there.
-    if T <= N:
-        a_times, at_times = _z_matmul, _zt_matmul  # A = Z
-    else:
-        a_times, at_times = _zt_matmul, _z_matmul  # A = Z'
+    A = Z if T <= N else Z.T
     p, q = min(T, N), max(T, N)
     b = min(k + oversample, p)
     # basis (p x m) and A'Q (q x m) stay below a quarter of Z's memory
     max_basis = max(min(max_basis, p, int(0.25 * T * N / (T + N))), min(p, 8 * b), 2 * b)
     n_products = 0
     if start is None:
-        start = a_times(Z, rng.standard_normal((q, b)), dtype)
+        start = A @ rng.standard_normal((q, b))
         n_products = 1
     theta_old = None
     converged = False
@@ -366,7 +291,7 @@ def _krylov_eigenpairs(
         Q0 = _orthonormal_block(start, None)
         m = Q0.shape[1]
         Qbuf[:, :m] = Q0
-        at_times(Z, Q0, dtype, out=Wbuf[:, :m])  # A' Q, kept to form the Rayleigh quotient without A again
+        np.matmul(A.T, Q0, out=Wbuf[:, :m])  # A' Q, kept to form the Rayleigh quotient without A again
         Q, W = Qbuf[:, :m], Wbuf[:, :m]
         M = W.T @ W  # Q' A A' Q, grown block by block
         n_products += 1
@@ -382,7 +307,7 @@ def _krylov_eigenpairs(
             if m + b > max_basis:
                 break
             last = W[:, -min(b, m) :]
-            block = _orthonormal_block(a_times(Z, last, dtype), Q)
+            block = _orthonormal_block(A @ last, Q)
             n_products += 1
             nb = block.shape[1]
             if nb == 0:  # invariant subspace: Ritz pairs are exact
@@ -390,7 +315,7 @@ def _krylov_eigenpairs(
                 break
             Qbuf[:, m : m + nb] = block
             Wb = Wbuf[:, m : m + nb]
-            at_times(Z, block, dtype, out=Wb)
+            np.matmul(A.T, block, out=Wb)
             n_products += 1
             cross = W.T @ Wb
             M = np.block([[M, cross], [cross.T, Wb.T @ Wb]])
@@ -406,8 +331,7 @@ def _krylov_eigenpairs(
     else:
         V = Q @ U[:, :k]
     V /= np.maximum(np.linalg.norm(V, axis=0), np.finfo(float).tiny)
-    ritz = Q @ U[:, :b]
-    return EigenPairs(mu / T, np.ascontiguousarray(V), "krylov", n_products), ritz, n_products
+    return EigenPairs(mu / T, np.ascontiguousarray(V), "krylov", n_products)
 
 
 # ----------------------------------------------------------------------------- null
