@@ -345,7 +345,7 @@ def _structural_block(block: xr.Dataset, *, s: dict, n_industries: int) -> xr.Da
     Returns the shrunk volatility ``sig_sh`` (for ``B²``), the ESTU, and ``pre_vra_var``:
     the final variance with ``λ = 1`` (masked to stocks with a residual and complete styles).
     """
-    from riskmodel.covariance.specific import _blend, _final_var, _shrunk, _structural
+    from riskmodel.covariance.specific import _final_var, _shrunk, _structural
 
     ts_var = np.ascontiguousarray(block["ts_var"].values)
     gamma = np.ascontiguousarray(block["gamma"].values)
@@ -356,13 +356,15 @@ def _structural_block(block: xr.Dataset, *, s: dict, n_industries: int) -> xr.Da
     weights = np.ascontiguousarray(block["regression_weight"].values, dtype=np.float64)
     cap = np.ascontiguousarray(block["market_cap"].values, dtype=np.float64)
     u = np.ascontiguousarray(block["residuals"].values, dtype=np.float64)
-    sig_str, _, _ = _structural(ts_var, h, gamma, styles, industry, n_industries, weights, cap,
-                                min_obs=s["min_obs"], structural_scale=s["structural_scale"])
+    complete = np.empty(u.shape, np.bool_)
+    sig_hat, _, _ = _structural(ts_var, h, gamma, styles, industry, n_industries, weights, cap,
+                                min_obs=s["min_obs"], structural_scale=s["structural_scale"],
+                                blend=True, complete=complete)
     with np.errstate(invalid="ignore"):
         estu = (weights > 0) & np.isfinite(weights) & (cap > 0) & np.isfinite(cap)
-    sig_sh = _shrunk(_blend(gamma, ts_var, sig_str), cap, estu, n_groups=s["n_groups"], q=s["shrink"])
-    pre = _final_var(u, styles, sig_sh.copy(), ts_var if s["shrink"] == 0 else None, gamma,
-                     np.ones(u.shape[0]), s["shrink"])
+    sig_sh = _shrunk(sig_hat, cap, estu, n_groups=s["n_groups"], q=s["shrink"])
+    pre = _final_var(u, sig_sh.copy(), ts_var if s["shrink"] == 0 else None, gamma,
+                     np.ones(u.shape[0]), s["shrink"], complete)
     dims = ("date", "stock")
     return xr.Dataset({"sig_sh": (dims, sig_sh), "pre_vra_var": (dims, pre), "estu": (dims, estu)},
                       coords={"date": block["date"].values, "stock": block["stock"].values})

@@ -34,8 +34,6 @@ __all__ = ["SpecificRiskResult", "specific_variance"]
 
 #: A structural fit needs at least ``K + _EXTRA_FIT_NAMES`` usable names.
 _EXTRA_FIT_NAMES = 10
-#: cells of the (date, stock, style) block per chunk of dates when scanning it (~12 MB of bool)
-_CHUNK_CELLS = 12_000_000
 
 
 @dataclass(frozen=True)
@@ -234,7 +232,7 @@ def specific_variance(
     lam = _vra(u, sig_sh, cap, estu, vra_half_life)
     _tick(bar, "VRA")
     del estu
-    var = _final_var(u, styles, sig_sh, ts_var, gamma, lam, shrink, complete=complete)
+    var = _final_var(u, sig_sh, ts_var, gamma, lam, shrink, complete)
     if bar is not None:
         bar.close()
     settings = dict(half_life=half_life, lags=lags, window=window, min_obs=min_obs,
@@ -338,16 +336,14 @@ def _blended(u: np.ndarray, styles: np.ndarray, industry: np.ndarray | None,
                     sig_hat=sig_hat, e0=e0, n_fit=nfit, complete=complete)
 
 
-def _final_var(u: np.ndarray, styles: np.ndarray, sig_sh: np.ndarray, ts_var: np.ndarray | None,
-               gamma: np.ndarray, lam: np.ndarray, q: float, *,
-               complete: np.ndarray | None = None) -> np.ndarray:
+def _final_var(u: np.ndarray, sig_sh: np.ndarray, ts_var: np.ndarray | None,
+               gamma: np.ndarray, lam: np.ndarray, q: float, complete: np.ndarray) -> np.ndarray:
     """``lambda_t^2 sigma_SH^2`` where the stock has a residual and complete styles, else NaN.
 
     Without shrinkage (``q == 0``, ``ts_var`` given) the gamma = 1 names keep
     ``sigma_TS^2`` bit for bit. Built in place in ``sig_sh`` when that array is not
-    ``sig_hat`` itself, with (T, N) masks only (no (T, N, K) temporary). ``complete``
-    (T, N) bool, the style-completeness mask when already known, spares the scan of
-    ``styles``.
+    ``sig_hat`` itself. ``complete`` (T, N) bool is the style-completeness mask the
+    structural kernel returns.
     """
     var = np.multiply(sig_sh, sig_sh, out=sig_sh if q != 0 else None)
     if q == 0 and ts_var is not None:
@@ -355,19 +351,8 @@ def _final_var(u: np.ndarray, styles: np.ndarray, sig_sh: np.ndarray, ts_var: np
         var[full] = ts_var[full]
     var *= (lam * lam)[:, None]
     present = np.isfinite(u)
-    if complete is not None:
-        present &= complete
-        np.copyto(var, np.nan, where=~present)
-        return var
-    absent = ~present
-    del present
-    T, N, K = styles.shape
-    step = max(1, _CHUNK_CELLS // max(1, N * K))
-    for t0 in range(0, T, step):  # a few chunks: one contiguous pass over the style block
-        sl = slice(t0, min(T, t0 + step))
-        if K:
-            absent[sl] |= ~np.isfinite(styles[sl]).all(axis=2)
-    var[absent] = np.nan
+    present &= complete
+    np.copyto(var, np.nan, where=~present)
     return var
 
 
