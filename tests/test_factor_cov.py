@@ -423,9 +423,9 @@ def test_one_blas_thread_limits_the_lapack_numba_calls():
 
     code = (
         "import numpy as np\n"
-        "from riskmodel.covariance import factor as F\n"
+        "from riskmodel._blas import one_blas_thread\nfrom riskmodel.covariance import factor as F\n"
         "from threadpoolctl import threadpool_info\n"
-        "with F._one_blas_thread():\n"
+        "with one_blas_thread():\n"
         "    F._eigh(np.eye(3)[None])  # numba's eigh: loads scipy's LAPACK if nothing had\n"
         "    libs = [(i['filepath'], i['num_threads']) for i in threadpool_info() if i['user_api'] == 'blas']\n"
         "assert all(n == 1 for _, n in libs), libs\n"

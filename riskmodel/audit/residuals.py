@@ -591,10 +591,11 @@ def audit_residuals(
     4. Null: ``n_null`` surrogates whose columns are made independent in time; their top
        eigenvalues (lock-step Lanczos, float64 recurrences on float32 surrogate products:
        within 1e-4 Tracy-Widom units of float64 products) give ``null_edge``;
-       ``n_significant`` counts the eigenvalues above it.  For speed the columns (in random order) are split into
-       groups sharing one transform; columns of one group keep their mutual alignment,
-       which can only raise the null edge (conservative) and only matters for groups of
-       more than ~``G sqrt(N/T)/rho`` co-moving names (``G`` groups).
+       ``n_significant`` counts the eigenvalues above it.  For speed the columns (in
+       random order) are split into groups sharing one transform; columns of one group
+       keep their mutual alignment, which can only raise the null edge (conservative) and
+       only matters for groups of more than ~``G sqrt(N/T)/rho`` co-moving names (``G``
+       groups).
     5. Clusters: on the discovery part, the ``n_significant`` leading components are
        re-estimated; stocks whose loading exceeds ``max(3, Phi^-1(1 - 0.25/N))`` times the
        eigenvector's noise level are candidates (about 0.5 noise stock per component); their filtered correlation ``sum lambda_k v_k v_k'`` (unit

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
+from riskmodel._blas import one_blas_thread
 from riskmodel.errors import DimensionError, InvalidParameterError, NonFiniteError
 from riskmodel.kernels.ewma import (
     assemble_covariance,
@@ -210,24 +210,6 @@ def _base_covariance(f: np.ndarray, s: dict[str, Any]) -> tuple[np.ndarray, np.n
 # --------------------------------------------------------------------------- stage 2: eigen
 
 
-_CONTROLLER: list[ThreadpoolController] = []
-
-
-def _one_blas_thread():
-    """Context limiting BLAS to one thread (the controller is built once: building it scans
-    the loaded libraries, ~1 ms, which added up over the recompute dates).
-
-    The LAPACK that numba's ``np.linalg.eigh`` calls (scipy's) is loaded first: a controller
-    built before it is loaded would not limit it, and its threads would then fight numba's
-    (the eigen kernels measured 2-4x slower that way in a fresh process).
-    """
-    if not _CONTROLLER:
-        import scipy.linalg.cython_lapack  # noqa: F401 - load the library the kernels call
-
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
-
-
 def _eigh(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Batched ``eigh`` (numba, parallel over the stack) with BLAS on one thread
     (multi-threaded OpenBLAS is ~30× slower on stacks of small matrices)."""
@@ -235,7 +217,7 @@ def _eigh(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values = np.empty((n, m))
     vectors = np.empty((n, m, m))
     if n:
-        with _one_blas_thread():
+        with one_blas_thread():
             eigh_stack(np.ascontiguousarray(stack), values, vectors)
     return values, vectors
 
@@ -285,7 +267,7 @@ def _simulated_bias(d0: np.ndarray, nu: float, n_sims: int, rng: np.random.Gener
     normals = rng.standard_normal((n_sims, m * (m - 1) // 2))
     chi = np.sqrt(rng.chisquare(nu - np.arange(m), size=(n_sims, m)))
     ratio = np.empty((n_sims, m))
-    with _one_blas_thread():
+    with one_blas_thread():
         wishart_eigen_ratios(normals, chi, np.ascontiguousarray(d0, dtype=np.float64), float(nu), ratio)
     return np.sqrt(np.nanmean(ratio, axis=0))
 
@@ -381,7 +363,7 @@ def _eigen_adjust(
             gamma2 = np.where(np.isfinite(gamma), gamma**2, 1.0)
         full_run = cols.size == m and dates[-1] - dates[0] + 1 == dates.size
         adj = out[dates[0] : dates[-1] + 1] if full_run else np.empty_like(sub)
-        with _one_blas_thread():
+        with one_blas_thread():
             eigen_rebuild_stack(sub, floor, np.ascontiguousarray(gamma2), adj)
         if full_run:
             continue

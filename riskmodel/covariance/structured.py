@@ -26,7 +26,7 @@ import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any, Callable, Hashable, Sequence, Union
 
 import numpy as np
@@ -34,9 +34,9 @@ import pandas as pd
 import scipy.linalg
 import xarray as xr
 from scipy.sparse.linalg import LinearOperator
-from threadpoolctl import ThreadpoolController
 from xarray.indexes import PandasIndex
 
+from riskmodel._blas import blas_threads
 from riskmodel.errors import (
     AlignmentError,
     DimensionError,
@@ -145,24 +145,13 @@ def _inv_sqrt(var: np.ndarray) -> np.ndarray:
     return out
 
 
-@cache
-def _blas_controller() -> ThreadpoolController:
-    """The BLAS libraries' thread controller, built once (building it scans the loaded libraries)."""
-    return ThreadpoolController().select(user_api="blas")
-
-
-def _blas_threads() -> int:
-    """How many threads BLAS may use now (honours ``threadpoolctl.threadpool_limits``)."""
-    return max((lib.num_threads for lib in _blas_controller().lib_controllers), default=1)
-
-
 def _pass_threads(cells: int) -> int:
     """Threads for a blocked elementwise pass over ``cells`` values: as many as BLAS may use
     (so ``threadpool_limits(1)`` keeps everything on one core), 1 for small passes."""
     if cells < _THREAD_MIN_CELLS:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(_blas_threads(), cores, _MAX_PASS_THREADS))
+    return max(1, min(blas_threads(), cores, _MAX_PASS_THREADS))
 
 
 def _run_row_blocks(fn: Callable[[int, int, np.ndarray], None], shape: tuple[int, int], n_threads: int) -> None:
@@ -743,7 +732,7 @@ class StructuredCovariance:
         OpenBLAS 0.3.31); with several threads ``W B`` splits better (the other layout
         stalled on a busy machine), so that one is used then.
         """
-        if w.shape[0] > 1 and _blas_threads() == 1:
+        if w.shape[0] > 1 and blas_threads() == 1:
             return (self._B_T @ w.T).T
         return w @ self._B
 
