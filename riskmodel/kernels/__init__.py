@@ -5,3 +5,26 @@ and parallel over dates where that applies. Every kernel has a plain numpy twin 
 ``tests/`` that it is tested against. Callers validate inputs and lay arrays out
 contiguously before calling; kernels do no checking.
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numba
+
+__all__ = ["kernel_threads"]
+
+
+@contextmanager
+def kernel_threads(n: int) -> Iterator[None]:
+    """Run the parallel kernels called inside on at most ``n`` threads (restored on exit).
+
+    The limit is numba's, per calling thread; ``n`` is capped to the threads numba started.
+    """
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)

@@ -1,0 +1,231 @@
+"""Numba kernel of the covariance operator on grouped exposures: one pass per pair of rows.
+
+Risk-model exposures are mostly a function of a few *group codes*: the market column is 1
+for every stock, an industry column is 1 on its members and 0 elsewhere. With stocks
+grouped by their pattern of memberships, ``B[n, fold_cols] = lookup[code[n]]``, and only
+the remaining ``dense`` columns (the styles) need a product over stocks:
+
+* ``x = Bᵀ w``: ``acc[g] = Σ_{code[n]=g} w_n`` (one scatter), ``x_fold = lookupᵀ acc``,
+  ``x_dense = dense_t w``;
+* ``B y``: ``h = lookup y_fold`` (G values), ``(B y)_n = h[code[n]] + dense_tᵀ y_dense``.
+
+With 60 industries and 10 styles that is 11 instead of 70 multiply-adds per stock, and the
+two portfolios of a pair share every load of ``dense_t``. :func:`grouped_rows_kernel` does
+the whole of a risk decomposition (or ``Σ x``) of a pair of rows while the rows sit in
+cache, so each weight is read from memory once and each output written once.
+
+The plain numpy twin lives in ``tests/test_kernels_operator.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["MODE_APPLY", "MODE_DECOMPOSE", "MODE_EXPOSURES", "MODE_MOMENTS", "grouped_rows_kernel"]
+
+#: ``x = Bᵀ w`` only.
+MODE_EXPOSURES = 0
+#: ``x``, ``F x``, ``xᵀ F x`` and ``Σ d w²``.
+MODE_MOMENTS = 1
+#: Moments plus the per-stock marginal (``Σ w / σ``) and component (``w ∘ MCR``) contributions.
+MODE_DECOMPOSE = 2
+#: Moments plus ``Σ w = B F Bᵀ w + d ∘ w`` (written into ``out_a``; ``out_b`` unused).
+MODE_APPLY = 3
+
+#: Stocks per cache block of the per-stock pass (two rows of every operand fit in L1).
+_CHUNK = 1024
+_FASTMATH = {"reassoc", "contract", "nsz"}
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="never")
+def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, lookup, fold_cols, F, d,
+          out_x, out_fx, out_fvar, out_spec, out_a, out_b):  # pragma: no cover - compiled
+    """Rows ``p0`` and ``p1`` (equal for a lone last row) of :func:`grouped_rows_kernel`."""
+    N = W.shape[1]
+    kd = dense_t.shape[0]
+    G, kf = lookup.shape
+    m = F.shape[0]
+    w0 = W[p0]
+    w1 = W[p1]
+    # ---- x = Bᵀ w: dense columns by dot products, folded ones through the group sums
+    c = 0
+    while c + 2 <= kd:  # two columns per sweep: each weight loaded once for four products
+        ba = dense_t[c]
+        bb = dense_t[c + 1]
+        s0a = 0.0
+        s0b = 0.0
+        s1a = 0.0
+        s1b = 0.0
+        for i in range(N):
+            s0a += w0[i] * ba[i]
+            s0b += w0[i] * bb[i]
+            s1a += w1[i] * ba[i]
+            s1b += w1[i] * bb[i]
+        out_x[p0, dense_cols[c]] = s0a
+        out_x[p0, dense_cols[c + 1]] = s0b
+        out_x[p1, dense_cols[c]] = s1a
+        out_x[p1, dense_cols[c + 1]] = s1b
+        c += 2
+    if c < kd:
+        b = dense_t[c]
+        s0 = 0.0
+        s1 = 0.0
+        for i in range(N):
+            s0 += w0[i] * b[i]
+            s1 += w1[i] * b[i]
+        out_x[p0, dense_cols[c]] = s0
+        out_x[p1, dense_cols[c]] = s1
+    acc = np.zeros((G, 2))
+    for i in range(N):
+        g = codes[i]
+        acc[g, 0] += w0[i]
+        acc[g, 1] += w1[i]
+    for j in range(kf):
+        s0 = 0.0
+        s1 = 0.0
+        for g in range(G):
+            s0 += lookup[g, j] * acc[g, 0]
+            s1 += lookup[g, j] * acc[g, 1]
+        out_x[p0, fold_cols[j]] = s0
+        out_x[p1, fold_cols[j]] = s1
+    if mode == MODE_EXPOSURES:
+        return
+    # ---- F x, xᵀ F x, Σ d w², 1/σ
+    scale = np.ones(2)
+    for q in range(2):
+        p = p0 if q == 0 else p1
+        x = out_x[p]
+        fx = out_fx[p]
+        fvar = 0.0
+        for a in range(m):
+            s = 0.0
+            for k in range(m):
+                s += F[a, k] * x[k]
+            fx[a] = s
+            fvar += s * x[a]
+        w = W[p]
+        spec = 0.0
+        for i in range(N):
+            spec += d[i] * w[i] * w[i]
+        out_fvar[p] = fvar
+        out_spec[p] = spec
+        if mode == MODE_DECOMPOSE:
+            var = fvar + spec
+            scale[q] = 1.0 / math.sqrt(var) if var > 0.0 else 0.0  # a zero book has no contributions
+    if mode == MODE_MOMENTS:
+        return
+    # ---- per stock: (B F x)_n + d_n w_n, by group lookup plus the dense columns
+    h = np.empty((G, 2))
+    for g in range(G):
+        s0 = 0.0
+        s1 = 0.0
+        for j in range(kf):
+            s0 += lookup[g, j] * out_fx[p0, fold_cols[j]]
+            s1 += lookup[g, j] * out_fx[p1, fold_cols[j]]
+        h[g, 0] = s0
+        h[g, 1] = s1
+    gd = np.empty((kd, 2))
+    for c in range(kd):
+        gd[c, 0] = out_fx[p0, dense_cols[c]]
+        gd[c, 1] = out_fx[p1, dense_cols[c]]
+    r0 = scale[0]
+    r1 = scale[1]
+    lone = p1 == p0  # the second row's per-stock outputs go to scratch, not over the first's
+    scratch = np.empty((2, _CHUNK if lone else 0))
+    for lo in range(0, N, _CHUNK):
+        hi = min(lo + _CHUNK, N)
+        n = hi - lo
+        a0 = w0[lo:hi]
+        a1 = w1[lo:hi]
+        m0 = out_a[p0, lo:hi]
+        m1 = scratch[0, :n] if lone else out_a[p1, lo:hi]
+        dc = d[lo:hi]
+        cc = codes[lo:hi]
+        for i in range(n):  # specific part and group lookup (a gather: kept out of the sweeps below)
+            g = cc[i]
+            m0[i] = dc[i] * a0[i] + h[g, 0]
+            m1[i] = dc[i] * a1[i] + h[g, 1]
+        c = 0
+        # dense columns four at a time (a quarter of the loads and stores of m), then the rest
+        while c + 4 <= kd:
+            ba, bb, bc, bd = dense_t[c, lo:hi], dense_t[c + 1, lo:hi], dense_t[c + 2, lo:hi], dense_t[c + 3, lo:hi]
+            g0a, g0b, g0c, g0d = gd[c, 0], gd[c + 1, 0], gd[c + 2, 0], gd[c + 3, 0]
+            g1a, g1b, g1c, g1d = gd[c, 1], gd[c + 1, 1], gd[c + 2, 1], gd[c + 3, 1]
+            for i in range(n):
+                m0[i] += g0a * ba[i] + g0b * bb[i] + g0c * bc[i] + g0d * bd[i]
+                m1[i] += g1a * ba[i] + g1b * bb[i] + g1c * bc[i] + g1d * bd[i]
+            c += 4
+        if c + 2 <= kd:
+            ba, bb = dense_t[c, lo:hi], dense_t[c + 1, lo:hi]
+            g0a, g0b, g1a, g1b = gd[c, 0], gd[c + 1, 0], gd[c, 1], gd[c + 1, 1]
+            for i in range(n):
+                m0[i] += g0a * ba[i] + g0b * bb[i]
+                m1[i] += g1a * ba[i] + g1b * bb[i]
+            c += 2
+        if c < kd:
+            ba = dense_t[c, lo:hi]
+            g0a, g1a = gd[c, 0], gd[c, 1]
+            for i in range(n):
+                m0[i] += g0a * ba[i]
+                m1[i] += g1a * ba[i]
+        if mode == MODE_DECOMPOSE:
+            c0 = out_b[p0, lo:hi]
+            c1 = scratch[1, :n] if lone else out_b[p1, lo:hi]
+            for i in range(n):
+                m0[i] *= r0
+                c0[i] = a0[i] * m0[i]
+                m1[i] *= r1
+                c1[i] = a1[i] * m1[i]
+
+
+@numba.njit(cache=True, parallel=True)
+def grouped_rows_kernel(W, mode, dense_t, dense_cols, codes, lookup, fold_cols, F, d,
+                        out_x, out_fx, out_fvar, out_spec, out_a, out_b):  # pragma: no cover - compiled
+    """Exposures, risk moments, per-stock contributions or ``Σ w`` of the rows of ``W``.
+
+    ``B`` is given by columns: ``B[:, dense_cols] = dense_tᵀ`` and
+    ``B[n, fold_cols] = lookup[codes[n]]``. Rows are taken in pairs (``prange`` over
+    pairs); a lone last row is computed as a pair with itself (its second copy's per-stock
+    outputs go to scratch).
+
+    Parameters
+    ----------
+    W : ndarray (P, N) float64, C order
+        Weights, one portfolio per row.
+    mode : int
+        ``MODE_EXPOSURES``, ``MODE_MOMENTS``, ``MODE_DECOMPOSE`` or ``MODE_APPLY``.
+    dense_t : ndarray (kd, N) float64, C order
+        The dense columns of ``B``, transposed.
+    dense_cols : ndarray (kd,) int64
+        Their positions among the ``m`` factors.
+    codes : ndarray (N,) int64
+        Group of each stock, ``0 … G-1``.
+    lookup : ndarray (G, kf) float64
+        Value of each folded column for each group.
+    fold_cols : ndarray (kf,) int64
+        Positions of the folded columns among the ``m`` factors.
+    F : ndarray (m, m) float64
+        Factor covariance (unused in ``MODE_EXPOSURES``).
+    d : ndarray (N,) float64
+        Specific variances (unused in ``MODE_EXPOSURES``).
+    out_x : ndarray (P, m) float64
+        Written: ``x = Bᵀ w``.
+    out_fx : ndarray (P, m) float64
+        Written (modes ≥ 1): ``F x``.
+    out_fvar, out_spec : ndarray (P,) float64
+        Written (modes ≥ 1): factor variance ``xᵀ F x`` and specific variance ``Σ d w²``.
+    out_a : ndarray (P, N) float64
+        Written: marginal contributions ``(B F x + d ∘ w) / σ`` (``MODE_DECOMPOSE``, 0 for
+        a zero portfolio) or ``Σ w = B F x + d ∘ w`` (``MODE_APPLY``); any array otherwise.
+    out_b : ndarray (P, N) float64
+        Written (``MODE_DECOMPOSE``): component contributions ``w ∘ MCR``; any array otherwise.
+    """
+    P = W.shape[0]
+    for t in numba.prange((P + 1) // 2):
+        p0 = 2 * t
+        p1 = min(p0 + 1, P - 1)
+        _pair(W, p0, p1, mode, dense_t, dense_cols, codes, lookup, fold_cols, F, d,
+              out_x, out_fx, out_fvar, out_spec, out_a, out_b)
