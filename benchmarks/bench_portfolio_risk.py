@@ -1,6 +1,8 @@
 """Portfolio risk with :class:`StructuredCovariance` vs the dense N×N numpy path, in one run.
 
-For N stocks, m factors and P portfolios (default N = 5,000, m = 70, P ∈ {1, 1,000}):
+For N stocks, m factors and P portfolios (default N = 5,000, m = 70, P ∈ {1, 1,000}) and
+exposures shaped like a fitted model's (market, one-hot industries, 10 styles; ``--exposures
+dense`` for all-Gaussian columns, where the operator has no indicator columns to exploit):
 
 * **structured**: ``cov.decompose(W)`` with every part materialised (totals, per-factor
   Euler contributions, factor exposures, per-stock marginal and component contributions,
@@ -20,6 +22,7 @@ Usage::
 
     python benchmarks/bench_portfolio_risk.py            # N=5,000, m=70, P=1 and 1,000
     python benchmarks/bench_portfolio_risk.py --quick    # N=1,000, m=20, P=1 and 100
+    python benchmarks/bench_portfolio_risk.py --exposures dense --output results/portfolio_risk_dense.json
 
 Writes ``benchmarks/results/portfolio_risk.json`` (``--output`` to change).
 """
@@ -48,11 +51,30 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "portfolio_risk.j
 # --- the two paths ----------------------------------------------------------------------
 
 
-def make_world(n_stocks: int, n_factors: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A daily-scale risk model: market + styles exposures, PD factor covariance, d ≈ (1–3%)²."""
+#: Exposure structures: ``barra`` = market column of ones, one-hot industries, 10 styles (what
+#: ``FactorRiskModel`` fits); ``dense`` = every column Gaussian (market-like first column).
+EXPOSURES = ("barra", "dense")
+
+
+def make_world(n_stocks: int, n_factors: int, seed: int = 0, exposures: str = "barra"
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A daily-scale risk model: exposures, PD factor covariance, d ≈ (1–3%)².
+
+    ``exposures="barra"``: market (ones) + ``n_factors - 1 - k`` one-hot industries + ``k``
+    Gaussian styles, ``k = min(10, n_factors // 3)`` (70 factors: 59 industries, 10 styles);
+    ``"dense"``: all columns Gaussian, the first market-like (1 + 0.2 N(0, 1)).
+    """
     rng = np.random.default_rng(seed)
     B = rng.normal(size=(n_stocks, n_factors))
     B[:, 0] = 1.0 + 0.2 * rng.normal(size=n_stocks)
+    if exposures == "barra":
+        n_styles = min(10, n_factors // 3)
+        n_industries = n_factors - 1 - n_styles
+        B[:, 0] = 1.0
+        industry = rng.integers(0, n_industries, size=n_stocks)
+        B[:, 1 : 1 + n_industries] = np.arange(n_industries) == industry[:, None]
+    elif exposures != "dense":
+        raise ValueError(f"exposures must be one of {EXPOSURES}, got {exposures!r}")
     A = rng.normal(size=(n_factors, n_factors))
     F = (A @ A.T / n_factors + 0.2 * np.eye(n_factors)) * 1e-5
     F[0, 0] += 1e-4
@@ -194,9 +216,10 @@ def run(
     n_portfolios: tuple[int, ...] = (1, 1_000),
     repeat: int = 5,
     seed: int = 0,
+    exposures: str = "barra",
 ) -> dict[str, Any]:
     """Time and measure both paths; return a JSON-ready dict of rows and settings."""
-    B, F, d = make_world(n_stocks, n_factors, seed)
+    B, F, d = make_world(n_stocks, n_factors, seed, exposures)
     rng = np.random.default_rng(seed + 1)
     rows: list[dict[str, Any]] = []
 
@@ -262,7 +285,8 @@ def run(
     return {
         "benchmark": "portfolio_risk",
         "settings": {"n_stocks": n_stocks, "n_factors": n_factors, "n_portfolios": list(n_portfolios),
-                     "repeat": repeat, "seed": seed},
+                     "repeat": repeat, "seed": seed, "exposures": exposures,
+                     "grouped_kernel": cov._groups is not None},
         "machine": _machine(),
         "rows": rows,
     }
@@ -288,7 +312,8 @@ def _machine() -> dict[str, Any]:
 def format_table(result: dict[str, Any]) -> str:
     """A fixed-width text table of the rows."""
     s = result["settings"]
-    head = (f"Portfolio risk: N={s['n_stocks']:,} stocks, m={s['n_factors']} factors "
+    head = (f"Portfolio risk: N={s['n_stocks']:,} stocks, m={s['n_factors']} factors, "
+            f"{s.get('exposures', 'dense')} exposures "
             f"(best of {s['repeat']} after warm-up; ratios = dense / structured; "
             f"CPU = process time over all threads)")
     cols = (f"{'task':<15}{'P':>6}{'structured':>13}{'dense':>13}{'speedup':>10}{'struct CPU':>13}{'dense CPU':>13}"
@@ -320,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-portfolios", type=int, nargs="+", default=None)
     parser.add_argument("--repeat", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--exposures", choices=EXPOSURES, default="barra",
+                        help="barra: market + one-hot industries + 10 styles (default); dense: all Gaussian")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--threads", type=int, default=None,
                         help="limit BLAS threads (threadpoolctl) for both paths; default: leave as is")
@@ -340,7 +367,7 @@ def _main(args: argparse.Namespace) -> int:
             base[key] = getattr(args, key)
     if args.n_portfolios is not None:
         base["n_portfolios"] = tuple(args.n_portfolios)
-    result = run(seed=args.seed, **base)
+    result = run(seed=args.seed, exposures=args.exposures, **base)
     result["settings"]["blas_threads_limit"] = args.threads
     print(format_table(result))
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -16,11 +16,20 @@ from riskmodel.covariance.structured import RiskDecomposition, StructuredCovaria
 N, M = 200, 10
 
 
-def _world(seed: int = 0, n: int = N, m: int = M, d_range=(1e-4, 1e-2)):
-    """Exposures, a PD factor covariance, specific variances and the dense Σ built from them."""
+def _world(seed: int = 0, n: int = N, m: int = M, d_range=(1e-4, 1e-2), industries: int = 0):
+    """Exposures, a PD factor covariance, specific variances and the dense Σ built from them.
+
+    ``industries > 0``: a Barra-style B — market column of ones, ``industries`` one-hot
+    columns (some stocks in none), styles in the rest — which the operator runs through its
+    grouped kernel; else every column dense (market-like first column, then styles).
+    """
     rng = np.random.default_rng(seed)
     B = rng.normal(size=(n, m))
     B[:, 0] = 1.0 + 0.1 * rng.normal(size=n)  # a market-like factor
+    if industries:
+        B[:, 0] = 1.0
+        code = rng.integers(0, industries + 1, size=n)  # code == industries: no industry
+        B[:, 1 : industries + 1] = np.arange(industries) == code[:, None]
     A = rng.normal(size=(m, m))
     F = (A @ A.T / m + 0.5 * np.eye(m)) * 1e-4
     d = rng.uniform(*d_range, size=n)
@@ -31,9 +40,12 @@ def _world(seed: int = 0, n: int = N, m: int = M, d_range=(1e-4, 1e-2)):
     return cov, B, F, d, dense, rng
 
 
-@pytest.fixture(scope="module")
-def world():
-    return _world()
+@pytest.fixture(scope="module", params=["styles", "industries"])
+def world(request):
+    """Both paths of the operator: dense B (GEMMs) and market + 7 industries + 2 styles (grouped kernel)."""
+    built = _world(industries=7 if request.param == "industries" else 0)
+    assert (built[0]._groups is not None) == (request.param == "industries")
+    return built
 
 
 def _rel(a, b):

@@ -37,6 +37,7 @@ from scipy.sparse.linalg import LinearOperator
 from xarray.indexes import PandasIndex
 
 from riskmodel._blas import blas_threads
+from riskmodel.covariance.exposure_groups import GroupedExposures, group_exposures
 from riskmodel.errors import (
     AlignmentError,
     DimensionError,
@@ -709,11 +710,22 @@ class StructuredCovariance:
 
     # -- ndarray kernels (rows = portfolios) ---------------------------------------------
 
+    @cached_property
+    def _groups(self) -> GroupedExposures | None:
+        """``B`` split into columns looked up by group (market, industries) and dense ones
+        (styles), for the grouped kernel; None when plain GEMMs with ``B`` are as fast."""
+        return group_exposures(self._B)
+
     def _variance_rows(self, w: np.ndarray) -> np.ndarray:
+        if self._groups is not None:
+            _, _, factor_var, specific_var = self._groups.moments(w, self._F, self._d, threads=_pass_threads(w.size))
+            return factor_var + specific_var
         y = w @ self._Bt
         return np.einsum("pk,pk->p", y, y) + _weighted_sq(w, self._d)
 
     def _sigma_rows(self, x: np.ndarray) -> np.ndarray:
+        if self._groups is not None:
+            return self._groups.apply(x, self._F, self._d, threads=_pass_threads(x.size))
         out = (x @ self._Bt) @ self._Bt.T
         out += x * self._d
         return out
@@ -732,6 +744,8 @@ class StructuredCovariance:
         OpenBLAS 0.3.31); with several threads ``W B`` splits better (the other layout
         stalled on a busy machine), so that one is used then.
         """
+        if self._groups is not None:
+            return self._groups.exposures(w, threads=_pass_threads(w.size))
         if w.shape[0] > 1 and blas_threads() == 1:
             return (self._B_T @ w.T).T
         return w @ self._B
@@ -746,6 +760,9 @@ class StructuredCovariance:
         ``1/σ`` from ``xᵀFx + Σ d w²``, ``MCR = (B F x + d ∘ w) / σ`` in place and
         ``CR = w ∘ MCR``. No (P, N) temporary besides the two outputs.
         """
+        if self._groups is not None:
+            _, _, _, specific_var, mcr, cr = self._groups.decompose(w, self._F, self._d, threads=_pass_threads(w.size))
+            return specific_var, mcr, cr
         n_rows, n = w.shape
         mcr = np.empty((n_rows, n))
         np.matmul(fx, self._B_T, out=mcr)
@@ -839,7 +856,7 @@ class StructuredCovariance:
         DataArray (factor,) or (portfolio, factor)
         """
         a = self._align(w)
-        x = a.values @ self._B
+        x = self._exposure_rows(np.ascontiguousarray(a.values))
         if not a.batched:
             return self._da(x[0], ("factor",), "factor_exposures")
         return self._da(x, (a.batch_dim, "factor"), "factor_exposures", {a.batch_dim: a.batch_labels})
@@ -874,13 +891,29 @@ class StructuredCovariance:
         contribution ``x_k (F x)_k / σ`` and specific ``Σ d w² / σ`` add up to ``σ``;
         ``MCR = Σ w / σ = ∂σ/∂w`` and ``CR_n = w_n MCR_n`` add up to ``σ`` (Euler).
 
-        For P portfolios the cost is two ``(P, N) × (N, m)``-sized GEMMs (``x = Bᵀ w`` and
-        ``B (F x)``) and one blocked elementwise pass; non-finite weights are detected on
-        ``x`` (a NaN/inf weight always makes its row of ``x`` non-finite), so the weights
-        are not scanned separately.
+        When most columns of ``B`` are indicators (market, industries: see
+        :mod:`riskmodel.covariance.exposure_groups`), one fused kernel pass per pair of
+        portfolios does everything with ``1 + k_styles`` multiply-adds per stock instead of
+        ``m``. Otherwise the cost is two ``(P, N) × (N, m)``-sized GEMMs (``x = Bᵀ w`` and
+        ``B (F x)``) and one blocked elementwise pass. Either way non-finite weights are
+        detected on ``x`` (a NaN/inf weight always makes its row of ``x`` non-finite), so
+        the weights are not scanned separately.
         """
         a = self._align(w, check_finite=False)
         W = np.ascontiguousarray(a.values)
+        if self._groups is not None:  # one fused pass: exposures, moments and per-stock parts
+            threads = _pass_threads(W.size)
+            if per_stock:
+                x, fx, factor_var, specific_var, mcr, cr = self._groups.decompose(W, self._F, self._d, threads=threads)
+                per = (mcr, cr)
+            else:
+                (x, fx, factor_var, specific_var), per = self._groups.moments(W, self._F, self._d, threads=threads), None
+            if not np.isfinite(x).all():
+                self._check_aligned(a)  # names the stocks and portfolios at fault
+            return RiskDecomposition(
+                weights=W, x=x, fx=fx, factor_var=factor_var, specific_var=specific_var,
+                cov=self, aligned=a, per_stock=per,
+            )
         with np.errstate(invalid="ignore", over="ignore"):  # bad weights are reported just below
             x = self._exposure_rows(W)
         if not np.isfinite(x).all():
