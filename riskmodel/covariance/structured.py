@@ -13,6 +13,12 @@ O(N m²) once, through ``F = L Lᵀ`` and ``B̃ = B L`` (METHODS §9):
   with eigenvalues ≥ 1, so its Cholesky is stable and F is never inverted);
 * ``log|Σ| = Σ log d_n + 2 Σ log diag chol(M)`` (matrix determinant lemma).
 
+When most columns of ``B`` are indicators — the market column of ones and one-hot
+industries, as in every model :class:`~riskmodel.FactorRiskModel` fits — products with ``B``
+go through :mod:`riskmodel.covariance.exposure_groups`: a lookup by group code plus the few
+dense (style) columns, one fused numba pass per pair of portfolios. Same numbers, summed in
+another order; ~1 + k_styles instead of m multiply-adds per stock.
+
 Weights come in as ndarrays, pandas objects or DataArrays; labelled ones are aligned on
 ``stock`` by id. A weight on a stock the operator does not know is an
 :class:`~riskmodel.errors.AlignmentError`; a stock of the operator that the weights do not
@@ -67,6 +73,9 @@ _ROW_BLOCK = 32
 _THREAD_MIN_CELLS = 1 << 20
 #: Most threads a blocked elementwise pass uses (never more than BLAS is allowed).
 _MAX_PASS_THREADS = 8
+#: Fewest rows for which a product pass builds the grouped split of ``B`` (decompositions
+#: always do).
+_GROUPED_MIN_ROWS = 4
 
 
 # ---------------------------------------------------------------------------------------
@@ -716,16 +725,25 @@ class StructuredCovariance:
         (styles), for the grouped kernel; None when plain GEMMs with ``B`` are as fast."""
         return group_exposures(self._B)
 
+    def _grouped(self, rows: int) -> GroupedExposures | None:
+        """The grouped split for a pass over ``rows`` portfolios: once built, always; a few
+        rows (a solve's refinement step, one variance) do not build it (a few ms, once)."""
+        if rows >= _GROUPED_MIN_ROWS or "_groups" in self.__dict__:
+            return self._groups
+        return None
+
     def _variance_rows(self, w: np.ndarray) -> np.ndarray:
-        if self._groups is not None:
-            _, _, factor_var, specific_var = self._groups.moments(w, self._F, self._d, threads=_pass_threads(w.size))
+        groups = self._grouped(w.shape[0])
+        if groups is not None:
+            _, _, factor_var, specific_var = groups.moments(w, self._F, self._d, threads=_pass_threads(w.size))
             return factor_var + specific_var
         y = w @ self._Bt
         return np.einsum("pk,pk->p", y, y) + _weighted_sq(w, self._d)
 
     def _sigma_rows(self, x: np.ndarray) -> np.ndarray:
-        if self._groups is not None:
-            return self._groups.apply(x, self._F, self._d, threads=_pass_threads(x.size))
+        groups = self._grouped(x.shape[0])
+        if groups is not None:
+            return groups.apply(x, self._F, self._d, threads=_pass_threads(x.size))
         out = (x @ self._Bt) @ self._Bt.T
         out += x * self._d
         return out
@@ -744,8 +762,9 @@ class StructuredCovariance:
         OpenBLAS 0.3.31); with several threads ``W B`` splits better (the other layout
         stalled on a busy machine), so that one is used then.
         """
-        if self._groups is not None:
-            return self._groups.exposures(w, threads=_pass_threads(w.size))
+        groups = self._grouped(w.shape[0])
+        if groups is not None:
+            return groups.exposures(w, threads=_pass_threads(w.size))
         if w.shape[0] > 1 and blas_threads() == 1:
             return (self._B_T @ w.T).T
         return w @ self._B
