@@ -536,16 +536,14 @@ def structural_kernel(
     P = n_industries if has_industry else 0
     G = P + 1
     for t in numba.prange(T):
-        # ---- completeness, tiers and the sample tier ------------------------------------
+        xt = styles[t]
+        # ---- completeness, tiers and the sample tier (one pass) --------------------------
         cnt_tier = np.zeros(4, np.int64)
-        complete = np.zeros(N, np.bool_)
+        complete = np.empty(N, np.bool_)
         tier = np.empty(N, np.int8)
+        usable = np.empty(N, np.bool_)
         for n in range(N):
-            ok = True
-            for k in range(K):
-                if not np.isfinite(styles[t, n, k]):
-                    ok = False
-                    break
+            ok = _row_finite(xt[n], K)
             complete[n] = ok
             out_complete[t, n] = ok
             hn = h[t, n]
@@ -558,7 +556,9 @@ def structural_kernel(
                 tr = 0
             tier[n] = tr
             s2 = ts_var[t, n]
-            if not (ok and s2 > 0.0 and s2 < np.inf):
+            us = ok and s2 > 0.0 and s2 < np.inf
+            usable[n] = us
+            if not us:
                 continue
             v = weights[t, n]
             if tr <= 2 and v > 0.0 and np.isfinite(v):
@@ -578,13 +578,15 @@ def structural_kernel(
             for n in range(N):
                 out_sig[t, n] = _blend_one(gamma[t, n], ts_var[t, n], np.nan, blend)
             continue
+        # ---- the sample (stock order) and its industry counts ----------------------------
         in_fit = np.zeros(N, np.bool_)
-        wv = np.zeros(N)
-        ls = np.zeros(N)  # ln sigma_TS of the sample names
-        xfit = np.empty(N)  # exp(a + x b) of every name (NaN without complete styles)
+        idx = np.empty(N, np.int64)  # sample names in stock order
+        wv = np.empty(N)  # their weights v
+        ls = np.empty(N)  # their ln sigma_TS
+        gcount = np.zeros(G, np.int64)
+        nfit = 0
         for n in range(N):
-            s2 = ts_var[t, n]
-            if not (complete[n] and s2 > 0.0 and s2 < np.inf):
+            if not usable[n]:
                 continue
             if use_tier < 3:
                 v = weights[t, n]
@@ -595,63 +597,64 @@ def structural_kernel(
                 ok_tier = tier[n] <= 2
             if ok_tier and v > 0.0 and np.isfinite(v):
                 in_fit[n] = True
-                wv[n] = v
-                ls[n] = np.log(s2) * 0.5
-        # ---- groups ----------------------------------------------------------------
-        gcount = np.zeros(G, np.int64)
-        if has_industry:
-            for n in range(N):
-                if in_fit[n]:
+                idx[nfit] = n
+                wv[nfit] = v
+                ls[nfit] = np.log(ts_var[t, n]) * 0.5
+                nfit += 1
+                if has_industry:
                     p = industry[t, n]
                     if p >= 0 and p < P:
                         gcount[p] += 1
-        fitted = np.zeros(G, np.bool_)
-        for p in range(P):
-            fitted[p] = gcount[p] >= MIN_INDUSTRY_NAMES
+        # ---- groups: industries with enough sample names, else the pooled group P -------
         grp = np.full(N, P, np.int64)
         if has_industry:
             for n in range(N):
                 p = industry[t, n]
-                if p >= 0 and p < P and fitted[p]:
+                if p >= 0 and p < P and gcount[p] >= MIN_INDUSTRY_NAMES:
                     grp[n] = p
-        # ---- weighted group means ------------------------------------------------------
+        # ---- weighted group means (stock order within each group) ------------------------
         sv = np.zeros(G)
         sy = np.zeros(G)
         sx = np.zeros((G, K))
-        for n in range(N):
-            if in_fit[n]:
-                v = wv[n]
-                g = grp[n]
-                sv[g] += v
-                sy[g] += v * ls[n]
-                for k in range(K):
-                    sx[g, k] += v * styles[t, n, k]
+        for i in range(nfit):
+            n = idx[i]
+            v = wv[i]
+            g = grp[n]
+            sv[g] += v
+            sy[g] += v * ls[i]
+            xr = xt[n]
+            sr = sx[g]
+            for k in range(K):
+                sr[k] += v * xr[k]
         for g in range(G):
             if sv[g] > 0.0:
                 sy[g] /= sv[g]
                 for k in range(K):
                     sx[g, k] /= sv[g]
         # ---- demeaned normal equations ------------------------------------------------
-        A = np.zeros((K, K))
-        c = np.zeros((K, 1))
-        xd = np.empty(K)
-        wx = np.empty(K)
-        for n in range(N):
-            if in_fit[n]:
-                v = wv[n]
-                g = grp[n]
-                yd = ls[n] - sy[g]
-                for k in range(K):
-                    xd[k] = styles[t, n, k] - sx[g, k]
-                    wx[k] = v * xd[k]
-                for k in range(K):
-                    c[k, 0] += wx[k] * yd
-                    wk = wx[k]
-                    for j in range(K):  # full rows vectorise; only j <= k is used
-                        A[k, j] += wk * xd[j]
+        # Row k < K of dt: the sample names' demeaned style k (sample order), row K their
+        # demeaned target; A[k, j] = sum v dt[k] dt[j] (j <= k), c[k] = sum v dt[k] dt[K].
+        dt = np.empty((K + 1, nfit))
+        for i in range(nfit):
+            n = idx[i]
+            g = grp[n]
+            xr = xt[n]
+            for k in range(K):
+                dt[k, i] = xr[k] - sx[g, k]
+            dt[K, i] = ls[i] - sy[g]
+        A = np.empty((K, K))
+        c = np.empty((K, 1))
         for k in range(K):
-            for j in range(k + 1, K):
-                A[k, j] = A[j, k]
+            for j0 in range(0, k + 2, 4):  # columns j0..j0+3 of [0..k, K] (K repeats as pad)
+                j1 = j0 + 1 if j0 + 1 <= k else K
+                j2 = j0 + 2 if j0 + 2 <= k else K
+                j3 = j0 + 3 if j0 + 3 <= k else K
+                jj0 = j0 if j0 <= k else K
+                s0, s1, s2, s3 = _weighted_dots4(wv, dt[k], dt[jj0], dt[j1], dt[j2], dt[j3], nfit)
+                _put_cross(A, c, k, jj0, s0)
+                _put_cross(A, c, k, j1, s1)
+                _put_cross(A, c, k, j2, s2)
+                _put_cross(A, c, k, j3, s3)
         b = np.zeros(K)
         if K > 0:
             sol = np.linalg.lstsq(A, c, 1e-12)[0]
@@ -673,32 +676,74 @@ def structural_kernel(
         # ---- prediction exp(a + x b) and smearing ------------------------------------
         # A sample name of a fitted industry is predicted with its own intercept, so
         # exp(e) = exp(ln sigma_TS - a_g - x b) = sigma_TS / exp(a_g + x b): one exp a name.
-        nfit = 0
+        xfit = np.empty(N)  # exp(a + x b) of every name (NaN without complete styles)
         acc = 0.0
+        i = 0
         for n in range(N):
             ex = np.nan
+            g = grp[n]
             if complete[n]:
-                g = grp[n]
                 fit = icpt[g] if g < P else a0
+                xr = xt[n]
                 for k in range(K):
-                    fit += styles[t, n, k] * b[k]
+                    fit += xr[k] * b[k]
                 ex = np.exp(fit)
             xfit[n] = ex
             if in_fit[n]:
-                nfit += 1
                 if duan:
-                    if grp[n] < P:
+                    if g < P:
                         acc += np.sqrt(ts_var[t, n]) / ex
                     else:  # pooled names: the pooled intercept, not a_0
-                        e = ls[n] - icpt[P]
+                        e = ls[i] - icpt[P]
+                        xr = xt[n]
                         for k in range(K):
-                            e -= styles[t, n, k] * b[k]
+                            e -= xr[k] * b[k]
                         acc += np.exp(e)
+                i += 1
         e0 = acc / nfit if duan else scale
         out_e0[t] = e0
         out_nfit[t] = nfit
         for n in range(N):
             out_sig[t, n] = _blend_one(gamma[t, n], ts_var[t, n], e0 * xfit[n], blend)
+
+
+@numba.njit(cache=True, inline="always")
+def _row_finite(xr, K):  # pragma: no cover - compiled
+    """All ``K`` values of the row finite (a branch-free and-reduction that vectorises)."""
+    ok = True
+    for k in range(K):
+        ok &= np.isfinite(xr[k])
+    return ok
+
+
+@numba.njit(cache=True, fastmath={"reassoc"})
+def _weighted_dots4(v, dk, d0, d1, d2, d3, n):  # pragma: no cover - compiled
+    """``sum_i (v_i dk_i) dq_i`` for the four rows ``dq``: one pass, vectorised over ``i``.
+
+    ``reassoc`` lets the sums run in vector lanes (the order of the additions differs from
+    a sequential sum by rounding only; the products are those of a rank-one update).
+    """
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    for i in range(n):
+        w = v[i] * dk[i]
+        a0 += w * d0[i]
+        a1 += w * d1[i]
+        a2 += w * d2[i]
+        a3 += w * d3[i]
+    return a0, a1, a2, a3
+
+
+@numba.njit(cache=True, inline="always")
+def _put_cross(A, c, k, j, s):  # pragma: no cover - compiled
+    """Store ``s`` as ``A[k, j] = A[j, k]`` (``j <= k``) or as ``c[k]`` (``j == K``)."""
+    if j == A.shape[0]:
+        c[k, 0] = s
+    else:
+        A[k, j] = s
+        A[j, k] = s
 
 
 @numba.njit(cache=True, inline="always")
