@@ -381,12 +381,13 @@ class FittedFactorModel(FittedModel):
                 "style_exposure": (("date", "stock", "style"), exposures.styles),
                 "regression_weight": (("date", "stock"), exposures.weights),
                 "market_cap": (("date", "stock"), exposures.cap),
-                "imputed": (("date", "stock", "style"), exposures.imputed.astype(np.int8)),
+                # int8 for netCDF; a view of the bool cube (same bytes), not a (T, N, K) copy
+                "imputed": (("date", "stock", "style"), np.ascontiguousarray(exposures.imputed).view(np.int8)),
             },
             coords={"date": dates, "stock": stocks, "factor": factors, "style": styles},
         )
         if exposures.industry is not None:
-            ds["industry_code"] = (("date", "stock"), exposures.industry.astype(np.int32))
+            ds["industry_code"] = (("date", "stock"), exposures.industry.astype(np.int32, copy=False))
             ds["industry_code"].attrs["labels"] = json.dumps(list(exposures.industry_labels))
         if factor_cov is not None:
             ds["factor_cov"] = (("date", "factor", "factor_"), factor_cov.cov)
