@@ -537,41 +537,43 @@ def structural_kernel(
     G = P + 1
     for t in numba.prange(T):
         xt = styles[t]
-        # ---- completeness, tiers and the sample tier (one pass) --------------------------
-        cnt_tier = np.zeros(4, np.int64)
+        # ---- completeness, tiers and the sample tier (one branch-free pass) -------------
         complete = np.empty(N, np.bool_)
         tier = np.empty(N, np.int8)
         usable = np.empty(N, np.bool_)
+        c0 = 0  # usable ESTU names of tier <= 0, 1, 2; usable tier <= 2 names with a cap
+        c1 = 0
+        c2 = 0
+        cf = 0
         for n in range(N):
             ok = _row_finite(xt[n], K)
             complete[n] = ok
             out_complete[t, n] = ok
             hn = h[t, n]
             tr = 3
-            if hn >= 1:
-                tr = 2
-            if hn >= min_obs:
-                tr = 1
-            if gamma[t, n] >= 1.0:
-                tr = 0
+            tr = 2 if hn >= 1 else tr
+            tr = 1 if hn >= min_obs else tr
+            tr = 0 if gamma[t, n] >= 1.0 else tr
             tier[n] = tr
             s2 = ts_var[t, n]
-            us = ok and s2 > 0.0 and s2 < np.inf
+            us = ok & (s2 > 0.0) & (s2 < np.inf)
             usable[n] = us
-            if not us:
-                continue
             v = weights[t, n]
-            if tr <= 2 and v > 0.0 and np.isfinite(v):
-                for j in range(tr, 3):
-                    cnt_tier[j] += 1
+            ve = us & (v > 0.0) & (v < np.inf)
+            c0 += 1 if ve & (tr == 0) else 0
+            c1 += 1 if ve & (tr <= 1) else 0
+            c2 += 1 if ve & (tr <= 2) else 0
             cp = cap[t, n]
-            if tr <= 2 and cp > 0.0 and cp < np.inf:
-                cnt_tier[3] += 1
+            cf += 1 if us & (tr <= 2) & (cp > 0.0) & (cp < np.inf) else 0
         use_tier = -1
-        for j in range(4):
-            if cnt_tier[j] >= min_names:
-                use_tier = j
-                break
+        if cf >= min_names:
+            use_tier = 3
+        if c2 >= min_names:
+            use_tier = 2
+        if c1 >= min_names:
+            use_tier = 1
+        if c0 >= min_names:
+            use_tier = 0
         if use_tier < 0:
             out_e0[t] = np.nan
             out_nfit[t] = 0
@@ -612,7 +614,11 @@ def structural_kernel(
                 p = industry[t, n]
                 if p >= 0 and p < P and gcount[p] >= MIN_INDUSTRY_NAMES:
                     grp[n] = p
-        # ---- weighted group means (stock order within each group) ------------------------
+        # ---- weighted group means and the transposed sample block (one pass) ----------
+        # Row k < K of dt: style k of the sample names (stock order), row K their
+        # ln sigma_TS; gs their groups. Group sums run in stock order.
+        dt = np.empty((K + 1, nfit))
+        gs = np.empty(nfit, np.int64)
         sv = np.zeros(G)
         sy = np.zeros(G)
         sx = np.zeros((G, K))
@@ -620,41 +626,43 @@ def structural_kernel(
             n = idx[i]
             v = wv[i]
             g = grp[n]
+            gs[i] = g
             sv[g] += v
             sy[g] += v * ls[i]
+            dt[K, i] = ls[i]
             xr = xt[n]
             sr = sx[g]
             for k in range(K):
-                sr[k] += v * xr[k]
+                x = xr[k]
+                sr[k] += v * x
+                dt[k, i] = x
         for g in range(G):
             if sv[g] > 0.0:
                 sy[g] /= sv[g]
                 for k in range(K):
                     sx[g, k] /= sv[g]
-        # ---- demeaned normal equations ------------------------------------------------
-        # Row k < K of dt: the sample names' demeaned style k (sample order), row K their
-        # demeaned target; A[k, j] = sum v dt[k] dt[j] (j <= k), c[k] = sum v dt[k] dt[K].
-        dt = np.empty((K + 1, nfit))
-        for i in range(nfit):
-            n = idx[i]
-            g = grp[n]
-            xr = xt[n]
-            for k in range(K):
-                dt[k, i] = xr[k] - sx[g, k]
-            dt[K, i] = ls[i] - sy[g]
+        # ---- within-group demeaning and the normal equations ---------------------------
+        # A[k, j] = sum v dt[k] dt[j] (j <= k), c[k] = sum v dt[k] dt[K].
+        _sub_group_means(dt[K], gs, sy)
+        for k in range(K):
+            _sub_group_means(dt[k], gs, sx[:, k])
         A = np.empty((K, K))
         c = np.empty((K, 1))
+        vs = wv[:nfit]
         for k in range(K):
-            for j0 in range(0, k + 2, 4):  # columns j0..j0+3 of [0..k, K] (K repeats as pad)
+            for j0 in range(0, k + 2, 4):  # columns j0..j0+3 of [0..k, K] (K pads)
+                jj0 = j0 if j0 <= k else K
                 j1 = j0 + 1 if j0 + 1 <= k else K
                 j2 = j0 + 2 if j0 + 2 <= k else K
                 j3 = j0 + 3 if j0 + 3 <= k else K
-                jj0 = j0 if j0 <= k else K
-                s0, s1, s2, s3 = _weighted_dots4(wv, dt[k], dt[jj0], dt[j1], dt[j2], dt[j3], nfit)
+                s0, s1, s2, s3 = _weighted_dots4(vs, dt[k], dt[jj0], dt[j1], dt[j2], dt[j3])
                 _put_cross(A, c, k, jj0, s0)
                 _put_cross(A, c, k, j1, s1)
                 _put_cross(A, c, k, j2, s2)
                 _put_cross(A, c, k, j3, s3)
+        for k in range(K):
+            for j in range(k + 1, K):
+                A[k, j] = A[j, k]
         b = np.zeros(K)
         if K > 0:
             sol = np.linalg.lstsq(A, c, 1e-12)[0]
@@ -717,8 +725,11 @@ def _row_finite(xr, K):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, fastmath={"reassoc"})
-def _weighted_dots4(v, dk, d0, d1, d2, d3, n):  # pragma: no cover - compiled
-    """``sum_i (v_i dk_i) dq_i`` for the four rows ``dq``: one pass, vectorised over ``i``.
+def _weighted_dots4(v, dk, d0, d1, d2, d3):  # pragma: no cover - compiled
+    """``sum_i (v_i dk_i) dq_i`` for the four vectors ``dq``, in one pass.
+
+    Loops run from 0 (a slice, not ``lo..hi``) so that numba's negative-index wraparound
+    is provably absent and LLVM emits contiguous vector loads rather than gathers.
 
     ``reassoc`` lets the sums run in vector lanes (the order of the additions differs from
     a sequential sum by rounding only; the products are those of a rank-one update).
@@ -727,7 +738,7 @@ def _weighted_dots4(v, dk, d0, d1, d2, d3, n):  # pragma: no cover - compiled
     a1 = 0.0
     a2 = 0.0
     a3 = 0.0
-    for i in range(n):
+    for i in range(v.shape[0]):
         w = v[i] * dk[i]
         a0 += w * d0[i]
         a1 += w * d1[i]
@@ -736,14 +747,20 @@ def _weighted_dots4(v, dk, d0, d1, d2, d3, n):  # pragma: no cover - compiled
     return a0, a1, a2, a3
 
 
+@numba.njit(cache=True)
+def _sub_group_means(x, grp, mean):  # pragma: no cover - compiled
+    """``x[i] -= mean[grp[i]]`` in place (a gather from the small ``mean``; vectorises)."""
+    for i in range(x.shape[0]):
+        x[i] -= mean[grp[i]]
+
+
 @numba.njit(cache=True, inline="always")
 def _put_cross(A, c, k, j, s):  # pragma: no cover - compiled
-    """Store ``s`` as ``A[k, j] = A[j, k]`` (``j <= k``) or as ``c[k]`` (``j == K``)."""
+    """Store ``s`` as ``A[k, j]`` (``j <= k``) or as ``c[k]`` (``j == K``)."""
     if j == A.shape[0]:
         c[k, 0] = s
     else:
         A[k, j] = s
-        A[j, k] = s
 
 
 @numba.njit(cache=True, inline="always")
