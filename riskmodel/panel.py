@@ -233,7 +233,7 @@ def _locate(da: xr.DataArray, predicate) -> tuple[int, tuple[int, ...] | None, n
     vals = _values(da)
     with np.errstate(invalid="ignore"):
         bad = predicate(vals)
-    n_bad = int(bad.sum())
+    n_bad = int(np.count_nonzero(bad))
     if n_bad == 0:
         return 0, None, None
     return n_bad, _first_true(bad), vals

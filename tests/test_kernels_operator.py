@@ -133,3 +133,4 @@ def test_split_declines_when_it_would_not_pay():
     many = np.zeros((40, 30))  # 30 groups for 40 stocks
     many[np.arange(40), np.arange(40) % 30] = 1.0
     assert group_exposures(many) is None
+

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from riskmodel._blas import one_blas_thread
+from riskmodel._rows import distinct_rows
 from riskmodel.errors import DimensionError, InvalidParameterError, NonFiniteError
 from riskmodel.kernels.ewma import (
     assemble_covariance,
@@ -321,7 +322,8 @@ def _eigen_adjust(
     rec_pos[rec_dates] = np.arange(rec_dates.size)
 
     defined = available.any(axis=1)
-    masks, group = np.unique(available[defined], axis=0, return_inverse=True)
+    first, group = distinct_rows(available[defined])
+    masks = available[defined][first]
     dates_def = np.flatnonzero(defined)
     corr_w = ewma_weights(s["corr_half_life"], s["corr_window"])  # never cut by the panel length: no look-ahead
     iterator = _progress(rec_dates, s["progress"])
