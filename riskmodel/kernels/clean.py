@@ -33,33 +33,40 @@ _REASSOC = {"reassoc"}
 ZERO_SPREAD_RTOL = 1e-14
 
 
+#: a row whose spread exceeds this fraction of its magnitude bound is surely not flat, so
+#: its extremes are not needed (far above ``ZERO_SPREAD_RTOL`` and the rounding of a mean)
+_SURELY_SPREAD_RTOL = 1e-9
+
+
 @numba.njit(cache=True, fastmath=_REASSOC)
-def _standardise_row(y, h, setter, present, z):  # pragma: no cover - compiled
+def _standardise_row(y, h, setter, present, z, bound_err, bound_clip):  # pragma: no cover - compiled
     """``z = (y - mean_h) / std_eq`` over the setters, with one refinement pass.
 
     Writes ``z`` (NaN where not present or without setter; 0 on a row without spread) and
-    returns ``(ok, flat)``: at least one setter, and no spread. Loops use selects rather
-    than branches so that they vectorise; the refinement's sums are taken while ``z`` is
-    written (``z`` is O(1) there, so the one-pass variance loses nothing).
+    returns ``(ok, flat, n_err, n_clip)``: at least one setter, no spread, and the counts
+    of ``|z| > bound_err`` and ``|z| > bound_clip`` (taken while the last pass writes ``z``).
+    Loops use selects rather than branches so that they vectorise; the refinement's sums
+    are taken while ``z`` is written (``z`` is O(1) there, so the one-pass variance loses
+    nothing).
+
+    The extremes of the setters (for the no-spread test ``hi == lo or sd <= rtol max|y|``)
+    are taken only when the spread is below ``_SURELY_SPREAD_RTOL (|mean| + sqrt(ss))``, a
+    bound of ``max|y|``: above it neither condition can hold, and the min/max reductions
+    (which do not vectorise) are skipped.
     """
     N = y.shape[0]
     n = 0
     ys = 0.0
     hsum = 0.0
-    hi = -np.inf
-    lo = np.inf
     for i in range(N):
         s = setter[i]
-        v = y[i] if s else 0.0
         n += 1 if s else 0
-        ys += v
+        ys += y[i] if s else 0.0
         hsum += h[i] if s else 0.0
-        hi = max(hi, y[i] if s else -np.inf)
-        lo = min(lo, y[i] if s else np.inf)
     if n == 0:
         for i in range(N):
             z[i] = np.nan
-        return False, False
+        return False, False, 0, 0
     mu_eq = ys / n
     ss = 0.0
     hd = 0.0
@@ -69,11 +76,14 @@ def _standardise_row(y, h, setter, present, z):  # pragma: no cover - compiled
         ss += d * d
         hd += (h[i] if s else 0.0) * d
     sd = math.sqrt(ss / n)
-    scale = max(abs(hi), abs(lo))
-    if hi == lo or sd <= ZERO_SPREAD_RTOL * scale:
-        for i in range(N):
-            z[i] = 0.0 if present[i] else np.nan
-        return True, True
+    surely = max(_SURELY_SPREAD_RTOL, 4.0 * n * 2.220446049250313e-16)
+    if not sd > surely * (abs(mu_eq) + math.sqrt(ss)):
+        hi, lo = _setter_extremes(y, setter)
+        scale = max(abs(hi), abs(lo))
+        if hi == lo or sd <= ZERO_SPREAD_RTOL * scale:
+            for i in range(N):
+                z[i] = 0.0 if present[i] else np.nan
+            return True, True, 0, 0
     # cap-weighted mean as a shift from the equal mean (one rounding less)
     mu = mu_eq + hd / hsum
     inv = 1.0 / sd
@@ -94,9 +104,27 @@ def _standardise_row(y, h, setter, present, z):  # pragma: no cover - compiled
     var2 = s_2 / n - m1 * m1
     sd2 = math.sqrt(var2) if var2 > 0.0 else 1.0
     inv2 = 1.0 / sd2
+    n_err = 0
+    n_clip = 0
     for i in range(N):
-        z[i] = (z[i] - mu2) * inv2
-    return True, False
+        zi = (z[i] - mu2) * inv2
+        z[i] = zi
+        a = abs(zi)
+        n_err += 1 if a > bound_err else 0  # False for NaN
+        n_clip += 1 if a > bound_clip else 0
+    return True, False, n_err, n_clip
+
+
+@numba.njit(cache=True)
+def _setter_extremes(y, setter):  # pragma: no cover - compiled
+    """``(max, min)`` of ``y`` over the setters (``(-inf, inf)`` without one)."""
+    hi = -np.inf
+    lo = np.inf
+    for i in range(y.shape[0]):
+        if setter[i]:
+            hi = max(hi, y[i])
+            lo = min(lo, y[i])
+    return hi, lo
 
 
 @numba.njit(cache=True)
@@ -125,11 +153,11 @@ def _clean_row(x, h, estu, has_estu, winsor, data_error, max_passes,
     first_err = -1
     ok = False
     # tier 1: data errors, removed until none is left (<= max_passes rounds)
+    n_clip = 0
     for rnd in range(max_passes + 1):
-        ok, flat = _standardise_row(y, h, setter, present, z)
-        if rnd == max_passes or flat or not ok:
+        ok, flat, n_hit, n_clip = _standardise_row(y, h, setter, present, z, data_error, winsor)
+        if rnd == max_passes or flat or not ok or n_hit == 0:
             break
-        hit = False
         for i in range(N):
             if present[i] and abs(z[i]) > data_error:
                 y[i] = np.nan
@@ -139,33 +167,22 @@ def _clean_row(x, h, estu, has_estu, winsor, data_error, max_passes,
                 n_err += 1
                 if first_err < 0 or i < first_err:
                     first_err = i
-                hit = True
-        if not hit:
-            break
     any_present = False
     for i in range(N):
         if present[i]:
             any_present = True
             break
     no_setter = any_present and not ok
-    # tier 2: clip at +-winsor and re-standardise while the row clips
+    # tier 2: clip at +-winsor and re-standardise while the row clips (n_clip: |z| > winsor
+    # in the last standardisation, which wrote z)
     for _ in range(max_passes - 1):
-        clipping = False
-        for i in range(N):
-            if abs(z[i]) > winsor:  # False for NaN
-                clipping = True
-                break
-        if not clipping:
+        if n_clip == 0:
             break
         for i in range(N):
             v = z[i]
             y[i] = winsor if v > winsor else (-winsor if v < -winsor else v)
-        _standardise_row(y, h, setter, present, z)
-    unconverged = False
-    for i in range(N):
-        if abs(z[i]) > winsor:
-            unconverged = True
-            break
+        _, _, _, n_clip = _standardise_row(y, h, setter, present, z, data_error, winsor)
+    unconverged = n_clip > 0
     return n_err, first_err, no_setter, unconverged
 
 
@@ -222,6 +239,14 @@ def clean_kernel(x, h, has_h, estu, has_estu, winsor, data_error, max_passes, fi
                     z[i] = winsor
                 elif v < -winsor:
                     z[i] = -winsor
+
+
+@numba.njit(cache=True, inline="always")
+def _clip_row(z, bound):  # pragma: no cover - compiled
+    """``z`` clipped at ``+-bound`` in place (NaN kept; selects, so the loop vectorises)."""
+    for i in range(z.shape[0]):
+        v = z[i]
+        z[i] = bound if v > bound else (-bound if v < -bound else v)
 
 
 @numba.njit(cache=True)
@@ -331,12 +356,7 @@ def exposures_kernel(xs, cap, has_cap, codes, has_codes, n_codes, present, imput
                 logcap[i] = math.log(c) if c > 0.0 else np.nan
             ne, fe, ns, _ = _clean_row(logcap, hrow, present[t], False, winsor,
                                        data_error, max_passes, y, setter, pres, size, err)
-            for i in range(N):
-                v = size[i]
-                if v > winsor:
-                    size[i] = winsor
-                elif v < -winsor:
-                    size[i] = -winsor
+            _clip_row(size, winsor)
             out_nerr[t, 0] = ne
             out_first[t, 0] = fe
             out_no_setter[t, 0] = ns
@@ -351,12 +371,7 @@ def exposures_kernel(xs, cap, has_cap, codes, has_codes, n_codes, present, imput
             out_nerr[t, k + 1] = ne
             out_first[t, k + 1] = fe
             out_no_setter[t, k + 1] = ns
-            for i in range(N):
-                v = z[i]
-                if v > winsor:
-                    z[i] = winsor
-                elif v < -winsor:
-                    z[i] = -winsor
+            _clip_row(z, winsor)
             n_target = 0
             if impute:
                 prow = present[t]
