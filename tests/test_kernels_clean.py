@@ -152,6 +152,25 @@ def test_clean_kernel_invariants_and_fixed_point():
     assert np.abs(z.std(axis=1) - 1.0).max() <= 1e-12
 
 
+def test_clean_kernel_no_spread_decision_on_near_flat_rows():
+    """The extremes are taken only for near-flat rows: the flat test must still match the twin.
+
+    Row 0 holds one value (its equal mean over 5,000 names may round, so ``sd`` need not
+    be 0: flat by ``hi == lo``); row 1 a spread of 5e-13 of its magnitude (above the 1e-14
+    threshold: standardised to +-1); row 2 one ulp of spread (flat by ``sd <= 1e-14 max|y|``).
+    """
+    N = 5000
+    x = np.full((3, N), 0.1 + 0.2)
+    x[1, ::2] *= 1.0 + 1e-12
+    x[2, ::2] = np.nextafter(x[2, 0], 1.0)
+    z, *_ = _run_clean(x, None, None, True)
+    for t in range(3):
+        _, ok, flat = standardise_twin(x[t], np.ones(N), np.ones(N, bool), np.ones(N, bool))
+        assert ok and flat == (t != 1)
+    assert np.array_equal(z[0], np.zeros(N)) and np.array_equal(z[2], np.zeros(N))
+    assert (z[1, ::2] > 0.99).all() and (z[1, 1::2] < -0.99).all()
+
+
 def _run_exposures(xs, cap, codes, n_codes, present, impute):
     T, N = present.shape
     K = len(xs)
