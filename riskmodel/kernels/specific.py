@@ -531,6 +531,11 @@ def structural_kernel(
     these groups (equivalent to market + industry dummies, whose span is the same), ``b``
     solves the K x K normal equations by least squares. Names outside a fitted industry are
     predicted with the market intercept ``a_0 = sum v (y - x b) / sum v`` over the sample.
+
+    Per date, the sample's styles and target are gathered once into a transposed
+    ``(K + 1, n)`` block (while the group sums run, in stock order), demeaned in place, and
+    the normal equations are vectorised weighted dot products of its rows (``reassoc``: the
+    sums differ from a sequential rank-one update by rounding only).
     """
     T, N, K = styles.shape
     P = n_industries if has_industry else 0
