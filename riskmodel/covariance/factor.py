@@ -311,7 +311,7 @@ def _eigen_adjust(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Floor-repaired, eigen-adjusted covariances for every defined date, plus v(k) and its dates."""
     n_dates, m = available.shape
-    out = np.full((n_dates, m, m), np.nan)
+    out = np.empty((n_dates, m, m))  # every cell is written below (NaN off the available blocks)
     do_eigen = bool(s["eigen_sims"])
     if do_eigen:
         rec_dates, latest = _recompute_schedule(available, s["eigen_every"])
@@ -322,6 +322,7 @@ def _eigen_adjust(
     rec_pos[rec_dates] = np.arange(rec_dates.size)
 
     defined = available.any(axis=1)
+    out[~defined] = np.nan
     first, group = distinct_rows(available[defined])
     masks = available[defined][first]
     dates_def = np.flatnonzero(defined)
@@ -372,6 +373,7 @@ def _eigen_adjust(
         if cols.size == m:
             out[dates] = adj
         else:
+            out[dates] = np.nan
             out[np.ix_(dates, cols, cols)] = adj
     return out, bias, rec_dates.astype(np.int64)
 
