@@ -159,15 +159,23 @@ def best_time(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
 
 #: Runs shorter than this get one untimed run before each timed one in :func:`paired_times`.
 REWARM_BELOW_S = 0.05
+#: Pause before each timed run in :func:`paired_times`: OpenBLAS's worker threads spin for
+#: ~0.1 s after a multithreaded call before they sleep, and while they spin they hold the
+#: second core (measured here: the structured decomposition took 33-38 ms within 0.05 s of
+#: the dense GEMM, 18-21 ms after 0.1-0.4 s, 17.4 ms back to back).
+SETTLE_S = 0.2
 
 
-def paired_times(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int) -> tuple[dict[str, float], dict[str, float]]:
+def paired_times(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int, settle: float = SETTLE_S
+                 ) -> tuple[dict[str, float], dict[str, float]]:
     """:func:`best_time` of two functions with their runs interleaved (a, b, a, b, …), so that
     both see the same load on a shared machine and their ratio is fair.
 
     A short function is run once untimed before each timed run: the other path (a dense Σ of
     200 MB) has just flushed the caches, and a sub-millisecond solve would otherwise be timed
-    cold, unlike in :func:`best_time` or in a loop of solves.
+    cold, unlike in :func:`best_time` or in a loop of solves. Each timed run starts
+    ``settle`` seconds after the previous call, once the other path's BLAS threads have
+    stopped spinning (:data:`SETTLE_S`); both paths get the same pause.
     """
     rewarm = []
     for fn in (fn_a, fn_b):
@@ -177,6 +185,7 @@ def paired_times(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int) 
     times: tuple[dict[str, list[float]], ...] = ({"wall": [], "cpu": []}, {"wall": [], "cpu": []})
     for _ in range(max(repeat, 1)):
         for fn, acc, warm in zip((fn_a, fn_b), times, rewarm):
+            time.sleep(settle)
             if warm:
                 fn()
             start, start_cpu = time.perf_counter(), time.process_time()
@@ -217,6 +226,7 @@ def run(
     repeat: int = 5,
     seed: int = 0,
     exposures: str = "barra",
+    settle: float = SETTLE_S,
 ) -> dict[str, Any]:
     """Time and measure both paths; return a JSON-ready dict of rows and settings."""
     B, F, d = make_world(n_stocks, n_factors, seed, exposures)
@@ -245,7 +255,7 @@ def run(
 
     # building: operator (validation, Cholesky of F, B L) vs forming Σ
     build = lambda: StructuredCovariance.from_arrays(B, F, d)  # noqa: E731
-    add("build", 0, *paired_times(build, lambda: dense_sigma(B, F, d), repeat),
+    add("build", 0, *paired_times(build, lambda: dense_sigma(B, F, d), repeat, settle),
         peak_memory(build), peak_memory(lambda: dense_sigma(B, F, d)), 0.0,
         "operator (validate, chol F, B L) vs form Σ = BFBᵀ + D")
 
@@ -257,7 +267,7 @@ def run(
         d_out = dense_parts(sigma, B, F, d, W)
         err = _max_rel(tuple(np.atleast_1d(v) for v in s_out), tuple(np.atleast_1d(v) for v in d_out))
         s_time, d_time = paired_times(lambda: structured_decompose(cov, W), lambda: dense_parts(sigma, B, F, d, W),
-                                      repeat)
+                                      repeat, settle)
         s_mem = peak_memory(lambda: structured_decompose(cov, W))
         d_mem = peak_memory(lambda: dense_parts(sigma, B, F, d, W))
         add("decompose", p, s_time, d_time, s_mem, d_mem, err, "full decomposition, Σ already formed")
@@ -271,21 +281,21 @@ def run(
     err = float(np.max(np.abs(cov.solve(x) - ref)) / np.max(np.abs(ref)))
     c_fac = scipy.linalg.cho_factor(sigma, lower=True, check_finite=False)
     add("solve", 1, *paired_times(lambda: cov.solve(x), lambda: scipy.linalg.cho_solve(c_fac, x, check_finite=False),
-                                  max(repeat, 20)),
+                                  max(repeat, 20), settle),
         peak_memory(lambda: cov.solve(x)), peak_memory(lambda: scipy.linalg.cho_solve(c_fac, x, check_finite=False)),
         err, "per solve, factorisations cached (Woodbury + 1 refinement vs cho_solve)")
 
     def fresh_solve() -> None:
         StructuredCovariance.from_arrays(B, F, d).solve(x)
 
-    add("setup+solve", 1, *paired_times(fresh_solve, lambda: dense_solve(dense_sigma(B, F, d), x), repeat),
+    add("setup+solve", 1, *paired_times(fresh_solve, lambda: dense_solve(dense_sigma(B, F, d), x), repeat, settle),
         peak_memory(fresh_solve), peak_memory(lambda: dense_solve(dense_sigma(B, F, d), x)),
         err, "build operator + chol M + solve vs form Σ + cho_factor + cho_solve")
 
     return {
         "benchmark": "portfolio_risk",
         "settings": {"n_stocks": n_stocks, "n_factors": n_factors, "n_portfolios": list(n_portfolios),
-                     "repeat": repeat, "seed": seed, "exposures": exposures,
+                     "repeat": repeat, "seed": seed, "exposures": exposures, "settle_s": settle,
                      "grouped_kernel": cov._groups is not None},
         "machine": _machine(),
         "rows": rows,
@@ -345,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-portfolios", type=int, nargs="+", default=None)
     parser.add_argument("--repeat", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--settle", type=float, default=SETTLE_S,
+                        help="seconds of pause before each timed run (BLAS threads stop spinning)")
     parser.add_argument("--exposures", choices=EXPOSURES, default="barra",
                         help="barra: market + one-hot industries + 10 styles (default); dense: all Gaussian")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
@@ -367,7 +379,7 @@ def _main(args: argparse.Namespace) -> int:
             base[key] = getattr(args, key)
     if args.n_portfolios is not None:
         base["n_portfolios"] = tuple(args.n_portfolios)
-    result = run(seed=args.seed, exposures=args.exposures, **base)
+    result = run(seed=args.seed, exposures=args.exposures, settle=args.settle, **base)
     result["settings"]["blas_threads_limit"] = args.threads
     print(format_table(result))
     args.output.parent.mkdir(parents=True, exist_ok=True)
