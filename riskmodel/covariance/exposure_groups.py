@@ -16,6 +16,7 @@ indicator columns, or almost as many groups as stocks).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -66,6 +67,13 @@ class GroupedExposures:
         """Number of groups ``G``."""
         return self.lookup.shape[0]
 
+    @cached_property
+    def _nonzeros(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(group, factor position, value)`` of each nonzero of ``lookup`` (market and
+        industry: two per group instead of ``kf``)."""
+        g, j = np.nonzero(self.lookup)
+        return g.astype(np.int64), self.fold_cols[j].astype(np.int64), np.ascontiguousarray(self.lookup[g, j])
+
     def _run(self, W: np.ndarray, mode: int, F: np.ndarray, d: np.ndarray, threads: int) -> tuple[np.ndarray, ...]:
         W = np.ascontiguousarray(W, dtype=np.float64)
         P, N = W.shape
@@ -79,8 +87,8 @@ class GroupedExposures:
         a = np.empty((P, N)) if per_stock else np.empty((1, 1))
         b = np.empty((P, N)) if mode == MODE_DECOMPOSE else a
         with kernel_threads(threads):
-            grouped_rows_kernel(W, mode, self.dense_t, self.dense_cols, self.codes, self.lookup, self.fold_cols,
-                                F, d, x, fx, fvar, spec, a, b)
+            grouped_rows_kernel(W, mode, self.dense_t, self.dense_cols, self.codes, self.n_groups, self.fold_cols,
+                                *self._nonzeros, F, d, x, fx, fvar, spec, a, b)
         return x, fx, fvar, spec, a, b
 
     def exposures(self, W: np.ndarray, *, threads: int = 1) -> np.ndarray:

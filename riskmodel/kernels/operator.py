@@ -5,7 +5,8 @@ for every stock, an industry column is 1 on its members and 0 elsewhere. With st
 grouped by their pattern of memberships, ``B[n, fold_cols] = lookup[code[n]]``, and only
 the remaining ``dense`` columns (the styles) need a product over stocks:
 
-* ``x = Bᵀ w``: ``acc[g] = Σ_{code[n]=g} w_n`` (one scatter), ``x_fold = lookupᵀ acc``,
+* ``x = Bᵀ w``: ``acc[g] = Σ_{code[n]=g} w_n`` (one scatter), ``x_fold = lookupᵀ acc``
+  (over the table's nonzeros),
   ``x_dense = dense_t w``;
 * ``B y``: ``h = lookup y_fold`` (G values), ``(B y)_n = h[code[n]] + dense_tᵀ y_dense``.
 
@@ -41,13 +42,15 @@ _FASTMATH = {"reassoc", "contract", "nsz"}
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH, inline="never")
-def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, lookup, fold_cols, F, d,
+def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value, F, d,
           out_x, out_fx, out_fvar, out_spec, out_a, out_b):  # pragma: no cover - compiled
     """Rows ``p0`` and ``p1`` (equal for a lone last row) of :func:`grouped_rows_kernel`."""
     N = W.shape[1]
     kd = dense_t.shape[0]
-    G, kf = lookup.shape
-    m = F.shape[0]
+    G = n_groups
+    kf = fold_cols.shape[0]
+    nnz = nz_group.shape[0]
+    m = out_x.shape[1]
     w0 = W[p0]
     w1 = W[p1]
     # ---- x = Bᵀ w: dense columns by dot products, folded ones through the group sums
@@ -83,56 +86,57 @@ def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, lookup, fold_cols, F, d,
         g = codes[i]
         acc[g, 0] += w0[i]
         acc[g, 1] += w1[i]
+    xf = np.zeros((m, 2))  # local: a lone row (p0 == p1) must not accumulate twice
+    for e in range(nnz):  # x_fold = lookupᵀ acc over the lookup's nonzeros
+        xf[nz_factor[e], 0] += nz_value[e] * acc[nz_group[e], 0]
+        xf[nz_factor[e], 1] += nz_value[e] * acc[nz_group[e], 1]
     for j in range(kf):
-        s0 = 0.0
-        s1 = 0.0
-        for g in range(G):
-            s0 += lookup[g, j] * acc[g, 0]
-            s1 += lookup[g, j] * acc[g, 1]
-        out_x[p0, fold_cols[j]] = s0
-        out_x[p1, fold_cols[j]] = s1
+        out_x[p0, fold_cols[j]] = xf[fold_cols[j], 0]
+        out_x[p1, fold_cols[j]] = xf[fold_cols[j], 1]
     if mode == MODE_EXPOSURES:
         return
-    # ---- F x, xᵀ F x, Σ d w², 1/σ
-    scale = np.ones(2)
-    for q in range(2):
-        p = p0 if q == 0 else p1
-        x = out_x[p]
-        fx = out_fx[p]
-        fvar = 0.0
-        for a in range(m):
-            s = 0.0
-            for k in range(m):
-                s += F[a, k] * x[k]
-            fx[a] = s
-            fvar += s * x[a]
-        w = W[p]
-        spec = 0.0
-        for i in range(N):
-            spec += d[i] * w[i] * w[i]
-        out_fvar[p] = fvar
-        out_spec[p] = spec
-        if mode == MODE_DECOMPOSE:
-            var = fvar + spec
-            scale[q] = 1.0 / math.sqrt(var) if var > 0.0 else 0.0  # a zero book has no contributions
+    # ---- F x, xᵀ F x, Σ d w², 1/σ (both rows per load of F and d)
+    x0 = out_x[p0]
+    x1 = out_x[p1]
+    fx0 = out_fx[p0]
+    fx1 = out_fx[p1]
+    fvar0 = 0.0
+    fvar1 = 0.0
+    for a in range(m):
+        s0 = 0.0
+        s1 = 0.0
+        for k in range(m):
+            s0 += F[a, k] * x0[k]
+            s1 += F[a, k] * x1[k]
+        fx0[a] = s0
+        fx1[a] = s1
+        fvar0 += s0 * x0[a]
+        fvar1 += s1 * x1[a]
+    spec0 = 0.0
+    spec1 = 0.0
+    for i in range(N):
+        spec0 += d[i] * w0[i] * w0[i]
+        spec1 += d[i] * w1[i] * w1[i]
+    out_fvar[p0] = fvar0
+    out_fvar[p1] = fvar1
+    out_spec[p0] = spec0
+    out_spec[p1] = spec1
+    r0 = 1.0
+    r1 = 1.0
+    if mode == MODE_DECOMPOSE:  # 1/σ; a zero book has no contributions
+        r0 = 1.0 / math.sqrt(fvar0 + spec0) if fvar0 + spec0 > 0.0 else 0.0
+        r1 = 1.0 / math.sqrt(fvar1 + spec1) if fvar1 + spec1 > 0.0 else 0.0
     if mode == MODE_MOMENTS:
         return
     # ---- per stock: (B F x)_n + d_n w_n, by group lookup plus the dense columns
-    h = np.empty((G, 2))
-    for g in range(G):
-        s0 = 0.0
-        s1 = 0.0
-        for j in range(kf):
-            s0 += lookup[g, j] * out_fx[p0, fold_cols[j]]
-            s1 += lookup[g, j] * out_fx[p1, fold_cols[j]]
-        h[g, 0] = s0
-        h[g, 1] = s1
+    h = np.zeros((G, 2))
+    for e in range(nnz):  # h = lookup (F x)_fold over the lookup's nonzeros
+        h[nz_group[e], 0] += nz_value[e] * out_fx[p0, nz_factor[e]]
+        h[nz_group[e], 1] += nz_value[e] * out_fx[p1, nz_factor[e]]
     gd = np.empty((kd, 2))
     for c in range(kd):
         gd[c, 0] = out_fx[p0, dense_cols[c]]
         gd[c, 1] = out_fx[p1, dense_cols[c]]
-    r0 = scale[0]
-    r1 = scale[1]
     lone = p1 == p0  # the second row's per-stock outputs go to scratch, not over the first's
     scratch = np.empty((2, _CHUNK if lone else 0))
     for lo in range(0, N, _CHUNK):
@@ -182,12 +186,13 @@ def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, lookup, fold_cols, F, d,
 
 
 @numba.njit(cache=True, parallel=True)
-def grouped_rows_kernel(W, mode, dense_t, dense_cols, codes, lookup, fold_cols, F, d,
-                        out_x, out_fx, out_fvar, out_spec, out_a, out_b):  # pragma: no cover - compiled
+def grouped_rows_kernel(W, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value,
+                        F, d, out_x, out_fx, out_fvar, out_spec, out_a, out_b):  # pragma: no cover - compiled
     """Exposures, risk moments, per-stock contributions or ``Σ w`` of the rows of ``W``.
 
     ``B`` is given by columns: ``B[:, dense_cols] = dense_tᵀ`` and
-    ``B[n, fold_cols] = lookup[codes[n]]``. Rows are taken in pairs (``prange`` over
+    ``B[n, fold_cols] = lookup[codes[n]]``, the lookup table given by its nonzeros
+    ``lookup[nz_group[e], ·] = nz_value[e]`` in factor column ``nz_factor[e]``. Rows are taken in pairs (``prange`` over
     pairs); a lone last row is computed as a pair with itself (its second copy's per-stock
     outputs go to scratch).
 
@@ -203,10 +208,15 @@ def grouped_rows_kernel(W, mode, dense_t, dense_cols, codes, lookup, fold_cols, 
         Their positions among the ``m`` factors.
     codes : ndarray (N,) int64
         Group of each stock, ``0 … G-1``.
-    lookup : ndarray (G, kf) float64
-        Value of each folded column for each group.
+    n_groups : int
+        ``G``.
     fold_cols : ndarray (kf,) int64
         Positions of the folded columns among the ``m`` factors.
+    nz_group, nz_factor : ndarray (nnz,) int64
+        Group and factor position of each nonzero of the lookup table (a handful per group:
+        the market and the group's industry).
+    nz_value : ndarray (nnz,) float64
+        Its value.
     F : ndarray (m, m) float64
         Factor covariance (unused in ``MODE_EXPOSURES``).
     d : ndarray (N,) float64
@@ -227,5 +237,5 @@ def grouped_rows_kernel(W, mode, dense_t, dense_cols, codes, lookup, fold_cols, 
     for t in numba.prange((P + 1) // 2):
         p0 = 2 * t
         p1 = min(p0 + 1, P - 1)
-        _pair(W, p0, p1, mode, dense_t, dense_cols, codes, lookup, fold_cols, F, d,
+        _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value, F, d,
               out_x, out_fx, out_fvar, out_spec, out_a, out_b)
