@@ -1336,6 +1336,7 @@ class RiskDecomposition:
         self._a = aligned
         if per_stock is not None:
             self.__dict__["_per_stock"] = per_stock  # fills the cached property
+        self._templates: dict[tuple[str, ...], xr.DataArray] = {}
 
     # -- labelling helpers ---------------------------------------------------------------
 
@@ -1362,12 +1363,26 @@ class RiskDecomposition:
     def _scalar(self, values: np.ndarray, name: str) -> Any:
         if not self.batched:
             return float(values[0])
-        return xr.DataArray(values, dims=(self._a.batch_dim,), coords=self._batch_coords, name=name)
+        return self._labelled(values, (self._a.batch_dim,), name)
 
     def _per(self, values: np.ndarray, dim: str, name: str) -> xr.DataArray:
         if not self.batched:
             return self._cov._da(values[0], (dim,), name)
-        return self._cov._da(values, (self._a.batch_dim, dim), name, self._batch_coords)
+        return self._labelled(values, (self._a.batch_dim, dim), name)
+
+    def _labelled(self, values: np.ndarray, dims: tuple[str, ...], name: str) -> xr.DataArray:
+        """``values`` labelled on ``dims`` by a shallow copy of a per-dims template: every
+        output of the decomposition shares its coordinates and indexes (building them per
+        output deep-copied the stock index each time)."""
+        template = self._templates.get(dims)
+        if template is None:
+            shape = tuple(values.shape)
+            extra = self._batch_coords
+            template = self._cov._da(np.broadcast_to(np.float64(0.0), shape), dims, "template", extra)
+            self._templates[dims] = template
+        out = template.copy(deep=False, data=values)
+        out.name = name
+        return out
 
     # -- arrays --------------------------------------------------------------------------
 
