@@ -32,7 +32,9 @@ from riskmodel.kernels.operator import (
 
 __all__ = ["GroupedExposures", "group_exposures"]
 
-#: Fewest folded columns for which the grouped kernel beats one GEMM with all of ``B``.
+#: Fewest folded columns for the grouped kernel. Measured at N = 5,000, P = 1,000: with 8
+#: folded and 4-10 dense columns it is 1.5x the GEMM path for a decomposition and as fast
+#: for variances; with 60 folded and 10 dense, 2.3x and 2.6x.
 MIN_FOLDED = 8
 #: Most groups, as a share of the stocks (beyond it the lookups cost what they save).
 MAX_GROUP_SHARE = 0.25
