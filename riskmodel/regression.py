@@ -568,7 +568,7 @@ def mimicking_portfolios(
     chol = np.array(gram, order="C")
     q = gram.shape[0]
     ref_ok = not (active.any() and not c[active].max() > 0)
-    if rows.size == 0 or not ref_ok or not _k.cholesky_lower(chol, q):
+    if rows.size == 0 or not ref_ok or not _k.cholesky_lower(chol, q, _k.PIVOT_RTOL):
         warnings.warn(
             f"date {design.date_label(idx)} has an empty or rank-deficient cross-section; "
             "its mimicking portfolios are NaN",

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from riskmodel.kernels.linalg import cholesky_lower
+
 __all__ = [
     "ts_loadings_kernel",
     "cross_section_ols_kernel",
@@ -52,19 +54,8 @@ def _scaled_cholesky_solve(a, rhs, scale, out):  # pragma: no cover - compiled
     for i in range(p):
         for j in range(i + 1):
             a[i, j] *= scale[i] * scale[j]
-    for j in range(p):
-        d = a[j, j]
-        for m in range(j):
-            d -= a[j, m] * a[j, m]
-        if not d > _PIVOT_TOL:
-            return False
-        d = np.sqrt(d)
-        a[j, j] = d
-        for i in range(j + 1, p):
-            s = a[i, j]
-            for m in range(j):
-                s -= a[i, m] * a[j, m]
-            a[i, j] = s / d
+    if not cholesky_lower(a, p, _PIVOT_TOL):  # unit diagonal: the pivot tolerance is absolute
+        return False
     for i in range(p):  # forward: L z = D rhs
         s = rhs[i] * scale[i]
         for m in range(i):

@@ -14,7 +14,7 @@ system ``RᵀXᵀVXR g = RᵀXᵀVr`` is solved by a hand-written Cholesky facto
 ``R`` is never formed: ``RᵀGR`` is assembled from ``G`` and the row ``a = −c/c_P``.
 
 All functions here are plain loops (no BLAS), so the parallel kernel needs no BLAS
-thread control. :func:`day_sample` and :func:`cholesky_lower` are also called from
+thread control. :func:`day_sample` and :func:`~riskmodel.kernels.linalg.cholesky_lower` are also called from
 ``riskmodel.regression`` for the one-date dense factor-mimicking portfolios, so the
 sample rules (validity, thin industries, constraint weights) and the rank rule live in one
 place.
@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from riskmodel.kernels.linalg import cholesky_lower
 
 __all__ = [
     "DATE_OK",
@@ -134,31 +136,6 @@ def day_sample(r, w, x, ind, cap, n_ind, min_size, fit, res, ind_status, c):
         else:
             c[p] = 0.0
     return n_fit
-
-
-@njit(cache=True, fastmath=_REASSOC)
-def cholesky_lower(a, q):
-    """In-place lower Cholesky factor of the leading ``q×q`` block of ``a``.
-
-    Only the lower triangle is read. Returns False (and leaves ``a`` partly overwritten)
-    when a pivot is not above ``PIVOT_RTOL`` times its original diagonal entry, i.e. the
-    matrix is (numerically) rank deficient.
-    """
-    for j in range(q):
-        d = a[j, j]
-        scale = d
-        for k in range(j):
-            d -= a[j, k] * a[j, k]
-        if not (d > PIVOT_RTOL * scale) or not (scale > 0.0):
-            return False
-        d = np.sqrt(d)
-        a[j, j] = d
-        for i in range(j + 1, q):
-            s = a[i, j]
-            for k in range(j):
-                s -= a[i, k] * a[j, k]
-            a[i, j] = s / d
-    return True
 
 
 @njit(cache=True)
@@ -430,7 +407,7 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
                     mat[i, j] += (
                         a_row[j] * g_full[fi, pr] + a_row[i] * g_full[pr, fj] + a_row[i] * a_row[j] * gpp
                     )
-        singular = not cholesky_lower(mat, q)
+        singular = not cholesky_lower(mat, q, PIVOT_RTOL)
 
     r2 = np.nan
     if singular:
