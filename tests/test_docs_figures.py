@@ -1,0 +1,59 @@
+"""The real-data tables in the guides are the numbers the example scripts wrote.
+
+The example scripts write their results to ``docs/figures/*.json``; the guides quote them
+by hand. These tests compare the two, so a table cannot drift from the run behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GUIDE = ROOT / "docs" / "guide" / "portfolio-risk.md"
+FIGURES = ROOT / "docs" / "figures" / "real_risk_model.json"
+COLUMNS = ("mean_bias", "share_inside", "mrad", "qlike")
+
+
+def _guide_rows() -> list[tuple[str, str, tuple[float, ...]]]:
+    """``(variant letter, family, values)`` of the guide's bias table, in order."""
+    rows, variant = [], None
+    table = GUIDE.read_text().split("| variant | family | mean bias |", 1)[1].split("\n\n", 1)[0]
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 6:
+            continue
+        if cells[0]:
+            variant = re.match(r"\(([a-z])\)", cells[0]).group(1)
+        rows.append((variant, cells[1], tuple(float(c) for c in cells[2:])))
+    return rows
+
+
+def test_guide_bias_table_matches_the_example_output():
+    table = json.loads(FIGURES.read_text())["table"]
+    by_letter = {}
+    for key, values in table.items():
+        label, family = (part.strip() for part in key.split("|"))
+        by_letter[(re.match(r"\(([a-z])\)", label).group(1), family)] = values
+    rows = _guide_rows()
+    assert len(rows) == len(table), "the guide's table and the JSON list different rows"
+    for letter, family, quoted in rows:
+        written = by_letter[(letter, family)]
+        for column, value in zip(COLUMNS, quoted, strict=True):
+            assert value == pytest.approx(written[column], abs=5e-4), (letter, family, column)
+
+
+def test_guide_sector_table_matches_the_example_output():
+    data = json.loads(FIGURES.read_text())
+    text = GUIDE.read_text().split("| sector | (a) raw | (d) full |", 1)[1].split("\n\n", 1)[0]
+    columns = ("sector_bias_raw", "sector_bias_full", "sector_bias_sector_model")
+    n = 0
+    for line in text.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        for column, value in zip(columns, cells[1:4], strict=True):
+            assert float(value) == pytest.approx(data[column][cells[0]], abs=5e-4), (cells[0], column)
+        n += 1
+    assert n == len(data["sector_bias_full"]) == 11
