@@ -6,8 +6,7 @@ grouped by their pattern of memberships, ``B[n, fold_cols] = lookup[code[n]]``, 
 the remaining ``dense`` columns (the styles) need a product over stocks:
 
 * ``x = Bᵀ w``: ``acc[g] = Σ_{code[n]=g} w_n`` (one scatter), ``x_fold = lookupᵀ acc``
-  (over the table's nonzeros),
-  ``x_dense = dense_t w``;
+  (over the table's nonzeros), ``x_dense = dense_t w``;
 * ``B y``: ``h = lookup y_fold`` (G values), ``(B y)_n = h[code[n]] + dense_tᵀ y_dense``.
 
 With 60 industries and 10 styles that is 11 instead of 70 multiply-adds per stock, and the
@@ -36,7 +35,8 @@ MODE_DECOMPOSE = 2
 #: Moments plus ``Σ w = B F Bᵀ w + d ∘ w`` (written into ``out_a``; ``out_b`` unused).
 MODE_APPLY = 3
 
-#: Stocks per cache block of the per-stock pass (two rows of every operand fit in L1).
+#: Stocks per block of the per-stock pass: the block's operands (~100 KB for a pair) stay in
+#: L2 across its sweeps; 512 and 2,048 measured the same.
 _CHUNK = 1024
 _FASTMATH = {"reassoc", "contract", "nsz"}
 
