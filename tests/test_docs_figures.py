@@ -57,3 +57,24 @@ def test_guide_sector_table_matches_the_example_output():
             assert float(value) == pytest.approx(data[column][cells[0]], abs=5e-4), (cells[0], column)
         n += 1
     assert n == len(data["sector_bias_full"]) == 11
+
+
+def _markdown_table(text: str, header: str) -> list[list[str]]:
+    """Cell rows of the markdown table that starts with ``header`` (separator row skipped)."""
+    body = text.split(header, 1)[1].split("\n\n", 1)[0]
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in body.splitlines()[2:]]
+
+
+def test_model_comparison_bias_table_matches_the_example_output():
+    guide = (ROOT / "docs" / "guide" / "model-comparison.md").read_text()
+    written = json.loads((ROOT / "docs" / "figures" / "model_comparison.json").read_text())["bias"]
+    family = None
+    rows = _markdown_table(guide, "| family | model | n | mean bias | median bias |")
+    for cells in rows:
+        family = cells[0].replace(" ", "_") or family
+        entry = written[f"{cells[1]} | {family}"]
+        assert int(cells[2]) == entry["n"], (family, cells[1])
+        for column, value in zip(("mean_bias", "median_bias", "share_inside", "mrad", "qlike"), cells[3:],
+                                 strict=True):
+            assert float(value.strip("*")) == pytest.approx(entry[column], abs=5e-4), (family, cells[1], column)
+    assert len(rows) == len(written)
