@@ -78,3 +78,28 @@ def test_model_comparison_bias_table_matches_the_example_output():
                                  strict=True):
             assert float(value.strip("*")) == pytest.approx(entry[column], abs=5e-4), (family, cells[1], column)
     assert len(rows) == len(written)
+
+
+def test_audit_guide_headline_numbers_match_the_example_output():
+    guide = (ROOT / "docs" / "guide" / "auditing.md").read_text()
+    data = json.loads((ROOT / "docs" / "figures" / "real_audit.json").read_text())
+    plain, ind, energy = data["no_industry"], data["with_industries"], data["energy_cluster"]
+    expected = [
+        f"MP edge {plain['mp_edge']:.3f}; null edge **{plain['null_edge']:.3f}**",
+        f"**{plain['n_significant']} significant components**",
+        f"**{plain['n_clusters']} clusters** (cut ρ ≥ 0.1, size ≥ 5) covering {plain['n_clustered']} stocks, "
+        f"{plain['n_flagged']} of them flagged",
+        f"{plain['n_clustered']} clustered stocks: {plain['adjusted_rand']:.3f}.",
+        f"The Energy cluster has {energy['size']} names, {energy['energy_members']} of the "
+        f"{energy['energy_audited']} audited Energy stocks (purity {energy['purity']:.2f})",
+        f"correlates {energy['correlation']:.3f} with the daily log change of WTI crude",
+        f"On the {energy['n_big_days']} largest oil moves",
+        f"move's sign {100 * energy['hit_rate_big_moves']:.0f} % of the time",
+        f"Null edge {ind['null_edge']:.3f}; **{ind['n_significant']} significant components**",
+        f"**{ind['n_clusters']} clusters** covering {ind['n_clustered']} stocks",
+        f"falls to **{ind['adjusted_rand']:.3f}**",
+        f"rises from {data['mean_r2_window']['no_industry']:.3f} to {data['mean_r2_window']['with_industries']:.3f}",
+    ]
+    text = " ".join(guide.split())  # the guide wraps lines; compare on single spaces
+    for phrase in expected:
+        assert " ".join(phrase.split()) in text, phrase
