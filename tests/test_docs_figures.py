@@ -87,11 +87,11 @@ def test_audit_guide_headline_numbers_match_the_example_output():
     expected = [
         f"MP edge {plain['mp_edge']:.3f}; null edge **{plain['null_edge']:.3f}**",
         f"**{plain['n_significant']} significant components**",
-        f"**{plain['n_clusters']} clusters** (cut ρ ≥ 0.1, size ≥ 5) covering {plain['n_clustered']} stocks, "
-        f"{plain['n_flagged']} of them flagged",
+        (f"**{plain['n_clusters']} clusters** (cut ρ ≥ 0.1, size ≥ 5) covering {plain['n_clustered']} stocks, "
+         f"{plain['n_flagged']} of them flagged"),
         f"{plain['n_clustered']} clustered stocks: {plain['adjusted_rand']:.3f}.",
-        f"The Energy cluster has {energy['size']} names, {energy['energy_members']} of the "
-        f"{energy['energy_audited']} audited Energy stocks (purity {energy['purity']:.2f})",
+        (f"The Energy cluster has {energy['size']} names, {energy['energy_members']} of the "
+         f"{energy['energy_audited']} audited Energy stocks (purity {energy['purity']:.2f})"),
         f"correlates {energy['correlation']:.3f} with the daily log change of WTI crude",
         f"On the {energy['n_big_days']} largest oil moves",
         f"move's sign {100 * energy['hit_rate_big_moves']:.0f} % of the time",
