@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 
 import numba
-import numpy as np
+
+from riskmodel.kernels.clean import clip_row
 
 __all__ = ["SVV_NONE", "SVV_LAGGED", "SVV_STATIC", "gather_standardised", "standardise_columns"]
 
@@ -107,12 +108,7 @@ def standardise_columns(Z, mask, n, rescale, clip, out_mu, out_sd, out_flat):  #
             if sd0 > 0.0:
                 for t in range(T):
                     col[t] = col[t] / sd0
-        for t in range(T):
-            v = col[t]
-            if v > clip:
-                col[t] = clip
-            elif v < -clip:
-                col[t] = -clip
+        clip_row(col, clip)
         mu = _valid_mean(col, n[j])
         sd = _valid_sd(col, mask[:, j], n[j], mu)
         out_mu[j] = mu

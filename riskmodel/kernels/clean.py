@@ -24,7 +24,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["clean_kernel", "exposures_kernel", "ZERO_SPREAD_RTOL"]
+__all__ = ["clean_kernel", "clip_row", "exposures_kernel", "ZERO_SPREAD_RTOL"]
 
 #: let LLVM reorder the row sums (vectorised reductions); NaN and inf semantics are kept
 _REASSOC = {"reassoc"}
@@ -233,16 +233,11 @@ def clean_kernel(x, h, has_h, estu, has_estu, winsor, data_error, max_passes, fi
         out_no_setter[t] = ns
         out_unconverged[t] = uc
         if final_clip:
-            for i in range(N):
-                v = z[i]
-                if v > winsor:
-                    z[i] = winsor
-                elif v < -winsor:
-                    z[i] = -winsor
+            clip_row(z, winsor)
 
 
 @numba.njit(cache=True, inline="always")
-def _clip_row(z, bound):  # pragma: no cover - compiled
+def clip_row(z, bound):  # pragma: no cover - compiled
     """``z`` clipped at ``+-bound`` in place (NaN kept; selects, so the loop vectorises)."""
     for i in range(z.shape[0]):
         v = z[i]
@@ -356,7 +351,7 @@ def exposures_kernel(xs, cap, has_cap, codes, has_codes, n_codes, present, imput
                 logcap[i] = math.log(c) if c > 0.0 else np.nan
             ne, fe, ns, _ = _clean_row(logcap, hrow, present[t], False, winsor,
                                        data_error, max_passes, y, setter, pres, size, err)
-            _clip_row(size, winsor)
+            clip_row(size, winsor)
             out_nerr[t, 0] = ne
             out_first[t, 0] = fe
             out_no_setter[t, 0] = ns
@@ -371,7 +366,7 @@ def exposures_kernel(xs, cap, has_cap, codes, has_codes, n_codes, present, imput
             out_nerr[t, k + 1] = ne
             out_first[t, k + 1] = fe
             out_no_setter[t, k + 1] = ns
-            _clip_row(z, winsor)
+            clip_row(z, winsor)
             n_target = 0
             if impute:
                 prow = present[t]
