@@ -79,7 +79,7 @@ def test_kernel_equals_numpy_twin_every_mode(case):
     B = _barra_b(rng, n, industries, styles, extra)
     g = group_exposures(B)
     if g is None:  # too many groups for the stocks: the operator uses its GEMMs then
-        assert g is None and industries + 1 > max(1, int(0.25 * n))
+        assert industries + 1 > max(1, int(0.25 * n))  # declined only for too many groups
         return
     m = B.shape[1]
     A = rng.normal(size=(m, m))
