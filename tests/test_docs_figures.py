@@ -103,3 +103,175 @@ def test_audit_guide_headline_numbers_match_the_example_output():
     text = " ".join(guide.split())  # the guide wraps lines; compare on single spaces
     for phrase in expected:
         assert " ".join(phrase.split()) in text, phrase
+
+
+# --- docs/guide/signal-research.md against docs/figures/real_signal_research.json -----------------
+
+SIGNAL_GUIDE = ROOT / "docs" / "guide" / "signal-research.md"
+SIGNAL_FIGURES = ROOT / "docs" / "figures" / "real_signal_research.json"
+BOOKS = ("raw", "neutral (size, industry)", "decile long-short (neutral)")
+REGRESSION_BOOKS = BOOKS[:2]  # the books whose alpha is per unit of exposure (the decile book is ±1/n)
+
+
+def _signal_guide() -> str:
+    """The signal-research guide on single spaces (it wraps lines)."""
+    return " ".join(SIGNAL_GUIDE.read_text().split())
+
+
+def _signal_facts() -> dict:
+    return json.loads(SIGNAL_FIGURES.read_text())
+
+
+def _printed_as(quoted: str, value: float) -> tuple[str, str]:
+    """``quoted`` (a guide number such as ``−2.50`` or ``+0.31``) and ``value`` rounded to its decimals."""
+    quoted = quoted.strip().replace("−", "-").removeprefix("+")
+    return quoted, f"{value:.{len(quoted.partition('.')[2])}f}"
+
+
+def _signed(value: float, spec: str) -> str:
+    """``value`` formatted with ``spec`` and the guide's minus sign (U+2212)."""
+    return f"{value:{spec}}".replace("-", "−")
+
+
+def test_signal_guide_sharpe_table_matches_the_example_output():
+    sharpe = _signal_facts()["real"]["sharpe"]
+    rows = _markdown_table(SIGNAL_GUIDE.read_text(), "| book | ann. mean | ann. vol | Sharpe |")
+    assert [cells[0].split()[0] for cells in rows] == ["raw", "neutral", "decile"]
+    for book, (_, mean, vol, quoted) in zip(BOOKS, rows, strict=True):
+        printed, written = _printed_as(quoted, sharpe[book])
+        assert printed == written, (book, quoted, sharpe[book])
+        # The JSON keeps only the Sharpe ratio, which is ann. mean / ann. vol: the quoted mean and vol,
+        # each exact to half a unit of its last printed digit, must bracket it.
+        m, v = (float(_printed_as(c.removesuffix("%"), 0.0)[0]) for c in (mean, vol))
+        ratios = [(m + dm) / (v + dv) for dm in (-5e-3, 5e-3) for dv in (-5e-3, 5e-3)]
+        assert min(ratios) - 1e-6 <= sharpe[book] <= max(ratios) + 1e-6, (book, mean, vol, sharpe[book])
+
+
+REAL_LISTS = ("CAPM", "FF3", "Carhart", "FF5", "FF5+mom", "model: market+styles ex momentum", "model: market+styles")
+
+
+def _alpha_cells(factor_list: str, book: str) -> list[str]:
+    """The guide's ``(α %, t, R²)`` cells of ``book`` on ``factor_list`` in the real-data alpha table."""
+    rows = _markdown_table(SIGNAL_GUIDE.read_text(), "| factor list | raw α | t | R² |")
+    cells = {row[0].replace(" + ", "+"): row[1:] for row in rows}[factor_list]
+    start = 3 * BOOKS.index(book)
+    return cells[start:start + 3]
+
+
+def test_signal_guide_alpha_table_lists_the_example_output_rows():
+    rows = _markdown_table(SIGNAL_GUIDE.read_text(), "| factor list | raw α | t | R² |")
+    assert [row[0].replace(" + ", "+") for row in rows] == list(REAL_LISTS)
+    assert all(len(row) == 10 for row in rows)
+    assert sorted(f"{book} | {name}" for book in BOOKS for name in REAL_LISTS) == sorted(
+        _signal_facts()["real"]["alpha"])
+
+
+@pytest.mark.parametrize(
+    ("factor_list", "book"),
+    [
+        pytest.param(name, book, marks=pytest.mark.xfail(strict=True, reason=(
+            "guide quotes neutral α on CAPM as −0.78 % but JSON real.alpha['neutral (size, industry) | CAPM']"
+            ".alpha_annual is −0.007747, i.e. −0.77 %")))
+        if (name, book) == ("CAPM", "neutral (size, industry)") else (name, book)
+        for name in REAL_LISTS for book in BOOKS
+    ],
+)
+def test_signal_guide_alpha_table_matches_the_example_output(factor_list, book):
+    entry = _signal_facts()["real"]["alpha"][f"{book} | {factor_list}"]
+    a, t, r2 = _alpha_cells(factor_list, book)
+    for quoted, value in ((a.removesuffix("%"), 100 * entry["alpha_annual"]), (t, entry["t_alpha"]),
+                          (r2, entry["r2"])):
+        printed, written = _printed_as(quoted, value)
+        assert printed == written, (factor_list, book, quoted, value)
+
+
+@pytest.mark.parametrize(
+    ("template", "factor_lists"),
+    [
+        ("Against CAPM, FF3 and FF5, the R² is {lo}–{hi}.", ("CAPM", "FF3", "FF5")),
+        ("(Carhart, FF5 + mom) the R² jumps to {lo}–{hi}:", ("Carhart", "FF5+mom")),
+        ("**without** momentum, the R² is only {lo}–{hi}.", ("model: market+styles ex momentum",)),
+        pytest.param(
+            "With the model's momentum style it is {lo}–{hi}.", ("model: market+styles",),
+            marks=pytest.mark.xfail(strict=True, reason=(
+                "guide quotes R² 0.67–0.69 but the raw and neutral books have 0.681 and 0.689 (0.68–0.69); "
+                "0.67 is the decile book's 0.669, which the other three ranges leave out")),
+        ),
+    ],
+    ids=["capm-ff3-ff5", "carhart-ff5mom", "model-ex-momentum", "model-with-momentum"],
+)
+def test_signal_guide_r2_ranges_match_the_example_output(template, factor_lists):
+    alpha = _signal_facts()["real"]["alpha"]
+    r2 = [alpha[f"{book} | {name}"]["r2"] for book in REGRESSION_BOOKS for name in factor_lists]
+    phrase = template.format(lo=f"{min(r2):.2f}", hi=f"{max(r2):.2f}")
+    assert phrase in _signal_guide(), phrase
+
+
+def test_signal_guide_headline_numbers_match_the_example_output():
+    data = _signal_facts()
+    real = data["real"]
+    carhart = real["alpha"]["raw | Carhart"]["t_alpha"]
+    ff, model = real["attribution_ff"], real["attribution_model"]
+    expected = [
+        f"({data['seconds']:.0f} s). {real['n_stocks']} stocks, {real['panel']}.",
+        f"negative alpha against Carhart (t = {_signed(carhart, '.2f')} for the raw book)",
+        (f"time-averaged **SMB exposure of {ff['exposures']['smb']:.4f} (t = {ff['t']['smb']:.2f})**, next to "
+         f"momentum {ff['exposures']['mom']:.3f} (t = {ff['t']['mom']:.1f})"),
+        (f"size exposure is {model['exposures']['size']:.3f} but insignificant "
+         f"(t = {model['t']['size']:.2f})"),
+        (f"volatility {_signed(model['exposures']['volatility'], '.2f')} "
+         f"(t = {_signed(model['t']['volatility'], '.1f')}) and beta {_signed(model['exposures']['beta'], '.2f')} "
+         f"(t = {_signed(model['t']['beta'], '.1f')})"),
+    ]
+    text = _signal_guide()
+    for phrase in expected:
+        assert phrase in text, phrase
+    # "No |t| reaches the Harvey–Liu–Zhu hurdle of 3": true of every alpha t in the table.
+    assert "No |t| reaches the Harvey–Liu–Zhu hurdle of 3" in text
+    assert max(abs(entry["t_alpha"]) for entry in real["alpha"].values()) < 3
+
+
+def test_signal_guide_neutrality_bound_matches_the_example_output():
+    """The quoted max |exposure to controls|, at the JSON's precision (6 decimals: 1.5e-16 is stored as 0.0)."""
+    written = _signal_facts()["real"]["max_control_exposure"]
+    text = _signal_guide()
+    quoted = re.findall(r"at most \*\*(\S+)\*\* \(exact neutrality\)|size exposure on every day \((\S+)\)\.", text)
+    assert len(quoted) == 2, quoted
+    for value in ("".join(q) for q in quoted):
+        assert round(float(value), 6) == written, (value, written)
+
+
+def test_signal_guide_simulated_table_matches_the_example_output():
+    alpha = _signal_facts()["simulated"]["alpha"]
+    rows = _markdown_table(SIGNAL_GUIDE.read_text(), "| factor list | raw α (t) | neutral α (t) | decile α (t) |")
+    for cells in rows:
+        factor_list = cells[0].replace(" + ", "+")
+        for book, cell in zip(BOOKS, cells[1:], strict=True):
+            entry = alpha[f"{book} | {factor_list}"]
+            a, t = re.fullmatch(r"(\S+) % \((\S+)\)", cell).groups()
+            for quoted, value in ((a, 100 * entry["alpha_annual"]), (t, entry["t_alpha"])):
+                printed, written = _printed_as(quoted, value)
+                assert printed == written, (factor_list, book, quoted, value)
+    assert 3 * len(rows) == len(alpha), "the guide's simulated table and the JSON list different rows"
+
+
+def test_signal_guide_simulated_prose_matches_the_example_output():
+    sim = _signal_facts()["simulated"]
+    alpha = sim["alpha"]
+    expected = [
+        f"rm.simulate(n_stocks={sim['n_stocks']}, n_days={sim['n_days']}, seed=0, spend=True)",
+        f"earns a known premium of **{100 * sim['spend_premium']:.2f} % per year**",
+        f"The raw book has R² {alpha['raw | market+size']['r2']:.2f} on market + size",
+        f"Neutralising removes this (R² {alpha['neutral (size, industry) | market+size']['r2']:.4f})",
+        f"Every estimate is within one standard error of {100 * sim['spend_premium']:.0f} %",
+        "none clears t = 2 for the regression-weighted book",
+    ]
+    text = _signal_guide()
+    for phrase in expected:
+        assert phrase in text, phrase
+    regression = [v for k, v in alpha.items() if k.split(" | ")[0] in REGRESSION_BOOKS]
+    assert len(regression) == 8
+    for entry in regression:
+        standard_error = entry["alpha_annual"] / entry["t_alpha"]
+        assert abs(entry["alpha_annual"] - sim["spend_premium"]) < standard_error, entry
+        assert abs(entry["t_alpha"]) < 2, entry
