@@ -333,9 +333,9 @@ def _ts_block(u: np.ndarray, *, s: dict) -> np.ndarray:
     """Time-series statistics of a block of stocks over all dates: stacked (3, T, n) ts_var, h, gamma."""
     from riskmodel.covariance.specific import _ts_stats
 
-    ts_var, h, _, gamma = _ts_stats(np.ascontiguousarray(u, dtype=np.float64), half_life=s["half_life"],
-                                    lags=s["lags"], window=s["window"], min_obs=s["min_obs"],
-                                    full_obs=s["full_obs"], blend=s["blend"])
+    ts_var, h, gamma = _ts_stats(np.ascontiguousarray(u, dtype=np.float64), half_life=s["half_life"],
+                                 lags=s["lags"], window=s["window"], min_obs=s["min_obs"],
+                                 full_obs=s["full_obs"], blend=s["blend"])
     return np.stack([ts_var, h.astype(np.float64), gamma])
 
 

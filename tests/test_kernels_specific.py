@@ -240,6 +240,17 @@ def test_ts_kernel_long_windows_heavy_ties_and_signed_zeros():
     assert (h[259, 1] == 0) and np.isnan(var[259, 1]) and np.isfinite(z[300:, 1]).all()
 
 
+def test_ts_kernel_without_z_output_writes_the_same_var_h_gamma():
+    rng = np.random.default_rng(4)
+    u = _gappy_returns(rng, 120, 11)
+    var, h, _, g = _run_ts(u, 13.0, 40, 5, 5, 30, True)
+    var0, h0, g0 = np.empty_like(var), np.empty_like(h), np.empty_like(g)
+    specific_ts_kernel(u, 13.0, 40, 5, 5, 30, True, var0, h0, np.empty((0, 11)), g0)
+    np.testing.assert_array_equal(var0, var)
+    np.testing.assert_array_equal(h0, h)
+    np.testing.assert_array_equal(g0, g)
+
+
 def test_ts_kernel_newey_west_reduces_to_ewma_without_lags():
     rng = np.random.default_rng(2)
     u = rng.standard_normal((60, 3))

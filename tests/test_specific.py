@@ -201,7 +201,7 @@ def test_no_shrink_no_vra_is_the_blend(world):
 def test_no_blend_no_shrink_no_vra_is_the_time_series(world):
     u, ex, _, _ = world
     res = sp.specific_variance(u, ex, blend=False, shrink=0.0, vra_half_life=None)
-    ts_var, h, _, _ = sp._ts_stats(np.ascontiguousarray(u), half_life=84, lags=5, window=252)
+    ts_var, h, _ = sp._ts_stats(np.ascontiguousarray(u), half_life=84, lags=5, window=252)
     old = np.isfinite(res.var) & (h >= 60)
     np.testing.assert_array_equal(res.var[old], ts_var[old])
     np.testing.assert_array_equal(res.gamma, (h >= 60).astype(float))

@@ -249,18 +249,18 @@ def specific_variance(
 
 def _ts_stats(u: np.ndarray, *, half_life: float, lags: int, window: int, min_obs: int = 60,
               full_obs: int = 180, blend: bool = True
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """sigma_TS^2 (T, N), h (T, N) int32, Z (T, N) and gamma (T, N) from the kernel."""
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sigma_TS^2 (T, N), h (T, N) int32 and gamma (T, N) from the kernel (the robust
+    statistic Z only enters through gamma, so the kernel does not write it out)."""
     from riskmodel.kernels.specific import specific_ts_kernel
 
     T, N = u.shape
     var = np.empty((T, N))
     h = np.empty((T, N), np.int32)
-    z = np.empty((T, N))
     gamma = np.empty((T, N))
     specific_ts_kernel(u, float(half_life), int(window), int(lags), int(min_obs),
-                       int(full_obs), bool(blend), var, h, z, gamma)
-    return var, h, z, gamma
+                       int(full_obs), bool(blend), var, h, np.empty((0, N)), gamma)
+    return var, h, gamma
 
 
 def _structural(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, styles: np.ndarray,
@@ -319,9 +319,8 @@ def _blended(u: np.ndarray, styles: np.ndarray, industry: np.ndarray | None,
     ``keep_structural=False`` lets the structural kernel blend each name as it predicts it
     (``sig_str`` is then None), saving a (T, N) array and a pass.
     """
-    ts_var, h, z, gamma = _ts_stats(u, half_life=half_life, lags=lags, window=window,
-                                    min_obs=min_obs, full_obs=full_obs, blend=blend)
-    del z  # the robust statistic only enters through gamma
+    ts_var, h, gamma = _ts_stats(u, half_life=half_life, lags=lags, window=window,
+                                 min_obs=min_obs, full_obs=full_obs, blend=blend)
     _tick(bar, "time series")
     complete = np.empty(u.shape, np.bool_)
     sig, e0, nfit = _structural(ts_var, h, gamma, styles, industry, n_industries, weights,

@@ -28,8 +28,8 @@ __all__ = ["specific_ts_kernel", "structural_kernel", "shrink_kernel", "vra_term
 #: intercept; thinner industries are pooled into one group for the fit.
 MIN_INDUSTRY_NAMES = 5
 
-#: The running moments of the sorted window are recomputed exactly (about the window
-#: median) every this many days.
+#: The running moments of the window are recomputed exactly (about the midpoint of its
+#: quartiles) every this many days.
 _REFRESH = 32
 
 #: Digit width (bits) of the radix sorts (a stock's residuals, a date's ESTU caps).
@@ -210,15 +210,14 @@ def _rank_values(x, vals, rank, keys, idx, tkeys, tidx, hist):  # pragma: no cov
 
 
 @numba.njit(cache=True, inline="always")
-def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, buf, cur_r, cur_i,
+def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, cur_r, cur_i,
                   sort_scratch, hist, oz, og):  # pragma: no cover - compiled
     """One stock's rolling window order statistics, robust ``Z`` and gamma for all dates.
 
     The window is a bitmap over the ranks of the stock's values; two cursors (rank and
     position in the window) track the lower points of the quartiles and move by a step or
     two per day instead of shifting a sorted buffer; the ranks of the minimum and maximum
-    are kept too. The
-    values met, their order and the arithmetic are those of a sorted window buffer.
+    are kept too. The values met and their order are those of a sorted window buffer.
     """
     T = x.shape[0]
     _rank_values(x, vals, rank, sort_scratch[0], sort_scratch[1].view(np.int64),
@@ -294,20 +293,16 @@ def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, buf, cu
                     cur_r[c] = _prev_set(bits, cur_r[c])
                     cur_i[c] -= 1
         if t % _REFRESH == _REFRESH - 1 and nb > 0:
-            k = 0
-            for w in range(bits.shape[0]):
-                m = bits[w]
-                while m != 0:
-                    buf[k] = vals[(w << 6) + int(trailing_zeros(m))]
-                    k += 1
-                    m &= m - np.uint64(1)
-            shift = buf[nb // 2]
+            # exact sums over the window (in date order), about the quartiles' midpoint
+            shift = 0.5 * (vals[cur_r[0]] + vals[cur_r[1]])
             s1 = 0.0
             s2 = 0.0
-            for k in range(nb):
-                d = buf[k] - shift
-                s1 += d
-                s2 += d * d
+            for s in range(max(0, t - window + 1), t + 1):
+                v = x[s]
+                if v == v:
+                    d = v - shift
+                    s1 += d
+                    s2 += d * d
         ramp = (nb - min_obs) / (full_obs - min_obs)
         ramp = 0.0 if ramp < 0.0 else (1.0 if ramp > 1.0 else ramp)
         if not blend:
@@ -402,6 +397,7 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
         Written: ``|sigma_eq / sigma_tilde - 1|`` with ``sigma_tilde = IQR/1.35`` and
         ``sigma_eq`` the standard deviation (ddof=1) of the window clipped to
         ``+-10 sigma_tilde``; ``inf`` when ``sigma_tilde = 0``, NaN when ``h < 2``.
+        Pass an array with no rows, ``(0, N)``, when only gamma is wanted.
     out_gamma : ndarray (T, N) float64
         Written: ``clip((h - min_obs)/(full_obs - min_obs), 0, 1) * min(1, exp(1 - Z))``
         (0 when Z is NaN or inf).
@@ -418,13 +414,13 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
     * per stock, the values are ranked once (radix sort) and the window is a bitmap over
       the ranks, with cursors at the quartile points (and the ranks of the extremes) that move
       a step or two per day (no O(W) shift), so the quartiles are O(1) and the clipped
-      moments are running sums (about a shift, the window median at the last refresh)
-      corrected for the few values beyond the clip bound; they are recomputed exactly, in
-      sorted order, every 32 days. The values and the arithmetic are those of a sorted
-      window buffer.
+      moments are running sums (about a shift, the quartiles' midpoint at the last
+      refresh) corrected for the few values beyond the clip bound; they are recomputed
+      exactly every 32 days.
     """
     T, N = u.shape
     a = 2.0 ** (-1.0 / half_life)
+    keep_z = out_z.shape[0] > 0
     B = 8
     n_blocks = (N + B - 1) // B
     for blk in numba.prange(n_blocks):
@@ -440,12 +436,11 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
         vb = np.empty((T, nn))
         hb = np.empty((T, nn), np.int32)
         _ewma_nw_block(xp, a, window, lags, vb, hb)
-        zb = np.empty((T, nn))
+        zb = np.empty((T if keep_z else 0, nn))
         gb = np.empty((T, nn))
         xs = np.empty(T)
         zs = np.empty(T)
         gs = np.empty(T)
-        buf = np.empty(window)
         vals = np.empty(T)
         rank = np.empty(T, np.int64)
         bits = np.empty((T + 63) >> 6, np.uint64)
@@ -456,17 +451,22 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
         for j in range(nn):
             for t in range(T):
                 xs[t] = xp[window + t, j]
-            _robust_stock(xs, window, min_obs, full_obs, blend, vals, rank, bits, buf,
+            _robust_stock(xs, window, min_obs, full_obs, blend, vals, rank, bits,
                           cur_r, cur_i, sort_scratch, hist, zs, gs)
             for t in range(T):
-                zb[t, j] = zs[t]
                 gb[t, j] = gs[t]
+            if keep_z:
+                for t in range(T):
+                    zb[t, j] = zs[t]
         for t in range(T):
             for j in range(nn):
                 out_var[t, n0 + j] = vb[t, j]
                 out_h[t, n0 + j] = hb[t, j]
-                out_z[t, n0 + j] = zb[t, j]
                 out_gamma[t, n0 + j] = gb[t, j]
+        if keep_z:
+            for t in range(T):
+                for j in range(nn):
+                    out_z[t, n0 + j] = zb[t, j]
 
 
 @numba.njit(cache=True, parallel=True)
