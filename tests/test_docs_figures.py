@@ -169,10 +169,7 @@ def test_signal_guide_alpha_table_lists_the_example_output_rows():
 @pytest.mark.parametrize(
     ("factor_list", "book"),
     [
-        pytest.param(name, book, marks=pytest.mark.xfail(strict=True, reason=(
-            "guide quotes neutral α on CAPM as −0.78 % but JSON real.alpha['neutral (size, industry) | CAPM']"
-            ".alpha_annual is −0.007747, i.e. −0.77 %")))
-        if (name, book) == ("CAPM", "neutral (size, industry)") else (name, book)
+        (name, book)
         for name in REAL_LISTS for book in BOOKS
     ],
 )
@@ -191,12 +188,7 @@ def test_signal_guide_alpha_table_matches_the_example_output(factor_list, book):
         ("Against CAPM, FF3 and FF5, the R² is {lo}–{hi}.", ("CAPM", "FF3", "FF5")),
         ("(Carhart, FF5 + mom) the R² jumps to {lo}–{hi}:", ("Carhart", "FF5+mom")),
         ("**without** momentum, the R² is only {lo}–{hi}.", ("model: market+styles ex momentum",)),
-        pytest.param(
-            "With the model's momentum style it is {lo}–{hi}.", ("model: market+styles",),
-            marks=pytest.mark.xfail(strict=True, reason=(
-                "guide quotes R² 0.67–0.69 but the raw and neutral books have 0.681 and 0.689 (0.68–0.69); "
-                "0.67 is the decile book's 0.669, which the other three ranges leave out")),
-        ),
+        ("With the model's momentum style it is {lo}–{hi}.", ("model: market+styles",)),
     ],
     ids=["capm-ff3-ff5", "carhart-ff5mom", "model-ex-momentum", "model-with-momentum"],
 )
