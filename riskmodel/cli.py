@@ -7,10 +7,12 @@ status 2; nothing else is caught.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -294,13 +296,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def one_line_warnings(command: str) -> Iterator[None]:
+    """Print each warning as one ``riskmodel COMMAND: warning: ...`` line on stderr.
+
+    The library's warnings name the stock, date and variable at fault; the file, line and
+    source text that Python adds are noise to a command-line user.
+    """
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+        print(f"riskmodel {command}: warning: {message}", file=sys.stderr if file is None else file)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``riskmodel`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], None] = args.func
     try:
-        func(args)
+        with one_line_warnings(args.command):
+            func(args)
     except (PanelError, InvalidParameterError) as exc:
         print(f"riskmodel {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -101,6 +102,20 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
     )
     assert proc.returncode == EXIT_USER_ERROR
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_warnings_print_as_one_line(capsys):
+    from riskmodel.cli import one_line_warnings
+    from riskmodel.errors import RiskModelWarning
+
+    with one_line_warnings("fit"):
+        warnings.warn("stock 'A' on 2020-01-02: thin industry", RiskModelWarning, stacklevel=1)
+    err = capsys.readouterr().err
+    assert err == "riskmodel fit: warning: stock 'A' on 2020-01-02: thin industry\n"
+    with warnings.catch_warnings(record=True) as seen:  # the handler is restored on exit
+        warnings.simplefilter("always")
+        warnings.warn("after", RiskModelWarning, stacklevel=1)
+    assert len(seen) == 1 and capsys.readouterr().err == ""
 
 
 def test_fit_kinds(files, tmp_path, capsys):
