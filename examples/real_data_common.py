@@ -137,7 +137,8 @@ def save_figure(fig: Any, out: Path, name: str, *, dpi: int = 90, max_bytes: int
 
 
 def write_json(out: Path, name: str, facts: dict[str, Any]) -> Path:
-    """Write the key numbers of a script as ``out/name.json`` (NaN written as null)."""
+    """Write the key numbers of a script as ``out/name.json`` (floats to 6 significant
+    digits, NaN written as null)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
 
@@ -147,7 +148,7 @@ def write_json(out: Path, name: str, facts: dict[str, Any]) -> Path:
         if isinstance(v, (list, tuple)):
             return [clean(x) for x in v]
         if isinstance(v, (np.floating, float)):
-            return None if not np.isfinite(v) else round(float(v), 6)
+            return None if not np.isfinite(v) else float(f"{float(v):.6g}")
         if isinstance(v, np.integer):
             return int(v)
         if isinstance(v, np.bool_):

@@ -79,6 +79,13 @@ def cumulative_figure(series: dict[str, pd.Series], title: str):
     return fig
 
 
+def _book_facts(r: pd.Series) -> dict:
+    """Days, first and last date, annualised mean and volatility of a daily return series."""
+    r = r.dropna()
+    return {"n_days": int(r.size), "first": str(r.index[0].date()), "last": str(r.index[-1].date()),
+            "mean_annual": float(r.mean() * 252), "vol_annual": float(r.std() * np.sqrt(252))}
+
+
 def real_study(args, out: Path) -> dict:
     import riskmodel as rm
     # rm.load_ff_factors is not exported by riskmodel/__init__.py (yet): import it from its module
@@ -121,9 +128,12 @@ def real_study(args, out: Path) -> dict:
     return {
         "panel": panel.attrs["window"],
         "n_stocks": panel.sizes["stock"],
+        "n_industries": int(np.unique(panel["industry"].to_numpy()[panel["industry"].notnull().to_numpy()]).size),
         "sharpe": {k: float(v.mean() / v.std() * np.sqrt(252)) for k, v in series.items()},
+        "books": {k: _book_facts(v) for k, v in series.items()},
         "alpha": {f"{r.portfolio} | {r.factor_list}": {"alpha_annual": r.alpha_annual, "t_alpha": r.t_alpha, "r2": r.r2} for r in table.itertuples()},
         "max_control_exposure": float(np.nanmax(np.abs(neutral.control_exposures.to_numpy()))),
+        "mean_turnover": float(neutral.turnover.mean()),
         "attribution_ff": {"exposures": att_ff.exposures.to_dict(), "t": att_ff.t_stats.to_dict(), "r2": att_ff.r2},
         "attribution_model": {"exposures": att_model.exposures.to_dict(), "t": att_model.t_stats.to_dict(), "r2": att_model.r2},
     }
@@ -158,6 +168,7 @@ def simulated_study(args, out: Path) -> dict:
     print("attribution of the neutral spend book on the model's market + styles:\n" + att.summary())
     return {
         "n_stocks": n_stocks, "n_days": n_days, "spend_premium": premium,
+        "n_factor_days": int(series["neutral (size, industry)"].dropna().size),
         "alpha": {f"{r.portfolio} | {r.factor_list}": {"alpha_annual": r.alpha_annual, "t_alpha": r.t_alpha, "r2": r.r2} for r in table.itertuples()},
         "attribution": {"exposures": att.exposures.to_dict(), "t": att.t_stats.to_dict()},
     }

@@ -133,18 +133,34 @@ def _signed(value: float, spec: str) -> str:
     return f"{value:{spec}}".replace("-", "−")
 
 
-def test_signal_guide_sharpe_table_matches_the_example_output():
-    sharpe = _signal_facts()["real"]["sharpe"]
+def test_signal_guide_book_table_matches_the_example_output():
+    real = _signal_facts()["real"]
     rows = _markdown_table(SIGNAL_GUIDE.read_text(), "| book | ann. mean | ann. vol | Sharpe |")
     assert [cells[0].split()[0] for cells in rows] == ["raw", "neutral", "decile"]
-    for book, (_, mean, vol, quoted) in zip(BOOKS, rows, strict=True):
-        printed, written = _printed_as(quoted, sharpe[book])
-        assert printed == written, (book, quoted, sharpe[book])
-        # The JSON keeps only the Sharpe ratio, which is ann. mean / ann. vol: the quoted mean and vol,
-        # each exact to half a unit of its last printed digit, must bracket it.
-        m, v = (float(_printed_as(c.removesuffix("%"), 0.0)[0]) for c in (mean, vol))
-        ratios = [(m + dm) / (v + dv) for dm in (-5e-3, 5e-3) for dv in (-5e-3, 5e-3)]
-        assert min(ratios) - 1e-6 <= sharpe[book] <= max(ratios) + 1e-6, (book, mean, vol, sharpe[book])
+    for book, (_, mean, vol, sharpe) in zip(BOOKS, rows, strict=True):
+        facts = real["books"][book]
+        for quoted, value in ((mean.removesuffix("%"), 100 * facts["mean_annual"]),
+                              (vol.removesuffix("%"), 100 * facts["vol_annual"]), (sharpe, real["sharpe"][book])):
+            printed, written = _printed_as(quoted, value)
+            assert printed == written, (book, quoted, value)
+
+
+def test_signal_guide_sample_matches_the_example_output():
+    real = _signal_facts()["real"]
+    sim = _signal_facts()["simulated"]
+    books = real["books"].values()
+    assert len({(b["n_days"], b["first"], b["last"]) for b in books}) == 1, "the books cover different days"
+    book = next(iter(books))
+    expected = [
+        f"The factor returns run over **{book['n_days']:,} days, {book['first']} .. {book['last']}**",
+        f"neutral to size and {real['n_industries']} GICS industries",
+        f"Its mean one-way turnover is {real['mean_turnover']:.3f} per day.",
+        f"the factor returns cover {sim['n_factor_days']} days",
+        f"with {sim['n_factor_days']} days none",
+    ]
+    text = _signal_guide()
+    for phrase in expected:
+        assert phrase in text, phrase
 
 
 REAL_LISTS = ("CAPM", "FF3", "Carhart", "FF5", "FF5+mom", "model: market+styles ex momentum", "model: market+styles")
@@ -224,13 +240,14 @@ def test_signal_guide_headline_numbers_match_the_example_output():
 
 
 def test_signal_guide_neutrality_bound_matches_the_example_output():
-    """The quoted max |exposure to controls|, at the JSON's precision (6 decimals: 1.5e-16 is stored as 0.0)."""
+    """The quoted max |exposure to controls| (two significant digits) and its claim of exactness."""
     written = _signal_facts()["real"]["max_control_exposure"]
+    assert written < 1e-14, "the neutral book is not exactly neutral"
     text = _signal_guide()
     quoted = re.findall(r"at most \*\*(\S+)\*\* \(exact neutrality\)|size exposure on every day \((\S+)\)\.", text)
     assert len(quoted) == 2, quoted
     for value in ("".join(q) for q in quoted):
-        assert round(float(value), 6) == written, (value, written)
+        assert value == f"{written:.1e}", (value, written)
 
 
 def test_signal_guide_simulated_table_matches_the_example_output():
