@@ -88,8 +88,6 @@ def _book_facts(r: pd.Series) -> dict:
 
 def real_study(args, out: Path) -> dict:
     import riskmodel as rm
-    # rm.load_ff_factors is not exported by riskmodel/__init__.py (yet): import it from its module
-    from riskmodel.datasets import load_ff_factors
 
     panel = load_panel(args.start, args.end, n_stocks=args.stocks, data=args.data)
     styles = list(panel.attrs["styles"])
@@ -100,7 +98,7 @@ def real_study(args, out: Path) -> dict:
         signal = panel["momentum"]
         raw = rm.factor_from_signal(signal, panel, controls=None, industry=None)
         neutral = rm.factor_from_signal(signal, panel, controls=["size"], industry="industry")
-    ff = load_ff_factors(args.data)
+    ff = rm.load_ff_factors(args.data)
     lists = factor_lists(ff, fit, styles, "momentum")
     series = {
         "raw": raw.returns.to_series(),
