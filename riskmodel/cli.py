@@ -123,12 +123,13 @@ def cmd_risk(args: argparse.Namespace) -> None:
     for name, rep in report.items():
         print(f"\n[{name}] volatility {rep['volatility']:.4%}/day ({rep['volatility_annual']:.2%}/yr): "
               f"factor {rep['factor_volatility']:.4%}, specific {rep['specific_volatility']:.4%}")
+        width = max(map(len, [*rep["top_factors"], *rep["top_stocks"], "factor"]))
         print("  top factor contributions (to daily vol):")
         for factor, value in rep["top_factors"].items():
-            print(f"    {factor:<28s} {value:+.4%}")
+            print(f"    {factor:<{width}s}  {value:+.4%}")
         print("  top stock contributions (to daily vol):")
         for stock, value in rep["top_stocks"].items():
-            print(f"    {stock:<28s} {value:+.4%}")
+            print(f"    {stock:<{width}s}  {value:+.4%}")
 
 
 def _risk_report(dec, top: int) -> dict:

@@ -246,16 +246,43 @@ def _check_settings(lag: int, return_clip: float | None, min_industry_size: floa
     return clip
 
 
-def _warn_dates(design: _Design, date_status: np.ndarray, ind_status: np.ndarray) -> None:
-    """One SingularDateWarning and one ThinIndustryWarning naming the dates at fault."""
+def _singular_causes(design: _Design, returns: np.ndarray, singular: np.ndarray, lag: int) -> str:
+    """Why the ``singular`` return rows have no fit, with what to do: no return that day; no
+    stock with every style exposure (naming the styles missing for every stock); too few
+    usable stocks or collinear exposures."""
+    no_return = ~np.isfinite(returns[singular]).any(axis=1)
+    finite = np.isfinite(design.styles[singular[~no_return] - lag])  # (dates, stock, style): few dates
+    no_complete = ~finite.all(axis=2).any(axis=1)
+    causes = []
+    if no_return.any():
+        causes.append(f"{int(no_return.sum())} without any return (a holiday or a data gap)")
+    if no_complete.any():
+        absent = (~finite.any(axis=1)[no_complete]).sum(axis=0)
+        styles = ", ".join(f"{design.style_names[k]} on {int(c)}" for k, c in enumerate(absent) if c)
+        missing = f"; missing for every stock: {styles}" if styles else ""
+        causes.append(
+            f"{int(no_complete.sum())} where no stock has every style exposure{missing} (a style "
+            "with a long look-back, such as 252-day momentum, has none on the first dates: start "
+            "the fit later or leave the style out)"
+        )
+    rest = int((~no_complete).sum())
+    if rest:
+        causes.append(f"{rest} with fewer usable stocks than factors or collinear exposures (check for "
+                      "duplicate or constant style exposures)")
+    return "; ".join(causes)
+
+
+def _warn_dates(design: _Design, date_status: np.ndarray, ind_status: np.ndarray,
+                returns: np.ndarray, lag: int) -> None:
+    """One SingularDateWarning (with the causes) and one ThinIndustryWarning naming the dates at fault."""
     singular = np.flatnonzero(date_status == _k.DATE_SINGULAR)
     if singular.size:
         listed = ", ".join(design.date_label(t) for t in singular[:_MAX_LISTED])
         more = f" and {singular.size - _MAX_LISTED} more" if singular.size > _MAX_LISTED else ""
         warnings.warn(
             f"{singular.size} date(s) have an empty or rank-deficient cross-section and were "
-            f"skipped (NaN factor returns): {listed}{more}. Check for duplicate or constant "
-            "style exposures and for days without returns.",
+            f"skipped (NaN factor returns): {listed}{more}. Of these: "
+            f"{_singular_causes(design, returns, singular, lag)}.",
             SingularDateWarning,
             stacklevel=3,
         )
@@ -398,7 +425,7 @@ def factor_returns(
         date_status,
         ind_status,
     )
-    _warn_dates(design, date_status, ind_status)
+    _warn_dates(design, date_status, ind_status, r, int(lag))
     return WLSResult(
         factor_returns=f,
         residuals=resid,

@@ -278,8 +278,11 @@ def test_all_nan_day_and_singular_day_warn_by_date(world):
     styles = ex.styles.copy()
     styles[19, :, 2] = styles[19, :, 4]  # duplicate style columns at exposure row 19 -> return row 20
     ex2 = with_arrays(ex, styles=styles)
-    with pytest.warns(SingularDateWarning, match=r"2 date\(s\).*2020-01-06, 2020-01-21"):
+    with pytest.warns(SingularDateWarning, match=r"2 date\(s\).*2020-01-06, 2020-01-21") as record:
         res = factor_returns(r, ex2, return_clip=5.0)
+    message = str(record[0].message)
+    assert "1 without any return" in message and "1 with fewer usable stocks than factors or collinear" in message
+    assert "no stock has every style" not in message
     for t in (5, 20):
         assert np.isnan(res.factor_returns[t]).all() and np.isnan(res.residuals[t]).all()
         assert np.isnan(res.r2[t]) and np.isnan(res.se[t]).all()
@@ -287,6 +290,21 @@ def test_all_nan_day_and_singular_day_warn_by_date(world):
     with pytest.warns(SingularDateWarning, match="2020-01-21"):
         omega = mimicking_portfolios(ex2, 20)
     assert np.isnan(omega).all()
+
+
+def test_singular_warning_names_the_style_missing_for_every_stock(world):
+    ex, returns, _, _ = world
+    styles = ex.styles.copy()
+    styles[:10, :, 1] = np.nan  # a style with a look-back: no exposure on the first 10 rows
+    styles[3, :5, 0] = np.nan
+    names = tuple(f"s{k}" for k in range(styles.shape[2]))
+    ex2 = with_arrays(ex, styles=styles, style_names=names)
+    with pytest.warns(SingularDateWarning, match=r"^10 date\(s\)") as record:
+        res = factor_returns(returns, ex2, return_clip=5.0)
+    message = str(record[0].message)
+    assert "10 where no stock has every style exposure; missing for every stock: s1 on 10 (" in message, message
+    assert "without any return" not in message and "collinear" not in message
+    assert np.isnan(res.factor_returns[1:11]).all() and np.isfinite(res.factor_returns[11:]).all()
 
 
 @pytest.mark.parametrize("lag", [1, 2])
