@@ -7,6 +7,14 @@ Warnings have their own classes so that they can be filtered one by one.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 __all__ = [
     "PanelError",
     "DimensionError",
@@ -89,3 +97,34 @@ class ImputationWarning(RiskModelWarning):
 
 class DataQualityWarning(RiskModelWarning):
     """Suspicious values (data errors beyond the hard winsor bound) were set to NaN."""
+
+
+@contextlib.contextmanager
+def warnings_at_caller() -> Iterator[None]:
+    """Issue the warnings raised inside the block at the line that called the public function.
+
+    Use it through :func:`warns_at_caller` on a public entry point: a warning from deep inside the pipeline then shows the user's own line instead of a
+    library file, and the user's filters (``"error"``, ``"ignore"``, ``"once"``) apply to it
+    as usual. Warnings are issued in order when the block ends, also when it raises.
+    """
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        for record in caught:
+            # frames: this generator, contextlib's __exit__, the public function, its caller
+            warnings.warn(record.message, record.category, stacklevel=4)
+
+
+def warns_at_caller(func: _F) -> _F:
+    """Decorate a public entry point so that its warnings point at the user's call
+    (see :func:`warnings_at_caller`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with warnings_at_caller():
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

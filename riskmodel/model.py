@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel.errors import InvalidParameterError, MissingVariableError, PanelError
+from riskmodel.errors import InvalidParameterError, MissingVariableError, PanelError, warns_at_caller
 from riskmodel.fitted import FittedModel
 
 __all__ = ["FactorRiskModel", "FittedFactorModel"]
@@ -202,6 +202,7 @@ class FactorRiskModel:
     def __repr__(self) -> str:
         return f"FactorRiskModel(styles={self.styles!r}, industry={self.industry!r}, lag={self.lag})"
 
+    @warns_at_caller
     def fit(self, panel: xr.Dataset, *, store: str | None = None) -> "FittedFactorModel":
         """Fit the model on a panel.
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel.errors import DimensionError, InvalidParameterError, MissingVariableError
+from riskmodel.errors import DimensionError, InvalidParameterError, MissingVariableError, warns_at_caller
 
 __all__ = ["factor_from_signal", "SignalFactor"]
 
@@ -98,6 +98,7 @@ def _as_control_list(controls: Any, panel: xr.Dataset) -> dict[str, xr.DataArray
     return out
 
 
+@warns_at_caller
 def factor_from_signal(
     signal: xr.DataArray,
     panel: xr.Dataset,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel.errors import AlignmentError, InsufficientDataError, InvalidParameterError
+from riskmodel.errors import AlignmentError, InsufficientDataError, InvalidParameterError, warns_at_caller
 
 __all__ = ["bias_statistics", "BiasStatistics", "FAMILIES"]
 
@@ -133,6 +133,7 @@ def _stock_weights(portfolios: Any, stocks: np.ndarray) -> tuple[np.ndarray, np.
     return weights, portfolios["portfolio"].to_numpy().astype(str)
 
 
+@warns_at_caller
 def bias_statistics(
     fit: Any,
     portfolios: Any = FAMILIES,

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 import xarray as xr
 
-from riskmodel.errors import InvalidParameterError
+from riskmodel.errors import InvalidParameterError, warns_at_caller
 
 __all__ = ["cluster_exposures", "refit_with_clusters"]
 
@@ -45,6 +45,7 @@ def cluster_exposures(audit: Any, panel: xr.Dataset, clusters: Sequence[int] | N
     return out
 
 
+@warns_at_caller
 def refit_with_clusters(model: Any, panel: xr.Dataset, audit: Any, clusters: Sequence[int] | None = None, **audit_kwargs: Any):
     """Add audit clusters to a model as membership factors, refit, and re-audit.
 

@@ -30,6 +30,7 @@ from riskmodel.errors import (
     InvalidParameterError,
     NonFiniteError,
     VariableTypeError,
+    warns_at_caller,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -488,6 +489,7 @@ def _label_values(labels: Any, stocks: np.ndarray, last_date: Any) -> np.ndarray
 
 
 # ============================================================================ the audit
+@warns_at_caller
 def audit_residuals(
     fit_or_residuals: Any,
     labels: xr.DataArray | pd.Series | None = None,
