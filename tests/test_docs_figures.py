@@ -284,3 +284,19 @@ def test_signal_guide_simulated_prose_matches_the_example_output():
         standard_error = entry["alpha_annual"] / entry["t_alpha"]
         assert abs(entry["alpha_annual"] - sim["spend_premium"]) < standard_error, entry
         assert abs(entry["t_alpha"]) < 2, entry
+
+
+@pytest.mark.parametrize(
+    ("guide", "figures"),
+    [
+        ("portfolio-risk.md", "real_risk_model.json"),
+        ("auditing.md", "real_audit.json"),
+        ("model-comparison.md", "model_comparison.json"),
+    ],  # the signal-research guide's runtime is checked with its headline numbers
+)
+def test_guide_quotes_the_runtime_of_the_run_behind_its_numbers(guide, figures):
+    text = (ROOT / "docs" / "guide" / guide).read_text()
+    quoted = re.search(r"Script: `python examples/\S+\.py` \((\d+) s[ );]", text)
+    assert quoted, guide
+    seconds = json.loads((ROOT / "docs" / "figures" / figures).read_text())["seconds"]
+    assert int(quoted.group(1)) == round(seconds), (guide, quoted.group(1), seconds)
