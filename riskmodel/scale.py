@@ -407,9 +407,8 @@ def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
     return int(min(stock_chunk, max(n_stocks, 1)))
 
 
-def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: int
-                      ) -> tuple[xr.Dataset, xr.DataArray]:
-    """Lazy shrunk pre-VRA variance (date-chunked) and the lazy ``B²`` series."""
+def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: int) -> xr.Dataset:
+    """Lazy shrunk volatility ``sig_sh``, ESTU and pre-VRA variance (date-chunked)."""
     u = stage1["residuals"].data
     T, N = u.shape
     # task-based rechunks: the peer-to-peer method has cancelled whole runs with "lost
@@ -417,7 +416,7 @@ def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk:
     with dask.config.set({"array.rechunk.method": "tasks"}):
         u_by_stock = u.rechunk({0: -1, 1: stock_chunk})
         ts = da.map_blocks(_ts_block, u_by_stock, new_axis=0, chunks=((3,), *u_by_stock.chunks),
-                           dtype=np.float64, s=s)
+                           dtype=np.float64, meta=np.empty((0, 0, 0)), s=s)  # meta: no probe call
         ts = ts.rechunk({0: 3, 1: layout.date_chunks, 2: -1})
     inputs = stage1[["residuals", "style_exposure", "regression_weight", "market_cap",
                      *(["industry_code"] if layout.industry else [])]]
@@ -429,8 +428,12 @@ def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk:
          for name, dt in (("sig_sh", np.float64), ("pre_vra_var", np.float64), ("estu", bool))},
         coords={"date": layout.dates, "stock": layout.stocks},
     )
-    shrunk = xr.map_blocks(_structural_block, inputs, kwargs={"s": s, "n_industries": len(layout.labels)},
-                           template=template)
+    return xr.map_blocks(_structural_block, inputs, kwargs={"s": s, "n_industries": len(layout.labels)},
+                         template=template)
+
+
+def _b2_series(stage1: xr.Dataset, shrunk: xr.Dataset, layout: _Layout) -> xr.DataArray:
+    """The lazy ``B²`` series from the materialised shrunk volatilities and ESTU."""
     lagged = xr.Dataset(
         {
             "residuals": stage1["residuals"],
@@ -439,10 +442,9 @@ def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk:
             "estu_prev": shrunk["estu"].shift(date=1, fill_value=False),
         }
     ).chunk({"date": layout.date_chunks})
-    b2_template = xr.DataArray(da.empty((T,), chunks=(layout.date_chunks,)), dims=("date",),
+    b2_template = xr.DataArray(da.empty((layout.dates.size,), chunks=(layout.date_chunks,)), dims=("date",),
                                coords={"date": layout.dates})
-    b2 = xr.map_blocks(_b2_block, lagged, template=b2_template)
-    return shrunk[["pre_vra_var"]], b2
+    return xr.map_blocks(_b2_block, lagged, template=b2_template)
 
 
 def _final_specific(pre: xr.DataArray, lam: np.ndarray) -> xr.DataArray:
@@ -651,8 +653,11 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
     from riskmodel.covariance.factor import factor_covariance
 
     s = _specific_settings(model)
-    pre, b2 = _specific_pre_vra(fitted, layout, s, stock_chunk)
-    pre, (b2,) = sink.put(pre, b2, scratch=True)
+    # materialise the shrunk stage first: B² reads it back rather than computing the
+    # time-series and structural stages a second time in its own graph
+    shrunk, _ = sink.put(_specific_pre_vra(fitted, layout, s, stock_chunk), scratch=True)
+    (b2,) = dask.compute(_b2_series(fitted, shrunk, layout), **sink.kwargs)
+    pre = shrunk[["pre_vra_var"]]
     lam = _vra_multiplier(np.asarray(b2.values), s["vra_half_life"])
     fcov = factor_covariance(
         np.ascontiguousarray(fitted["factor_returns"].values),

@@ -14,6 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -104,6 +105,29 @@ def test_threaded_store_other_settings_and_uneven_chunks(panel_path, reference, 
     # the store is a fitted model for rm.load, lazily
     again = rm.load(tmp_path / "fit.zarr", chunks={"date": 100})
     assert_same_fit(again, reference["other"])
+
+
+@pytest.mark.parametrize("store", [False, True], ids=["in-memory", "store"])
+def test_each_stage_runs_once_per_block(panel_path, tmp_path, monkeypatch, store):
+    """The time-series pass runs once per stock block and the structural model once per date
+    chunk: B² must not recompute them in a graph of its own."""
+    import riskmodel.scale as scale
+
+    calls = {"_ts_block": 0, "_structural_block": 0}
+    for name in calls:
+        original = getattr(scale, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(scale, name, counted)
+    panel = rm.load(panel_path, chunks={"date": CHUNK})
+    with dask.config.set(scheduler="synchronous"):
+        fit_chunked(rm.FactorRiskModel(), panel, store=tmp_path / "fit.zarr" if store else None, stock_chunk=64)
+    n_stock_blocks = -(-panel.sizes["stock"] // 64)
+    n_date_chunks = -(-panel.sizes["date"] // CHUNK)
+    assert calls == {"_ts_block": n_stock_blocks, "_structural_block": n_date_chunks}
 
 
 def test_in_memory_panel_is_chunked_and_covariance_false(panel_path, reference):
