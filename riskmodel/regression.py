@@ -295,7 +295,9 @@ def _warn_dates(design: _Design, date_status: np.ndarray, ind_status: np.ndarray
             warnings.warn(
                 f"{len(pairs)} (date, industry) pair(s) have too few members in the estimation "
                 f"sample; their factor returns are NaN and their members are fitted on market and "
-                f"styles only: {listed}{more}. Lower min_industry_size or merge small industries.",
+                f"styles only: {listed}{more}. Lower min_industry_size, or pool thin industries into "
+                "their sector: panel['industry_pooled'] = rm.pool_thin_industries(panel) and "
+                "FactorRiskModel(industry='industry_pooled').",
                 ThinIndustryWarning,
                 stacklevel=3,
             )
