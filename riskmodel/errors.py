@@ -103,9 +103,10 @@ class DataQualityWarning(RiskModelWarning):
 def warnings_at_caller() -> Iterator[None]:
     """Issue the warnings raised inside the block at the line that called the public function.
 
-    Use it through :func:`warns_at_caller` on a public entry point: a warning from deep inside the pipeline then shows the user's own line instead of a
-    library file, and the user's filters (``"error"``, ``"ignore"``, ``"once"``) apply to it
-    as usual. Warnings are issued in order when the block ends, also when it raises.
+    Use it through :func:`warns_at_caller` on a public entry point: a warning from deep
+    inside the pipeline then shows the user's own line instead of a library file, and the
+    user's filters (``"error"``, ``"ignore"``, ``"once"``) apply to it as usual. Warnings
+    are issued in order when the block ends, also when it raises.
     """
     caught: list[warnings.WarningMessage] = []
     try:

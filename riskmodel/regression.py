@@ -251,13 +251,18 @@ def _singular_causes(design: _Design, returns: np.ndarray, singular: np.ndarray,
     stock with every style exposure (naming the styles missing for every stock); too few
     usable stocks or collinear exposures."""
     no_return = ~np.isfinite(returns[singular]).any(axis=1)
-    finite = np.isfinite(design.styles[singular[~no_return] - lag])  # (dates, stock, style): few dates
-    no_complete = ~finite.all(axis=2).any(axis=1)
+    rows = singular[~no_return] - lag
+    no_complete = np.empty(rows.size, bool)
+    absent = np.zeros(design.styles.shape[2], np.int64)  # dates on which a style is missing for every stock
+    for lo in range(0, rows.size, 64):  # a (64, stock, style) mask at a time
+        finite = np.isfinite(design.styles[rows[lo:lo + 64]])
+        none = ~finite.all(axis=2).any(axis=1)
+        no_complete[lo:lo + 64] = none
+        absent += (~finite.any(axis=1)[none]).sum(axis=0)
     causes = []
     if no_return.any():
         causes.append(f"{int(no_return.sum())} without any return (a holiday or a data gap)")
     if no_complete.any():
-        absent = (~finite.any(axis=1)[no_complete]).sum(axis=0)
         styles = ", ".join(f"{design.style_names[k]} on {int(c)}" for k, c in enumerate(absent) if c)
         missing = f"; missing for every stock: {styles}" if styles else ""
         causes.append(
