@@ -112,10 +112,8 @@ def cmd_risk(args: argparse.Namespace) -> None:
         raise PanelError(f"{args.model}: not a fitted model (write one with `riskmodel fit`)")
     cov = fit.covariance(args.date)
     weights = _read_weights(args.weights)
-    report = {}
-    for name in weights.columns:
-        dec = cov.decompose(weights[name])
-        report[str(name)] = _risk_report(dec, args.top)
+    weights.columns = weights.columns.astype(str)
+    report = _risk_reports(cov.decompose(weights), args.top)  # every portfolio in one batch
     if args.json:
         print(json.dumps({"date": str(pd.Timestamp(cov.date).date()), "portfolios": report}, indent=2))
         return
@@ -132,17 +130,28 @@ def cmd_risk(args: argparse.Namespace) -> None:
             print(f"    {stock:<{width}s}  {value:+.4%}")
 
 
-def _risk_report(dec, top: int) -> dict:
-    factor_contrib = dec.factor_contributions.to_pandas()
-    stock_contrib = dec.component_contributions.to_pandas()
-    by_size = lambda s: s.reindex(s.abs().sort_values(ascending=False).index)[:top]  # noqa: E731
+def _risk_reports(dec, top: int) -> dict[str, dict]:
+    """Totals and the ``top`` factor and stock contributions (by size) of each portfolio of a
+    batched decomposition, keyed by portfolio."""
+    factor_contrib = dec.factor_contributions.transpose("portfolio", "factor")
+    stock_contrib = dec.component_contributions.transpose("portfolio", "stock")
+    factors, stocks = factor_contrib["factor"].values, stock_contrib["stock"].values
+    vol, factor_vol, specific_vol = (np.asarray(v.values) for v in (dec.total_vol, dec.factor_vol, dec.specific_vol))
+
+    def largest(labels: np.ndarray, row: np.ndarray) -> dict[str, float]:
+        order = np.argsort(-np.abs(row), kind="stable")[:top]
+        return {str(labels[k]): float(row[k]) for k in order}
+
     return {
-        "volatility": float(dec.total_vol),
-        "volatility_annual": float(dec.total_vol) * np.sqrt(252),
-        "factor_volatility": float(dec.factor_vol),
-        "specific_volatility": float(dec.specific_vol),
-        "top_factors": {str(k): float(v) for k, v in by_size(factor_contrib).items()},
-        "top_stocks": {str(k): float(v) for k, v in by_size(stock_contrib).items()},
+        str(name): {
+            "volatility": float(vol[i]),
+            "volatility_annual": float(vol[i]) * np.sqrt(252),
+            "factor_volatility": float(factor_vol[i]),
+            "specific_volatility": float(specific_vol[i]),
+            "top_factors": largest(factors, factor_contrib.values[i]),
+            "top_stocks": largest(stocks, stock_contrib.values[i]),
+        }
+        for i, name in enumerate(factor_contrib["portfolio"].values)
     }
 
 
