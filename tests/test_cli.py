@@ -45,6 +45,17 @@ def test_fit_and_risk(files, capsys):
     report = json.loads(capsys.readouterr().out)
     a = report["portfolios"]["a"]
     assert a["volatility"] ** 2 == pytest.approx(a["factor_volatility"] ** 2 + a["specific_volatility"] ** 2, rel=1e-12)
+    # each column's report is that portfolio's own decomposition (the file is decomposed as one batch)
+    cov = rm.load(model).covariance()
+    for name in ("a", "b"):
+        book = pd.read_csv(root / "book.csv").set_index("stock")[name]
+        dec = cov.decompose(book)
+        rep = report["portfolios"][name]
+        assert rep["volatility"] == pytest.approx(float(dec.total_vol), rel=1e-12)
+        contrib = dec.component_contributions.to_pandas()
+        top = contrib.abs().sort_values(ascending=False, kind="stable").index[:5]
+        assert list(rep["top_stocks"]) == list(top)
+        assert [rep["top_stocks"][k] for k in top] == pytest.approx(contrib[top].to_numpy(), rel=1e-12)
 
 
 def test_audit_and_report(files, capsys, tmp_path):
