@@ -21,9 +21,10 @@ same functions; only the slicing differs):
 With ``store`` the ``(date, stock)`` outputs are written to a zarr store chunk by chunk
 (no process ever holds a ``T × N`` array) and the returned model reads them lazily from
 it; the store is built in a temporary sibling and renamed over ``store`` at the end, so a
-failed run leaves an existing store untouched (:mod:`riskmodel.io`'s pattern). Without
-``store`` intermediate results are persisted in the scheduler's memory and the returned
-model holds ndarrays.
+failed run leaves an existing store untouched (:mod:`riskmodel.io`'s pattern). Its float
+arrays are not compressed: daily float data shrink by only ~7% at about five times the
+write time. Without ``store`` intermediate results are persisted in the scheduler's memory
+and the returned model holds ndarrays.
 
 On a ``dask.distributed`` client each computation is submitted with ``retries`` (a task
 that raised is re-run; a task whose worker died is re-run by the scheduler in any case).
@@ -490,10 +491,14 @@ class _Sink:
         from riskmodel.io import _prepare as prepare_for_disk
 
         mode = "a" if target in self._started else "w-"
+        prepared = prepare_for_disk(ds)
+        # float arrays uncompressed: daily returns, exposures and variances shrink by ~7% at
+        # about 5x the write time, and writing is most of an out-of-core fit's work
+        encoding = {name: {"compressors": None} for name, var in prepared.data_vars.items() if var.dtype.kind == "f"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # zarr v3 "unstable spec" notes
-            write = prepare_for_disk(ds).to_zarr(target, mode=mode, zarr_format=3, consolidated=False,
-                                                 compute=False)
+            write = prepared.to_zarr(target, mode=mode, zarr_format=3, consolidated=False, compute=False,
+                                     encoding=encoding)
             self._started.add(target)
             _, *small = dask.compute(write, *small, **self.kwargs)
             opened = xr.open_dataset(target, engine="zarr", consolidated=False, chunks={})
