@@ -126,7 +126,7 @@ def real_study(args, out: Path) -> dict:
     return {
         "panel": panel.attrs["window"],
         "n_stocks": panel.sizes["stock"],
-        "n_industries": int(np.unique(panel["industry"].to_numpy()[panel["industry"].notnull().to_numpy()]).size),
+        "n_industries": int(panel["industry"].to_series().nunique()),
         "sharpe": {k: float(v.mean() / v.std() * np.sqrt(252)) for k, v in series.items()},
         "books": {k: _book_facts(v) for k, v in series.items()},
         "alpha": {f"{r.portfolio} | {r.factor_list}": {"alpha_annual": r.alpha_annual, "t_alpha": r.t_alpha, "r2": r.r2} for r in table.itertuples()},
