@@ -14,6 +14,12 @@ Three kernels, each writing into preallocated outputs:
 
 The plain numpy twins live in ``tests/test_kernels_specific.py``. Callers validate and lay
 arrays out C-contiguously; kernels do no checking.
+
+Only the small helpers of the inner loops are inlined into their kernel (numba IR
+inlining, ``inline="always"``). The large ones are ordinary compiled functions with the
+numpy error model, the one the parallel kernels that call them use (a zero division gives
+inf or NaN; it does not raise): inlining them cost 11 s of the first run's compilation and
+gained no measurable speed.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ def _linear_quantile(sorted_vals, n, p):  # pragma: no cover - compiled
     return sorted_vals[lo] + frac * (sorted_vals[lo + 1] - sorted_vals[lo])
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def _ewma_nw_block(xp, a, window, L, ovar, oh):  # pragma: no cover - compiled
     """Windowed EWMA Newey-West variance and valid count of a block of stocks.
 
@@ -135,7 +141,7 @@ def _prev_set(bits, r):  # pragma: no cover - compiled
     return (w << 6) + 63 - int(leading_zeros(m))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def _radix_passes(keys, idx, tkeys, tidx, n, hist, carry):  # pragma: no cover - compiled
     """Stable LSD radix passes (11-bit digits) over ``keys[:n]`` given their digit counts.
 
@@ -171,7 +177,7 @@ def _radix_passes(keys, idx, tkeys, tidx, n, hist, carry):  # pragma: no cover -
     return swapped
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def _rank_values(x, vals, rank, keys, idx, tkeys, tidx, hist):  # pragma: no cover - compiled
     """Ranks of the finite values of ``x`` (ties broken by position) and the sorted values.
 
@@ -209,7 +215,7 @@ def _rank_values(x, vals, rank, keys, idx, tkeys, tidx, hist):  # pragma: no cov
         rank[t] = r
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, cur_r, cur_i,
                   sort_scratch, hist, oz, og):  # pragma: no cover - compiled
     """One stock's rolling window order statistics, robust ``Z`` and gamma for all dates.
@@ -867,7 +873,7 @@ def _radix_sort_positive(x):  # pragma: no cover - compiled
             keys[i] = tmp[i]
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def _shrink_date(sig, cap, estu, t, G, q, bp, out_sig, out_group):  # pragma: no cover
     """Groups, group statistics and shrunk volatilities of date ``t`` (see :func:`shrink_kernel`)."""
     N = sig.shape[1]
