@@ -543,187 +543,199 @@ def structural_kernel(
     the normal equations are vectorised weighted dot products of its rows (``reassoc``: the
     sums differ from a sequential rank-one update by rounding only).
     """
+    T = styles.shape[0]
+    for t in numba.prange(T):
+        _structural_date(t, ts_var, h, gamma, styles, industry, has_industry, n_industries, weights, cap,
+                         min_obs, min_names, duan, scale, blend, out_sig, out_e0, out_nfit, out_complete)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _structural_date(
+    t, ts_var, h, gamma, styles, industry, has_industry, n_industries, weights, cap, min_obs,
+    min_names, duan, scale, blend, out_sig, out_e0, out_nfit, out_complete,
+):  # pragma: no cover - compiled
+    """Date ``t`` of :func:`structural_kernel` (a function of its own: the parallel loop
+    compiles much faster around a call than around this body)."""
     T, N, K = styles.shape
     P = n_industries if has_industry else 0
     G = P + 1
-    for t in numba.prange(T):
-        xt = styles[t]
-        # ---- completeness, tiers and the sample tier (one branch-free pass) -------------
-        complete = np.empty(N, np.bool_)
-        tier = np.empty(N, np.int8)
-        usable = np.empty(N, np.bool_)
-        c0 = 0  # usable ESTU names of tier <= 0, 1, 2; usable tier <= 2 names with a cap
-        c1 = 0
-        c2 = 0
-        cf = 0
+    xt = styles[t]
+    # ---- completeness, tiers and the sample tier (one branch-free pass) -------------
+    complete = np.empty(N, np.bool_)
+    tier = np.empty(N, np.int8)
+    usable = np.empty(N, np.bool_)
+    c0 = 0  # usable ESTU names of tier <= 0, 1, 2; usable tier <= 2 names with a cap
+    c1 = 0
+    c2 = 0
+    cf = 0
+    for n in range(N):
+        ok = _row_finite(xt[n], K)
+        complete[n] = ok
+        out_complete[t, n] = ok
+        hn = h[t, n]
+        tr = 3
+        tr = 2 if hn >= 1 else tr
+        tr = 1 if hn >= min_obs else tr
+        tr = 0 if gamma[t, n] >= 1.0 else tr
+        tier[n] = tr
+        s2 = ts_var[t, n]
+        us = ok & (s2 > 0.0) & (s2 < np.inf)
+        usable[n] = us
+        v = weights[t, n]
+        ve = us & (v > 0.0) & (v < np.inf)
+        c0 += 1 if ve & (tr == 0) else 0
+        c1 += 1 if ve & (tr <= 1) else 0
+        c2 += 1 if ve & (tr <= 2) else 0
+        cp = cap[t, n]
+        cf += 1 if us & (tr <= 2) & (cp > 0.0) & (cp < np.inf) else 0
+    use_tier = -1
+    if cf >= min_names:
+        use_tier = 3
+    if c2 >= min_names:
+        use_tier = 2
+    if c1 >= min_names:
+        use_tier = 1
+    if c0 >= min_names:
+        use_tier = 0
+    if use_tier < 0:
+        out_e0[t] = np.nan
+        out_nfit[t] = 0
         for n in range(N):
-            ok = _row_finite(xt[n], K)
-            complete[n] = ok
-            out_complete[t, n] = ok
-            hn = h[t, n]
-            tr = 3
-            tr = 2 if hn >= 1 else tr
-            tr = 1 if hn >= min_obs else tr
-            tr = 0 if gamma[t, n] >= 1.0 else tr
-            tier[n] = tr
-            s2 = ts_var[t, n]
-            us = ok & (s2 > 0.0) & (s2 < np.inf)
-            usable[n] = us
-            v = weights[t, n]
-            ve = us & (v > 0.0) & (v < np.inf)
-            c0 += 1 if ve & (tr == 0) else 0
-            c1 += 1 if ve & (tr <= 1) else 0
-            c2 += 1 if ve & (tr <= 2) else 0
-            cp = cap[t, n]
-            cf += 1 if us & (tr <= 2) & (cp > 0.0) & (cp < np.inf) else 0
-        use_tier = -1
-        if cf >= min_names:
-            use_tier = 3
-        if c2 >= min_names:
-            use_tier = 2
-        if c1 >= min_names:
-            use_tier = 1
-        if c0 >= min_names:
-            use_tier = 0
-        if use_tier < 0:
-            out_e0[t] = np.nan
-            out_nfit[t] = 0
-            for n in range(N):
-                out_sig[t, n] = _blend_one(gamma[t, n], ts_var[t, n], np.nan, blend)
+            out_sig[t, n] = _blend_one(gamma[t, n], ts_var[t, n], np.nan, blend)
+        return
+    # ---- the sample (stock order) and its industry counts ----------------------------
+    in_fit = np.zeros(N, np.bool_)
+    idx = np.empty(N, np.int64)  # sample names in stock order
+    wv = np.empty(N)  # their weights v
+    ls = np.empty(N)  # their ln sigma_TS
+    gcount = np.zeros(G, np.int64)
+    nfit = 0
+    for n in range(N):
+        if not usable[n]:
             continue
-        # ---- the sample (stock order) and its industry counts ----------------------------
-        in_fit = np.zeros(N, np.bool_)
-        idx = np.empty(N, np.int64)  # sample names in stock order
-        wv = np.empty(N)  # their weights v
-        ls = np.empty(N)  # their ln sigma_TS
-        gcount = np.zeros(G, np.int64)
-        nfit = 0
-        for n in range(N):
-            if not usable[n]:
-                continue
-            if use_tier < 3:
-                v = weights[t, n]
-                ok_tier = tier[n] <= use_tier
-            else:
-                cp = cap[t, n]
-                v = np.sqrt(cp) if cp > 0.0 else np.nan
-                ok_tier = tier[n] <= 2
-            if ok_tier and v > 0.0 and np.isfinite(v):
-                in_fit[n] = True
-                idx[nfit] = n
-                wv[nfit] = v
-                ls[nfit] = np.log(ts_var[t, n]) * 0.5
-                nfit += 1
-                if has_industry:
-                    p = industry[t, n]
-                    if p >= 0 and p < P:
-                        gcount[p] += 1
-        # ---- groups: industries with enough sample names, else the pooled group P -------
-        grp = np.full(N, P, np.int64)
-        if has_industry:
-            for n in range(N):
+        if use_tier < 3:
+            v = weights[t, n]
+            ok_tier = tier[n] <= use_tier
+        else:
+            cp = cap[t, n]
+            v = np.sqrt(cp) if cp > 0.0 else np.nan
+            ok_tier = tier[n] <= 2
+        if ok_tier and v > 0.0 and np.isfinite(v):
+            in_fit[n] = True
+            idx[nfit] = n
+            wv[nfit] = v
+            ls[nfit] = np.log(ts_var[t, n]) * 0.5
+            nfit += 1
+            if has_industry:
                 p = industry[t, n]
-                if p >= 0 and p < P and gcount[p] >= MIN_INDUSTRY_NAMES:
-                    grp[n] = p
-        # ---- weighted group means and the transposed sample block (one pass) ----------
-        # Row k < K of dt: style k of the sample names (stock order), row K their
-        # ln sigma_TS; gs their groups. Group sums run in stock order.
-        dt = np.empty((K + 1, nfit))
-        gs = np.empty(nfit, np.int64)
-        sv = np.zeros(G)
-        sy = np.zeros(G)
-        sx = np.zeros((G, K))
-        for i in range(nfit):
-            n = idx[i]
-            v = wv[i]
-            g = grp[n]
-            gs[i] = g
-            sv[g] += v
-            sy[g] += v * ls[i]
-            dt[K, i] = ls[i]
+                if p >= 0 and p < P:
+                    gcount[p] += 1
+    # ---- groups: industries with enough sample names, else the pooled group P -------
+    grp = np.full(N, P, np.int64)
+    if has_industry:
+        for n in range(N):
+            p = industry[t, n]
+            if p >= 0 and p < P and gcount[p] >= MIN_INDUSTRY_NAMES:
+                grp[n] = p
+    # ---- weighted group means and the transposed sample block (one pass) ----------
+    # Row k < K of dt: style k of the sample names (stock order), row K their
+    # ln sigma_TS; gs their groups. Group sums run in stock order.
+    dt = np.empty((K + 1, nfit))
+    gs = np.empty(nfit, np.int64)
+    sv = np.zeros(G)
+    sy = np.zeros(G)
+    sx = np.zeros((G, K))
+    for i in range(nfit):
+        n = idx[i]
+        v = wv[i]
+        g = grp[n]
+        gs[i] = g
+        sv[g] += v
+        sy[g] += v * ls[i]
+        dt[K, i] = ls[i]
+        xr = xt[n]
+        sr = sx[g]
+        for k in range(K):
+            x = xr[k]
+            sr[k] += v * x
+            dt[k, i] = x
+    for g in range(G):
+        if sv[g] > 0.0:
+            sy[g] /= sv[g]
+            for k in range(K):
+                sx[g, k] /= sv[g]
+    # ---- within-group demeaning and the normal equations ---------------------------
+    # A[k, j] = sum v dt[k] dt[j] (j <= k), c[k] = sum v dt[k] dt[K].
+    _sub_group_means(dt[K], gs, sy)
+    for k in range(K):
+        _sub_group_means(dt[k], gs, sx[:, k])
+    A = np.empty((K, K))
+    c = np.empty((K, 1))
+    vs = wv[:nfit]
+    for k in range(K):
+        for j0 in range(0, k + 2, 4):  # columns j0..j0+3 of [0..k, K] (K pads)
+            jj0 = j0 if j0 <= k else K
+            j1 = j0 + 1 if j0 + 1 <= k else K
+            j2 = j0 + 2 if j0 + 2 <= k else K
+            j3 = j0 + 3 if j0 + 3 <= k else K
+            s0, s1, s2, s3 = _weighted_dots4(vs, dt[k], dt[jj0], dt[j1], dt[j2], dt[j3])
+            _put_cross(A, c, k, jj0, s0)
+            _put_cross(A, c, k, j1, s1)
+            _put_cross(A, c, k, j2, s2)
+            _put_cross(A, c, k, j3, s3)
+    for k in range(K):
+        for j in range(k + 1, K):
+            A[k, j] = A[j, k]
+    b = np.zeros(K)
+    if K > 0:
+        sol = np.linalg.lstsq(A, c, 1e-12)[0]
+        for k in range(K):
+            b[k] = sol[k, 0]
+    # ---- intercepts --------------------------------------------------------------
+    icpt = np.zeros(G)
+    for g in range(G):
+        s = sy[g]
+        for k in range(K):
+            s -= sx[g, k] * b[k]
+        icpt[g] = s
+    a0_num = 0.0
+    a0_den = 0.0
+    for g in range(G):
+        a0_num += sv[g] * icpt[g]
+        a0_den += sv[g]
+    a0 = a0_num / a0_den
+    # ---- prediction exp(a + x b) and smearing ------------------------------------
+    # A sample name of a fitted industry is predicted with its own intercept, so
+    # exp(e) = exp(ln sigma_TS - a_g - x b) = sigma_TS / exp(a_g + x b): one exp a name.
+    xfit = np.empty(N)  # exp(a + x b) of every name (NaN without complete styles)
+    acc = 0.0
+    i = 0
+    for n in range(N):
+        ex = np.nan
+        g = grp[n]
+        if complete[n]:
+            fit = icpt[g] if g < P else a0
             xr = xt[n]
-            sr = sx[g]
             for k in range(K):
-                x = xr[k]
-                sr[k] += v * x
-                dt[k, i] = x
-        for g in range(G):
-            if sv[g] > 0.0:
-                sy[g] /= sv[g]
-                for k in range(K):
-                    sx[g, k] /= sv[g]
-        # ---- within-group demeaning and the normal equations ---------------------------
-        # A[k, j] = sum v dt[k] dt[j] (j <= k), c[k] = sum v dt[k] dt[K].
-        _sub_group_means(dt[K], gs, sy)
-        for k in range(K):
-            _sub_group_means(dt[k], gs, sx[:, k])
-        A = np.empty((K, K))
-        c = np.empty((K, 1))
-        vs = wv[:nfit]
-        for k in range(K):
-            for j0 in range(0, k + 2, 4):  # columns j0..j0+3 of [0..k, K] (K pads)
-                jj0 = j0 if j0 <= k else K
-                j1 = j0 + 1 if j0 + 1 <= k else K
-                j2 = j0 + 2 if j0 + 2 <= k else K
-                j3 = j0 + 3 if j0 + 3 <= k else K
-                s0, s1, s2, s3 = _weighted_dots4(vs, dt[k], dt[jj0], dt[j1], dt[j2], dt[j3])
-                _put_cross(A, c, k, jj0, s0)
-                _put_cross(A, c, k, j1, s1)
-                _put_cross(A, c, k, j2, s2)
-                _put_cross(A, c, k, j3, s3)
-        for k in range(K):
-            for j in range(k + 1, K):
-                A[k, j] = A[j, k]
-        b = np.zeros(K)
-        if K > 0:
-            sol = np.linalg.lstsq(A, c, 1e-12)[0]
-            for k in range(K):
-                b[k] = sol[k, 0]
-        # ---- intercepts --------------------------------------------------------------
-        icpt = np.zeros(G)
-        for g in range(G):
-            s = sy[g]
-            for k in range(K):
-                s -= sx[g, k] * b[k]
-            icpt[g] = s
-        a0_num = 0.0
-        a0_den = 0.0
-        for g in range(G):
-            a0_num += sv[g] * icpt[g]
-            a0_den += sv[g]
-        a0 = a0_num / a0_den
-        # ---- prediction exp(a + x b) and smearing ------------------------------------
-        # A sample name of a fitted industry is predicted with its own intercept, so
-        # exp(e) = exp(ln sigma_TS - a_g - x b) = sigma_TS / exp(a_g + x b): one exp a name.
-        xfit = np.empty(N)  # exp(a + x b) of every name (NaN without complete styles)
-        acc = 0.0
-        i = 0
-        for n in range(N):
-            ex = np.nan
-            g = grp[n]
-            if complete[n]:
-                fit = icpt[g] if g < P else a0
-                xr = xt[n]
-                for k in range(K):
-                    fit += xr[k] * b[k]
-                ex = np.exp(fit)
-            xfit[n] = ex
-            if in_fit[n]:
-                if duan:
-                    if g < P:
-                        acc += np.sqrt(ts_var[t, n]) / ex
-                    else:  # pooled names: the pooled intercept, not a_0
-                        e = ls[i] - icpt[P]
-                        xr = xt[n]
-                        for k in range(K):
-                            e -= xr[k] * b[k]
-                        acc += np.exp(e)
-                i += 1
-        e0 = acc / nfit if duan else scale
-        out_e0[t] = e0
-        out_nfit[t] = nfit
-        for n in range(N):
-            out_sig[t, n] = _blend_one(gamma[t, n], ts_var[t, n], e0 * xfit[n], blend)
+                fit += xr[k] * b[k]
+            ex = np.exp(fit)
+        xfit[n] = ex
+        if in_fit[n]:
+            if duan:
+                if g < P:
+                    acc += np.sqrt(ts_var[t, n]) / ex
+                else:  # pooled names: the pooled intercept, not a_0
+                    e = ls[i] - icpt[P]
+                    xr = xt[n]
+                    for k in range(K):
+                        e -= xr[k] * b[k]
+                    acc += np.exp(e)
+            i += 1
+    e0 = acc / nfit if duan else scale
+    out_e0[t] = e0
+    out_nfit[t] = nfit
+    for n in range(N):
+        out_sig[t, n] = _blend_one(gamma[t, n], ts_var[t, n], e0 * xfit[n], blend)
 
 
 @numba.njit(cache=True, inline="always")
