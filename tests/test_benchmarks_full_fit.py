@@ -31,12 +31,14 @@ def test_bench_full_fit_quick(bench_module, tmp_path, capsys):
     assert [r["name"] for r in saved["results"]] == ["riskmodel FactorRiskModel.fit"]
     row = saved["results"][0]
     assert row["seconds"] > 0 and row["peak_bytes"] > 0 and row["n_days_fitted"] == 260
+    assert row["user_seconds"] > 0 and row["system_seconds"] >= 0 and row["page_faults"] >= 0
+    assert row["cpu_seconds"] == pytest.approx(row["user_seconds"] + row["system_seconds"], abs=0.05)
     assert set(row["stages"]) == {"build_exposures", "factor_returns", "factor_covariance", "specific_variance"}
     assert saved["input_bytes"] == (2 + 4) * 400 * 260 * 8
     assert row["memory_ratio"] == pytest.approx(row["peak_bytes"] / saved["input_bytes"])
     assert saved["machine"]["cpu_count"] >= 1 and "numpy" in saved["versions"]
     text = capsys.readouterr().out
-    assert "| riskmodel FactorRiskModel.fit |" in text and "memory / inputs" in text
+    assert "| riskmodel FactorRiskModel.fit |" in text and "memory / inputs" in text and "of which system" in text
     # the saved panel is reused (same shape) rather than simulated again
     mtime = panel.stat().st_mtime
     bench_module.make_panel(dict(bench_module.QUICK), panel)
