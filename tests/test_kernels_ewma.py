@@ -214,3 +214,6 @@ def test_eigen_rebuild_stack_matches_numpy_twin():
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-13 * np.abs(ref).max())
     np.testing.assert_array_equal(out, out.transpose(0, 2, 1))
     assert np.allclose(np.linalg.eigvalsh(out)[:, 0], (gamma2[:, 0] * 0.05), rtol=1e-10)
+    in_place = a.copy()
+    eigen_rebuild_stack(in_place, floor, gamma2, in_place)
+    np.testing.assert_array_equal(in_place, out)  # out may be a itself

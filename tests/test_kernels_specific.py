@@ -339,6 +339,9 @@ def test_shrink_kernel_matches_numpy():
     assert (grp[0, :7] == -1).all()
     counts = np.bincount(grp[2][estu[2]], minlength=G)
     assert counts.min() >= estu[2].sum() // G - 1  # ESTU deciles are balanced
+    in_place = sig.copy()
+    shrink_kernel(in_place, cap, estu, G, 0.1, in_place, grp)
+    np.testing.assert_array_equal(in_place, out)  # out may be sig itself
     shrink_kernel(sig, cap, estu, G, 0.0, out, grp)
     np.testing.assert_array_equal(out, sig)  # q = 0 is the identity
 

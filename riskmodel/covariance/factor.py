@@ -309,9 +309,13 @@ def _effective_df_at(t: int, row_valid: np.ndarray, weights: np.ndarray, lags: i
 def _eigen_adjust(
     f0: np.ndarray, available: np.ndarray, row_valid: np.ndarray, s: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Floor-repaired, eigen-adjusted covariances for every defined date, plus v(k) and its dates."""
+    """Floor-repaired, eigen-adjusted covariances for every defined date, plus v(k) and its dates.
+
+    Written over ``f0`` (returned as the first result): each date's matrix is decomposed
+    before its adjusted matrix replaces it, so no second (T, m, m) array is needed.
+    """
     n_dates, m = available.shape
-    out = np.empty((n_dates, m, m))  # every cell is written below (NaN off the available blocks)
+    out = f0  # every cell is rewritten below (NaN off the available blocks)
     do_eigen = bool(s["eigen_sims"])
     if do_eigen:
         rec_dates, latest = _recompute_schedule(available, s["eigen_every"])

@@ -357,16 +357,19 @@ def _final_var(u: np.ndarray, sig_sh: np.ndarray, ts_var: np.ndarray | None,
 
 def _shrunk(sig_hat: np.ndarray, cap: np.ndarray, estu: np.ndarray, *, n_groups: int,
             q: float) -> np.ndarray:
-    """Bayesian shrinkage toward size-group means (identity when ``q == 0``)."""
+    """Bayesian shrinkage toward size-group means (identity when ``q == 0``).
+
+    In place: ``sig_hat`` is overwritten and returned (the kernel finishes a date's group
+    statistics before it rewrites the date's volatilities).
+    """
     if q == 0:
         return sig_hat
     from riskmodel.kernels.specific import shrink_kernel
 
-    out = np.empty_like(sig_hat)
     group = np.empty(sig_hat.shape, np.int8)
     shrink_kernel(sig_hat, np.ascontiguousarray(cap), np.ascontiguousarray(estu),
-                  int(n_groups), float(q), out, group)
-    return out
+                  int(n_groups), float(q), sig_hat, group)
+    return sig_hat
 
 
 def _b2_rows(u: np.ndarray, sig_prev: np.ndarray, cap_prev: np.ndarray, estu_prev: np.ndarray) -> np.ndarray:

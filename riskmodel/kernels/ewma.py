@@ -292,7 +292,7 @@ def eigen_rebuild_stack(a: np.ndarray, floor: np.ndarray, gamma2: np.ndarray, ou
     gamma2 : ndarray (n, m) float64
         Multipliers of the floored eigenvalues, ascending order.
     out : ndarray (n, m, m) float64
-        Written.
+        Written; may be ``a`` itself (each matrix is decomposed before it is replaced).
     """
     for n in numba.prange(a.shape[0]):
         w, u = np.linalg.eigh(a[n])

@@ -816,7 +816,7 @@ def shrink_kernel(sig, cap, estu, n_groups, q, out_sig, out_group):  # pragma: n
         Shrinkage intensity.
     out_sig : ndarray (T, N) float64
         Written: ``nu sigma_bar + (1 - nu) sigma`` where the group statistics exist,
-        else ``sig`` unchanged.
+        else ``sig`` unchanged. May be ``sig`` itself (shrinkage in place).
     out_group : ndarray (T, N) int8
         Written: size group ``0..G-1`` (``-1`` when the cap is missing or no ESTU).
 
