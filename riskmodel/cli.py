@@ -31,6 +31,50 @@ def _industry(value: str) -> str | None:
     return None if value.lower() in {"none", ""} else value
 
 
+#: FactorRiskModel settings that have their own ``riskmodel fit`` flag.
+_FIT_FLAG_SETTINGS = {"styles": "--styles", "industry": "--industry", "covariance": "--factor-returns-only",
+                      "statistical_factors": "--kind hybrid --k", "progress": "--quiet"}
+
+
+def _setting_value(raw: str) -> object:
+    """``none`` -> None, ``true``/``false`` -> bool, else an int, a float (``inf``) or the text."""
+    word = raw.strip().lower()
+    if word == "none":
+        return None
+    if word in {"true", "false"}:
+        return word == "true"
+    for convert in (int, float):
+        try:
+            return convert(raw)
+        except ValueError:
+            pass
+    return raw.strip()
+
+
+def _fit_settings(pairs: Sequence[str] | None) -> dict[str, object]:
+    """``--set NAME=VALUE`` pairs as FactorRiskModel keyword arguments (names checked here,
+    values by the model)."""
+    import inspect
+
+    import riskmodel as rm
+
+    known = [name for name in inspect.signature(rm.FactorRiskModel).parameters if name not in _FIT_FLAG_SETTINGS]
+    settings: dict[str, object] = {}
+    for pair in pairs or []:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise InvalidParameterError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set vol_half_life=42")
+        if name in _FIT_FLAG_SETTINGS:
+            raise InvalidParameterError(f"--set {name}: use {_FIT_FLAG_SETTINGS[name]} instead")
+        if name not in known:
+            raise InvalidParameterError(f"--set {name}: unknown setting; the settings are {', '.join(known)}")
+        if name in settings:
+            raise InvalidParameterError(f"--set {name}: given twice")
+        settings[name] = _split(raw) if name == "fixed_styles" else _setting_value(raw)
+    return settings
+
+
 def _read_input(path: str):
     import riskmodel as rm
 
@@ -61,6 +105,13 @@ def cmd_fit(args: argparse.Namespace) -> None:
     import riskmodel as rm
 
     storage_format(args.output)  # fail before the long work, not after
+    settings = _fit_settings(args.set)
+    if settings and args.kind in ("time-series", "statistical"):
+        raise InvalidParameterError(f"--set applies to --kind fundamental or hybrid, not {args.kind}")
+    if args.no_clip:
+        if "return_clip" in settings:
+            raise InvalidParameterError("--no-clip and --set return_clip=... contradict each other; give one")
+        settings["return_clip"] = None
     panel = _read_input(args.panel)
     forecasts = {"covariance": not args.factor_returns_only}
     if args.kind == "time-series":
@@ -74,10 +125,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
         fit = rm.FactorRiskModel(
             styles=_split(args.styles),
             industry=_industry(args.industry),
-            return_clip=None if args.no_clip else 5.0,
             statistical_factors=args.k if args.kind == "hybrid" else 0,
             progress=not args.quiet,
             **forecasts,
+            **settings,
         ).fit(panel)
     rm.save(fit, args.output)
     print(fit.summary())
@@ -271,6 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--industry", default="industry", help="industry variable, or 'none'")
     p.add_argument("--factor-returns-only", action="store_true", help="skip the covariance forecasts")
     p.add_argument("--no-clip", action="store_true", help="no robust clipping of returns in the fit")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a FactorRiskModel setting (repeatable), e.g. --set vol_half_life=42 --set eigen_sims=0 "
+        "--set vra_half_life=none; see help(riskmodel.FactorRiskModel)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit)
 

@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from riskmodel.errors import InvalidParameterError, MissingVariableError, PanelError, warns_at_caller
-from riskmodel.fitted import FittedModel
+from riskmodel.fitted import FittedModel, _jsonable
 
 __all__ = ["FactorRiskModel", "FittedFactorModel"]
 
@@ -607,11 +607,3 @@ class FittedFactorModel(FittedModel):
     def __repr__(self) -> str:
         return self.summary().splitlines()[0]
 
-
-def _jsonable(settings: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in settings.items():
-        if isinstance(value, float) and not np.isfinite(value):
-            value = str(value)
-        out[key] = value
-    return out

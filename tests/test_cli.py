@@ -148,3 +148,41 @@ def test_fit_kinds(files, tmp_path, capsys):
         assert np.isfinite(fit.covariance().variance(np.ones(fit.covariance().n_stocks))), kind
     assert main(["fit", str(panel), "-o", str(tmp_path / "x.nc"), "--kind", "time-series"]) == EXIT_USER_ERROR
     assert "needs --factors" in capsys.readouterr().err
+
+
+def test_fit_settings_from_the_command_line(files, tmp_path):
+    import riskmodel as rm
+
+    _, panel, _ = files
+    out = tmp_path / "tuned.nc"
+    args = ["fit", str(panel), "-o", str(out), "-q", "--set", "vol_half_life=42", "--set", "eigen_sims=0",
+            "--set", "vra_half_life=none", "--set", "corr_half_life=inf", "--set", "blend=false", "--no-clip"]
+    assert main(args) == 0
+    settings = rm.load(out).settings
+    assert settings["vol_half_life"] == 42 and settings["eigen_sims"] == 0 and settings["vra_half_life"] is None
+    # an infinite half-life survives the file (stored as the text "inf" in strict JSON)
+    assert settings["corr_half_life"] == float("inf") and settings["blend"] is False and settings["return_clip"] is None
+    default = rm.load(files[2]).settings
+    assert default["vol_half_life"] != 42 and default["eigen_sims"] > 0 and default["return_clip"] == 5.0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "half_life=42"], "--set half_life: unknown setting; the settings are"),
+        (["--set", "eigen_sims=-1"], "eigen_sims=-1 is invalid; expected an integer >= 0"),
+        (["--set", "vol_half_life"], "expected NAME=VALUE"),
+        (["--set", "styles=value"], "--set styles: use --styles instead"),
+        (["--set", "lag=1", "--set", "lag=2"], "--set lag: given twice"),
+        (["--set", "return_clip=3", "--no-clip"], "contradict each other"),
+        (["--kind", "statistical", "--set", "lag=1"], "--set applies to --kind fundamental or hybrid"),
+    ],
+)
+def test_fit_setting_errors_are_one_line(files, tmp_path, capsys, extra, message):
+    _, panel, _ = files
+    out = tmp_path / "bad.nc"
+    capsys.readouterr()
+    assert main(["fit", str(panel), "-o", str(out), "-q", *extra]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
