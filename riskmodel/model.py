@@ -606,4 +606,3 @@ class FittedFactorModel(FittedModel):
 
     def __repr__(self) -> str:
         return self.summary().splitlines()[0]
-
