@@ -631,7 +631,8 @@ def _fitted(ds: xr.Dataset) -> Any:
 def _run(model: Any, sub: xr.Dataset, layout: _Layout, settings: dict, sink: _Sink,
          stock_chunk: int) -> xr.Dataset:
     """The three stages; returns the fitted Dataset (lazy where materialised by ``sink``)."""
-    from riskmodel.model import MODEL_KIND, _jsonable
+    from riskmodel.fitted import _jsonable
+    from riskmodel.model import MODEL_KIND
 
     attrs = {"riskmodel_kind": MODEL_KIND, "settings": json.dumps(_jsonable(settings))}
     stage1 = _regression_stage(sub, layout, settings)

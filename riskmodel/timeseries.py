@@ -37,12 +37,11 @@ from riskmodel.errors import (
     PanelError,
     VariableTypeError,
 )
-from riskmodel.fitted import FittedModel
+from riskmodel.fitted import FittedModel, _jsonable
 from riskmodel.model import (
     _PARAMETERS as _FUNDAMENTAL_PARAMETERS,
     FactorRiskModel,
     _half_life,
-    _jsonable,
     _pos_int,
     _Progress,
 )

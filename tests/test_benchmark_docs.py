@@ -29,13 +29,6 @@ def _row(label: str) -> list[str]:
     return [cell.strip() for cell in rows[0].strip("|").split("|")]
 
 
-def _number(cell: str) -> float:
-    """The first number of a cell ('3.61', '1,149', '7.5 ms', '29.3×')."""
-    match = re.search(r"-?\d[\d,]*\.?\d*(?:e-?\d+)?", cell)
-    assert match, cell
-    return float(match.group().replace(",", ""))
-
-
 def _quoted(cell: str, value: float) -> None:
     """``cell`` shows ``value`` at the precision it is written with."""
     text = re.search(r"-?\d[\d,]*\.?\d*", cell).group().replace(",", "")
