@@ -72,7 +72,7 @@ _PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def _check_parameters(settings: dict[str, Any]) -> None:
+def check_parameters(settings: dict[str, Any]) -> None:
     for name, (check, expected) in _PARAMETERS.items():
         if not check(settings[name]):
             raise InvalidParameterError(f"FactorRiskModel: {name}={settings[name]!r} is invalid; expected {expected}")
@@ -193,7 +193,7 @@ class FactorRiskModel:
         self.statistical_factors = statistical_factors
         self.progress = progress
         self.seed = seed
-        _check_parameters(self.get_params())
+        check_parameters(self.get_params())
 
     def get_params(self) -> dict[str, Any]:
         """The settings as a dict (without ``progress``)."""
@@ -232,7 +232,7 @@ class FactorRiskModel:
         from riskmodel.regression import factor_returns
 
         settings = self.get_params()
-        _check_parameters(settings)
+        check_parameters(settings)
         dask_backed = any(v.chunks is not None for v in panel.variables.values())
         if store is not None or dask_backed:  # the chunked path needs the 'dask' extra
             from riskmodel.scale import fit_chunked
@@ -257,7 +257,7 @@ class FactorRiskModel:
                 panel, styles, industry=self.industry, cap=self.cap, winsor=self.winsor, impute=self.impute
             )
             if self.fixed_styles:
-                exposures = _with_fixed_styles(exposures, panel, self.fixed_styles)
+                exposures = with_fixed_styles(exposures, panel, self.fixed_styles)
             progress.advance()
             returns = np.ascontiguousarray(panel["returns"].transpose("date", "stock").to_numpy(), dtype=np.float64)
             wls = factor_returns(
@@ -273,33 +273,44 @@ class FactorRiskModel:
                 from riskmodel.covariance.factor import factor_covariance
                 from riskmodel.covariance.specific import specific_variance
 
-                factor_cov = factor_covariance(
-                    wls.factor_returns,
-                    vol_half_life=self.vol_half_life,
-                    vol_lags=self.vol_lags,
-                    corr_half_life=self.corr_half_life,
-                    corr_lags=self.corr_lags,
-                    eigen_sims=self.eigen_sims,
-                    eigen_scale=self.eigen_scale,
-                    eigen_every=self.eigen_every,
-                    vra_half_life=self.vra_half_life,
-                    seed=self.seed,
-                )
+                factor_cov = factor_covariance(wls.factor_returns, **factor_covariance_kwargs(self))
                 progress.advance()
-                specific = specific_variance(
-                    wls.residuals,
-                    exposures,
-                    half_life=self.specific_half_life,
-                    lags=self.specific_lags,
-                    blend=self.blend,
-                    shrink=self.shrink,
-                    vra_half_life=self.specific_vra_half_life,
-                )
+                specific = specific_variance(wls.residuals, exposures, **specific_variance_kwargs(self))
                 progress.advance()
         return FittedFactorModel._from_parts(panel, exposures, wls, factor_cov, specific, settings)
 
 
-def _with_fixed_styles(exposures, panel: xr.Dataset, names: list[str]):
+# The helpers below are shared with riskmodel.scale (the chunked fit runs the same stages
+# with the same settings); they are not part of the public API.
+
+
+def factor_covariance_kwargs(model: FactorRiskModel) -> dict[str, Any]:
+    """The keyword settings ``model.fit`` passes to :func:`~riskmodel.covariance.factor.factor_covariance`."""
+    return dict(
+        vol_half_life=model.vol_half_life,
+        vol_lags=model.vol_lags,
+        corr_half_life=model.corr_half_life,
+        corr_lags=model.corr_lags,
+        eigen_sims=model.eigen_sims,
+        eigen_scale=model.eigen_scale,
+        eigen_every=model.eigen_every,
+        vra_half_life=model.vra_half_life,
+        seed=model.seed,
+    )
+
+
+def specific_variance_kwargs(model: FactorRiskModel) -> dict[str, Any]:
+    """The keyword settings ``model.fit`` passes to :func:`~riskmodel.covariance.specific.specific_variance`."""
+    return dict(
+        half_life=model.specific_half_life,
+        lags=model.specific_lags,
+        blend=model.blend,
+        shrink=model.shrink,
+        vra_half_life=model.specific_vra_half_life,
+    )
+
+
+def with_fixed_styles(exposures, panel: xr.Dataset, names: list[str]):
     """Append exposure variables used as given (no cleaning) to the style block."""
     from dataclasses import replace
 

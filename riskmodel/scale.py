@@ -152,7 +152,7 @@ def _date_chunks(panel: xr.Dataset, date_chunk: int | None, lag: int) -> tuple[i
 
 def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.Dataset, _Layout, dict]:
     """Check the panel against the model, normalise coordinates and chunk it along date."""
-    from riskmodel.model import _check_parameters
+    from riskmodel.model import check_parameters
     from riskmodel.panel import validate_panel
 
     if not isinstance(panel, xr.Dataset):
@@ -160,7 +160,7 @@ def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.
             f"fit_chunked: panel must be an xarray Dataset (date, stock), got {type(panel).__name__}"
         )
     settings = model.get_params()
-    _check_parameters(settings)
+    check_parameters(settings)
     styles = list(panel.attrs.get("styles", [])) if model.styles is None else list(model.styles)
     settings["styles"] = styles
     needed = ["returns", *styles, *model.fixed_styles, model.cap, *([model.industry] if model.industry else [])]
@@ -269,7 +269,7 @@ def _window_panel(block: xr.Dataset, layout: _Layout, lag: int) -> tuple[xr.Data
 def _regression_block(block: xr.Dataset, *, layout: _Layout, settings: dict) -> xr.Dataset:
     """Exposures and WLS of one chunk of dates (the ``lag`` rows before it come with it)."""
     from riskmodel.exposures import build_exposures
-    from riskmodel.model import _with_fixed_styles
+    from riskmodel.model import with_fixed_styles
     from riskmodel.regression import factor_returns
 
     lag = settings["lag"]
@@ -277,7 +277,7 @@ def _regression_block(block: xr.Dataset, *, layout: _Layout, settings: dict) -> 
     exposures = build_exposures(panel, list(layout.styles), industry=layout.industry, cap=settings["cap"],
                                 winsor=settings["winsor"], impute=settings["impute"])
     if layout.fixed:
-        exposures = _with_fixed_styles(exposures, panel, list(layout.fixed))
+        exposures = with_fixed_styles(exposures, panel, list(layout.fixed))
     returns = np.ascontiguousarray(panel["returns"].values, dtype=np.float64)
     wls = factor_returns(returns, exposures, lag=lag, return_clip=settings["return_clip"],
                          min_industry_size=settings["min_industry_size"])
@@ -319,24 +319,24 @@ def _regression_stage(sub: xr.Dataset, layout: _Layout, settings: dict) -> xr.Da
 
 def _specific_settings(model: Any) -> dict[str, Any]:
     """The keyword settings of ``specific_variance`` as ``FactorRiskModel.fit`` calls it."""
-    from riskmodel.covariance.specific import _check_settings, specific_variance
+    from riskmodel.covariance.specific import check_settings, specific_variance
+    from riskmodel.model import specific_variance_kwargs
 
     defaults = {k: p.default for k, p in inspect.signature(specific_variance).parameters.items()
                 if p.default is not inspect.Parameter.empty}
-    s = dict(defaults, half_life=model.specific_half_life, lags=model.specific_lags, blend=model.blend,
-             shrink=model.shrink, vra_half_life=model.specific_vra_half_life)
-    s["window"] = _check_settings(s["half_life"], s["lags"], s["window"], s["min_obs"], s["full_obs"],
-                                  s["shrink"], s["n_groups"], s["structural_scale"], s["vra_half_life"])
+    s = dict(defaults, **specific_variance_kwargs(model))
+    s["window"] = check_settings(s["half_life"], s["lags"], s["window"], s["min_obs"], s["full_obs"],
+                                 s["shrink"], s["n_groups"], s["structural_scale"], s["vra_half_life"])
     return s
 
 
 def _ts_block(u: np.ndarray, *, s: dict) -> np.ndarray:
     """Time-series statistics of a block of stocks over all dates: stacked (3, T, n) ts_var, h, gamma."""
-    from riskmodel.covariance.specific import _ts_stats
+    from riskmodel.covariance.specific import ts_stats
 
-    ts_var, h, gamma = _ts_stats(np.ascontiguousarray(u, dtype=np.float64), half_life=s["half_life"],
-                                 lags=s["lags"], window=s["window"], min_obs=s["min_obs"],
-                                 full_obs=s["full_obs"], blend=s["blend"])
+    ts_var, h, gamma = ts_stats(np.ascontiguousarray(u, dtype=np.float64), half_life=s["half_life"],
+                                lags=s["lags"], window=s["window"], min_obs=s["min_obs"],
+                                full_obs=s["full_obs"], blend=s["blend"])
     return np.stack([ts_var, h.astype(np.float64), gamma])
 
 
@@ -346,7 +346,7 @@ def _structural_block(block: xr.Dataset, *, s: dict, n_industries: int) -> xr.Da
     Returns the shrunk volatility ``sig_sh`` (for ``B²``), the ESTU, and ``pre_vra_var``:
     the final variance with ``λ = 1`` (masked to stocks with a residual and complete styles).
     """
-    from riskmodel.covariance.specific import _final_var, _shrunk, _structural
+    from riskmodel.covariance.specific import final_variance, shrink_volatility, structural_volatility
 
     ts_var = np.ascontiguousarray(block["ts_var"].values)
     gamma = np.ascontiguousarray(block["gamma"].values)
@@ -358,14 +358,14 @@ def _structural_block(block: xr.Dataset, *, s: dict, n_industries: int) -> xr.Da
     cap = np.ascontiguousarray(block["market_cap"].values, dtype=np.float64)
     u = np.ascontiguousarray(block["residuals"].values, dtype=np.float64)
     complete = np.empty(u.shape, np.bool_)
-    sig_hat, _, _ = _structural(ts_var, h, gamma, styles, industry, n_industries, weights, cap,
-                                min_obs=s["min_obs"], structural_scale=s["structural_scale"],
-                                blend=True, complete=complete)
+    sig_hat, _, _ = structural_volatility(ts_var, h, gamma, styles, industry, n_industries, weights, cap,
+                                          min_obs=s["min_obs"], structural_scale=s["structural_scale"],
+                                          blend=True, complete=complete)
     with np.errstate(invalid="ignore"):
         estu = (weights > 0) & np.isfinite(weights) & (cap > 0) & np.isfinite(cap)
-    sig_sh = _shrunk(sig_hat, cap, estu, n_groups=s["n_groups"], q=s["shrink"])
-    pre = _final_var(u, sig_sh.copy(), ts_var if s["shrink"] == 0 else None, gamma,
-                     np.ones(u.shape[0]), s["shrink"], complete)
+    sig_sh = shrink_volatility(sig_hat, cap, estu, n_groups=s["n_groups"], q=s["shrink"])
+    pre = final_variance(u, sig_sh.copy(), ts_var if s["shrink"] == 0 else None, gamma,
+                         np.ones(u.shape[0]), s["shrink"], complete)
     dims = ("date", "stock")
     return xr.Dataset({"sig_sh": (dims, sig_sh), "pre_vra_var": (dims, pre), "estu": (dims, estu)},
                       coords={"date": block["date"].values, "stock": block["stock"].values})
@@ -374,29 +374,13 @@ def _structural_block(block: xr.Dataset, *, s: dict, n_industries: int) -> xr.Da
 def _b2_block(block: xr.Dataset) -> xr.DataArray:
     """``B_t²``: cap-weighted mean of ``(u_t / σ_{t-1})²`` over the ESTU of t − 1 (NaN without one).
 
-    The same arithmetic as ``riskmodel.covariance.specific._vra`` on the rows of one chunk.
+    :func:`riskmodel.covariance.specific.vra_b2_rows` on the rows of one chunk.
     """
-    from riskmodel.covariance.specific import _b2_rows
+    from riskmodel.covariance.specific import vra_b2_rows
 
-    b2 = _b2_rows(block["residuals"].values, block["sig_prev"].values, block["cap_prev"].values,
-                  block["estu_prev"].values)
+    b2 = vra_b2_rows(block["residuals"].values, block["sig_prev"].values, block["cap_prev"].values,
+                     block["estu_prev"].values)
     return xr.DataArray(b2, dims=("date",), coords={"date": block["date"].values})
-
-
-def _vra_multiplier(b2: np.ndarray, half_life: float | None) -> np.ndarray:
-    """``λ_S`` (T,) from the ``B²`` series: sqrt of its EWMA over all history (1 before the first)."""
-    from scipy.signal import lfilter
-
-    T = b2.shape[0]
-    if half_life is None or T < 2:
-        return np.ones(T)
-    have = np.isfinite(b2)
-    a = 2.0 ** (-1.0 / half_life)
-    num = lfilter([1.0], [1.0, -a], np.where(have, b2, 0.0))
-    den = lfilter([1.0], [1.0, -a], have.astype(np.float64))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lam2 = num / den
-    return np.where(den > 0, np.sqrt(lam2), 1.0)
 
 
 def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
@@ -657,6 +641,8 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
                ) -> xr.Dataset:
     """Add ``factor_cov``, ``factor_vra``, ``specific_var`` and ``specific_vra``."""
     from riskmodel.covariance.factor import factor_covariance
+    from riskmodel.covariance.specific import vra_multiplier
+    from riskmodel.model import factor_covariance_kwargs
 
     s = _specific_settings(model)
     # materialise the shrunk stage first: B² reads it back rather than computing the
@@ -664,19 +650,8 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
     shrunk, _ = sink.put(_specific_pre_vra(fitted, layout, s, stock_chunk), scratch=True)
     (b2,) = dask.compute(_b2_series(fitted, shrunk, layout), **sink.kwargs)
     pre = shrunk[["pre_vra_var"]]
-    lam = _vra_multiplier(np.asarray(b2.values), s["vra_half_life"])
-    fcov = factor_covariance(
-        np.ascontiguousarray(fitted["factor_returns"].values),
-        vol_half_life=model.vol_half_life,
-        vol_lags=model.vol_lags,
-        corr_half_life=model.corr_half_life,
-        corr_lags=model.corr_lags,
-        eigen_sims=model.eigen_sims,
-        eigen_scale=model.eigen_scale,
-        eigen_every=model.eigen_every,
-        vra_half_life=model.vra_half_life,
-        seed=model.seed,
-    )
+    lam = vra_multiplier(np.asarray(b2.values), s["vra_half_life"])
+    fcov = factor_covariance(np.ascontiguousarray(fitted["factor_returns"].values), **factor_covariance_kwargs(model))
     spec = _final_specific(pre["pre_vra_var"], lam).to_dataset()
     spec, _ = sink.put(spec)
     factors = layout.factors

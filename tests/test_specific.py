@@ -201,7 +201,7 @@ def test_no_shrink_no_vra_is_the_blend(world):
 def test_no_blend_no_shrink_no_vra_is_the_time_series(world):
     u, ex, _, _ = world
     res = sp.specific_variance(u, ex, blend=False, shrink=0.0, vra_half_life=None)
-    ts_var, h, _ = sp._ts_stats(np.ascontiguousarray(u), half_life=84, lags=5, window=252)
+    ts_var, h, _ = sp.ts_stats(np.ascontiguousarray(u), half_life=84, lags=5, window=252)
     old = np.isfinite(res.var) & (h >= 60)
     np.testing.assert_array_equal(res.var[old], ts_var[old])
     np.testing.assert_array_equal(res.gamma, (h >= 60).astype(float))
@@ -216,7 +216,7 @@ def test_vra_is_a_row_multiplier_and_matches_direct_ewma(world, fitted):
     np.testing.assert_allclose(ratio[ok], lam2[ok], rtol=1e-13)
     # direct reference: B_t^2 with cap weights over the ESTU of t-1, EWMA with H=42
     bl = _stage(u, ex)
-    sig_sh = sp._shrunk(bl.sig_hat, ex.cap, (ex.weights > 0) & (ex.cap > 0), n_groups=10, q=0.1)
+    sig_sh = sp.shrink_volatility(bl.sig_hat, ex.cap, (ex.weights > 0) & (ex.cap > 0), n_groups=10, q=0.1)
     T = u.shape[0]
     a = 2.0 ** (-1 / 42)
     lam = np.ones(T)
@@ -233,6 +233,14 @@ def test_vra_is_a_row_multiplier_and_matches_direct_ewma(world, fitted):
         lam[t] = np.sqrt(np.sum(w * np.array([x for _, x in b2])) / w.sum())
     np.testing.assert_allclose(fitted.vra, lam, rtol=1e-10)
     assert np.all((fitted.vra[300:] > 0.9) & (fitted.vra[300:] < 1.1))
+
+
+def test_vra_multiplier_skips_dates_without_b2():
+    b2 = np.array([np.nan, 4.0, np.nan, 1.0])
+    a = 2.0 ** (-1.0 / 10)
+    expected = [1.0, 2.0, 2.0, np.sqrt((4.0 * a**2 + 1.0) / (a**2 + 1.0))]
+    np.testing.assert_allclose(sp.vra_multiplier(b2, 10), expected, rtol=1e-14)
+    np.testing.assert_array_equal(sp.vra_multiplier(b2, None), np.ones(4))
 
 
 def test_vra_reacts_to_a_volatility_step():

@@ -17,6 +17,13 @@ the specific variance of day t + 1:
    (:func:`riskmodel.kernels.specific.shrink_kernel`).
 5. **Specific volatility regime adjustment** -- ``lambda_S``, an EWMA of the cross-sectional
    cap-weighted mean of squared standardised residuals.
+
+:func:`specific_variance` runs the five steps on whole arrays. The step functions
+(:func:`ts_stats`, :func:`structural_volatility`, :func:`shrink_volatility`,
+:func:`vra_b2_rows`, :func:`vra_multiplier`, :func:`final_variance`) and
+:func:`check_settings` are the package's internal interface to the same arithmetic:
+:mod:`riskmodel.scale` runs them block by block for the out-of-core fit. They are not part
+of the public API (not in ``__all__``).
 """
 
 from __future__ import annotations
@@ -208,7 +215,7 @@ def specific_variance(
     True
     """
     T, N, styles, industry, n_industries, weights, cap, names = _validate(residuals, exposures)
-    window = _check_settings(
+    window = check_settings(
         half_life, lags, window, min_obs, full_obs, shrink, n_groups, structural_scale,
         vra_half_life,
     )
@@ -226,13 +233,13 @@ def specific_variance(
         estu &= np.isfinite(weights)
         estu &= cap > 0
         estu &= np.isfinite(cap)
-    sig_sh = _shrunk(sig_hat, cap, estu, n_groups=n_groups, q=shrink)
+    sig_sh = shrink_volatility(sig_hat, cap, estu, n_groups=n_groups, q=shrink)
     del sig_hat
     _tick(bar, "shrinkage")
     lam = _vra(u, sig_sh, cap, estu, vra_half_life)
     _tick(bar, "VRA")
     del estu
-    var = _final_var(u, sig_sh, ts_var, gamma, lam, shrink, complete)
+    var = final_variance(u, sig_sh, ts_var, gamma, lam, shrink, complete)
     if bar is not None:
         bar.close()
     settings = dict(half_life=half_life, lags=lags, window=window, min_obs=min_obs,
@@ -247,9 +254,9 @@ def specific_variance(
 # ---------------------------------------------------------------------------------------
 
 
-def _ts_stats(u: np.ndarray, *, half_life: float, lags: int, window: int, min_obs: int = 60,
-              full_obs: int = 180, blend: bool = True
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ts_stats(u: np.ndarray, *, half_life: float, lags: int, window: int, min_obs: int = 60,
+             full_obs: int = 180, blend: bool = True
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """sigma_TS^2 (T, N), h (T, N) int32 and gamma (T, N) from the kernel (the robust
     statistic Z only enters through gamma, so the kernel does not write it out)."""
     from riskmodel.kernels.specific import specific_ts_kernel
@@ -263,11 +270,11 @@ def _ts_stats(u: np.ndarray, *, half_life: float, lags: int, window: int, min_ob
     return var, h, gamma
 
 
-def _structural(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, styles: np.ndarray,
-                industry: np.ndarray | None, n_industries: int, weights: np.ndarray,
-                cap: np.ndarray, *, min_obs: int, structural_scale: str | float,
-                blend: bool = False, complete: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def structural_volatility(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, styles: np.ndarray,
+                          industry: np.ndarray | None, n_industries: int, weights: np.ndarray,
+                          cap: np.ndarray, *, min_obs: int, structural_scale: str | float,
+                          blend: bool = False, complete: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Structural volatility (T, N), E0 (T,) and fit counts (T,) from the kernel.
 
     With ``blend`` the first array is the blended volatility ``sigma_hat`` instead (the
@@ -319,13 +326,13 @@ def _blended(u: np.ndarray, styles: np.ndarray, industry: np.ndarray | None,
     ``keep_structural=False`` lets the structural kernel blend each name as it predicts it
     (``sig_str`` is then None), saving a (T, N) array and a pass.
     """
-    ts_var, h, gamma = _ts_stats(u, half_life=half_life, lags=lags, window=window,
-                                 min_obs=min_obs, full_obs=full_obs, blend=blend)
+    ts_var, h, gamma = ts_stats(u, half_life=half_life, lags=lags, window=window,
+                                min_obs=min_obs, full_obs=full_obs, blend=blend)
     _tick(bar, "time series")
     complete = np.empty(u.shape, np.bool_)
-    sig, e0, nfit = _structural(ts_var, h, gamma, styles, industry, n_industries, weights,
-                                cap, min_obs=min_obs, structural_scale=structural_scale,
-                                blend=not keep_structural, complete=complete)
+    sig, e0, nfit = structural_volatility(ts_var, h, gamma, styles, industry, n_industries, weights,
+                                          cap, min_obs=min_obs, structural_scale=structural_scale,
+                                          blend=not keep_structural, complete=complete)
     _tick(bar, "structural model")
     if keep_structural:
         sig_str, sig_hat = sig, _blend(gamma, ts_var, sig)
@@ -335,8 +342,8 @@ def _blended(u: np.ndarray, styles: np.ndarray, industry: np.ndarray | None,
                     sig_hat=sig_hat, e0=e0, n_fit=nfit, complete=complete)
 
 
-def _final_var(u: np.ndarray, sig_sh: np.ndarray, ts_var: np.ndarray | None,
-               gamma: np.ndarray, lam: np.ndarray, q: float, complete: np.ndarray) -> np.ndarray:
+def final_variance(u: np.ndarray, sig_sh: np.ndarray, ts_var: np.ndarray | None,
+                   gamma: np.ndarray, lam: np.ndarray, q: float, complete: np.ndarray) -> np.ndarray:
     """``lambda_t^2 sigma_SH^2`` where the stock has a residual and complete styles, else NaN.
 
     Without shrinkage (``q == 0``, ``ts_var`` given) the gamma = 1 names keep
@@ -355,8 +362,8 @@ def _final_var(u: np.ndarray, sig_sh: np.ndarray, ts_var: np.ndarray | None,
     return var
 
 
-def _shrunk(sig_hat: np.ndarray, cap: np.ndarray, estu: np.ndarray, *, n_groups: int,
-            q: float) -> np.ndarray:
+def shrink_volatility(sig_hat: np.ndarray, cap: np.ndarray, estu: np.ndarray, *, n_groups: int,
+                      q: float) -> np.ndarray:
     """Bayesian shrinkage toward size-group means (identity when ``q == 0``).
 
     In place: ``sig_hat`` is overwritten and returned (the kernel finishes a date's group
@@ -372,7 +379,7 @@ def _shrunk(sig_hat: np.ndarray, cap: np.ndarray, estu: np.ndarray, *, n_groups:
     return sig_hat
 
 
-def _b2_rows(u: np.ndarray, sig_prev: np.ndarray, cap_prev: np.ndarray, estu_prev: np.ndarray) -> np.ndarray:
+def vra_b2_rows(u: np.ndarray, sig_prev: np.ndarray, cap_prev: np.ndarray, estu_prev: np.ndarray) -> np.ndarray:
     """``B_t²`` per row: cap-weighted mean of ``(u_t / σ_{t-1})²`` over the ESTU of t − 1
     (NaN without one); the rows of ``*_prev`` are those of t − 1."""
     from riskmodel.kernels.specific import vra_terms_kernel
@@ -395,11 +402,23 @@ def _vra(u: np.ndarray, sig: np.ndarray, cap: np.ndarray, estu: np.ndarray,
     are skipped (weights renormalised). lambda = 1 before the first ``B``.
     """
     T = u.shape[0]
-    lam = np.ones(T)
     if half_life is None or T < 2:
-        return lam
+        return np.ones(T)
     b2 = np.full(T, np.nan)
-    b2[1:] = _b2_rows(u[1:], sig[:-1], cap[:-1], estu[:-1])
+    b2[1:] = vra_b2_rows(u[1:], sig[:-1], cap[:-1], estu[:-1])
+    return vra_multiplier(b2, half_life)
+
+
+def vra_multiplier(b2: np.ndarray, half_life: float | None) -> np.ndarray:
+    """``lambda_S`` (T,) from the ``B_t^2`` series: sqrt of its EWMA over all history.
+
+    NaN entries of ``b2`` (dates without a standardised residual) are skipped, the weights
+    renormalised over the dates present; lambda = 1 before the first ``B^2`` and everywhere
+    when ``half_life`` is None.
+    """
+    T = b2.shape[0]
+    if half_life is None or T < 2:
+        return np.ones(T)
     have = np.isfinite(b2)
     a = 2.0 ** (-1.0 / half_life)
     num = lfilter([1.0], [1.0, -a], np.where(have, b2, 0.0))
@@ -466,8 +485,8 @@ def _validate(residuals: Any, exposures: Any):
     return T, N, styles, industry, n_industries, arrays["weights"], arrays["cap"], names
 
 
-def _check_settings(half_life, lags, window, min_obs, full_obs, shrink, n_groups,
-                    structural_scale, vra_half_life) -> int:
+def check_settings(half_life, lags, window, min_obs, full_obs, shrink, n_groups,
+                   structural_scale, vra_half_life) -> int:
     """Validate the settings by name; return the window length."""
     if not (isinstance(half_life, (int, float)) and half_life > 0 and math.isfinite(half_life)):
         raise InvalidParameterError(f"half_life must be a positive finite number of days, "

@@ -1,6 +1,6 @@
 """Numba kernels of the specific-risk model (METHODS section 4).
 
-Three kernels, each writing into preallocated outputs:
+Four kernels, each writing into preallocated outputs:
 
 * :func:`specific_ts_kernel` -- per block of 8 stocks (``prange`` over blocks), over all
   dates: windowed, NaN-aware EWMA Newey-West variance of the specific returns, the count of
@@ -11,6 +11,9 @@ Three kernels, each writing into preallocated outputs:
   complete styles.
 * :func:`shrink_kernel` -- per date (``prange`` over dates): Bayesian shrinkage of the
   volatilities toward their cap-weighted size-group means.
+* :func:`vra_terms_kernel` -- per date (``prange`` over dates): the two sums of the
+  specific volatility regime adjustment, ``sum_n cap_n (u_n,t / sigma_n,t-1)^2`` and
+  ``sum_n cap_n`` over the ESTU of the day before.
 
 The plain numpy twins live in ``tests/test_kernels_specific.py``. Callers validate and lay
 arrays out C-contiguously; kernels do no checking.
