@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from riskmodel._settings import settings_from_json
 from riskmodel.errors import MissingVariableError, ModelFileError, PanelError
 
 __all__ = ["FittedModel"]
@@ -52,7 +53,7 @@ class FittedModel:
             )
         settings = ds.attrs.get("settings", "{}")
         settings = json.loads(settings) if isinstance(settings, str) else dict(settings)
-        return cls(dataset=ds, settings=_from_jsonable(settings))
+        return cls(dataset=ds, settings=settings_from_json(settings))
 
     def to_dataset(self) -> xr.Dataset:
         """The fitted model as one Dataset (what :func:`riskmodel.save` writes)."""
@@ -126,22 +127,3 @@ class FittedModel:
     def _first_forecast_date(self) -> str:
         ok = np.isfinite(self.dataset["factor_cov"].to_numpy()).any(axis=(1, 2))
         return str(self.dates[np.argmax(ok)].date()) if ok.any() else "never"
-
-
-_NON_FINITE = {"inf": np.inf, "-inf": -np.inf, "nan": np.nan}
-
-
-def _jsonable(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings for strict JSON: a non-finite float (an infinite half-life) becomes its text."""
-    out = {}
-    for key, value in settings.items():
-        if isinstance(value, float) and not np.isfinite(value):
-            value = str(value)
-        out[key] = value
-    return out
-
-
-def _from_jsonable(settings: dict[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`_jsonable`: ``"inf"``, ``"-inf"`` and ``"nan"`` back to floats."""
-    return {key: _NON_FINITE.get(value, value) if isinstance(value, str) else value
-            for key, value in settings.items()}

@@ -9,17 +9,26 @@ covariance forecasts and the specific-variance forecasts — and returns a
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from riskmodel._settings import (
+    ParameterTable,
+    StageProgress,
+    check_parameters,
+    half_life,
+    jsonable_settings,
+    nonneg_int,
+    pos_int,
+    positive_or_none,
+)
 from riskmodel.errors import InvalidParameterError, MissingVariableError, PanelError, warns_at_caller
-from riskmodel.fitted import FittedModel, _jsonable
+from riskmodel.fitted import FittedModel
 
 __all__ = ["FactorRiskModel", "FittedFactorModel"]
 
@@ -31,51 +40,34 @@ MODEL_KIND = "fitted_factor_model"
 # ---------------------------------------------------------------------------------------
 
 
-def _positive_or_none(value: Any) -> bool:
-    return value is None or (isinstance(value, (int, float)) and value > 0)
-
-
-def _nonneg_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
-
-
-def _pos_int(value: Any) -> bool:
-    return _nonneg_int(value) and value > 0
-
-
-def _half_life(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-
-
-_PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "lag": (_pos_int, "an integer >= 1"),
-    "return_clip": (_positive_or_none, "a positive number of robust sigmas, or None"),
-    "min_industry_size": (_pos_int, "an integer >= 1"),
+_PARAMETERS: ParameterTable = {
+    "lag": (pos_int, "an integer >= 1"),
+    "return_clip": (positive_or_none, "a positive number of robust sigmas, or None"),
+    "min_industry_size": (pos_int, "an integer >= 1"),
     "winsor": (lambda v: isinstance(v, (int, float)) and v > 0, "a positive number of sigmas"),
     "impute": (lambda v: isinstance(v, bool), "True or False"),
-    "vol_half_life": (_half_life, "a positive number of days (inf for equal weights)"),
-    "vol_lags": (_nonneg_int, "an integer >= 0"),
-    "corr_half_life": (_half_life, "a positive number of days (inf for equal weights)"),
-    "corr_lags": (_nonneg_int, "an integer >= 0"),
-    "eigen_sims": (_nonneg_int, "an integer >= 0 (0 disables the eigenfactor adjustment)"),
+    "vol_half_life": (half_life, "a positive number of days (inf for equal weights)"),
+    "vol_lags": (nonneg_int, "an integer >= 0"),
+    "corr_half_life": (half_life, "a positive number of days (inf for equal weights)"),
+    "corr_lags": (nonneg_int, "an integer >= 0"),
+    "eigen_sims": (nonneg_int, "an integer >= 0 (0 disables the eigenfactor adjustment)"),
     "eigen_scale": (lambda v: isinstance(v, (int, float)) and v >= 0, "a number >= 0"),
-    "eigen_every": (_pos_int, "an integer >= 1"),
-    "vra_half_life": (_positive_or_none, "a positive number of days, or None to disable"),
-    "specific_half_life": (_half_life, "a positive number of days"),
-    "specific_lags": (_nonneg_int, "an integer >= 0"),
+    "eigen_every": (pos_int, "an integer >= 1"),
+    "vra_half_life": (positive_or_none, "a positive number of days, or None to disable"),
+    "specific_half_life": (half_life, "a positive number of days"),
+    "specific_lags": (nonneg_int, "an integer >= 0"),
     "shrink": (lambda v: isinstance(v, (int, float)) and v >= 0, "a number >= 0 (0 disables)"),
-    "specific_vra_half_life": (_positive_or_none, "a positive number of days, or None to disable"),
+    "specific_vra_half_life": (positive_or_none, "a positive number of days, or None to disable"),
     "blend": (lambda v: isinstance(v, bool), "True or False"),
     "covariance": (lambda v: isinstance(v, bool), "True or False"),
-    "statistical_factors": (_nonneg_int, "an integer >= 0"),
-    "seed": (_nonneg_int, "an integer >= 0"),
+    "statistical_factors": (nonneg_int, "an integer >= 0"),
+    "seed": (nonneg_int, "an integer >= 0"),
 }
 
 
-def check_parameters(settings: dict[str, Any]) -> None:
-    for name, (check, expected) in _PARAMETERS.items():
-        if not check(settings[name]):
-            raise InvalidParameterError(f"FactorRiskModel: {name}={settings[name]!r} is invalid; expected {expected}")
+def check_model_settings(settings: dict[str, Any]) -> None:
+    """Check FactorRiskModel's settings (each against its declared range, then the names)."""
+    check_parameters("FactorRiskModel", _PARAMETERS, settings)
     styles = settings["styles"]
     if styles is not None and (isinstance(styles, str) or not all(isinstance(s, str) for s in styles)):
         raise InvalidParameterError(f"FactorRiskModel: styles must be a list of variable names, got {styles!r}")
@@ -193,7 +185,7 @@ class FactorRiskModel:
         self.statistical_factors = statistical_factors
         self.progress = progress
         self.seed = seed
-        check_parameters(self.get_params())
+        check_model_settings(self.get_params())
 
     def get_params(self) -> dict[str, Any]:
         """The settings as a dict (without ``progress``)."""
@@ -232,7 +224,7 @@ class FactorRiskModel:
         from riskmodel.regression import factor_returns
 
         settings = self.get_params()
-        check_parameters(settings)
+        check_model_settings(settings)
         dask_backed = any(v.chunks is not None for v in panel.variables.values())
         if store is not None or dask_backed:  # the chunked path needs the 'dask' extra
             from riskmodel.scale import fit_chunked
@@ -252,7 +244,7 @@ class FactorRiskModel:
                 )
         settings["styles"] = styles
         stages = ["exposures", "regression"] + (["factor covariance", "specific risk"] if self.covariance else [])
-        with _Progress(stages, self.progress) as progress:
+        with StageProgress(stages, self.progress) as progress:
             exposures = build_exposures(
                 panel, styles, industry=self.industry, cap=self.cap, winsor=self.winsor, impute=self.impute
             )
@@ -323,32 +315,6 @@ def with_fixed_styles(exposures, panel: xr.Dataset, names: list[str]):
     )
 
 
-class _Progress:
-    """A stage progress bar on stderr (tqdm), silent when not wanted."""
-
-    def __init__(self, stages: list[str], enabled: bool | None) -> None:
-        self.stages = stages
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self._bar = None
-
-    def __enter__(self) -> "_Progress":
-        if self.enabled:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=len(self.stages), desc=self.stages[0], unit="stage", file=sys.stderr)
-        return self
-
-    def advance(self) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
-            if self._bar.n < len(self.stages):
-                self._bar.set_description(self.stages[self._bar.n])
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 # ---------------------------------------------------------------------------------------
 # fitted model
 # ---------------------------------------------------------------------------------------
@@ -409,7 +375,7 @@ class FittedFactorModel(FittedModel):
             ds["specific_var"] = (("date", "stock"), specific.var)
             ds["specific_vra"] = (("date",), specific.vra)
         ds.attrs["riskmodel_kind"] = MODEL_KIND
-        ds.attrs["settings"] = json.dumps(_jsonable(settings))
+        ds.attrs["settings"] = json.dumps(jsonable_settings(settings))
         return cls(dataset=ds, settings=settings)
 
     @classmethod

@@ -152,7 +152,7 @@ def _date_chunks(panel: xr.Dataset, date_chunk: int | None, lag: int) -> tuple[i
 
 def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.Dataset, _Layout, dict]:
     """Check the panel against the model, normalise coordinates and chunk it along date."""
-    from riskmodel.model import check_parameters
+    from riskmodel.model import check_model_settings
     from riskmodel.panel import validate_panel
 
     if not isinstance(panel, xr.Dataset):
@@ -160,7 +160,7 @@ def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.
             f"fit_chunked: panel must be an xarray Dataset (date, stock), got {type(panel).__name__}"
         )
     settings = model.get_params()
-    check_parameters(settings)
+    check_model_settings(settings)
     styles = list(panel.attrs.get("styles", [])) if model.styles is None else list(model.styles)
     settings["styles"] = styles
     needed = ["returns", *styles, *model.fixed_styles, model.cap, *([model.industry] if model.industry else [])]
@@ -615,10 +615,10 @@ def _fitted(ds: xr.Dataset) -> Any:
 def _run(model: Any, sub: xr.Dataset, layout: _Layout, settings: dict, sink: _Sink,
          stock_chunk: int) -> xr.Dataset:
     """The three stages; returns the fitted Dataset (lazy where materialised by ``sink``)."""
-    from riskmodel.fitted import _jsonable
+    from riskmodel._settings import jsonable_settings
     from riskmodel.model import MODEL_KIND
 
-    attrs = {"riskmodel_kind": MODEL_KIND, "settings": json.dumps(_jsonable(settings))}
+    attrs = {"riskmodel_kind": MODEL_KIND, "settings": json.dumps(jsonable_settings(settings))}
     stage1 = _regression_stage(sub, layout, settings)
     big = stage1[[*_BIG_STAGE1, *(["industry_code"] if layout.industry else [])]]
     big.attrs = attrs

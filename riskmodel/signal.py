@@ -80,8 +80,12 @@ def _trailing_sum(x: np.ndarray, window: int, min_periods: int) -> np.ndarray:
     return out
 
 
-def _yoy_log_growth(x: np.ndarray, window: int, lag: int, min_periods: int) -> np.ndarray:
-    """``ln S_t - ln S_{t-lag}`` with ``S = _trailing_sum(x)``; NaN where S <= 0 or t < lag."""
+def yoy_log_growth_array(x: np.ndarray, window: int, lag: int, min_periods: int) -> np.ndarray:
+    """``ln S_t - ln S_{t-lag}`` with ``S = _trailing_sum(x)``; NaN where S <= 0 or t < lag.
+
+    The ndarray core of :func:`yoy_log_growth` (date on axis 0), also used by
+    :mod:`riskmodel.simulation` to build the simulated world's signal.
+    """
     s = _trailing_sum(x, window, min_periods)
     with np.errstate(invalid="ignore", divide="ignore"):
         logs = np.where(s > 0.0, np.log(np.where(s > 0.0, s, 1.0)), np.nan)
@@ -199,6 +203,6 @@ def yoy_log_growth(
     mp = _resolve_min_periods(window, min_periods, "yoy_log_growth")
     if isinstance(lag, bool) or not isinstance(lag, (int, np.integer)) or lag < 1:
         raise InvalidParameterError(f"yoy_log_growth: lag must be an integer >= 1, got {lag!r}.")
-    out = _yoy_log_growth(x.values, int(window), int(lag), mp)
+    out = yoy_log_growth_array(x.values, int(window), int(lag), mp)
     return _wrap(out, x, f"{x.name or 'x'}_yoy_log_growth",
                  {"window": int(window), "lag": int(lag), "min_periods": mp})

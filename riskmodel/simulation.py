@@ -34,7 +34,7 @@ import scipy.signal
 import xarray as xr
 
 from riskmodel.errors import InvalidParameterError
-from riskmodel.signal import _yoy_log_growth
+from riskmodel.signal import yoy_log_growth_array
 
 __all__ = ["simulate"]
 
@@ -423,7 +423,7 @@ def _spend_block(
                  + opts["noise_sd"] * rng.standard_normal((T, N)))
     observed = alive & covered[None, :] & (rng.random((T, N)) >= opts["gap_rate"])
     spend = np.where(observed, np.exp(log_spend), np.nan)
-    g = _yoy_log_growth(spend, _SPEND_WINDOW, _SPEND_LAG, _SPEND_MIN_PERIODS)
+    g = yoy_log_growth_array(spend, _SPEND_WINDOW, _SPEND_LAG, _SPEND_MIN_PERIODS)
     # clean: cap-weighted mean 0 / eq std 1 over stocks with a signal, clip +-3, again
     has_g = np.isfinite(g) & alive
     capw = np.where(has_g, cap, 0.0)

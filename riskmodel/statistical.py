@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
+from riskmodel._settings import ParameterTable, StageProgress, check_parameters, pos_int
 from riskmodel.errors import InsufficientDataError, InvalidParameterError
-from riskmodel.model import _pos_int, _Progress
 from riskmodel.timeseries import (
     FORECAST_KEYS,
     set_forecast_settings,
@@ -31,7 +31,6 @@ from riskmodel.timeseries import (
     _PARAMETERS as _TS_PARAMETERS,
     build_dataset,
     cap_array,
-    check_parameters,
     forecasts,
     loading_rows,
     refit_schedule,
@@ -52,20 +51,20 @@ CRITERIA = ("bai_ng", "ahn_horenstein")
 
 
 def _n_factors_ok(value: Any) -> bool:
-    return value is None or _pos_int(value)
+    return value is None or pos_int(value)
 
 
 def _fraction(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1
 
 
-_PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
+_PARAMETERS: ParameterTable = {
     "n_factors": (_n_factors_ok, "an integer >= 1, or None to choose it by the criterion"),
     "criterion": (lambda v: v in CRITERIA, f"one of {CRITERIA}"),
-    "max_factors": (_pos_int, "an integer >= 1 (largest number of factors the criterion considers)"),
-    "window": (lambda v: _pos_int(v) and v >= 10, "an integer >= 10 (days in the trailing window)"),
-    "min_obs": (lambda v: _pos_int(v) and v >= 10, "an integer >= 10 (days before the first extraction)"),
-    "refit_every": (_pos_int, "an integer >= 1 (days between extractions)"),
+    "max_factors": (pos_int, "an integer >= 1 (largest number of factors the criterion considers)"),
+    "window": (lambda v: pos_int(v) and v >= 10, "an integer >= 10 (days in the trailing window)"),
+    "min_obs": (lambda v: pos_int(v) and v >= 10, "an integer >= 10 (days before the first extraction)"),
+    "refit_every": (pos_int, "an integer >= 1 (days between extractions)"),
     "coverage": (_fraction, "a fraction in (0, 1] of the window's days a stock needs"),
     "power_iterations": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
     **{name: _TS_PARAMETERS[name] for name in FORECAST_KEYS},
@@ -504,7 +503,7 @@ class StatisticalFactorModel:
         dates = panel["date"].to_numpy()
         stocks = panel["stock"].to_numpy().astype(str)
         cap = cap_array(panel, self.cap, n_dates, n_stocks)
-        with _Progress(["PCA loadings", "factor returns", "factor covariance + specific risk"], self.progress) as bar:
+        with StageProgress(["PCA loadings", "factor returns", "factor covariance + specific risk"], self.progress) as bar:
             pca = pca_loadings(
                 returns,
                 n_factors=self.n_factors,
@@ -638,7 +637,7 @@ def hybrid_model(
     """
     from riskmodel.model import FactorRiskModel
 
-    if not _pos_int(k):
+    if not pos_int(k):
         raise InvalidParameterError(f"hybrid_model: k={k!r} is invalid; expected an integer >= 1")
     names = [f"{prefix}{j + 1}" for j in range(k)]
     clash = [n for n in names if n in panel]

@@ -20,12 +20,13 @@ import json
 import math
 import types
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from riskmodel._settings import ParameterTable, StageProgress, check_parameters, half_life, jsonable_settings, pos_int
 from riskmodel.errors import (
     AlignmentError,
     DimensionError,
@@ -37,14 +38,8 @@ from riskmodel.errors import (
     PanelError,
     VariableTypeError,
 )
-from riskmodel.fitted import FittedModel, _jsonable
-from riskmodel.model import (
-    _PARAMETERS as _FUNDAMENTAL_PARAMETERS,
-    FactorRiskModel,
-    _half_life,
-    _pos_int,
-    _Progress,
-)
+from riskmodel.fitted import FittedModel
+from riskmodel.model import _PARAMETERS as _FUNDAMENTAL_PARAMETERS, FactorRiskModel
 
 __all__ = ["TimeSeriesFactorModel", "FittedTimeSeriesModel", "LoadingsFittedModel"]
 
@@ -74,18 +69,18 @@ FORECAST_DEFAULTS: dict[str, Any] = {
 
 
 def _window_or_none(value: Any) -> bool:
-    return value is None or (_pos_int(value) and value >= 2)
+    return value is None or (pos_int(value) and value >= 2)
 
 
 def _half_life_or_none(value: Any) -> bool:
-    return value is None or (_half_life(value) and math.isfinite(value))
+    return value is None or (half_life(value) and math.isfinite(value))
 
 
-_PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
+_PARAMETERS: ParameterTable = {
     "window": (_window_or_none, "an integer >= 2 (days in a rolling window), or None for all history"),
     "half_life": (_half_life_or_none, "a positive finite number of days, or None for equal weights"),
-    "min_obs": (_pos_int, "an integer >= 1 (valid days before a stock has loadings)"),
-    "refit_every": (_pos_int, "an integer >= 1 (days between stored loadings)"),
+    "min_obs": (pos_int, "an integer >= 1 (valid days before a stock has loadings)"),
+    "refit_every": (pos_int, "an integer >= 1 (days between stored loadings)"),
     **{name: _FUNDAMENTAL_PARAMETERS[name] for name in FORECAST_KEYS},
 }
 
@@ -105,13 +100,6 @@ def set_forecast_settings(estimator: Any, owner: str, own: str, forecast_setting
         )
     for name in FORECAST_KEYS:
         setattr(estimator, name, forecast_settings.get(name, FORECAST_DEFAULTS[name]))
-
-
-def check_parameters(owner: str, parameters: dict[str, tuple[Callable[[Any], bool], str]], settings: dict) -> None:
-    """Raise :class:`InvalidParameterError` naming the first setting out of its declared range."""
-    for name, (check, expected) in parameters.items():
-        if not check(settings[name]):
-            raise InvalidParameterError(f"{owner}: {name}={settings[name]!r} is invalid; expected {expected}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -464,7 +452,7 @@ def build_dataset(
         },
     )
     ds.attrs["riskmodel_kind"] = kind
-    ds.attrs["settings"] = json.dumps(_jsonable(settings))
+    ds.attrs["settings"] = json.dumps(jsonable_settings(settings))
     return ds
 
 
@@ -770,7 +758,7 @@ class TimeSeriesFactorModel:
         cap = cap_array(panel, self.cap, len(panel_dates), len(stocks))
         cap = None if cap is None else np.ascontiguousarray(cap[rows])
         schedule = refit_schedule(len(rows), self.refit_every)
-        with _Progress(["loadings", "factor covariance + specific risk"], self.progress) as progress:
+        with StageProgress(["loadings", "factor covariance + specific risk"], self.progress) as progress:
             fitted = ts_loadings(
                 returns, x, window=self.window, half_life=self.half_life, min_obs=self.min_obs, schedule=schedule
             )
