@@ -19,6 +19,11 @@ What is stored, and restored by ``load``:
 * a DataArray as a one-variable Dataset, loaded back as the DataArray.
 
 No pickle anywhere.
+
+:func:`prepare_for_disk` and the atomic-file helpers (:func:`sibling_path`,
+:func:`move_into_place`, :func:`remove_path`, :func:`remove_stale_siblings`) are shared
+with :mod:`riskmodel.scale`, whose out-of-core fit writes its zarr store chunk by chunk;
+they are not part of the public API (not in ``__all__``).
 """
 
 from __future__ import annotations
@@ -153,7 +158,7 @@ def _industry_to_codes(var: xr.Variable) -> xr.Variable:
     return xr.Variable(var.dims, codes, attrs)
 
 
-def _prepare(ds: xr.Dataset) -> xr.Dataset:
+def prepare_for_disk(ds: xr.Dataset) -> xr.Dataset:
     """A copy of ``ds`` ready for disk: strings as vlen objects, industry codes, JSON attrs."""
     variables: dict[Any, xr.Variable] = {}
     for name, var in ds.variables.items():
@@ -201,7 +206,8 @@ def _as_dataset(obj: Any) -> xr.Dataset:
 # ----------------------------------------------------------------------------------------
 # atomic file handling
 # ----------------------------------------------------------------------------------------
-def _sibling(path: Path, tag: str) -> Path:
+def sibling_path(path: Path, tag: str) -> Path:
+    """A fresh hidden sibling of ``path`` in the same folder: ``.<name>.<pid>-<random>.<tag>``."""
     return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.{tag}")
 
 
@@ -217,7 +223,8 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Delete a file or a directory tree; a missing path is fine."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -227,13 +234,13 @@ def _remove(path: Path) -> None:
             pass
 
 
-def _remove_stale_siblings(path: Path) -> None:
+def remove_stale_siblings(path: Path) -> None:
     """Delete ``.<name>.<pid>-*.tmp`` left by writers that were killed."""
     prefix = f".{path.name}."
     for entry in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
         pid_part = entry.name[len(prefix):].split("-", 1)[0]
         if pid_part.isdigit() and int(pid_part) != os.getpid() and not _pid_alive(int(pid_part)):
-            _remove(entry)
+            remove_path(entry)
 
 
 def glob_escape(name: str) -> str:
@@ -256,17 +263,17 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def _move_into_place(tmp: Path, path: Path) -> None:
+def move_into_place(tmp: Path, path: Path) -> None:
     """Rename ``tmp`` onto ``path``; a directory target is moved aside first."""
     if (path.is_dir() and not path.is_symlink()) or (tmp.is_dir() and path.exists()):
-        old = _sibling(path, "old")
+        old = sibling_path(path, "old")
         os.replace(path, old)
         try:
             os.replace(tmp, path)
         except BaseException:
             os.replace(old, path)  # put the previous version back
             raise
-        _remove(old)
+        remove_path(old)
     else:
         os.replace(tmp, path)
     _fsync_dir(path.parent)
@@ -316,9 +323,9 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
         raise ModelFileError(
             f"cannot save to {str(path)!r}: the folder {str(path.parent)!r} does not exist; create it first"
         )
-    ds = _prepare(_as_dataset(obj))
-    _remove_stale_siblings(path)
-    tmp = _sibling(path, "tmp")
+    ds = prepare_for_disk(_as_dataset(obj))
+    remove_stale_siblings(path)
+    tmp = sibling_path(path, "tmp")
     try:
         if fmt == "netcdf":
             ds.to_netcdf(tmp, engine="h5netcdf")
@@ -327,9 +334,9 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # zarr v3 "unstable spec" notes
                 ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
-        _move_into_place(tmp, path)
+        move_into_place(tmp, path)
     except BaseException as exc:
-        _remove(tmp)
+        remove_path(tmp)
         if isinstance(exc, (OSError, ValueError, TypeError)) and not isinstance(exc, ModelFileError):
             raise ModelFileError(
                 f"could not write {str(path)!r} ({type(exc).__name__}: {exc}); the previous "

@@ -150,7 +150,7 @@ def _date_chunks(panel: xr.Dataset, date_chunk: int | None, lag: int) -> tuple[i
     return tuple(chunks) if chunks else (0,)
 
 
-def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.Dataset, _Layout, dict]:
+def prepare_for_disk(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.Dataset, _Layout, dict]:
     """Check the panel against the model, normalise coordinates and chunk it along date."""
     from riskmodel.model import check_model_settings
     from riskmodel.panel import validate_panel
@@ -472,7 +472,7 @@ class _Sink:
             return ds, list(dask.compute(*small, **self.kwargs))
         if not ds.data_vars:
             return ds, list(dask.compute(*small, **self.kwargs))
-        from riskmodel.io import _prepare as prepare_for_disk
+        from riskmodel.io import prepare_for_disk
 
         mode = "a" if target in self._started else "w-"
         prepared = prepare_for_disk(ds)
@@ -568,13 +568,13 @@ def fit_chunked(
     >>> fit.factor_returns.shape
     (120, 14)
     """
-    from riskmodel.io import _format_of, _move_into_place, _remove, _remove_stale_siblings, _sibling
+    from riskmodel.io import move_into_place, remove_path, remove_stale_siblings, sibling_path, storage_format
 
     if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 0:
         raise InvalidParameterError(f"fit_chunked: retries={retries!r} must be an integer >= 0")
     target = None if store is None else Path(store)
     if target is not None:
-        if _format_of(target) != "zarr":
+        if storage_format(target) != "zarr":
             raise InvalidParameterError(
                 f"fit_chunked: store {str(target)!r} must be a '.zarr' path (written chunk by chunk)"
             )
@@ -582,25 +582,25 @@ def fit_chunked(
             raise ModelFileError(
                 f"cannot write {str(target)!r}: the folder {str(target.parent)!r} does not exist; create it first"
             )
-    sub, layout, settings = _prepare(model, panel, date_chunk)
+    sub, layout, settings = prepare_for_disk(model, panel, date_chunk)
     stock_chunk = _stock_chunk(len(layout.dates), len(layout.stocks), stock_chunk)
     tmp = scratch = None
     if target is not None:
-        _remove_stale_siblings(target)
-        tmp, scratch = _sibling(target, "tmp"), _sibling(target, "tmp")
+        remove_stale_siblings(target)
+        tmp, scratch = sibling_path(target, "tmp"), sibling_path(target, "tmp")
     sink = _Sink(tmp, scratch, layout.date_chunks, _compute_kwargs(retries))
     try:
         ds = _run(model, sub, layout, settings, sink, stock_chunk)
         if target is None:
             return _fitted(ds.compute())
-        _move_into_place(tmp, target)
+        move_into_place(tmp, target)
     except BaseException:
         if tmp is not None:
-            _remove(tmp)
+            remove_path(tmp)
         raise
     finally:
         if scratch is not None:
-            _remove(scratch)
+            remove_path(scratch)
     from riskmodel.io import load
 
     return load(target, chunks={"date": layout.date_chunks[0]})
