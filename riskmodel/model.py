@@ -40,7 +40,9 @@ MODEL_KIND = "fitted_factor_model"
 # ---------------------------------------------------------------------------------------
 
 
-_PARAMETERS: ParameterTable = {
+#: Every setting's check, by name (the forecast settings are shared with the time-series
+#: and statistical models).
+PARAMETERS: ParameterTable = {
     "lag": (pos_int, "an integer >= 1"),
     "return_clip": (positive_or_none, "a positive number of robust sigmas, or None"),
     "min_industry_size": (pos_int, "an integer >= 1"),
@@ -67,7 +69,7 @@ _PARAMETERS: ParameterTable = {
 
 def check_model_settings(settings: dict[str, Any]) -> None:
     """Check FactorRiskModel's settings (each against its declared range, then the names)."""
-    check_parameters("FactorRiskModel", _PARAMETERS, settings)
+    check_parameters("FactorRiskModel", PARAMETERS, settings)
     styles = settings["styles"]
     if styles is not None and (isinstance(styles, str) or not all(isinstance(s, str) for s in styles)):
         raise InvalidParameterError(f"FactorRiskModel: styles must be a list of variable names, got {styles!r}")
@@ -189,7 +191,7 @@ class FactorRiskModel:
 
     def get_params(self) -> dict[str, Any]:
         """The settings as a dict (without ``progress``)."""
-        return {name: getattr(self, name) for name in ("styles", "fixed_styles", "industry", "cap", *_PARAMETERS)}
+        return {name: getattr(self, name) for name in ("styles", "fixed_styles", "industry", "cap", *PARAMETERS)}
 
     def __repr__(self) -> str:
         return f"FactorRiskModel(styles={self.styles!r}, industry={self.industry!r}, lag={self.lag})"

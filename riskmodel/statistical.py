@@ -25,10 +25,9 @@ from threadpoolctl import threadpool_limits
 from riskmodel._settings import ParameterTable, StageProgress, check_parameters, pos_int
 from riskmodel.errors import InsufficientDataError, InvalidParameterError
 from riskmodel.timeseries import (
-    FORECAST_KEYS,
     set_forecast_settings,
     LoadingsFittedModel,
-    _PARAMETERS as _TS_PARAMETERS,
+    FORECAST_PARAMETERS,
     build_dataset,
     cap_array,
     forecasts,
@@ -67,7 +66,7 @@ _PARAMETERS: ParameterTable = {
     "refit_every": (pos_int, "an integer >= 1 (days between extractions)"),
     "coverage": (_fraction, "a fraction in (0, 1] of the window's days a stock needs"),
     "power_iterations": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
-    **{name: _TS_PARAMETERS[name] for name in FORECAST_KEYS},
+    **FORECAST_PARAMETERS,
 }
 
 

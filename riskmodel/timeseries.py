@@ -39,7 +39,7 @@ from riskmodel.errors import (
     VariableTypeError,
 )
 from riskmodel.fitted import FittedModel
-from riskmodel.model import _PARAMETERS as _FUNDAMENTAL_PARAMETERS, FactorRiskModel
+from riskmodel.model import PARAMETERS as _MODEL_PARAMETERS, FactorRiskModel
 
 __all__ = ["TimeSeriesFactorModel", "FittedTimeSeriesModel", "LoadingsFittedModel"]
 
@@ -66,6 +66,8 @@ FORECAST_KEYS = (
 FORECAST_DEFAULTS: dict[str, Any] = {
     name: inspect.signature(FactorRiskModel.__init__).parameters[name].default for name in FORECAST_KEYS
 }
+#: Their checks: those of :class:`riskmodel.FactorRiskModel`.
+FORECAST_PARAMETERS: ParameterTable = {name: _MODEL_PARAMETERS[name] for name in FORECAST_KEYS}
 
 
 def _window_or_none(value: Any) -> bool:
@@ -81,7 +83,7 @@ _PARAMETERS: ParameterTable = {
     "half_life": (_half_life_or_none, "a positive finite number of days, or None for equal weights"),
     "min_obs": (pos_int, "an integer >= 1 (valid days before a stock has loadings)"),
     "refit_every": (pos_int, "an integer >= 1 (days between stored loadings)"),
-    **{name: _FUNDAMENTAL_PARAMETERS[name] for name in FORECAST_KEYS},
+    **FORECAST_PARAMETERS,
 }
 
 
