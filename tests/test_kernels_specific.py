@@ -297,6 +297,14 @@ def test_structural_kernel_matches_dense_lstsq(with_industry, duan):
     np.testing.assert_array_equal(e0_b, e0)
     np.testing.assert_array_equal(nfit_b, nfit)
     np.testing.assert_array_equal(sig_b, blend_twin(gamma, ts_var, sig))
+    # the output may be ts_var itself (each date's row is read before it is written)
+    in_place = ts_var.copy()
+    e0_i, nfit_i = np.empty(T), np.empty(T, np.int64)
+    structural_kernel(in_place, h, gamma, styles, ind if with_industry else np.zeros((1, 1), np.int32),
+                      with_industry, P, weights, cap, 60, K + 10, duan, 1.05, True, in_place, e0_i,
+                      nfit_i, np.empty((T, N), np.bool_))
+    np.testing.assert_array_equal(in_place, sig_b)
+    np.testing.assert_array_equal(e0_i, e0)
     assert np.isfinite(sig_b[3][tier[3] == 0]).all()  # no fit: sigma_TS where gamma = 1
     assert np.isnan(sig[3]).all() and nfit[3] == 0
     assert np.isnan(sig[0, :5]).all() and np.isfinite(sig[0, 5:]).all()

@@ -90,7 +90,7 @@ class SpecificRiskResult:
 class _Blended:
     """Intermediate results of steps 1-3 (internal)."""
 
-    ts_var: np.ndarray  # (T, N) sigma_TS^2
+    ts_var: np.ndarray | None  # (T, N) sigma_TS^2 (None once overwritten by sig_hat)
     n_obs: np.ndarray  # (T, N) int32
     gamma: np.ndarray  # (T, N)
     sig_str: np.ndarray | None  # (T, N) structural volatility (None when blended in place)
@@ -223,9 +223,10 @@ def specific_variance(
     bar = _progress_bar(progress)
     bl = _blended(u, styles, industry, n_industries, weights, cap, half_life=half_life, lags=lags,
                   window=window, min_obs=min_obs, full_obs=full_obs, blend=blend,
-                  structural_scale=structural_scale, bar=bar, keep_structural=False)
+                  structural_scale=structural_scale, bar=bar, keep_structural=False,
+                  keep_ts_var=shrink == 0)
     gamma, n_obs, e0, n_fit, complete = bl.gamma, bl.n_obs, bl.e0, bl.n_fit, bl.complete
-    ts_var = bl.ts_var if shrink == 0 else None
+    ts_var = bl.ts_var  # None with shrinkage: sigma_hat was written over it
     sig_hat = bl.sig_hat
     del bl  # the structural volatilities are no longer needed
     with np.errstate(invalid="ignore"):
@@ -273,13 +274,17 @@ def ts_stats(u: np.ndarray, *, half_life: float, lags: int, window: int, min_obs
 def structural_volatility(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, styles: np.ndarray,
                           industry: np.ndarray | None, n_industries: int, weights: np.ndarray,
                           cap: np.ndarray, *, min_obs: int, structural_scale: str | float,
-                          blend: bool = False, complete: np.ndarray | None = None
+                          blend: bool = False, complete: np.ndarray | None = None,
+                          out: np.ndarray | None = None
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Structural volatility (T, N), E0 (T,) and fit counts (T,) from the kernel.
 
     With ``blend`` the first array is the blended volatility ``sigma_hat`` instead (the
     kernel blends each name as it predicts it, see :func:`_blend`). ``complete`` (T, N)
-    bool, when given, receives the style-completeness mask of every name.
+    bool, when given, receives the style-completeness mask of every name. ``out`` (T, N)
+    float64 C-ordered, when given, receives the volatilities and is returned; it may be
+    ``ts_var`` itself (the kernel reads a date's row before it writes it), which saves a
+    (T, N) array when ``sigma_TS^2`` is not needed afterwards.
     """
     from riskmodel.kernels.specific import structural_kernel
 
@@ -288,11 +293,13 @@ def structural_volatility(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, 
     ind = industry if has_ind else np.zeros((1, 1), np.int32)
     duan = isinstance(structural_scale, str)
     scale = 1.0 if duan else float(structural_scale)
-    sig = np.empty((T, N))
+    sig = np.empty((T, N)) if out is None else out
     e0 = np.empty(T)
     nfit = np.empty(T, np.int64)
     if complete is None:
         complete = np.empty((T, N), np.bool_)
+    if out is not None and not (out.shape == (T, N) and out.dtype == np.float64 and out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-ordered float64 ({T}, {N}) array")
     structural_kernel(np.ascontiguousarray(ts_var), np.ascontiguousarray(h, dtype=np.int32),
                       np.ascontiguousarray(gamma), styles, ind, has_ind, int(n_industries),
                       weights, np.ascontiguousarray(cap), int(min_obs), int(K + _EXTRA_FIT_NAMES),
@@ -319,12 +326,14 @@ def _blend(gamma: np.ndarray, ts_var: np.ndarray, sig_str: np.ndarray, *, inplac
 def _blended(u: np.ndarray, styles: np.ndarray, industry: np.ndarray | None,
              n_industries: int, weights: np.ndarray, cap: np.ndarray, *, half_life: float, lags: int,
              window: int, min_obs: int, full_obs: int, blend: bool,
-             structural_scale: str | float, bar: Any = None, keep_structural: bool = True
-             ) -> _Blended:
+             structural_scale: str | float, bar: Any = None, keep_structural: bool = True,
+             keep_ts_var: bool = True) -> _Blended:
     """Steps 1-3: time series, blending weight, structural model, blended volatility.
 
     ``keep_structural=False`` lets the structural kernel blend each name as it predicts it
-    (``sig_str`` is then None), saving a (T, N) array and a pass.
+    (``sig_str`` is then None), saving a (T, N) array and a pass. With it,
+    ``keep_ts_var=False`` has the kernel write ``sigma_hat`` over ``sigma_TS^2``
+    (``ts_var`` is then None), saving another.
     """
     ts_var, h, gamma = ts_stats(u, half_life=half_life, lags=lags, window=window,
                                 min_obs=min_obs, full_obs=full_obs, blend=blend)
@@ -332,12 +341,15 @@ def _blended(u: np.ndarray, styles: np.ndarray, industry: np.ndarray | None,
     complete = np.empty(u.shape, np.bool_)
     sig, e0, nfit = structural_volatility(ts_var, h, gamma, styles, industry, n_industries, weights,
                                           cap, min_obs=min_obs, structural_scale=structural_scale,
-                                          blend=not keep_structural, complete=complete)
+                                          blend=not keep_structural, complete=complete,
+                                          out=None if keep_structural or keep_ts_var else ts_var)
     _tick(bar, "structural model")
     if keep_structural:
         sig_str, sig_hat = sig, _blend(gamma, ts_var, sig)
     else:
         sig_str, sig_hat = None, sig
+        if not keep_ts_var:
+            ts_var = None
     return _Blended(ts_var=ts_var, n_obs=h, gamma=gamma, sig_str=sig_str,
                     sig_hat=sig_hat, e0=e0, n_fit=nfit, complete=complete)
 
