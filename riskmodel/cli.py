@@ -122,14 +122,18 @@ def cmd_fit(args: argparse.Namespace) -> None:
     elif args.kind == "statistical":
         fit = rm.StatisticalFactorModel(n_factors=args.n_factors, progress=not args.quiet).fit(panel)
     else:
-        fit = rm.FactorRiskModel(
+        from riskmodel._precompile import compiling_ahead
+
+        model = rm.FactorRiskModel(
             styles=_split(args.styles),
             industry=_industry(args.industry),
             statistical_factors=args.k if args.kind == "hybrid" else 0,
             progress=not args.quiet,
             **forecasts,
             **settings,
-        ).fit(panel)
+        )
+        with compiling_ahead(*(["specific"] if model.covariance else [])):  # a first run compiles in two processes
+            fit = model.fit(panel)
     rm.save(fit, args.output)
     print(fit.summary())
     print(f"wrote {args.output}")
@@ -267,9 +271,11 @@ def cmd_alpha(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    from riskmodel._precompile import compiling_ahead
     from riskmodel.demo import run_demo
 
-    run_demo(Path(args.output), n_stocks=args.stocks, n_days=args.days, seed=args.seed)
+    with compiling_ahead("specific", "operator"):  # a first run compiles in two processes
+        run_demo(Path(args.output), n_stocks=args.stocks, n_days=args.days, seed=args.seed)
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

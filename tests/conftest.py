@@ -11,6 +11,23 @@ import pytest  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 _PANEL_FILE = SHARED_DATA / "us_equities_20070103_20161230.csv.gz"
+_HELPER = pytest.StashKey[object]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """On a cold numba cache (a fresh CI machine) a helper process compiles the specific-risk
+    and operator kernels while the first tests compile the early stages' kernels."""
+    from riskmodel._precompile import compiling_ahead
+
+    helper = compiling_ahead("specific", "operator")
+    helper.__enter__()
+    session.config.stash[_HELPER] = helper
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    helper = session.config.stash.get(_HELPER, None)
+    if helper is not None:
+        helper.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")
