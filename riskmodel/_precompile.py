@@ -117,12 +117,15 @@ def compiling_ahead(*stages: str) -> Iterator[subprocess.Popen | None]:
         kernels = _stage_kernels()
         needed = tuple(s for s in stages if not all(is_cached(k) for k in kernels[s]))
         if needed:
-            proc = subprocess.Popen(
-                _helper_command(needed),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            try:
+                proc = subprocess.Popen(
+                    _helper_command(needed),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            except OSError:  # no interpreter to start (embedded Python) or no processes left
+                proc = None
     try:
         yield proc
     finally:

@@ -59,3 +59,13 @@ def test_helper_can_be_switched_off_and_stages_are_checked(monkeypatch):
 
 def test_is_cached_is_false_for_a_function_numba_does_not_cache():
     assert not pc.is_cached(len)
+
+
+def test_no_helper_when_a_process_cannot_start(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("no processes left")
+
+    monkeypatch.setattr(pc, "is_cached", lambda kernel: False)
+    monkeypatch.setattr(pc.subprocess, "Popen", refuse)
+    with pc.compiling_ahead("specific") as helper:  # the command goes on without a helper
+        assert helper is None
