@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
@@ -267,41 +267,44 @@ class FactorRiskModel:
                 from riskmodel.covariance.factor import factor_covariance
                 from riskmodel.covariance.specific import specific_variance
 
-                factor_cov = factor_covariance(wls.factor_returns, **factor_covariance_kwargs(self))
+                factor_cov = factor_covariance(wls.factor_returns, **factor_covariance_kwargs(settings))
                 progress.advance()
-                specific = specific_variance(wls.residuals, exposures, **specific_variance_kwargs(self))
+                specific = specific_variance(wls.residuals, exposures, **specific_variance_kwargs(settings))
                 progress.advance()
         return FittedFactorModel._from_parts(panel, exposures, wls, factor_cov, specific, settings)
 
 
 # The helpers below are shared with riskmodel.scale (the chunked fit runs the same stages
-# with the same settings); they are not part of the public API.
+# with the same settings) and riskmodel.timeseries (the same forecasts on other factors);
+# they are not part of the public API.
 
 
-def factor_covariance_kwargs(model: FactorRiskModel) -> dict[str, Any]:
-    """The keyword settings ``model.fit`` passes to :func:`~riskmodel.covariance.factor.factor_covariance`."""
-    return dict(
-        vol_half_life=model.vol_half_life,
-        vol_lags=model.vol_lags,
-        corr_half_life=model.corr_half_life,
-        corr_lags=model.corr_lags,
-        eigen_sims=model.eigen_sims,
-        eigen_scale=model.eigen_scale,
-        eigen_every=model.eigen_every,
-        vra_half_life=model.vra_half_life,
-        seed=model.seed,
-    )
+def factor_covariance_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords of :func:`~riskmodel.covariance.factor.factor_covariance` from an estimator's
+    settings (named as :class:`FactorRiskModel`'s)."""
+    return {
+        "vol_half_life": settings["vol_half_life"],
+        "vol_lags": settings["vol_lags"],
+        "corr_half_life": settings["corr_half_life"],
+        "corr_lags": settings["corr_lags"],
+        "eigen_sims": settings["eigen_sims"],
+        "eigen_scale": settings["eigen_scale"],
+        "eigen_every": settings["eigen_every"],
+        "vra_half_life": settings["vra_half_life"],
+        "seed": settings["seed"],
+    }
 
 
-def specific_variance_kwargs(model: FactorRiskModel) -> dict[str, Any]:
-    """The keyword settings ``model.fit`` passes to :func:`~riskmodel.covariance.specific.specific_variance`."""
-    return dict(
-        half_life=model.specific_half_life,
-        lags=model.specific_lags,
-        blend=model.blend,
-        shrink=model.shrink,
-        vra_half_life=model.specific_vra_half_life,
-    )
+def specific_variance_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords of :func:`~riskmodel.covariance.specific.specific_variance` from an
+    estimator's settings (named as :class:`FactorRiskModel`'s)."""
+    return {
+        "half_life": settings["specific_half_life"],
+        "lags": settings["specific_lags"],
+        "blend": settings["blend"],
+        "shrink": settings["shrink"],
+        "vra_half_life": settings["specific_vra_half_life"],
+    }
 
 
 def with_fixed_styles(exposures, panel: xr.Dataset, names: list[str]):

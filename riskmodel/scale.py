@@ -150,7 +150,7 @@ def _date_chunks(panel: xr.Dataset, date_chunk: int | None, lag: int) -> tuple[i
     return tuple(chunks) if chunks else (0,)
 
 
-def prepare_for_disk(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.Dataset, _Layout, dict]:
+def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.Dataset, _Layout, dict]:
     """Check the panel against the model, normalise coordinates and chunk it along date."""
     from riskmodel.model import check_model_settings
     from riskmodel.panel import validate_panel
@@ -324,7 +324,7 @@ def _specific_settings(model: Any) -> dict[str, Any]:
 
     defaults = {k: p.default for k, p in inspect.signature(specific_variance).parameters.items()
                 if p.default is not inspect.Parameter.empty}
-    s = dict(defaults, **specific_variance_kwargs(model))
+    s = dict(defaults, **specific_variance_kwargs(model.get_params()))
     s["window"] = check_settings(s["half_life"], s["lags"], s["window"], s["min_obs"], s["full_obs"],
                                  s["shrink"], s["n_groups"], s["structural_scale"], s["vra_half_life"])
     return s
@@ -582,7 +582,7 @@ def fit_chunked(
             raise ModelFileError(
                 f"cannot write {str(target)!r}: the folder {str(target.parent)!r} does not exist; create it first"
             )
-    sub, layout, settings = prepare_for_disk(model, panel, date_chunk)
+    sub, layout, settings = _prepare(model, panel, date_chunk)
     stock_chunk = _stock_chunk(len(layout.dates), len(layout.stocks), stock_chunk)
     tmp = scratch = None
     if target is not None:
@@ -651,7 +651,7 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
     (b2,) = dask.compute(_b2_series(fitted, shrunk, layout), **sink.kwargs)
     pre = shrunk[["pre_vra_var"]]
     lam = vra_multiplier(np.asarray(b2.values), s["vra_half_life"])
-    fcov = factor_covariance(np.ascontiguousarray(fitted["factor_returns"].values), **factor_covariance_kwargs(model))
+    fcov = factor_covariance(np.ascontiguousarray(fitted["factor_returns"].values), **factor_covariance_kwargs(model.get_params()))
     spec = _final_specific(pre["pre_vra_var"], lam).to_dataset()
     spec, _ = sink.put(spec)
     factors = layout.factors

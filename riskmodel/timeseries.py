@@ -39,7 +39,12 @@ from riskmodel.errors import (
     VariableTypeError,
 )
 from riskmodel.fitted import FittedModel
-from riskmodel.model import PARAMETERS as _MODEL_PARAMETERS, FactorRiskModel
+from riskmodel.model import (
+    PARAMETERS as _MODEL_PARAMETERS,
+    FactorRiskModel,
+    factor_covariance_kwargs,
+    specific_variance_kwargs,
+)
 
 __all__ = ["TimeSeriesFactorModel", "FittedTimeSeriesModel", "LoadingsFittedModel"]
 
@@ -210,18 +215,7 @@ def forecasts(
     from riskmodel.covariance.specific import specific_variance
 
     n_dates, n_stocks = residuals.shape
-    fc = factor_covariance(
-        f,
-        vol_half_life=settings["vol_half_life"],
-        vol_lags=settings["vol_lags"],
-        corr_half_life=settings["corr_half_life"],
-        corr_lags=settings["corr_lags"],
-        eigen_sims=settings["eigen_sims"],
-        eigen_scale=settings["eigen_scale"],
-        eigen_every=settings["eigen_every"],
-        vra_half_life=settings["vra_half_life"],
-        seed=settings["seed"],
-    )
+    fc = factor_covariance(f, **factor_covariance_kwargs(settings))
     shrink = settings["shrink"]
     if cap is None:
         cap = np.ones((n_dates, n_stocks))
@@ -238,13 +232,7 @@ def forecasts(
         stocks=stocks,
     )
     spec = specific_variance(
-        np.ascontiguousarray(residuals),
-        exposures,
-        half_life=settings["specific_half_life"],
-        lags=settings["specific_lags"],
-        blend=settings["blend"],
-        shrink=shrink,
-        vra_half_life=settings["specific_vra_half_life"],
+        np.ascontiguousarray(residuals), exposures, **{**specific_variance_kwargs(settings), "shrink": shrink}
     )
     return fc, spec
 
