@@ -132,11 +132,18 @@ def cmd_fit(args: argparse.Namespace) -> None:
             **forecasts,
             **settings,
         )
-        with compiling_ahead(*(["specific"] if model.covariance else [])):  # a first run compiles in two processes
+        with compiling_ahead(*(["specific"] if model.covariance else [])) as helper:  # a first run compiles in two processes
+            _first_run_notice(helper)
             fit = model.fit(panel)
     rm.save(fit, args.output)
     print(fit.summary())
     print(f"wrote {args.output}")
+
+
+def _first_run_notice(helper: object | None) -> None:
+    """Say why a first run is slow (a helper is started only when the kernels are not cached)."""
+    if helper is not None:
+        print("first run on this machine: compiling the numba kernels (cached for later runs)", file=sys.stderr)
 
 
 def _read_factor_file(path: str) -> pd.DataFrame:
@@ -274,7 +281,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from riskmodel._precompile import compiling_ahead
     from riskmodel.demo import run_demo
 
-    with compiling_ahead("specific", "operator"):  # a first run compiles in two processes
+    with compiling_ahead("specific", "operator") as helper:  # a first run compiles in two processes
+        _first_run_notice(helper)
         run_demo(Path(args.output), n_stocks=args.stocks, n_days=args.days, seed=args.seed)
 
 

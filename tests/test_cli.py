@@ -186,3 +186,27 @@ def test_fit_setting_errors_are_one_line(files, tmp_path, capsys, extra, message
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_first_run_says_it_compiles_and_stops_its_helper(files, tmp_path, capsys, monkeypatch):
+    from riskmodel import _precompile
+
+    started = []
+    real = _precompile.subprocess.Popen
+
+    def popen(*args, **kwargs):
+        started.append(real(*args, **kwargs))
+        return started[-1]
+
+    _, panel, _ = files
+    monkeypatch.setattr(_precompile, "is_cached", lambda kernel: False)  # as on a new install
+    monkeypatch.setattr(_precompile.subprocess, "Popen", popen)
+    capsys.readouterr()
+    assert main(["fit", str(panel), "-o", str(tmp_path / "m.nc"), "-q"]) == 0
+    assert "first run on this machine: compiling the numba kernels" in capsys.readouterr().err
+    assert len(started) == 1 and started[0].args[-1] == "specific"
+    assert started[0].poll() is not None  # the helper does not outlive the command
+    # with the kernels cached, nothing is started and nothing is said
+    monkeypatch.undo()
+    assert main(["fit", str(panel), "-o", str(tmp_path / "m2.nc"), "-q"]) == 0
+    assert "first run" not in capsys.readouterr().err
