@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["compiling_ahead", "STAGES"]
+__all__ = ["STAGES", "compiling_ahead", "is_cached"]
 
 
 def _specific() -> None:
