@@ -53,39 +53,61 @@ def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_g
     m = out_x.shape[1]
     w0 = W[p0]
     w1 = W[p1]
-    # ---- x = Bᵀ w: dense columns by dot products, folded ones through the group sums
-    c = 0
-    while c + 2 <= kd:  # two columns per sweep: each weight loaded once for four products
-        ba = dense_t[c]
-        bb = dense_t[c + 1]
-        s0a = 0.0
-        s0b = 0.0
-        s1a = 0.0
-        s1b = 0.0
-        for i in range(N):
-            s0a += w0[i] * ba[i]
-            s0b += w0[i] * bb[i]
-            s1a += w1[i] * ba[i]
-            s1b += w1[i] * bb[i]
-        out_x[p0, dense_cols[c]] = s0a
-        out_x[p0, dense_cols[c + 1]] = s0b
-        out_x[p1, dense_cols[c]] = s1a
-        out_x[p1, dense_cols[c + 1]] = s1b
-        c += 2
-    if c < kd:
-        b = dense_t[c]
-        s0 = 0.0
-        s1 = 0.0
-        for i in range(N):
-            s0 += w0[i] * b[i]
-            s1 += w1[i] * b[i]
-        out_x[p0, dense_cols[c]] = s0
-        out_x[p1, dense_cols[c]] = s1
+    # ---- x = Bᵀ w, Σ d w²: one pass over the rows, a chunk at a time (the chunk of both rows
+    # stays in L1 across the sweeps over the dense columns), group sums by scatter
+    xd = np.zeros((kd, 2))
     acc = np.zeros((G, 2))
-    for i in range(N):
-        g = codes[i]
-        acc[g, 0] += w0[i]
-        acc[g, 1] += w1[i]
+    spec0 = 0.0
+    spec1 = 0.0
+    for lo in range(0, N, _CHUNK):
+        hi = min(lo + _CHUNK, N)
+        n = hi - lo
+        a0 = w0[lo:hi]
+        a1 = w1[lo:hi]
+        c = 0
+        while c + 2 <= kd:  # two columns per sweep: each weight loaded once for four products
+            ba = dense_t[c, lo:hi]
+            bb = dense_t[c + 1, lo:hi]
+            s0a = 0.0
+            s0b = 0.0
+            s1a = 0.0
+            s1b = 0.0
+            for i in range(n):
+                s0a += a0[i] * ba[i]
+                s0b += a0[i] * bb[i]
+                s1a += a1[i] * ba[i]
+                s1b += a1[i] * bb[i]
+            xd[c, 0] += s0a
+            xd[c + 1, 0] += s0b
+            xd[c, 1] += s1a
+            xd[c + 1, 1] += s1b
+            c += 2
+        if c < kd:
+            ba = dense_t[c, lo:hi]
+            s0a = 0.0
+            s1a = 0.0
+            for i in range(n):
+                s0a += a0[i] * ba[i]
+                s1a += a1[i] * ba[i]
+            xd[c, 0] += s0a
+            xd[c, 1] += s1a
+        if mode != MODE_EXPOSURES:  # (d is a placeholder then)
+            dc = d[lo:hi]
+            s0a = 0.0
+            s1a = 0.0
+            for i in range(n):
+                s0a += dc[i] * a0[i] * a0[i]
+                s1a += dc[i] * a1[i] * a1[i]
+            spec0 += s0a
+            spec1 += s1a
+        cc = codes[lo:hi]
+        for i in range(n):
+            g = cc[i]
+            acc[g, 0] += a0[i]
+            acc[g, 1] += a1[i]
+    for c in range(kd):
+        out_x[p0, dense_cols[c]] = xd[c, 0]
+        out_x[p1, dense_cols[c]] = xd[c, 1]
     xf = np.zeros((m, 2))  # local: a lone row (p0 == p1) must not accumulate twice
     for e in range(nnz):  # x_fold = lookupᵀ acc over the lookup's nonzeros
         xf[nz_factor[e], 0] += nz_value[e] * acc[nz_group[e], 0]
@@ -95,7 +117,7 @@ def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_g
         out_x[p1, fold_cols[j]] = xf[fold_cols[j], 1]
     if mode == MODE_EXPOSURES:
         return
-    # ---- F x, xᵀ F x, Σ d w², 1/σ (both rows per load of F and d)
+    # ---- F x, xᵀ F x, 1/σ (both rows per load of F)
     x0 = out_x[p0]
     x1 = out_x[p1]
     fx0 = out_fx[p0]
@@ -112,11 +134,6 @@ def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_g
         fx1[a] = s1
         fvar0 += s0 * x0[a]
         fvar1 += s1 * x1[a]
-    spec0 = 0.0
-    spec1 = 0.0
-    for i in range(N):
-        spec0 += d[i] * w0[i] * w0[i]
-        spec1 += d[i] * w1[i] * w1[i]
     out_fvar[p0] = fvar0
     out_fvar[p1] = fvar1
     out_spec[p0] = spec0
