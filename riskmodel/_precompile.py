@@ -63,18 +63,25 @@ def _operator() -> None:
     cov.decompose(rng.standard_normal((3, n_stocks)))
 
 
-#: Stage name -> the tiny run that compiles its kernels, in the order a demo reaches them.
-STAGES: dict[str, Callable[[], None]] = {"specific": _specific, "operator": _operator}
+def _specific_kernels() -> list[Any]:
+    from riskmodel.kernels import specific
+
+    return [specific.specific_ts_kernel, specific.structural_kernel, specific.shrink_kernel,
+            specific.vra_terms_kernel]
 
 
-def _stage_kernels() -> dict[str, list[Any]]:
-    from riskmodel.kernels import operator, specific
+def _operator_kernels() -> list[Any]:
+    from riskmodel.kernels import operator
 
-    return {
-        "specific": [specific.specific_ts_kernel, specific.structural_kernel, specific.shrink_kernel,
-                     specific.vra_terms_kernel],
-        "operator": [operator.grouped_rows_kernel],
-    }
+    return [operator.grouped_rows_kernel]
+
+
+#: Stage name -> (the tiny run that compiles its kernels, the kernels it compiles), in the
+#: order a demo reaches them. The kernels are imported on demand (numba dispatchers).
+STAGES: dict[str, tuple[Callable[[], None], Callable[[], list[Any]]]] = {
+    "specific": (_specific, _specific_kernels),
+    "operator": (_operator, _operator_kernels),
+}
 
 
 def is_cached(kernel: Any) -> bool:
@@ -114,8 +121,7 @@ def compiling_ahead(*stages: str) -> Iterator[subprocess.Popen | None]:
         raise ValueError(f"unknown stage(s) {unknown}; known: {sorted(STAGES)}")
     proc = None
     if os.environ.get("RISKMODEL_PRECOMPILE", "1") != "0":
-        kernels = _stage_kernels()
-        needed = tuple(s for s in stages if not all(is_cached(k) for k in kernels[s]))
+        needed = tuple(s for s in stages if not all(is_cached(k) for k in STAGES[s][1]()))
         if needed:
             try:
                 proc = subprocess.Popen(
@@ -144,7 +150,7 @@ def main(argv: list[str]) -> int:
 
     warnings.simplefilter("ignore")
     for stage in argv:
-        STAGES[stage]()
+        STAGES[stage][0]()
     return 0
 
 

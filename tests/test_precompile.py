@@ -16,7 +16,7 @@ def kernels_after_a_fit() -> dict[str, dict[object, set]]:
     fit = rm.FactorRiskModel(styles=["size", "value"], eigen_sims=20, progress=False).fit(panel)
     cov = fit.covariance()
     cov.decompose(np.full((2, cov.n_stocks), 1.0 / cov.n_stocks))
-    return {stage: {k: set(k.signatures) for k in ks} for stage, ks in pc._stage_kernels().items()}
+    return {stage: {k: set(k.signatures) for k in kernels()} for stage, (_, kernels) in pc.STAGES.items()}
 
 
 @pytest.mark.parametrize("stage", sorted(pc.STAGES))
@@ -25,14 +25,14 @@ def test_helper_runs_compile_the_signatures_a_fit_uses(kernels_after_a_fit, stag
     # asks for (and leave the fit's to compile); it must add none
     for kernel, signatures in kernels_after_a_fit[stage].items():
         assert signatures, f"the fit did not use {kernel.py_func.__name__}"
-    pc.STAGES[stage]()
+    pc.STAGES[stage][0]()
     for kernel, signatures in kernels_after_a_fit[stage].items():
         assert set(kernel.signatures) == signatures, kernel.py_func.__name__
 
 
 def test_compiled_kernels_are_cached_and_no_helper_starts(kernels_after_a_fit):
-    for kernels in pc._stage_kernels().values():
-        assert all(pc.is_cached(k) for k in kernels)
+    for _, kernels in pc.STAGES.values():
+        assert all(pc.is_cached(k) for k in kernels())
     with pc.compiling_ahead(*pc.STAGES) as helper:
         assert helper is None
 
