@@ -101,6 +101,95 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}: {panel.sizes['date']} dates x {panel.sizes['stock']} stocks, styles {panel.attrs['styles']}")
 
 
+#: The ``riskmodel panel`` source that names the bundled real data (``rm.load_us_equities``).
+US_EQUITIES = "us-equities"
+
+
+def cmd_panel(args: argparse.Namespace) -> None:
+    import riskmodel as rm
+    from riskmodel.descriptors import DESCRIPTORS, add_descriptors
+
+    storage_format(args.output)  # fail before the long work, not after
+    if args.source == US_EQUITIES:
+        panel = rm.load_us_equities(args.data)
+        styles: list[str] = []
+        default_descriptors = list(DESCRIPTORS)
+    else:
+        if args.data:
+            raise InvalidParameterError(f"--data applies to the {US_EQUITIES!r} source; a CSV source is its own file")
+        panel = _panel_from_csv(args)
+        styles = _split(args.styles) or []
+        absent = [name for name in styles if name not in panel.data_vars]
+        if absent:
+            raise PanelError(f"--styles {absent}: not columns of {args.source} (it has {sorted(map(str, panel.data_vars))})")
+        default_descriptors = []
+    panel.attrs["styles"] = styles
+    descriptors = _descriptor_names(args.descriptors, default_descriptors)
+    if descriptors:  # on the whole history, so that a later --start keeps its 12-month momentum
+        panel = add_descriptors(panel, descriptors)
+    panel = _date_window(panel, args.start, args.end)
+    pooled = ""
+    if args.pool_into:
+        panel["industry_pooled"] = rm.pool_thin_industries(panel, "industry", args.pool_into, min_size=args.min_industry_size)
+        pooled = f"; industry_pooled ({panel['industry_pooled'].attrs['n_pooled']} thin (date, stock) cells pooled)"
+    rm.save(panel, args.output)
+    no_return = ""
+    if "returns" in panel:
+        n_empty = int((~np.isfinite(panel["returns"].to_numpy())).all(axis=0).sum())
+        no_return = f" ({n_empty} without a return)" if n_empty else ""
+    first, last = (pd.Timestamp(panel["date"].values[i]).date() for i in (0, -1))
+    print(f"wrote {args.output}: {panel.sizes['date']} dates ({first} .. {last}) x {panel.sizes['stock']} stocks"
+          f"{no_return}; styles {list(panel.attrs['styles'])}{pooled}")
+
+
+def _panel_from_csv(args: argparse.Namespace):
+    import riskmodel as rm
+
+    path = Path(args.source)
+    if not path.exists():
+        raise PanelError(f"{path}: no such file (give a long CSV, one row per date and stock, or {US_EQUITIES!r})")
+    frame = _read_csv(path, "panel CSV")
+    for flag, column in (("--date-column", args.date_column), ("--stock-column", args.stock_column)):
+        if column not in frame.columns:
+            raise PanelError(f"{path}: no column {column!r} (name it with {flag}); the columns are {list(map(str, frame.columns))}")
+    return rm.panel_from_long(frame, date=args.date_column, stock=args.stock_column, static=_split(args.static))
+
+
+def _descriptor_names(text: str | None, default: list[str]) -> list[str]:
+    from riskmodel.descriptors import DESCRIPTORS
+
+    if text is None:
+        return default
+    if text.strip().lower() == "none":
+        return []
+    if text.strip().lower() == "all":
+        return list(DESCRIPTORS)
+    names = _split(text) or []
+    unknown = [name for name in names if name not in DESCRIPTORS]
+    if unknown:
+        raise InvalidParameterError(f"--descriptors {unknown}: unknown; choose among {', '.join(DESCRIPTORS)}, all or none")
+    return names
+
+
+def _date_window(panel, start: str | None, end: str | None):
+    if start is None and end is None:
+        return panel
+    bounds = []
+    for flag, value in (("--start", start), ("--end", end)):
+        try:
+            bounds.append(None if value is None else pd.Timestamp(value))
+        except ValueError as exc:
+            raise InvalidParameterError(f"{flag} {value!r}: not a date ({exc})") from None
+    if bounds[0] is not None and bounds[1] is not None and bounds[0] > bounds[1]:
+        raise InvalidParameterError(f"--start {start} is after --end {end}")
+    cut = panel.sel(date=slice(*bounds))
+    if cut.sizes["date"] < 2:
+        first, last = (pd.Timestamp(panel["date"].values[i]).date() for i in (0, -1))
+        window = " ".join(f"{flag} {value}" for flag, value in (("--start", start), ("--end", end)) if value is not None)
+        raise InvalidParameterError(f"{window} keeps {cut.sizes['date']} date(s) of {first} .. {last}; a panel needs 2")
+    return cut
+
+
 def cmd_fit(args: argparse.Namespace) -> None:
     import riskmodel as rm
 
@@ -146,26 +235,51 @@ def _first_run_notice(helper: object | None) -> None:
         print("first run on this machine: compiling the numba kernels (cached for later runs)", file=sys.stderr)
 
 
-def _read_factor_file(path: str) -> pd.DataFrame:
+def _read_csv(path: str | Path, what: str, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` with a missing, empty or malformed file as one-line user errors."""
     if not Path(path).exists():
-        raise PanelError(f"{path}: no such factor file")
-    frame = pd.read_csv(path, index_col=0, parse_dates=True)
-    if not isinstance(frame.index, pd.DatetimeIndex) or frame.shape[1] == 0:
+        raise PanelError(f"{path}: no such {what}")
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise PanelError(f"{path}: the {what} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise PanelError(f"{path}: not a readable CSV {what} ({reason})") from None
+
+
+def _numeric(frame: pd.DataFrame, path: str, row_name: str, what: str) -> pd.DataFrame:
+    """The frame as numbers; a cell that is not one is named by its row and column."""
+    numbers = frame.apply(pd.to_numeric, errors="coerce")
+    bad = numbers.isna().to_numpy() & frame.notna().to_numpy()
+    if bad.any():
+        i, j = (int(k[0]) for k in np.nonzero(bad))
+        row = frame.index[i]
+        row = row.date() if isinstance(row, pd.Timestamp) else repr(row)
+        raise PanelError(f"{path}: {what} {frame.iat[i, j]!r} of {row_name} {row} in column {frame.columns[j]!r} is not a number")
+    return numbers
+
+
+def _read_factor_file(path: str) -> pd.DataFrame:
+    frame = _read_csv(path, "factor file", index_col=0)
+    try:
+        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index))
+    except (ValueError, TypeError):
+        frame = frame.iloc[:0, :0]
+    if frame.shape[1] == 0:
         raise PanelError(f"{path}: expected a date column first and one column of returns per factor")
-    return frame.apply(pd.to_numeric, errors="raise")
+    return _numeric(frame, path, "date", "return")
 
 
 def _read_weights(path: str) -> pd.DataFrame:
-    if not Path(path).exists():
-        raise PanelError(f"{path}: no such weights file")
-    frame = pd.read_csv(path)
+    frame = _read_csv(path, "weights file")
     if "stock" not in frame.columns or frame.shape[1] < 2:
         raise PanelError(f"{path}: weights need a 'stock' column and one column of weights per portfolio")
     frame = frame.set_index("stock")
     frame.index = frame.index.astype(str)
     if frame.index.has_duplicates:
         raise PanelError(f"{path}: stock {frame.index[frame.index.duplicated()][0]!r} appears twice")
-    return frame.apply(pd.to_numeric, errors="raise")
+    return _numeric(frame, path, "stock", "weight")
 
 
 def cmd_risk(args: argparse.Namespace) -> None:
@@ -233,9 +347,7 @@ def _audit_labels(fit, args: argparse.Namespace):
     import xarray as xr
 
     if args.labels:
-        if not Path(args.labels).exists():
-            raise PanelError(f"{args.labels}: no such labels file")
-        frame = pd.read_csv(args.labels)
+        frame = _read_csv(args.labels, "labels file")
         if frame.shape[1] < 2:
             raise PanelError(f"{args.labels}: labels need two columns: stock, label")
         series = pd.Series(frame.iloc[:, 1].astype(str).to_numpy(), index=frame.iloc[:, 0].astype(str).to_numpy())
@@ -318,6 +430,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-corr", type=float, default=0.15)
     p.add_argument("--spend", action="store_true", help="add a simulated card-spend variable")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("panel", help="write a panel file from a long CSV or the bundled S&P 500 data")
+    p.add_argument(
+        "source",
+        help=f"a long CSV, one row per date and stock (.csv or .csv.gz), or {US_EQUITIES!r}: the real "
+        "S&P 500 daily data 2007-2016 (returns, caps, GICS sectors and industries)",
+    )
+    p.add_argument("-o", "--output", required=True, help="panel file (.nc or .zarr)")
+    p.add_argument("--data", help=f"{US_EQUITIES}: the data file or its folder (default $RISKMODEL_DATA or ../shared/data)")
+    p.add_argument("--date-column", default="date", help="CSV: the date column (default: date)")
+    p.add_argument("--stock-column", default="stock", help="CSV: the stock-id column (default: stock)")
+    p.add_argument("--static", help="CSV: comma-separated columns constant per stock, e.g. industry,sector")
+    p.add_argument("--styles", help="CSV: comma-separated columns that are style characteristics")
+    p.add_argument(
+        "--descriptors",
+        help="comma-separated style descriptors to compute from returns, caps and dollar volume "
+        "(size, momentum, reversal, volatility, liquidity, beta), 'all' or 'none' "
+        f"(default: all for {US_EQUITIES}, none for a CSV); computed on the whole history",
+    )
+    p.add_argument("--start", help="first date to keep (inclusive)")
+    p.add_argument("--end", help="last date to keep (inclusive)")
+    p.add_argument(
+        "--pool-into",
+        metavar="PARENT",
+        help="add 'industry_pooled': each date's thin industries pooled into their PARENT group (e.g. "
+        "sector); fit it with --industry industry_pooled",
+    )
+    p.add_argument("--min-industry-size", type=int, default=5,
+                   help="--pool-into: an industry with fewer members on a date is thin (default 5, the model's)")
+    p.set_defaults(func=cmd_panel)
 
     p = sub.add_parser("fit", help="fit a factor risk model on a panel")
     p.add_argument("panel", help="panel file (.nc or .zarr)")

@@ -210,3 +210,112 @@ def test_a_first_run_says_it_compiles_and_stops_its_helper(files, tmp_path, caps
     monkeypatch.undo()
     assert main(["fit", str(panel), "-o", str(tmp_path / "m2.nc"), "-q"]) == 0
     assert "first run" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# riskmodel panel: a long CSV or the bundled real data into a panel file
+# ---------------------------------------------------------------------------------------
+
+
+def _long_csv(panel_path, path, n_stocks=40):
+    """A long CSV (one row per date and stock, rows shuffled) of part of the simulated panel."""
+    import riskmodel as rm
+
+    panel = rm.load(panel_path).isel(stock=slice(0, n_stocks))
+    frame = panel[["returns", "market_cap", "value", "momentum"]].to_dataframe().reset_index()
+    frame["industry"] = np.asarray(panel["industry"].values)[pd.Index(panel["stock"].values).get_indexer(frame["stock"])]
+    frame = frame.sample(frac=1.0, random_state=0).rename(columns={"stock": "ticker", "date": "day"})
+    frame.to_csv(path, index=False)
+    return panel
+
+
+def test_panel_from_a_long_csv(files, tmp_path, capsys):
+    import riskmodel as rm
+    from riskmodel.descriptors import add_descriptors
+
+    _, panel_path, _ = files
+    csv = tmp_path / "long.csv.gz"
+    source = _long_csv(panel_path, csv)
+    out = tmp_path / "from_csv.nc"
+    capsys.readouterr()
+    argv = ["panel", str(csv), "-o", str(out), "--date-column", "day", "--stock-column", "ticker",
+            "--static", "industry", "--styles", "value,momentum", "--descriptors", "size,reversal"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "420 dates" in printed and "40 stocks" in printed
+    built = rm.load(out)
+    assert list(built.attrs["styles"]) == ["value", "momentum", "size", "reversal"]
+    for name in ("returns", "market_cap", "value", "momentum"):  # cell for cell, whatever the row order
+        np.testing.assert_array_equal(built[name].transpose("date", "stock").values,
+                                      source[name].transpose("date", "stock").values, err_msg=name)
+    assert built["industry"].dims == ("stock",)
+    np.testing.assert_array_equal(built["industry"].values.astype(str), source["industry"].values.astype(str))
+    expected = add_descriptors(source[["returns", "market_cap"]], ["size", "reversal"])
+    np.testing.assert_allclose(built["reversal"].values, expected["reversal"].values, rtol=0, atol=0, equal_nan=True)
+    # a later --start keeps the descriptors of the whole history (21-day reversal on the first kept day)
+    cut = tmp_path / "cut.nc"
+    start = str(pd.Timestamp(source["date"].values[100]).date())
+    assert main([*argv[:3], str(cut), *argv[4:], "--start", start]) == 0
+    late = rm.load(cut)
+    assert late.sizes["date"] == 320
+    np.testing.assert_array_equal(late["reversal"].values, expected["reversal"].isel(date=slice(100, None)).values)
+    assert np.isfinite(late["reversal"].isel(date=0).values).all()
+    # and the panel fits from the command line
+    assert main(["fit", str(out), "-o", str(tmp_path / "m.nc"), "-q", "--set", "eigen_sims=0"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["panel", "{root}/none.csv", "-o", "{out}"], "no such file"),
+        (["panel", "{empty}", "-o", "{out}"], "the panel CSV is empty"),
+        (["panel", "{csv}", "-o", "{out}"], "no column 'date' (name it with --date-column)"),
+        (["panel", "{csv}", "-o", "{out}", "--stock-column", "ticker", "--date-column", "day", "--styles", "nope"], "--styles ['nope']: not columns"),
+        (["panel", "{csv}", "-o", "{out}", "--stock-column", "ticker", "--date-column", "day", "--descriptors", "size,quality"], "--descriptors ['quality']: unknown"),
+        (["panel", "{csv}", "-o", "{out}", "--stock-column", "ticker", "--date-column", "day", "--end", "1999-01-01"], "--end 1999-01-01 keeps 0 date(s)"),
+        (["panel", "{csv}", "-o", "{out}", "--stock-column", "ticker", "--date-column", "day", "--start", "tomorrowish"], "--start 'tomorrowish': not a date"),
+        (["panel", "{csv}", "-o", "{out}", "--data", "{root}"], "--data applies to the 'us-equities' source"),
+        (["panel", "{csv}", "-o", "{root}/p.txt"], "suffix"),
+        (["risk", "{model}", "--weights", "{empty}"], "the weights file is empty"),
+        (["risk", "{model}", "--weights", "{broken}"], "not a readable CSV weights file"),
+        (["risk", "{model}", "--weights", "{text_weight}"], "weight 'abc' of stock 'S0001' in column 'a' is not a number"),
+        (["fit", "{panel}", "-o", "{out}", "--kind", "time-series", "--factors", "{text_return}"], "return 'x' of date 2020-01-03 in column 'mkt' is not a number"),
+        (["audit", "{model}", "--labels", "{empty}"], "the labels file is empty"),
+    ],
+)
+def test_csv_input_errors_are_one_line(files, tmp_path, capsys, argv, message):
+    root, panel, model = files
+    csv = tmp_path / "long.csv"
+    _long_csv(panel, csv, n_stocks=5)
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "broken.csv").write_text('stock,a\nS0000,1\n"S0001,2\n')
+    (tmp_path / "text_weight.csv").write_text("stock,a\nS0000,0.5\nS0001,abc\n")
+    (tmp_path / "text_return.csv").write_text("date,mkt\n2020-01-02,0.01\n2020-01-03,x\n")
+    values = {"root": tmp_path, "out": tmp_path / "out.nc", "csv": csv, "model": model, "panel": panel,
+              **{name: tmp_path / f"{name}.csv" for name in ("empty", "broken", "text_weight", "text_return")}}
+    capsys.readouterr()
+    assert main([a.format(**values) for a in argv]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out.nc").exists()
+
+
+def test_panel_from_the_real_data(shared_data_dir, tmp_path, capsys):
+    import riskmodel as rm
+
+    out = tmp_path / "sp500.nc"
+    capsys.readouterr()
+    assert main(["panel", "us-equities", "-o", str(out), "--data", str(shared_data_dir), "--start", "2016-07-01",
+                 "--pool-into", "sector"]) == 0
+    assert "x 491 stocks" in capsys.readouterr().out
+    panel = rm.load(out)
+    assert list(panel.attrs["styles"]) == ["size", "momentum", "reversal", "volatility", "liquidity", "beta"]
+    assert str(pd.Timestamp(panel["date"].values[0]).date()) >= "2016-07-01"
+    # 12-month momentum on the first kept day: the descriptors were computed on the whole history
+    assert np.isfinite(panel["momentum"].isel(date=0).values).mean() > 0.9
+    pooled = panel["industry_pooled"]
+    assert pooled.dims == ("date", "stock") and pooled.attrs["n_pooled"] > 0
+    assert any(label.endswith("(other)") for label in pooled.attrs["labels"])
+    assert main(["panel", "us-equities", "-o", str(tmp_path / "x.nc"), "--data", str(tmp_path)]) == EXIT_USER_ERROR
+    assert "riskmodel panel: error:" in capsys.readouterr().err
