@@ -380,13 +380,21 @@ def cmd_alpha(args: argparse.Namespace) -> None:
     sig = rm.factor_from_signal(panel[args.signal], panel, controls=controls, industry=industry)
     lists = {}
     for path in args.against or []:
-        lists[Path(path).stem] = _read_factor_file(path)
+        lists[_list_name(path)] = _read_factor_file(path)
     if not lists:
         model = rm.FactorRiskModel(covariance=False, industry=industry if industry else None, progress=False)
         lists["full model"] = model.fit(panel).factor_returns
     result = rm.alpha_test(sig.returns, lists, lags=args.lags)
     print(f"signal {args.signal!r} neutralised to {controls + ([industry] if industry else [])}")
     print(result.summary())
+
+
+def _list_name(path: str) -> str:
+    """A factor list's name: its file name without ``.csv`` / ``.csv.gz``."""
+    name = Path(path).name
+    for suffix in (".gz", ".csv"):
+        name = name.removesuffix(suffix)
+    return name
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

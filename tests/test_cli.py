@@ -67,11 +67,21 @@ def test_audit_and_report(files, capsys, tmp_path):
     assert report.read_text().startswith("<!DOCTYPE html>")
 
 
-def test_alpha(files, capsys):
+def test_alpha(files, capsys, tmp_path):
+    import riskmodel as rm
+
     root, panel, model = files
     assert main(["alpha", "spend", "--panel", str(panel), "--controls", "size,industry"]) == 0
     out = capsys.readouterr().out
     assert "alpha_annual" in out and "full model" in out
+    # known factor lists from CSV files (compressed or not), each named by its file
+    factors = rm.load(model).factor_returns.sel(factor=["market", "size"]).to_pandas()
+    factors[["market"]].to_csv(tmp_path / "capm.csv")
+    factors.to_csv(tmp_path / "two_factor.csv.gz")
+    assert main(["alpha", "spend", "--panel", str(panel), "--against", str(tmp_path / "capm.csv"),
+                 str(tmp_path / "two_factor.csv.gz")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("capm ") for line in table) and any(line.startswith("two_factor ") for line in table)
 
 
 @pytest.mark.parametrize(
