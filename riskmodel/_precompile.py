@@ -65,15 +65,18 @@ def _operator() -> None:
 
 def _specific_kernels() -> list[Any]:
     from riskmodel.kernels import specific
+    from riskmodel.kernels._chunks import compiled_bodies
 
-    return [specific.specific_ts_kernel, specific.structural_kernel, specific.shrink_kernel,
-            specific.vra_terms_kernel]
+    drivers = [specific.specific_ts_kernel, specific.structural_kernel, specific.shrink_kernel,
+               specific.vra_terms_kernel]
+    return [body for driver in drivers for body in compiled_bodies(driver)]
 
 
 def _operator_kernels() -> list[Any]:
     from riskmodel.kernels import operator
+    from riskmodel.kernels._chunks import compiled_bodies
 
-    return [operator.grouped_rows_kernel]
+    return compiled_bodies(operator.grouped_rows_kernel)
 
 
 #: Stage name -> (the tiny run that compiles its kernels, the kernels it compiles), in the

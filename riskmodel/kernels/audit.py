@@ -16,6 +16,7 @@ import math
 
 import numba
 
+from riskmodel.kernels._chunks import parallel_chunks
 from riskmodel.kernels.clean import clip_row
 
 __all__ = ["SVV_NONE", "SVV_LAGGED", "SVV_STATIC", "gather_standardised", "standardise_columns"]
@@ -30,8 +31,7 @@ SVV_STATIC = 2
 _ROW_BLOCK = 64
 
 
-@numba.njit(cache=True, parallel=True)
-def gather_standardised(u, svv_lagged, svv_static, svv_kind, rows, cols, mask, out):  # pragma: no cover - compiled
+def gather_standardised(u, svv_lagged, svv_static, svv_kind, rows, cols, mask, out) -> None:
     """``out[t, j] = u[rows[t], cols[j]] / sqrt(var)`` where ``mask[t, j]``, else 0.
 
     Parameters
@@ -53,10 +53,15 @@ def gather_standardised(u, svv_lagged, svv_static, svv_kind, rows, cols, mask, o
     out : ndarray (T, N) float64, Fortran order
         Written.
     """
+    parallel_chunks(_gather_standardised_chunk, (rows.shape[0] + _ROW_BLOCK - 1) // _ROW_BLOCK, u, svv_lagged, svv_static, svv_kind, rows, cols, mask, out)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _gather_standardised_chunk(lo, hi, u, svv_lagged, svv_static, svv_kind, rows, cols, mask, out):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`gather_standardised`."""
     T = rows.shape[0]
     N = cols.shape[0]
-    n_blocks = (T + _ROW_BLOCK - 1) // _ROW_BLOCK
-    for b in numba.prange(n_blocks):
+    for b in range(lo, hi):
         t0 = b * _ROW_BLOCK
         t1 = min(T, t0 + _ROW_BLOCK)
         for j in range(N):
@@ -74,8 +79,7 @@ def gather_standardised(u, svv_lagged, svv_static, svv_kind, rows, cols, mask, o
                     out[t, j] = 0.0
 
 
-@numba.njit(cache=True, parallel=True)
-def standardise_columns(Z, mask, n, rescale, clip, out_mu, out_sd, out_flat):  # pragma: no cover
+def standardise_columns(Z, mask, n, rescale, clip, out_mu, out_sd, out_flat) -> None:
     """Standardise every column of ``Z`` in place (see the module notes).
 
     Parameters
@@ -100,8 +104,14 @@ def standardise_columns(Z, mask, n, rescale, clip, out_mu, out_sd, out_flat):  #
     Afterwards ``Z[t, j] = (z - mu_j) sqrt(T / n_j) / sd_j`` on the valid cells and 0
     elsewhere, so that ``Z'Z / T`` has a unit diagonal.
     """
+    parallel_chunks(_standardise_columns_chunk, Z.shape[1], Z, mask, n, rescale, clip, out_mu, out_sd, out_flat)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _standardise_columns_chunk(lo, hi, Z, mask, n, rescale, clip, out_mu, out_sd, out_flat):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`standardise_columns`."""
     T, N = Z.shape
-    for j in numba.prange(N):
+    for j in range(lo, hi):
         col = Z[:, j]
         if rescale:
             sd0 = _valid_sd(col, mask[:, j], n[j], _valid_mean(col, n[j]))
@@ -122,7 +132,7 @@ def standardise_columns(Z, mask, n, rescale, clip, out_mu, out_sd, out_flat):  #
             col[t] = (col[t] - mu) * scale if mask[t, j] else 0.0
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _valid_mean(col, n):  # pragma: no cover - compiled
     """Mean over the valid cells (the others hold 0)."""
     s = 0.0
@@ -131,7 +141,7 @@ def _valid_mean(col, n):  # pragma: no cover - compiled
     return s / n
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _valid_sd(col, valid, n, mu):  # pragma: no cover - compiled
     """Standard deviation (ddof=0) over the valid cells, two-pass (no cancellation)."""
     s2 = 0.0

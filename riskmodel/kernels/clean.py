@@ -24,6 +24,8 @@ import math
 import numba
 import numpy as np
 
+from riskmodel.kernels._chunks import parallel_chunks
+
 __all__ = ["clean_kernel", "clip_row", "exposures_kernel", "ZERO_SPREAD_RTOL"]
 
 #: let LLVM reorder the row sums (vectorised reductions); NaN and inf semantics are kept
@@ -38,7 +40,7 @@ ZERO_SPREAD_RTOL = 1e-14
 _SURELY_SPREAD_RTOL = 1e-9
 
 
-@numba.njit(cache=True, fastmath=_REASSOC)
+@numba.njit(cache=True, fastmath=_REASSOC, error_model="numpy")
 def _standardise_row(y, h, setter, present, z, bound_err, bound_clip):  # pragma: no cover - compiled
     """``z = (y - mean_h) / std_eq`` over the setters, with one refinement pass.
 
@@ -115,7 +117,7 @@ def _standardise_row(y, h, setter, present, z, bound_err, bound_clip):  # pragma
     return True, False, n_err, n_clip
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _setter_extremes(y, setter):  # pragma: no cover - compiled
     """``(max, min)`` of ``y`` over the setters (``(-inf, inf)`` without one)."""
     hi = -np.inf
@@ -127,7 +129,7 @@ def _setter_extremes(y, setter):  # pragma: no cover - compiled
     return hi, lo
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _clean_row(x, h, estu, has_estu, winsor, data_error, max_passes,
                y, setter, present, z, err):  # pragma: no cover - compiled
     """Clean one date's row ``x`` into ``z`` (before the final clip).
@@ -186,10 +188,9 @@ def _clean_row(x, h, estu, has_estu, winsor, data_error, max_passes,
     return n_err, first_err, no_setter, unconverged
 
 
-@numba.njit(cache=True, parallel=True)
 def clean_kernel(x, h, has_h, estu, has_estu, winsor, data_error, max_passes, final_clip,
                  out_z, out_err, out_nerr, out_first, out_no_setter, out_unconverged
-                 ):  # pragma: no cover - compiled
+                 ) -> None:
     """Clean every date of one characteristic (``riskmodel.exposures.clean``).
 
     Parameters
@@ -218,8 +219,14 @@ def clean_kernel(x, h, has_h, estu, has_estu, winsor, data_error, max_passes, fi
     out_no_setter, out_unconverged : ndarray (T,) bool
         Written: dates with values but no setter; dates still clipping after the passes.
     """
+    parallel_chunks(_clean_kernel_chunk, x.shape[0], x, h, has_h, estu, has_estu, winsor, data_error, max_passes, final_clip, out_z, out_err, out_nerr, out_first, out_no_setter, out_unconverged)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _clean_kernel_chunk(lo, hi, x, h, has_h, estu, has_estu, winsor, data_error, max_passes, final_clip, out_z, out_err, out_nerr, out_first, out_no_setter, out_unconverged):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`clean_kernel`."""
     T, N = x.shape
-    for t in numba.prange(T):
+    for t in range(lo, hi):
         y = np.empty(N)
         setter = np.empty(N, np.bool_)
         present = np.empty(N, np.bool_)
@@ -236,7 +243,7 @@ def clean_kernel(x, h, has_h, estu, has_estu, winsor, data_error, max_passes, fi
             clip_row(z, winsor)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def clip_row(z, bound):  # pragma: no cover - compiled
     """``z`` clipped at ``+-bound`` in place (NaN kept; selects, so the loop vectorises)."""
     for i in range(z.shape[0]):
@@ -244,7 +251,7 @@ def clip_row(z, bound):  # pragma: no cover - compiled
         z[i] = bound if v > bound else (-bound if v < -bound else v)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _impute_row(z, size, codes, has_codes, n_codes, w, has_w, targets, sw, sz, ss, pred
                 ):  # pragma: no cover - compiled
     """Fill ``pred`` at ``targets``: weighted regression of ``z`` on industry + size (FWL).
@@ -286,10 +293,9 @@ def _impute_row(z, size, codes, has_codes, n_codes, w, has_w, targets, sw, sz, s
             pred[i] = np.nan
 
 
-@numba.njit(cache=True, parallel=True)
 def exposures_kernel(xs, cap, has_cap, codes, has_codes, n_codes, present, impute, winsor,
                      data_error, max_passes, out_styles, out_imputed, out_nerr, out_first,
-                     out_no_setter, out_n_imputed, out_n_left):  # pragma: no cover - compiled
+                     out_no_setter, out_n_imputed, out_n_left) -> None:
     """Clean and impute the K styles of ``build_exposures`` into the (T, N, K) block.
 
     Parameters
@@ -322,10 +328,16 @@ def exposures_kernel(xs, cap, has_cap, codes, has_codes, n_codes, present, imput
     out_n_imputed, out_n_left : ndarray (T, K) int64
         Written: targets imputed and targets left NaN per date and style.
     """
+    parallel_chunks(_exposures_kernel_chunk, present.shape[0], xs, cap, has_cap, codes, has_codes, n_codes, present, impute, winsor, data_error, max_passes, out_styles, out_imputed, out_nerr, out_first, out_no_setter, out_n_imputed, out_n_left)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _exposures_kernel_chunk(lo, hi, xs, cap, has_cap, codes, has_codes, n_codes, present, impute, winsor, data_error, max_passes, out_styles, out_imputed, out_nerr, out_first, out_no_setter, out_n_imputed, out_n_left):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`exposures_kernel`."""
     T, N = present.shape
     K = len(xs)
     with_size = impute and has_cap
-    for t in numba.prange(T):
+    for t in range(lo, hi):
         y = np.empty(N)
         setter = np.empty(N, np.bool_)
         pres = np.empty(N, np.bool_)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from riskmodel.kernels._chunks import parallel_chunks
+
 __all__ = [
     "ewma_newey_west",
     "eigh_stack",
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _lagged_moment(
     u: np.ndarray,
     v: np.ndarray,
@@ -89,7 +91,6 @@ def _lagged_moment(
             acc[t] += scale * c
 
 
-@numba.njit(cache=True, parallel=True)
 def ewma_newey_west(
     x_t: np.ndarray,
     pair_i: np.ndarray,
@@ -123,9 +124,14 @@ def ewma_newey_west(
     count : ndarray (P, T) int64
         Written: number of lag-0 terms present in the window (pairwise).
     """
-    n_pairs = pair_i.shape[0]
+    parallel_chunks(_ewma_newey_west_chunk, pair_i.shape[0], x_t, pair_i, pair_j, decay, window, lags, demean, out, count)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _ewma_newey_west_chunk(lo, hi, x_t, pair_i, pair_j, decay, window, lags, demean, out, count):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`ewma_newey_west`."""
     n_dates = x_t.shape[1]
-    for p in numba.prange(n_pairs):
+    for p in range(lo, hi):
         a = x_t[pair_i[p]]
         b = x_t[pair_j[p]]
         acc = out[p]
@@ -141,7 +147,6 @@ def ewma_newey_west(
                 acc[t] = np.nan
 
 
-@numba.njit(cache=True, parallel=True)
 def eigh_stack(a: np.ndarray, values: np.ndarray, vectors: np.ndarray) -> None:
     """Eigendecomposition of a stack of symmetric matrices, in parallel over the stack.
 
@@ -158,13 +163,18 @@ def eigh_stack(a: np.ndarray, values: np.ndarray, vectors: np.ndarray) -> None:
     vectors : ndarray (n, m, m) float64
         Written: eigenvectors in columns.
     """
-    for i in numba.prange(a.shape[0]):
+    parallel_chunks(_eigh_stack_chunk, a.shape[0], a, values, vectors)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _eigh_stack_chunk(lo, hi, a, values, vectors):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`eigh_stack`."""
+    for i in range(lo, hi):
         w, v = np.linalg.eigh(a[i])
         values[i] = w
         vectors[i] = v
 
 
-@numba.njit(cache=True, parallel=True)
 def assemble_covariance(
     cov_c: np.ndarray,
     pair_i: np.ndarray,
@@ -190,9 +200,14 @@ def assemble_covariance(
         Written: ``ρ_ij σ_i σ_j`` on the available block (``σ_i²`` on the diagonal, ``0`` for a
         pair with no moment), NaN elsewhere.
     """
-    n_dates = out.shape[0]
+    parallel_chunks(_assemble_covariance_chunk, out.shape[0], cov_c, pair_i, pair_j, sd, sd_c, available, out)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _assemble_covariance_chunk(lo, hi, cov_c, pair_i, pair_j, sd, sd_c, available, out):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`assemble_covariance`."""
     n_pairs = pair_i.shape[0]
-    for t in numba.prange(n_dates):
+    for t in range(lo, hi):
         out[t] = np.nan
         for p in range(n_pairs):
             i = pair_i[p]
@@ -209,7 +224,6 @@ def assemble_covariance(
             out[t, j, i] = val
 
 
-@numba.njit(cache=True, parallel=True)
 def rebuild_stack(vectors: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
     """``out[n] = U_n diag(values_n) U_nᵀ`` (symmetrised), in parallel over the stack.
 
@@ -220,14 +234,19 @@ def rebuild_stack(vectors: np.ndarray, values: np.ndarray, out: np.ndarray) -> N
     out : ndarray (n, m, m)
         Written.
     """
-    for n in numba.prange(vectors.shape[0]):
+    parallel_chunks(_rebuild_stack_chunk, vectors.shape[0], vectors, values, out)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _rebuild_stack_chunk(lo, hi, vectors, values, out):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`rebuild_stack`."""
+    for n in range(lo, hi):
         u = vectors[n]
         scaled = u * values[n]
         c = scaled @ u.T
         out[n] = 0.5 * (c + c.T)
 
 
-@numba.njit(cache=True, parallel=True)
 def wishart_eigen_ratios(normals: np.ndarray, chi: np.ndarray, d0: np.ndarray, nu: float,
                          ratio: np.ndarray) -> None:
     """Eigenfactor bias ratios ``D̃_j(k) / D_j(k)`` of Bartlett-drawn covariances, in parallel over draws.
@@ -254,9 +273,15 @@ def wishart_eigen_ratios(normals: np.ndarray, chi: np.ndarray, d0: np.ndarray, n
     ratio : ndarray (n, m) float64
         Written: ``D̃_j(k) / D_j(k)``, NaN where ``D_j(k) ≤ 0``.
     """
+    parallel_chunks(_wishart_eigen_ratios_chunk, chi.shape[0], normals, chi, d0, nu, ratio)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _wishart_eigen_ratios_chunk(lo, hi, normals, chi, d0, nu, ratio):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`wishart_eigen_ratios`."""
     n, m = chi.shape
     root = np.sqrt(d0 / nu)
-    for j in numba.prange(n):
+    for j in range(lo, hi):
         b = np.zeros((m, m))
         p = 0
         for i in range(m):
@@ -275,7 +300,6 @@ def wishart_eigen_ratios(normals: np.ndarray, chi: np.ndarray, d0: np.ndarray, n
                 ratio[j, k] = np.nan
 
 
-@numba.njit(cache=True, parallel=True)
 def eigen_rebuild_stack(a: np.ndarray, floor: np.ndarray, gamma2: np.ndarray, out: np.ndarray) -> None:
     """``out[n] = U_n diag(γ²_n · max(D_n, floor_n)) U_nᵀ`` (symmetrised) with ``a[n] = U_n D_n U_nᵀ``.
 
@@ -294,7 +318,13 @@ def eigen_rebuild_stack(a: np.ndarray, floor: np.ndarray, gamma2: np.ndarray, ou
     out : ndarray (n, m, m) float64
         Written; may be ``a`` itself (each matrix is decomposed before it is replaced).
     """
-    for n in numba.prange(a.shape[0]):
+    parallel_chunks(_eigen_rebuild_stack_chunk, a.shape[0], a, floor, gamma2, out)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _eigen_rebuild_stack_chunk(lo, hi, a, floor, gamma2, out):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`eigen_rebuild_stack`."""
+    for n in range(lo, hi):
         w, u = np.linalg.eigh(a[n])
         values = gamma2[n] * np.maximum(w, floor[n])
         scaled = u * values

@@ -20,7 +20,7 @@ __all__ = ["cholesky_lower"]
 _REASSOC = {"reassoc", "contract"}
 
 
-@njit(cache=True, fastmath=_REASSOC)
+@njit(cache=True, fastmath=_REASSOC, error_model="numpy")
 def cholesky_lower(a, q, rtol):  # pragma: no cover - compiled
     """In-place lower Cholesky factor of the leading ``q×q`` block of ``a``.
 

@@ -24,6 +24,8 @@ import math
 import numba
 import numpy as np
 
+from riskmodel.kernels._chunks import parallel_chunks
+
 __all__ = ["MODE_APPLY", "MODE_DECOMPOSE", "MODE_EXPOSURES", "MODE_MOMENTS", "grouped_rows_kernel"]
 
 #: ``x = Bᵀ w`` only.
@@ -41,7 +43,7 @@ _CHUNK = 1024
 _FASTMATH = {"reassoc", "contract", "nsz"}
 
 
-@numba.njit(cache=True, fastmath=_FASTMATH, inline="never")
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="never", error_model="numpy")
 def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value, F, d,
           out_x, out_fx, out_fvar, out_spec, out_a, out_b):  # pragma: no cover - compiled
     """Rows ``p0`` and ``p1`` (equal for a lone last row) of :func:`grouped_rows_kernel`."""
@@ -202,9 +204,8 @@ def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_g
                 c1[i] = a1[i] * m1[i]
 
 
-@numba.njit(cache=True, parallel=True)
 def grouped_rows_kernel(W, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value,
-                        F, d, out_x, out_fx, out_fvar, out_spec, out_a, out_b):  # pragma: no cover - compiled
+                        F, d, out_x, out_fx, out_fvar, out_spec, out_a, out_b) -> None:
     """Exposures, risk moments, per-stock contributions or ``Σ w`` of the rows of ``W``.
 
     ``B`` is given by columns: ``B[:, dense_cols] = dense_tᵀ`` and
@@ -250,8 +251,14 @@ def grouped_rows_kernel(W, mode, dense_t, dense_cols, codes, n_groups, fold_cols
     out_b : ndarray (P, N) float64
         Written (``MODE_DECOMPOSE``): component contributions ``w ∘ MCR``; any array otherwise.
     """
+    parallel_chunks(_grouped_rows_kernel_chunk, (W.shape[0] + 1) // 2, W, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value, F, d, out_x, out_fx, out_fvar, out_spec, out_a, out_b)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _grouped_rows_kernel_chunk(lo, hi, W, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value, F, d, out_x, out_fx, out_fvar, out_spec, out_a, out_b):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`grouped_rows_kernel`."""
     P = W.shape[0]
-    for t in numba.prange((P + 1) // 2):
+    for t in range(lo, hi):
         p0 = 2 * t
         p1 = min(p0 + 1, P - 1)
         _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value, F, d,

@@ -31,6 +31,8 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
+from riskmodel.kernels._chunks import parallel_chunks
+
 __all__ = ["specific_ts_kernel", "structural_kernel", "shrink_kernel", "vra_terms_kernel"]
 
 #: An industry needs this many names in a date's structural sample to get its own
@@ -46,7 +48,7 @@ _RADIX_BITS = 11
 _RADIX_SIZE = 1 << _RADIX_BITS
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _linear_quantile(sorted_vals, n, p):  # pragma: no cover - compiled
     """``np.quantile(sorted_vals[:n], p)`` (linear interpolation) of a sorted buffer."""
     pos = p * (n - 1)
@@ -122,7 +124,7 @@ def _ewma_nw_block(xp, a, window, L, ovar, oh):  # pragma: no cover - compiled
             ovar[t, j] = v if cnt[j] > 0 else np.nan
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _next_set(bits, r):  # pragma: no cover - compiled
     """Smallest set bit of ``bits`` above ``r`` (one must exist)."""
     w = r >> 6
@@ -133,7 +135,7 @@ def _next_set(bits, r):  # pragma: no cover - compiled
     return (w << 6) + int(trailing_zeros(m))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _prev_set(bits, r):  # pragma: no cover - compiled
     """Largest set bit of ``bits`` below ``r`` (one must exist)."""
     w = r >> 6
@@ -363,7 +365,7 @@ def _robust_stock(x, window, min_obs, full_obs, blend, vals, rank, bits, cur_r, 
             og[t] = ramp * (robust if robust < 1.0 else 1.0)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _cursor_quantile(bits, vals, r_lo, n, p):  # pragma: no cover - compiled
     """:func:`_linear_quantile` of the window, given the rank ``r_lo`` at ``floor(p (n - 1))``."""
     pos = p * (n - 1)
@@ -376,9 +378,8 @@ def _cursor_quantile(bits, vals, r_lo, n, p):  # pragma: no cover - compiled
     return lo_val + frac * (hi_val - lo_val)
 
 
-@numba.njit(cache=True, parallel=True)
 def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
-                       out_var, out_h, out_z, out_gamma):  # pragma: no cover - compiled
+                       out_var, out_h, out_z, out_gamma) -> None:
     """Windowed EWMA Newey-West variance, valid count, robust ``Z`` and gamma for every date.
 
     Parameters
@@ -427,12 +428,17 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
       refresh) corrected for the few values beyond the clip bound; they are recomputed
       exactly every 32 days.
     """
+    parallel_chunks(_specific_ts_kernel_chunk, (u.shape[1] + 7) // 8, u, half_life, window, lags, min_obs, full_obs, blend, out_var, out_h, out_z, out_gamma)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _specific_ts_kernel_chunk(lo, hi, u, half_life, window, lags, min_obs, full_obs, blend, out_var, out_h, out_z, out_gamma):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`specific_ts_kernel`."""
     T, N = u.shape
     a = 2.0 ** (-1.0 / half_life)
     keep_z = out_z.shape[0] > 0
     B = 8
-    n_blocks = (N + B - 1) // B
-    for blk in numba.prange(n_blocks):
+    for blk in range(lo, hi):
         n0 = blk * B
         nn = min(B, N - n0)
         xp = np.empty((window + T, nn))
@@ -478,11 +484,10 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
                     out_z[t, n0 + j] = zb[t, j]
 
 
-@numba.njit(cache=True, parallel=True)
 def structural_kernel(
     ts_var, h, gamma, styles, industry, has_industry, n_industries, weights, cap, min_obs,
     min_names, duan, scale, blend, out_sig, out_e0, out_nfit, out_complete,
-):  # pragma: no cover - compiled
+) -> None:
     """Per-date structural regression of ``ln sigma_TS`` and structural (or blended) volatility.
 
     Parameters
@@ -546,8 +551,18 @@ def structural_kernel(
     the normal equations are vectorised weighted dot products of its rows (``reassoc``: the
     sums differ from a sequential rank-one update by rounding only).
     """
-    T = styles.shape[0]
-    for t in numba.prange(T):
+    parallel_chunks(_structural_dates, styles.shape[0], ts_var, h, gamma, styles, industry, has_industry,
+                    n_industries, weights, cap, min_obs, min_names, duan, scale, blend, out_sig, out_e0,
+                    out_nfit, out_complete)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _structural_dates(
+    lo, hi, ts_var, h, gamma, styles, industry, has_industry, n_industries, weights, cap, min_obs,
+    min_names, duan, scale, blend, out_sig, out_e0, out_nfit, out_complete,
+):  # pragma: no cover - compiled
+    """Dates ``lo .. hi - 1`` of :func:`structural_kernel`."""
+    for t in range(lo, hi):
         _structural_date(t, ts_var, h, gamma, styles, industry, has_industry, n_industries, weights, cap,
                          min_obs, min_names, duan, scale, blend, out_sig, out_e0, out_nfit, out_complete)
 
@@ -741,7 +756,7 @@ def _structural_date(
         out_sig[t, n] = _blend_one(gamma[t, n], ts_var[t, n], e0 * xfit[n], blend)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _row_finite(xr, K):  # pragma: no cover - compiled
     """All ``K`` values of the row finite (a branch-free and-reduction that vectorises)."""
     ok = True
@@ -750,7 +765,7 @@ def _row_finite(xr, K):  # pragma: no cover - compiled
     return ok
 
 
-@numba.njit(cache=True, fastmath={"reassoc"})
+@numba.njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
 def _weighted_dots4(v, dk, d0, d1, d2, d3):  # pragma: no cover - compiled
     """``sum_i (v_i dk_i) dq_i`` for the four vectors ``dq``, in one pass.
 
@@ -773,14 +788,14 @@ def _weighted_dots4(v, dk, d0, d1, d2, d3):  # pragma: no cover - compiled
     return a0, a1, a2, a3
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sub_group_means(x, grp, mean):  # pragma: no cover - compiled
     """``x[i] -= mean[grp[i]]`` in place (a gather from the small ``mean``; vectorises)."""
     for i in range(x.shape[0]):
         x[i] -= mean[grp[i]]
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _put_cross(A, c, k, j, s):  # pragma: no cover - compiled
     """Store ``s`` as ``A[k, j]`` (``j <= k``) or as ``c[k]`` (``j == K``)."""
     if j == A.shape[0]:
@@ -789,7 +804,7 @@ def _put_cross(A, c, k, j, s):  # pragma: no cover - compiled
         A[k, j] = s
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _blend_one(g, s2, sig_str, blend):  # pragma: no cover - compiled
     """``g sqrt(s2) + (1 - g) sig_str`` using only the terms with weight (``sig_str`` if not blend)."""
     if not blend:
@@ -801,8 +816,7 @@ def _blend_one(g, s2, sig_str, blend):  # pragma: no cover - compiled
     return sig_str
 
 
-@numba.njit(cache=True, parallel=True)
-def shrink_kernel(sig, cap, estu, n_groups, q, out_sig, out_group):  # pragma: no cover
+def shrink_kernel(sig, cap, estu, n_groups, q, out_sig, out_group) -> None:
     """Bayesian shrinkage of volatilities toward cap-weighted size-group means.
 
     Parameters
@@ -833,9 +847,15 @@ def shrink_kernel(sig, cap, estu, n_groups, q, out_sig, out_group):  # pragma: n
     sorted by a radix sort of their bits (:func:`_radix_sort_positive`, branch-free, about
     4x faster than a comparison sort on real caps), or by ``np.sort`` when a cap is <= 0.
     """
+    parallel_chunks(_shrink_kernel_chunk, sig.shape[0], sig, cap, estu, n_groups, q, out_sig, out_group)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _shrink_kernel_chunk(lo, hi, sig, cap, estu, n_groups, q, out_sig, out_group):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`shrink_kernel`."""
     T, N = sig.shape
     G = n_groups
-    for t in numba.prange(T):
+    for t in range(lo, hi):
         ne = 0
         for n in range(N):
             if estu[t, n]:
@@ -864,7 +884,7 @@ def shrink_kernel(sig, cap, estu, n_groups, q, out_sig, out_group):  # pragma: n
         _shrink_date(sig, cap, estu, t, G, q, bp, out_sig, out_group)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _radix_sort_positive(x):  # pragma: no cover - compiled
     """Sort ``x`` (finite, > 0) in place: LSD radix sort of the IEEE bits, 11 bits a pass.
 
@@ -934,8 +954,7 @@ def _shrink_date(sig, cap, estu, t, G, q, bp, out_sig, out_group):  # pragma: no
             out_sig[t, n] = s
 
 
-@numba.njit(cache=True, parallel=True)
-def vra_terms_kernel(u, sig_prev, cap_prev, estu_prev, out_num, out_wsum):  # pragma: no cover - compiled
+def vra_terms_kernel(u, sig_prev, cap_prev, estu_prev, out_num, out_wsum) -> None:
     """Cap-weighted sums of squared standardised residuals, per row (specific VRA).
 
     ``out_num[r] = sum_n cap_prev[r, n] (u[r, n] / sig_prev[r, n])^2`` and
@@ -953,8 +972,14 @@ def vra_terms_kernel(u, sig_prev, cap_prev, estu_prev, out_num, out_wsum):  # pr
     out_num, out_wsum : ndarray (R,) float64
         Written.
     """
+    parallel_chunks(_vra_terms_kernel_chunk, u.shape[0], u, sig_prev, cap_prev, estu_prev, out_num, out_wsum)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _vra_terms_kernel_chunk(lo, hi, u, sig_prev, cap_prev, estu_prev, out_num, out_wsum):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`vra_terms_kernel`."""
     R, N = u.shape
-    for r in numba.prange(R):
+    for r in range(lo, hi):
         num = 0.0
         wsum = 0.0
         for n in range(N):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from riskmodel.kernels._chunks import parallel_chunks
 from riskmodel.kernels.linalg import cholesky_lower
 
 __all__ = [
@@ -39,7 +40,7 @@ _BLOCK = 8
 _PIVOT_TOL = 1e-10
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _scaled_cholesky_solve(a, rhs, scale, out):  # pragma: no cover - compiled
     """Solve ``a x = rhs`` (SPD ``p×p``) by Cholesky of the Jacobi-scaled matrix.
 
@@ -71,7 +72,7 @@ def _scaled_cholesky_solve(a, rhs, scale, out):  # pragma: no cover - compiled
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _ts_block(
     r, x, fvalid, decay, window, min_obs, rows_sched, common, blk, loadings, intercept, resid_var, n_obs, resid
 ):  # pragma: no cover - compiled
@@ -189,10 +190,9 @@ def _ts_block(
             si += 1
 
 
-@numba.njit(cache=True, parallel=True)
 def ts_loadings_kernel(
     r, x, fvalid, decay, window, min_obs, rows_sched, common, loadings, intercept, resid_var, n_obs, resid
-):  # pragma: no cover - compiled
+) -> None:
     """Per-stock time-series regressions ``r_nt = a_n + b_nᵀ f_t + e_nt`` for every date.
 
     Parameters
@@ -223,14 +223,17 @@ def ts_loadings_kernel(
     resid : (T, N) out
         ``r_t − a − bᵀ f_t`` with the loadings of the last schedule row ``≤ t − 1``.
     """
-    N = r.shape[1]
-    n_blocks = (N + _BLOCK - 1) // _BLOCK
-    for blk in numba.prange(n_blocks):
+    parallel_chunks(_ts_loadings_kernel_chunk, (r.shape[1] + _BLOCK - 1) // _BLOCK, r, x, fvalid, decay, window, min_obs, rows_sched, common, loadings, intercept, resid_var, n_obs, resid)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _ts_loadings_kernel_chunk(lo, hi, r, x, fvalid, decay, window, min_obs, rows_sched, common, loadings, intercept, resid_var, n_obs, resid):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`ts_loadings_kernel`."""
+    for blk in range(lo, hi):
         _ts_block(r, x, fvalid, decay, window, min_obs, rows_sched, common, blk, loadings, intercept, resid_var, n_obs, resid)
 
 
-@numba.njit(cache=True, parallel=True)
-def cross_section_ols_kernel(r, which, loadings, gram, min_stocks, f, resid):  # pragma: no cover
+def cross_section_ols_kernel(r, which, loadings, gram, min_stocks, f, resid) -> None:
     """Daily cross-sectional OLS ``f_t = (BᵀB)⁻¹ Bᵀ r_t`` on loadings fixed earlier.
 
     Parameters
@@ -249,9 +252,15 @@ def cross_section_ols_kernel(r, which, loadings, gram, min_stocks, f, resid):  #
     resid : (T, N) out
         ``r_t − B f_t`` for stocks with a return and loadings, NaN elsewhere.
     """
+    parallel_chunks(_cross_section_ols_kernel_chunk, r.shape[0], r, which, loadings, gram, min_stocks, f, resid)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _cross_section_ols_kernel_chunk(lo, hi, r, which, loadings, gram, min_stocks, f, resid):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`cross_section_ols_kernel`."""
     T, N = r.shape
     k = loadings.shape[2]
-    for t in numba.prange(T):
+    for t in range(lo, hi):
         s = which[t]
         for n in range(N):
             resid[t, n] = np.nan
@@ -295,15 +304,20 @@ def cross_section_ols_kernel(r, which, loadings, gram, min_stocks, f, resid):  #
                 resid[t, n] = e
 
 
-@numba.njit(cache=True, parallel=True)
-def standardise_kernel(r, t0, mean, inv_sd, out):  # pragma: no cover - compiled
+def standardise_kernel(r, t0, mean, inv_sd, out) -> None:
     """``out[i, n] = (r[t0 + i, n] − mean[n]) · inv_sd[n]``; 0 where the return is NaN or ``inv_sd[n] == 0``.
 
     One pass over the window rows (``prange`` over rows), every stock's column written:
     a stock left out of the window has ``inv_sd = 0`` and an all-zero column.
     """
+    parallel_chunks(_standardise_kernel_chunk, out.shape[0], r, t0, mean, inv_sd, out)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _standardise_kernel_chunk(lo, hi, r, t0, mean, inv_sd, out):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`standardise_kernel`."""
     W, N = out.shape
-    for i in numba.prange(W):
+    for i in range(lo, hi):
         t = t0 + i
         for n in range(N):
             y = r[t, n]

@@ -22,9 +22,11 @@ place.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from riskmodel.kernels._chunks import parallel_chunks
 from riskmodel.kernels.linalg import cholesky_lower
 
 __all__ = [
@@ -55,7 +57,7 @@ _MAD_TO_SIGMA = 1.4826
 _REASSOC = {"reassoc", "contract"}
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def day_sample(r, w, x, ind, cap, n_ind, min_size, fit, res, ind_status, c):
     """Estimation sample, industry status and constraint weights of one date.
 
@@ -138,7 +140,7 @@ def day_sample(r, w, x, ind, cap, n_ind, min_size, fit, res, ind_status, c):
     return n_fit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _kth_smallest(a, n, k):
     """k-th smallest of ``a[:n]`` by Hoare quickselect, in place.
 
@@ -179,7 +181,7 @@ def _kth_smallest(a, n, k):
     return a[k]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _median_inplace(a, n):
     """Median of ``a[:n]`` (mean of the two middle values for even n); reorders ``a``."""
     upper = _kth_smallest(a, n, n // 2)
@@ -192,7 +194,7 @@ def _median_inplace(a, n):
     return (lower + upper) / 2.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def median_bracketed(a, n, tmp):
     """Exact median of ``a[:n]`` (``a`` may be reordered; ``tmp`` is scratch of length n).
 
@@ -231,7 +233,7 @@ def median_bracketed(a, n, tmp):
     return (lower + upper) / 2.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _clip_bounds(r, fit, n_fit, clip, buf):
     """``median ± clip·1.4826·MAD`` of the fit returns (no clipping when MAD = 0)."""
     j = 0
@@ -250,7 +252,7 @@ def _clip_bounds(r, fit, n_fit, clip, buf):
     return -np.inf, np.inf
 
 
-@njit(cache=True, fastmath=_REASSOC)
+@njit(cache=True, fastmath=_REASSOC, error_model="numpy")
 def _gram_dots(zc, zr, n, a_blk, b_blk):
     """Upper triangle of ``zc[:, :n] zc[:, :n]ᵀ`` and ``zc[:, :n] zr[:n]`` (contiguous dots)."""
     kk = zc.shape[0]
@@ -268,7 +270,7 @@ def _gram_dots(zc, zr, n, a_blk, b_blk):
         b_blk[k] = s
 
 
-@njit(cache=True, fastmath=_REASSOC)
+@njit(cache=True, fastmath=_REASSOC, error_model="numpy")
 def _lower_inverse(low, q, out):
     """``out = L⁻¹`` for the lower-triangular ``L = low[:q, :q]``, by row axpys."""
     for i in range(q):
@@ -284,7 +286,7 @@ def _lower_inverse(low, q, out):
             out[i, j] /= d
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, ind_status):
     """One date: sample, clip, blockwise Gram, restricted Cholesky solve, outputs.
 
@@ -489,7 +491,6 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
     return r2, n_fit, n_clipped, DATE_OK
 
 
-@njit(parallel=True, cache=True)
 def wls_factor_returns(
     returns,
     styles,
@@ -508,7 +509,7 @@ def wls_factor_returns(
     n_clipped,
     date_status,
     ind_status,
-):
+) -> None:
     """Factor returns of every date, parallel over dates.
 
     Parameters
@@ -542,9 +543,14 @@ def wls_factor_returns(
     ind_status : int8 (T, P)
         Out: per-industry status (``IND_EMPTY`` for rows ``t < lag``).
     """
-    n_dates = returns.shape[0]
+    parallel_chunks(_wls_factor_returns_chunk, returns.shape[0], returns, styles, industry, weights, cap, n_ind, lag, clip, min_size, f, resid, r2, se, n_obs, n_clipped, date_status, ind_status)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _wls_factor_returns_chunk(lo, hi, returns, styles, industry, weights, cap, n_ind, lag, clip, min_size, f, resid, r2, se, n_obs, n_clipped, date_status, ind_status):  # pragma: no cover - compiled
+    """Items ``lo .. hi - 1`` of :func:`wls_factor_returns`."""
     m = f.shape[1]
-    for t in prange(n_dates):
+    for t in range(lo, hi):
         if t < lag:
             for j in range(m):
                 f[t, j] = np.nan
