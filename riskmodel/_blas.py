@@ -1,6 +1,6 @@
 """BLAS thread control shared by the numerical stages.
 
-Numba kernels that call LAPACK inside ``prange`` (batched ``eigh``) and the blocked numpy
+Numba kernels that call LAPACK in parallel (batched ``eigh``) and the blocked numpy
 passes of the covariance operator need to know, or to limit, how many threads BLAS uses.
 """
 

@@ -17,7 +17,7 @@ bit-identical):
   with missing style exposures imputed from industry + size (USE4 data replacement).
 
 Cleaning and the style block of :func:`build_exposures` run in numba kernels
-(:mod:`riskmodel.kernels.clean`, ``prange`` over dates, one pass per date with per-date
+(:mod:`riskmodel.kernels.clean`, parallel over dates, one pass per date with per-date
 scratch, no full-size temporaries); ``clean`` and ``build_exposures`` share the row
 routine, so they agree bit for bit. :func:`neutralise` is vectorised over dates:
 ``np.bincount`` with a ``date * P + code`` offset for per-industry sums and batched

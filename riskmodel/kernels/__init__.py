@@ -1,9 +1,13 @@
 """Numba kernels: the only place numba is used.
 
 Each kernel is a loop writing into preallocated outputs, compiled with ``cache=True``
-and parallel over dates where that applies. Every kernel has a plain numpy twin in
-``tests/`` that it is tested against. Callers validate inputs and lay arrays out
-contiguously before calling; kernels do no checking.
+and parallel over dates (or stocks, pairs, matrices) where that applies: the loop body is
+a ``nogil`` numba function over a range of items that :func:`._chunks.parallel_chunks`
+runs on a thread pool (the covariance operator's kernel keeps ``prange``, see there).
+Every helper compiles with ``error_model="numpy"`` (a zero division gives inf/NaN, as
+numpy does). Every kernel has a plain numpy twin in ``tests/`` that it is tested against.
+Callers validate inputs and lay arrays out contiguously before calling; kernels do no
+checking.
 """
 
 from __future__ import annotations

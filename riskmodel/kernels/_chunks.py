@@ -7,9 +7,11 @@ each taking the next chunk from a shared counter.
 
 Why not ``numba.prange``: a ``parallel=True`` kernel costs 3-6 s more to compile than the
 same loop compiled plainly (numba's parfor lowering), and a fit has a dozen of them, so a
-first run on a new machine spent over half its compile time there. The arithmetic is the
-same; chunks taken from a counter also keep both cores busy when the operating system
-holds one back (the static split of ``prange`` waits for the slow half).
+first run on a new machine spent over 40% of its compile time there. The arithmetic is the
+same, bit for bit; chunks taken from a counter also keep both cores busy when the
+operating system holds one back (the static split of ``prange`` waits for the slow half).
+One kernel keeps ``prange``: the covariance operator's, whose loops gain from the no-alias
+arguments numba gives a parfor body (see :mod:`riskmodel.kernels.operator`).
 
 The thread count is numba's (``numba.get_num_threads()``, which
 :func:`riskmodel.kernels.kernel_threads` limits), so the kernels keep honouring it.

@@ -1,9 +1,9 @@
 """Numba kernels of the residual audit: build the standardised matrix ``Z`` in two passes.
 
 * :func:`gather_standardised` -- ``u / sqrt(specific variance)`` of the audited cells into
-  the Fortran-ordered ``Z`` (0 where a cell is not valid), in row blocks (``prange``) so that
+  the Fortran-ordered ``Z`` (0 where a cell is not valid), in row blocks (in parallel) so that
   the randomly ordered columns are read from cache-resident rows and written in contiguous runs.
-* :func:`standardise_columns` -- per column (``prange``): the optional ex-post rescaling,
+* :func:`standardise_columns` -- per column (in parallel): the optional ex-post rescaling,
   the clip, the moments and ``(z - mu) sqrt(T / n) / sd`` on the valid cells, all on the
   column while it sits in cache.
 
@@ -53,7 +53,8 @@ def gather_standardised(u, svv_lagged, svv_static, svv_kind, rows, cols, mask, o
     out : ndarray (T, N) float64, Fortran order
         Written.
     """
-    parallel_chunks(_gather_standardised_chunk, (rows.shape[0] + _ROW_BLOCK - 1) // _ROW_BLOCK, u, svv_lagged, svv_static, svv_kind, rows, cols, mask, out)
+    parallel_chunks(_gather_standardised_chunk, (rows.shape[0] + _ROW_BLOCK - 1) // _ROW_BLOCK, u,
+                    svv_lagged, svv_static, svv_kind, rows, cols, mask, out)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -104,7 +105,8 @@ def standardise_columns(Z, mask, n, rescale, clip, out_mu, out_sd, out_flat) -> 
     Afterwards ``Z[t, j] = (z - mu_j) sqrt(T / n_j) / sd_j`` on the valid cells and 0
     elsewhere, so that ``Z'Z / T`` has a unit diagonal.
     """
-    parallel_chunks(_standardise_columns_chunk, Z.shape[1], Z, mask, n, rescale, clip, out_mu, out_sd, out_flat)
+    parallel_chunks(_standardise_columns_chunk, Z.shape[1], Z, mask, n, rescale, clip, out_mu, out_sd,
+                    out_flat)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

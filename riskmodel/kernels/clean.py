@@ -1,6 +1,6 @@
 """Numba kernels of the exposure cleaning (METHODS section 1).
 
-Two kernels, both ``prange`` over dates, each date handled in one pass over its row
+Two kernels, both parallel over dates, each date handled in one pass over its row
 (every intermediate lives in per-date scratch of length N, so no full-size temporary is
 ever formed):
 
@@ -219,11 +219,14 @@ def clean_kernel(x, h, has_h, estu, has_estu, winsor, data_error, max_passes, fi
     out_no_setter, out_unconverged : ndarray (T,) bool
         Written: dates with values but no setter; dates still clipping after the passes.
     """
-    parallel_chunks(_clean_kernel_chunk, x.shape[0], x, h, has_h, estu, has_estu, winsor, data_error, max_passes, final_clip, out_z, out_err, out_nerr, out_first, out_no_setter, out_unconverged)
+    parallel_chunks(_clean_kernel_chunk, x.shape[0], x, h, has_h, estu, has_estu, winsor, data_error,
+                    max_passes, final_clip, out_z, out_err, out_nerr, out_first, out_no_setter,
+                    out_unconverged)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _clean_kernel_chunk(lo, hi, x, h, has_h, estu, has_estu, winsor, data_error, max_passes, final_clip, out_z, out_err, out_nerr, out_first, out_no_setter, out_unconverged):  # pragma: no cover - compiled
+def _clean_kernel_chunk(lo, hi, x, h, has_h, estu, has_estu, winsor, data_error, max_passes, final_clip,
+                        out_z, out_err, out_nerr, out_first, out_no_setter, out_unconverged):  # pragma: no cover - compiled
     """Items ``lo .. hi - 1`` of :func:`clean_kernel`."""
     T, N = x.shape
     for t in range(lo, hi):
@@ -328,11 +331,15 @@ def exposures_kernel(xs, cap, has_cap, codes, has_codes, n_codes, present, imput
     out_n_imputed, out_n_left : ndarray (T, K) int64
         Written: targets imputed and targets left NaN per date and style.
     """
-    parallel_chunks(_exposures_kernel_chunk, present.shape[0], xs, cap, has_cap, codes, has_codes, n_codes, present, impute, winsor, data_error, max_passes, out_styles, out_imputed, out_nerr, out_first, out_no_setter, out_n_imputed, out_n_left)
+    parallel_chunks(_exposures_kernel_chunk, present.shape[0], xs, cap, has_cap, codes, has_codes, n_codes,
+                    present, impute, winsor, data_error, max_passes, out_styles, out_imputed, out_nerr,
+                    out_first, out_no_setter, out_n_imputed, out_n_left)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _exposures_kernel_chunk(lo, hi, xs, cap, has_cap, codes, has_codes, n_codes, present, impute, winsor, data_error, max_passes, out_styles, out_imputed, out_nerr, out_first, out_no_setter, out_n_imputed, out_n_left):  # pragma: no cover - compiled
+def _exposures_kernel_chunk(lo, hi, xs, cap, has_cap, codes, has_codes, n_codes, present, impute, winsor,
+                            data_error, max_passes, out_styles, out_imputed, out_nerr, out_first,
+                            out_no_setter, out_n_imputed, out_n_left):  # pragma: no cover - compiled
     """Items ``lo .. hi - 1`` of :func:`exposures_kernel`."""
     T, N = present.shape
     K = len(xs)

@@ -11,7 +11,7 @@ weights renormalised over the terms where both values are present (pairwise comp
 The sums are carried by the windowed recursion ``S_t = δ S_{t−1} + x_t − δ^W x_{t−W}``, so a
 whole series costs O(T·(L+1)) per pair whatever the window; the number of present terms is
 carried exactly as an integer so that an emptied window gives NaN, not rounding noise.
-Pairs are independent and processed in parallel (``prange`` over pairs).
+Pairs are independent and processed in parallel (in parallel over pairs).
 """
 
 from __future__ import annotations
@@ -124,7 +124,8 @@ def ewma_newey_west(
     count : ndarray (P, T) int64
         Written: number of lag-0 terms present in the window (pairwise).
     """
-    parallel_chunks(_ewma_newey_west_chunk, pair_i.shape[0], x_t, pair_i, pair_j, decay, window, lags, demean, out, count)
+    parallel_chunks(_ewma_newey_west_chunk, pair_i.shape[0], x_t, pair_i, pair_j, decay, window, lags,
+                    demean, out, count)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -24,8 +24,6 @@ import math
 import numba
 import numpy as np
 
-from riskmodel.kernels._chunks import parallel_chunks
-
 __all__ = ["MODE_APPLY", "MODE_DECOMPOSE", "MODE_EXPOSURES", "MODE_MOMENTS", "grouped_rows_kernel"]
 
 #: ``x = Bᵀ w`` only.
@@ -204,8 +202,14 @@ def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_g
                 c1[i] = a1[i] * m1[i]
 
 
+# ``prange`` here, not :func:`~riskmodel.kernels._chunks.parallel_chunks` like the other
+# kernels: numba compiles a parfor body with its array arguments marked no-alias, so LLVM
+# vectorises the per-stock loops of ``_pair`` without run-time overlap checks (7-8% faster
+# on one thread, measured in one process against the chunked version), which is worth the
+# kernel's extra 3-6 s of compilation.
+@numba.njit(cache=True, parallel=True)
 def grouped_rows_kernel(W, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value,
-                        F, d, out_x, out_fx, out_fvar, out_spec, out_a, out_b) -> None:
+                        F, d, out_x, out_fx, out_fvar, out_spec, out_a, out_b):  # pragma: no cover - compiled
     """Exposures, risk moments, per-stock contributions or ``Σ w`` of the rows of ``W``.
 
     ``B`` is given by columns: ``B[:, dense_cols] = dense_tᵀ`` and
@@ -251,14 +255,8 @@ def grouped_rows_kernel(W, mode, dense_t, dense_cols, codes, n_groups, fold_cols
     out_b : ndarray (P, N) float64
         Written (``MODE_DECOMPOSE``): component contributions ``w ∘ MCR``; any array otherwise.
     """
-    parallel_chunks(_grouped_rows_kernel_chunk, (W.shape[0] + 1) // 2, W, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value, F, d, out_x, out_fx, out_fvar, out_spec, out_a, out_b)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _grouped_rows_kernel_chunk(lo, hi, W, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value, F, d, out_x, out_fx, out_fvar, out_spec, out_a, out_b):  # pragma: no cover - compiled
-    """Items ``lo .. hi - 1`` of :func:`grouped_rows_kernel`."""
     P = W.shape[0]
-    for t in range(lo, hi):
+    for t in numba.prange((P + 1) // 2):
         p0 = 2 * t
         p1 = min(p0 + 1, P - 1)
         _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value, F, d,

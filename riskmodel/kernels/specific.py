@@ -2,16 +2,16 @@
 
 Four kernels, each writing into preallocated outputs:
 
-* :func:`specific_ts_kernel` -- per block of 8 stocks (``prange`` over blocks), over all
+* :func:`specific_ts_kernel` -- per block of 8 stocks (in parallel over blocks), over all
   dates: windowed, NaN-aware EWMA Newey-West variance of the specific returns, the count of
   valid returns in the window and the robust blending statistic ``Z``, all for every date.
-* :func:`structural_kernel` -- per date (``prange`` over dates): the v-weighted regression
+* :func:`structural_kernel` -- per date (in parallel over dates): the v-weighted regression
   of ``ln sigma_TS`` on market + industries + styles by within-industry demeaning, and the
   structural volatility ``E0 exp(X b)`` (or its blend with ``sigma_TS``) of every name with
   complete styles.
-* :func:`shrink_kernel` -- per date (``prange`` over dates): Bayesian shrinkage of the
+* :func:`shrink_kernel` -- per date (in parallel over dates): Bayesian shrinkage of the
   volatilities toward their cap-weighted size-group means.
-* :func:`vra_terms_kernel` -- per date (``prange`` over dates): the two sums of the
+* :func:`vra_terms_kernel` -- per date (in parallel over dates): the two sums of the
   specific volatility regime adjustment, ``sum_n cap_n (u_n,t / sigma_n,t-1)^2`` and
   ``sum_n cap_n`` over the ESTU of the day before.
 
@@ -414,7 +414,7 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
 
     Notes
     -----
-    Stocks are processed in blocks of 8 adjacent columns (``prange`` over blocks), so that
+    Stocks are processed in blocks of 8 adjacent columns (in parallel over blocks), so that
     reads and writes use whole cache lines. Within a block, two passes:
 
     * the EWMA sums run over dates outside and the block's stocks inside (branch-free
@@ -428,11 +428,13 @@ def specific_ts_kernel(u, half_life, window, lags, min_obs, full_obs, blend,
       refresh) corrected for the few values beyond the clip bound; they are recomputed
       exactly every 32 days.
     """
-    parallel_chunks(_specific_ts_kernel_chunk, (u.shape[1] + 7) // 8, u, half_life, window, lags, min_obs, full_obs, blend, out_var, out_h, out_z, out_gamma)
+    parallel_chunks(_specific_ts_kernel_chunk, (u.shape[1] + 7) // 8, u, half_life, window, lags, min_obs,
+                    full_obs, blend, out_var, out_h, out_z, out_gamma)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _specific_ts_kernel_chunk(lo, hi, u, half_life, window, lags, min_obs, full_obs, blend, out_var, out_h, out_z, out_gamma):  # pragma: no cover - compiled
+def _specific_ts_kernel_chunk(lo, hi, u, half_life, window, lags, min_obs, full_obs, blend, out_var, out_h,
+                              out_z, out_gamma):  # pragma: no cover - compiled
     """Items ``lo .. hi - 1`` of :func:`specific_ts_kernel`."""
     T, N = u.shape
     a = 2.0 ** (-1.0 / half_life)
@@ -959,7 +961,7 @@ def vra_terms_kernel(u, sig_prev, cap_prev, estu_prev, out_num, out_wsum) -> Non
 
     ``out_num[r] = sum_n cap_prev[r, n] (u[r, n] / sig_prev[r, n])^2`` and
     ``out_wsum[r] = sum_n cap_prev[r, n]`` over the names with ``estu_prev[r, n]`` whose
-    squared ratio is finite. One pass, ``prange`` over rows.
+    squared ratio is finite. One pass, in parallel over rows.
 
     Parameters
     ----------

@@ -1,17 +1,17 @@
 """Numba kernels of the time-series and statistical factor models.
 
-* :func:`ts_loadings_kernel` -- per block of 8 adjacent stocks (``prange`` over blocks),
+* :func:`ts_loadings_kernel` -- per block of 8 adjacent stocks (in parallel over blocks),
   one pass over all dates: running weighted cross-products of each stock's regression of
   its returns on ``[1, f_t]`` (expanding, rolling or EWMA), the loadings, intercept and
   residual variance on the schedule dates, and the out-of-sample residuals of every day.
   The factor-only cross-product ``Σ w x̃ x̃ᵀ`` is common to all stocks (computed by the
   caller on the schedule dates); each stock keeps only a correction for the days on
   which *it* has no return, so a day costs O(k) per stock and a missing day O(k²).
-* :func:`cross_section_ols_kernel` -- per date (``prange`` over dates): the cross-sectional
+* :func:`cross_section_ols_kernel` -- per date (in parallel over dates): the cross-sectional
   OLS of the day's returns on loadings fixed on an earlier date, ``f_t = (BᵀB)⁻¹Bᵀr_t``
   over the stocks with a return, from the full Gram ``BᵀB`` minus the rows of the stocks
   without one (O(N k) per date), and the residuals ``r_t − B f_t``.
-* :func:`standardise_kernel` -- per date of a window (``prange`` over dates): the matrix of
+* :func:`standardise_kernel` -- per date of a window (in parallel over dates): the matrix of
   standardised returns, missing cells and stocks left out set to 0, in one pass (the
   window moments are running sums kept by the caller).
 
@@ -223,11 +223,13 @@ def ts_loadings_kernel(
     resid : (T, N) out
         ``r_t − a − bᵀ f_t`` with the loadings of the last schedule row ``≤ t − 1``.
     """
-    parallel_chunks(_ts_loadings_kernel_chunk, (r.shape[1] + _BLOCK - 1) // _BLOCK, r, x, fvalid, decay, window, min_obs, rows_sched, common, loadings, intercept, resid_var, n_obs, resid)
+    parallel_chunks(_ts_loadings_kernel_chunk, (r.shape[1] + _BLOCK - 1) // _BLOCK, r, x, fvalid, decay,
+                    window, min_obs, rows_sched, common, loadings, intercept, resid_var, n_obs, resid)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _ts_loadings_kernel_chunk(lo, hi, r, x, fvalid, decay, window, min_obs, rows_sched, common, loadings, intercept, resid_var, n_obs, resid):  # pragma: no cover - compiled
+def _ts_loadings_kernel_chunk(lo, hi, r, x, fvalid, decay, window, min_obs, rows_sched, common, loadings,
+                              intercept, resid_var, n_obs, resid):  # pragma: no cover - compiled
     """Items ``lo .. hi - 1`` of :func:`ts_loadings_kernel`."""
     for blk in range(lo, hi):
         _ts_block(r, x, fvalid, decay, window, min_obs, rows_sched, common, blk, loadings, intercept, resid_var, n_obs, resid)
@@ -252,7 +254,8 @@ def cross_section_ols_kernel(r, which, loadings, gram, min_stocks, f, resid) -> 
     resid : (T, N) out
         ``r_t − B f_t`` for stocks with a return and loadings, NaN elsewhere.
     """
-    parallel_chunks(_cross_section_ols_kernel_chunk, r.shape[0], r, which, loadings, gram, min_stocks, f, resid)
+    parallel_chunks(_cross_section_ols_kernel_chunk, r.shape[0], r, which, loadings, gram, min_stocks, f,
+                    resid)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -307,7 +310,7 @@ def _cross_section_ols_kernel_chunk(lo, hi, r, which, loadings, gram, min_stocks
 def standardise_kernel(r, t0, mean, inv_sd, out) -> None:
     """``out[i, n] = (r[t0 + i, n] − mean[n]) · inv_sd[n]``; 0 where the return is NaN or ``inv_sd[n] == 0``.
 
-    One pass over the window rows (``prange`` over rows), every stock's column written:
+    One pass over the window rows (in parallel over rows), every stock's column written:
     a stock left out of the window has ``inv_sd = 0`` and an all-zero column.
     """
     parallel_chunks(_standardise_kernel_chunk, out.shape[0], r, t0, mean, inv_sd, out)

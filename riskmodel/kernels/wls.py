@@ -543,11 +543,13 @@ def wls_factor_returns(
     ind_status : int8 (T, P)
         Out: per-industry status (``IND_EMPTY`` for rows ``t < lag``).
     """
-    parallel_chunks(_wls_factor_returns_chunk, returns.shape[0], returns, styles, industry, weights, cap, n_ind, lag, clip, min_size, f, resid, r2, se, n_obs, n_clipped, date_status, ind_status)
+    parallel_chunks(_wls_factor_returns_chunk, returns.shape[0], returns, styles, industry, weights, cap,
+                    n_ind, lag, clip, min_size, f, resid, r2, se, n_obs, n_clipped, date_status, ind_status)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _wls_factor_returns_chunk(lo, hi, returns, styles, industry, weights, cap, n_ind, lag, clip, min_size, f, resid, r2, se, n_obs, n_clipped, date_status, ind_status):  # pragma: no cover - compiled
+def _wls_factor_returns_chunk(lo, hi, returns, styles, industry, weights, cap, n_ind, lag, clip, min_size,
+                              f, resid, r2, se, n_obs, n_clipped, date_status, ind_status):  # pragma: no cover - compiled
     """Items ``lo .. hi - 1`` of :func:`wls_factor_returns`."""
     m = f.shape[1]
     for t in range(lo, hi):
