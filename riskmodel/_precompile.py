@@ -1,6 +1,6 @@
 """Compile the kernels of the later pipeline stages in a helper process, ahead of need.
 
-A new install compiles its numba kernels on first use: about a minute for a full fit, one
+A new install compiles its numba kernels on first use: about 35 s for a full fit, one
 compilation after another on one core. The command line (``riskmodel demo``, ``riskmodel
 fit``) therefore starts a helper process that runs the stages the main process reaches
 last (the specific-risk model, then the covariance operator) on a tiny problem. Numba's
