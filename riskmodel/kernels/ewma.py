@@ -11,7 +11,7 @@ weights renormalised over the terms where both values are present (pairwise comp
 The sums are carried by the windowed recursion ``S_t = δ S_{t−1} + x_t − δ^W x_{t−W}``, so a
 whole series costs O(T·(L+1)) per pair whatever the window; the number of present terms is
 carried exactly as an integer so that an emptied window gives NaN, not rounding noise.
-Pairs are independent and processed in parallel (in parallel over pairs).
+Pairs are independent and processed in parallel.
 """
 
 from __future__ import annotations
