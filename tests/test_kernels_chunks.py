@@ -90,3 +90,20 @@ def test_compiled_bodies_finds_the_dispatchers_a_driver_runs():
     assert [b.py_func.__name__ for b in bodies] == ["_structural_dates"]
     assert compiled_bodies(operator.grouped_rows_kernel) == [operator.grouped_rows_kernel]
     assert compiled_bodies(len) == []
+
+
+def test_callers_on_several_threads_share_the_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def job(n):
+        hits = np.zeros(n, dtype=np.int64)
+        with kernel_threads(2):
+            for _ in range(20):
+                parallel_chunks(_count, n, hits)
+        return hits
+
+    sizes = [5, 64, 1000, 4097]
+    with ThreadPoolExecutor(max_workers=len(sizes)) as callers:
+        results = list(callers.map(job, sizes))
+    for n, hits in zip(sizes, results):
+        np.testing.assert_array_equal(hits, np.full(n, 20))
