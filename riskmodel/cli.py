@@ -111,6 +111,12 @@ def cmd_panel(args: argparse.Namespace) -> None:
 
     storage_format(args.output)  # fail before the long work, not after
     if args.source == US_EQUITIES:
+        csv_only = {"--styles": args.styles, "--static": args.static, "--date-column": args.date_column,
+                    "--stock-column": args.stock_column}
+        given = [flag for flag, value in csv_only.items() if value is not None]
+        if given:
+            raise InvalidParameterError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a CSV source, "
+                                        f"not {US_EQUITIES!r} (its styles are the descriptors: use --descriptors)")
         panel = rm.load_us_equities(args.data)
         styles: list[str] = []
         default_descriptors = list(DESCRIPTORS)
@@ -149,10 +155,11 @@ def _panel_from_csv(args: argparse.Namespace):
     if not path.exists():
         raise PanelError(f"{path}: no such file (give a long CSV, one row per date and stock, or {US_EQUITIES!r})")
     frame = _read_csv(path, "panel CSV")
-    for flag, column in (("--date-column", args.date_column), ("--stock-column", args.stock_column)):
+    date, stock = args.date_column or "date", args.stock_column or "stock"
+    for flag, column in (("--date-column", date), ("--stock-column", stock)):
         if column not in frame.columns:
             raise PanelError(f"{path}: no column {column!r} (name it with {flag}); the columns are {list(map(str, frame.columns))}")
-    return rm.panel_from_long(frame, date=args.date_column, stock=args.stock_column, static=_split(args.static))
+    return rm.panel_from_long(frame, date=date, stock=stock, static=_split(args.static))
 
 
 def _descriptor_names(text: str | None, default: list[str]) -> list[str]:
@@ -262,8 +269,10 @@ def _numeric(frame: pd.DataFrame, path: str, row_name: str, what: str) -> pd.Dat
 
 def _read_factor_file(path: str) -> pd.DataFrame:
     frame = _read_csv(path, "factor file", index_col=0)
-    try:
-        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index))
+    try:  # dates written as text (an integer column is not read as nanoseconds since 1970)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": the parse decides
+            frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index.astype(str)))
     except (ValueError, TypeError):
         frame = frame.iloc[:0, :0]
     if frame.shape[1] == 0:
@@ -447,8 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", required=True, help="panel file (.nc or .zarr)")
     p.add_argument("--data", help=f"{US_EQUITIES}: the data file or its folder (default $RISKMODEL_DATA or ../shared/data)")
-    p.add_argument("--date-column", default="date", help="CSV: the date column (default: date)")
-    p.add_argument("--stock-column", default="stock", help="CSV: the stock-id column (default: stock)")
+    p.add_argument("--date-column", help="CSV: the date column (default: date)")
+    p.add_argument("--stock-column", help="CSV: the stock-id column (default: stock)")
     p.add_argument("--static", help="CSV: comma-separated columns constant per stock, e.g. industry,sector")
     p.add_argument("--styles", help="CSV: comma-separated columns that are style characteristics")
     p.add_argument(

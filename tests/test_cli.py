@@ -291,6 +291,9 @@ def test_panel_from_a_long_csv(files, tmp_path, capsys):
         (["risk", "{model}", "--weights", "{text_weight}"], "weight 'abc' of stock 'S0001' in column 'a' is not a number"),
         (["fit", "{panel}", "-o", "{out}", "--kind", "time-series", "--factors", "{text_return}"], "return 'x' of date 2020-01-03 in column 'mkt' is not a number"),
         (["audit", "{model}", "--labels", "{empty}"], "the labels file is empty"),
+        (["fit", "{panel}", "-o", "{out}", "--kind", "time-series", "--factors", "{int_dates}"], "expected a date column first"),
+        (["panel", "us-equities", "-o", "{out}", "--styles", "value"], "--styles applies to a CSV source"),
+        (["panel", "us-equities", "-o", "{out}", "--static", "industry", "--date-column", "day"], "--static, --date-column apply to a CSV source"),
     ],
 )
 def test_csv_input_errors_are_one_line(files, tmp_path, capsys, argv, message):
@@ -301,8 +304,9 @@ def test_csv_input_errors_are_one_line(files, tmp_path, capsys, argv, message):
     (tmp_path / "broken.csv").write_text('stock,a\nS0000,1\n"S0001,2\n')
     (tmp_path / "text_weight.csv").write_text("stock,a\nS0000,0.5\nS0001,abc\n")
     (tmp_path / "text_return.csv").write_text("date,mkt\n2020-01-02,0.01\n2020-01-03,x\n")
+    (tmp_path / "int_dates.csv").write_text("day,mkt\n0,0.01\n1,0.02\n")
     values = {"root": tmp_path, "out": tmp_path / "out.nc", "csv": csv, "model": model, "panel": panel,
-              **{name: tmp_path / f"{name}.csv" for name in ("empty", "broken", "text_weight", "text_return")}}
+              **{name: tmp_path / f"{name}.csv" for name in ("empty", "broken", "text_weight", "text_return", "int_dates")}}
     capsys.readouterr()
     assert main([a.format(**values) for a in argv]) == EXIT_USER_ERROR
     err = capsys.readouterr().err
