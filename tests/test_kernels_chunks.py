@@ -107,3 +107,23 @@ def test_callers_on_several_threads_share_the_pool():
         results = list(callers.map(job, sizes))
     for n, hits in zip(sizes, results):
         np.testing.assert_array_equal(hits, np.full(n, 20))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_pool():
+    import multiprocessing
+
+    with kernel_threads(2):
+        parallel_chunks(_count, 100, np.zeros(100, dtype=np.int64))  # the parent's pool exists
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as children:  # the inherited pool has no threads in the child
+        result = children.apply_async(_child_job, (1000,))
+        hits = result.get(timeout=60)
+    np.testing.assert_array_equal(hits, np.ones(1000, dtype=np.int64))
+
+
+def _child_job(n):
+    hits = np.zeros(n, dtype=np.int64)
+    with kernel_threads(2):
+        parallel_chunks(_count, n, hits)
+    return hits

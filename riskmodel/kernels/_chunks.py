@@ -20,6 +20,7 @@ The thread count is numba's (``numba.get_num_threads()``, which
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -50,6 +51,18 @@ def _executor() -> ThreadPoolExecutor:
 
 def _mark_pool_thread() -> None:
     _local.in_pool = True
+
+
+def _forget_pool_in_child() -> None:
+    """A forked child has none of the parent's pool threads: start a new pool on first use
+    (the inherited one would queue chunks that no thread ever runs)."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def compiled_bodies(kernel: Callable[..., Any]) -> list[Any]:
