@@ -38,6 +38,7 @@ _LAZY: dict[str, str] = {
     "validate_panel": "riskmodel.panel",
     "panel_from_long": "riskmodel.panel",
     "panel_from_wide": "riskmodel.panel",
+    "date_window": "riskmodel.panel",
     "load": "riskmodel.io",
     "save": "riskmodel.io",
     "load_us_equities": "riskmodel.datasets",

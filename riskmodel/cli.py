@@ -107,7 +107,7 @@ US_EQUITIES = "us-equities"
 
 def cmd_panel(args: argparse.Namespace) -> None:
     import riskmodel as rm
-    from riskmodel.descriptors import DESCRIPTORS, add_descriptors
+    from riskmodel.descriptors import add_descriptors
 
     storage_format(args.output)  # fail before the long work, not after
     if args.source == US_EQUITIES:
@@ -119,7 +119,6 @@ def cmd_panel(args: argparse.Namespace) -> None:
                                         f"not {US_EQUITIES!r} (its styles are the descriptors: use --descriptors)")
         panel = rm.load_us_equities(args.data)
         styles: list[str] = []
-        default_descriptors = list(DESCRIPTORS)
     else:
         if args.data:
             raise InvalidParameterError(f"--data applies to the {US_EQUITIES!r} source; a CSV source is its own file")
@@ -128,12 +127,11 @@ def cmd_panel(args: argparse.Namespace) -> None:
         absent = [name for name in styles if name not in panel.data_vars]
         if absent:
             raise PanelError(f"--styles {absent}: not columns of {args.source} (it has {sorted(map(str, panel.data_vars))})")
-        default_descriptors = []
     panel.attrs["styles"] = styles
-    descriptors = _descriptor_names(args.descriptors, default_descriptors)
+    descriptors = _descriptor_names(args.descriptors or ("all" if args.source == US_EQUITIES else "none"))
     if descriptors:  # on the whole history, so that a later --start keeps its 12-month momentum
         panel = add_descriptors(panel, descriptors)
-    panel = _date_window(panel, args.start, args.end)
+    panel = rm.date_window(panel, args.start, args.end, names=("--start", "--end"), min_dates=2)
     pooled = ""
     if args.pool_into:
         panel["industry_pooled"] = rm.pool_thin_industries(panel, "industry", args.pool_into, min_size=args.min_industry_size)
@@ -162,11 +160,10 @@ def _panel_from_csv(args: argparse.Namespace):
     return rm.panel_from_long(frame, date=date, stock=stock, static=_split(args.static))
 
 
-def _descriptor_names(text: str | None, default: list[str]) -> list[str]:
+def _descriptor_names(text: str) -> list[str]:
+    """``--descriptors``: names, ``all`` or ``none``."""
     from riskmodel.descriptors import DESCRIPTORS
 
-    if text is None:
-        return default
     if text.strip().lower() == "none":
         return []
     if text.strip().lower() == "all":
@@ -176,25 +173,6 @@ def _descriptor_names(text: str | None, default: list[str]) -> list[str]:
     if unknown:
         raise InvalidParameterError(f"--descriptors {unknown}: unknown; choose among {', '.join(DESCRIPTORS)}, all or none")
     return names
-
-
-def _date_window(panel, start: str | None, end: str | None):
-    if start is None and end is None:
-        return panel
-    bounds = []
-    for flag, value in (("--start", start), ("--end", end)):
-        try:
-            bounds.append(None if value is None else pd.Timestamp(value))
-        except ValueError as exc:
-            raise InvalidParameterError(f"{flag} {value!r}: not a date ({exc})") from None
-    if bounds[0] is not None and bounds[1] is not None and bounds[0] > bounds[1]:
-        raise InvalidParameterError(f"--start {start} is after --end {end}")
-    cut = panel.sel(date=slice(*bounds))
-    if cut.sizes["date"] < 2:
-        first, last = (pd.Timestamp(panel["date"].values[i]).date() for i in (0, -1))
-        window = " ".join(f"{flag} {value}" for flag, value in (("--start", start), ("--end", end)) if value is not None)
-        raise InvalidParameterError(f"{window} keeps {cut.sizes['date']} date(s) of {first} .. {last}; a panel needs 2")
-    return cut
 
 
 def cmd_fit(args: argparse.Namespace) -> None:

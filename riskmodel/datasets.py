@@ -19,11 +19,10 @@ import xarray as xr
 from riskmodel.errors import (
     AlignmentError,
     DuplicateLabelError,
-    InvalidParameterError,
     ModelFileError,
     SingularDateWarning,
 )
-from riskmodel.panel import validate_panel
+from riskmodel.panel import date_window, validate_panel
 
 __all__ = ["load_us_equities", "load_ff_factors", "load_wti", "data_dir", "PANEL_FILE", "FF_FILE", "WTI_FILE"]
 
@@ -268,16 +267,7 @@ def load_us_equities(
 def _select_dates(ds: xr.Dataset, start, end) -> xr.Dataset:
     if start is None and end is None:
         return ds
-    lo = pd.Timestamp(start) if start is not None else None
-    hi = pd.Timestamp(end) if end is not None else None
-    if lo is not None and hi is not None and lo > hi:
-        raise InvalidParameterError(f"start {lo.date()} is after end {hi.date()}")
-    out = ds.sel(date=slice(lo, hi))
-    if out.sizes["date"] == 0:
-        raise InvalidParameterError(
-            f"no trading day in [{start}, {end}]; the file spans "
-            f"{pd.Timestamp(ds['date'].values[0]).date()} .. {pd.Timestamp(ds['date'].values[-1]).date()}"
-        )
+    out = date_window(ds, start, end)
     # stocks with no price at all in the window (listed later) are dropped
     has_data = np.isfinite(out["dollar_volume"].values).any(axis=0) | np.isfinite(out["returns"].values).any(axis=0)
     return out.isel(stock=np.flatnonzero(has_data))

@@ -38,6 +38,7 @@ from riskmodel.errors import (
     DateOrderError,
     DimensionError,
     DuplicateLabelError,
+    InvalidParameterError,
     MissingVariableError,
     NonFiniteError,
     PanelError,
@@ -51,6 +52,7 @@ __all__ = [
     "panel_from_long",
     "panel_from_wide",
     "style_names",
+    "date_window",
 ]
 
 #: variables that must be (date, stock) numeric when present
@@ -772,3 +774,56 @@ def panel_from_wide(
         data_vars[name] = (("stock",), arr)
     ds = xr.Dataset(data_vars, coords={"date": dates, "stock": ref_stocks})
     return validate_panel(ds, require=())
+
+
+def date_window(
+    panel: xr.Dataset,
+    start: Any = None,
+    end: Any = None,
+    *,
+    names: tuple[str, str] = ("start", "end"),
+    min_dates: int = 1,
+) -> xr.Dataset:
+    """The dates of ``panel`` in ``[start, end]`` (inclusive; ``None`` leaves a side open).
+
+    Parameters
+    ----------
+    panel : xr.Dataset
+        Has a sorted ``date`` coordinate.
+    start, end : date-like, optional
+        Bounds of the window.
+    names : (str, str)
+        How the bounds are named in error messages (``"--start"`` for a command line).
+    min_dates : int
+        Fewest dates the window must keep.
+
+    Returns
+    -------
+    xr.Dataset
+        ``panel`` itself when both bounds are None, else its selection.
+
+    Raises
+    ------
+    InvalidParameterError
+        A bound is not a date, ``start`` is after ``end``, or fewer than ``min_dates`` dates
+        are left (the panel's span is named).
+    """
+    if start is None and end is None:
+        return panel
+    bounds = []
+    for name, value in zip(names, (start, end)):
+        try:
+            bounds.append(None if value is None else pd.Timestamp(value))
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"{name} {value!r}: not a date ({exc})") from None
+    lo, hi = bounds
+    if lo is not None and hi is not None and lo > hi:
+        raise InvalidParameterError(f"{names[0]} {lo.date()} is after {names[1]} {hi.date()}")
+    out = panel.sel(date=slice(lo, hi))
+    if out.sizes["date"] < min_dates:
+        given = " ".join(f"{name} {value}" for name, value in zip(names, (start, end)) if value is not None)
+        first, last = (pd.Timestamp(panel["date"].values[i]).date() for i in (0, -1))
+        raise InvalidParameterError(
+            f"{given} keeps {out.sizes['date']} date(s) of {first} .. {last}; at least {min_dates} needed"
+        )
+    return out

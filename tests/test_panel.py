@@ -330,3 +330,24 @@ def test_dask_backed_panel_stays_lazy_and_is_checked():
     bad["value"] = bad["value"].where(~((bad["date"] == bad["date"][5]) & (bad["stock"] == "DDD")), -np.inf)
     with pytest.raises(NonFiniteError, match="1 infinite.*stock DDD, date 2021-03-08"):
         validate_panel(bad)
+
+
+def test_date_window_keeps_the_inclusive_window_and_names_its_bounds():
+    import xarray as xr
+
+    from riskmodel.errors import InvalidParameterError
+    from riskmodel.panel import date_window
+
+    dates = pd.bdate_range("2020-01-01", periods=10)
+    panel = xr.Dataset({"returns": (("date", "stock"), np.zeros((10, 2)))},
+                       coords={"date": dates, "stock": ["A", "B"]})
+    assert date_window(panel) is panel
+    cut = date_window(panel, "2020-01-03", dates[5])
+    assert list(cut["date"].values) == list(dates[2:6].values)
+    assert date_window(panel, end="2020-01-02").sizes["date"] == 2
+    with pytest.raises(InvalidParameterError, match="start 2020-01-09 is after end 2020-01-02"):
+        date_window(panel, "2020-01-09", "2020-01-02")
+    with pytest.raises(InvalidParameterError, match="--start 'soon': not a date"):
+        date_window(panel, "soon", names=("--start", "--end"))
+    with pytest.raises(InvalidParameterError, match=r"--start 2020-01-14 keeps 1 date\(s\) of 2020-01-01 .. 2020-01-14; at least 2"):
+        date_window(panel, "2020-01-14", names=("--start", "--end"), min_dates=2)
