@@ -67,7 +67,7 @@ def measure(fn, repeat: int = 1) -> tuple[float, int, object]:
 
 def bench_size(n_stocks: int, n_dates: int, repeat: int, n_null: int) -> dict:
     import riskmodel as rm
-    from riskmodel.audit import _spectrum as sp
+    from riskmodel.audit import spectrum as sp
 
     res = make_residuals(n_stocks, n_dates)
     matrix_bytes = res.values.nbytes

@@ -4,7 +4,7 @@ A synthetic panel of ``--n-stocks`` × ``--n-days`` (default 50,000 × 2,520: te
 5,000 × 2,520 case) is generated chunk by chunk straight into a zarr store (a cheap
 generator of this script: static per-stock characteristics plus daily noise, returns from
 a market + industry + style factor model with Student-t specific returns and a few missing
-values), then fitted with :func:`riskmodel.scale.fit_chunked` on a ``LocalCluster`` whose
+values), then fitted with :func:`riskmodel.models.chunked.fit_chunked` on a ``LocalCluster`` whose
 total memory limit is below the panel's size, the outputs written to a zarr store.
 
 In the same run, on a ``--ref-stocks`` panel (default 5,000 × the same days) from the same
@@ -45,7 +45,7 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 import riskmodel as rm  # noqa: E402
-from riskmodel.scale import fit_chunked  # noqa: E402
+from riskmodel.models.chunked import fit_chunked  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale.json"
 STYLES = ("size", "value", "momentum")

@@ -3,13 +3,13 @@
 Same synthetic data for every contender: ``k`` Gaussian factor returns, loadings
 ``N(0.5, 0.5)``, specific noise, 2% missing returns, a tenth of the stocks listed late.
 
-* **Time-series loadings** — :func:`riskmodel.timeseries.ts_loadings` (one numba pass over
+* **Time-series loadings** — :func:`riskmodel.models.timeseries.ts_loadings` (one numba pass over
   all stocks: expanding-window OLS with intercept, loadings stored every 21 days, the
   out-of-sample residuals of every day) against a per-stock ``np.linalg.lstsq`` loop that
   solves the same regressions on the same schedule. The loop is timed on a subset of
   stocks and **extrapolated linearly** to all stocks (said so in the table); its loadings
   are checked against riskmodel's on that subset.
-* **Statistical model** — :func:`riskmodel.statistical.pca_loadings` (rolling 504-day
+* **Statistical model** — :func:`riskmodel.models.statistical.pca_loadings` (rolling 504-day
   window, refit every 21 days, warm-started randomized SVD; ``k`` fixed, then chosen by
   Bai–Ng) plus the daily cross-sectional OLS factor returns, against a numpy baseline
   (nan-aware standardisation and a full ``np.linalg.svd`` per refit), timed on a few
@@ -45,8 +45,8 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1]
 import numba  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from riskmodel.statistical import cross_section_factor_returns, pca_loadings  # noqa: E402
-from riskmodel.timeseries import refit_schedule, ts_loadings  # noqa: E402
+from riskmodel.models.statistical import cross_section_factor_returns, pca_loadings  # noqa: E402
+from riskmodel.models.timeseries import refit_schedule, ts_loadings  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "timeseries.json"
 SIZES = {"full": (5000, 2520, 10), "quick": (1000, 1260, 10), "toy": (120, 300, 4)}

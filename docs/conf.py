@@ -117,9 +117,9 @@ def _escape_plain_text_markup(app, what, name, obj, options, lines):  # noqa: AR
 
 # --- benchmark tables -------------------------------------------------------------------
 # benchmarks.md includes generated/benchmark_tables.md: the JSON files of the repository's
-# benchmarks/results rendered by riskmodel.bench (the numbers as measured, not copied).
+# benchmarks/results rendered by riskmodel.cli.bench (the numbers as measured, not copied).
 def _write_benchmark_tables(app):  # noqa: ARG001
-    from riskmodel.bench import result_tables, results_from_folder
+    from riskmodel.cli.bench import result_tables, results_from_folder
 
     folder = Path(riskmodel.__file__).resolve().parents[1] / "benchmarks" / "results"
     lines: list[str] = []

@@ -32,8 +32,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import numpy as np  # noqa: E402
 
 import riskmodel as rm  # noqa: E402
-from riskmodel.plots import plot_cumulative_factor_returns  # noqa: E402
-from riskmodel.plots_audit import plot_cluster_correlation, plot_spectrum  # noqa: E402
+from riskmodel.report.figures import plot_cumulative_factor_returns  # noqa: E402
+from riskmodel.report.audit_figures import plot_cluster_correlation, plot_spectrum  # noqa: E402
 
 DPI = 80
 

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--window", type=int, default=504, help="audited trading days at the end of the panel (default 504)")
     args = p.parse_args(argv)
     # rm.load_wti is not exported by riskmodel/__init__.py (yet): import it from its module
-    from riskmodel.datasets import load_wti
+    from riskmodel.data.datasets import load_wti
 
     out = Path(args.out)
     started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 The panel is the S&P 500 (April 2021 members) daily file in ``../shared/data`` read by
 :func:`riskmodel.load_us_equities`, with six style descriptors added by
-:func:`riskmodel.descriptors.add_descriptors` **on the full 2007-2016 history** (so a
+:func:`riskmodel.data.descriptors.add_descriptors` **on the full 2007-2016 history** (so a
 late ``--start`` still has its 12-month momentum and 252-day beta), then cut to the
 requested window.  ``industry`` is the GICS industry (68 labels), ``sector`` the GICS
 sector (11); both are one 2023 snapshot applied to every date (see the data README).
@@ -83,7 +83,7 @@ def load_panel(
         ``sector`` (GICS sector, str), ``market_cap_is_proxy`` (stock).
     """
     import riskmodel as rm
-    from riskmodel.descriptors import add_descriptors
+    from riskmodel.data.descriptors import add_descriptors
 
     panel = rm.load_us_equities(data)
     with warnings.catch_warnings():

@@ -195,7 +195,7 @@ def _industry_array(industry: xr.DataArray, like: xr.DataArray, name: str = "ind
 
     Accepts a DataArray (stock) or (date, stock) of str labels or integer codes. Labels
     and integer codes carrying a ``labels`` attribute go through
-    :func:`riskmodel.panel.industry_codes` (sorted labels, as everywhere in the library);
+    :func:`riskmodel.data.panel.industry_codes` (sorted labels, as everywhere in the library);
     bare integer codes (no ``labels``) and whole-number floats (NaN = missing) are mapped to
     their sorted distinct values, labelled by ``str(code)``.
     """
@@ -218,7 +218,7 @@ def _industry_array(industry: xr.DataArray, like: xr.DataArray, name: str = "ind
     industry_codes = None
     if use_panel:
         try:
-            from riskmodel.panel import industry_codes  # type: ignore[attr-defined]
+            from riskmodel.data.panel import industry_codes  # type: ignore[attr-defined]
         except ImportError:  # pragma: no cover - panel.py is part of the package
             industry_codes = None
     if industry_codes is not None:
@@ -934,9 +934,9 @@ def _styles_block(
 
 
 def _validate_panel(panel: xr.Dataset, styles: Sequence[str], required: Sequence[str]) -> xr.Dataset:
-    """``riskmodel.panel.validate_panel`` (normalised coordinates), or a type check without it."""
+    """``riskmodel.data.panel.validate_panel`` (normalised coordinates), or a type check without it."""
     try:
-        from riskmodel.panel import validate_panel  # type: ignore[attr-defined]
+        from riskmodel.data.panel import validate_panel  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - panel.py is part of the package
         return panel
     return validate_panel(panel, styles=list(styles), require=list(required))

@@ -17,7 +17,7 @@ _HELPER = pytest.StashKey[object]()
 def pytest_sessionstart(session: pytest.Session) -> None:
     """On a cold numba cache (a fresh CI machine) a helper process compiles the specific-risk
     and operator kernels while the first tests compile the early stages' kernels."""
-    from riskmodel._precompile import compiling_ahead
+    from riskmodel.cli.precompile import compiling_ahead
 
     helper = compiling_ahead("specific", "operator")
     helper.__enter__()

@@ -624,7 +624,7 @@ def test_build_exposures_feeds_the_regression():
 @pytest.mark.filterwarnings("ignore::riskmodel.errors.SingularDateWarning")  # day 0 has no return
 def test_build_exposures_on_simulated_panel_recovers_true_styles():
     """Known truth: rm.simulate draws returns from rm.clean(raw, cap=market_cap)."""
-    simulate = pytest.importorskip("riskmodel.simulation").simulate
+    simulate = pytest.importorskip("riskmodel.data.simulation").simulate
     panel = simulate(n_stocks=150, n_days=40, seed=1)
     styles = list(panel.attrs["styles"])
     e = build_exposures(panel, styles, impute=False)
@@ -637,7 +637,7 @@ def test_build_exposures_on_simulated_panel_recovers_true_styles():
 @pytest.mark.realdata
 def test_real_data_clean_and_neutralise(shared_data_dir):
     """S&P 500 panel, one year: clean invariants and daily neutrality on real caps and GICS industries."""
-    from riskmodel.datasets import load_us_equities
+    from riskmodel.data.datasets import load_us_equities
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

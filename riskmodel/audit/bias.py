@@ -94,7 +94,7 @@ class BiasStatistics:
 
     def plot(self, ax: Any = None, *, path: str | None = None):
         """Rolling bias statistics of each family (median and 10–90% range) with the band."""
-        from riskmodel.plots import plot_rolling_bias
+        from riskmodel.report.figures import plot_rolling_bias
 
         return plot_rolling_bias(self, ax=ax, path=path)
 

@@ -67,7 +67,7 @@ def refit_with_clusters(model: Any, panel: xr.Dataset, audit: Any, clusters: Seq
         its portfolio's bias back in band.
     """
     from riskmodel.audit.residuals import audit_residuals
-    from riskmodel.model import FactorRiskModel
+    from riskmodel.models.fundamental import FactorRiskModel
 
     augmented = cluster_exposures(audit, panel, clusters)
     names = [v for v in augmented.data_vars if v not in panel.data_vars]

@@ -19,8 +19,8 @@ import pandas as pd
 import xarray as xr
 from scipy.stats import norm
 
-from riskmodel.audit import _clusters as cl
-from riskmodel.audit import _spectrum as sp
+from riskmodel.audit import clusters as cl
+from riskmodel.audit import spectrum as sp
 from riskmodel.errors import (
     AlignmentError,
     DateOrderError,
@@ -291,13 +291,13 @@ class ResidualAudit:
         Returns a :class:`matplotlib.figure.Figure` drawn with the Agg canvas (no pyplot,
         no display needed).
         """
-        from riskmodel import plots_audit
+        from riskmodel.report import audit_figures as plots_audit
 
         return plots_audit.plot_audit(self, kind)
 
     def figures(self, directory: str | Path) -> dict[str, Path]:
         """Write every figure as ``audit_<kind>.png`` into ``directory``; returns the paths."""
-        from riskmodel import plots_audit
+        from riskmodel.report import audit_figures as plots_audit
 
         return plots_audit.save_figures(self, directory)
 
@@ -306,7 +306,7 @@ class ResidualAudit:
 
         The file is written aside and renamed (atomic).
         """
-        from riskmodel import report
+        from riskmodel.report import html as report
 
         return report.write_audit_report(self, path, title=title)
 

@@ -22,7 +22,7 @@ the specific variance of day t + 1:
 (:func:`ts_stats`, :func:`structural_volatility`, :func:`shrink_volatility`,
 :func:`vra_b2_rows`, :func:`vra_multiplier`, :func:`final_variance`) and
 :func:`check_settings` are the package's internal interface to the same arithmetic:
-:mod:`riskmodel.scale` runs them block by block for the out-of-core fit. They are not part
+:mod:`riskmodel.models.chunked` runs them block by block for the out-of-core fit. They are not part
 of the public API (not in ``__all__``).
 """
 

@@ -1,0 +1,552 @@
+"""The ``riskmodel`` command line: thin wrappers over the public API.
+
+User errors (a riskmodel ``PanelError``, a missing file) print one line and exit with
+status 2; nothing else is caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.errors import InvalidParameterError, PanelError
+from riskmodel.data.io import storage_format
+
+EXIT_USER_ERROR = 2
+
+
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _industry(value: str) -> str | None:
+    return None if value.lower() in {"none", ""} else value
+
+
+#: FactorRiskModel settings that have their own ``riskmodel fit`` flag.
+_FIT_FLAG_SETTINGS = {"styles": "--styles", "industry": "--industry", "covariance": "--factor-returns-only",
+                      "statistical_factors": "--kind hybrid --k", "progress": "--quiet"}
+
+
+def _setting_value(raw: str) -> object:
+    """``none`` -> None, ``true``/``false`` -> bool, else an int, a float (``inf``) or the text."""
+    word = raw.strip().lower()
+    if word == "none":
+        return None
+    if word in {"true", "false"}:
+        return word == "true"
+    for convert in (int, float):
+        try:
+            return convert(raw)
+        except ValueError:
+            pass
+    return raw.strip()
+
+
+def _fit_settings(pairs: Sequence[str] | None) -> dict[str, object]:
+    """``--set NAME=VALUE`` pairs as FactorRiskModel keyword arguments (names checked here,
+    values by the model)."""
+    import inspect
+
+    import riskmodel as rm
+
+    known = [name for name in inspect.signature(rm.FactorRiskModel).parameters if name not in _FIT_FLAG_SETTINGS]
+    settings: dict[str, object] = {}
+    for pair in pairs or []:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise InvalidParameterError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set vol_half_life=42")
+        if name in _FIT_FLAG_SETTINGS:
+            raise InvalidParameterError(f"--set {name}: use {_FIT_FLAG_SETTINGS[name]} instead")
+        if name not in known:
+            raise InvalidParameterError(f"--set {name}: unknown setting; the settings are {', '.join(known)}")
+        if name in settings:
+            raise InvalidParameterError(f"--set {name}: given twice")
+        settings[name] = _split(raw) if name == "fixed_styles" else _setting_value(raw)
+    return settings
+
+
+def _read_input(path: str):
+    import riskmodel as rm
+
+    if not Path(path).exists():
+        raise PanelError(f"{path}: no such file or directory")
+    return rm.load(path)
+
+
+# ---------------------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    import riskmodel as rm
+
+    storage_format(args.output)  # fail before the long work, not after
+
+    hidden = None
+    if args.hidden:
+        hidden = [{"name": f"hidden{j}", "n_members": args.hidden_members, "corr": args.hidden_corr} for j in range(args.hidden)]
+    panel = rm.simulate(n_stocks=args.stocks, n_days=args.days, seed=args.seed, hidden=hidden, spend=args.spend)
+    rm.save(panel, args.output)
+    print(f"wrote {args.output}: {panel.sizes['date']} dates x {panel.sizes['stock']} stocks, styles {panel.attrs['styles']}")
+
+
+#: The ``riskmodel panel`` source that names the bundled real data (``rm.load_us_equities``).
+US_EQUITIES = "us-equities"
+
+
+def cmd_panel(args: argparse.Namespace) -> None:
+    import riskmodel as rm
+    from riskmodel.data.descriptors import add_descriptors
+
+    storage_format(args.output)  # fail before the long work, not after
+    if args.source == US_EQUITIES:
+        csv_only = {"--styles": args.styles, "--static": args.static, "--date-column": args.date_column,
+                    "--stock-column": args.stock_column}
+        given = [flag for flag, value in csv_only.items() if value is not None]
+        if given:
+            raise InvalidParameterError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a CSV source, "
+                                        f"not {US_EQUITIES!r} (its styles are the descriptors: use --descriptors)")
+        panel = rm.load_us_equities(args.data)
+        styles: list[str] = []
+    else:
+        if args.data:
+            raise InvalidParameterError(f"--data applies to the {US_EQUITIES!r} source; a CSV source is its own file")
+        panel = _panel_from_csv(args)
+        styles = _split(args.styles) or []
+        absent = [name for name in styles if name not in panel.data_vars]
+        if absent:
+            raise PanelError(f"--styles {absent}: not columns of {args.source} (it has {sorted(map(str, panel.data_vars))})")
+    panel.attrs["styles"] = styles
+    descriptors = _descriptor_names(args.descriptors or ("all" if args.source == US_EQUITIES else "none"))
+    if descriptors:  # on the whole history, so that a later --start keeps its 12-month momentum
+        panel = add_descriptors(panel, descriptors)
+    panel = rm.date_window(panel, args.start, args.end, names=("--start", "--end"), min_dates=2)
+    pooled = ""
+    if args.pool_into:
+        panel["industry_pooled"] = rm.pool_thin_industries(panel, "industry", args.pool_into, min_size=args.min_industry_size)
+        pooled = f"; industry_pooled ({panel['industry_pooled'].attrs['n_pooled']} thin (date, stock) cells pooled)"
+    rm.save(panel, args.output)
+    no_return = ""
+    if "returns" in panel:
+        n_empty = int((~np.isfinite(panel["returns"].to_numpy())).all(axis=0).sum())
+        no_return = f" ({n_empty} without a return)" if n_empty else ""
+    first, last = (pd.Timestamp(panel["date"].values[i]).date() for i in (0, -1))
+    print(f"wrote {args.output}: {panel.sizes['date']} dates ({first} .. {last}) x {panel.sizes['stock']} stocks"
+          f"{no_return}; styles {list(panel.attrs['styles'])}{pooled}")
+
+
+def _panel_from_csv(args: argparse.Namespace):
+    import riskmodel as rm
+
+    path = Path(args.source)
+    if not path.exists():
+        raise PanelError(f"{path}: no such file (give a long CSV, one row per date and stock, or {US_EQUITIES!r})")
+    frame = _read_csv(path, "panel CSV")
+    date, stock = args.date_column or "date", args.stock_column or "stock"
+    for flag, column in (("--date-column", date), ("--stock-column", stock)):
+        if column not in frame.columns:
+            raise PanelError(f"{path}: no column {column!r} (name it with {flag}); the columns are {list(map(str, frame.columns))}")
+    return rm.panel_from_long(frame, date=date, stock=stock, static=_split(args.static))
+
+
+def _descriptor_names(text: str) -> list[str]:
+    """``--descriptors``: names, ``all`` or ``none``."""
+    from riskmodel.data.descriptors import DESCRIPTORS
+
+    if text.strip().lower() == "none":
+        return []
+    if text.strip().lower() == "all":
+        return list(DESCRIPTORS)
+    names = _split(text) or []
+    unknown = [name for name in names if name not in DESCRIPTORS]
+    if unknown:
+        raise InvalidParameterError(f"--descriptors {unknown}: unknown; choose among {', '.join(DESCRIPTORS)}, all or none")
+    return names
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    import riskmodel as rm
+
+    storage_format(args.output)  # fail before the long work, not after
+    settings = _fit_settings(args.set)
+    if settings and args.kind in ("time-series", "statistical"):
+        raise InvalidParameterError(f"--set applies to --kind fundamental or hybrid, not {args.kind}")
+    if args.no_clip:
+        if "return_clip" in settings:
+            raise InvalidParameterError("--no-clip and --set return_clip=... contradict each other; give one")
+        settings["return_clip"] = None
+    panel = _read_input(args.panel)
+    forecasts = {"covariance": not args.factor_returns_only}
+    if args.kind == "time-series":
+        if not args.factors:
+            raise PanelError("--kind time-series needs --factors FILE (CSV: a date column, one column per factor)")
+        factors = _read_factor_file(args.factors)
+        fit = rm.TimeSeriesFactorModel(progress=not args.quiet).fit(panel, factors)
+    elif args.kind == "statistical":
+        fit = rm.StatisticalFactorModel(n_factors=args.n_factors, progress=not args.quiet).fit(panel)
+    else:
+        from riskmodel.cli.precompile import compiling_ahead
+
+        model = rm.FactorRiskModel(
+            styles=_split(args.styles),
+            industry=_industry(args.industry),
+            statistical_factors=args.k if args.kind == "hybrid" else 0,
+            progress=not args.quiet,
+            **forecasts,
+            **settings,
+        )
+        with compiling_ahead(*(["specific"] if model.covariance else [])) as helper:  # a first run compiles in two processes
+            _first_run_notice(helper)
+            fit = model.fit(panel)
+    rm.save(fit, args.output)
+    print(fit.summary())
+    print(f"wrote {args.output}")
+
+
+def _first_run_notice(helper: object | None) -> None:
+    """Say why a first run is slow (a helper is started only when the kernels are not cached)."""
+    if helper is not None:
+        print("first run on this machine: compiling the numba kernels (cached for later runs)", file=sys.stderr)
+
+
+def _read_csv(path: str | Path, what: str, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` with a missing, empty or malformed file as one-line user errors."""
+    if not Path(path).exists():
+        raise PanelError(f"{path}: no such {what}")
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise PanelError(f"{path}: the {what} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise PanelError(f"{path}: not a readable CSV {what} ({reason})") from None
+
+
+def _numeric(frame: pd.DataFrame, path: str, row_name: str, what: str) -> pd.DataFrame:
+    """The frame as numbers; a cell that is not one is named by its row and column."""
+    numbers = frame.apply(pd.to_numeric, errors="coerce")
+    bad = numbers.isna().to_numpy() & frame.notna().to_numpy()
+    if bad.any():
+        i, j = (int(k[0]) for k in np.nonzero(bad))
+        row = frame.index[i]
+        row = row.date() if isinstance(row, pd.Timestamp) else repr(row)
+        raise PanelError(f"{path}: {what} {frame.iat[i, j]!r} of {row_name} {row} in column {frame.columns[j]!r} is not a number")
+    return numbers
+
+
+def _read_factor_file(path: str) -> pd.DataFrame:
+    frame = _read_csv(path, "factor file", index_col=0)
+    try:  # dates written as text (an integer column is not read as nanoseconds since 1970)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": the parse decides
+            frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index.astype(str)))
+    except (ValueError, TypeError):
+        frame = frame.iloc[:0, :0]
+    if frame.shape[1] == 0:
+        raise PanelError(f"{path}: expected a date column first and one column of returns per factor")
+    return _numeric(frame, path, "date", "return")
+
+
+def _read_weights(path: str) -> pd.DataFrame:
+    frame = _read_csv(path, "weights file")
+    if "stock" not in frame.columns or frame.shape[1] < 2:
+        raise PanelError(f"{path}: weights need a 'stock' column and one column of weights per portfolio")
+    frame = frame.set_index("stock")
+    frame.index = frame.index.astype(str)
+    if frame.index.has_duplicates:
+        raise PanelError(f"{path}: stock {frame.index[frame.index.duplicated()][0]!r} appears twice")
+    return _numeric(frame, path, "stock", "weight")
+
+
+def cmd_risk(args: argparse.Namespace) -> None:
+    fit = _read_input(args.model)
+    if not hasattr(fit, "covariance"):
+        raise PanelError(f"{args.model}: not a fitted model (write one with `riskmodel fit`)")
+    cov = fit.covariance(args.date)
+    weights = _read_weights(args.weights)
+    weights.columns = weights.columns.astype(str)
+    report = _risk_reports(cov.decompose(weights), args.top)  # every portfolio in one batch
+    if args.json:
+        print(json.dumps({"date": str(pd.Timestamp(cov.date).date()), "portfolios": report}, indent=2))
+        return
+    print(f"risk forecast for the day after {pd.Timestamp(cov.date).date()} ({cov.n_stocks} stocks, {cov.n_factors} factors)")
+    for name, rep in report.items():
+        print(f"\n[{name}] volatility {rep['volatility']:.4%}/day ({rep['volatility_annual']:.2%}/yr): "
+              f"factor {rep['factor_volatility']:.4%}, specific {rep['specific_volatility']:.4%}")
+        width = max(map(len, [*rep["top_factors"], *rep["top_stocks"], "factor"]))
+        print("  top factor contributions (to daily vol):")
+        for factor, value in rep["top_factors"].items():
+            print(f"    {factor:<{width}s}  {value:+.4%}")
+        print("  top stock contributions (to daily vol):")
+        for stock, value in rep["top_stocks"].items():
+            print(f"    {stock:<{width}s}  {value:+.4%}")
+
+
+def _risk_reports(dec, top: int) -> dict[str, dict]:
+    """Totals and the ``top`` factor and stock contributions (by size) of each portfolio of a
+    batched decomposition, keyed by portfolio."""
+    factor_contrib = dec.factor_contributions.transpose("portfolio", "factor")
+    stock_contrib = dec.component_contributions.transpose("portfolio", "stock")
+    factors, stocks = factor_contrib["factor"].values, stock_contrib["stock"].values
+    vol, factor_vol, specific_vol = (np.asarray(v.values) for v in (dec.total_vol, dec.factor_vol, dec.specific_vol))
+
+    def largest(labels: np.ndarray, row: np.ndarray) -> dict[str, float]:
+        order = np.argsort(-np.abs(row), kind="stable")[:top]
+        return {str(labels[k]): float(row[k]) for k in order}
+
+    return {
+        str(name): {
+            "volatility": float(vol[i]),
+            "volatility_annual": float(vol[i]) * np.sqrt(252),
+            "factor_volatility": float(factor_vol[i]),
+            "specific_volatility": float(specific_vol[i]),
+            "top_factors": largest(factors, factor_contrib.values[i]),
+            "top_stocks": largest(stocks, stock_contrib.values[i]),
+        }
+        for i, name in enumerate(factor_contrib["portfolio"].values)
+    }
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    import riskmodel as rm
+
+    fit = _read_input(args.model)
+    labels = _audit_labels(fit, args)
+    audit = rm.audit_residuals(fit, labels=labels, seed=args.seed)
+    print(audit.summary())
+    if args.report:
+        audit.to_html(args.report)
+        print(f"wrote {args.report}")
+
+
+def _audit_labels(fit, args: argparse.Namespace):
+    import xarray as xr
+
+    if args.labels:
+        frame = _read_csv(args.labels, "labels file")
+        if frame.shape[1] < 2:
+            raise PanelError(f"{args.labels}: labels need two columns: stock, label")
+        series = pd.Series(frame.iloc[:, 1].astype(str).to_numpy(), index=frame.iloc[:, 0].astype(str).to_numpy())
+        return xr.DataArray(series.to_numpy(), coords={"stock": series.index.to_numpy()}, dims="stock", name="label")
+    if args.labels_from:
+        if args.labels_from == "industry" and getattr(fit, "industry_labels", ()):
+            codes = fit.dataset["industry_code"].isel(date=-1).to_numpy()
+            names = np.asarray(fit.industry_labels, dtype=object)[np.clip(codes, 0, None)]
+            names = np.where(codes >= 0, names, "unknown").astype(str)
+            return xr.DataArray(names, coords={"stock": fit.stocks}, dims="stock", name="industry")
+        if args.panel is None:
+            raise PanelError(f"--labels-from {args.labels_from}: give --panel PANEL holding that variable")
+        panel = _read_input(args.panel)
+        if args.labels_from not in panel:
+            raise PanelError(f"--labels-from: the panel has no variable {args.labels_from!r}")
+        var = panel[args.labels_from]
+        return var.isel(date=-1) if "date" in var.dims else var
+    return None
+
+
+def cmd_alpha(args: argparse.Namespace) -> None:
+    import riskmodel as rm
+
+    panel = _read_input(args.panel)
+    if args.signal not in panel:
+        raise PanelError(f"the panel has no signal variable {args.signal!r} (has {sorted(map(str, panel.data_vars))})")
+    controls = _split(args.controls) or []
+    industry = "industry" if "industry" in controls else None
+    controls = [c for c in controls if c != "industry"]
+    sig = rm.factor_from_signal(panel[args.signal], panel, controls=controls, industry=industry)
+    lists = {}
+    for path in args.against or []:
+        lists[_list_name(path)] = _read_factor_file(path)
+    if not lists:
+        model = rm.FactorRiskModel(covariance=False, industry=industry if industry else None, progress=False)
+        lists["full model"] = model.fit(panel).factor_returns
+    result = rm.alpha_test(sig.returns, lists, lags=args.lags)
+    print(f"signal {args.signal!r} neutralised to {controls + ([industry] if industry else [])}")
+    print(result.summary())
+
+
+def _list_name(path: str) -> str:
+    """A factor list's name: its file name without ``.csv`` / ``.csv.gz``."""
+    name = Path(path).name
+    for suffix in (".gz", ".csv"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from riskmodel.cli.precompile import compiling_ahead
+    from riskmodel.cli.demo import run_demo
+
+    with compiling_ahead("specific", "operator") as helper:  # a first run compiles in two processes
+        _first_run_notice(helper)
+        run_demo(Path(args.output), n_stocks=args.stocks, n_days=args.days, seed=args.seed)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from riskmodel.cli.bench import run_benchmarks
+
+    run_benchmarks(quick=args.quick, output=Path(args.output))
+
+
+# ---------------------------------------------------------------------------------------
+# parser
+# ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riskmodel", description="Structured equity risk models: Σ = B Σ_f Bᵀ + D.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="the whole story on a simulated world; writes a report folder")
+    p.add_argument("-o", "--output", default="riskmodel-demo", help="output folder (default: riskmodel-demo)")
+    p.add_argument("--stocks", type=int, default=600)
+    p.add_argument("--days", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("simulate", help="write a simulated panel with known truth")
+    p.add_argument("-o", "--output", required=True, help="panel file (.nc or .zarr)")
+    p.add_argument("--stocks", type=int, default=500)
+    p.add_argument("--days", type=int, default=750)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", type=int, default=0, help="number of hidden factors")
+    p.add_argument("--hidden-members", type=int, default=100)
+    p.add_argument("--hidden-corr", type=float, default=0.15)
+    p.add_argument("--spend", action="store_true", help="add a simulated card-spend variable")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("panel", help="write a panel file from a long CSV or the bundled S&P 500 data")
+    p.add_argument(
+        "source",
+        help=f"a long CSV, one row per date and stock (.csv or .csv.gz), or {US_EQUITIES!r}: the real "
+        "S&P 500 daily data 2007-2016 (returns, caps, GICS sectors and industries)",
+    )
+    p.add_argument("-o", "--output", required=True, help="panel file (.nc or .zarr)")
+    p.add_argument("--data", help=f"{US_EQUITIES}: the data file or its folder (default $RISKMODEL_DATA or ../shared/data)")
+    p.add_argument("--date-column", help="CSV: the date column (default: date)")
+    p.add_argument("--stock-column", help="CSV: the stock-id column (default: stock)")
+    p.add_argument("--static", help="CSV: comma-separated columns constant per stock, e.g. industry,sector")
+    p.add_argument("--styles", help="CSV: comma-separated columns that are style characteristics")
+    p.add_argument(
+        "--descriptors",
+        help="comma-separated style descriptors to compute from returns, caps and dollar volume "
+        "(size, momentum, reversal, volatility, liquidity, beta), 'all' or 'none' "
+        f"(default: all for {US_EQUITIES}, none for a CSV); computed on the whole history",
+    )
+    p.add_argument("--start", help="first date to keep (inclusive)")
+    p.add_argument("--end", help="last date to keep (inclusive)")
+    p.add_argument(
+        "--pool-into",
+        metavar="PARENT",
+        help="add 'industry_pooled': each date's thin industries pooled into their PARENT group (e.g. "
+        "sector); fit it with --industry industry_pooled",
+    )
+    p.add_argument("--min-industry-size", type=int, default=5,
+                   help="--pool-into: an industry with fewer members on a date is thin (default 5, the model's)")
+    p.set_defaults(func=cmd_panel)
+
+    p = sub.add_parser("fit", help="fit a factor risk model on a panel")
+    p.add_argument("panel", help="panel file (.nc or .zarr)")
+    p.add_argument("-o", "--output", required=True, help="model file (.nc or .zarr)")
+    p.add_argument(
+        "--kind",
+        choices=["fundamental", "time-series", "statistical", "hybrid"],
+        default="fundamental",
+        help="fundamental (characteristics), time-series (given factor returns), statistical (PCA), "
+        "hybrid (fundamental + PCA of its residuals)",
+    )
+    p.add_argument("--factors", help="time-series: CSV of factor returns (date column, one column per factor)")
+    p.add_argument("--n-factors", type=int, help="statistical: number of factors (default: Bai-Ng IC_p2)")
+    p.add_argument("--k", type=int, default=1, help="hybrid: statistical factors to add (default 1)")
+    p.add_argument("--styles", help="comma-separated style variables (default: panel attrs 'styles')")
+    p.add_argument("--industry", default="industry", help="industry variable, or 'none'")
+    p.add_argument("--factor-returns-only", action="store_true", help="skip the covariance forecasts")
+    p.add_argument("--no-clip", action="store_true", help="no robust clipping of returns in the fit")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a FactorRiskModel setting (repeatable), e.g. --set vol_half_life=42 --set eigen_sims=0 "
+        "--set vra_half_life=none; see help(riskmodel.FactorRiskModel)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("risk", help="portfolio risk from a fitted model")
+    p.add_argument("model", help="fitted model file")
+    p.add_argument("--weights", required=True, help="CSV: a 'stock' column and one column of weights per portfolio")
+    p.add_argument("--date", help="forecast made at the close of this date (default: the last)")
+    p.add_argument("--top", type=int, default=5, help="contributions to list")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_risk)
+
+    p = sub.add_parser("audit", help="find clusters of co-moving residuals (missing factors)")
+    p.add_argument("model", help="fitted model file")
+    p.add_argument("--labels", help="CSV: stock, label (e.g. sectors) for purity")
+    p.add_argument("--labels-from", help="use a variable as labels ('industry' or a --panel variable)")
+    p.add_argument("--panel", help="panel file holding the --labels-from variable")
+    p.add_argument("--report", help="write a self-contained HTML report here")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("alpha", help="manufacture a signal's factor and test its alpha")
+    p.add_argument("signal", help="signal variable in the panel")
+    p.add_argument("--panel", required=True, help="panel file")
+    p.add_argument("--controls", default="size,industry", help="comma-separated controls; 'industry' for industry dummies")
+    p.add_argument("--against", nargs="*", help="CSV files of known factor returns (date index), one list each")
+    p.add_argument("--lags", type=int, help="Newey–West lags (default: 4(T/100)^(2/9))")
+    p.set_defaults(func=cmd_alpha)
+
+    p = sub.add_parser("bench", help="run the benchmarks and write a Markdown table and JSON")
+    p.add_argument("--quick", action="store_true", help="small sizes only (about a minute)")
+    p.add_argument("-o", "--output", default="benchmark-results", help="output folder")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+@contextlib.contextmanager
+def one_line_warnings(command: str) -> Iterator[None]:
+    """Print each warning as one ``riskmodel COMMAND: warning: ...`` line on stderr.
+
+    The library's warnings name the stock, date and variable at fault; the file, line and
+    source text that Python adds are noise to a command-line user.
+    """
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+        print(f"riskmodel {command}: warning: {message}", file=sys.stderr if file is None else file)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``riskmodel`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        with one_line_warnings(args.command):
+            func(args)
+    except (PanelError, InvalidParameterError) as exc:
+        print(f"riskmodel {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"riskmodel {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

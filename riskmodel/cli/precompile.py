@@ -1,0 +1,161 @@
+"""Compile the kernels of the later pipeline stages in a helper process, ahead of need.
+
+A new install compiles its numba kernels on first use: about 35 s for a full fit, one
+compilation after another on one core. The command line (``riskmodel demo``, ``riskmodel
+fit``) therefore starts a helper process that runs the stages the main process reaches
+last (the specific-risk model, then the covariance operator) on a tiny problem. Numba's
+on-disk cache hands the helper's compiled kernels to the main process, which compiles the
+first stages (exposures, regression, factor covariance) meanwhile: the two halves take
+about the same time, so the first fit takes about half as long.
+
+Correctness never depends on the helper: a kernel the main process reaches before the
+helper has cached it is compiled by the main process as usual (numba writes cache entries
+atomically, so the two never read a partial file). No helper is started when the cache
+already holds the kernels, when numba cannot cache, or when ``RISKMODEL_PRECOMPILE=0``.
+
+The helper's calls go through the same stage functions, with the same dtypes and layouts,
+as a fit's, so they compile the signatures a fit uses (``tests/test_precompile.py`` checks
+this). Run it by hand as ``python -m riskmodel.cli.precompile STAGE [STAGE ...]``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+__all__ = ["STAGES", "compiling_ahead", "is_cached"]
+
+
+def _specific() -> None:
+    """The specific-risk model (time series, structural model, shrinkage, VRA)."""
+    from riskmodel.covariance.specific import specific_variance
+
+    rng = np.random.default_rng(0)
+    T, N, K = 120, 60, 2
+    cap = np.exp(rng.standard_normal((T, N)))
+    exposures = types.SimpleNamespace(
+        styles=rng.standard_normal((T, N, K)),
+        industry=np.tile(np.arange(N, dtype=np.int32) % 3, (T, 1)),
+        industry_labels=("a", "b", "c"),
+        weights=np.sqrt(cap),
+        cap=cap,
+    )
+    specific_variance(0.01 * rng.standard_normal((T, N)), exposures, half_life=20, min_obs=20, full_obs=40)
+
+
+def _operator() -> None:
+    """The covariance operator's fused pass over portfolios (market + industries + styles)."""
+    from riskmodel.covariance.structured import StructuredCovariance
+
+    rng = np.random.default_rng(0)
+    n_stocks, n_industries, n_styles = 40, 10, 2
+    industry = np.zeros((n_stocks, n_industries))
+    industry[np.arange(n_stocks), np.arange(n_stocks) % n_industries] = 1.0
+    exposures = np.hstack([np.ones((n_stocks, 1)), industry, rng.standard_normal((n_stocks, n_styles))])
+    m = exposures.shape[1]
+    cov = StructuredCovariance.from_arrays(exposures, np.eye(m) * 1e-4, np.full(n_stocks, 4e-4))
+    cov.decompose(rng.standard_normal((3, n_stocks)))
+
+
+def _specific_kernels() -> list[Any]:
+    from riskmodel.kernels import specific
+    from riskmodel.kernels._chunks import compiled_bodies
+
+    drivers = [specific.specific_ts_kernel, specific.structural_kernel, specific.shrink_kernel,
+               specific.vra_terms_kernel]
+    return [body for driver in drivers for body in compiled_bodies(driver)]
+
+
+def _operator_kernels() -> list[Any]:
+    from riskmodel.kernels import operator
+    from riskmodel.kernels._chunks import compiled_bodies
+
+    return compiled_bodies(operator.grouped_rows_kernel)
+
+
+#: Stage name -> (the tiny run that compiles its kernels, the kernels it compiles), in the
+#: order a demo reaches them. The kernels are imported on demand (numba dispatchers).
+STAGES: dict[str, tuple[Callable[[], None], Callable[[], list[Any]]]] = {
+    "specific": (_specific, _specific_kernels),
+    "operator": (_operator, _operator_kernels),
+}
+
+
+def is_cached(kernel: Any) -> bool:
+    """True when numba's on-disk cache holds a current entry for ``kernel`` (a dispatcher).
+
+    Reads numba's cache index, which is empty when the kernel's source or numba changed
+    since it was written; False whenever that cannot be told (no cache, another numba).
+    """
+    try:
+        return bool(kernel._cache._cache_file._load_index())
+    except Exception:  # noqa: BLE001 - numba internals: any failure means "not known"
+        return False
+
+
+def _helper_command(stages: tuple[str, ...]) -> list[str]:
+    return [sys.executable, "-m", "riskmodel.cli.precompile", *stages]
+
+
+@contextmanager
+def compiling_ahead(*stages: str) -> Iterator[subprocess.Popen | None]:
+    """Run the body while a helper process compiles the kernels of ``stages``.
+
+    The helper is stopped when the body ends (what it has cached by then stays cached).
+
+    Parameters
+    ----------
+    *stages : str
+        Keys of :data:`STAGES`, in the order the helper should compile them.
+
+    Yields
+    ------
+    subprocess.Popen or None
+        The helper, or None when none was needed or wanted.
+    """
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; known: {sorted(STAGES)}")
+    proc = None
+    if os.environ.get("RISKMODEL_PRECOMPILE", "1") != "0":
+        needed = tuple(s for s in stages if not all(is_cached(k) for k in STAGES[s][1]()))
+        if needed:
+            try:
+                proc = subprocess.Popen(
+                    _helper_command(needed),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            except OSError:  # no interpreter to start (embedded Python) or no processes left
+                proc = None
+    try:
+        yield proc
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover - a stuck helper
+                proc.kill()
+                proc.wait()
+
+
+def main(argv: list[str]) -> int:
+    """Run the tiny problem of each stage named in ``argv``, in order."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    for stage in argv:
+        STAGES[stage][0]()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - the helper process
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,676 @@
+"""Out-of-core fitting: the fundamental factor model on dask-backed panels (DESIGN.md, Scale).
+
+:func:`fit_chunked` runs the pipeline of :meth:`riskmodel.FactorRiskModel.fit` on a panel
+chunked along ``date`` (e.g. ``rm.load("panel.zarr", chunks={"date": 250})``) with
+whatever dask scheduler is current — the threaded one, or a ``dask.distributed`` client —
+and gives the same numbers as the in-memory fit (the per-date and per-stock kernels are the
+same functions; only the slicing differs):
+
+1. **Exposures and regression**, per chunk of dates (``xarray.map_blocks``): the chunk's
+   rows plus the ``lag`` rows before it (``shift`` along ``date``, so a chunk gets its
+   predecessor's last rows) go through :func:`~riskmodel.exposures.build_exposures` and
+   :func:`~riskmodel.regression.factor_returns`; both are per-date, so the rows kept are
+   those of the whole-panel fit.
+2. **Factor covariance** in memory: the factor returns are ``(T, m)``.
+3. **Specific variance** in four passes: the time-series statistics per stock (residuals
+   rechunked to all dates × a block of stocks), then per chunk of dates the structural
+   model, the blend and the shrinkage (rechunked back), the regime-adjustment statistic
+   ``B_t²`` (one-day shift of the shrunk volatility), its EWMA in memory (a ``(T,)``
+   series), and the final product written chunk by chunk.
+
+With ``store`` the ``(date, stock)`` outputs are written to a zarr store chunk by chunk
+(no process ever holds a ``T × N`` array) and the returned model reads them lazily from
+it; the store is built in a temporary sibling and renamed over ``store`` at the end, so a
+failed run leaves an existing store untouched (:mod:`riskmodel.data.io`'s pattern). Its float
+arrays are not compressed: daily float data shrink by only ~7% at about five times the
+write time. Without ``store`` intermediate results are persisted in the scheduler's memory
+and the returned model holds ndarrays.
+
+On a ``dask.distributed`` client each computation is submitted with ``retries`` (a task
+that raised is re-run; a task whose worker died is re-run by the scheduler in any case).
+The store must be on a file system that every worker sees.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from riskmodel.errors import (
+    DimensionError,
+    InvalidParameterError,
+    MissingVariableError,
+    ModelFileError,
+    VariableTypeError,
+)
+
+__all__ = ["fit_chunked", "is_dask_backed", "DEFAULT_DATE_CHUNK"]
+
+#: dates per chunk when an in-memory panel is chunked by :func:`fit_chunked`
+DEFAULT_DATE_CHUNK = 250
+#: float64 cells per block of the per-stock time-series pass (about 16 MB per input block)
+_TS_BLOCK_CELLS = 2_000_000
+_LAG_PREFIX = "_lagged_"
+_ROW = "_row"
+_BIG_STAGE1 = ("returns", "residuals", "style_exposure", "regression_weight", "market_cap", "imputed")
+_SMALL_STAGE1 = ("factor_returns", "factor_se", "r2", "n_obs", "n_clipped")
+
+
+def is_dask_backed(obj: Any) -> bool:
+    """True when a Dataset or DataArray holds at least one dask-backed variable.
+
+    Parameters
+    ----------
+    obj : Dataset or DataArray
+        Typically a panel opened with ``rm.load(path, chunks={"date": 250})``.
+
+    Returns
+    -------
+    bool
+    """
+    if isinstance(obj, xr.DataArray):
+        return obj.chunks is not None
+    if isinstance(obj, xr.Dataset):
+        return any(v.chunks is not None for v in obj.variables.values())
+    return False
+
+
+# ---------------------------------------------------------------------------------------
+# input layout
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Coordinates and names of one chunked fit."""
+
+    dates: np.ndarray  # (T,) datetime64[ns]
+    stocks: np.ndarray  # (N,) str
+    date_chunks: tuple[int, ...]
+    styles: tuple[str, ...]  # cleaned styles
+    fixed: tuple[str, ...]  # fixed styles (used as given)
+    industry: str | None
+    labels: tuple[str, ...]  # sorted industry labels
+
+    @property
+    def style_names(self) -> tuple[str, ...]:
+        return (*self.styles, *self.fixed)
+
+    @property
+    def factors(self) -> np.ndarray:
+        return np.asarray(["market", *self.labels, *self.style_names], dtype=str)
+
+
+def _industry_variable(panel: xr.Dataset, name: str) -> tuple[xr.DataArray, tuple[str, ...]]:
+    """The industry as integer codes whose ``labels`` attribute is global to the panel.
+
+    Codes must mean the same industry in every chunk: str labels are coded once here
+    (a ``(date, stock)`` str variable is therefore read into memory), integer codes with a
+    ``labels`` attribute stay lazy.
+    """
+    from riskmodel.data.panel import industry_codes
+
+    var = panel[name]
+    if set(var.dims) == {"stock"}:
+        codes, labels = industry_codes(var.compute(), name)
+        return xr.DataArray(codes[0], dims=("stock",), attrs={"labels": list(labels)}), labels
+    if set(var.dims) != {"date", "stock"}:
+        raise DimensionError(
+            f"industry variable {name!r} has dims {tuple(var.dims)}; it must have dims (stock) or "
+            "(date, stock)"
+        )
+    var = var.transpose("date", "stock")
+    if var.dtype.kind in "iu":
+        _, labels = industry_codes(var.isel(date=slice(0, 1)).compute(), name)
+        return var, labels
+    codes, labels = industry_codes(var.compute(), name)
+    return xr.DataArray(codes, dims=("date", "stock"), attrs={"labels": list(labels)}), labels
+
+
+def _date_chunks(panel: xr.Dataset, date_chunk: int | None, lag: int) -> tuple[int, ...]:
+    """Regular date chunks (zarr needs them), each at least ``lag`` rows long."""
+    n_dates = panel.sizes["date"]
+    current = panel["returns"].chunksizes.get("date") if panel["returns"].chunks is not None else None
+    size = date_chunk if date_chunk is not None else (current[0] if current else DEFAULT_DATE_CHUNK)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise InvalidParameterError(f"fit_chunked: date_chunk={date_chunk!r} must be a positive integer")
+    size = max(int(size), lag)
+    chunks = [size] * (n_dates // size) + ([n_dates % size] if n_dates % size else [])
+    if len(chunks) > 1 and chunks[-1] < lag:  # a last chunk shorter than lag joins the previous one
+        chunks[-2] += chunks.pop()
+    return tuple(chunks) if chunks else (0,)
+
+
+def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.Dataset, _Layout, dict]:
+    """Check the panel against the model, normalise coordinates and chunk it along date."""
+    from riskmodel.models.fundamental import check_model_settings
+    from riskmodel.data.panel import validate_panel
+
+    if not isinstance(panel, xr.Dataset):
+        raise VariableTypeError(
+            f"fit_chunked: panel must be an xarray Dataset (date, stock), got {type(panel).__name__}"
+        )
+    settings = model.get_params()
+    check_model_settings(settings)
+    styles = list(panel.attrs.get("styles", [])) if model.styles is None else list(model.styles)
+    settings["styles"] = styles
+    needed = ["returns", *styles, *model.fixed_styles, model.cap, *([model.industry] if model.industry else [])]
+    for name in needed:
+        if name not in panel.data_vars:
+            raise MissingVariableError(
+                f"panel has no variable {name!r} (has {sorted(map(str, panel.data_vars))}); "
+                "pass styles=[...], industry=... and cap=... naming panel variables"
+            )
+    coords = validate_panel(xr.Dataset(coords={"date": panel["date"], "stock": panel["stock"]}), require=())
+    numeric = list(dict.fromkeys(["returns", model.cap, *styles, *model.fixed_styles]))
+    for name in numeric:
+        if set(panel[name].dims) != {"date", "stock"}:
+            raise DimensionError(
+                f"variable {name!r} has dims {tuple(panel[name].dims)}; fit_chunked needs (date, stock): "
+                f"transpose or rename it"
+            )
+    sub = xr.Dataset(
+        {name: panel[name].transpose("date", "stock").variable for name in numeric},
+        coords={"date": coords["date"].values, "stock": coords["stock"].values},
+    )
+    labels: tuple[str, ...] = ()
+    if model.industry:
+        industry, labels = _industry_variable(panel, model.industry)
+        sub[model.industry] = industry.variable
+    chunks = _date_chunks(panel, date_chunk, model.lag)
+    sub = sub.chunk({"date": chunks, "stock": -1})
+    layout = _Layout(
+        dates=sub["date"].values.astype("datetime64[ns]"),
+        stocks=np.asarray(sub["stock"].values).astype(str),
+        date_chunks=chunks,
+        styles=tuple(styles),
+        fixed=tuple(model.fixed_styles),
+        industry=model.industry,
+        labels=tuple(labels),
+    )
+    return sub, layout, settings
+
+
+# ---------------------------------------------------------------------------------------
+# stage 1: exposures and regression per chunk of dates
+# ---------------------------------------------------------------------------------------
+
+
+def _with_lagged_rows(sub: xr.Dataset, layout: _Layout, lag: int) -> xr.Dataset:
+    """Add, for every (date, stock) variable, its copy shifted ``lag`` rows down, and the row index."""
+    ext = sub.copy()
+    for name, var in sub.data_vars.items():
+        if "date" not in var.dims:
+            continue
+        fill = -1 if var.dtype.kind in "iu" else np.nan
+        ext[f"{_LAG_PREFIX}{name}"] = var.shift(date=lag, fill_value=fill).chunk({"date": layout.date_chunks})
+    ext[_ROW] = ("date", da.arange(len(layout.dates), chunks=(layout.date_chunks,)))
+    return ext
+
+
+def _stage1_template(layout: _Layout) -> xr.Dataset:
+    """Lazy outputs of :func:`_regression_block` (shapes, dtypes, chunks) for ``xr.map_blocks``."""
+    T, N = len(layout.dates), len(layout.stocks)
+    m, K = len(layout.factors), len(layout.style_names)
+    c = layout.date_chunks
+
+    def empty(shape: tuple[int, ...], dtype: Any) -> da.Array:
+        return da.empty(shape, dtype=dtype, chunks=(c, *shape[1:]))
+
+    data = {
+        "factor_returns": (("date", "factor"), empty((T, m), np.float64)),
+        "factor_se": (("date", "factor"), empty((T, m), np.float64)),
+        "residuals": (("date", "stock"), empty((T, N), np.float64)),
+        "r2": (("date",), empty((T,), np.float64)),
+        "n_obs": (("date",), empty((T,), np.int64)),
+        "n_clipped": (("date",), empty((T,), np.int64)),
+        "style_exposure": (("date", "stock", "style"), empty((T, N, K), np.float64)),
+        "regression_weight": (("date", "stock"), empty((T, N), np.float64)),
+        "market_cap": (("date", "stock"), empty((T, N), np.float64)),
+        "imputed": (("date", "stock", "style"), empty((T, N, K), np.int8)),
+    }
+    if layout.industry:
+        data["industry_code"] = (("date", "stock"), empty((T, N), np.int32))
+    coords = {"date": layout.dates, "stock": layout.stocks, "factor": layout.factors,
+              "style": np.asarray(layout.style_names, dtype=str)}
+    return xr.Dataset(data, coords=coords)
+
+
+def _window_panel(block: xr.Dataset, layout: _Layout, lag: int) -> tuple[xr.Dataset, int]:
+    """The chunk's rows preceded by up to ``lag`` earlier rows, as an in-memory panel.
+
+    Returns the panel and the number ``p`` of earlier rows it starts with.
+    """
+    rows = block[_ROW].values
+    start = int(rows[0])
+    p = min(lag, start)
+    data = {}
+    for name, var in block.data_vars.items():
+        if name == _ROW or name.startswith(_LAG_PREFIX):
+            continue
+        values = var.values
+        if "date" in var.dims and p:
+            earlier = block[f"{_LAG_PREFIX}{name}"].values[lag - p: lag]
+            values = np.concatenate([earlier, values], axis=0)
+        data[name] = (var.dims, values, var.attrs)
+    coords = {"date": layout.dates[start - p: start + rows.size], "stock": block["stock"].values}
+    return xr.Dataset(data, coords=coords), p
+
+
+def _regression_block(block: xr.Dataset, *, layout: _Layout, settings: dict) -> xr.Dataset:
+    """Exposures and WLS of one chunk of dates (the ``lag`` rows before it come with it)."""
+    from riskmodel.exposures import build_exposures
+    from riskmodel.models.fundamental import with_fixed_styles
+    from riskmodel.regression import factor_returns
+
+    lag = settings["lag"]
+    panel, p = _window_panel(block, layout, lag)
+    exposures = build_exposures(panel, list(layout.styles), industry=layout.industry, cap=settings["cap"],
+                                winsor=settings["winsor"], impute=settings["impute"])
+    if layout.fixed:
+        exposures = with_fixed_styles(exposures, panel, list(layout.fixed))
+    returns = np.ascontiguousarray(panel["returns"].values, dtype=np.float64)
+    wls = factor_returns(returns, exposures, lag=lag, return_clip=settings["return_clip"],
+                         min_industry_size=settings["min_industry_size"])
+    keep = slice(p, None)
+    data = {
+        "factor_returns": (("date", "factor"), wls.factor_returns[keep]),
+        "factor_se": (("date", "factor"), wls.se[keep]),
+        "residuals": (("date", "stock"), wls.residuals[keep]),
+        "r2": (("date",), wls.r2[keep]),
+        "n_obs": (("date",), np.asarray(wls.n_obs[keep], dtype=np.int64)),
+        "n_clipped": (("date",), np.asarray(wls.n_clipped[keep], dtype=np.int64)),
+        "style_exposure": (("date", "stock", "style"), exposures.styles[keep]),
+        "regression_weight": (("date", "stock"), exposures.weights[keep]),
+        "market_cap": (("date", "stock"), exposures.cap[keep]),
+        "imputed": (("date", "stock", "style"), exposures.imputed[keep].astype(np.int8)),
+    }
+    if layout.industry:
+        data["industry_code"] = (("date", "stock"), exposures.industry[keep].astype(np.int32))
+    coords = {"date": block["date"].values, "stock": block["stock"].values, "factor": layout.factors,
+              "style": np.asarray(layout.style_names, dtype=str)}
+    return xr.Dataset(data, coords=coords)
+
+
+def _regression_stage(sub: xr.Dataset, layout: _Layout, settings: dict) -> xr.Dataset:
+    """Lazy stage-1 outputs (date-chunked) plus the panel's returns."""
+    ext = _with_lagged_rows(sub, layout, settings["lag"])
+    out = xr.map_blocks(_regression_block, ext, kwargs={"layout": layout, "settings": settings},
+                        template=_stage1_template(layout))
+    out["returns"] = sub["returns"]
+    if layout.industry:
+        out["industry_code"].attrs["labels"] = json.dumps(list(layout.labels))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# stage 3: specific variance
+# ---------------------------------------------------------------------------------------
+
+
+def _specific_settings(model: Any) -> dict[str, Any]:
+    """The keyword settings of ``specific_variance`` as ``FactorRiskModel.fit`` calls it."""
+    from riskmodel.covariance.specific import check_settings, specific_variance
+    from riskmodel.models.fundamental import specific_variance_kwargs
+
+    defaults = {k: p.default for k, p in inspect.signature(specific_variance).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    s = dict(defaults, **specific_variance_kwargs(model.get_params()))
+    s["window"] = check_settings(s["half_life"], s["lags"], s["window"], s["min_obs"], s["full_obs"],
+                                 s["shrink"], s["n_groups"], s["structural_scale"], s["vra_half_life"])
+    return s
+
+
+def _ts_block(u: np.ndarray, *, s: dict) -> np.ndarray:
+    """Time-series statistics of a block of stocks over all dates: stacked (3, T, n) ts_var, h, gamma."""
+    from riskmodel.covariance.specific import ts_stats
+
+    ts_var, h, gamma = ts_stats(np.ascontiguousarray(u, dtype=np.float64), half_life=s["half_life"],
+                                lags=s["lags"], window=s["window"], min_obs=s["min_obs"],
+                                full_obs=s["full_obs"], blend=s["blend"])
+    return np.stack([ts_var, h.astype(np.float64), gamma])
+
+
+def _structural_block(block: xr.Dataset, *, s: dict, n_industries: int) -> xr.Dataset:
+    """Structural model, blend and shrinkage of one chunk of dates (all stocks).
+
+    Returns the shrunk volatility ``sig_sh`` (for ``B²``), the ESTU, and ``pre_vra_var``:
+    the final variance with ``λ = 1`` (masked to stocks with a residual and complete styles).
+    """
+    from riskmodel.covariance.specific import final_variance, shrink_volatility, structural_volatility
+
+    ts_var = np.ascontiguousarray(block["ts_var"].values)
+    gamma = np.ascontiguousarray(block["gamma"].values)
+    h = block["h"].values.astype(np.int32)
+    styles = np.ascontiguousarray(block["style_exposure"].values, dtype=np.float64)
+    industry = (np.ascontiguousarray(block["industry_code"].values, dtype=np.int32)
+                if "industry_code" in block else None)
+    weights = np.ascontiguousarray(block["regression_weight"].values, dtype=np.float64)
+    cap = np.ascontiguousarray(block["market_cap"].values, dtype=np.float64)
+    u = np.ascontiguousarray(block["residuals"].values, dtype=np.float64)
+    complete = np.empty(u.shape, np.bool_)
+    sig_hat, _, _ = structural_volatility(ts_var, h, gamma, styles, industry, n_industries, weights, cap,
+                                          min_obs=s["min_obs"], structural_scale=s["structural_scale"],
+                                          blend=True, complete=complete)
+    with np.errstate(invalid="ignore"):
+        estu = (weights > 0) & np.isfinite(weights) & (cap > 0) & np.isfinite(cap)
+    sig_sh = shrink_volatility(sig_hat, cap, estu, n_groups=s["n_groups"], q=s["shrink"])
+    pre = final_variance(u, sig_sh.copy(), ts_var if s["shrink"] == 0 else None, gamma,
+                         np.ones(u.shape[0]), s["shrink"], complete)
+    dims = ("date", "stock")
+    return xr.Dataset({"sig_sh": (dims, sig_sh), "pre_vra_var": (dims, pre), "estu": (dims, estu)},
+                      coords={"date": block["date"].values, "stock": block["stock"].values})
+
+
+def _b2_block(block: xr.Dataset) -> xr.DataArray:
+    """``B_t²``: cap-weighted mean of ``(u_t / σ_{t-1})²`` over the ESTU of t − 1 (NaN without one).
+
+    :func:`riskmodel.covariance.specific.vra_b2_rows` on the rows of one chunk.
+    """
+    from riskmodel.covariance.specific import vra_b2_rows
+
+    b2 = vra_b2_rows(block["residuals"].values, block["sig_prev"].values, block["cap_prev"].values,
+                     block["estu_prev"].values)
+    return xr.DataArray(b2, dims=("date",), coords={"date": block["date"].values})
+
+
+def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
+    """Stocks per block of the time-series pass (multiples of the kernel's 8-stock blocks)."""
+    if stock_chunk is None:
+        stock_chunk = max(8, (_TS_BLOCK_CELLS // max(n_dates, 1)) // 8 * 8)
+    if isinstance(stock_chunk, bool) or not isinstance(stock_chunk, (int, np.integer)) or stock_chunk < 1:
+        raise InvalidParameterError(f"fit_chunked: stock_chunk={stock_chunk!r} must be a positive integer")
+    return int(min(stock_chunk, max(n_stocks, 1)))
+
+
+def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: int) -> xr.Dataset:
+    """Lazy shrunk volatility ``sig_sh``, ESTU and pre-VRA variance (date-chunked)."""
+    u = stage1["residuals"].data
+    T, N = u.shape
+    # task-based rechunks: the peer-to-peer method has cancelled whole runs with "lost
+    # dependencies" here (2,520 x 5,000, dask 2026.8; see dask/distributed#9163)
+    with dask.config.set({"array.rechunk.method": "tasks"}):
+        u_by_stock = u.rechunk({0: -1, 1: stock_chunk})
+        ts = da.map_blocks(_ts_block, u_by_stock, new_axis=0, chunks=((3,), *u_by_stock.chunks),
+                           dtype=np.float64, meta=np.empty((0, 0, 0)), s=s)  # meta: no probe call
+        ts = ts.rechunk({0: 3, 1: layout.date_chunks, 2: -1})
+    inputs = stage1[["residuals", "style_exposure", "regression_weight", "market_cap",
+                     *(["industry_code"] if layout.industry else [])]]
+    inputs = inputs.assign(ts_var=(("date", "stock"), ts[0]), h=(("date", "stock"), ts[1]),
+                           gamma=(("date", "stock"), ts[2]))
+    dims = ("date", "stock")
+    template = xr.Dataset(
+        {name: (dims, da.empty((T, N), dtype=dt, chunks=(layout.date_chunks, N)))
+         for name, dt in (("sig_sh", np.float64), ("pre_vra_var", np.float64), ("estu", bool))},
+        coords={"date": layout.dates, "stock": layout.stocks},
+    )
+    return xr.map_blocks(_structural_block, inputs, kwargs={"s": s, "n_industries": len(layout.labels)},
+                         template=template)
+
+
+def _b2_series(stage1: xr.Dataset, shrunk: xr.Dataset, layout: _Layout) -> xr.DataArray:
+    """The lazy ``B²`` series from the materialised shrunk volatilities and ESTU."""
+    lagged = xr.Dataset(
+        {
+            "residuals": stage1["residuals"],
+            "sig_prev": shrunk["sig_sh"].shift(date=1),
+            "cap_prev": stage1["market_cap"].shift(date=1),
+            "estu_prev": shrunk["estu"].shift(date=1, fill_value=False),
+        }
+    ).chunk({"date": layout.date_chunks})
+    b2_template = xr.DataArray(da.empty((layout.dates.size,), chunks=(layout.date_chunks,)), dims=("date",),
+                               coords={"date": layout.dates})
+    return xr.map_blocks(_b2_block, lagged, template=b2_template)
+
+
+def _final_specific(pre: xr.DataArray, lam: np.ndarray) -> xr.DataArray:
+    """``var = (σ_SH² masked) · λ²`` row by row."""
+    lam2 = xr.DataArray(lam * lam, dims=("date",), coords={"date": pre["date"].values})
+    return (pre * lam2).transpose("date", "stock").rename("specific_var")
+
+
+# ---------------------------------------------------------------------------------------
+# where intermediate results live: a zarr store being built, or the scheduler's memory
+# ---------------------------------------------------------------------------------------
+
+
+def _compute_kwargs(retries: int) -> dict[str, Any]:
+    """``retries`` for a distributed client (the local schedulers do not take it)."""
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is optional
+        return {}
+    owner = getattr(dask.base.get_scheduler(), "__self__", None)
+    return {"retries": int(retries)} if isinstance(owner, Client) else {}
+
+
+class _Sink:
+    """Materialise lazy Datasets (and compute small results in the same pass).
+
+    With a path, variables are appended to a zarr store (``tmp``) and read back lazily;
+    scratch variables go to a second store. Without, they are persisted in memory.
+    """
+
+    def __init__(self, tmp: Path | None, scratch: Path | None, date_chunks: tuple[int, ...], kwargs: dict):
+        self.tmp, self.scratch, self.date_chunks, self.kwargs = tmp, scratch, date_chunks, kwargs
+        self._started: set[Path] = set()
+
+    def put(self, ds: xr.Dataset, *small: Any, scratch: bool = False) -> tuple[xr.Dataset, list[Any]]:
+        """Write (or persist) ``ds`` and compute ``small`` in one pass; return lazy ``ds`` and ``small``."""
+        target = self.scratch if scratch else self.tmp
+        if target is None:
+            ds, *small = dask.persist(ds, *small, **self.kwargs)
+            return ds, list(dask.compute(*small, **self.kwargs))
+        if not ds.data_vars:
+            return ds, list(dask.compute(*small, **self.kwargs))
+        from riskmodel.data.io import prepare_for_disk
+
+        mode = "a" if target in self._started else "w-"
+        prepared = prepare_for_disk(ds)
+        # float arrays uncompressed: daily returns, exposures and variances shrink by ~7% at
+        # about 5x the write time, and writing is most of an out-of-core fit's work
+        encoding = {name: {"compressors": None} for name, var in prepared.data_vars.items() if var.dtype.kind == "f"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # zarr v3 "unstable spec" notes
+            write = prepared.to_zarr(target, mode=mode, zarr_format=3, consolidated=False, compute=False,
+                                     encoding=encoding)
+            self._started.add(target)
+            _, *small = dask.compute(write, *small, **self.kwargs)
+            opened = xr.open_dataset(target, engine="zarr", consolidated=False, chunks={})
+        lazy = opened[list(ds.data_vars)].chunk({"date": self.date_chunks})
+        return lazy.assign_coords({name: ds[name].values for name in ds.coords}), list(small)
+
+
+# ---------------------------------------------------------------------------------------
+# public entry point
+# ---------------------------------------------------------------------------------------
+
+
+def fit_chunked(
+    model: Any,
+    panel: xr.Dataset,
+    *,
+    store: str | Path | None = None,
+    date_chunk: int | None = None,
+    stock_chunk: int | None = None,
+    retries: int = 2,
+) -> Any:
+    """Fit a :class:`~riskmodel.FactorRiskModel` on a dask-backed panel, chunk by chunk.
+
+    Parameters
+    ----------
+    model : FactorRiskModel
+        The estimator; its settings are used exactly as :meth:`FactorRiskModel.fit` uses them.
+    panel : Dataset (date, stock)
+        Dask-backed (e.g. ``rm.load("panel.zarr", chunks={"date": 250})``) or in memory, with
+        ``returns``, the cap, the styles and (optionally) the industry. Chunks along ``stock``
+        are merged: each task sees every stock of its dates.
+    store : str or Path, optional
+        A ``.zarr`` path: the fitted model is written there (atomically: built in a
+        temporary sibling, then renamed over ``store``) and returned reading lazily from it.
+        ``None``: the result is held in memory.
+    date_chunk : int, optional
+        Dates per chunk; default the panel's ``returns`` chunk along date (or
+        :data:`DEFAULT_DATE_CHUNK` for an in-memory panel). Chunks are made regular and at
+        least ``model.lag`` long.
+    stock_chunk : int, optional
+        Stocks per block of the per-stock time-series pass of the specific risk; default
+        about 2 million cells per block.
+    retries : int, default 2
+        Retries of a failed task on a ``dask.distributed`` client.
+
+    Returns
+    -------
+    FittedFactorModel
+        Same variables as the in-memory fit and the same numbers (to rounding at most);
+        with ``store`` its ``(date, stock)`` variables are dask arrays reading the store.
+
+    Raises
+    ------
+    MissingVariableError, DimensionError, VariableTypeError
+        The panel lacks a variable the model names, or has one with other dims.
+    InvalidParameterError
+        ``store`` is not a ``.zarr`` path, or a chunk size is not a positive integer.
+    ModelFileError
+        The folder of ``store`` does not exist.
+
+    Notes
+    -----
+    Warnings of the per-chunk work (imputation counts, singular dates, thin industries) are
+    raised where the chunk runs: on a distributed cluster they stay in the worker logs;
+    the fitted ``r2`` / ``n_obs`` show the skipped dates. Whatever fails, an existing
+    ``store`` is left as it was and the temporary stores are removed. ``model.progress`` is
+    not used: follow the run on the dask dashboard (or ``dask.diagnostics.ProgressBar`` on
+    the threaded scheduler).
+
+    Memory: a task holds one chunk of dates for all stocks (about 20 ``(date_chunk, N)``
+    float arrays in the exposures step) or all dates for ``stock_chunk`` stocks; the client
+    holds the ``(T, m)`` factor returns and the ``(T, m, m)`` factor covariance, and, only
+    when ``store`` is None, the whole result.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, riskmodel as rm
+    >>> from riskmodel.models.chunked import fit_chunked
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = rm.save(rm.simulate(n_stocks=150, n_days=120, seed=0), folder / "panel.zarr")
+    >>> panel = rm.load(folder / "panel.zarr", chunks={"date": 40})
+    >>> fit = fit_chunked(rm.FactorRiskModel(covariance=False), panel)
+    >>> fit.factor_returns.shape
+    (120, 14)
+    """
+    from riskmodel.data.io import move_into_place, remove_path, remove_stale_siblings, sibling_path, storage_format
+
+    if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 0:
+        raise InvalidParameterError(f"fit_chunked: retries={retries!r} must be an integer >= 0")
+    target = None if store is None else Path(store)
+    if target is not None:
+        if storage_format(target) != "zarr":
+            raise InvalidParameterError(
+                f"fit_chunked: store {str(target)!r} must be a '.zarr' path (written chunk by chunk)"
+            )
+        if not target.parent.is_dir():
+            raise ModelFileError(
+                f"cannot write {str(target)!r}: the folder {str(target.parent)!r} does not exist; create it first"
+            )
+    sub, layout, settings = _prepare(model, panel, date_chunk)
+    stock_chunk = _stock_chunk(len(layout.dates), len(layout.stocks), stock_chunk)
+    tmp = scratch = None
+    if target is not None:
+        remove_stale_siblings(target)
+        tmp, scratch = sibling_path(target, "tmp"), sibling_path(target, "tmp")
+    sink = _Sink(tmp, scratch, layout.date_chunks, _compute_kwargs(retries))
+    try:
+        ds = _run(model, sub, layout, settings, sink, stock_chunk)
+        if target is None:
+            return _fitted(ds.compute())
+        move_into_place(tmp, target)
+    except BaseException:
+        if tmp is not None:
+            remove_path(tmp)
+        raise
+    finally:
+        if scratch is not None:
+            remove_path(scratch)
+    from riskmodel.data.io import load
+
+    return load(target, chunks={"date": layout.date_chunks[0]})
+
+
+def _fitted(ds: xr.Dataset) -> Any:
+    from riskmodel.models.fundamental import FittedFactorModel
+
+    return FittedFactorModel.from_dataset(ds)
+
+
+def _run(model: Any, sub: xr.Dataset, layout: _Layout, settings: dict, sink: _Sink,
+         stock_chunk: int) -> xr.Dataset:
+    """The three stages; returns the fitted Dataset (lazy where materialised by ``sink``)."""
+    from riskmodel._settings import jsonable_settings
+    from riskmodel.models.fundamental import MODEL_KIND
+
+    attrs = {"riskmodel_kind": MODEL_KIND, "settings": json.dumps(jsonable_settings(settings))}
+    stage1 = _regression_stage(sub, layout, settings)
+    big = stage1[[*_BIG_STAGE1, *(["industry_code"] if layout.industry else [])]]
+    big.attrs = attrs
+    big, small = sink.put(big, stage1[list(_SMALL_STAGE1)])
+    small = small[0]
+    out = xr.merge([small, big], combine_attrs="override")
+    if model.covariance:
+        out = _forecasts(model, out, layout, sink, stock_chunk)
+    out = out[_variable_order(out)]
+    out.attrs = attrs
+    if sink.tmp is not None:  # the in-memory results join the (date, stock) ones in the store
+        held = [name for name, var in out.data_vars.items() if var.chunks is None]
+        rest = out[held]
+        rest.attrs = attrs
+        sink.put(rest)
+    return out
+
+
+def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, stock_chunk: int
+               ) -> xr.Dataset:
+    """Add ``factor_cov``, ``factor_vra``, ``specific_var`` and ``specific_vra``."""
+    from riskmodel.covariance.factor import factor_covariance
+    from riskmodel.covariance.specific import vra_multiplier
+    from riskmodel.models.fundamental import factor_covariance_kwargs
+
+    s = _specific_settings(model)
+    # materialise the shrunk stage first: B² reads it back rather than computing the
+    # time-series and structural stages a second time in its own graph
+    shrunk, _ = sink.put(_specific_pre_vra(fitted, layout, s, stock_chunk), scratch=True)
+    (b2,) = dask.compute(_b2_series(fitted, shrunk, layout), **sink.kwargs)
+    pre = shrunk[["pre_vra_var"]]
+    lam = vra_multiplier(np.asarray(b2.values), s["vra_half_life"])
+    fcov = factor_covariance(np.ascontiguousarray(fitted["factor_returns"].values), **factor_covariance_kwargs(model.get_params()))
+    spec = _final_specific(pre["pre_vra_var"], lam).to_dataset()
+    spec, _ = sink.put(spec)
+    factors = layout.factors
+    forecasts = xr.Dataset(
+        {
+            "factor_cov": (("date", "factor", "factor_"), fcov.cov),
+            "factor_vra": (("date",), fcov.vra),
+            "specific_vra": (("date",), lam),
+        },
+        coords={"date": layout.dates, "factor": factors, "factor_": factors},
+    )
+    return xr.merge([fitted, forecasts, spec], combine_attrs="override")
+
+
+def _variable_order(ds: xr.Dataset) -> list[str]:
+    """The variable order of ``FittedFactorModel._from_parts``."""
+    order: Sequence[str] = (
+        "returns", "factor_returns", "factor_se", "residuals", "r2", "n_obs", "n_clipped",
+        "style_exposure", "regression_weight", "market_cap", "imputed", "industry_code",
+        "factor_cov", "factor_vra", "specific_var", "specific_vra",
+    )
+    return [name for name in order if name in ds.data_vars]
