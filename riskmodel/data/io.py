@@ -53,6 +53,15 @@ KIND_REGISTRY: dict[str, str] = {
     "fitted_timeseries_model": "riskmodel.models.timeseries:FittedTimeSeriesModel",
     "fitted_statistical_model": "riskmodel.models.statistical:FittedStatisticalModel",
     "StructuredCovariance": "riskmodel.covariance.structured:StructuredCovariance",
+    "risk_decomposition": "riskmodel.covariance.structured:RiskDecomposition",
+    "wls_result": "riskmodel.regression:WLSResult",
+    "residual_audit": "riskmodel.audit.residuals:ResidualAudit",
+    "bias_statistics": "riskmodel.audit.bias:BiasStatistics",
+    "cluster_refit": "riskmodel.audit.refit:ClusterRefit",
+    "signal_factor": "riskmodel.research.factor_from_signal:SignalFactor",
+    "quantile_portfolios": "riskmodel.research.portfolios:QuantilePortfolios",
+    "alpha_test": "riskmodel.research.alpha:AlphaTest",
+    "attribution": "riskmodel.research.alpha:Attribution",
 }
 
 _SUFFIXES = {".nc": "netcdf", ".zarr": "zarr"}

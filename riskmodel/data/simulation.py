@@ -34,7 +34,7 @@ import scipy.signal
 import xarray as xr
 
 from riskmodel.errors import InvalidParameterError
-from riskmodel.research.signal import yoy_log_growth_array
+from riskmodel.data.flows import yoy_log_growth_array
 
 __all__ = ["simulate"]
 

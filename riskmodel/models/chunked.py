@@ -615,7 +615,7 @@ def _fitted(ds: xr.Dataset) -> Any:
 def _run(model: Any, sub: xr.Dataset, layout: _Layout, settings: dict, sink: _Sink,
          stock_chunk: int) -> xr.Dataset:
     """The three stages; returns the fitted Dataset (lazy where materialised by ``sink``)."""
-    from riskmodel._settings import jsonable_settings
+    from riskmodel._params import jsonable_settings
     from riskmodel.models.fundamental import MODEL_KIND
 
     attrs = {"riskmodel_kind": MODEL_KIND, "settings": json.dumps(jsonable_settings(settings))}

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel._settings import settings_from_json
+from riskmodel._params import settings_from_json
 from riskmodel.errors import MissingVariableError, ModelFileError, PanelError
 
 __all__ = ["FittedModel"]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel._settings import (
+from riskmodel._params import (
     ParameterTable,
     StageProgress,
     check_parameters,

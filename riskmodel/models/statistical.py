@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from riskmodel._settings import ParameterTable, StageProgress, check_parameters, pos_int
+from riskmodel._params import ParameterTable, StageProgress, check_parameters, pos_int
 from riskmodel.errors import InsufficientDataError, InvalidParameterError
 from riskmodel.models.timeseries import (
     set_forecast_settings,

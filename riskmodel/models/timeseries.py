@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel._settings import ParameterTable, StageProgress, check_parameters, half_life, jsonable_settings, pos_int
+from riskmodel._params import ParameterTable, StageProgress, check_parameters, half_life, jsonable_settings, pos_int
 from riskmodel.errors import (
     AlignmentError,
     DimensionError,

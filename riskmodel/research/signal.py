@@ -17,6 +17,7 @@ import math
 import numpy as np
 import xarray as xr
 
+from riskmodel.data.flows import trailing_sum_array, yoy_log_growth_array
 from riskmodel.errors import DimensionError, InvalidParameterError, VariableTypeError
 
 __all__ = ["trailing_sum", "yoy_log_growth"]
@@ -57,42 +58,6 @@ def _resolve_min_periods(window: int, min_periods: int | None, func: str) -> int
             f"{func}: min_periods must be an integer in [1, window={window}], got {min_periods!r}."
         )
     return int(min_periods)
-
-
-def _trailing_sum(x: np.ndarray, window: int, min_periods: int) -> np.ndarray:
-    """Gap-robust trailing total over axis 0: ``window * mean(available values)``.
-
-    ``x`` is ``(T, ...)`` float; the window at row t covers rows ``max(0, t-window+1) .. t``.
-    Rows with fewer than ``min_periods`` finite values are NaN.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    valid = np.isfinite(x)
-    pad = np.zeros((1,) + x.shape[1:])
-    csum = np.concatenate([pad, np.cumsum(np.where(valid, x, 0.0), axis=0)])
-    ccnt = np.concatenate([pad, np.cumsum(valid, axis=0, dtype=np.float64)])
-    hi = np.arange(1, x.shape[0] + 1)
-    lo = np.maximum(hi - window, 0)
-    total = csum[hi] - csum[lo]
-    count = ccnt[hi] - ccnt[lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = total / count * window
-    out[count < min_periods] = np.nan
-    return out
-
-
-def yoy_log_growth_array(x: np.ndarray, window: int, lag: int, min_periods: int) -> np.ndarray:
-    """``ln S_t - ln S_{t-lag}`` with ``S = _trailing_sum(x)``; NaN where S <= 0 or t < lag.
-
-    The ndarray core of :func:`yoy_log_growth` (date on axis 0), also used by
-    :mod:`riskmodel.data.simulation` to build the simulated world's signal.
-    """
-    s = _trailing_sum(x, window, min_periods)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        logs = np.where(s > 0.0, np.log(np.where(s > 0.0, s, 1.0)), np.nan)
-    out = np.full_like(logs, np.nan)
-    if lag < logs.shape[0]:
-        out[lag:] = logs[lag:] - logs[:-lag]
-    return out
 
 
 def _wrap(values: np.ndarray, like: xr.DataArray, name: str, attrs: dict) -> xr.DataArray:
@@ -152,7 +117,7 @@ def trailing_sum(
     """
     x = _as_date_stock(x, "trailing_sum")
     mp = _resolve_min_periods(window, min_periods, "trailing_sum")
-    out = _trailing_sum(x.values, int(window), mp)
+    out = trailing_sum_array(x.values, int(window), mp)
     return _wrap(out, x, f"{x.name or 'x'}_trailing_{window}",
                  {"window": int(window), "min_periods": mp})
 
