@@ -14,12 +14,12 @@ A result (a fitted model, a covariance forecast, an audit, a test) subclasses
 ``summary()``
     A few readable lines: what it is, its size, its headline numbers.
 
-and gets ``repr`` (the summary) and ``save(path)`` (``rm.save(self, path)``) from the base.
+and gets ``repr`` (the summary) from the base. ``rm.save(result, path)`` writes it and
+``rm.load(path)`` reads it back.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 __all__ = ["Result", "check_kind"]
@@ -27,7 +27,7 @@ __all__ = ["Result", "check_kind"]
 
 class Result:
     """Base of the result objects: ``summary()``, ``repr``, ``to_dataset()`` /
-    ``from_dataset()`` and ``save()``."""
+    ``from_dataset()``."""
 
     #: ``attrs["riskmodel_kind"]`` of the dataset; the key of ``io.KIND_REGISTRY``.
     kind: ClassVar[str] = ""
@@ -47,26 +47,3 @@ class Result:
 
     def __repr__(self) -> str:
         return self.summary()
-
-    def save(self, path: str | Path) -> Path:
-        """Write the object to ``path`` (``.nc`` or ``.zarr``) with :func:`riskmodel.save`."""
-        from riskmodel.data.io import save
-
-        return save(self, path)
-
-
-def check_kind(ds: Any, kind: str, what: str) -> None:
-    """Raise :class:`~riskmodel.errors.ModelFileError` unless ``ds`` is a Dataset written
-    for ``kind`` (``attrs["riskmodel_kind"]``)."""
-    import xarray as xr
-
-    from riskmodel.errors import ModelFileError
-
-    if not isinstance(ds, xr.Dataset):
-        raise ModelFileError(f"{what}.from_dataset: expected an xarray Dataset, got {type(ds).__name__}")
-    found = ds.attrs.get("riskmodel_kind")
-    if found != kind:
-        raise ModelFileError(
-            f"{what}.from_dataset: the dataset holds riskmodel_kind={found!r}, not {kind!r}; "
-            "load it with rm.load, which picks the right class"
-        )
