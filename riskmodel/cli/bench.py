@@ -1,7 +1,8 @@
 """The benchmark suite behind ``riskmodel bench``.
 
 The benchmark scripts live in the source repository's ``benchmarks/`` folder (they are not
-part of the wheel). Each ``benchmarks/bench_<name>.py`` script accepts ``--quick`` (toy
+part of the wheel: they import peer packages the library does not depend on); an installed
+package runs them with ``riskmodel bench --scripts DIR``. Each ``benchmarks/bench_<name>.py`` script accepts ``--quick`` (toy
 sizes) and ``--output PATH`` (or ``--out PATH``) and writes one JSON document there.
 :func:`run_benchmarks` runs every script (or those named in ``only``) in its own
 subprocess with a timeout, collects the JSON documents, and writes into the output
@@ -102,7 +103,8 @@ def benchmarks_dir() -> Path:
     if not folder.is_dir():
         raise FileNotFoundError(
             f"no benchmarks folder at {folder}: the benchmark scripts ship with the source repository, "
-            "not with the installed package; clone the repository, `pip install -e .` it and run `riskmodel bench` again"
+            "not with the installed package; pass --scripts DIR (the repository's benchmarks/ folder) "
+            "or run `riskmodel bench` from an editable install of the repository"
         )
     return folder
 

@@ -396,7 +396,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from riskmodel.cli.bench import run_benchmarks
 
-    run_benchmarks(quick=args.quick, output=Path(args.output))
+    run_benchmarks(quick=args.quick, output=Path(args.output),
+                   directory=None if args.scripts is None else Path(args.scripts))
 
 
 # ---------------------------------------------------------------------------------------
@@ -511,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run the benchmarks and write a Markdown table and JSON")
     p.add_argument("--quick", action="store_true", help="small sizes only (about a minute)")
     p.add_argument("-o", "--output", default="benchmark-results", help="output folder")
+    p.add_argument("--scripts", metavar="DIR", default=None,
+                   help="folder of bench_<name>.py scripts (default: the source checkout's benchmarks/)")
     p.set_defaults(func=cmd_bench)
     return parser
 

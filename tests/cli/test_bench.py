@@ -144,6 +144,19 @@ def test_missing_benchmarks_folder_is_one_clear_error(tmp_path, monkeypatch, cap
     assert len(err) == 1 and err[0].startswith("riskmodel bench: error: no benchmarks folder")
 
 
+def test_an_installed_package_runs_scripts_from_scripts_dir(tmp_path, monkeypatch, capsys):
+    """From a wheel (no benchmarks/ beside the package) ``--scripts DIR`` names the folder."""
+    fake_pkg = tmp_path / "site-packages" / "riskmodel"
+    fake_pkg.mkdir(parents=True)
+    monkeypatch.setattr(riskmodel, "__file__", str(fake_pkg / "__init__.py"))
+    folder = _write(tmp_path / "scripts", {"ok": OK_SCRIPT})
+    out = tmp_path / "out"
+    assert main(["bench", "--quick", "--scripts", str(folder), "-o", str(out)]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert [(b["name"], b["status"]) for b in doc["benchmarks"]] == [("ok", "ok")]
+    assert "| ok | ok |" in capsys.readouterr().out
+
+
 def test_real_quick_benchmark_through_the_cli(tmp_path, capsys):
     """The repository's fastest script, via ``only=``; the committed results stay untouched."""
     committed = REPO_BENCH / "results" / "factor_returns.json"
