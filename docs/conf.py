@@ -71,6 +71,9 @@ import pandas as pd
 import xarray as xr
 import riskmodel as rm
 from riskmodel import *  # the docstring examples use the bare public names
+from riskmodel.regression import factor_returns  # the array-level stages, by module
+from riskmodel.covariance.factor import factor_covariance
+from riskmodel.covariance.specific import specific_variance
 warnings.simplefilter("ignore", rm.RiskModelWarning)
 np.set_printoptions(precision=4, suppress=True)
 """
