@@ -454,8 +454,8 @@ class RiskDecomposition(Result):
             index=pd.Index(self._portfolio_labels, name=self._batch_dim),
         )
         date = "" if self._date is None else f" on {str(self._date)[:10]}"
-        head = (f"RiskDecomposition{date}: {self.n_portfolios} portfolio(s), {self._labels.n_stocks:,} stocks, "
-                f"{self._labels.n_factors} factors")
+        head = (f"RiskDecomposition{date}: {self.n_portfolios} portfolio(s), {self._labels.stocks.size:,} stocks, "
+                f"{self._labels.factors.size} factors")
         if self.batched:
             k = max(n, 10)
             more = "" if self.n_portfolios <= k else f"\n... {self.n_portfolios - k} more portfolios"

@@ -35,16 +35,6 @@ class AxisLabels:
         self.stocks.setflags(write=False)
         self.factors.setflags(write=False)
 
-    @property
-    def n_stocks(self) -> int:
-        """N, the number of stocks."""
-        return self.stocks.shape[0]
-
-    @property
-    def n_factors(self) -> int:
-        """m, the number of factors."""
-        return self.factors.shape[0]
-
     @cached_property
     def stock_index(self) -> pd.Index:
         """The stock ids as a pandas Index (position lookups when aligning weights)."""

@@ -10,7 +10,7 @@ labelled; scipy alone would drop the labels and read the values by position.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,22 @@ __all__ = ["StructuredLinearOperator"]
 
 #: Inputs aligned by stock id rather than read by position.
 _LABELLED = (xr.DataArray, pd.Series, pd.DataFrame)
+
+
+def _aligning(name: str, what: str) -> Callable[..., Any]:
+    """The method ``name`` of :class:`~scipy.sparse.linalg.LinearOperator`, except that a
+    labelled input goes to :meth:`StructuredCovariance.matvec` (aligned on ``stock``, labelled
+    output): Σ is symmetric, so every product from the left or the right is ``Σ x``."""
+    scipy_method = getattr(LinearOperator, name)
+
+    def method(self: "StructuredLinearOperator", x: Any) -> Any:
+        if isinstance(x, _LABELLED):
+            return self.cov.matvec(x)
+        return scipy_method(self, x)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"{what}; a labelled input is aligned on ``stock`` (see the class notes)."
+    return method
 
 
 class StructuredLinearOperator(LinearOperator):
@@ -49,35 +65,11 @@ class StructuredLinearOperator(LinearOperator):
 
     # -- labelled inputs: aligned by stock -----------------------------------------------
 
-    def dot(self, x: Any) -> Any:
-        """``Σ x``; labelled ``x`` is aligned on ``stock`` (see the class notes)."""
-        if isinstance(x, _LABELLED):
-            return self.cov.matvec(x)
-        return super().dot(x)
-
-    def matvec(self, x: Any) -> Any:
-        """``Σ x`` for one vector; labelled ``x`` is aligned on ``stock``."""
-        if isinstance(x, _LABELLED):
-            return self.cov.matvec(x)
-        return super().matvec(x)
-
-    def matmat(self, X: Any) -> Any:
-        """``Σ X`` for columns ``X (N, k)``; labelled ``X`` is aligned on ``stock``."""
-        if isinstance(X, _LABELLED):
-            return self.cov.matvec(X)
-        return super().matmat(X)
-
-    def rmatvec(self, x: Any) -> Any:
-        """``Σᴴ x = Σ x`` (symmetric); labelled ``x`` is aligned on ``stock``."""
-        if isinstance(x, _LABELLED):
-            return self.cov.matvec(x)
-        return super().rmatvec(x)
-
-    def rmatmat(self, X: Any) -> Any:
-        """``Σᴴ X = Σ X`` (symmetric); labelled ``X`` is aligned on ``stock``."""
-        if isinstance(X, _LABELLED):
-            return self.cov.matvec(X)
-        return super().rmatmat(X)
+    dot = _aligning("dot", "``Σ x``")
+    matvec = _aligning("matvec", "``Σ x`` for one vector")
+    matmat = _aligning("matmat", "``Σ X`` for columns ``X (N, k)``")
+    rmatvec = _aligning("rmatvec", "``Σᴴ x = Σ x`` (symmetric)")
+    rmatmat = _aligning("rmatmat", "``Σᴴ X = Σ X`` (symmetric)")
 
     def _rdot(self, x: Any) -> Any:
         # ``x @ op``: rows in, rows out, as ``x @ cov``

@@ -63,7 +63,7 @@ class PortfolioRisk:
 
         Parameters
         ----------
-        w : ndarray (stock,) or (portfolio, stock), Series, DataFrame or DataArray (stock[, portfolio])
+        w : WeightsLike
             Weights, aligned as in :meth:`variance`.
 
         Returns
@@ -83,7 +83,7 @@ class PortfolioRisk:
 
         Parameters
         ----------
-        w : ndarray (stock,) or (portfolio, stock), Series, DataFrame or DataArray (stock[, portfolio])
+        w : WeightsLike
             Weights, aligned as in :meth:`variance`.
 
         Returns
@@ -101,7 +101,7 @@ class PortfolioRisk:
 
         Parameters
         ----------
-        w : ndarray (stock,) or (portfolio, stock), Series, DataFrame or DataArray (stock[, portfolio])
+        w : WeightsLike
             Weights, aligned as in :meth:`variance`.
         per_stock : bool
             Compute the per-stock marginal and component contributions now, in the same
@@ -141,7 +141,7 @@ class PortfolioRisk:
 
         Parameters
         ----------
-        w : ndarray (stock,) or (portfolio, stock), Series, DataFrame or DataArray (stock[, portfolio])
+        w : WeightsLike
             Portfolio weights, aligned as in :meth:`variance`.
         benchmark : ndarray (stock,), Series or DataArray (stock,)
             One benchmark portfolio.
@@ -166,19 +166,9 @@ class PortfolioRisk:
         return self._wrap_scalar(a.values @ sb / var_b, a, "beta")
 
     def active_risk(self, w: WeightsLike, benchmark: WeightsLike) -> Any:
-        """Active risk (tracking-error volatility) ``σ(w − b)``.
-
-        Parameters
-        ----------
-        w : ndarray (stock,) or (portfolio, stock), Series, DataFrame or DataArray (stock[, portfolio])
-            Portfolio weights, aligned as in :meth:`variance`.
-        benchmark : ndarray (stock,), Series or DataArray (stock,)
-            One benchmark portfolio.
-
-        Returns
-        -------
-        float or one value per portfolio labelled like ``w``
-        """
+        """Active risk (tracking-error volatility) ``σ(w − b)`` of portfolio(s) ``w`` against
+        one benchmark ``b``; the arguments, what comes back and the errors are as in :meth:`beta`
+        (but a zero-variance benchmark is fine here)."""
         a = self._align(w)
         b = self._benchmark(benchmark)
         return self._wrap_scalar(np.sqrt(self._variance_rows(a.values - b)), a, "active_risk")
