@@ -237,17 +237,17 @@ class StructuredCovariance(PortfolioRisk, WeightAlignment, RowProducts, Result):
     @property
     def exposures(self) -> xr.DataArray:
         """DataArray (stock, factor): the exposures ``B`` (read-only)."""
-        return self._da(self._B, ("stock", "factor"), "exposures")
+        return self._labels.da(self._B, ("stock", "factor"), "exposures")
 
     @property
     def factor_cov(self) -> xr.DataArray:
         """DataArray (factor, factor_): the factor covariance ``Σ_f`` (symmetrised, read-only)."""
-        return self._da(self._F, ("factor", "factor_"), "factor_cov")
+        return self._labels.da(self._F, ("factor", "factor_"), "factor_cov")
 
     @property
     def specific_var(self) -> xr.DataArray:
         """DataArray (stock,): the specific variances ``d`` (read-only)."""
-        return self._da(self._d, ("stock",), "specific_var")
+        return self._labels.da(self._d, ("stock",), "specific_var")
 
     @property
     def stocks(self) -> np.ndarray:
@@ -283,24 +283,6 @@ class StructuredCovariance(PortfolioRisk, WeightAlignment, RowProducts, Result):
     def dtype(self) -> np.dtype:
         """float64."""
         return np.dtype(np.float64)
-
-    # -- labels --------------------------------------------------------------------------
-
-    @property
-    def _stock_index(self) -> Any:
-        """The stock ids as a pandas Index (built once)."""
-        return self._labels.stock_index
-
-    def _da(
-        self,
-        values: np.ndarray,
-        dims: tuple[str, ...],
-        name: str,
-        extra: dict[str, Any] | xr.Coordinates | None = None,
-    ) -> xr.DataArray:
-        """A DataArray on ``dims`` labelled with the operator's stocks / factors (coordinates
-        built once) and, for other dims, with ``extra`` (see :meth:`AxisLabels.da`)."""
-        return self._labels.da(values, dims, name, extra)
 
     # -- the result API ------------------------------------------------------------------
 
@@ -425,7 +407,7 @@ class StructuredCovariance(PortfolioRisk, WeightAlignment, RowProducts, Result):
         eps_s = rng.standard_normal((int(n), self.n_stocks))
         r = eps_f @ self._Bt.T
         r += eps_s * self._sqrt_d
-        out = self._da(r, ("sample", "stock"), "returns", {"sample": np.arange(int(n))})
+        out = self._labels.da(r, ("sample", "stock"), "returns", {"sample": np.arange(int(n))})
         return out if self._date is None else out.assign_coords(date=self._date)
 
     def as_linear_operator(self) -> "StructuredLinearOperator":
@@ -489,7 +471,7 @@ class StructuredCovariance(PortfolioRisk, WeightAlignment, RowProducts, Result):
         """
         ids = as_ids(stocks)
         check_unique(ids, "stock", "subset")
-        pos = self._stock_index.get_indexer(ids)
+        pos = self._labels.stock_index.get_indexer(ids)
         if (pos < 0).any():
             raise AlignmentError(f"subset: unknown stocks {some_ids(ids[pos < 0])}; pick ids from `.stocks`.")
         obj = type(self).__new__(type(self))

@@ -7,7 +7,7 @@ book or a batch of thousands (rows of one GEMM or one fused grouped pass).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -15,9 +15,6 @@ import xarray as xr
 from riskmodel.covariance.structured.decomposition import RiskDecomposition, decompose
 from riskmodel.covariance.structured.weights import Aligned, WeightsLike
 from riskmodel.errors import DimensionError, InvalidParameterError
-
-if TYPE_CHECKING:
-    from riskmodel.covariance.structured.operator import StructuredCovariance
 
 __all__ = ["PortfolioRisk"]
 
@@ -59,22 +56,8 @@ class PortfolioRisk:
         return self._wrap_scalar(self._variance_rows(a.values), a, "variance")
 
     def volatility(self, w: WeightsLike) -> Any:
-        """Volatility ``√(wᵀ Σ w)`` of one portfolio or a batch (same units as ``√d``).
-
-        Parameters
-        ----------
-        w : WeightsLike
-            Weights, aligned as in :meth:`variance`.
-
-        Returns
-        -------
-        float or ndarray (portfolio,) / Series / DataArray (portfolio,)
-
-        Raises
-        ------
-        AlignmentError, NonFiniteError, DimensionError
-            As in :meth:`variance`.
-        """
+        """Volatility ``√(wᵀ Σ w)`` of one portfolio or a batch (same units as ``√d``): the
+        square root of :meth:`variance`, with the same argument, output layout and errors."""
         a = self._align(w)
         return self._wrap_scalar(np.sqrt(self._variance_rows(a.values)), a, "volatility")
 
@@ -93,8 +76,8 @@ class PortfolioRisk:
         a = self._align(w)
         x = self._exposure_rows(np.ascontiguousarray(a.values))
         if not a.batched:
-            return self._da(x[0], ("factor",), "factor_exposures")
-        return self._da(x, (a.batch_dim, "factor"), "factor_exposures", {a.batch_dim: a.batch_labels})
+            return self._labels.da(x[0], ("factor",), "factor_exposures")
+        return self._labels.da(x, (a.batch_dim, "factor"), "factor_exposures", {a.batch_dim: a.batch_labels})
 
     def decompose(self, w: WeightsLike, *, per_stock: bool = True) -> RiskDecomposition:
         """Split the risk of one portfolio or a batch into factor and specific parts.

@@ -12,12 +12,13 @@ stocks and portfolios. Results go back out labelled like the weights came in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from riskmodel.covariance.structured.labels import AxisLabels
 from riskmodel.covariance.structured.validation import as_float, as_ids, check_unique, some_ids
 from riskmodel.errors import AlignmentError, DimensionError, NonFiniteError, VariableTypeError
 
@@ -53,14 +54,13 @@ class WeightAlignment:
     """Alignment of weights on the operator's stocks and labelling of the results (a mixin
     of :class:`~riskmodel.covariance.structured.StructuredCovariance`).
 
-    It uses the operator's ``_stocks`` (ids in order), ``_stock_index`` (their pandas
-    Index), ``n_stocks`` and ``_da`` (a DataArray on the operator's labels).
+    It uses the operator's ``_stocks`` (ids in order), ``n_stocks`` and ``_labels`` (its
+    :class:`~riskmodel.covariance.structured.labels.AxisLabels`).
     """
 
     _stocks: np.ndarray
-    _stock_index: pd.Index
+    _labels: AxisLabels
     n_stocks: int
-    _da: Callable[..., xr.DataArray]
 
     def _align(
         self, obj: Any, variable: str = "weights", *, matrix_layout: bool = False, check_finite: bool = True
@@ -122,7 +122,7 @@ class WeightAlignment:
         elif df.index.name == "stock":
             stock_last = False
         else:
-            known = self._stock_index
+            known = self._labels.stock_index
             stock_last = bool(known.get_indexer(cols).min(initial=0) >= 0) or not bool(
                 known.get_indexer(rows).min(initial=0) >= 0
             )
@@ -175,7 +175,7 @@ class WeightAlignment:
             full = values
         else:
             check_unique(ids, "stock", variable)
-            pos = self._stock_index.get_indexer(ids)
+            pos = self._labels.stock_index.get_indexer(ids)
             unknown = ids[pos < 0]
             if unknown.size:
                 raise AlignmentError(
@@ -228,6 +228,6 @@ class WeightAlignment:
             frame = pd.DataFrame(values, index=pd.Index(a.batch_labels, name=a.batch_dim), columns=stock_index)
             return frame if a.stock_last else frame.T
         if not a.batched:
-            return self._da(values[0], ("stock",), name)
-        out = self._da(values, (a.batch_dim, "stock"), name, {a.batch_dim: a.batch_labels})
+            return self._labels.da(values[0], ("stock",), name)
+        out = self._labels.da(values, (a.batch_dim, "stock"), name, {a.batch_dim: a.batch_labels})
         return out if a.stock_last else out.transpose("stock", a.batch_dim)
