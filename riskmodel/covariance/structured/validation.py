@@ -63,6 +63,7 @@ def as_ids(labels: Any) -> np.ndarray:
 
 
 def check_unique(ids: np.ndarray, what: str, variable: str) -> None:
+    """Raise :class:`DuplicateLabelError` naming the repeated ``what`` ids of ``variable``."""
     index = pd.Index(ids)
     if index.has_duplicates:
         dup = index[index.duplicated()].unique()
@@ -73,6 +74,7 @@ def check_unique(ids: np.ndarray, what: str, variable: str) -> None:
 
 
 def as_float(values: Any, variable: str) -> np.ndarray:
+    """``values`` as float64; a :class:`VariableTypeError` for a non-numeric dtype."""
     arr = np.asarray(values)
     if arr.dtype.kind not in "biuf":
         raise VariableTypeError(
@@ -88,15 +90,14 @@ def readonly(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-
 def date_label(date: Any) -> np.datetime64 | None:
+    """A date-like as ``datetime64[ns]`` (None stays None); an InvalidParameterError otherwise."""
     if date is None:
         return None
     try:
         return pd.Timestamp(date).to_datetime64().astype("datetime64[ns]")
     except (TypeError, ValueError) as exc:
         raise InvalidParameterError(f"date={date!r} is not a date: {exc}") from None
-
 
 
 # ---------------------------------------------------------------------------------------

@@ -49,7 +49,6 @@ class Aligned:
         return self.values.shape[0]
 
 
-
 class WeightAlignment:
     """Alignment of weights on the operator's stocks and labelling of the results (a mixin
     of :class:`~riskmodel.covariance.structured.StructuredCovariance`).
