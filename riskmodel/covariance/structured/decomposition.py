@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from riskmodel._results import Result, check_kind
-from riskmodel.covariance.structured import passes
+import riskmodel.covariance.structured.passes as passes
 from riskmodel.covariance.structured.labels import AxisLabels
 from riskmodel.covariance.structured.validation import as_ids, date_label, some_ids
 from riskmodel.covariance.structured.weights import Aligned, WeightsLike

@@ -25,7 +25,7 @@ import scipy.linalg
 
 from riskmodel._blas import blas_threads
 from riskmodel.covariance.exposure_groups import GroupedExposures, group_exposures
-from riskmodel.covariance.structured import passes
+import riskmodel.covariance.structured.passes as passes
 from riskmodel.covariance.structured.validation import readonly
 
 __all__ = ["RowProducts"]
