@@ -484,14 +484,14 @@ def test_batch_path_matches_dense_across_blocks_and_threads(world, monkeypatch, 
     """A batch spanning several row blocks (not a multiple of the block size), the blocked pass
     run on 1 and on 3 threads: every part equals the dense reference to 1e-12, and the
     threaded pass gives bit-identical numbers (each row is computed by one block alone)."""
-    from riskmodel.covariance import structured
+    from riskmodel.covariance.structured import passes
 
     cov, B, _, d, dense, _ = world
-    W = np.random.default_rng(11).normal(size=(3 * structured._ROW_BLOCK + 7, N)) / N
+    W = np.random.default_rng(11).normal(size=(3 * passes.ROW_BLOCK + 7, N)) / N
     W[5] = 0.0  # a zero book inside a block: σ = 0, all contributions 0
-    monkeypatch.setattr(structured, "_pass_threads", lambda cells: 1)
+    monkeypatch.setattr(passes, "pass_threads", lambda cells: 1)
     serial = _parts(cov.decompose(W))
-    monkeypatch.setattr(structured, "_pass_threads", lambda cells: n_threads)
+    monkeypatch.setattr(passes, "pass_threads", lambda cells: n_threads)
     got = _parts(cov.decompose(W))
     ref = _dense_decomposition(np.delete(W, 5, axis=0), B, cov.factor_cov.values, d, dense)
     for name, value in got.items():
@@ -506,12 +506,12 @@ def test_pass_threads_follow_blas_limit_and_size():
     """Small passes stay on the calling thread; a BLAS limit of 1 keeps large ones there too."""
     from threadpoolctl import threadpool_limits
 
-    from riskmodel.covariance import structured
+    from riskmodel.covariance.structured import passes
 
-    assert structured._pass_threads(10) == 1
+    assert passes.pass_threads(10) == 1
     with threadpool_limits(limits=1, user_api="blas"):
-        assert structured._pass_threads(1 << 30) == 1
-    assert 1 <= structured._pass_threads(1 << 30) <= structured._MAX_PASS_THREADS
+        assert passes.pass_threads(1 << 30) == 1
+    assert 1 <= passes.pass_threads(1 << 30) <= passes.MAX_PASS_THREADS
 
 
 def test_one_blas_thread_gives_the_same_decomposition(world):
@@ -529,16 +529,16 @@ def test_one_blas_thread_gives_the_same_decomposition(world):
 
 
 def test_run_row_blocks_covers_every_row_once(monkeypatch):
-    from riskmodel.covariance import structured
+    from riskmodel.covariance.structured import passes
 
-    for n_rows, n_threads in [(0, 2), (1, 4), (structured._ROW_BLOCK, 2), (5 * structured._ROW_BLOCK + 3, 3)]:
+    for n_rows, n_threads in [(0, 2), (1, 4), (passes.ROW_BLOCK, 2), (5 * passes.ROW_BLOCK + 3, 3)]:
         hits = np.zeros(n_rows, dtype=int)
 
         def block(lo, hi, tmp, hits=hits):
             assert tmp.shape[1] == 4 and hi - lo <= tmp.shape[0]
             hits[lo:hi] += 1
 
-        structured._run_row_blocks(block, (n_rows, 4), n_threads)
+        passes.run_row_blocks(block, (n_rows, 4), n_threads)
         assert np.all(hits == 1), (n_rows, n_threads)
 
 
