@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskmodel._labels import reject_infinite
 from riskmodel.errors import (
     DimensionError,
     InvalidParameterError,
-    NonFiniteError,
     PanelError,
     SingularDateWarning,
     ThinIndustryWarning,
@@ -147,13 +147,8 @@ def _float_array(value: Any, name: str, ndim: int) -> np.ndarray:
 
 
 def _check_no_inf(arr: np.ndarray, name: str, design: _Design) -> None:
-    bad = np.isinf(arr)
-    if bad.any():
-        t, n = np.argwhere(bad)[0][:2]
-        raise NonFiniteError(
-            f"{name} holds ±inf (first at date {design.date_label(t)}, stock {design.stock_label(n)}); "
-            "use NaN for a missing value"
-        )
+    """±inf in a (date, stock) array is a :class:`NonFiniteError` naming the stock and date."""
+    reject_infinite(arr, name, [("date", design.dates), ("stock", design.stocks)])
 
 
 def _design(exposures: Any) -> _Design:

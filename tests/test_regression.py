@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -395,8 +396,11 @@ def test_bad_inputs_are_named(world):
         factor_returns(returns[:, :-1], ex)
     r = returns.copy()
     r[7, 3] = np.inf
-    with pytest.raises(NonFiniteError, match="returns.*2020-01-08.*S0003"):
+    with pytest.raises(NonFiniteError, match="returns: 1 infinite value.*stock 'S0003' on 2020-01-08"):
         factor_returns(r, ex)
+    bare = SimpleNamespace(styles=ex.styles, industry=ex.industry, weights=ex.weights, cap=ex.cap)
+    with pytest.raises(NonFiniteError, match="returns: .*date row 7 stock row 3"):  # no labels: rows
+        factor_returns(r, bare)
     with pytest.raises(VariableTypeError, match="returns must be numeric"):
         factor_returns(returns.astype(str), ex)
     with pytest.raises(InvalidParameterError, match="lag"):

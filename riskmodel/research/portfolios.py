@@ -10,44 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel.errors import AlignmentError, DimensionError, InvalidParameterError, NonFiniteError, VariableTypeError
+from riskmodel._labels import as_date_stock, check_aligned, float_values
+from riskmodel.errors import InvalidParameterError
 
 __all__ = ["quantile_portfolios", "QuantilePortfolios"]
 
 TRADING_DAYS = 252
-
-
-def _as_date_stock(da: Any, name: str) -> xr.DataArray:
-    if not isinstance(da, xr.DataArray):
-        raise VariableTypeError(f"{name}: expected an xarray DataArray (date, stock), got {type(da).__name__}.")
-    if set(da.dims) != {"date", "stock"}:
-        raise DimensionError(
-            f"{name}: dims {tuple(da.dims)} but (date, stock) is needed; rename or transpose it."
-        )
-    if da.dtype.kind not in "fiub":
-        raise VariableTypeError(f"{name}: dtype {da.dtype} is not numeric; convert it to float (NaN = missing).")
-    return da.transpose("date", "stock")
-
-
-def _check_aligned(a: xr.DataArray, b: xr.DataArray) -> None:
-    for dim in ("date", "stock"):
-        va, vb = a[dim].values, b[dim].values
-        if va.shape == vb.shape and np.array_equal(va, vb):
-            continue
-        sa, sb = set(va.tolist()), set(vb.tolist())
-        missing = sorted(map(str, sa - sb))[:5]
-        extra = sorted(map(str, sb - sa))[:5]
-        raise AlignmentError(
-            f"returns: {dim} ids differ from the signal's (missing {missing}, extra {extra}"
-            f"{', same ids in another order' if not missing and not extra else ''}); align both "
-            f"with reindex({dim}=...) before the call."
-        )
 
 
 def _average_ranks(s: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -248,18 +220,11 @@ def quantile_portfolios(
             "may only use the signal known at the close of t - 1 or earlier)."
         )
     n, lag = int(n), int(lag)
-    signal = _as_date_stock(signal, "signal")
-    returns = _as_date_stock(returns, "returns")
-    _check_aligned(signal, returns)
-    sig = np.ascontiguousarray(signal.values, dtype=np.float64)
-    ret = np.ascontiguousarray(returns.values, dtype=np.float64)
-    for arr, nm in ((sig, "signal"), (ret, "returns")):
-        if np.isinf(arr).any():
-            t, j = np.argwhere(np.isinf(arr))[0]
-            raise NonFiniteError(
-                f"{nm}: infinite value for stock {str(returns['stock'].values[j])!r} on "
-                f"{np.datetime_as_string(returns['date'].values[t], unit='D')}; use NaN for missing."
-            )
+    signal = as_date_stock(signal, "signal")
+    returns = as_date_stock(returns, "returns")
+    check_aligned(signal, returns, "signal", "returns", ("date", "stock"))
+    sig = float_values(signal, "signal")
+    ret = float_values(returns, "returns")
     w, port, qret, q, n_el, status = _quantile_arrays(sig, ret, n, lag)
     dates = returns["date"].values
     stocks = returns["stock"].values
