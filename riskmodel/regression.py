@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from riskmodel._labels import reject_infinite
+from riskmodel._labels import fmt_date, reject_infinite
+from riskmodel._results import Result, check_kind
 from riskmodel.errors import (
     DimensionError,
     InvalidParameterError,
@@ -37,8 +39,8 @@ __all__ = ["WLSResult", "factor_returns", "mimicking_portfolios"]
 _MAX_LISTED = 10  # dates / (date, industry) pairs named in one warning
 
 
-@dataclass(frozen=True, eq=False)
-class WLSResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class WLSResult(Result):
     """Daily factor returns of the constrained cross-sectional WLS.
 
     Attributes
@@ -60,7 +62,12 @@ class WLSResult:
         Returns clipped by the robust outlier rule.
     factor_names : tuple of str
         ``("market", *industry_labels, *style_names)``.
+    dates, stocks : ndarray or None
+        The exposures' date and stock labels when they carry them (an
+        :class:`~riskmodel.exposures.Exposures` does), else None.
     """
+
+    kind: ClassVar[str] = "wls_result"
 
     factor_returns: np.ndarray
     residuals: np.ndarray
@@ -69,6 +76,8 @@ class WLSResult:
     n_obs: np.ndarray
     n_clipped: np.ndarray
     factor_names: tuple[str, ...]
+    dates: np.ndarray | None = None
+    stocks: np.ndarray | None = None
 
     @property
     def t_stats(self) -> np.ndarray:
@@ -76,8 +85,8 @@ class WLSResult:
         with np.errstate(divide="ignore", invalid="ignore"):
             return self.factor_returns / self.se
 
-    def summary(self) -> pd.DataFrame:
-        """Per-factor summary over the estimated dates.
+    def table(self) -> pd.DataFrame:
+        """Per-factor statistics over the estimated dates.
 
         Returns
         -------
@@ -100,13 +109,56 @@ class WLSResult:
             index=pd.Index(self.factor_names, name="factor"),
         )
 
-    def __repr__(self) -> str:
+    def summary(self) -> str:
+        """Size, dates estimated, mean R², returns clipped, and the per-factor :meth:`table`."""
         n_dates, m = self.factor_returns.shape
         ok = np.isfinite(self.r2)
         mean_r2 = float(np.mean(self.r2[ok])) if ok.any() else float("nan")
-        return (
-            f"WLSResult({n_dates} dates × {m} factors, {self.residuals.shape[1]} stocks, "
-            f"{int(ok.sum())} dates estimated, mean R² {mean_r2:.3f})"
+        span = ""
+        if self.dates is not None and n_dates:
+            span = f" ({fmt_date(self.dates[0])}..{fmt_date(self.dates[-1])})"
+        head = (
+            f"WLSResult: {n_dates} dates{span} × {m} factors, {self.residuals.shape[1]} stocks; "
+            f"{int(ok.sum())} dates estimated, mean R² {mean_r2:.3f}, "
+            f"{int(np.sum(self.n_clipped))} returns clipped"
+        )
+        return head + "\n" + self.table().to_string(float_format=lambda v: f"{v:.4g}")
+
+    def to_dataset(self) -> xr.Dataset:
+        """The arrays as variables over ``(date, factor)``, ``(date, stock)`` and ``(date,)``
+        (with date and stock coordinates when known); ``factor`` holds the factor names."""
+        coords: dict[str, Any] = {"factor": list(self.factor_names)}
+        if self.dates is not None:
+            coords["date"] = self.dates
+        if self.stocks is not None:
+            coords["stock"] = self.stocks
+        return xr.Dataset(
+            {
+                "factor_returns": (("date", "factor"), self.factor_returns),
+                "residuals": (("date", "stock"), self.residuals),
+                "r2": (("date",), self.r2),
+                "se": (("date", "factor"), self.se),
+                "n_obs": (("date",), self.n_obs),
+                "n_clipped": (("date",), self.n_clipped),
+            },
+            coords=coords,
+            attrs={"riskmodel_kind": self.kind},
+        )
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "WLSResult":
+        """Rebuild a :class:`WLSResult` from :meth:`to_dataset` (or a file read by ``rm.load``)."""
+        check_kind(ds, cls.kind, "WLSResult")
+        return cls(
+            factor_returns=np.asarray(ds["factor_returns"].values, dtype=np.float64),
+            residuals=np.asarray(ds["residuals"].values, dtype=np.float64),
+            r2=np.asarray(ds["r2"].values, dtype=np.float64),
+            se=np.asarray(ds["se"].values, dtype=np.float64),
+            n_obs=np.asarray(ds["n_obs"].values, dtype=np.int64),
+            n_clipped=np.asarray(ds["n_clipped"].values, dtype=np.int64),
+            factor_names=tuple(str(f) for f in ds["factor"].values),
+            dates=np.asarray(ds["date"].values) if "date" in ds.coords else None,
+            stocks=np.asarray(ds["stock"].values) if "stock" in ds.coords else None,
         )
 
 
@@ -436,6 +488,8 @@ def factor_returns(
         n_obs=n_obs,
         n_clipped=n_clipped,
         factor_names=design.factor_names,
+        dates=design.dates,
+        stocks=design.stocks,
     )
 
 
