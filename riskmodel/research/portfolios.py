@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from riskmodel._labels import as_date_stock, check_aligned, float_values
+from riskmodel._results import Result, check_kind
 from riskmodel.errors import InvalidParameterError
 
 __all__ = ["quantile_portfolios", "QuantilePortfolios"]
@@ -83,8 +86,8 @@ def _quantile_arrays(
     return w, port, qret, q, n_el, status
 
 
-@dataclass(frozen=True, eq=False)
-class QuantilePortfolios:
+@dataclass(frozen=True, eq=False, repr=False)
+class QuantilePortfolios(Result):
     """Top-minus-bottom quantile portfolios of a signal.
 
     Attributes
@@ -116,13 +119,15 @@ class QuantilePortfolios:
     lag: int
     n_skipped: int
 
+    kind: ClassVar[str] = "quantile_portfolios"
+
     @cached_property
     def spread(self) -> xr.DataArray:
         """Top minus bottom quantile return (equals ``returns``), DataArray (date,)."""
         q = self.quantile_returns
         return q.isel(quantile=-1) - q.isel(quantile=0)
 
-    def summary(self) -> pd.DataFrame:
+    def table(self) -> pd.DataFrame:
         """Annualised mean, volatility and Sharpe ratio of the long-short and of each quantile."""
         series = {"long-short": self.returns.values}
         for i, lab in enumerate(self.quantile_returns["quantile"].values):
@@ -136,26 +141,45 @@ class QuantilePortfolios:
                          "n_days": int(v.size)}
         return pd.DataFrame.from_dict(rows, orient="index")
 
+    def summary(self) -> str:
+        """Size, dates with a portfolio, the long-short Sharpe ratio and the per-quantile :meth:`table`."""
+        r = self.returns.values
+        ok = np.isfinite(r)
+        sharpe = (r[ok].mean() / r[ok].std(ddof=1) * np.sqrt(TRADING_DAYS)) if ok.sum() > 1 and r[ok].std() > 0 else np.nan
+        head = (
+            f"QuantilePortfolios(n={self.n}, lag={self.lag}, {self.returns.sizes['date']} dates, "
+            f"{int(ok.sum())} with a portfolio, {self.n_skipped} skipped; long-short Sharpe {sharpe:.2f})"
+        )
+        return head + "\n" + self.table().to_string(float_format=lambda v: f"{v:.4g}")
+
     def to_dataset(self) -> xr.Dataset:
-        """All arrays in one Dataset (``n``, ``lag``, ``n_skipped`` as attributes)."""
+        """All arrays in one Dataset (``n``, ``lag``, ``n_skipped`` as attributes); the
+        quantile of each stock is the variable ``stock_quantile`` (``quantile`` is the
+        coordinate of ``quantile_returns``)."""
         return xr.Dataset(
             {
                 "weights": self.weights,
                 "returns": self.returns,
                 "quantile_returns": self.quantile_returns,
-                "quantile": self.quantile,
+                "stock_quantile": self.quantile,
                 "n_stocks": self.n_stocks,
             },
-            attrs={"n": self.n, "lag": self.lag, "n_skipped": self.n_skipped},
+            attrs={"riskmodel_kind": self.kind, "n": self.n, "lag": self.lag, "n_skipped": self.n_skipped},
         )
 
-    def __repr__(self) -> str:
-        r = self.returns.values
-        ok = np.isfinite(r)
-        sharpe = (r[ok].mean() / r[ok].std(ddof=1) * np.sqrt(TRADING_DAYS)) if ok.sum() > 1 and r[ok].std() > 0 else np.nan
-        return (
-            f"QuantilePortfolios(n={self.n}, lag={self.lag}, {self.returns.sizes['date']} dates, "
-            f"{int(ok.sum())} with a portfolio, {self.n_skipped} skipped; long-short Sharpe {sharpe:.2f})"
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "QuantilePortfolios":
+        """Rebuild the portfolios from :meth:`to_dataset` (or a file read by ``rm.load``)."""
+        check_kind(ds, cls.kind, "QuantilePortfolios")
+        return cls(
+            weights=ds["weights"],
+            returns=ds["returns"],
+            quantile_returns=ds["quantile_returns"],
+            quantile=ds["stock_quantile"].rename("quantile"),
+            n_stocks=ds["n_stocks"],
+            n=int(ds.attrs["n"]),
+            lag=int(ds.attrs["lag"]),
+            n_skipped=int(ds.attrs["n_skipped"]),
         )
 
 
