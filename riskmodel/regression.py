@@ -188,6 +188,11 @@ class _Design:
     def stock_label(self, n: int) -> str:
         return f"row {n}" if self.stocks is None else str(self.stocks[n])
 
+    @property
+    def axis_labels(self) -> list[tuple[str, np.ndarray | None]]:
+        """``(date, stock)`` labels for :func:`riskmodel._labels.reject_infinite` (None: row numbers)."""
+        return [("date", self.dates), ("stock", self.stocks)]
+
 
 def _float_array(value: Any, name: str, ndim: int) -> np.ndarray:
     arr = np.asarray(value)
@@ -196,11 +201,6 @@ def _float_array(value: Any, name: str, ndim: int) -> np.ndarray:
     if arr.ndim != ndim:
         raise DimensionError(f"{name} must have {ndim} dims, got shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=np.float64)
-
-
-def _check_no_inf(arr: np.ndarray, name: str, design: _Design) -> None:
-    """±inf in a (date, stock) array is a :class:`NonFiniteError` naming the stock and date."""
-    reject_infinite(arr, name, [("date", design.dates), ("stock", design.stocks)])
 
 
 def _design(exposures: Any) -> _Design:
@@ -265,8 +265,8 @@ def _design(exposures: Any) -> _Design:
                 f"{design.stock_label(n)} is outside [-1, {design.n_ind - 1}] "
                 f"({design.n_ind} industry_labels); fix the codes or the labels"
             )
-    _check_no_inf(weights, "exposures.weights", design)
-    _check_no_inf(cap, "exposures.cap", design)
+    reject_infinite(weights, "exposures.weights", design.axis_labels)
+    reject_infinite(cap, "exposures.cap", design.axis_labels)
     return design
 
 
@@ -449,7 +449,7 @@ def factor_returns(
         raise DimensionError(
             f"returns has shape {r.shape}, expected (date, stock) = {(n_dates, n_stocks)} like exposures.styles"
         )
-    _check_no_inf(r, "returns", design)
+    reject_infinite(r, "returns", design.axis_labels)
 
     m = len(design.factor_names)
     f = np.empty((n_dates, m))
