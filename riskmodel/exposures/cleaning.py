@@ -44,8 +44,12 @@ def _run_clean_kernel(
     max_passes: int,
     final_clip: bool,
 ) -> _KernelOutput:
-    """Clean every date of ``x`` (T, N): ``h`` caps (None: equal weights), ``estu`` bool
-    mask (None: everyone)."""
+    """Clean every date of ``x`` (T, N) with the numba kernel (one pass per date).
+
+    ``h`` caps (None: equal weights), ``estu`` bool mask (None: everyone). With
+    ``final_clip`` the output is clipped at ``±winsor``; without, ``z`` is the last
+    standardisation before that clip.
+    """
     T, N = x.shape
     x = np.ascontiguousarray(x, dtype=np.float64)
     h_arr = np.ascontiguousarray(h, dtype=np.float64) if h is not None else np.ones((1, 1))
@@ -61,29 +65,6 @@ def _run_clean_kernel(
     clean_kernel(x, h_arr, h is not None, e_arr, estu is not None, float(winsor), float(data_error),
                  int(max_passes), bool(final_clip), *out)
     return out
-
-
-def _clean_array(
-    x: np.ndarray,
-    h: np.ndarray | None,
-    estu: np.ndarray | None,
-    winsor: float,
-    data_error: float,
-    max_passes: int,
-    *,
-    final_clip: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Clean every date of ``x`` (T, N) with the numba kernel (one pass per date).
-
-    ``h`` caps (None: equal weights), ``estu`` bool mask (None: everyone). Returns the
-    clipped ``z``, the last standardisation before the final clip (the same array as ``z``
-    when ``final_clip``), the data-error mask, the rows without setters and the rows
-    clipped after the last pass.
-    """
-    out = _run_clean_kernel(x, h, estu, winsor, data_error, max_passes, final_clip)
-    if final_clip:
-        return out.z, out.z, out.errors, out.no_setter, out.unconverged
-    return np.clip(out.z, -winsor, winsor), out.z, out.errors, out.no_setter, out.unconverged
 
 
 def warn_clean(
