@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from riskmodel._labels import as_date_stock, check_aligned
 from riskmodel._results import Result, check_kind
-from riskmodel.errors import DimensionError, InvalidParameterError, MissingVariableError, warns_at_caller
+from riskmodel.errors import InvalidParameterError, MissingVariableError, warns_at_caller
 
 __all__ = ["factor_from_signal", "SignalFactor"]
 
@@ -208,13 +209,11 @@ def factor_from_signal(
         raise InvalidParameterError(f"mode must be 'single' or 'model', got {mode!r}")
     if weights not in {None, "sqrt_cap"}:
         raise InvalidParameterError(f"weights must be None or 'sqrt_cap', got {weights!r}")
-    if not isinstance(signal, xr.DataArray) or set(signal.dims) != {"date", "stock"}:
-        raise DimensionError("signal must be a DataArray with dims (date, stock)")
+    signal = as_date_stock(signal, "signal")
     for name in ["returns", cap, *([industry] if industry else [])]:
         if name not in panel:
             raise MissingVariableError(f"panel has no variable {name!r}")
-    signal = signal.transpose("date", "stock")
-    _check_same_coords(signal, panel)
+    check_aligned(panel, signal, "the panel", "signal", ("date", "stock"))
     market_cap = panel[cap].transpose("date", "stock")
     control_raw = _as_control_list(controls, panel)
     cleaned_controls = {name: clean(x.transpose("date", "stock"), cap=market_cap, winsor=winsor) for name, x in control_raw.items()}
@@ -263,19 +262,6 @@ def _control_exposures(
     if not columns:
         return xr.DataArray(np.zeros((w.sizes["date"], 0)), coords={"date": w["date"], "control": []}, dims=("date", "control"))
     return xr.concat(list(columns.values()), dim=pd.Index(list(columns), name="control")).transpose("date", "control")
-
-
-def _check_same_coords(signal: xr.DataArray, panel: xr.Dataset) -> None:
-    from riskmodel.errors import AlignmentError
-
-    for dim in ("date", "stock"):
-        a, b = pd.Index(signal[dim].to_numpy()), pd.Index(panel[dim].to_numpy())
-        if not a.equals(b):
-            missing, extra = b.difference(a), a.difference(b)
-            raise AlignmentError(
-                f"signal and panel differ on {dim}: signal lacks {list(missing[:5])} ({len(missing)}), "
-                f"has extra {list(extra[:5])} ({len(extra)}); reindex the signal to the panel first"
-            )
 
 
 def _rescale(g: xr.DataArray) -> xr.DataArray:

@@ -87,7 +87,7 @@ def test_turnover_and_deciles(spend_world, growth):
 
 
 def test_bad_input(spend_world, growth):
-    with pytest.raises(rm.AlignmentError, match="differ on stock"):
+    with pytest.raises(rm.AlignmentError, match=r"signal: stock ids differ from the panel \(missing \['S0050'"):
         rm.factor_from_signal(growth.isel(stock=slice(0, 50)), spend_world, controls=None, industry=None)
     with pytest.raises(rm.MissingVariableError, match="'quality'"):
         rm.factor_from_signal(growth, spend_world, controls=["quality"], industry=None)
