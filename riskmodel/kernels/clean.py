@@ -13,7 +13,7 @@ ever formed):
 
 Both share :func:`_clean_row`, so ``build_exposures`` and ``clean`` agree bit for bit.
 Sums run in stock order (the order of ``np.bincount``). The plain numpy twins live in
-``tests/test_kernels_clean.py``. Callers validate and lay arrays out C-contiguously;
+``tests/kernels/test_clean.py``. Callers validate and lay arrays out C-contiguously;
 kernels do no checking.
 """
 
