@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
+from riskmodel._labels import fmt_date, reject_infinite
+from riskmodel._results import Result, check_kind
 from riskmodel.errors import (
     DimensionError,
     InvalidParameterError,
-    NonFiniteError,
     PanelError,
     SingularDateWarning,
     ThinIndustryWarning,
@@ -37,8 +39,8 @@ __all__ = ["WLSResult", "factor_returns", "mimicking_portfolios"]
 _MAX_LISTED = 10  # dates / (date, industry) pairs named in one warning
 
 
-@dataclass(frozen=True, eq=False)
-class WLSResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class WLSResult(Result):
     """Daily factor returns of the constrained cross-sectional WLS.
 
     Attributes
@@ -60,7 +62,12 @@ class WLSResult:
         Returns clipped by the robust outlier rule.
     factor_names : tuple of str
         ``("market", *industry_labels, *style_names)``.
+    dates, stocks : ndarray or None
+        The exposures' date and stock labels when they carry them (an
+        :class:`~riskmodel.exposures.Exposures` does), else None.
     """
+
+    kind: ClassVar[str] = "wls_result"
 
     factor_returns: np.ndarray
     residuals: np.ndarray
@@ -69,6 +76,8 @@ class WLSResult:
     n_obs: np.ndarray
     n_clipped: np.ndarray
     factor_names: tuple[str, ...]
+    dates: np.ndarray | None = None
+    stocks: np.ndarray | None = None
 
     @property
     def t_stats(self) -> np.ndarray:
@@ -76,8 +85,8 @@ class WLSResult:
         with np.errstate(divide="ignore", invalid="ignore"):
             return self.factor_returns / self.se
 
-    def summary(self) -> pd.DataFrame:
-        """Per-factor summary over the estimated dates.
+    def table(self) -> pd.DataFrame:
+        """Per-factor statistics over the estimated dates.
 
         Returns
         -------
@@ -100,13 +109,56 @@ class WLSResult:
             index=pd.Index(self.factor_names, name="factor"),
         )
 
-    def __repr__(self) -> str:
+    def summary(self) -> str:
+        """Size, dates estimated, mean R², returns clipped, and the per-factor :meth:`table`."""
         n_dates, m = self.factor_returns.shape
         ok = np.isfinite(self.r2)
         mean_r2 = float(np.mean(self.r2[ok])) if ok.any() else float("nan")
-        return (
-            f"WLSResult({n_dates} dates × {m} factors, {self.residuals.shape[1]} stocks, "
-            f"{int(ok.sum())} dates estimated, mean R² {mean_r2:.3f})"
+        span = ""
+        if self.dates is not None and n_dates:
+            span = f" ({fmt_date(self.dates[0])}..{fmt_date(self.dates[-1])})"
+        head = (
+            f"WLSResult: {n_dates} dates{span} × {m} factors, {self.residuals.shape[1]} stocks; "
+            f"{int(ok.sum())} dates estimated, mean R² {mean_r2:.3f}, "
+            f"{int(np.sum(self.n_clipped))} returns clipped"
+        )
+        return head + "\n" + self.table().to_string(float_format=lambda v: f"{v:.4g}")
+
+    def to_dataset(self) -> xr.Dataset:
+        """The arrays as variables over ``(date, factor)``, ``(date, stock)`` and ``(date,)``
+        (with date and stock coordinates when known); ``factor`` holds the factor names."""
+        coords: dict[str, Any] = {"factor": list(self.factor_names)}
+        if self.dates is not None:
+            coords["date"] = self.dates
+        if self.stocks is not None:
+            coords["stock"] = self.stocks
+        return xr.Dataset(
+            {
+                "factor_returns": (("date", "factor"), self.factor_returns),
+                "residuals": (("date", "stock"), self.residuals),
+                "r2": (("date",), self.r2),
+                "se": (("date", "factor"), self.se),
+                "n_obs": (("date",), self.n_obs),
+                "n_clipped": (("date",), self.n_clipped),
+            },
+            coords=coords,
+            attrs={"riskmodel_kind": self.kind},
+        )
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "WLSResult":
+        """Rebuild a :class:`WLSResult` from :meth:`to_dataset` (or a file read by ``rm.load``)."""
+        check_kind(ds, cls.kind, "WLSResult")
+        return cls(
+            factor_returns=np.asarray(ds["factor_returns"].values, dtype=np.float64),
+            residuals=np.asarray(ds["residuals"].values, dtype=np.float64),
+            r2=np.asarray(ds["r2"].values, dtype=np.float64),
+            se=np.asarray(ds["se"].values, dtype=np.float64),
+            n_obs=np.asarray(ds["n_obs"].values, dtype=np.int64),
+            n_clipped=np.asarray(ds["n_clipped"].values, dtype=np.int64),
+            factor_names=tuple(str(f) for f in ds["factor"].values),
+            dates=np.asarray(ds["date"].values) if "date" in ds.coords else None,
+            stocks=np.asarray(ds["stock"].values) if "stock" in ds.coords else None,
         )
 
 
@@ -136,6 +188,11 @@ class _Design:
     def stock_label(self, n: int) -> str:
         return f"row {n}" if self.stocks is None else str(self.stocks[n])
 
+    @property
+    def axis_labels(self) -> list[tuple[str, np.ndarray | None]]:
+        """``(date, stock)`` labels for :func:`riskmodel._labels.reject_infinite` (None: row numbers)."""
+        return [("date", self.dates), ("stock", self.stocks)]
+
 
 def _float_array(value: Any, name: str, ndim: int) -> np.ndarray:
     arr = np.asarray(value)
@@ -144,16 +201,6 @@ def _float_array(value: Any, name: str, ndim: int) -> np.ndarray:
     if arr.ndim != ndim:
         raise DimensionError(f"{name} must have {ndim} dims, got shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=np.float64)
-
-
-def _check_no_inf(arr: np.ndarray, name: str, design: _Design) -> None:
-    bad = np.isinf(arr)
-    if bad.any():
-        t, n = np.argwhere(bad)[0][:2]
-        raise NonFiniteError(
-            f"{name} holds ±inf (first at date {design.date_label(t)}, stock {design.stock_label(n)}); "
-            "use NaN for a missing value"
-        )
 
 
 def _design(exposures: Any) -> _Design:
@@ -218,8 +265,8 @@ def _design(exposures: Any) -> _Design:
                 f"{design.stock_label(n)} is outside [-1, {design.n_ind - 1}] "
                 f"({design.n_ind} industry_labels); fix the codes or the labels"
             )
-    _check_no_inf(weights, "exposures.weights", design)
-    _check_no_inf(cap, "exposures.cap", design)
+    reject_infinite(weights, "exposures.weights", design.axis_labels)
+    reject_infinite(cap, "exposures.cap", design.axis_labels)
     return design
 
 
@@ -402,7 +449,7 @@ def factor_returns(
         raise DimensionError(
             f"returns has shape {r.shape}, expected (date, stock) = {(n_dates, n_stocks)} like exposures.styles"
         )
-    _check_no_inf(r, "returns", design)
+    reject_infinite(r, "returns", design.axis_labels)
 
     m = len(design.factor_names)
     f = np.empty((n_dates, m))
@@ -441,6 +488,8 @@ def factor_returns(
         n_obs=n_obs,
         n_clipped=n_clipped,
         factor_names=design.factor_names,
+        dates=design.dates,
+        stocks=design.stocks,
     )
 
 

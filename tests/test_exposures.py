@@ -17,7 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import riskmodel.exposures as ex
+import riskmodel.exposures._shared as ex_shared
+import riskmodel.exposures.cleaning as ex_cleaning
+import riskmodel.exposures.industry as ex_industry
 from riskmodel.errors import (
     AlignmentError,
     DataQualityWarning,
@@ -129,7 +131,8 @@ def test_clean_matches_per_date_reference(use_cap):
 def test_clean_invariants_before_final_clip():
     """METHODS §1 Accept: |Σ h z| <= 1e-12 and |σ_eq(z) − 1| <= 1e-12 before the final clip."""
     x, cap = _fat_tailed(T=50, N=500, seed=3)
-    _, preclip, errors, _, unconverged = ex._clean_array(x, cap, np.ones(x.shape, bool), 3.0, 10.0, 5)
+    out = ex_cleaning._run_clean_kernel(x, cap, np.ones(x.shape, bool), 3.0, 10.0, 5, final_clip=False)
+    preclip, errors, unconverged = out.z, out.errors, out.unconverged
     setter = np.isfinite(x) & ~errors & np.isfinite(cap)
     assert np.array_equal(np.isfinite(preclip), np.isfinite(x) & ~errors)
     h = np.where(setter, cap, 0.0)
@@ -253,7 +256,9 @@ def test_clean_properties(x, holes, winsor):
     x = x.copy()
     x[rng.random(x.shape) < 0.2] = np.nan
     cap = np.exp(rng.normal(size=x.shape))
-    z, pre, err, _, _ = ex._clean_array(x, cap, np.ones(x.shape, bool), winsor, 10.0, 5)
+    out = ex_cleaning._run_clean_kernel(x, cap, np.ones(x.shape, bool), winsor, 10.0, 5, final_clip=False)
+    pre, err = out.z, out.errors
+    z = np.clip(pre, -winsor, winsor)
     present = np.isfinite(x) & ~err
     assert np.array_equal(np.isfinite(z), present)  # never fills, never loses a good value
     assert np.nanmax(np.abs(z), initial=0.0) <= winsor
@@ -275,7 +280,7 @@ def test_clean_no_look_ahead_and_chunking(monkeypatch):
     for t in (0, 17, 39):
         part = clean(_da(x[: t + 1]), cap=_da(cap[: t + 1])).values
         assert np.array_equal(part, full[: t + 1], equal_nan=True)
-    monkeypatch.setattr(ex, "_CHUNK_CELLS", 7 * 150 * 6)
+    monkeypatch.setattr(ex_shared, "CHUNK_CELLS", 7 * 150 * 6)
     assert np.array_equal(clean(_da(x), cap=_da(cap)).values, full, equal_nan=True)
 
 
@@ -490,7 +495,7 @@ def test_neutralise_no_look_ahead_and_chunking(monkeypatch):
             sl = slice(0, t + 1)
             part = neutralise(_da(g[sl]), _ctrl_list(C[sl]), industry=_da(ind.values[sl]), weights=_da(w[sl])).values
             assert np.array_equal(part, full[sl], equal_nan=True)
-        monkeypatch.setattr(ex, "_CHUNK_CELLS", 3 * 120 * 17)
+        monkeypatch.setattr(ex_shared, "CHUNK_CELLS", 3 * 120 * 17)
         chunked = neutralise(_da(g), _ctrl_list(C), industry=ind, weights=_da(w)).values
     assert np.array_equal(chunked, full, equal_nan=True)
 
@@ -644,7 +649,9 @@ def test_real_data_clean_and_neutralise(shared_data_dir):
         panel = load_us_equities(shared_data_dir, start="2008-01-01", end="2008-12-31")
     cap = panel["market_cap"]
     size = clean(np.log(cap).rename("size"), cap=cap)
-    _, pre, err, _, _ = ex._clean_array(np.log(cap.values), cap.values, np.ones(cap.shape, bool), 3.0, 10.0, 5)
+    out = ex_cleaning._run_clean_kernel(np.log(cap.values), cap.values, np.ones(cap.shape, bool), 3.0, 10.0, 5,
+                                        final_clip=False)
+    pre = out.z
     setter = np.isfinite(pre)
     assert np.array_equal(setter, np.isfinite(size.values)) and setter.sum(axis=1).min() > 400
     h = np.where(setter, cap.values, 0.0)
@@ -659,7 +666,7 @@ def test_real_data_clean_and_neutralise(shared_data_dir):
         warnings.simplefilter("ignore", RiskModelWarning)  # data errors, names without momentum
         cm = clean(mom, cap=cap)
         g = neutralise(cm, [size], industry=panel["industry"], weights=np.sqrt(cap))
-    codes, labels = ex._industry_array(panel["industry"], g)
+    codes, labels = ex_industry.industry_array(panel["industry"], g)
     P = len(labels)
     worst = 0.0
     gv, sv, wv = g.values, size.values, np.sqrt(cap.values)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from riskmodel.errors import (
@@ -395,8 +397,11 @@ def test_bad_inputs_are_named(world):
         factor_returns(returns[:, :-1], ex)
     r = returns.copy()
     r[7, 3] = np.inf
-    with pytest.raises(NonFiniteError, match="returns.*2020-01-08.*S0003"):
+    with pytest.raises(NonFiniteError, match="returns: 1 infinite value.*stock 'S0003' on 2020-01-08"):
         factor_returns(r, ex)
+    bare = SimpleNamespace(styles=ex.styles, industry=ex.industry, weights=ex.weights, cap=ex.cap)
+    with pytest.raises(NonFiniteError, match="returns: .*date row 7 stock row 3"):  # no labels: rows
+        factor_returns(r, bare)
     with pytest.raises(VariableTypeError, match="returns must be numeric"):
         factor_returns(returns.astype(str), ex)
     with pytest.raises(InvalidParameterError, match="lag"):
@@ -453,14 +458,49 @@ def test_simulated_panel_pipeline():
         assert np.corrcoef(est, true)[0, 1] > 0.8, name
 
 
-def test_summary_counts_significant_days(world, fit):
-    table = fit.summary()
+def test_table_counts_significant_days(world, fit):
+    table = fit.table()
     assert list(table.index) == list(fit.factor_names)
     t = np.abs(fit.factor_returns / fit.se)[1:]
     np.testing.assert_array_equal(table["n_dates"], np.full(len(fit.factor_names), 39))
     np.testing.assert_allclose(table["share_abs_t_gt_2"], (t > 2).mean(axis=0), rtol=1e-15)
     np.testing.assert_allclose(table["vol"], np.std(fit.factor_returns[1:], axis=0, ddof=1), rtol=1e-12)
     np.testing.assert_allclose(table["mean_abs_t"], t.mean(axis=0), rtol=1e-12)
+
+
+def test_summary_names_the_headline_numbers(world, fit):
+    text = fit.summary()
+    ok = np.isfinite(fit.r2)
+    assert text.startswith(f"WLSResult: 40 dates (2020-01-01..2020-02-09) × {len(fit.factor_names)} factors, 500 stocks")
+    assert f"{int(ok.sum())} dates estimated" in text and f"mean R² {fit.r2[ok].mean():.3f}" in text
+    assert "share_abs_t_gt_2" in text and all(name in text for name in fit.factor_names)
+    assert repr(fit) == text
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_save_load_round_trip(world, tmp_path, labelled):
+    import riskmodel as rm
+
+    ex, returns, _, _ = world
+    source = ex if labelled else SimpleNamespace(styles=ex.styles, industry=ex.industry,
+                                                 weights=ex.weights, cap=ex.cap)
+    res = factor_returns(returns, source, return_clip=3.0)
+    ds = res.to_dataset()
+    assert ds.attrs["riskmodel_kind"] == "wls_result"
+    assert ("date" in ds.coords) == labelled and list(ds["factor"].values) == list(res.factor_names)
+    back = rm.load(rm.save(res, tmp_path / "wls.nc"))
+    assert isinstance(back, WLSResult) and back.factor_names == res.factor_names
+    for name in ("factor_returns", "residuals", "r2", "se", "n_obs", "n_clipped"):
+        a, b = getattr(res, name), getattr(back, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
+    if labelled:
+        assert np.array_equal(back.dates, ex.dates) and np.array_equal(back.stocks, ex.stocks)
+    else:
+        assert back.dates is None and back.stocks is None
+    pd.testing.assert_frame_equal(back.table(), res.table())
+    assert back.summary() == res.summary()
+    with pytest.raises(rm.ModelFileError, match="riskmodel_kind"):
+        WLSResult.from_dataset(ds.assign_attrs(riskmodel_kind="alpha_test"))
 
 
 def test_empty_industry_is_nan_without_thin_warning(world):

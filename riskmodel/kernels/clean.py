@@ -13,7 +13,7 @@ ever formed):
 
 Both share :func:`_clean_row`, so ``build_exposures`` and ``clean`` agree bit for bit.
 Sums run in stock order (the order of ``np.bincount``). The plain numpy twins live in
-``tests/test_kernels_clean.py``. Callers validate and lay arrays out C-contiguously;
+``tests/kernels/test_clean.py``. Callers validate and lay arrays out C-contiguously;
 kernels do no checking.
 """
 
@@ -23,10 +23,11 @@ import math
 
 import numba
 import numpy as np
+from numba.typed import List as _TypedList
 
 from riskmodel.kernels._chunks import parallel_chunks
 
-__all__ = ["clean_kernel", "clip_row", "exposures_kernel", "ZERO_SPREAD_RTOL"]
+__all__ = ["clean_kernel", "clip_row", "exposures_kernel", "typed_float_arrays", "ZERO_SPREAD_RTOL"]
 
 #: let LLVM reorder the row sums (vectorised reductions); NaN and inf semantics are kept
 _REASSOC = {"reassoc"}
@@ -303,8 +304,9 @@ def exposures_kernel(xs, cap, has_cap, codes, has_codes, n_codes, present, imput
 
     Parameters
     ----------
-    xs : numba typed List of K ndarrays (T, N) float64
-        Raw styles.
+    xs : sequence of K ndarrays (T, N) float64
+        Raw styles: a list or tuple (made a numba typed List here, so callers need not
+        import numba) or a numba typed List (used as it is).
     cap : ndarray (T, N) float64
         Market caps: cap-weighted centring, √cap imputation weights and the size regressor
         (the cleaned log cap). Ignored when ``has_cap`` is False (equal weights, no size).
@@ -331,9 +333,20 @@ def exposures_kernel(xs, cap, has_cap, codes, has_codes, n_codes, present, imput
     out_n_imputed, out_n_left : ndarray (T, K) int64
         Written: targets imputed and targets left NaN per date and style.
     """
+    if not isinstance(xs, _TypedList):
+        xs = typed_float_arrays(xs)
     parallel_chunks(_exposures_kernel_chunk, present.shape[0], xs, cap, has_cap, codes, has_codes, n_codes,
                     present, impute, winsor, data_error, max_passes, out_styles, out_imputed, out_nerr,
                     out_first, out_no_setter, out_n_imputed, out_n_left)
+
+
+def typed_float_arrays(arrays) -> _TypedList:
+    """A numba typed List of ``arrays`` as C-contiguous float64 ndarrays (the ``xs`` of
+    :func:`exposures_kernel`)."""
+    out = _TypedList()
+    for x in arrays:
+        out.append(np.ascontiguousarray(x, dtype=np.float64))
+    return out
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -8,12 +8,14 @@ returns of each list of known factors, ``g_t = α + β_Lᵀ f_{L,t} + e_t``, wit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from riskmodel._labels import fmt_date
+from riskmodel._results import Result, check_kind
 from riskmodel.errors import (
     AlignmentError,
     DimensionError,
@@ -173,8 +175,8 @@ def _ols_hac(
     return _OLSFit(["alpha", *map(str, x.columns)], coef, cov, resid, fitted, r2, n_obs, lag_count, data.index)
 
 
-@dataclass(frozen=True)
-class AlphaTest:
+@dataclass(frozen=True, repr=False)
+class AlphaTest(Result):
     """Alpha of one return series against several factor lists, side by side.
 
     Attributes
@@ -187,16 +189,86 @@ class AlphaTest:
         Per list: coefficients, HAC covariance, residuals and the dates used.
     """
 
+    kind: ClassVar[str] = "alpha_test"
+
     table: pd.DataFrame
     fits: dict[str, _OLSFit] = field(repr=False)
 
     def summary(self) -> str:
-        """The table's main columns as text."""
+        """The factor lists and the table's main columns (annual alpha, its Newey–West t,
+        R², information ratio, observations, lags) as text."""
         cols = ["alpha_annual", "t_alpha", "r2", "ir", "n_obs", "lags"]
-        return self.table[cols].to_string(float_format=lambda v: f"{v:.4g}")
+        head = f"AlphaTest: one return series on {len(self.table)} factor list(s) {list(map(str, self.table.index))}"
+        return head + "\n" + self.table[cols].to_string(float_format=lambda v: f"{v:.4g}")
 
-    def __repr__(self) -> str:
-        return f"AlphaTest\n{self.summary()}"
+    def to_dataset(self) -> xr.Dataset:
+        """The table as ``table (factor_list, column)`` and each list's fit as variables
+        ``fit<i>_coef``, ``fit<i>_cov``, ``fit<i>_resid``, ``fit<i>_fitted`` over the list's
+        own terms and dates; the list names and scalars as attributes."""
+        columns = [str(c) for c in self.table.columns]
+        data: dict[str, Any] = {"table": (("factor_list", "column"), self.table.to_numpy(dtype=np.float64))}
+        coords: dict[str, Any] = {"factor_list": [str(i) for i in self.table.index], "column": columns}
+        fits_meta = []
+        for i, (list_name, fit) in enumerate(self.fits.items()):
+            term, term_b, obs = f"fit{i}_term", f"fit{i}_term_b", f"fit{i}_obs"
+            coords[term] = list(fit.names)
+            coords[term_b] = list(fit.names)
+            coords[obs] = np.asarray(fit.index)
+            data[f"fit{i}_coef"] = ((term,), fit.coef)
+            data[f"fit{i}_cov"] = ((term, term_b), fit.cov)
+            data[f"fit{i}_resid"] = ((obs,), fit.resid)
+            data[f"fit{i}_fitted"] = ((obs,), fit.fitted)
+            fits_meta.append({"factor_list": str(list_name), "r2": float(fit.r2), "n_obs": int(fit.n_obs),
+                              "lags": int(fit.lags), "index_name": _index_name(fit.index),
+                              "index_dtype": str(fit.index.dtype)})
+        return xr.Dataset(
+            data,
+            coords=coords,
+            attrs={
+                "riskmodel_kind": self.kind,
+                "table_index_name": _index_name(self.table.index),
+                "table_dtypes": [str(t) for t in self.table.dtypes],
+                "fits": fits_meta,
+            },
+        )
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "AlphaTest":
+        """Rebuild the test from :meth:`to_dataset` (or a file read by ``rm.load``)."""
+        check_kind(ds, cls.kind, "AlphaTest")
+        values = np.asarray(ds["table"].values, dtype=np.float64)
+        columns = [str(c) for c in ds["column"].values]
+        table = pd.DataFrame(
+            {c: values[:, j].astype(t) for j, (c, t) in enumerate(zip(columns, ds.attrs["table_dtypes"]))},
+            index=pd.Index([str(i) for i in ds["factor_list"].values], name=ds.attrs.get("table_index_name")),
+        )
+        fits = {}
+        for i, meta in enumerate(ds.attrs["fits"]):
+            fits[meta["factor_list"]] = _OLSFit(
+                names=[str(n) for n in ds[f"fit{i}_term"].values],
+                coef=np.asarray(ds[f"fit{i}_coef"].values, dtype=np.float64),
+                cov=np.asarray(ds[f"fit{i}_cov"].values, dtype=np.float64),
+                resid=np.asarray(ds[f"fit{i}_resid"].values, dtype=np.float64),
+                fitted=np.asarray(ds[f"fit{i}_fitted"].values, dtype=np.float64),
+                r2=float(meta["r2"]),
+                n_obs=int(meta["n_obs"]),
+                lags=int(meta["lags"]),
+                index=_restored_index(ds[f"fit{i}_obs"].values, meta.get("index_name"), meta.get("index_dtype")),
+            )
+        return cls(table=table, fits=fits)
+
+
+def _index_name(index: pd.Index) -> str | None:
+    return None if index.name is None else str(index.name)
+
+
+def _restored_index(values: np.ndarray, name: str | None, dtype: str | None) -> pd.Index:
+    """An index read back from a dataset, with its saved name and datetime unit (xarray
+    stores dates as nanoseconds)."""
+    values = np.asarray(values)
+    if dtype is not None and dtype.startswith("datetime64") and values.dtype.kind == "M":
+        values = values.astype(dtype)
+    return pd.Index(values, name=name)
 
 
 def alpha_test(
@@ -294,8 +366,8 @@ def alpha_test(
     return AlphaTest(table=table, fits=fits)
 
 
-@dataclass(frozen=True)
-class Attribution:
+@dataclass(frozen=True, repr=False)
+class Attribution(Result):
     """Ex post attribution of a strategy's P&L to realised factor returns.
 
     Attributes
@@ -313,6 +385,8 @@ class Attribution:
     r2 : float
     """
 
+    kind: ClassVar[str] = "attribution"
+
     exposures: pd.Series
     t_stats: pd.Series
     alpha: float
@@ -321,12 +395,60 @@ class Attribution:
     r2: float
 
     def summary(self) -> str:
+        """The window, alpha, R², explained and unexplained P&L, and each factor's
+        time-averaged exposure with its t-statistic."""
         frame = pd.DataFrame({"exposure": self.exposures, "t": self.t_stats})
+        idx = self.explained.index
+        span = f" ({_fmt_label(idx[0])}..{_fmt_label(idx[-1])})" if len(idx) else ""
         return (
+            f"Attribution: {len(idx)} dates{span} on {len(self.exposures)} factor(s)\n"
             f"alpha (daily) {self.alpha:.3g}, R² {self.r2:.3f}\n"
             f"explained P&L {self.explained.sum():.4g}, unexplained {self.unexplained.sum():.4g}\n"
             f"{frame.to_string(float_format=lambda v: f'{v:.4g}')}"
         )
+
+    def to_dataset(self) -> xr.Dataset:
+        """``exposure`` and ``t`` over ``factor``, ``explained`` and ``unexplained`` over
+        ``date``; ``alpha``, ``r2`` and the series' index names as attributes."""
+        return xr.Dataset(
+            {
+                "exposure": (("factor",), self.exposures.to_numpy(dtype=np.float64)),
+                "t": (("factor",), self.t_stats.to_numpy(dtype=np.float64)),
+                "explained": (("date",), self.explained.to_numpy(dtype=np.float64)),
+                "unexplained": (("date",), self.unexplained.to_numpy(dtype=np.float64)),
+            },
+            coords={"factor": [str(f) for f in self.exposures.index], "date": np.asarray(self.explained.index)},
+            attrs={
+                "riskmodel_kind": self.kind,
+                "alpha": float(self.alpha),
+                "r2": float(self.r2),
+                "factor_index_name": _index_name(self.exposures.index),
+                "date_index_name": _index_name(self.explained.index),
+                "date_index_dtype": str(self.explained.index.dtype),
+                "names": [None if s.name is None else str(s.name)
+                          for s in (self.exposures, self.t_stats, self.explained, self.unexplained)],
+            },
+        )
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "Attribution":
+        """Rebuild the attribution from :meth:`to_dataset` (or a file read by ``rm.load``)."""
+        check_kind(ds, cls.kind, "Attribution")
+        factors = pd.Index([str(f) for f in ds["factor"].values], name=ds.attrs.get("factor_index_name"))
+        dates = _restored_index(ds["date"].values, ds.attrs.get("date_index_name"), ds.attrs.get("date_index_dtype"))
+        names = ds.attrs.get("names") or ["exposure", "t", "explained", "unexplained"]
+        series = [
+            pd.Series(np.asarray(ds[var].values, dtype=np.float64), index=index, name=name)
+            for var, index, name in zip(("exposure", "t", "explained", "unexplained"),
+                                        (factors, factors, dates, dates), names)
+        ]
+        return cls(exposures=series[0], t_stats=series[1], alpha=float(ds.attrs["alpha"]),
+                   explained=series[2], unexplained=series[3], r2=float(ds.attrs["r2"]))
+
+
+def _fmt_label(value: Any) -> str:
+    """A date as its ISO day (a full timestamp when it has a time part); other labels as str."""
+    return fmt_date(value) if isinstance(value, (pd.Timestamp, np.datetime64)) else str(value)
 
 
 def attribution(

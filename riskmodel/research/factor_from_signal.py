@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel.errors import DimensionError, InvalidParameterError, MissingVariableError, warns_at_caller
+from riskmodel._labels import as_date_stock, check_aligned
+from riskmodel._results import Result, check_kind
+from riskmodel.errors import InvalidParameterError, MissingVariableError, warns_at_caller
 
 __all__ = ["factor_from_signal", "SignalFactor"]
 
 
-@dataclass(frozen=True, eq=False)
-class SignalFactor:
+@dataclass(frozen=True, eq=False, repr=False)
+class SignalFactor(Result):
     """A signal's factor: exposure, daily returns and the portfolio that earns them.
 
     Attributes
@@ -50,6 +52,8 @@ class SignalFactor:
     n_quantiles: int = 10
     lag: int = 1
 
+    kind: ClassVar[str] = "signal_factor"
+
     @cached_property
     def turnover(self) -> xr.DataArray:
         """DataArray (date,): one-way turnover ``½ Σ |w_t − w_{t−1}|`` of the factor portfolio."""
@@ -64,6 +68,8 @@ class SignalFactor:
         return quantile_portfolios(self.exposure, self.stock_returns, n=self.n_quantiles, lag=self.lag)
 
     def summary(self) -> str:
+        """Size, annualised mean, volatility and Sharpe ratio of the factor and of its decile
+        cousin, turnover, and the largest exposure to a control (zero for a neutral book)."""
         r = self.returns.to_series().dropna()
         dec = self.deciles.returns.to_series().dropna()
         sharpe = lambda s: s.mean() / s.std() * np.sqrt(252) if s.std() > 0 else np.nan  # noqa: E731
@@ -76,8 +82,45 @@ class SignalFactor:
         ]
         return "\n".join(lines)
 
-    def __repr__(self) -> str:
-        return self.summary()
+    def to_dataset(self) -> xr.Dataset:
+        """The arrays as variables (``exposure``, ``factor_return``, ``weights``,
+        ``control_exposure``, ``r2``, ``stock_returns``); ``mode``, ``n_quantiles``, ``lag``
+        and the name of the stock returns as attributes."""
+        arrays = {key: getattr(self, field_name) for key, field_name in _DATASET_FIELDS.items()}
+        return xr.Dataset(
+            {key: da.rename(None) for key, da in arrays.items()},
+            attrs={
+                "riskmodel_kind": self.kind,
+                "mode": self.mode,
+                "n_quantiles": int(self.n_quantiles),
+                "lag": int(self.lag),
+                "names": {key: None if da.name is None else str(da.name) for key, da in arrays.items()},
+            },
+        )
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "SignalFactor":
+        """Rebuild the factor from :meth:`to_dataset` (or a file read by ``rm.load``)."""
+        check_kind(ds, cls.kind, "SignalFactor")
+        names = ds.attrs.get("names") or {}
+        arrays = {field_name: ds[key].rename(names.get(key, key)) for key, field_name in _DATASET_FIELDS.items()}
+        return cls(
+            **arrays,
+            mode=str(ds.attrs["mode"]),
+            n_quantiles=int(ds.attrs["n_quantiles"]),
+            lag=int(ds.attrs["lag"]),
+        )
+
+
+#: dataset variable -> SignalFactor field
+_DATASET_FIELDS = {
+    "exposure": "exposure",
+    "factor_return": "returns",
+    "weights": "weights",
+    "control_exposure": "control_exposures",
+    "r2": "r2",
+    "stock_returns": "stock_returns",
+}
 
 
 def _as_control_list(controls: Any, panel: xr.Dataset) -> dict[str, xr.DataArray]:
@@ -166,13 +209,11 @@ def factor_from_signal(
         raise InvalidParameterError(f"mode must be 'single' or 'model', got {mode!r}")
     if weights not in {None, "sqrt_cap"}:
         raise InvalidParameterError(f"weights must be None or 'sqrt_cap', got {weights!r}")
-    if not isinstance(signal, xr.DataArray) or set(signal.dims) != {"date", "stock"}:
-        raise DimensionError("signal must be a DataArray with dims (date, stock)")
+    signal = as_date_stock(signal, "signal")
     for name in ["returns", cap, *([industry] if industry else [])]:
         if name not in panel:
             raise MissingVariableError(f"panel has no variable {name!r}")
-    signal = signal.transpose("date", "stock")
-    _check_same_coords(signal, panel)
+    check_aligned(panel, signal, "the panel", "signal", ("date", "stock"))
     market_cap = panel[cap].transpose("date", "stock")
     control_raw = _as_control_list(controls, panel)
     cleaned_controls = {name: clean(x.transpose("date", "stock"), cap=market_cap, winsor=winsor) for name, x in control_raw.items()}
@@ -221,19 +262,6 @@ def _control_exposures(
     if not columns:
         return xr.DataArray(np.zeros((w.sizes["date"], 0)), coords={"date": w["date"], "control": []}, dims=("date", "control"))
     return xr.concat(list(columns.values()), dim=pd.Index(list(columns), name="control")).transpose("date", "control")
-
-
-def _check_same_coords(signal: xr.DataArray, panel: xr.Dataset) -> None:
-    from riskmodel.errors import AlignmentError
-
-    for dim in ("date", "stock"):
-        a, b = pd.Index(signal[dim].to_numpy()), pd.Index(panel[dim].to_numpy())
-        if not a.equals(b):
-            missing, extra = b.difference(a), a.difference(b)
-            raise AlignmentError(
-                f"signal and panel differ on {dim}: signal lacks {list(missing[:5])} ({len(missing)}), "
-                f"has extra {list(extra[:5])} ({len(extra)}); reindex the signal to the panel first"
-            )
 
 
 def _rescale(g: xr.DataArray) -> xr.DataArray:

@@ -10,44 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel.errors import AlignmentError, DimensionError, InvalidParameterError, NonFiniteError, VariableTypeError
+from riskmodel._labels import as_date_stock, check_aligned, float_values
+from riskmodel._results import Result, check_kind
+from riskmodel.errors import InvalidParameterError
 
 __all__ = ["quantile_portfolios", "QuantilePortfolios"]
 
 TRADING_DAYS = 252
-
-
-def _as_date_stock(da: Any, name: str) -> xr.DataArray:
-    if not isinstance(da, xr.DataArray):
-        raise VariableTypeError(f"{name}: expected an xarray DataArray (date, stock), got {type(da).__name__}.")
-    if set(da.dims) != {"date", "stock"}:
-        raise DimensionError(
-            f"{name}: dims {tuple(da.dims)} but (date, stock) is needed; rename or transpose it."
-        )
-    if da.dtype.kind not in "fiub":
-        raise VariableTypeError(f"{name}: dtype {da.dtype} is not numeric; convert it to float (NaN = missing).")
-    return da.transpose("date", "stock")
-
-
-def _check_aligned(a: xr.DataArray, b: xr.DataArray) -> None:
-    for dim in ("date", "stock"):
-        va, vb = a[dim].values, b[dim].values
-        if va.shape == vb.shape and np.array_equal(va, vb):
-            continue
-        sa, sb = set(va.tolist()), set(vb.tolist())
-        missing = sorted(map(str, sa - sb))[:5]
-        extra = sorted(map(str, sb - sa))[:5]
-        raise AlignmentError(
-            f"returns: {dim} ids differ from the signal's (missing {missing}, extra {extra}"
-            f"{', same ids in another order' if not missing and not extra else ''}); align both "
-            f"with reindex({dim}=...) before the call."
-        )
 
 
 def _average_ranks(s: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,8 +86,8 @@ def _quantile_arrays(
     return w, port, qret, q, n_el, status
 
 
-@dataclass(frozen=True, eq=False)
-class QuantilePortfolios:
+@dataclass(frozen=True, eq=False, repr=False)
+class QuantilePortfolios(Result):
     """Top-minus-bottom quantile portfolios of a signal.
 
     Attributes
@@ -144,13 +119,15 @@ class QuantilePortfolios:
     lag: int
     n_skipped: int
 
+    kind: ClassVar[str] = "quantile_portfolios"
+
     @cached_property
     def spread(self) -> xr.DataArray:
         """Top minus bottom quantile return (equals ``returns``), DataArray (date,)."""
         q = self.quantile_returns
         return q.isel(quantile=-1) - q.isel(quantile=0)
 
-    def summary(self) -> pd.DataFrame:
+    def table(self) -> pd.DataFrame:
         """Annualised mean, volatility and Sharpe ratio of the long-short and of each quantile."""
         series = {"long-short": self.returns.values}
         for i, lab in enumerate(self.quantile_returns["quantile"].values):
@@ -164,26 +141,45 @@ class QuantilePortfolios:
                          "n_days": int(v.size)}
         return pd.DataFrame.from_dict(rows, orient="index")
 
+    def summary(self) -> str:
+        """Size, dates with a portfolio, the long-short Sharpe ratio and the per-quantile :meth:`table`."""
+        r = self.returns.values
+        ok = np.isfinite(r)
+        sharpe = (r[ok].mean() / r[ok].std(ddof=1) * np.sqrt(TRADING_DAYS)) if ok.sum() > 1 and r[ok].std() > 0 else np.nan
+        head = (
+            f"QuantilePortfolios(n={self.n}, lag={self.lag}, {self.returns.sizes['date']} dates, "
+            f"{int(ok.sum())} with a portfolio, {self.n_skipped} skipped; long-short Sharpe {sharpe:.2f})"
+        )
+        return head + "\n" + self.table().to_string(float_format=lambda v: f"{v:.4g}")
+
     def to_dataset(self) -> xr.Dataset:
-        """All arrays in one Dataset (``n``, ``lag``, ``n_skipped`` as attributes)."""
+        """All arrays in one Dataset (``n``, ``lag``, ``n_skipped`` as attributes); the
+        quantile of each stock is the variable ``stock_quantile`` (``quantile`` is the
+        coordinate of ``quantile_returns``)."""
         return xr.Dataset(
             {
                 "weights": self.weights,
                 "returns": self.returns,
                 "quantile_returns": self.quantile_returns,
-                "quantile": self.quantile,
+                "stock_quantile": self.quantile,
                 "n_stocks": self.n_stocks,
             },
-            attrs={"n": self.n, "lag": self.lag, "n_skipped": self.n_skipped},
+            attrs={"riskmodel_kind": self.kind, "n": self.n, "lag": self.lag, "n_skipped": self.n_skipped},
         )
 
-    def __repr__(self) -> str:
-        r = self.returns.values
-        ok = np.isfinite(r)
-        sharpe = (r[ok].mean() / r[ok].std(ddof=1) * np.sqrt(TRADING_DAYS)) if ok.sum() > 1 and r[ok].std() > 0 else np.nan
-        return (
-            f"QuantilePortfolios(n={self.n}, lag={self.lag}, {self.returns.sizes['date']} dates, "
-            f"{int(ok.sum())} with a portfolio, {self.n_skipped} skipped; long-short Sharpe {sharpe:.2f})"
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "QuantilePortfolios":
+        """Rebuild the portfolios from :meth:`to_dataset` (or a file read by ``rm.load``)."""
+        check_kind(ds, cls.kind, "QuantilePortfolios")
+        return cls(
+            weights=ds["weights"],
+            returns=ds["returns"],
+            quantile_returns=ds["quantile_returns"],
+            quantile=ds["stock_quantile"].rename("quantile"),
+            n_stocks=ds["n_stocks"],
+            n=int(ds.attrs["n"]),
+            lag=int(ds.attrs["lag"]),
+            n_skipped=int(ds.attrs["n_skipped"]),
         )
 
 
@@ -248,18 +244,11 @@ def quantile_portfolios(
             "may only use the signal known at the close of t - 1 or earlier)."
         )
     n, lag = int(n), int(lag)
-    signal = _as_date_stock(signal, "signal")
-    returns = _as_date_stock(returns, "returns")
-    _check_aligned(signal, returns)
-    sig = np.ascontiguousarray(signal.values, dtype=np.float64)
-    ret = np.ascontiguousarray(returns.values, dtype=np.float64)
-    for arr, nm in ((sig, "signal"), (ret, "returns")):
-        if np.isinf(arr).any():
-            t, j = np.argwhere(np.isinf(arr))[0]
-            raise NonFiniteError(
-                f"{nm}: infinite value for stock {str(returns['stock'].values[j])!r} on "
-                f"{np.datetime_as_string(returns['date'].values[t], unit='D')}; use NaN for missing."
-            )
+    signal = as_date_stock(signal, "signal")
+    returns = as_date_stock(returns, "returns")
+    check_aligned(signal, returns, "signal", "returns", ("date", "stock"))
+    sig = float_values(signal, "signal")
+    ret = float_values(returns, "returns")
     w, port, qret, q, n_el, status = _quantile_arrays(sig, ret, n, lag)
     dates = returns["date"].values
     stocks = returns["stock"].values

@@ -17,8 +17,9 @@ import math
 import numpy as np
 import xarray as xr
 
+from riskmodel._labels import as_date_stock
 from riskmodel.data.flows import trailing_sum_array, yoy_log_growth_array
-from riskmodel.errors import DimensionError, InvalidParameterError, VariableTypeError
+from riskmodel.errors import InvalidParameterError
 
 __all__ = ["trailing_sum", "yoy_log_growth"]
 
@@ -26,22 +27,8 @@ __all__ = ["trailing_sum", "yoy_log_growth"]
 # --------------------------------------------------------------------------- helpers
 def _as_date_stock(x: xr.DataArray, func: str) -> xr.DataArray:
     """Check that ``x`` is a numeric DataArray with dims {date, stock}; return it (date, stock)."""
-    if not isinstance(x, xr.DataArray):
-        raise VariableTypeError(
-            f"{func}: expected an xarray.DataArray (date, stock), got {type(x).__name__}; "
-            "pass e.g. panel['spend']."
-        )
-    name = x.name if x.name is not None else "<unnamed>"
-    if set(x.dims) != {"date", "stock"}:
-        raise DimensionError(
-            f"{func}: variable {name!r} has dims {x.dims}; expected exactly ('date', 'stock'). "
-            "Rename or transpose the dimensions first."
-        )
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise VariableTypeError(
-            f"{func}: variable {name!r} has dtype {x.dtype}; expected a real numeric dtype."
-        )
-    return x.transpose("date", "stock")
+    what = f"{func}: variable {x.name!r}" if isinstance(x, xr.DataArray) and x.name is not None else func
+    return as_date_stock(x, what)
 
 
 def _resolve_min_periods(window: int, min_periods: int | None, func: str) -> int:

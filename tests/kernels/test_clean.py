@@ -171,12 +171,15 @@ def test_clean_kernel_no_spread_decision_on_near_flat_rows():
     assert (z[1, ::2] > 0.99).all() and (z[1, 1::2] < -0.99).all()
 
 
-def _run_exposures(xs, cap, codes, n_codes, present, impute):
+def _run_exposures(xs, cap, codes, n_codes, present, impute, *, typed=True):
     T, N = present.shape
     K = len(xs)
-    lst = List()
-    for x in xs:
-        lst.append(np.ascontiguousarray(x))
+    if typed:
+        lst = List()
+        for x in xs:
+            lst.append(np.ascontiguousarray(x))
+    else:
+        lst = list(xs)  # a plain list: the kernel module builds the typed List
     Z = np.empty((T, N, K))
     imp = np.empty((T, N, K), bool)
     ne = np.empty((T, K + 1), np.int64)
@@ -232,6 +235,20 @@ def test_exposures_kernel_matches_clean_and_impute_twins(use_cap):
     for k, x in enumerate(xs):
         z, *_ = _run_clean(x, cap if use_cap else None, None, True)
         assert np.array_equal(Z0[:, :, k], z, equal_nan=True)
+
+
+def test_exposures_kernel_takes_a_plain_list_bit_for_bit():
+    T, N, P = 6, 120, 4
+    rng = np.random.default_rng(11)
+    xs = [rng.standard_normal((T, N)), rng.standard_normal((T, N))]
+    xs[1][rng.random((T, N)) < 0.2] = np.nan
+    cap = np.exp(rng.normal(8.0, 1.0, size=(T, N)))
+    codes = rng.integers(0, P, size=(T, N)).astype(np.int32)
+    present = rng.random((T, N)) < 0.95
+    typed = _run_exposures(xs, cap, codes, P, present, True)
+    plain = _run_exposures(xs, cap, codes, P, present, True, typed=False)
+    for a, b in zip(typed, plain):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
 
 
 def test_exposures_kernel_reports_data_errors_per_column():

@@ -9,7 +9,7 @@ import statsmodels.api as sm
 import xarray as xr
 
 import riskmodel as rm
-from riskmodel.research.alpha import hac_covariance, newey_west_lags
+from riskmodel.research.alpha import AlphaTest, Attribution, hac_covariance, newey_west_lags
 
 
 def _world(seed: int, n: int = 2520, alpha: float = 0.0, phi: float = 0.0):
@@ -183,3 +183,44 @@ def test_daily_neutral_book_can_carry_time_averaged_size():
     att = rm.attribution(pnl, pd.DataFrame({"size": f_size}, idx))
     assert att.t_stats["size"] > 3  # ...yet carries time-averaged size exposure
     np.testing.assert_allclose(att.explained + att.unexplained, pnl, atol=1e-15)
+
+
+def test_alpha_test_summary_and_save_load_round_trip(tmp_path):
+    g, f = _world(8, n=400, alpha=2e-4)
+    res = rm.alpha_test(g, {"CAPM": f[["mkt"]], "FF3": f.iloc[50:]}, lags=4)
+    text = res.summary()
+    assert text.startswith("AlphaTest: one return series on 2 factor list(s) ['CAPM', 'FF3']")
+    row = res.table.loc["FF3"]
+    assert f"{row['alpha_annual']:.4g}" in text and f"{row['t_alpha']:.4g}" in text and repr(res) == text
+    ds = res.to_dataset()
+    assert ds.attrs["riskmodel_kind"] == "alpha_test"
+    back = rm.load(rm.save(res, tmp_path / "alpha.nc"))
+    assert isinstance(back, AlphaTest)
+    pd.testing.assert_frame_equal(back.table, res.table, check_exact=True)
+    assert list(back.fits) == ["CAPM", "FF3"]
+    for name, fit in res.fits.items():
+        other = back.fits[name]
+        assert other.names == fit.names and (other.r2, other.n_obs, other.lags) == (fit.r2, fit.n_obs, fit.lags)
+        for arr in ("coef", "cov", "resid", "fitted"):
+            assert np.array_equal(getattr(other, arr), getattr(fit, arr)), (name, arr)
+        pd.testing.assert_index_equal(other.index, fit.index, check_exact=True, check_freq=False)
+        np.testing.assert_array_equal(other.se, fit.se)
+    assert back.summary() == text
+
+
+def test_attribution_summary_and_save_load_round_trip(tmp_path):
+    g, f = _world(9, n=300, alpha=1e-4)
+    att = rm.attribution(g, f, start="2010-03-01", lags=3)
+    text = att.summary()
+    n = len(att.explained)
+    assert text.startswith(f"Attribution: {n} dates (2010-03-01..{att.explained.index[-1]:%Y-%m-%d}) on 3 factor(s)")
+    assert f"alpha (daily) {att.alpha:.3g}, R² {att.r2:.3f}" in text
+    assert all(f"{v:.4g}" in text for v in att.exposures) and repr(att) == text
+    ds = att.to_dataset()
+    assert ds.attrs["riskmodel_kind"] == "attribution"
+    back = rm.load(rm.save(att, tmp_path / "attribution.nc"))
+    assert isinstance(back, Attribution)
+    assert (back.alpha, back.r2) == (att.alpha, att.r2)
+    for name in ("exposures", "t_stats", "explained", "unexplained"):
+        pd.testing.assert_series_equal(getattr(back, name), getattr(att, name), check_exact=True, check_freq=False)
+    assert back.summary() == text

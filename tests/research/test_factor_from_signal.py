@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 
 import riskmodel as rm
+from riskmodel.research.factor_from_signal import SignalFactor
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_turnover_and_deciles(spend_world, growth):
 
 
 def test_bad_input(spend_world, growth):
-    with pytest.raises(rm.AlignmentError, match="differ on stock"):
+    with pytest.raises(rm.AlignmentError, match=r"signal: stock ids differ from the panel \(missing \['S0050'"):
         rm.factor_from_signal(growth.isel(stock=slice(0, 50)), spend_world, controls=None, industry=None)
     with pytest.raises(rm.MissingVariableError, match="'quality'"):
         rm.factor_from_signal(growth, spend_world, controls=["quality"], industry=None)
@@ -94,3 +95,31 @@ def test_bad_input(spend_world, growth):
         rm.factor_from_signal(growth, spend_world, mode="fancy")
     with pytest.raises(rm.DimensionError):
         rm.factor_from_signal(growth.isel(date=0), spend_world)
+
+
+@pytest.mark.parametrize("controls", [["size"], None])
+def test_save_load_round_trip_and_summary(spend_world, growth, tmp_path, controls):
+    world = spend_world.isel(date=slice(300, 420))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rm.RiskModelWarning)  # names without a size
+        sig = rm.factor_from_signal(growth.isel(date=slice(300, 420)), world, controls=controls,
+                                    industry="industry" if controls else None, n_quantiles=5, lag=2)
+    text = sig.summary()
+    r = sig.returns.to_series().dropna()
+    assert text.startswith(f"SignalFactor (single): {r.size} daily returns, ann. mean {r.mean() * 252:.2%}")
+    assert f"Sharpe {r.mean() / r.std() * np.sqrt(252):.2f}" in text and "mean turnover" in text
+    assert repr(sig) == text
+    ds = sig.to_dataset()
+    assert ds.attrs["riskmodel_kind"] == "signal_factor" and ds.attrs["mode"] == "single"
+    back = rm.load(rm.save(sig, tmp_path / "signal.nc"))
+    assert isinstance(back, SignalFactor)
+    assert (back.mode, back.n_quantiles, back.lag) == ("single", 5, 2)
+    for name in ("exposure", "returns", "weights", "control_exposures", "r2", "stock_returns"):
+        a, b = getattr(sig, name), getattr(back, name)
+        assert a.name == b.name and a.dims == b.dims and a.dtype == b.dtype, name
+        assert np.array_equal(a.to_numpy(), b.to_numpy(), equal_nan=True), name
+        for dim in a.dims:
+            assert np.array_equal(a[dim].to_numpy(), b[dim].to_numpy()), (name, dim)
+    assert back.exposure.attrs == sig.exposure.attrs  # neutralise's counts and control names
+    assert back.summary() == text
+    np.testing.assert_array_equal(back.deciles.returns.to_numpy(), sig.deciles.returns.to_numpy())

@@ -89,7 +89,7 @@ def test_legs_sum_to_one_and_return_is_weights_times_returns():
     # known truth: the signal predicts next-day returns, so the long-short earns on average
     assert q.returns.mean().item() > 0.004  # ≈ 0.002 · 2 · E[z | top decile] ≈ 0.007
     assert isinstance(q, QuantilePortfolios) and "Sharpe" in repr(q)
-    table = q.summary()
+    table = q.table()
     assert list(table.index[:2]) == ["long-short", "Q1"] and table.loc["long-short", "n_days"] == 59
 
 
@@ -143,3 +143,30 @@ def test_errors():
     bad[2, 4] = np.inf
     with pytest.raises(NonFiniteError, match="'S004' on 2021-01-06"):
         quantile_portfolios(_da(sig), _da(bad))
+
+
+def test_summary_and_save_load_round_trip(tmp_path):
+    import riskmodel as rm
+
+    sig, ret = _world(seed=5)
+    q = quantile_portfolios(_da(sig), _da(ret), n=5, lag=2)
+    text = q.summary()
+    r = q.returns.values[np.isfinite(q.returns.values)]
+    sharpe = r.mean() / r.std(ddof=1) * np.sqrt(252)
+    assert text.startswith("QuantilePortfolios(n=5, lag=2, 60 dates, 58 with a portfolio, 0 skipped; "
+                           f"long-short Sharpe {sharpe:.2f})")
+    assert "long-short" in text and "Q5" in text and "sharpe" in text and repr(q) == text
+    ds = q.to_dataset()
+    assert ds.attrs["riskmodel_kind"] == "quantile_portfolios"
+    assert ds["stock_quantile"].dims == ("date", "stock")  # the per-stock quantile is kept
+    back = rm.load(rm.save(q, tmp_path / "q.nc"))
+    assert isinstance(back, QuantilePortfolios)
+    assert (back.n, back.lag, back.n_skipped) == (q.n, q.lag, q.n_skipped)
+    for name in ("weights", "returns", "quantile_returns", "quantile", "n_stocks"):
+        a, b = getattr(q, name), getattr(back, name)
+        assert a.name == b.name and a.dims == b.dims and a.dtype == b.dtype, name
+        assert np.array_equal(a.values, b.values, equal_nan=a.dtype.kind == "f"), name
+        for dim in a.dims:
+            assert np.array_equal(a[dim].values, b[dim].values), (name, dim)
+    pd.testing.assert_frame_equal(back.table(), q.table())
+    assert back.summary() == text
