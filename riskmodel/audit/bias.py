@@ -7,6 +7,7 @@ at the close of the previous day), ``z_t = R_t / σ_{t|t−1}`` and the bias sta
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -15,6 +16,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from riskmodel._params import jsonable_settings, settings_from_json
+from riskmodel._results import Result, check_kind
 from riskmodel.errors import AlignmentError, InsufficientDataError, InvalidParameterError, warns_at_caller
 
 __all__ = ["bias_statistics", "BiasStatistics", "FAMILIES"]
@@ -22,9 +25,9 @@ __all__ = ["bias_statistics", "BiasStatistics", "FAMILIES"]
 FAMILIES = ("pure_factors", "eigenfactors", "random", "optimised")
 
 
-@dataclass(frozen=True)
-class BiasStatistics:
-    """Bias statistics of portfolio risk forecasts.
+@dataclass(frozen=True, repr=False)
+class BiasStatistics(Result):
+    """Bias statistics of portfolio risk forecasts (a result of kind ``"bias_statistics"``).
 
     Attributes
     ----------
@@ -44,7 +47,11 @@ class BiasStatistics:
         ``mean(z² − ln z² − 1)`` (1.2704 for a perfect Gaussian forecast).
     family : DataArray (portfolio,)
         The family each portfolio belongs to.
+    settings : dict
+        ``horizon``, ``window`` and ``seed`` of :func:`bias_statistics`.
     """
+
+    kind = "bias_statistics"
 
     z: xr.DataArray
     predicted_vol: xr.DataArray
@@ -83,14 +90,62 @@ class BiasStatistics:
         return table
 
     def summary(self) -> str:
+        """The number of outcomes and portfolios, the band, MRAD and the table by family."""
         lo, hi = self.band
+        inside = self.inside.to_numpy()
         return (
-            f"bias statistics over {self.z.sizes['date']} outcomes (band {lo:.3f}..{hi:.3f}), "
-            f"MRAD {self.mrad:.3f}\n" + self.by_family().to_string(float_format=lambda v: f"{v:.3f}")
+            f"bias statistics over {self.z.sizes['date']} outcomes of {self.z.sizes['portfolio']} portfolios "
+            f"(band {lo:.3f}..{hi:.3f}, {int(inside.sum())} inside), MRAD {self.mrad:.3f}\n"
+            + self.by_family().to_string(float_format=lambda v: f"{v:.3f}")
         )
 
-    def __repr__(self) -> str:
-        return self.summary()
+    def to_dataset(self) -> xr.Dataset:
+        """The statistics as one :class:`xarray.Dataset` (netCDF-safe; ``settings`` as JSON text).
+
+        Variables ``z``, ``predicted_vol``, ``rolling`` (date, portfolio) and ``bias``,
+        ``qlike``, ``family`` (portfolio); attributes ``band_low``, ``band_high``, ``mrad``.
+        """
+        return xr.Dataset(
+            {
+                "z": self.z,
+                "predicted_vol": self.predicted_vol,
+                "rolling": self.rolling,
+                "bias": self.bias,
+                "qlike": self.qlike,
+                "family": self.family,
+            },
+            attrs={
+                "riskmodel_kind": self.kind,
+                "band_low": float(self.band[0]),
+                "band_high": float(self.band[1]),
+                "mrad": float(self.mrad),
+                "settings": json.dumps(jsonable_settings(self.settings)),
+            },
+        )
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "BiasStatistics":
+        """Rebuild the statistics from :meth:`to_dataset`'s output (or a file read by ``rm.load``)."""
+        check_kind(ds, cls.kind, "BiasStatistics")
+        coords = {"date": ds["date"].values, "portfolio": np.asarray(ds["portfolio"].values).astype(str)}
+        per_portfolio = {"portfolio": coords["portfolio"]}
+
+        def table(name: str, new_name: str) -> xr.DataArray:
+            values = ds[name].transpose("date", "portfolio").values
+            return xr.DataArray(values, coords=coords, dims=("date", "portfolio"), name=new_name)
+
+        settings = ds.attrs.get("settings", "{}")
+        return cls(
+            z=table("z", "z"),
+            predicted_vol=table("predicted_vol", "predicted_vol"),
+            bias=xr.DataArray(ds["bias"].values, coords=per_portfolio, dims="portfolio", name="bias"),
+            band=(float(ds.attrs["band_low"]), float(ds.attrs["band_high"])),
+            rolling=table("rolling", "rolling_bias"),
+            mrad=float(ds.attrs["mrad"]),
+            qlike=xr.DataArray(ds["qlike"].values, coords=per_portfolio, dims="portfolio", name="qlike"),
+            family=xr.DataArray(np.asarray(ds["family"].values).astype(str), coords=per_portfolio, dims="portfolio"),
+            settings=settings_from_json(json.loads(settings) if isinstance(settings, str) else dict(settings)),
+        )
 
     def plot(self, ax: Any = None, *, path: str | None = None):
         """Rolling bias statistics of each family (median and 10–90% range) with the band."""

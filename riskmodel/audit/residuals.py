@@ -465,7 +465,12 @@ def _cluster_correlation(arrays: core.AuditArrays, clusters: list[ResidualCluste
         ids += c.stocks[:take]
         tag += [j] * min(take, c.size)
     if not ids:
-        return xr.DataArray(np.empty((0, 0)), dims=("stock", "stock_"), coords={"stock": [], "stock_": [], "cluster": ("stock", [])})
+        none = np.array([], dtype=str)
+        return xr.DataArray(
+            np.empty((0, 0)), dims=("stock", "stock_"),
+            coords={"stock": none, "stock_": none, "cluster": ("stock", np.array([], dtype=np.int64))},
+            name="residual_correlation",
+        )
     rho, _ = cl.pairwise_correlation(arrays.raw(np.array([pos[s] for s in ids])))
     return xr.DataArray(
         rho, dims=("stock", "stock_"),
