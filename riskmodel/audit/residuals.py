@@ -10,7 +10,6 @@ the labels back on the result.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
