@@ -247,7 +247,7 @@ class ResidualAudit(Result):
     def headline(self) -> str:
         """One line: size, significant eigenvalues against the edges, clusters found and flagged."""
         return (
-            f"ResidualAudit: {self.n_stocks} stocks x {self.n_dates} dates "
+            f"Residual audit: {self.n_stocks} stocks x {self.n_dates} dates "
             f"({self.n_excluded} excluded); {self.n_significant} eigenvalue(s) above the null edge "
             f"{self.null_edge:.3f} (MP {self.mp_edge:.3f}); {len(self.clusters)} cluster(s), "
             f"{len(self.flagged)} flagged"
