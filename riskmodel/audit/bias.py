@@ -16,13 +16,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel._params import jsonable_settings, settings_from_json
+from riskmodel._params import ParameterTable, check_parameters, jsonable_settings, pos_int, settings_from_json
 from riskmodel._results import Result, check_kind
 from riskmodel.errors import AlignmentError, InsufficientDataError, InvalidParameterError, warns_at_caller
 
 __all__ = ["bias_statistics", "BiasStatistics", "FAMILIES"]
 
 FAMILIES = ("pure_factors", "eigenfactors", "random", "optimised")
+
+#: The checked settings of :func:`bias_statistics`: ``{name: (check, expected)}``.
+PARAMETERS: ParameterTable = {
+    "horizon": (pos_int, "an integer >= 1 (days per outcome)"),
+    "window": (lambda v: pos_int(v) and v >= 2, "an integer >= 2 (outcomes per rolling window)"),
+}
 
 
 @dataclass(frozen=True, repr=False)
@@ -230,6 +236,15 @@ def bias_statistics(
     -------
     BiasStatistics
 
+    Raises
+    ------
+    InvalidParameterError
+        ``horizon`` or ``window`` out of range, an unknown family, or no portfolio.
+    InsufficientDataError
+        Fewer than ``2 * horizon`` outcome dates in the period.
+    AlignmentError
+        User weights on a stock the model does not know.
+
     Notes
     -----
     A stock counts on outcome day ``t`` when it had a complete forecast at ``t − 1`` and
@@ -238,18 +253,41 @@ def bias_statistics(
     ``u_kᵀ f_t/√λ_k``); eigenfactors use the factors that have a forecast and a return on
     every outcome date (an industry too thin on some days is left out).
     """
-    if horizon < 1 or window < 2:
-        raise InvalidParameterError(f"horizon must be >= 1 and window >= 2, got {horizon}, {window}")
+    check_parameters("bias_statistics", PARAMETERS, {"horizon": horizon, "window": window})
     if isinstance(portfolios, str):
         portfolios = [portfolios]
+    specs = [p for p in portfolios if isinstance(p, str)]
+    user = [p for p in portfolios if not isinstance(p, str)]
+    for name in specs:
+        if name not in FAMILIES:
+            raise InvalidParameterError(f"unknown portfolio family {name!r}; choose from {FAMILIES}")
     dates = pd.DatetimeIndex(fit.dates)
-    stocks = np.asarray(fit.stocks).astype(str)
     factor_cov = fit.factor_cov.to_numpy()
-    spec = fit.specific_var.to_numpy()
-    f = fit.factor_returns.to_numpy()
-    returns = fit.returns.to_numpy()
+    outcome_idx = _outcome_rows(dates, factor_cov, start, end, horizon)
 
-    # outcome day t uses the forecast of row t-1
+    outcomes = _Outcomes()
+    _factor_space_outcomes(outcomes, specs, fit, factor_cov, outcome_idx)
+    _stock_space_outcomes(outcomes, specs, user, fit, factor_cov, outcome_idx,
+                          np.random.default_rng(seed), n_random, n_optimised, rebalance)
+    if not outcomes.returns:
+        raise InvalidParameterError("no portfolios to evaluate")
+
+    ret = np.concatenate(outcomes.returns, axis=1)
+    var = np.concatenate(outcomes.variances, axis=1)
+    out_dates = dates[outcome_idx]
+    if horizon > 1:
+        n_blocks = len(outcome_idx) // horizon
+        ret = ret[: n_blocks * horizon].reshape(n_blocks, horizon, -1).sum(axis=1)
+        var = var[: n_blocks * horizon : horizon] * horizon
+        out_dates = out_dates[: n_blocks * horizon : horizon]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = ret / np.sqrt(var)
+    return _summarise(z, np.sqrt(var), out_dates, outcomes.names, outcomes.families, window,
+                      dict(horizon=horizon, window=window, seed=seed))
+
+
+def _outcome_rows(dates: pd.DatetimeIndex, factor_cov: np.ndarray, start: Any, end: Any, horizon: int) -> np.ndarray:
+    """Rows ``t`` in ``[start, end]`` with a forecast at ``t - 1`` (outcome day t uses row t-1)."""
     has_forecast = np.zeros(len(dates), dtype=bool)
     has_forecast[1:] = np.isfinite(np.diagonal(factor_cov[:-1], axis1=1, axis2=2)).any(axis=1)
     period = np.ones(len(dates), dtype=bool)
@@ -262,25 +300,35 @@ def bias_statistics(
         raise InsufficientDataError(
             f"only {outcome_idx.size} outcome dates with a forecast the day before in the period; need more"
         )
+    return outcome_idx
 
-    outcomes, variances, names, families = [], [], [], []
 
-    def add(family: str, label: Iterable[str], ret: np.ndarray, var: np.ndarray) -> None:
-        outcomes.append(ret)
-        variances.append(var)
+@dataclass
+class _Outcomes:
+    """Realised returns and predicted variances (outcome date, portfolio) of each family, in order."""
+
+    returns: list[np.ndarray] = field(default_factory=list)
+    variances: list[np.ndarray] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)
+
+    def add(self, family: str, label: Iterable[str], ret: np.ndarray, var: np.ndarray) -> None:
+        self.returns.append(ret)
+        self.variances.append(var)
         labels = list(label)
-        names.extend(labels)
-        families.extend([family] * len(labels))
+        self.names.extend(labels)
+        self.families.extend([family] * len(labels))
 
+
+def _factor_space_outcomes(
+    outcomes: _Outcomes, specs: list[str], fit: Any, factor_cov: np.ndarray, outcome_idx: np.ndarray
+) -> None:
+    """Pure factor and eigenfactor outcomes, computed in factor space."""
+    f = fit.factor_returns.to_numpy()
     prev = outcome_idx - 1
-    specs = [p for p in portfolios if isinstance(p, str)]
-    user = [p for p in portfolios if not isinstance(p, str)]
-    for name in specs:
-        if name not in FAMILIES:
-            raise InvalidParameterError(f"unknown portfolio family {name!r}; choose from {FAMILIES}")
     if "pure_factors" in specs:
         var = np.diagonal(factor_cov[prev], axis1=1, axis2=2)
-        add("pure_factors", fit.factors, f[outcome_idx], var)
+        outcomes.add("pure_factors", fit.factors, f[outcome_idx], var)
     if "eigenfactors" in specs:
         # over the factors with a forecast and a return on every outcome date
         always = np.isfinite(np.diagonal(factor_cov[prev], axis1=1, axis2=2)).all(axis=0)
@@ -288,41 +336,34 @@ def bias_statistics(
         evals, evecs = np.linalg.eigh(factor_cov[prev][:, always][:, :, always])
         ret = np.einsum("tkj,tk->tj", evecs, f[outcome_idx][:, always])
         labels = [f"eigen{j:02d}" for j in range(evals.shape[1])]
-        add("eigenfactors", labels, ret, evals)
+        outcomes.add("eigenfactors", labels, ret, evals)
 
-    stock_portfolios: list[tuple[str, np.ndarray, np.ndarray | None, list[str]]] = []
-    rng = np.random.default_rng(seed)
+
+def _stock_space_outcomes(
+    outcomes: _Outcomes, specs: list[str], user: list[Any], fit: Any, factor_cov: np.ndarray,
+    outcome_idx: np.ndarray, rng: np.random.Generator, n_random: int, n_optimised: int, rebalance: int,
+) -> None:
+    """Random, user and optimised portfolios of stocks (in that order)."""
+    stocks = np.asarray(fit.stocks).astype(str)
+    returns = fit.returns.to_numpy()
+    stock_portfolios: list[tuple[str, np.ndarray, list[str]]] = []
     if "random" in specs:
-        stock_portfolios.append(("random", _random_portfolios(rng, returns, n_random), None, [f"random{j:03d}" for j in range(n_random)]))
+        stock_portfolios.append(("random", _random_portfolios(rng, returns, n_random), [f"random{j:03d}" for j in range(n_random)]))
     for item in user:
         weights, labels = _stock_weights(item, stocks)
-        stock_portfolios.append(("user", weights, None, list(labels)))
+        stock_portfolios.append(("user", weights, list(labels)))
 
     # stocks that count on outcome day t: forecast at t-1 and a return at t
     counted = np.zeros_like(returns, dtype=bool)
     counted[1:] = fit.forecast_mask()[:-1] & np.isfinite(returns[1:])
     ret_filled = np.nan_to_num(returns)
-    spec_filled = np.nan_to_num(spec)
-    for family, weights, _, labels in stock_portfolios:
+    spec_filled = np.nan_to_num(fit.specific_var.to_numpy())
+    for family, weights, labels in stock_portfolios:
         ret, var = _static_portfolio_outcomes(fit, weights, counted, ret_filled, spec_filled, factor_cov, outcome_idx)
-        add(family, labels, ret, var)
+        outcomes.add(family, labels, ret, var)
     if "optimised" in specs:
         ret, var = _optimised_outcomes(fit, rng, n_optimised, rebalance, counted, ret_filled, spec_filled, factor_cov, outcome_idx)
-        add("optimised", [f"optimised{j:03d}" for j in range(n_optimised)], ret, var)
-    if not outcomes:
-        raise InvalidParameterError("no portfolios to evaluate")
-
-    ret = np.concatenate(outcomes, axis=1)
-    var = np.concatenate(variances, axis=1)
-    out_dates = dates[outcome_idx]
-    if horizon > 1:
-        n_blocks = len(outcome_idx) // horizon
-        ret = ret[: n_blocks * horizon].reshape(n_blocks, horizon, -1).sum(axis=1)
-        var = var[: n_blocks * horizon : horizon] * horizon
-        out_dates = out_dates[: n_blocks * horizon : horizon]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = ret / np.sqrt(var)
-    return _summarise(z, np.sqrt(var), out_dates, names, families, window, dict(horizon=horizon, window=window, seed=seed))
+        outcomes.add("optimised", [f"optimised{j:03d}" for j in range(n_optimised)], ret, var)
 
 
 def _nan_stat(func, values: np.ndarray, **kwargs) -> np.ndarray:

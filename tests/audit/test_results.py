@@ -121,6 +121,13 @@ def test_bias_statistics_round_trip_and_summary(fitted, tmp_path):
     assert "pure_factors" in text and "random" in text
 
 
+def test_bias_statistics_names_a_bad_setting(fitted):
+    with pytest.raises(rm.InvalidParameterError, match=r"bias_statistics: horizon=0 is invalid; expected an integer >= 1"):
+        rm.bias_statistics(fitted, "random", horizon=0)
+    with pytest.raises(rm.InvalidParameterError, match=r"window=1 is invalid"):
+        rm.bias_statistics(fitted, "random", window=1)
+
+
 # ----------------------------------------------------------------------------- ClusterRefit
 def test_refit_with_clusters_returns_a_cluster_refit(model, world, audit, tmp_path):
     with warnings.catch_warnings():
