@@ -7,6 +7,7 @@ at the close of the previous day), ``z_t = R_t / σ_{t|t−1}`` and the bias sta
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -15,16 +16,24 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from riskmodel._params import ParameterTable, check_parameters, jsonable_settings, pos_int, settings_from_json
+from riskmodel._results import Result, check_kind
 from riskmodel.errors import AlignmentError, InsufficientDataError, InvalidParameterError, warns_at_caller
 
 __all__ = ["bias_statistics", "BiasStatistics", "FAMILIES"]
 
 FAMILIES = ("pure_factors", "eigenfactors", "random", "optimised")
 
+#: The checked settings of :func:`bias_statistics`: ``{name: (check, expected)}``.
+PARAMETERS: ParameterTable = {
+    "horizon": (pos_int, "an integer >= 1 (days per outcome)"),
+    "window": (lambda v: pos_int(v) and v >= 2, "an integer >= 2 (outcomes per rolling window)"),
+}
 
-@dataclass(frozen=True)
-class BiasStatistics:
-    """Bias statistics of portfolio risk forecasts.
+
+@dataclass(frozen=True, repr=False)
+class BiasStatistics(Result):
+    """Bias statistics of portfolio risk forecasts (a result of kind ``"bias_statistics"``).
 
     Attributes
     ----------
@@ -44,7 +53,11 @@ class BiasStatistics:
         ``mean(z² − ln z² − 1)`` (1.2704 for a perfect Gaussian forecast).
     family : DataArray (portfolio,)
         The family each portfolio belongs to.
+    settings : dict
+        ``horizon``, ``window`` and ``seed`` of :func:`bias_statistics`.
     """
+
+    kind = "bias_statistics"
 
     z: xr.DataArray
     predicted_vol: xr.DataArray
@@ -83,14 +96,62 @@ class BiasStatistics:
         return table
 
     def summary(self) -> str:
+        """The number of outcomes and portfolios, the band, MRAD and the table by family."""
         lo, hi = self.band
+        inside = self.inside.to_numpy()
         return (
-            f"bias statistics over {self.z.sizes['date']} outcomes (band {lo:.3f}..{hi:.3f}), "
-            f"MRAD {self.mrad:.3f}\n" + self.by_family().to_string(float_format=lambda v: f"{v:.3f}")
+            f"bias statistics over {self.z.sizes['date']} outcomes of {self.z.sizes['portfolio']} portfolios "
+            f"(band {lo:.3f}..{hi:.3f}, {int(inside.sum())} inside), MRAD {self.mrad:.3f}\n"
+            + self.by_family().to_string(float_format=lambda v: f"{v:.3f}")
         )
 
-    def __repr__(self) -> str:
-        return self.summary()
+    def to_dataset(self) -> xr.Dataset:
+        """The statistics as one :class:`xarray.Dataset` (netCDF-safe; ``settings`` as JSON text).
+
+        Variables ``z``, ``predicted_vol``, ``rolling`` (date, portfolio) and ``bias``,
+        ``qlike``, ``family`` (portfolio); attributes ``band_low``, ``band_high``, ``mrad``.
+        """
+        return xr.Dataset(
+            {
+                "z": self.z,
+                "predicted_vol": self.predicted_vol,
+                "rolling": self.rolling,
+                "bias": self.bias,
+                "qlike": self.qlike,
+                "family": self.family,
+            },
+            attrs={
+                "riskmodel_kind": self.kind,
+                "band_low": float(self.band[0]),
+                "band_high": float(self.band[1]),
+                "mrad": float(self.mrad),
+                "settings": json.dumps(jsonable_settings(self.settings)),
+            },
+        )
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "BiasStatistics":
+        """Rebuild the statistics from :meth:`to_dataset`'s output (or a file read by ``rm.load``)."""
+        check_kind(ds, cls.kind, "BiasStatistics")
+        coords = {"date": ds["date"].values, "portfolio": np.asarray(ds["portfolio"].values).astype(str)}
+        per_portfolio = {"portfolio": coords["portfolio"]}
+
+        def table(name: str, new_name: str) -> xr.DataArray:
+            values = ds[name].transpose("date", "portfolio").values
+            return xr.DataArray(values, coords=coords, dims=("date", "portfolio"), name=new_name)
+
+        settings = ds.attrs.get("settings", "{}")
+        return cls(
+            z=table("z", "z"),
+            predicted_vol=table("predicted_vol", "predicted_vol"),
+            bias=xr.DataArray(ds["bias"].values, coords=per_portfolio, dims="portfolio", name="bias"),
+            band=(float(ds.attrs["band_low"]), float(ds.attrs["band_high"])),
+            rolling=table("rolling", "rolling_bias"),
+            mrad=float(ds.attrs["mrad"]),
+            qlike=xr.DataArray(ds["qlike"].values, coords=per_portfolio, dims="portfolio", name="qlike"),
+            family=xr.DataArray(np.asarray(ds["family"].values).astype(str), coords=per_portfolio, dims="portfolio"),
+            settings=settings_from_json(json.loads(settings) if isinstance(settings, str) else dict(settings)),
+        )
 
     def plot(self, ax: Any = None, *, path: str | None = None):
         """Rolling bias statistics of each family (median and 10–90% range) with the band."""
@@ -175,6 +236,15 @@ def bias_statistics(
     -------
     BiasStatistics
 
+    Raises
+    ------
+    InvalidParameterError
+        ``horizon`` or ``window`` out of range, an unknown family, or no portfolio.
+    InsufficientDataError
+        Fewer than ``2 * horizon`` outcome dates in the period.
+    AlignmentError
+        User weights on a stock the model does not know.
+
     Notes
     -----
     A stock counts on outcome day ``t`` when it had a complete forecast at ``t − 1`` and
@@ -183,18 +253,41 @@ def bias_statistics(
     ``u_kᵀ f_t/√λ_k``); eigenfactors use the factors that have a forecast and a return on
     every outcome date (an industry too thin on some days is left out).
     """
-    if horizon < 1 or window < 2:
-        raise InvalidParameterError(f"horizon must be >= 1 and window >= 2, got {horizon}, {window}")
+    check_parameters("bias_statistics", PARAMETERS, {"horizon": horizon, "window": window})
     if isinstance(portfolios, str):
         portfolios = [portfolios]
+    specs = [p for p in portfolios if isinstance(p, str)]
+    user = [p for p in portfolios if not isinstance(p, str)]
+    for name in specs:
+        if name not in FAMILIES:
+            raise InvalidParameterError(f"unknown portfolio family {name!r}; choose from {FAMILIES}")
     dates = pd.DatetimeIndex(fit.dates)
-    stocks = np.asarray(fit.stocks).astype(str)
     factor_cov = fit.factor_cov.to_numpy()
-    spec = fit.specific_var.to_numpy()
-    f = fit.factor_returns.to_numpy()
-    returns = fit.returns.to_numpy()
+    outcome_idx = _outcome_rows(dates, factor_cov, start, end, horizon)
 
-    # outcome day t uses the forecast of row t-1
+    outcomes = _Outcomes()
+    _factor_space_outcomes(outcomes, specs, fit, factor_cov, outcome_idx)
+    _stock_space_outcomes(outcomes, specs, user, fit, factor_cov, outcome_idx,
+                          np.random.default_rng(seed), n_random, n_optimised, rebalance)
+    if not outcomes.returns:
+        raise InvalidParameterError("no portfolios to evaluate")
+
+    ret = np.concatenate(outcomes.returns, axis=1)
+    var = np.concatenate(outcomes.variances, axis=1)
+    out_dates = dates[outcome_idx]
+    if horizon > 1:
+        n_blocks = len(outcome_idx) // horizon
+        ret = ret[: n_blocks * horizon].reshape(n_blocks, horizon, -1).sum(axis=1)
+        var = var[: n_blocks * horizon : horizon] * horizon
+        out_dates = out_dates[: n_blocks * horizon : horizon]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = ret / np.sqrt(var)
+    return _summarise(z, np.sqrt(var), out_dates, outcomes.names, outcomes.families, window,
+                      dict(horizon=horizon, window=window, seed=seed))
+
+
+def _outcome_rows(dates: pd.DatetimeIndex, factor_cov: np.ndarray, start: Any, end: Any, horizon: int) -> np.ndarray:
+    """Rows ``t`` in ``[start, end]`` with a forecast at ``t - 1`` (outcome day t uses row t-1)."""
     has_forecast = np.zeros(len(dates), dtype=bool)
     has_forecast[1:] = np.isfinite(np.diagonal(factor_cov[:-1], axis1=1, axis2=2)).any(axis=1)
     period = np.ones(len(dates), dtype=bool)
@@ -207,25 +300,35 @@ def bias_statistics(
         raise InsufficientDataError(
             f"only {outcome_idx.size} outcome dates with a forecast the day before in the period; need more"
         )
+    return outcome_idx
 
-    outcomes, variances, names, families = [], [], [], []
 
-    def add(family: str, label: Iterable[str], ret: np.ndarray, var: np.ndarray) -> None:
-        outcomes.append(ret)
-        variances.append(var)
+@dataclass
+class _Outcomes:
+    """Realised returns and predicted variances (outcome date, portfolio) of each family, in order."""
+
+    returns: list[np.ndarray] = field(default_factory=list)
+    variances: list[np.ndarray] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)
+
+    def add(self, family: str, label: Iterable[str], ret: np.ndarray, var: np.ndarray) -> None:
+        self.returns.append(ret)
+        self.variances.append(var)
         labels = list(label)
-        names.extend(labels)
-        families.extend([family] * len(labels))
+        self.names.extend(labels)
+        self.families.extend([family] * len(labels))
 
+
+def _factor_space_outcomes(
+    outcomes: _Outcomes, specs: list[str], fit: Any, factor_cov: np.ndarray, outcome_idx: np.ndarray
+) -> None:
+    """Pure factor and eigenfactor outcomes, computed in factor space."""
+    f = fit.factor_returns.to_numpy()
     prev = outcome_idx - 1
-    specs = [p for p in portfolios if isinstance(p, str)]
-    user = [p for p in portfolios if not isinstance(p, str)]
-    for name in specs:
-        if name not in FAMILIES:
-            raise InvalidParameterError(f"unknown portfolio family {name!r}; choose from {FAMILIES}")
     if "pure_factors" in specs:
         var = np.diagonal(factor_cov[prev], axis1=1, axis2=2)
-        add("pure_factors", fit.factors, f[outcome_idx], var)
+        outcomes.add("pure_factors", fit.factors, f[outcome_idx], var)
     if "eigenfactors" in specs:
         # over the factors with a forecast and a return on every outcome date
         always = np.isfinite(np.diagonal(factor_cov[prev], axis1=1, axis2=2)).all(axis=0)
@@ -233,41 +336,34 @@ def bias_statistics(
         evals, evecs = np.linalg.eigh(factor_cov[prev][:, always][:, :, always])
         ret = np.einsum("tkj,tk->tj", evecs, f[outcome_idx][:, always])
         labels = [f"eigen{j:02d}" for j in range(evals.shape[1])]
-        add("eigenfactors", labels, ret, evals)
+        outcomes.add("eigenfactors", labels, ret, evals)
 
-    stock_portfolios: list[tuple[str, np.ndarray, np.ndarray | None, list[str]]] = []
-    rng = np.random.default_rng(seed)
+
+def _stock_space_outcomes(
+    outcomes: _Outcomes, specs: list[str], user: list[Any], fit: Any, factor_cov: np.ndarray,
+    outcome_idx: np.ndarray, rng: np.random.Generator, n_random: int, n_optimised: int, rebalance: int,
+) -> None:
+    """Random, user and optimised portfolios of stocks (in that order)."""
+    stocks = np.asarray(fit.stocks).astype(str)
+    returns = fit.returns.to_numpy()
+    stock_portfolios: list[tuple[str, np.ndarray, list[str]]] = []
     if "random" in specs:
-        stock_portfolios.append(("random", _random_portfolios(rng, returns, n_random), None, [f"random{j:03d}" for j in range(n_random)]))
+        stock_portfolios.append(("random", _random_portfolios(rng, returns, n_random), [f"random{j:03d}" for j in range(n_random)]))
     for item in user:
         weights, labels = _stock_weights(item, stocks)
-        stock_portfolios.append(("user", weights, None, list(labels)))
+        stock_portfolios.append(("user", weights, list(labels)))
 
     # stocks that count on outcome day t: forecast at t-1 and a return at t
     counted = np.zeros_like(returns, dtype=bool)
     counted[1:] = fit.forecast_mask()[:-1] & np.isfinite(returns[1:])
     ret_filled = np.nan_to_num(returns)
-    spec_filled = np.nan_to_num(spec)
-    for family, weights, _, labels in stock_portfolios:
+    spec_filled = np.nan_to_num(fit.specific_var.to_numpy())
+    for family, weights, labels in stock_portfolios:
         ret, var = _static_portfolio_outcomes(fit, weights, counted, ret_filled, spec_filled, factor_cov, outcome_idx)
-        add(family, labels, ret, var)
+        outcomes.add(family, labels, ret, var)
     if "optimised" in specs:
         ret, var = _optimised_outcomes(fit, rng, n_optimised, rebalance, counted, ret_filled, spec_filled, factor_cov, outcome_idx)
-        add("optimised", [f"optimised{j:03d}" for j in range(n_optimised)], ret, var)
-    if not outcomes:
-        raise InvalidParameterError("no portfolios to evaluate")
-
-    ret = np.concatenate(outcomes, axis=1)
-    var = np.concatenate(variances, axis=1)
-    out_dates = dates[outcome_idx]
-    if horizon > 1:
-        n_blocks = len(outcome_idx) // horizon
-        ret = ret[: n_blocks * horizon].reshape(n_blocks, horizon, -1).sum(axis=1)
-        var = var[: n_blocks * horizon : horizon] * horizon
-        out_dates = out_dates[: n_blocks * horizon : horizon]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = ret / np.sqrt(var)
-    return _summarise(z, np.sqrt(var), out_dates, names, families, window, dict(horizon=horizon, window=window, seed=seed))
+        outcomes.add("optimised", [f"optimised{j:03d}" for j in range(n_optimised)], ret, var)
 
 
 def _nan_stat(func, values: np.ndarray, **kwargs) -> np.ndarray:

@@ -1,410 +1,134 @@
 """Residual audit: missing factors as groups of co-moving residuals (METHODS §7).
 
 Public: :func:`audit_residuals` returning a :class:`ResidualAudit` (with its
-:class:`ResidualCluster` list).  Labels live here; the numerics are ndarray functions in
-``_spectrum`` (eigenvalues without the N x N matrix, the surrogate null) and
-``_clusters`` (candidates, filtered correlation, linkage, bias statistics).
+:class:`ResidualCluster` list; both live in :mod:`riskmodel.audit.residual_results` and
+are re-exported here).  This module is the labelled edge: it validates and converts the
+inputs (:mod:`riskmodel._labels`), runs the ndarray steps of
+:mod:`riskmodel.audit._residual_core` (which call ``spectrum`` and ``clusters``) and puts
+the labels back on the result.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.stats import norm
 
+from riskmodel import _labels
+from riskmodel._params import ParameterTable, check_parameters
+from riskmodel.audit import _residual_core as core
 from riskmodel.audit import clusters as cl
 from riskmodel.audit import spectrum as sp
+from riskmodel.audit._residual_core import MIN_PART_DATES, MIN_STOCKS
+from riskmodel.audit.residual_results import ResidualAudit, ResidualCluster
 from riskmodel.errors import (
     AlignmentError,
     DateOrderError,
     DimensionError,
     DuplicateLabelError,
     InsufficientDataError,
-    InvalidParameterError,
-    NonFiniteError,
     VariableTypeError,
     warns_at_caller,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
 
 __all__ = ["ResidualAudit", "ResidualCluster", "audit_residuals"]
 
 #: Default window (trading days) of the audit: the last two years.
 DEFAULT_WINDOW = 504
-#: Fewest dates in each of the discovery and the held-out parts.
-MIN_PART_DATES = 20
-#: Fewest audited stocks.
-MIN_STOCKS = 10
-#: Expected number of pure-noise stocks per component admitted as cluster candidates: the
-#: loading threshold is ``max(3, Phi^-1(1 - CANDIDATE_FALSE / (2 N)))`` noise levels.
-CANDIDATE_FALSE = 0.5
 #: Largest number of stocks shown in the cluster correlation heatmap.
 HEATMAP_MAX = 400
 _NULLS = ("shuffle", "shift", "sign")
 
 
-# ============================================================================ results
-@dataclass(frozen=True, repr=False)
-class ResidualCluster:
-    """A group of stocks whose residuals co-move: a candidate missing factor.
-
-    Attributes
-    ----------
-    stocks : list of str
-        Member ids (discovered on the first ``1 - test_fraction`` of the window).
-    size : int
-        Number of members ``k``.
-    mean_correlation : float
-        Mean off-diagonal (pairwise-complete) correlation of the members' raw residuals
-        over the whole window.
-    held_out_correlation : float
-        The same on the standardised residuals of the held-out part only.
-    p_value : float
-        One-sided p-value of ``held_out_correlation`` against independent residuals
-        (see Notes of :func:`audit_residuals`).
-    returns : DataArray (date,)
-        Equal-weight mean of the members' raw residuals: the candidate factor return.
-    portfolio : DataArray (date,)
-        ``sum_n z_tn / sqrt(k_t)``: the equal-weight portfolio of standardised residuals
-        scaled to unit predicted volatility (its rolling sd is the rolling bias).
-    component : int
-        Index of the discovery-window component carrying most of the members' loading.
-    ipr : float
-        Inverse participation ratio ``sum v**4`` of that component (``~1/k`` when it
-        lives on ``k`` names, ``~3/N`` when spread out).
-    strength : float
-        ``1 + (k - 1) * mean_correlation``: the eigenvalue the group adds (BBP spike).
-    bias_in, bias_out : float
-        Bias statistic (realised / predicted volatility) of the equal-weight portfolio of
-        standardised residuals on the discovery and on the held-out part.
-    flagged : bool
-        ``bias_out > 1 + 2 sqrt(2 / T_test)``: the model misses risk out of sample.
-    random_bias : ndarray (n_random,)
-        Held-out bias of random equal-weight portfolios of ``k`` audited names.
-    purity, dominant_label : float, str or None
-        Share of members carrying the most frequent label, and that label (None
-        without labels).
-    """
-
-    stocks: list[str]
-    size: int
-    mean_correlation: float
-    held_out_correlation: float
-    p_value: float
-    returns: xr.DataArray
-    portfolio: xr.DataArray
-    component: int
-    ipr: float
-    strength: float
-    bias_in: float
-    bias_out: float
-    flagged: bool
-    random_bias: np.ndarray = field(default_factory=lambda: np.empty(0))
-    purity: float | None = None
-    dominant_label: str | None = None
-
-    def __repr__(self) -> str:
-        head = ", ".join(self.stocks[:5]) + (", ..." if self.size > 5 else "")
-        lab = f", {self.dominant_label!r} purity={self.purity:.2f}" if self.dominant_label is not None else ""
-        return (
-            f"ResidualCluster(size={self.size}, mean_correlation={self.mean_correlation:.3f}, "
-            f"p_value={self.p_value:.2g}, bias_out={self.bias_out:.2f}"
-            f"{' FLAGGED' if self.flagged else ''}{lab}, stocks=[{head}])"
-        )
+# ============================================================================ settings
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer))
 
 
-class ResidualAudit:
-    """Result of :func:`audit_residuals`.
+def _in_open(low: float, high: float, *, closed_high: bool = False) -> Any:
+    """A validator: a number in ``(low, high)`` (or ``(low, high]``)."""
 
-    Attributes
-    ----------
-    eigenvalues : DataArray (component,)
-        Leading eigenvalues of the residual correlation ``C = Z'Z/T`` over the window.
-    eigenvectors : DataArray (stock, component)
-        Their unit eigenvectors (loadings) on the audited stocks.
-    ipr : DataArray (component,)
-        Inverse participation ratio of each eigenvector.
-    mp_edge : float
-        Marchenko-Pastur upper edge ``(1 + sqrt(N/T))**2``.
-    tw_edge : float
-        Tracy-Widom 99% edge (Johnstone), for reference.
-    null_edge : float
-        ``null_quantile`` of the surrogate ``lambda_max``: the significance threshold.
-    null_lambda_max : ndarray (n_null,)
-        Top eigenvalue of each surrogate.
-    n_significant : int
-        Number of eigenvalues above ``null_edge``.
-    detectability : float
-        BBP bound ``1 + sqrt(N/T)``: a group of ``k`` names with mean residual correlation
-        ``rho`` is detectable only if ``1 + (k - 1) rho`` exceeds it.
-    clusters : list of ResidualCluster
-        Strongest first.
-    excluded : dict of str to str
-        Stocks left out of the audit and why (no data in the window, low coverage,
-        constant residual).
-    spectrum_method : str
-        How the eigenpairs were computed: ``"gram"``, ``"gram-mixed"`` or ``"krylov"``
-        (see note 3 of :func:`audit_residuals`).
-    """
+    def check(value: Any) -> bool:
+        try:
+            return bool(low < value <= high) if closed_high else bool(low < value < high)
+        except TypeError:
+            return False
 
-    def __init__(self, **kw: Any) -> None:
-        self.__dict__.update(kw)
-
-    # ------------------------------------------------------------------ text
-    def __repr__(self) -> str:
-        return (
-            f"<ResidualAudit: {self.n_stocks} stocks x {self.n_dates} dates "
-            f"({self.n_excluded} excluded); {self.n_significant} eigenvalue(s) above the null edge "
-            f"{self.null_edge:.3f} (MP {self.mp_edge:.3f}); {len(self.clusters)} cluster(s), "
-            f"{sum(c.flagged for c in self.clusters)} flagged>"
-        )
-
-    @property
-    def n_excluded(self) -> int:
-        """Number of stocks left out (see :attr:`excluded`)."""
-        return len(self.excluded)
-
-    @property
-    def flagged(self) -> list[ResidualCluster]:
-        """Clusters whose held-out bias exceeds ``1 + 2 sqrt(2/T_test)``."""
-        return [c for c in self.clusters if c.flagged]
-
-    def summary(self) -> str:
-        """A readable multi-line table of the spectrum and the clusters."""
-        d0, d1 = (pd.Timestamp(self.dates[0]).date(), pd.Timestamp(self.dates[-1]).date())
-        band = 1.0 + 2.0 * math.sqrt(2.0 / self.n_test)
-        s = self.settings
-        lines = [
-            "Residual audit",
-            "=" * 78,
-            f"window            {d0} .. {d1}  ({self.n_dates} dates: {self.n_discovery} discovery"
-            f" + {self.n_test} held out)",
-            f"stocks            {self.n_stocks} audited, {self.n_excluded} excluded"
-            + (f" ({_excluded_counts(self.excluded)})" if self.excluded else ""),
-            f"standardised by   {'predicted specific vol (t-1)' if self.standardised else 'realised sd (ex post)'}"
-            f", clipped at +-{s['clip']}",
-            f"MP edge           {self.mp_edge:.4f}   (Tracy-Widom 99%: {self.tw_edge:.4f})",
-            f"null edge         {self.null_edge:.4f}   ({s['null']} null, {s['n_null']} surrogates,"
-            f" q={s['null_quantile']}, column groups of {self.null_group_size})",
-            f"detectability     {self.detectability:.4f}   (BBP 1 + sqrt(N/T))",
-            f"significant       {self.n_significant}"
-            + ("  (= max_components: there may be more)" if self.n_significant == len(self.eigenvalues) else ""),
-            "eigenvalues       " + " ".join(f"{v:.3f}" for v in self.eigenvalues.values[:8]),
-            "",
-            f"clusters (cut rho >= {s['cluster_cut']}, size >= {s['min_cluster_size']});"
-            f" flagged if held-out bias > {band:.3f}",
-        ]
-        if not self.clusters:
-            lines.append("  none")
-        else:
-            hdr = (
-                f"  {'#':>2} {'size':>5} {'rho':>6} {'rho_out':>7} {'p':>8} {'b_in':>5} {'b_out':>5}"
-                f" {'rand_med':>8} {'flag':>4} {'ipr':>6} {'purity':>6}  label / members"
-            )
-            lines.append(hdr)
-            for i, c in enumerate(self.clusters):
-                rmed = float(np.median(c.random_bias)) if c.random_bias.size else float("nan")
-                lab = c.dominant_label if c.dominant_label is not None else ", ".join(c.stocks[:4])
-                pur = f"{c.purity:6.2f}" if c.purity is not None else f"{'-':>6}"
-                lines.append(
-                    f"  {i:>2} {c.size:>5} {c.mean_correlation:6.3f} {c.held_out_correlation:7.3f}"
-                    f" {c.p_value:8.2g} {c.bias_in:5.2f} {c.bias_out:5.2f} {rmed:8.2f}"
-                    f" {'yes' if c.flagged else 'no':>4} {c.ipr:6.3f} {pur}  {lab}"
-                )
-        return "\n".join(lines)
-
-    # ------------------------------------------------------------------ data
-    def to_dataset(self) -> xr.Dataset:
-        """Everything as one :class:`xarray.Dataset` (no Python objects; netCDF-safe)."""
-        n_c = len(self.clusters)
-        stocks = np.asarray(self.stocks, dtype=str)
-        member = np.full(stocks.size, -1, dtype=np.int64)
-        pos = {s: i for i, s in enumerate(stocks)}
-        for j, c in enumerate(self.clusters):
-            member[[pos[s] for s in c.stocks]] = j
-        n_r = max((c.random_bias.size for c in self.clusters), default=0)
-        rand = np.full((n_c, n_r), np.nan)
-        for j, c in enumerate(self.clusters):
-            rand[j, : c.random_bias.size] = c.random_bias
-
-        def per_cluster(attr: str, dtype: Any = np.float64, fill: Any = np.nan) -> np.ndarray:
-            return np.array([fill if getattr(c, attr) is None else getattr(c, attr) for c in self.clusters], dtype=dtype)
-
-        dates = np.asarray(self.dates)
-        ds = xr.Dataset(
-            {
-                "eigenvalue": self.eigenvalues,
-                "ipr": self.ipr,
-                "loading": self.eigenvectors,
-                "null_lambda_max": ("surrogate", np.asarray(self.null_lambda_max)),
-                "cluster_of_stock": ("stock", member),
-                "cluster_returns": (
-                    ("date", "cluster"),
-                    np.stack([c.returns.values for c in self.clusters], axis=1) if n_c else np.empty((dates.size, 0)),
-                ),
-                "cluster_portfolio": (
-                    ("date", "cluster"),
-                    np.stack([c.portfolio.values for c in self.clusters], axis=1) if n_c else np.empty((dates.size, 0)),
-                ),
-                "cluster_size": ("cluster", per_cluster("size", np.int64, -1)),
-                "cluster_mean_correlation": ("cluster", per_cluster("mean_correlation")),
-                "cluster_held_out_correlation": ("cluster", per_cluster("held_out_correlation")),
-                "cluster_p_value": ("cluster", per_cluster("p_value")),
-                "cluster_bias_in": ("cluster", per_cluster("bias_in")),
-                "cluster_bias_out": ("cluster", per_cluster("bias_out")),
-                "cluster_flagged": ("cluster", per_cluster("flagged", bool, False)),
-                "cluster_ipr": ("cluster", per_cluster("ipr")),
-                "cluster_purity": ("cluster", per_cluster("purity")),
-                "cluster_dominant_label": ("cluster", np.array([c.dominant_label or "" for c in self.clusters], dtype=str)),
-                "random_bias": (("cluster", "random"), rand),
-            },
-            coords={"stock": stocks, "date": dates, "cluster": np.arange(n_c)},
-            attrs={
-                "mp_edge": self.mp_edge,
-                "tw_edge": self.tw_edge,
-                "null_edge": self.null_edge,
-                "n_significant": self.n_significant,
-                "detectability": self.detectability,
-                "n_discovery": self.n_discovery,
-                "n_test": self.n_test,
-                "null_group_size": self.null_group_size,
-                "standardised": int(self.standardised),
-                "excluded": json.dumps(self.excluded),
-                "settings": json.dumps(self.settings),
-            },
-        )
-        return ds
-
-    # ------------------------------------------------------------------ pictures
-    def plot(self, kind: str = "spectrum") -> Figure:
-        """One figure: ``"spectrum"``, ``"clusters"`` (heatmap), ``"bias"`` or ``"bias_time"``.
-
-        Returns a :class:`matplotlib.figure.Figure` drawn with the Agg canvas (no pyplot,
-        no display needed).
-        """
-        from riskmodel.report import audit_figures as plots_audit
-
-        return plots_audit.plot_audit(self, kind)
-
-    def figures(self, directory: str | Path) -> dict[str, Path]:
-        """Write every figure as ``audit_<kind>.png`` into ``directory``; returns the paths."""
-        from riskmodel.report import audit_figures as plots_audit
-
-        return plots_audit.save_figures(self, directory)
-
-    def to_html(self, path: str | Path, *, title: str = "Residual audit") -> Path:
-        """Write a self-contained HTML report (PNG figures embedded, summary, settings).
-
-        The file is written aside and renamed (atomic).
-        """
-        from riskmodel.report import html as report
-
-        return report.write_audit_report(self, path, title=title)
+    return check
 
 
-def _excluded_counts(excluded: dict[str, str]) -> str:
-    kinds: dict[str, int] = {}
-    for why in excluded.values():
-        key = "low coverage" if why.startswith("coverage") else why
-        kinds[key] = kinds.get(key, 0) + 1
-    return ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+def _positive_or_none(value: Any) -> bool:
+    try:
+        return value is None or bool(value > 0)
+    except TypeError:
+        return False
 
 
-# ============================================================================ validation
-def _check_params(**p: Any) -> None:
-    def bad(name: str, rule: str) -> InvalidParameterError:
-        return InvalidParameterError(
-            f"audit_residuals: {name}={p[name]!r} is out of range: {name} must be {rule}"
-        )
-
-    if p["window"] is not None and (not isinstance(p["window"], (int, np.integer)) or p["window"] < 2 * MIN_PART_DATES):
-        raise bad("window", f"None or an int >= {2 * MIN_PART_DATES} (trading days)")
-    if not 0.0 < p["coverage"] <= 1.0:
-        raise bad("coverage", "in (0, 1]")
-    if p["clip"] is not None and not p["clip"] > 0:
-        raise bad("clip", "None or > 0")
-    if p["null"] not in _NULLS:
-        raise bad("null", f"one of {_NULLS}")
-    if not isinstance(p["n_null"], (int, np.integer)) or p["n_null"] < 1:
-        raise bad("n_null", "an int >= 1")
-    if not 0.0 < p["null_quantile"] < 1.0:
-        raise bad("null_quantile", "in (0, 1)")
-    if not isinstance(p["max_components"], (int, np.integer)) or p["max_components"] < 1:
-        raise bad("max_components", "an int >= 1")
-    if not -1.0 < p["cluster_cut"] < 1.0:
-        raise bad("cluster_cut", "in (-1, 1)")
-    if not isinstance(p["min_cluster_size"], (int, np.integer)) or p["min_cluster_size"] < 2:
-        raise bad("min_cluster_size", "an int >= 2")
-    if not 0.0 < p["test_fraction"] < 1.0:
-        raise bad("test_fraction", "in (0, 1)")
-    if not isinstance(p["n_random"], (int, np.integer)) or p["n_random"] < 0:
-        raise bad("n_random", "an int >= 0")
-    g = p["null_group_size"]
-    if g is not None and (not isinstance(g, (int, np.integer)) or g < 1):
-        raise bad("null_group_size", "None or an int >= 1")
+#: The settings of :func:`audit_residuals`, declared once: ``{name: (check, expected)}``.
+PARAMETERS: ParameterTable = {
+    "window": (lambda v: v is None or (_is_int(v) and v >= 2 * MIN_PART_DATES),
+               f"None or an int >= {2 * MIN_PART_DATES} (trading days)"),
+    "coverage": (_in_open(0.0, 1.0, closed_high=True), "a number in (0, 1]"),
+    "clip": (_positive_or_none, "None or a number > 0"),
+    "null": (lambda v: v in _NULLS, f"one of {_NULLS}"),
+    "n_null": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "null_quantile": (_in_open(0.0, 1.0), "a number in (0, 1)"),
+    "max_components": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "cluster_cut": (_in_open(-1.0, 1.0), "a number in (-1, 1)"),
+    "min_cluster_size": (lambda v: _is_int(v) and v >= 2, "an int >= 2"),
+    "test_fraction": (_in_open(0.0, 1.0), "a number in (0, 1)"),
+    "n_random": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "null_group_size": (lambda v: v is None or (_is_int(v) and v >= 1), "None or an int >= 1"),
+}
 
 
+# ============================================================================ the labelled edge
 def _as_date_stock(x: Any, name: str) -> xr.DataArray:
-    """A DataArray (date, stock) (or (stock,)) from a DataArray or a DataFrame/Series."""
+    """A DataArray (date, stock) (or (stock,), except for the residuals) from a DataArray or
+    a pandas DataFrame / Series, with unique str stock ids and strictly increasing dates.
+
+    The type, dims and dtype checks are :func:`riskmodel._labels.as_date_stock`'s; the
+    pandas input, the ``(stock,)`` form and the duplicate-id and date-order checks are the
+    audit's own.
+    """
+    what = f"audit_residuals: {name}"
     if isinstance(x, pd.DataFrame):
         x = xr.DataArray(x.to_numpy(dtype=np.float64), dims=("date", "stock"), coords={"date": x.index.values, "stock": x.columns.astype(str).values})
     elif isinstance(x, pd.Series):
         x = xr.DataArray(x.to_numpy(dtype=np.float64), dims=("stock",), coords={"stock": x.index.astype(str).values})
     if not isinstance(x, xr.DataArray):
         raise VariableTypeError(
-            f"audit_residuals: {name} must be an xarray DataArray (date, stock) or a pandas DataFrame, "
-            f"got {type(x).__name__}"
+            f"{what} must be an xarray DataArray (date, stock) or a pandas DataFrame, got {type(x).__name__}"
         )
-    dims = set(x.dims)
-    if dims not in ({"date", "stock"}, {"stock"}) or (name == "residuals" and dims != {"date", "stock"}):
-        want = "(date, stock)" if name == "residuals" else "(date, stock) or (stock,)"
-        raise DimensionError(f"audit_residuals: {name} has dims {tuple(x.dims)}; it must have dims {want}")
+    if name != "residuals" and x.dims == ("stock",):
+        if x.dtype.kind not in "fiub":
+            raise VariableTypeError(f"{what}: dtype {x.dtype} is not numeric; convert it to float (NaN = missing).")
+    else:
+        x = _labels.as_date_stock(x, what)
     if "stock" not in x.coords:
-        raise DimensionError(f"audit_residuals: {name} has no 'stock' coordinate: label the stock ids")
-    x = x.transpose(*(("date", "stock") if "date" in dims else ("stock",)))
-    ids = np.asarray(x["stock"].values).astype(str)
+        raise DimensionError(f"{what} has no 'stock' coordinate: label the stock ids")
+    ids = _labels.str_ids(x["stock"].values)
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
-        raise DuplicateLabelError(
-            f"audit_residuals: {name} has duplicate stock ids {list(uniq[counts > 1][:5])}; make ids unique"
-        )
-    if "date" in dims:
+        raise DuplicateLabelError(f"{what} has duplicate stock ids {list(uniq[counts > 1][:5])}; make ids unique")
+    if "date" in x.dims:
         if "date" not in x.coords:
-            raise DimensionError(f"audit_residuals: {name} has no 'date' coordinate")
+            raise DimensionError(f"{what} has no 'date' coordinate")
         d = np.asarray(x["date"].values)
         if d.size > 1:
             back = np.flatnonzero(~(d[1:] > d[:-1]))
             if back.size:
                 raise DateOrderError(
-                    f"audit_residuals: {name} dates are not strictly increasing at {d[back[0] + 1]!s} "
-                    f"(after {d[back[0]]!s}); sort by date and drop duplicates"
+                    f"{what} dates are not strictly increasing at {_labels.fmt_date(d[back[0] + 1])} "
+                    f"(after {_labels.fmt_date(d[back[0]])}); sort by date and drop duplicates"
                 )
-    if not np.issubdtype(x.dtype, np.number):
-        raise VariableTypeError(f"audit_residuals: {name} has dtype {x.dtype}; it must be numeric")
     return x.assign_coords(stock=ids)
 
 
-def _first_nonfinite(values: np.ndarray, x: xr.DataArray, name: str) -> None:
-    bad = np.isinf(values)
-    if bad.any():
-        t, n = np.argwhere(bad)[0] if values.ndim == 2 else (None, np.flatnonzero(bad)[0])
-        where = f"stock {x['stock'].values[n]!s}" + (f" on {x['date'].values[t]!s}" if t is not None else "")
-        raise NonFiniteError(
-            f"audit_residuals: {name} holds {values[(t, n) if t is not None else n]} for {where}; "
-            "use NaN for missing values"
-        )
-
-
 def _inputs(fit_or_residuals: Any, specific_var: Any) -> tuple[xr.DataArray, xr.DataArray | None]:
+    """The residuals (date, stock) and the specific variances aligned on them, or None."""
     if isinstance(fit_or_residuals, (xr.DataArray, pd.DataFrame)):
         res = fit_or_residuals
         sv = specific_var
@@ -438,6 +162,16 @@ def _inputs(fit_or_residuals: Any, specific_var: Any) -> tuple[xr.DataArray, xr.
         else:
             sv = sv.sel(stock=res["stock"].values)
     return res, sv
+
+
+def _float_values(da: xr.DataArray, name: str) -> np.ndarray:
+    """``da``'s values as float64; ±inf is a NonFiniteError naming the stock (and date)."""
+    values = np.asarray(da.values, dtype=np.float64)
+    _labels.reject_infinite(
+        values, f"audit_residuals: {name}", [(dim, da[dim].values) for dim in da.dims],
+        hint="use NaN for missing values",
+    )
+    return values
 
 
 def _label_values(labels: Any, stocks: np.ndarray, last_date: Any) -> np.ndarray:
@@ -622,57 +356,28 @@ def audit_residuals(
     >>> audit.n_significant, len(audit.clusters), audit.clusters[0].size
     (1, 1, 30)
     """
-    _check_params(
-        window=window, coverage=coverage, clip=clip, null=null, n_null=n_null, null_quantile=null_quantile,
-        max_components=max_components, cluster_cut=cluster_cut, min_cluster_size=min_cluster_size,
-        test_fraction=test_fraction, n_random=n_random, null_group_size=null_group_size,
+    check_parameters(
+        "audit_residuals", PARAMETERS,
+        dict(window=window, coverage=coverage, clip=clip, null=null, n_null=n_null, null_quantile=null_quantile,
+             max_components=max_components, cluster_cut=cluster_cut, min_cluster_size=min_cluster_size,
+             test_fraction=test_fraction, n_random=n_random, null_group_size=null_group_size),
     )
     rng = np.random.default_rng(seed)
     res, sv = _inputs(fit_or_residuals, specific_var)
-    u = np.asarray(res.values, dtype=np.float64)
-    _first_nonfinite(u, res, "residuals")
+    u = _float_values(res, "residuals")
     all_dates = np.asarray(res["date"].values)
     all_stocks = np.asarray(res["stock"].values).astype(str)
-    svv = None
-    if sv is not None:
-        svv = np.asarray(sv.values, dtype=np.float64)
-        _first_nonfinite(svv, sv, "specific_var")
+    svv = None if sv is None else _float_values(sv, "specific_var")
 
-    # ---------------------------------------------------------------- validity and window
-    valid = np.isfinite(u)
-    if svv is not None:
-        if svv.ndim == 2:
-            valid[0] = False
-            valid[1:] &= np.isfinite(svv[:-1]) & (svv[:-1] > 0)
-        else:
-            valid &= (np.isfinite(svv) & (svv > 0))[None, :]
-    nonempty = np.flatnonzero(valid.any(axis=1))
+    # ---------------------------------------------------------------- window and Z (T, N)
     w = DEFAULT_WINDOW if window is None else int(window)
-    rows = nonempty[-w:]
-    T = rows.size
-    if T < 2 * MIN_PART_DATES:
-        raise InsufficientDataError(
-            f"audit_residuals: residuals have {T} date(s) with a standardised residual "
-            f"(of {all_dates.size} dates, {all_stocks.size} stocks); the audit needs at least "
-            f"{2 * MIN_PART_DATES} ({MIN_PART_DATES} to discover clusters, {MIN_PART_DATES} to test them): "
-            "pass a longer history"
-        )
-    vw = valid[rows]
-    n_valid = vw.sum(axis=0)
-    share = n_valid / T
-    empty = np.flatnonzero(n_valid == 0)
-    thin = np.flatnonzero((n_valid > 0) & (share < coverage))
-    excluded: dict[str, str] = dict.fromkeys(all_stocks[empty].tolist(), "no data in the window")
-    excluded.update(zip(all_stocks[thin].tolist(), np.char.mod(f"coverage %.2f < {coverage:.2f}", share[thin]).tolist()))
-    kept = np.flatnonzero(share >= coverage)
-    del valid
-
-    # ---------------------------------------------------------------- Z (T, N), random column order
-    cols = kept[rng.permutation(kept.size)]
-    mask = vw[:, cols]
-    del vw
-    Z, M, mu, scale, cols, dropped = _standardise(u, svv, rows, cols, mask, clip)
-    del mask
+    win = core.select_window(u, svv, w, coverage)
+    rows, T = win.rows, win.rows.size
+    core.check_window(T, all_dates.size, all_stocks.size)
+    excluded = _excluded(all_stocks, win, coverage)
+    cols = win.kept[rng.permutation(win.kept.size)]  # random column order
+    Z, M, mu, scale, cols, dropped = core.standardise(u, svv, rows, cols, win.valid[:, cols], clip)
+    del win
     excluded.update(dict.fromkeys(all_stocks[dropped].tolist(), "constant residual in the window"))
     N = cols.size
     if N < max(MIN_STOCKS, min_cluster_size):
@@ -683,48 +388,108 @@ def audit_residuals(
         )
     stock_ids = all_stocks[cols]
     window_dates = all_dates[rows]
+    label_of = None if labels is None else _label_values(labels, stock_ids, window_dates[-1])
 
-    label_of = None
-    if labels is not None:
-        label_of = _label_values(labels, stock_ids, window_dates[-1])
+    # ---------------------------------------------------------------- spectrum, null, clusters
+    spec = core.spectrum_and_null(Z, max_components, n_null, null, null_quantile, null_group_size, rng)
+    T_d, T_t = core.split_window(T, test_fraction)
+    arrays = core.AuditArrays(u, rows, cols, Z, M, mu, scale, T_d, label_of, rng)
+    clusters = [
+        _labelled_cluster(arrays, members, comp, comp_ipr, n_random, stock_ids, window_dates)
+        for members, comp, comp_ipr in core.discover_groups(Z, T_d, spec, cluster_cut, min_cluster_size, rng)
+    ]
+    clusters.sort(key=lambda c: c.strength, reverse=True)
 
-    # ---------------------------------------------------------------- spectrum and null
-    k_max = int(min(max_components, T, N))
-    eig = sp.top_eigenpairs(Z, k_max, rng=rng)
-    null_lam, group_used = sp.null_lambda_max(Z, n_null, null, rng, group_size=null_group_size)
-    null_edge = float(np.quantile(null_lam, null_quantile))
-    n_sig = int(np.sum(eig.values > null_edge))
-    mp_lo, mp_hi = sp.marchenko_pastur_edges(N, T)
+    # ---------------------------------------------------------------- labels back on
+    settings = {
+        "window": w, "coverage": coverage, "clip": clip, "null": null, "n_null": n_null,
+        "null_quantile": null_quantile, "max_components": max_components, "cluster_cut": cluster_cut,
+        "min_cluster_size": min_cluster_size, "test_fraction": test_fraction, "n_random": n_random,
+        "seed": seed, "null_group_size": null_group_size,
+    }
+    return _labelled_audit(
+        spec, clusters, excluded, stock_ids, window_dates, T_d, T_t,
+        cluster_correlation=_cluster_correlation(arrays, clusters, stock_ids),
+        standardised=svv is not None, settings=settings,
+    )
 
-    # ---------------------------------------------------------------- clusters on the discovery part
-    T_d = int(math.floor((1.0 - test_fraction) * T))
-    T_t = T - T_d
-    if min(T_d, T_t) < MIN_PART_DATES:
-        raise InsufficientDataError(
-            f"audit_residuals: test_fraction={test_fraction} splits the {T} dates into {T_d} + {T_t}; "
-            f"each part needs at least {MIN_PART_DATES} dates: pass a longer window or another test_fraction"
+
+# ============================================================================ re-labelling
+def _excluded(stocks: np.ndarray, win: core.Window, coverage: float) -> dict[str, str]:
+    """The stocks the window leaves out, with the reason."""
+    excluded: dict[str, str] = dict.fromkeys(stocks[win.empty].tolist(), "no data in the window")
+    excluded.update(zip(stocks[win.thin].tolist(), np.char.mod(f"coverage %.2f < {coverage:.2f}", win.share[win.thin]).tolist()))
+    return excluded
+
+
+def _labelled_cluster(
+    arrays: core.AuditArrays, members: np.ndarray, comp: int, comp_ipr: float, n_random: int,
+    stock_ids: np.ndarray, dates: np.ndarray,
+) -> ResidualCluster:
+    """A :class:`ResidualCluster` (members in id order) from one group of columns."""
+    ids = stock_ids[members]
+    order = np.argsort(ids, kind="stable")
+    members, ids = members[order], ids[order]
+    stats = core.cluster_statistics(arrays, members, n_random)
+    k = members.size
+    coord = {"date": dates}
+    return ResidualCluster(
+        stocks=[str(s) for s in ids],
+        size=int(k),
+        mean_correlation=stats.mean_correlation,
+        held_out_correlation=stats.held_out_correlation,
+        p_value=stats.p_value,
+        returns=xr.DataArray(stats.returns, dims=("date",), coords=coord, name="cluster_return"),
+        portfolio=xr.DataArray(stats.portfolio, dims=("date",), coords=coord, name="cluster_portfolio"),
+        component=comp,
+        ipr=comp_ipr,
+        strength=1.0 + (k - 1) * stats.mean_correlation,
+        bias_in=stats.bias_in,
+        bias_out=stats.bias_out,
+        flagged=stats.flagged,
+        random_bias=stats.random_bias,
+        purity=stats.purity,
+        dominant_label=stats.dominant_label,
+    )
+
+
+def _cluster_correlation(arrays: core.AuditArrays, clusters: list[ResidualCluster], stock_ids: np.ndarray) -> xr.DataArray:
+    """Raw residual correlation of the cluster members, ordered by cluster (heatmap data)."""
+    total = sum(c.size for c in clusters)
+    pos = {s: i for i, s in enumerate(stock_ids)}
+    ids: list[str] = []
+    tag: list[int] = []
+    for j, c in enumerate(clusters):
+        take = c.size if total <= HEATMAP_MAX else max(1, int(round(HEATMAP_MAX * c.size / total)))
+        ids += c.stocks[:take]
+        tag += [j] * min(take, c.size)
+    if not ids:
+        none = np.array([], dtype=str)
+        return xr.DataArray(
+            np.empty((0, 0)), dims=("stock", "stock_"),
+            coords={"stock": none, "stock_": none, "cluster": ("stock", np.array([], dtype=np.int64))},
+            name="residual_correlation",
         )
-    ctx = _Context(u, rows, cols, Z, M, mu, scale, T_d, window_dates, stock_ids, label_of, rng)
-    clusters: list[ResidualCluster] = []
-    if n_sig > 0:
-        # warm start from the whole window's leading vectors: the iteration still converges
-        # to the discovery part's own eigenpairs (a start only changes the path)
-        disc = sp.top_eigenpairs(Z[:T_d], n_sig, rng=rng, rtol=1e-9, guess=eig.vectors[:, : min(k_max, n_sig + 10)])
-        threshold = max(3.0, float(norm.isf(CANDIDATE_FALSE / (2.0 * N))))
-        cand = cl.candidate_stocks(disc.vectors, disc.values, T_d, threshold)
-        groups = []
-        if cand.size >= min_cluster_size:
-            rho_s = cl.filtered_correlation(disc.vectors[cand], disc.values)
-            groups = [cand[g] for g in cl.average_linkage(rho_s, cluster_cut, min_cluster_size)]
-        disc_ipr = cl.ipr(disc.vectors)
-        for g in groups:
-            comp = int(np.argmax(np.sum(disc.vectors[g] ** 2, axis=0)))
-            clusters.append(_describe_cluster(ctx, g, comp, float(disc_ipr[comp]), n_random))
-        clusters.sort(key=lambda c: c.strength, reverse=True)
+    rho, _ = cl.pairwise_correlation(arrays.raw(np.array([pos[s] for s in ids])))
+    return xr.DataArray(
+        rho, dims=("stock", "stock_"),
+        coords={"stock": ids, "stock_": ids, "cluster": ("stock", np.asarray(tag))},
+        name="residual_correlation",
+    )
 
+
+def _labelled_audit(
+    spec: core.Spectrum, clusters: list[ResidualCluster], excluded: dict[str, str], stock_ids: np.ndarray,
+    dates: np.ndarray, T_d: int, T_t: int, *, cluster_correlation: xr.DataArray, standardised: bool,
+    settings: dict[str, Any],
+) -> ResidualAudit:
+    """The :class:`ResidualAudit`: eigenvectors and stocks in id order, the edges of the spectrum."""
+    N, T = stock_ids.size, dates.size
     order = np.argsort(stock_ids, kind="stable")  # report stocks in id order
-    comp_coord = np.arange(k_max)
-    audit = ResidualAudit(
+    comp_coord = np.arange(spec.k_max)
+    eig = spec.eig
+    mp_lo, mp_hi = sp.marchenko_pastur_edges(N, T)
+    return ResidualAudit(
         eigenvalues=xr.DataArray(eig.values, dims=("component",), coords={"component": comp_coord}, name="eigenvalue"),
         eigenvectors=xr.DataArray(
             eig.vectors[order], dims=("stock", "component"),
@@ -734,195 +499,19 @@ def audit_residuals(
         mp_edge=mp_hi,
         mp_lower=mp_lo,
         tw_edge=sp.tracy_widom_edge(N, T, 0.99),
-        null_edge=null_edge,
-        null_lambda_max=null_lam,
-        null_group_size=group_used,
-        n_significant=n_sig,
+        null_edge=spec.null_edge,
+        null_lambda_max=spec.null_lambda_max,
+        null_group_size=spec.null_group_size,
+        n_significant=spec.n_significant,
         detectability=sp.bbp_bound(N, T),
         clusters=clusters,
         excluded=excluded,
         stocks=list(stock_ids[order]),
-        dates=window_dates,
-        n_dates=T,
-        n_stocks=N,
+        dates=dates,
         n_discovery=T_d,
         n_test=T_t,
-        standardised=svv is not None,
+        standardised=standardised,
         spectrum_method=eig.method,
-        cluster_correlation=_cluster_correlation(ctx, clusters),
-        settings={
-            "window": w, "coverage": coverage, "clip": clip, "null": null, "n_null": n_null,
-            "null_quantile": null_quantile, "max_components": max_components, "cluster_cut": cluster_cut,
-            "min_cluster_size": min_cluster_size, "test_fraction": test_fraction, "n_random": n_random,
-            "seed": seed, "null_group_size": null_group_size,
-        },
-    )
-    return audit
-
-
-# ============================================================================ helpers
-def _standardise(
-    u: np.ndarray,
-    svv: np.ndarray | None,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    mask: np.ndarray,
-    clip: float | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Build ``Z (T, N)`` (Fortran order, one float64 copy) from ``u`` in two kernel passes
-    (:mod:`riskmodel.kernels.audit`): a gather by row blocks, then each column in cache.
-
-    Returns ``Z, mask, mu, scale, cols, dropped`` with ``z = Z / scale + mu`` on the
-    valid entries (the clipped standardised residual before column standardisation).
-    """
-    from riskmodel.kernels.audit import (
-        SVV_LAGGED,
-        SVV_NONE,
-        SVV_STATIC,
-        gather_standardised,
-        standardise_columns,
-    )
-
-    T, N = rows.size, cols.size
-    mask = np.ascontiguousarray(mask)
-    kind = SVV_NONE if svv is None else (SVV_LAGGED if svv.ndim == 2 else SVV_STATIC)
-    Z = np.empty((T, N), order="F")
-    lagged = svv if kind == SVV_LAGGED else np.zeros((1, 1))
-    static = svv if kind == SVV_STATIC else np.zeros(1)
-    gather_standardised(u, lagged, static, kind, rows.astype(np.int64), cols.astype(np.int64), mask, Z)
-    n = mask.sum(axis=0).astype(np.float64)
-    mu = np.empty(N)
-    sd = np.empty(N)
-    flat = np.empty(N, dtype=bool)
-    standardise_columns(Z, mask, n, svv is None, np.inf if clip is None else float(clip), mu, sd, flat)
-    dropped = cols[flat]
-    if flat.any():
-        keep = ~flat
-        Z, mask, mu, sd, n, cols = np.asfortranarray(Z[:, keep]), mask[:, keep], mu[keep], sd[keep], n[keep], cols[keep]
-    scale = np.sqrt(T / n) / sd
-    return Z, np.ascontiguousarray(mask), mu, scale, cols, dropped
-
-
-@dataclass
-class _Context:
-    u: np.ndarray
-    rows: np.ndarray
-    cols: np.ndarray
-    Z: np.ndarray
-    M: np.ndarray
-    mu: np.ndarray
-    scale: np.ndarray
-    T_d: int
-    dates: np.ndarray
-    stocks: np.ndarray
-    labels: np.ndarray | None
-    rng: np.random.Generator
-
-    def z(self, members: np.ndarray, r0: int, r1: int) -> np.ndarray:
-        """Clipped standardised residuals ``z (r1 - r0, k)`` of the members, NaN = missing."""
-        zz = self.Z[r0:r1, members] / self.scale[members] + self.mu[members]
-        zz[~self.M[r0:r1, members]] = np.nan
-        return zz
-
-    def random_bias(self, k: int, n_random: int) -> np.ndarray:
-        """Held-out bias of ``n_random`` equal-weight portfolios of ``k`` random audited names."""
-        N, T = self.Z.shape[1], self.Z.shape[0]
-        if n_random == 0:
-            return np.empty(0)
-        pick = np.stack([self.rng.choice(N, size=k, replace=False) for _ in range(n_random)])
-        T_t = T - self.T_d
-        # portfolios per block: gathered columns stay near 1/32 of the residual matrix
-        per_block = max(1, min(n_random, (T * N // 32) // max(T_t * k, 1)))
-        sums = np.empty((T_t, n_random))
-        counts = np.empty_like(sums)
-        for p0 in range(0, n_random, per_block):
-            cols = pick[p0 : p0 + per_block]
-            flat = cols.ravel()
-            z = self.Z[self.T_d :, flat] / self.scale[flat] + self.mu[flat]
-            m = self.M[self.T_d :, flat]
-            z[~m] = 0.0
-            sums[:, p0 : p0 + cols.shape[0]] = z.reshape(T_t, cols.shape[0], k).sum(axis=2)
-            counts[:, p0 : p0 + cols.shape[0]] = m.reshape(T_t, cols.shape[0], k).sum(axis=2)
-        return cl.portfolio_bias(sums, counts)[0]
-
-
-def _bias_of(z: np.ndarray) -> tuple[float, np.ndarray]:
-    ok = np.isfinite(z)
-    sums = np.where(ok, z, 0.0).sum(axis=1, keepdims=True)
-    counts = ok.sum(axis=1, keepdims=True).astype(np.float64)
-    b = cl.portfolio_bias(sums, counts)[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        series = np.where(counts[:, 0] > 0, sums[:, 0] / np.sqrt(counts[:, 0]), np.nan)
-    return float(b[0]), series
-
-
-def _describe_cluster(ctx: _Context, members: np.ndarray, comp: int, comp_ipr: float, n_random: int) -> ResidualCluster:
-    T = ctx.Z.shape[0]
-    k = members.size
-    ids = ctx.stocks[members]
-    order = np.argsort(ids, kind="stable")
-    members, ids = members[order], ids[order]
-    raw = ctx.u[np.ix_(ctx.rows, ctx.cols[members])]
-    with np.errstate(invalid="ignore"):
-        cnt = np.isfinite(raw).sum(axis=1)
-        ret = np.where(cnt > 0, np.nansum(raw, axis=1) / np.maximum(cnt, 1), np.nan)
-    rho_all, _ = cl.pairwise_correlation(raw)
-    z_all = ctx.z(members, 0, T)
-    b_in, _ = _bias_of(z_all[: ctx.T_d])
-    b_out, _ = _bias_of(z_all[ctx.T_d :])
-    _, series = _bias_of(z_all)
-    rho_out, n_out = cl.pairwise_correlation(z_all[ctx.T_d :])
-    off = ~np.eye(k, dtype=bool)
-    rbar_out = cl.mean_offdiagonal(rho_out)
-    p = cl.held_out_p_value(rbar_out, k, float(np.mean(n_out[off])))
-    purity = dominant = None
-    if ctx.labels is not None:
-        labs = ctx.labels[members]
-        present = np.array([v for v in labs if v is not None], dtype=object)
-        if present.size:
-            vals, counts = np.unique(present.astype(str), return_counts=True)
-            dominant = str(vals[np.argmax(counts)])
-            purity = float(counts.max() / k)
-    mean_corr = cl.mean_offdiagonal(rho_all)
-    band = 1.0 + 2.0 * math.sqrt(2.0 / (T - ctx.T_d))
-    coord = {"date": ctx.dates}
-    return ResidualCluster(
-        stocks=[str(s) for s in ids],
-        size=int(k),
-        mean_correlation=mean_corr,
-        held_out_correlation=rbar_out,
-        p_value=p,
-        returns=xr.DataArray(ret, dims=("date",), coords=coord, name="cluster_return"),
-        portfolio=xr.DataArray(series, dims=("date",), coords=coord, name="cluster_portfolio"),
-        component=comp,
-        ipr=comp_ipr,
-        strength=1.0 + (k - 1) * mean_corr,
-        bias_in=b_in,
-        bias_out=b_out,
-        flagged=bool(b_out > band),
-        random_bias=ctx.random_bias(k, n_random),
-        purity=purity,
-        dominant_label=dominant,
-    )
-
-
-def _cluster_correlation(ctx: _Context, clusters: list[ResidualCluster]) -> xr.DataArray:
-    """Raw residual correlation of the cluster members, ordered by cluster (heatmap data)."""
-    total = sum(c.size for c in clusters)
-    pos = {s: i for i, s in enumerate(ctx.stocks)}
-    ids: list[str] = []
-    tag: list[int] = []
-    for j, c in enumerate(clusters):
-        take = c.size if total <= HEATMAP_MAX else max(1, int(round(HEATMAP_MAX * c.size / total)))
-        ids += c.stocks[:take]
-        tag += [j] * min(take, c.size)
-    if not ids:
-        return xr.DataArray(np.empty((0, 0)), dims=("stock", "stock_"), coords={"stock": [], "stock_": [], "cluster": ("stock", [])})
-    members = np.array([pos[s] for s in ids])
-    raw = ctx.u[np.ix_(ctx.rows, ctx.cols[members])]
-    rho, _ = cl.pairwise_correlation(raw)
-    return xr.DataArray(
-        rho, dims=("stock", "stock_"),
-        coords={"stock": ids, "stock_": ids, "cluster": ("stock", np.asarray(tag))},
-        name="residual_correlation",
+        cluster_correlation=cluster_correlation,
+        settings=settings,
     )

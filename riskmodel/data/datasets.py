@@ -171,7 +171,32 @@ def load_us_equities(
     ('date', 'stock')
     """
     file = _resolve(path, PANEL_FILE)
-    label_cols = ["sector", "industry", "sub_industry"]
+    df, dates_raw = _read_panel_csv(file)
+    if tickers is not None:
+        df, dates_raw = _keep_tickers(df, dates_raw, tickers, file)
+    dates, date_codes, stocks, stock_codes = _grid(df, dates_raw, file)
+    ds = xr.Dataset(
+        {
+            **_price_variables(df, date_codes, stock_codes, (dates.size, stocks.size)),
+            **{col: (("stock",), labels) for col, labels in _stock_labels(df, stock_codes, stocks.size).items()},
+        },
+        coords={"date": dates, "stock": stocks},
+    )
+    ds = _select_dates(ds, start, end)
+    _describe(ds, file)
+    with warnings.catch_warnings():
+        # the first date of the file has no return by construction (no previous price)
+        warnings.simplefilter("ignore", SingularDateWarning)
+        return validate_panel(ds, styles=(), require=("returns", "market_cap"))
+
+
+#: The GICS label columns of the panel file, kept as (stock) variables.
+_LABEL_COLUMNS = ("sector", "industry", "sub_industry")
+
+
+def _read_panel_csv(file: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The panel file's rows (tickers and labels categorical) and their dates."""
+    label_cols = list(_LABEL_COLUMNS)
     try:
         df = pd.read_csv(
             file,
@@ -181,23 +206,30 @@ def load_us_equities(
         dates_raw = pd.to_datetime(df["date"], format="%Y-%m-%d").to_numpy(dtype="datetime64[ns]")
     except (OSError, ValueError, EOFError, KeyError) as exc:
         raise ModelFileError(f"cannot read {str(file)!r}: {type(exc).__name__}: {exc}") from exc
+    return df, dates_raw
 
-    if tickers is not None:
-        wanted = np.asarray([str(t) for t in tickers])
-        known = np.asarray(df["ticker"].cat.categories.astype(str), dtype=str)
-        unknown = np.setdiff1d(wanted, known)
-        if unknown.size:
-            raise AlignmentError(
-                f"ticker(s) not in {file.name}: {', '.join(unknown.tolist())}; "
-                f"{known.size} tickers are available (e.g. {', '.join(known[:5].tolist())})"
-            )
-        keep = df["ticker"].isin(wanted).to_numpy()
-        df = df.loc[keep].reset_index(drop=True)
-        dates_raw = dates_raw[keep]
 
+def _keep_tickers(
+    df: pd.DataFrame, dates_raw: np.ndarray, tickers: list[str], file: Path
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of ``tickers`` only; an unknown ticker is an :class:`AlignmentError`."""
+    wanted = np.asarray([str(t) for t in tickers])
+    known = np.asarray(df["ticker"].cat.categories.astype(str), dtype=str)
+    unknown = np.setdiff1d(wanted, known)
+    if unknown.size:
+        raise AlignmentError(
+            f"ticker(s) not in {file.name}: {', '.join(unknown.tolist())}; "
+            f"{known.size} tickers are available (e.g. {', '.join(known[:5].tolist())})"
+        )
+    keep = df["ticker"].isin(wanted).to_numpy()
+    return df.loc[keep].reset_index(drop=True), dates_raw[keep]
+
+
+def _grid(df: pd.DataFrame, dates_raw: np.ndarray, file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(dates, date code of each row, stocks, stock code of each row)``; a (date, ticker)
+    pair given twice is a :class:`DuplicateLabelError`."""
     dates, date_codes = np.unique(dates_raw, return_inverse=True)
     stocks, stock_codes = _stock_codes(df["ticker"])
-    shape = (dates.size, stocks.size)
     key = date_codes.astype(np.int64) * stocks.size + stock_codes
     counts = np.bincount(key, minlength=dates.size * stocks.size)
     if (counts > 1).any():
@@ -206,7 +238,13 @@ def load_us_equities(
             f"{file.name} has {int((counts > 1).sum())} duplicated (date, ticker) rows, e.g. "
             f"({pd.Timestamp(dates[k // stocks.size]).date()}, {stocks[k % stocks.size]})"
         )
+    return dates, date_codes, stocks, stock_codes
 
+
+def _price_variables(
+    df: pd.DataFrame, date_codes: np.ndarray, stock_codes: np.ndarray, shape: tuple[int, int]
+) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """Returns, market cap (with the proxy where the file has no estimate), dollar volume."""
     adj = _place(df["adj_close"].to_numpy(float), date_codes, stock_codes, shape)
     close = _place(df["close"].to_numpy(float), date_codes, stock_codes, shape)
     volume = _place(df["volume"].to_numpy(float), date_codes, stock_codes, shape)
@@ -219,25 +257,27 @@ def load_us_equities(
     if is_proxy.any():
         proxy = _cap_proxy(cap, dollar_volume, traded)
         cap[:, is_proxy] = proxy[:, is_proxy]
+    return {
+        "returns": (("date", "stock"), returns),
+        "market_cap": (("date", "stock"), cap),
+        "dollar_volume": (("date", "stock"), dollar_volume),
+        "market_cap_is_proxy": (("stock",), is_proxy),
+    }
 
+
+def _stock_labels(df: pd.DataFrame, stock_codes: np.ndarray, n_stocks: int) -> dict[str, np.ndarray]:
+    """Each label column as one str per stock (its first row; ``""`` when missing)."""
     first_row = pd.DataFrame({"s": stock_codes}).drop_duplicates("s").index.to_numpy()
     labels = {}
-    for col in label_cols:
-        out = np.full(stocks.size, "", dtype=object)
+    for col in _LABEL_COLUMNS:
+        out = np.full(n_stocks, "", dtype=object)
         out[stock_codes[first_row]] = df[col].iloc[first_row].astype(object).to_numpy()
         labels[col] = np.where(pd.isna(out), "", out).astype(str)
+    return labels
 
-    ds = xr.Dataset(
-        {
-            "returns": (("date", "stock"), returns),
-            "market_cap": (("date", "stock"), cap),
-            "dollar_volume": (("date", "stock"), dollar_volume),
-            "market_cap_is_proxy": (("stock",), is_proxy),
-            **{col: (("stock",), labels[col]) for col in label_cols},
-        },
-        coords={"date": dates, "stock": stocks},
-    )
-    ds = _select_dates(ds, start, end)
+
+def _describe(ds: xr.Dataset, file: Path) -> None:
+    """Units and definitions of the variables, provenance of the panel (in place)."""
     ds["returns"].attrs = {"units": "decimal", "definition": "adj_close_t / adj_close_{t-1} - 1 on the full date grid; NaN after a missing day"}
     ds["market_cap"].attrs = {
         "units": "USD",
@@ -258,10 +298,6 @@ def load_us_equities(
         "caveats": "survivorship (2021 members carried back); known adj_close errors kept: GNRC 2010-02-12, TRMB 2007-02-23, MSI 2011-01-04",
         "readme": "see the README.md next to the source file",
     }
-    with warnings.catch_warnings():
-        # the first date of the file has no return by construction (no previous price)
-        warnings.simplefilter("ignore", SingularDateWarning)
-        return validate_panel(ds, styles=(), require=("returns", "market_cap"))
 
 
 def _select_dates(ds: xr.Dataset, start, end) -> xr.Dataset:

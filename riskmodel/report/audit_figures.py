@@ -19,8 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-if TYPE_CHECKING:  # pragma: no cover
-    from riskmodel.audit.residuals import ResidualAudit
+if TYPE_CHECKING:  # pragma: no cover - type hints only: report never imports audit at run time
+    from riskmodel.audit.residual_results import ResidualAudit
 
 __all__ = [
     "KINDS",

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - type hints only: report never imports audit at run time
     from matplotlib.figure import Figure
 
-    from riskmodel.audit.residuals import ResidualAudit
+    from riskmodel.audit.residual_results import ResidualAudit
 
 __all__ = ["Block", "figure_png", "render_html", "write_audit_report", "write_html", "write_report"]
 

@@ -491,7 +491,7 @@ def test_other_bad_inputs():
         rm.audit_residuals(res, specific_var=sv.isel(stock=slice(0, 59)))
     bad = res.copy()
     bad[5, 2] = np.inf
-    with pytest.raises(rm.NonFiniteError, match=r"stock S0002 on 2015-01-07"):
+    with pytest.raises(rm.NonFiniteError, match=r"stock 'S0002' on 2015-01-07"):
         rm.audit_residuals(bad, specific_var=sv)
     with pytest.raises(rm.DimensionError, match=r"dims \('time', 'stock'\)"):
         rm.audit_residuals(res.rename(date="time"))
