@@ -47,3 +47,20 @@ class Result:
 
     def __repr__(self) -> str:
         return self.summary()
+
+
+def check_kind(ds: Any, kind: str, what: str) -> None:
+    """Raise :class:`~riskmodel.errors.ModelFileError` unless ``ds`` is a Dataset written
+    for ``kind`` (``attrs["riskmodel_kind"]``)."""
+    import xarray as xr
+
+    from riskmodel.errors import ModelFileError
+
+    if not isinstance(ds, xr.Dataset):
+        raise ModelFileError(f"{what}.from_dataset: expected an xarray Dataset, got {type(ds).__name__}")
+    found = ds.attrs.get("riskmodel_kind")
+    if found != kind:
+        raise ModelFileError(
+            f"{what}.from_dataset: the dataset holds riskmodel_kind={found!r}, not {kind!r}; "
+            "load it with rm.load, which picks the right class"
+        )
