@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 
 import riskmodel
-from tests.kernels.twins import NOT_KERNELS, SIZES, compare, registry
+from tests.kernels.twins import NOT_KERNELS, SIZES, registry
 
 REGISTRY = registry()
 PACKAGE = Path(riskmodel.__file__).resolve().parent
@@ -27,7 +29,7 @@ def test_kernel_matches_its_twin(name):
     got = entry.run(inputs)
     ref = entry.twin(inputs)
     assert set(ref) <= set(got), f"the twin computes {sorted(set(ref) - set(got))} that the kernel's run does not"
-    compare(got, ref, entry.rtol, entry.atol)
+    entry.check(got, ref)
     for key, value in before.items():  # inputs are reused across runs (the benchmark times several)
         np.testing.assert_array_equal(inputs[key], value, err_msg=f"{name} modified its input {key}")
 
@@ -114,3 +116,19 @@ def test_the_scan_sees_both_import_forms(tmp_path):
         ("wls", "day_sample"), ("wls", "DATE_OK"), ("", "kernel_threads"),
         ("specific", "shrink_kernel"), ("specific", "MIN_INDUSTRY_NAMES"),
     }
+
+
+def test_the_kernel_benchmark_runs_from_the_registry(tmp_path, capsys):
+    """``benchmarks/bench_kernels.py`` times registry pairs and writes its JSON (two cheap pairs)."""
+    spec = importlib.util.spec_from_file_location("bench_kernels", PACKAGE.parent / "benchmarks" / "bench_kernels.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "kernels.json"
+    result = bench.main(["--quick", "--repeat", "1", "--only", "specific.vra_terms_kernel", "timeseries.standardise_kernel",
+                         "--output", str(out)])
+    assert [row["name"] for row in result["rows"]] == ["specific.vra_terms_kernel", "timeseries.standardise_kernel"]
+    assert all(row["agrees"] and row["kernel_seconds"] > 0 for row in result["rows"])
+    assert json.loads(out.read_text())["size"] == "quick"
+    assert "twin/kernel" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--only", "no.such_kernel", "--output", str(out)])

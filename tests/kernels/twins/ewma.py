@@ -236,7 +236,7 @@ _STACKS = {"test": dict(n=20, m=7), "quick": dict(n=200, m=30), "full": dict(n=2
 ENTRIES = [
     KernelTwin(
         "ewma.ewma_newey_west", ewma_newey_west, _nw_run, _nw_twin, _nw_inputs,
-        sizes={"test": dict(n_dates=160, m=4), "quick": dict(n_dates=300, m=4), "full": dict(n_dates=1000, m=8)},
+        sizes={"test": dict(n_dates=160, m=4), "quick": dict(n_dates=200, m=3), "full": dict(n_dates=1000, m=8)},
         rtol=0.0, atol=1e-12,
     ),
     KernelTwin("ewma.eigh_stack", eigh_stack, _eigh_run, _eigh_twin, _eigh_inputs, sizes=_STACKS,

@@ -296,8 +296,13 @@ def _vra_twin(inp):
 ENTRIES = [
     KernelTwin(
         "specific.specific_ts_kernel", specific_ts_kernel, _ts_run, _ts_twin, _ts_inputs,
-        sizes={"test": dict(T=260, N=12), "quick": dict(T=300, N=40), "full": dict(T=504, N=100)},
-        rtol=1e-10, atol=1e-12,
+        sizes={"test": dict(T=260, N=12), "quick": dict(T=260, N=16), "full": dict(T=504, N=100)},
+        rtol=1e-12, atol=1e-12,
+        # Z: when every value of a window is clipped (a young window: two values beyond
+        # 10 IQR/1.35 of each other), the clipped variance is 0 exactly but the running sums
+        # leave a rounding residue of ~eps c^2, whose square root moves Z ~ 1e-7 off 1 (gamma
+        # is 1 either way)
+        tolerances={"z": (1e-10, 1e-6)},
     ),
     KernelTwin(
         "specific.structural_kernel", structural_kernel, _structural_run, _structural_twin, _structural_world,
