@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit
 
 from riskmodel.kernels._chunks import parallel_chunks
-from riskmodel.kernels.linalg import cholesky_lower
+from riskmodel.kernels.linalg import cholesky_lower, cholesky_solve
 
 __all__ = [
     "DATE_OK",
@@ -349,17 +349,9 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
             u_row[n] = np.nan
         return r2, n_fit, n_clipped, DATE_SINGULAR
 
-    # solve L y = rhs, Lᵀ g = y
-    for i in range(q):
-        s = rhs[i]
-        for k in range(i):
-            s -= mat[i, k] * g_vec[k]
-        g_vec[i] = s / mat[i, i]
-    for i in range(q - 1, -1, -1):
-        s = g_vec[i]
-        for k in range(i + 1, q):
-            s -= mat[k, i] * g_vec[k]
-        g_vec[i] = s / mat[i, i]
+    for i in range(q):  # L Lᵀ g = rhs
+        g_vec[i] = rhs[i]
+    cholesky_solve(mat, q, g_vec)
     for i in range(q):
         f_full[full_of[i]] = g_vec[i]
     if ref >= 0:
@@ -542,25 +534,8 @@ def _standard_errors(mat, q, full_of, a_row, ref, s2, se_row):
         se_row[1 + ref] = np.sqrt(s2 * tot)
 
 
-def wls_factor_returns(
-    returns,
-    styles,
-    industry,
-    weights,
-    cap,
-    n_ind,
-    lag,
-    clip,
-    min_size,
-    f,
-    resid,
-    r2,
-    se,
-    n_obs,
-    n_clipped,
-    date_status,
-    ind_status,
-) -> None:
+def wls_factor_returns(returns, styles, industry, weights, cap, n_ind, lag, clip, min_size,
+                       f, resid, r2, se, n_obs, n_clipped, date_status, ind_status) -> None:
     """Factor returns of every date, parallel over dates.
 
     Parameters
