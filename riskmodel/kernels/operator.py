@@ -14,7 +14,7 @@ two portfolios of a pair share every load of ``dense_t``. :func:`grouped_rows_ke
 the whole of a risk decomposition (or ``Σ x``) of a pair of rows while the rows sit in
 cache, so each weight is read from memory once and each output written once.
 
-The plain numpy twin lives in ``tests/test_kernels_operator.py``.
+The plain numpy twin lives in ``tests/kernels/twins/operator.py`` (the kernel registry).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Four kernels, each writing into preallocated outputs:
   ``sum_n cap_n`` over the ESTU of the day before.
 
 All four are importable from here. The plain numpy twins live in
-``tests/kernels/test_specific.py`` and the registry ``tests/kernels/twins.py``. Callers
+``tests/kernels/twins/specific.py`` (the kernel registry). Callers
 validate and lay arrays out C-contiguously; kernels do no checking.
 
 Only the small helpers of the inner loops are inlined into their kernel (numba IR

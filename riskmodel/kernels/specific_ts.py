@@ -4,7 +4,7 @@ dates: windowed, NaN-aware EWMA Newey-West variance of the specific returns, the
 valid returns in the window and the robust blending statistic ``Z``, all for every date.
 
 Re-exported by :mod:`riskmodel.kernels.specific`; the plain numpy twins live in
-``tests/kernels/test_specific.py`` and the registry ``tests/kernels/twins.py``.
+``tests/kernels/twins/specific.py`` (the kernel registry).
 Only the small helpers of the inner loops are inlined (``inline="always"``); see
 :mod:`riskmodel.kernels.specific` for why the large ones are not.
 """

@@ -5,7 +5,7 @@ structural volatility ``E0 exp(X b)`` (or its blend with ``sigma_TS``) of every 
 complete styles.
 
 Re-exported by :mod:`riskmodel.kernels.specific`; the plain numpy twins live in
-``tests/kernels/test_specific.py`` and the registry ``tests/kernels/twins.py``.
+``tests/kernels/twins/specific.py`` (the kernel registry).
 """
 
 from __future__ import annotations

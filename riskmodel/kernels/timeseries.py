@@ -15,7 +15,7 @@
   standardised returns, missing cells and stocks left out set to 0, in one pass (the
   window moments are running sums kept by the caller).
 
-The plain numpy twins live in ``tests/test_timeseries.py`` and ``tests/test_statistical.py``.
+The plain numpy twins live in ``tests/kernels/twins/timeseries.py`` (the kernel registry).
 Callers validate and lay arrays out C-contiguously; kernels do no checking.
 """
 

@@ -17,7 +17,7 @@ All functions here are plain loops (no BLAS), so the parallel kernel needs no BL
 thread control. :func:`day_sample` and :func:`~riskmodel.kernels.linalg.cholesky_lower` are also called from
 ``riskmodel.regression`` for the one-date dense factor-mimicking portfolios, so the
 sample rules (validity, thin industries, constraint weights) and the rank rule live in one
-place.
+place. The plain numpy twins live in ``tests/kernels/twins/wls.py`` (the kernel registry).
 """
 
 from __future__ import annotations
