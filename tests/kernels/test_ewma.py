@@ -9,7 +9,6 @@ from riskmodel.kernels.ewma import (
     assemble_covariance,
     eigen_rebuild_stack,
     eigh_stack,
-    ewma_newey_west,
     rebuild_stack,
     wishart_eigen_ratios,
 )

@@ -1,4 +1,5 @@
-"""Kernels of the specific-risk model against plain numpy twins (direct sums, dense lstsq)."""
+"""Kernels of the specific-risk model against plain numpy twins (direct sums, dense lstsq;
+in ``tests/kernels/twins/specific.py``)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import pytest
 
 from riskmodel.kernels.specific import shrink_kernel, specific_ts_kernel, structural_kernel
 from tests.kernels.twins.specific import (
+    blend_twin,
+    gamma_twin,
     gappy_returns,
     run_structural,
     run_ts,
-    blend_twin,
-    gamma_twin,
     shrink_twin,
     structural_inputs,
     structural_twin,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KernelTwin", "NOT_KERNELS", "REGISTRY", "SIZES", "compare", "registry"]
+__all__ = ["KernelTwin", "NOT_KERNELS", "SIZES", "compare", "registry"]
 
 #: The sizes every entry defines.
 SIZES = ("test", "quick", "full")
@@ -121,9 +121,3 @@ def registry() -> dict[str, KernelTwin]:
     assert len(out) == len(entries), "two entries share a name"
     return out
 
-
-def __getattr__(name: str) -> Any:
-    if name == "REGISTRY":  # built lazily: the submodules import this module
-        globals()["REGISTRY"] = value = registry()
-        return value
-    raise AttributeError(name)
