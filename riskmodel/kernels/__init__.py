@@ -5,7 +5,8 @@ and parallel over dates (or stocks, pairs, matrices) where that applies: the loo
 a ``nogil`` numba function over a range of items that :func:`._chunks.parallel_chunks`
 runs on a thread pool (the covariance operator's kernel keeps ``prange``, see there).
 Every helper compiles with ``error_model="numpy"`` (a zero division gives inf/NaN, as
-numpy does). Every kernel has a plain numpy twin in ``tests/`` that it is tested against.
+numpy does). Every kernel the package calls has a plain numpy twin in the registry
+``tests/kernels/twins/``, which drives the twin tests and ``benchmarks/bench_kernels.py``.
 Callers validate inputs and lay arrays out contiguously before calling; kernels do no
 checking.
 """

@@ -7,7 +7,7 @@
   the clip, the moments and ``(z - mu) sqrt(T / n) / sd`` on the valid cells, all on the
   column while it sits in cache.
 
-The plain numpy twins live in ``tests/test_kernels_audit.py``.
+The plain numpy twins live in ``tests/kernels/twins/audit.py`` (the kernel registry).
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ weights renormalised over the terms where both values are present (pairwise comp
 The sums are carried by the windowed recursion ``S_t = δ S_{t−1} + x_t − δ^W x_{t−W}``, so a
 whole series costs O(T·(L+1)) per pair whatever the window; the number of present terms is
 carried exactly as an integer so that an emptied window gives NaN, not rounding noise.
-Pairs are independent and processed in parallel.
+Pairs are independent and processed in parallel. The other kernels here work on stacks of
+small matrices (eigen-decompositions, rebuilds, the eigenfactor simulation, the assembly of
+the covariance from its correlation and variance stages). The plain numpy twins live in
+``tests/kernels/twins/ewma.py`` (the kernel registry).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ two portfolios of a pair share every load of ``dense_t``. :func:`grouped_rows_ke
 the whole of a risk decomposition (or ``Σ x``) of a pair of rows while the rows sit in
 cache, so each weight is read from memory once and each output written once.
 
-The plain numpy twin lives in ``tests/test_kernels_operator.py``.
+The plain numpy twin lives in ``tests/kernels/twins/operator.py`` (the kernel registry).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ _FASTMATH = {"reassoc", "contract", "nsz"}
 def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_group, nz_factor, nz_value, F, d,
           out_x, out_fx, out_fvar, out_spec, out_a, out_b):  # pragma: no cover - compiled
     """Rows ``p0`` and ``p1`` (equal for a lone last row) of :func:`grouped_rows_kernel`."""
-    N = W.shape[1]
     kd = dense_t.shape[0]
     G = n_groups
     kf = fold_cols.shape[0]
@@ -53,58 +52,9 @@ def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_g
     m = out_x.shape[1]
     w0 = W[p0]
     w1 = W[p1]
-    # ---- x = Bᵀ w, Σ d w²: one pass over the rows, a chunk at a time (the chunk of both rows
-    # stays in L1 across the sweeps over the dense columns), group sums by scatter
     xd = np.zeros((kd, 2))
     acc = np.zeros((G, 2))
-    spec0 = 0.0
-    spec1 = 0.0
-    for lo in range(0, N, _CHUNK):
-        hi = min(lo + _CHUNK, N)
-        n = hi - lo
-        a0 = w0[lo:hi]
-        a1 = w1[lo:hi]
-        c = 0
-        while c + 2 <= kd:  # two columns per sweep: each weight loaded once for four products
-            ba = dense_t[c, lo:hi]
-            bb = dense_t[c + 1, lo:hi]
-            s0a = 0.0
-            s0b = 0.0
-            s1a = 0.0
-            s1b = 0.0
-            for i in range(n):
-                s0a += a0[i] * ba[i]
-                s0b += a0[i] * bb[i]
-                s1a += a1[i] * ba[i]
-                s1b += a1[i] * bb[i]
-            xd[c, 0] += s0a
-            xd[c + 1, 0] += s0b
-            xd[c, 1] += s1a
-            xd[c + 1, 1] += s1b
-            c += 2
-        if c < kd:
-            ba = dense_t[c, lo:hi]
-            s0a = 0.0
-            s1a = 0.0
-            for i in range(n):
-                s0a += a0[i] * ba[i]
-                s1a += a1[i] * ba[i]
-            xd[c, 0] += s0a
-            xd[c, 1] += s1a
-        if mode != MODE_EXPOSURES:  # (d is a placeholder then)
-            dc = d[lo:hi]
-            s0a = 0.0
-            s1a = 0.0
-            for i in range(n):
-                s0a += dc[i] * a0[i] * a0[i]
-                s1a += dc[i] * a1[i] * a1[i]
-            spec0 += s0a
-            spec1 += s1a
-        cc = codes[lo:hi]
-        for i in range(n):
-            g = cc[i]
-            acc[g, 0] += a0[i]
-            acc[g, 1] += a1[i]
+    spec0, spec1 = _row_sums(w0, w1, mode, dense_t, codes, d, xd, acc)
     for c in range(kd):
         out_x[p0, dense_cols[c]] = xd[c, 0]
         out_x[p1, dense_cols[c]] = xd[c, 1]
@@ -154,6 +104,77 @@ def _pair(W, p0, p1, mode, dense_t, dense_cols, codes, n_groups, fold_cols, nz_g
     for c in range(kd):
         gd[c, 0] = out_fx[p0, dense_cols[c]]
         gd[c, 1] = out_fx[p1, dense_cols[c]]
+    _per_stock(w0, w1, p0, p1, mode, dense_t, codes, d, h, gd, r0, r1, out_a, out_b)
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="always", error_model="numpy")
+def _row_sums(w0, w1, mode, dense_t, codes, d, xd, acc):  # pragma: no cover - compiled
+    """``x_dense = dense_t w`` (into ``xd (kd, 2)``), the group sums ``acc (G, 2)`` and
+    ``Σ d w²`` (returned) of the two rows ``w0, w1``, in one pass over the stocks.
+
+    A chunk at a time: the chunk of both rows stays in L1 across the sweeps over the dense
+    columns; the group sums are a scatter.
+    """
+    N = w0.shape[0]
+    kd = dense_t.shape[0]
+    spec0 = 0.0
+    spec1 = 0.0
+    for lo in range(0, N, _CHUNK):
+        hi = min(lo + _CHUNK, N)
+        n = hi - lo
+        a0 = w0[lo:hi]
+        a1 = w1[lo:hi]
+        c = 0
+        while c + 2 <= kd:  # two columns per sweep: each weight loaded once for four products
+            ba = dense_t[c, lo:hi]
+            bb = dense_t[c + 1, lo:hi]
+            s0a = 0.0
+            s0b = 0.0
+            s1a = 0.0
+            s1b = 0.0
+            for i in range(n):
+                s0a += a0[i] * ba[i]
+                s0b += a0[i] * bb[i]
+                s1a += a1[i] * ba[i]
+                s1b += a1[i] * bb[i]
+            xd[c, 0] += s0a
+            xd[c + 1, 0] += s0b
+            xd[c, 1] += s1a
+            xd[c + 1, 1] += s1b
+            c += 2
+        if c < kd:
+            ba = dense_t[c, lo:hi]
+            s0a = 0.0
+            s1a = 0.0
+            for i in range(n):
+                s0a += a0[i] * ba[i]
+                s1a += a1[i] * ba[i]
+            xd[c, 0] += s0a
+            xd[c, 1] += s1a
+        if mode != MODE_EXPOSURES:  # (d is a placeholder then)
+            dc = d[lo:hi]
+            s0a = 0.0
+            s1a = 0.0
+            for i in range(n):
+                s0a += dc[i] * a0[i] * a0[i]
+                s1a += dc[i] * a1[i] * a1[i]
+            spec0 += s0a
+            spec1 += s1a
+        cc = codes[lo:hi]
+        for i in range(n):
+            g = cc[i]
+            acc[g, 0] += a0[i]
+            acc[g, 1] += a1[i]
+    return spec0, spec1
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="always", error_model="numpy")
+def _per_stock(w0, w1, p0, p1, mode, dense_t, codes, d, h, gd, r0, r1, out_a, out_b):  # pragma: no cover - compiled
+    """Per stock of the rows ``p0, p1``: ``(B F x)_n + d_n w_n`` into ``out_a`` by the group
+    lookup ``h (G, 2)`` plus the dense columns' ``gd = (F x)_dense (kd, 2)``; scaled by
+    ``r0, r1 = 1/σ`` with the components ``w ∘ MCR`` into ``out_b`` in ``MODE_DECOMPOSE``."""
+    N = w0.shape[0]
+    kd = dense_t.shape[0]
     lone = p1 == p0  # the second row's per-stock outputs go to scratch, not over the first's
     scratch = np.empty((2, _CHUNK if lone else 0))
     for lo in range(0, N, _CHUNK):

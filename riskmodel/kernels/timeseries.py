@@ -15,7 +15,7 @@
   standardised returns, missing cells and stocks left out set to 0, in one pass (the
   window moments are running sums kept by the caller).
 
-The plain numpy twins live in ``tests/test_timeseries.py`` and ``tests/test_statistical.py``.
+The plain numpy twins live in ``tests/kernels/twins/timeseries.py`` (the kernel registry).
 Callers validate and lay arrays out C-contiguously; kernels do no checking.
 """
 
@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 from riskmodel.kernels._chunks import parallel_chunks
-from riskmodel.kernels.linalg import cholesky_lower
+from riskmodel.kernels.linalg import cholesky_lower, cholesky_solve
 
 __all__ = [
     "ts_loadings_kernel",
@@ -57,16 +57,9 @@ def _scaled_cholesky_solve(a, rhs, scale, out):  # pragma: no cover - compiled
             a[i, j] *= scale[i] * scale[j]
     if not cholesky_lower(a, p, _PIVOT_TOL):  # unit diagonal: the pivot tolerance is absolute
         return False
-    for i in range(p):  # forward: L z = D rhs
-        s = rhs[i] * scale[i]
-        for m in range(i):
-            s -= a[i, m] * out[m]
-        out[i] = s / a[i, i]
-    for i in range(p - 1, -1, -1):  # backward: Lᵀ y = z
-        s = out[i]
-        for m in range(i + 1, p):
-            s -= a[m, i] * out[m]
-        out[i] = s / a[i, i]
+    for i in range(p):  # L Lᵀ y = D rhs
+        out[i] = rhs[i] * scale[i]
+    cholesky_solve(a, p, out)
     for i in range(p):
         out[i] *= scale[i]
     return True

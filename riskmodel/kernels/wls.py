@@ -17,7 +17,7 @@ All functions here are plain loops (no BLAS), so the parallel kernel needs no BL
 thread control. :func:`day_sample` and :func:`~riskmodel.kernels.linalg.cholesky_lower` are also called from
 ``riskmodel.regression`` for the one-date dense factor-mimicking portfolios, so the
 sample rules (validity, thin industries, constraint weights) and the rank rule live in one
-place.
+place. The plain numpy twins live in ``tests/kernels/twins/wls.py`` (the kernel registry).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit
 
 from riskmodel.kernels._chunks import parallel_chunks
-from riskmodel.kernels.linalg import cholesky_lower
+from riskmodel.kernels.linalg import cholesky_lower, cholesky_solve
 
 __all__ = [
     "DATE_OK",
@@ -295,7 +295,6 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
     """
     n_stocks, n_styles = x.shape
     m = 1 + n_ind + n_styles
-    s0 = 1 + n_ind  # first style column
     fit = np.empty(n_stocks, np.bool_)
     res = np.empty(n_stocks, np.bool_)
     c = np.empty(n_ind)
@@ -314,6 +313,76 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
     zr = np.empty(n_fit)  # √v r (clipped)
     ind_blk = np.zeros((n_ind, kk))  # [Σ_p v, Σ_p v x_k]
     b_ind = np.zeros(n_ind)
+    n_clipped = _gather_fit(r, x, ind, w, n_ind, fit, ind_status, lo, hi, rc, zc, zr, ind_blk, b_ind)
+    a_blk = np.zeros((kk, kk))
+    b_blk = np.zeros(kk)
+    _gram_dots(zc, zr, n_fit, a_blk, b_blk)
+
+    # ---- restriction: reference industry = active industry of largest cap weight
+    ref = -1
+    for p in range(n_ind):
+        if ind_status[p] == IND_ACTIVE and (ref < 0 or c[p] > c[ref]):
+            ref = p
+    singular = n_fit == 0 or (ref >= 0 and not c[ref] > 0.0)
+
+    g_full = np.zeros((m, m))
+    b_full = np.zeros(m)
+    _full_gram(a_blk, b_blk, ind_blk, b_ind, g_full, b_full)
+    full_of = np.empty(m, np.int64)
+    a_row = np.zeros(m)  # reference row of R in reduced coordinates
+    q = _reduced_columns(n_ind, n_styles, ind_status, c, ref, full_of, a_row)
+
+    mat = np.zeros((q, q))
+    rhs = np.zeros(q)
+    g_vec = np.zeros(q)
+    f_full = np.zeros(m)
+    if not singular:
+        _restricted_system(g_full, b_full, full_of, a_row, q, ref, mat, rhs)
+        singular = not cholesky_lower(mat, q, PIVOT_RTOL)
+
+    r2 = np.nan
+    if singular:
+        for j in range(m):
+            f_row[j] = np.nan
+            se_row[j] = np.nan
+        for n in range(n_stocks):
+            u_row[n] = np.nan
+        return r2, n_fit, n_clipped, DATE_SINGULAR
+
+    for i in range(q):  # L Lᵀ g = rhs
+        g_vec[i] = rhs[i]
+    cholesky_solve(mat, q, g_vec)
+    for i in range(q):
+        f_full[full_of[i]] = g_vec[i]
+    if ref >= 0:
+        s = 0.0
+        for i in range(q):
+            s += a_row[i] * g_vec[i]
+        f_full[1 + ref] = s
+
+    r_bar = b_blk[0] / a_blk[0, 0]
+    sse, sst = _residuals(r, x, ind, w, n_ind, fit, res, rc, f_full, r_bar, u_row)
+    if sst > 0.0:
+        r2 = 1.0 - sse / sst
+    s2 = sse / (n_fit - q) if n_fit > q else np.nan
+    _standard_errors(mat, q, full_of, a_row, ref, s2, se_row)
+
+    for j in range(m):
+        f_row[j] = f_full[j]
+    for p in range(n_ind):
+        if ind_status[p] != IND_ACTIVE:
+            f_row[1 + p] = np.nan
+            se_row[1 + p] = np.nan
+    return r2, n_fit, n_clipped, DATE_OK
+
+
+@njit(cache=True, error_model="numpy")
+def _gather_fit(r, x, ind, w, n_ind, fit, ind_status, lo, hi, rc, zc, zr, ind_blk, b_ind):
+    """One pass over the fit stocks: returns clipped to ``[lo, hi]`` into ``rc``, the
+    ``√v``-scaled ``[1, x]`` (``zc``, one row per column) and ``√v r`` (``zr``) in fit order,
+    and the active industries' ``[Σ_p v, Σ_p v x_k]`` (``ind_blk``) and ``Σ_p v r``
+    (``b_ind``) by scatter. Returns the number of clipped returns."""
+    n_stocks, n_styles = x.shape
     n_clipped = 0
     j = 0
     for n in range(n_stocks):
@@ -341,20 +410,17 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
                 for k in range(n_styles):
                     ind_blk[p, k + 1] += v * x[n, k]
         j += 1
-    a_blk = np.zeros((kk, kk))
-    b_blk = np.zeros(kk)
-    _gram_dots(zc, zr, n_fit, a_blk, b_blk)
+    return n_clipped
 
-    # ---- restriction: reference industry = active industry of largest cap weight
-    ref = -1
-    for p in range(n_ind):
-        if ind_status[p] == IND_ACTIVE and (ref < 0 or c[p] > c[ref]):
-            ref = p
-    singular = n_fit == 0 or (ref >= 0 and not c[ref] > 0.0)
 
-    # full Gram G (m, m) (upper triangle + mirrored) and b (m,)
-    g_full = np.zeros((m, m))
-    b_full = np.zeros(m)
+@njit(cache=True, error_model="numpy")
+def _full_gram(a_blk, b_blk, ind_blk, b_ind, g_full, b_full):
+    """The full Gram ``G (m, m)`` (upper triangle, mirrored) and ``b (m,)`` from the
+    ``[1, styles]`` block and the industry diagonal and border (``g_full``, ``b_full`` zeroed)."""
+    n_ind = ind_blk.shape[0]
+    n_styles = a_blk.shape[0] - 1
+    m = g_full.shape[0]
+    s0 = 1 + n_ind  # first style column
     g_full[0, 0] = a_blk[0, 0]
     b_full[0] = b_blk[0]
     for k in range(n_styles):
@@ -372,9 +438,13 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
         for j in range(i):
             g_full[i, j] = g_full[j, i]
 
-    # reduced columns: market, active industries except the reference, styles
-    full_of = np.empty(m, np.int64)
-    a_row = np.zeros(m)  # reference row of R in reduced coordinates
+
+@njit(cache=True, error_model="numpy")
+def _reduced_columns(n_ind, n_styles, ind_status, c, ref, full_of, a_row):
+    """Reduced columns (market, active industries except the reference ``ref``, styles):
+    their full positions into ``full_of`` and the reference row of ``R`` (``-c_p / c_ref``)
+    into ``a_row`` (zeroed). Returns their number ``q``."""
+    s0 = 1 + n_ind  # first style column
     q = 0
     full_of[q] = 0
     q += 1
@@ -387,60 +457,38 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
     for k in range(n_styles):
         full_of[q] = s0 + k
         q += 1
+    return q
 
-    mat = np.zeros((q, q))
-    rhs = np.zeros(q)
-    g_vec = np.zeros(q)
-    f_full = np.zeros(m)
-    if not singular:
-        pr = 1 + ref
+
+@njit(cache=True, error_model="numpy")
+def _restricted_system(g_full, b_full, full_of, a_row, q, ref, mat, rhs):
+    """Lower triangle of ``RᵀGR`` into ``mat (q, q)`` and ``Rᵀb`` into ``rhs (q,)`` (both
+    zeroed), from ``G``, ``b`` and the reference row ``a_row`` (``R`` is never formed)."""
+    pr = 1 + ref
+    for i in range(q):
+        fi = full_of[i]
+        rhs[i] = b_full[fi]
+        for j in range(i + 1):
+            mat[i, j] = g_full[fi, full_of[j]]
+    if ref >= 0:
+        gpp = g_full[pr, pr]
         for i in range(q):
             fi = full_of[i]
-            rhs[i] = b_full[fi]
+            rhs[i] += a_row[i] * b_full[pr]
             for j in range(i + 1):
-                mat[i, j] = g_full[fi, full_of[j]]
-        if ref >= 0:
-            gpp = g_full[pr, pr]
-            for i in range(q):
-                fi = full_of[i]
-                rhs[i] += a_row[i] * b_full[pr]
-                for j in range(i + 1):
-                    fj = full_of[j]
-                    mat[i, j] += (
-                        a_row[j] * g_full[fi, pr] + a_row[i] * g_full[pr, fj] + a_row[i] * a_row[j] * gpp
-                    )
-        singular = not cholesky_lower(mat, q, PIVOT_RTOL)
+                fj = full_of[j]
+                mat[i, j] += (
+                    a_row[j] * g_full[fi, pr] + a_row[i] * g_full[pr, fj] + a_row[i] * a_row[j] * gpp
+                )
 
-    r2 = np.nan
-    if singular:
-        for j in range(m):
-            f_row[j] = np.nan
-            se_row[j] = np.nan
-        for n in range(n_stocks):
-            u_row[n] = np.nan
-        return r2, n_fit, n_clipped, DATE_SINGULAR
 
-    # solve L y = rhs, Lᵀ g = y
-    for i in range(q):
-        s = rhs[i]
-        for k in range(i):
-            s -= mat[i, k] * g_vec[k]
-        g_vec[i] = s / mat[i, i]
-    for i in range(q - 1, -1, -1):
-        s = g_vec[i]
-        for k in range(i + 1, q):
-            s -= mat[k, i] * g_vec[k]
-        g_vec[i] = s / mat[i, i]
-    for i in range(q):
-        f_full[full_of[i]] = g_vec[i]
-    if ref >= 0:
-        s = 0.0
-        for i in range(q):
-            s += a_row[i] * g_vec[i]
-        f_full[1 + ref] = s
-
-    # residuals (unclipped returns, every stock with exposures) and fit statistics
-    r_bar = b_blk[0] / a_blk[0, 0]
+@njit(cache=True, error_model="numpy")
+def _residuals(r, x, ind, w, n_ind, fit, res, rc, f_full, r_bar, u_row):
+    """Residuals of the unclipped returns of every stock with exposures into ``u_row`` (NaN
+    elsewhere) and the weighted sums of squares ``(sse, sst)`` of the fit stocks' clipped
+    returns ``rc`` about the fit and about their weighted mean ``r_bar``."""
+    n_stocks, n_styles = x.shape
+    s0 = 1 + n_ind  # first style column
     sse = 0.0
     sst = 0.0
     for n in range(n_stocks):
@@ -458,11 +506,14 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
             d = rc[n] - r_bar
             sse += w[n] * e * e
             sst += w[n] * d * d
-    if sst > 0.0:
-        r2 = 1.0 - sse / sst
+    return sse, sst
 
-    # standard errors: s² diag(R M⁻¹ Rᵀ) with M = LLᵀ, via Linv
-    s2 = sse / (n_fit - q) if n_fit > q else np.nan
+
+@njit(cache=True, error_model="numpy")
+def _standard_errors(mat, q, full_of, a_row, ref, s2, se_row):
+    """``se_row = sqrt(s² diag(R M⁻¹ Rᵀ))`` with ``M = LLᵀ`` (``L`` in ``mat``), via ``L⁻¹``;
+    NaN for the factors outside the reduced system other than the reference."""
+    m = se_row.shape[0]
     linv = np.empty((q, q))
     _lower_inverse(mat, q, linv)
     dg = np.zeros(q)  # diag(M⁻¹) = column sums of squares of L⁻¹
@@ -482,34 +533,9 @@ def _solve_day(r, x, ind, w, cap, n_ind, clip, min_size, f_row, u_row, se_row, i
             tot += s * s
         se_row[1 + ref] = np.sqrt(s2 * tot)
 
-    for j in range(m):
-        f_row[j] = f_full[j]
-    for p in range(n_ind):
-        if ind_status[p] != IND_ACTIVE:
-            f_row[1 + p] = np.nan
-            se_row[1 + p] = np.nan
-    return r2, n_fit, n_clipped, DATE_OK
 
-
-def wls_factor_returns(
-    returns,
-    styles,
-    industry,
-    weights,
-    cap,
-    n_ind,
-    lag,
-    clip,
-    min_size,
-    f,
-    resid,
-    r2,
-    se,
-    n_obs,
-    n_clipped,
-    date_status,
-    ind_status,
-) -> None:
+def wls_factor_returns(returns, styles, industry, weights, cap, n_ind, lag, clip, min_size,
+                       f, resid, r2, se, n_obs, n_clipped, date_status, ind_status) -> None:
     """Factor returns of every date, parallel over dates.
 
     Parameters

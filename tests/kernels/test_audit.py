@@ -1,4 +1,4 @@
-"""The audit's Z-building kernels against their plain numpy twins."""
+"""The audit's Z-building kernels against their plain numpy twins (in ``tests/kernels/twins/audit.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from riskmodel.kernels.audit import (
     gather_standardised,
     standardise_columns,
 )
+from tests.kernels.twins.audit import gather_standardised_twin, standardise_columns_twin
 
 
 def _world(seed=0, T_all=150, N_all=90):
@@ -32,12 +33,7 @@ def test_gather_standardised_matches_numpy_twin(kind):
     out = np.empty((rows.size, cols.size), order="F")
     gather_standardised(u, svv2 if kind == SVV_LAGGED else np.zeros((1, 1)),
                         svv1 if kind == SVV_STATIC else np.zeros(1), kind, rows, cols, mask, out)
-    ref = u[np.ix_(rows, cols)].copy()  # twin: gather, divide by the predicted sd, zero the invalid
-    if kind == SVV_LAGGED:
-        ref /= np.sqrt(svv2[np.ix_(rows - 1, cols)])
-    elif kind == SVV_STATIC:
-        ref /= np.sqrt(svv1[cols])[None, :]
-    ref[~mask] = 0.0
+    ref = gather_standardised_twin(u, svv2, svv1, kind, rows, cols, mask)
     np.testing.assert_array_equal(out, ref)
 
 
@@ -54,23 +50,12 @@ def test_standardise_columns_matches_numpy_twin(rescale, clip):
     Z = np.asfortranarray(Z0.copy())
     mu, sd, flat = np.empty(N), np.empty(N), np.empty(N, dtype=bool)
     standardise_columns(Z, mask, n, rescale, clip, mu, sd, flat)
-    ref = Z0.copy()  # twin: the column-wise numpy passes
-    def moments(x):
-        m = x.sum(0) / n
-        return m, np.sqrt(np.where(mask, (x - m) ** 2, 0.0).sum(0) / n)
-
-    if rescale:
-        sd0 = moments(ref)[1]
-        ref /= np.where(sd0 > 0, sd0, 1.0)
-    ref = np.clip(ref, -clip, clip)
-    mu_ref, sd_ref = moments(ref)
-    flat_ref = sd_ref <= 1e-12 * np.maximum(np.abs(mu_ref), 1.0)
+    expect, mu_ref, sd_ref, flat_ref = standardise_columns_twin(Z0, mask, n, rescale, clip)
     np.testing.assert_array_equal(flat, flat_ref)
     assert flat[7] and flat.sum() == 1  # a constant column is caught despite its nonzero mean
     np.testing.assert_allclose(mu, mu_ref, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(sd[~flat], sd_ref[~flat], rtol=1e-12)
     keep = ~flat
-    expect = np.where(mask, (ref - mu_ref) * (np.sqrt(T / n) / np.where(keep, sd_ref, 1.0)), 0.0)
     np.testing.assert_allclose(Z[:, keep], expect[:, keep], rtol=1e-11, atol=1e-12)
     # the result has the MP normalisation: unit diagonal of Z'Z/T, zero column means
     np.testing.assert_allclose((Z[:, keep] ** 2).sum(0) / T, 1.0, rtol=1e-12)

@@ -1,4 +1,5 @@
-"""The grouped operator kernel against its plain numpy twin, and the split of B it runs on."""
+"""The grouped operator kernel against its plain numpy twin (in ``tests/kernels/twins/operator.py``),
+and the split of B it runs on."""
 
 from __future__ import annotations
 
@@ -14,38 +15,7 @@ from riskmodel.kernels.operator import (
     MODE_EXPOSURES,
     MODE_MOMENTS,
 )
-
-
-def grouped_rows_numpy(W: np.ndarray, mode: int, B: np.ndarray, F: np.ndarray, d: np.ndarray) -> dict:
-    """Twin of ``grouped_rows_kernel`` with the whole ``B``: plain dense products."""
-    x = W @ B
-    out = {"x": x}
-    if mode == MODE_EXPOSURES:
-        return out
-    fx = x @ F
-    out.update(fx=fx, fvar=np.einsum("pk,pk->p", x, fx), spec=(W * W) @ d)
-    sw = fx @ B.T + W * d
-    if mode == MODE_APPLY:
-        out["a"] = sw
-    elif mode == MODE_DECOMPOSE:
-        vol = np.sqrt(out["fvar"] + out["spec"])
-        inv = np.divide(1.0, vol, out=np.zeros_like(vol), where=vol > 0)
-        out["a"] = sw * inv[:, None]
-        out["b"] = W * out["a"]
-    return out
-
-
-def _barra_b(rng, n, industries, styles, extra_constant=False, none_share=0.1):
-    """Market of ones, one-hot industries (a share of stocks in none), styles; optionally a
-    column constant within each industry that is not an indicator (folded too)."""
-    code = rng.integers(0, industries, size=n)
-    code[rng.random(n) < none_share] = industries  # no industry
-    cols = [np.ones(n), *(code == j for j in range(industries))]
-    if extra_constant:
-        cols.append(rng.normal(size=industries + 1)[code])
-    cols += [rng.normal(size=n) for _ in range(styles)]
-    B = np.column_stack(cols).astype(float)
-    return B[:, rng.permutation(B.shape[1])]  # folded and dense columns interleaved
+from tests.kernels.twins.operator import barra_b, grouped_rows_numpy
 
 
 def _run(g, W, mode, F, d, threads=1):
@@ -76,7 +46,7 @@ def test_kernel_equals_numpy_twin_every_mode(case):
     columns interleaved, a zero row: every output equals the dense twin to 1e-12."""
     n, p, industries, styles, extra, seed = case
     rng = np.random.default_rng(seed)
-    B = _barra_b(rng, n, industries, styles, extra)
+    B = barra_b(rng, n, industries, styles, extra)
     g = group_exposures(B)
     if g is None:  # too many groups for the stocks: the operator uses its GEMMs then
         assert industries + 1 > max(1, int(0.25 * n))  # declined only for too many groups
@@ -99,7 +69,7 @@ def test_kernel_equals_numpy_twin_every_mode(case):
 def test_threads_give_bit_identical_rows(p):
     """Each pair of rows is computed by one thread alone: 1 and 2 threads agree bit for bit."""
     rng = np.random.default_rng(3)
-    B = _barra_b(rng, 3000, 30, 5)
+    B = barra_b(rng, 3000, 30, 5)
     g = group_exposures(B)
     m = B.shape[1]
     F = np.cov(rng.normal(size=(m, 4 * m)))
@@ -112,7 +82,7 @@ def test_threads_give_bit_identical_rows(p):
 
 def test_split_reproduces_b_exactly():
     rng = np.random.default_rng(0)
-    B = _barra_b(rng, 500, 12, 3, extra_constant=True)
+    B = barra_b(rng, 500, 12, 3, extra_constant=True)
     g = group_exposures(B)
     assert g is not None
     assert g.fold_cols.size == 1 + 12 + 1 and g.dense_cols.size == 3  # market, industries, the constant column
@@ -126,8 +96,8 @@ def test_split_reproduces_b_exactly():
 def test_split_declines_when_it_would_not_pay():
     rng = np.random.default_rng(1)
     assert group_exposures(rng.normal(size=(400, 20))) is None  # no indicator column
-    assert group_exposures(_barra_b(rng, 400, MIN_FOLDED - 2, 5)) is None  # too few folded columns
-    fractional = _barra_b(rng, 400, 20, 3)
+    assert group_exposures(barra_b(rng, 400, MIN_FOLDED - 2, 5)) is None  # too few folded columns
+    fractional = barra_b(rng, 400, 20, 3)
     fractional[fractional == 1.0] = 0.5  # weighted memberships: not indicators
     assert group_exposures(fractional) is None
     many = np.zeros((40, 30))  # 30 groups for 40 stocks
