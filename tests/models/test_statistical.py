@@ -18,10 +18,10 @@ from riskmodel.models.statistical import (
     _WindowMoments,
     choose_n_factors,
     cross_section_factor_returns,
-    hybrid_model,
     pca_loadings,
 )
-from riskmodel.models.timeseries import loading_rows, refit_schedule
+from riskmodel.models.hybrid import hybrid_model
+from riskmodel.models.loadings import loading_rows, refit_schedule
 
 FAST = dict(eigen_sims=0)
 

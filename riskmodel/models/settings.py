@@ -1,0 +1,95 @@
+"""The forecast settings every model family shares, declared once.
+
+The fundamental, time-series and statistical models forecast ``Σ_f`` with
+:func:`~riskmodel.covariance.factor.factor_covariance` and ``D`` with
+:func:`~riskmodel.covariance.specific.specific_variance`, under the same setting names
+(``vol_half_life`` … ``seed``). :data:`FORECAST_SETTINGS` maps each name to the stage and
+the stage's own name for it; the defaults and the checks are those the stages declare in
+:mod:`riskmodel.covariance.settings`, so a model cannot accept a value its forecast stage
+would refuse (an infinite ``specific_half_life``, say).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from riskmodel._params import ParameterTable
+from riskmodel.covariance.settings import (
+    FACTOR_DEFAULTS,
+    FACTOR_PARAMETERS,
+    SPECIFIC_DEFAULTS,
+    SPECIFIC_PARAMETERS,
+)
+from riskmodel.errors import InvalidParameterError
+
+__all__ = [
+    "FORECAST_SETTINGS",
+    "FORECAST_KEYS",
+    "FORECAST_DEFAULTS",
+    "FORECAST_PARAMETERS",
+    "factor_covariance_kwargs",
+    "specific_variance_kwargs",
+    "set_forecast_settings",
+]
+
+#: Model setting -> (stage, the stage's keyword): ``"factor"`` is
+#: :func:`~riskmodel.covariance.factor.factor_covariance`, ``"specific"``
+#: :func:`~riskmodel.covariance.specific.specific_variance`.
+FORECAST_SETTINGS: dict[str, tuple[str, str]] = {
+    "vol_half_life": ("factor", "vol_half_life"),
+    "vol_lags": ("factor", "vol_lags"),
+    "corr_half_life": ("factor", "corr_half_life"),
+    "corr_lags": ("factor", "corr_lags"),
+    "eigen_sims": ("factor", "eigen_sims"),
+    "eigen_scale": ("factor", "eigen_scale"),
+    "eigen_every": ("factor", "eigen_every"),
+    "vra_half_life": ("factor", "vra_half_life"),
+    "specific_half_life": ("specific", "half_life"),
+    "specific_lags": ("specific", "lags"),
+    "shrink": ("specific", "shrink"),
+    "specific_vra_half_life": ("specific", "vra_half_life"),
+    "blend": ("specific", "blend"),
+    "seed": ("factor", "seed"),
+}
+_DEFAULTS = {"factor": FACTOR_DEFAULTS, "specific": SPECIFIC_DEFAULTS}
+_PARAMETERS = {"factor": FACTOR_PARAMETERS, "specific": SPECIFIC_PARAMETERS}
+
+#: The forecast settings' names, in the order the estimators list them.
+FORECAST_KEYS: tuple[str, ...] = tuple(FORECAST_SETTINGS)
+#: Their defaults: the stages' defaults.
+FORECAST_DEFAULTS: dict[str, Any] = {name: _DEFAULTS[stage][key] for name, (stage, key) in FORECAST_SETTINGS.items()}
+#: Their checks: the stages' checks.
+FORECAST_PARAMETERS: ParameterTable = {
+    name: _PARAMETERS[stage][key] for name, (stage, key) in FORECAST_SETTINGS.items()
+}
+
+
+def _stage_kwargs(stage: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: settings[name] for name, (where, key) in FORECAST_SETTINGS.items() if where == stage}
+
+
+def factor_covariance_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords of :func:`~riskmodel.covariance.factor.factor_covariance` from a model's settings."""
+    return _stage_kwargs("factor", settings)
+
+
+def specific_variance_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords of :func:`~riskmodel.covariance.specific.specific_variance` from a model's settings."""
+    return _stage_kwargs("specific", settings)
+
+
+def set_forecast_settings(estimator: Any, owner: str, own: str, forecast_settings: Mapping[str, Any]) -> None:
+    """Store the forecast settings on ``estimator`` (defaults filled in).
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming any unknown setting and listing the accepted ones (``own`` + the forecast keys).
+    """
+    unknown = sorted(set(forecast_settings) - set(FORECAST_KEYS))
+    if unknown:
+        raise InvalidParameterError(
+            f"{owner}: unknown setting(s) {unknown}; accepted: {own}, {', '.join(FORECAST_KEYS)}"
+        )
+    for name in FORECAST_KEYS:
+        setattr(estimator, name, forecast_settings.get(name, FORECAST_DEFAULTS[name]))
