@@ -145,6 +145,62 @@ class FittedModel(Result):
         """Write ``out[block]`` for each block of positions into ``rows``."""
         raise NotImplementedError
 
+    # -- the forecast of one date -------------------------------------------------------
+
+    #: What the message of a date without any complete stock suggests (after "pick a later date").
+    _NO_STOCK_HINT: ClassVar[str] = ""
+
+    def covariance(self, date: object | None = None):
+        """The risk model forecast made at the close of ``date`` (default: the last date).
+
+        Returns
+        -------
+        StructuredCovariance
+            For the day after ``date``, over the factors with a forecast that day and the
+            stocks with a complete forecast (finite exposures to those factors and a
+            positive specific variance).
+
+        Raises
+        ------
+        MissingVariableError
+            The model was fitted without forecasts (``covariance=False``).
+        PanelError
+            ``date`` is not in the model, no factor covariance forecast exists yet on it
+            (too little history), or no stock has a complete forecast that day.
+        """
+        from riskmodel.covariance.structured import StructuredCovariance
+
+        self._require_forecasts()
+        t = self._date_index(date)
+        exposures = self.exposure_matrix(self.dates[t])
+        factor_cov = self.dataset["factor_cov"].isel(date=t)
+        specific = self.dataset["specific_var"].isel(date=t)
+        known = self._forecast_factors(factor_cov.to_numpy())
+        if known is None:
+            raise PanelError(
+                f"no factor covariance forecast on {self.dates[t].date()}: too little history before it "
+                f"(first forecast on {self._first_forecast_date()})"
+            )
+        factor_cov = factor_cov.isel(factor=known, factor_=known)
+        exposures = exposures.isel(factor=known)
+        spec = specific.to_numpy()
+        complete = np.isfinite(exposures.to_numpy()).all(axis=1) & np.isfinite(spec) & (spec > 0)
+        if not complete.any():
+            raise PanelError(
+                f"no stock has exposures and a specific variance on {self.dates[t].date()}; "
+                f"pick a later date{self._NO_STOCK_HINT}"
+            )
+        return StructuredCovariance(
+            exposures.isel(stock=complete),
+            factor_cov,
+            specific.isel(stock=complete),
+            date=self.dates[t],
+        )
+
+    def _forecast_factors(self, factor_cov: np.ndarray) -> np.ndarray | None:  # pragma: no cover
+        """Bool (factor,): the factors ``factor_cov`` (one date) forecasts; None: no forecast."""
+        raise NotImplementedError
+
     # -- dates -------------------------------------------------------------------------
 
     def _date_index(self, date: object | None) -> int:

@@ -16,7 +16,6 @@ import numpy as np
 import xarray as xr
 
 from riskmodel._params import jsonable_settings
-from riskmodel.errors import PanelError
 from riskmodel.models.fitted import FittedModel
 
 __all__ = ["FittedFactorModel", "MODEL_KIND", "VARIABLE_ORDER"]
@@ -213,40 +212,13 @@ class FittedFactorModel(FittedModel):
             imputed=ds["imputed"].to_numpy().astype(bool),
         )
 
-    def covariance(self, date: object | None = None):
-        """The risk model forecast made at the close of ``date`` (default: the last date).
-
-        Returns
-        -------
-        StructuredCovariance
-            For the day after ``date``, over the stocks with a complete forecast
-            (exposures and specific variance) that day.
-        """
-        from riskmodel.covariance.structured import StructuredCovariance
-
-        self._require_forecasts()
-        t = self._date_index(date)
-        exposures = self.exposure_matrix(self.dates[t])
-        factor_cov = self.dataset["factor_cov"].isel(date=t)
-        specific = self.dataset["specific_var"].isel(date=t)
+    def _forecast_factors(self, factor_cov: np.ndarray) -> np.ndarray | None:
         # a factor without a forecast (e.g. an industry too thin to have a return in the
         # window) is left out: its members are then exposed to the other factors only
-        known = np.isfinite(np.diag(factor_cov.to_numpy()))
-        if not known.any() or not np.isfinite(factor_cov.to_numpy()[np.ix_(known, known)]).all():
-            raise PanelError(
-                f"no factor covariance forecast on {self.dates[t].date()}: too little history before it "
-                f"(first forecast on {self._first_forecast_date()})"
-            )
-        factor_cov = factor_cov.isel(factor=known, factor_=known)
-        exposures = exposures.isel(factor=known)
-        complete = np.isfinite(exposures.to_numpy()).all(axis=1) & np.isfinite(specific.to_numpy())
-        complete &= specific.to_numpy() > 0
-        return StructuredCovariance(
-            exposures.isel(stock=complete),
-            factor_cov,
-            specific.isel(stock=complete),
-            date=self.dates[t],
-        )
+        known = np.isfinite(np.diag(factor_cov))
+        if not known.any() or not np.isfinite(factor_cov[np.ix_(known, known)]).all():
+            return None
+        return known
 
     # -- presentation ------------------------------------------------------------------
 

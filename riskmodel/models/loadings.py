@@ -239,45 +239,11 @@ class LoadingsFittedModel(FittedModel):
                 w_eff = weights[None, :, :] * valid[rows[sel]][:, None, :]
                 out[sel] = w_eff @ loadings[pos]
 
-    def covariance(self, date: object | None = None):
-        """The risk model forecast made at the close of ``date`` (default: the last date).
+    _NO_STOCK_HINT: ClassVar[str] = " (loadings start after min_obs valid days)"
 
-        Returns
-        -------
-        StructuredCovariance
-            For the day after ``date``: exposures = the loadings as of ``date``, over the
-            stocks with finite loadings and a positive specific variance that day.
-
-        Raises
-        ------
-        PanelError
-            No factor covariance forecast exists yet on ``date`` (too little history).
-        """
-        from riskmodel.covariance.structured import StructuredCovariance
-
-        t = self._date_index(date)
-        exposures = self.exposure_matrix(self.dates[t])
-        factor_cov = self.dataset["factor_cov"].isel(date=t)
-        specific = self.dataset["specific_var"].isel(date=t)
-        fc = factor_cov.to_numpy()
-        if not np.isfinite(fc).all():
-            raise PanelError(
-                f"no factor covariance forecast on {self.dates[t].date()}: too little history before it "
-                f"(first forecast on {self._first_forecast_date()})"
-            )
-        spec = specific.to_numpy()
-        complete = np.isfinite(exposures.to_numpy()).all(axis=1) & np.isfinite(spec) & (spec > 0)
-        if not complete.any():
-            raise PanelError(
-                f"no stock has loadings and a specific variance on {self.dates[t].date()}; "
-                f"pick a later date (loadings start after min_obs valid days)"
-            )
-        return StructuredCovariance(
-            exposures.isel(stock=complete),
-            factor_cov,
-            specific.isel(stock=complete),
-            date=self.dates[t],
-        )
+    def _forecast_factors(self, factor_cov: np.ndarray) -> np.ndarray | None:
+        """Every factor, once the whole matrix is forecast."""
+        return np.ones(factor_cov.shape[0], dtype=bool) if np.isfinite(factor_cov).all() else None
 
     # -- presentation ------------------------------------------------------------------
 

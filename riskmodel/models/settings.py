@@ -11,9 +11,9 @@ would refuse (an infinite ``specific_half_life``, say).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
-from riskmodel._params import ParameterTable
+from riskmodel._params import ParameterTable, check_parameters
 from riskmodel.covariance.settings import (
     FACTOR_DEFAULTS,
     FACTOR_PARAMETERS,
@@ -30,6 +30,7 @@ __all__ = [
     "factor_covariance_kwargs",
     "specific_variance_kwargs",
     "set_forecast_settings",
+    "ForecastEstimator",
 ]
 
 #: Model setting -> (stage, the stage's keyword): ``"factor"`` is
@@ -93,3 +94,45 @@ def set_forecast_settings(estimator: Any, owner: str, own: str, forecast_setting
         )
     for name in FORECAST_KEYS:
         setattr(estimator, name, forecast_settings.get(name, FORECAST_DEFAULTS[name]))
+
+
+class ForecastEstimator:
+    """Base of the estimators that take the forecast settings as keywords (time-series and
+    statistical models): their own settings, then :data:`FORECAST_KEYS`.
+
+    A subclass declares :attr:`PARAMETERS` (its own settings' checks, then
+    :data:`FORECAST_PARAMETERS`) and :attr:`REPR` (the settings its repr shows), and its
+    ``__init__`` calls :meth:`_set_params`, which does no work beyond storing and checking.
+    """
+
+    #: ``{name: (check, expected)}`` of every setting but ``cap`` and ``progress``.
+    PARAMETERS: ClassVar[ParameterTable] = FORECAST_PARAMETERS
+    #: The settings the repr shows.
+    REPR: ClassVar[tuple[str, ...]] = ()
+
+    def _set_params(self, own: Mapping[str, Any], forecast_settings: Mapping[str, Any]) -> None:
+        """Store ``own`` (in signature order) and the forecast settings; check them all."""
+        set_forecast_settings(self, type(self).__name__, ", ".join(own), forecast_settings)
+        for name, value in own.items():
+            setattr(self, name, value)
+        self.checked_params()
+
+    def get_params(self) -> dict[str, Any]:
+        """The settings as a dict (without ``progress``)."""
+        return {name: getattr(self, name) for name in ("cap", *self.PARAMETERS)}
+
+    def checked_params(self) -> dict[str, Any]:
+        """:meth:`get_params`, each setting checked against its declared range.
+
+        Raises
+        ------
+        InvalidParameterError
+            Naming the first setting out of range.
+        """
+        settings = self.get_params()
+        check_parameters(type(self).__name__, self.PARAMETERS, settings)
+        return settings
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.REPR)
+        return f"{type(self).__name__}({shown})"

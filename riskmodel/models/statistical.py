@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from riskmodel._params import ParameterTable, StageProgress, check_parameters, pos_int
+from riskmodel._params import ParameterTable, StageProgress, pos_int
 from riskmodel.errors import InsufficientDataError, InvalidParameterError
 from riskmodel.models.loadings import (
     LoadingsFittedModel,
@@ -32,7 +32,7 @@ from riskmodel.models.loadings import (
     refit_schedule,
     returns_array,
 )
-from riskmodel.models.settings import FORECAST_PARAMETERS, set_forecast_settings
+from riskmodel.models.settings import FORECAST_PARAMETERS, ForecastEstimator
 
 __all__ = [
     "StatisticalFactorModel",
@@ -377,7 +377,7 @@ def cross_section_factor_returns(
 # ---------------------------------------------------------------------------------------
 
 
-class StatisticalFactorModel:
+class StatisticalFactorModel(ForecastEstimator):
     """Statistical factor risk model: PCA factors of the returns, refitted on a schedule.
 
     Parameters
@@ -427,6 +427,9 @@ class StatisticalFactorModel:
     ['pc1', 'pc2', 'pc3']
     """
 
+    PARAMETERS: ClassVar[ParameterTable] = _PARAMETERS
+    REPR: ClassVar[tuple[str, ...]] = ("n_factors", "criterion", "window", "refit_every")
+
     def __init__(
         self,
         *,
@@ -442,33 +445,10 @@ class StatisticalFactorModel:
         progress: bool | None = None,
         **forecast_settings: Any,
     ) -> None:
-        set_forecast_settings(
-            self,
-            "StatisticalFactorModel",
-            "n_factors, criterion, max_factors, window, min_obs, refit_every, coverage, power_iterations, cap, progress",
-            forecast_settings,
-        )
-        self.n_factors = n_factors
-        self.criterion = criterion
-        self.max_factors = max_factors
-        self.window = window
-        self.min_obs = min_obs
-        self.refit_every = refit_every
-        self.coverage = coverage
-        self.power_iterations = power_iterations
-        self.cap = cap
-        self.progress = progress
-        check_parameters("StatisticalFactorModel", _PARAMETERS, self.get_params())
-
-    def get_params(self) -> dict[str, Any]:
-        """The settings as a dict (without ``progress``)."""
-        return {name: getattr(self, name) for name in ("cap", *_PARAMETERS)}
-
-    def __repr__(self) -> str:
-        return (
-            f"StatisticalFactorModel(n_factors={self.n_factors!r}, criterion={self.criterion!r}, "
-            f"window={self.window}, refit_every={self.refit_every})"
-        )
+        own = dict(n_factors=n_factors, criterion=criterion, max_factors=max_factors, window=window, min_obs=min_obs,
+                   refit_every=refit_every, coverage=coverage, power_iterations=power_iterations, cap=cap,
+                   progress=progress)
+        self._set_params(own, forecast_settings)
 
     def fit(self, panel: xr.Dataset) -> "FittedStatisticalModel":
         """Fit the model on a panel.
@@ -489,8 +469,7 @@ class StatisticalFactorModel:
         PanelError
             A malformed panel.
         """
-        settings = self.get_params()
-        check_parameters("StatisticalFactorModel", _PARAMETERS, settings)
+        settings = self.checked_params()
         returns = returns_array(panel)
         n_dates, n_stocks = returns.shape
         if n_dates < self.min_obs:

@@ -23,7 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from riskmodel._labels import reject_infinite
-from riskmodel._params import ParameterTable, StageProgress, check_parameters, pos_int, positive_finite_or_none
+from riskmodel._params import ParameterTable, StageProgress, pos_int, positive_finite_or_none
 from riskmodel.errors import (
     AlignmentError,
     DimensionError,
@@ -41,7 +41,7 @@ from riskmodel.models.loadings import (  # noqa: F401 - loading_rows, refit_sche
     refit_schedule,
     returns_array,
 )
-from riskmodel.models.settings import FORECAST_PARAMETERS, set_forecast_settings
+from riskmodel.models.settings import FORECAST_PARAMETERS, ForecastEstimator
 
 __all__ = ["TimeSeriesFactorModel", "FittedTimeSeriesModel", "align_factor_returns", "ts_loadings"]
 
@@ -218,7 +218,7 @@ def ts_loadings(
     return out
 
 
-class TimeSeriesFactorModel:
+class TimeSeriesFactorModel(ForecastEstimator):
     """Time-series factor risk model: per-stock regressions on given factor returns.
 
     For every date ``t`` and stock ``n``, ``r_ns = a_n + b_nᵀ f_s + e_ns`` is fitted by
@@ -282,6 +282,9 @@ class TimeSeriesFactorModel:
     ('stock', 'factor')
     """
 
+    PARAMETERS: ClassVar[ParameterTable] = _PARAMETERS
+    REPR: ClassVar[tuple[str, ...]] = ("window", "half_life", "min_obs", "refit_every")
+
     def __init__(
         self,
         *,
@@ -293,26 +296,9 @@ class TimeSeriesFactorModel:
         progress: bool | None = None,
         **forecast_settings: Any,
     ) -> None:
-        set_forecast_settings(
-            self, "TimeSeriesFactorModel", "window, half_life, min_obs, refit_every, cap, progress", forecast_settings
-        )
-        self.window = window
-        self.half_life = half_life
-        self.min_obs = min_obs
-        self.refit_every = refit_every
-        self.cap = cap
-        self.progress = progress
-        check_parameters("TimeSeriesFactorModel", _PARAMETERS, self.get_params())
-
-    def get_params(self) -> dict[str, Any]:
-        """The settings as a dict (without ``progress``)."""
-        return {name: getattr(self, name) for name in ("cap", *_PARAMETERS)}
-
-    def __repr__(self) -> str:
-        return (
-            f"TimeSeriesFactorModel(window={self.window!r}, half_life={self.half_life!r}, "
-            f"min_obs={self.min_obs}, refit_every={self.refit_every})"
-        )
+        own = dict(window=window, half_life=half_life, min_obs=min_obs, refit_every=refit_every, cap=cap,
+                   progress=progress)
+        self._set_params(own, forecast_settings)
 
     def fit(self, panel: xr.Dataset, factor_returns: Any) -> "FittedTimeSeriesModel":
         """Fit the model.
@@ -338,8 +324,7 @@ class TimeSeriesFactorModel:
         PanelError
             A malformed panel or factor-return table.
         """
-        settings = self.get_params()
-        check_parameters("TimeSeriesFactorModel", _PARAMETERS, settings)
+        settings = self.checked_params()
         returns_all = returns_array(panel)
         panel_dates = pd.DatetimeIndex(panel["date"].to_numpy())
         rows, names, x = align_factor_returns(panel_dates, factor_returns)
