@@ -44,7 +44,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from riskmodel._params import jsonable_settings
+from riskmodel._params import ParameterTable, check_parameters, jsonable_settings, nonneg_int, pos_int_or_none
 from riskmodel.covariance.specific import (
     SpecificInputs,
     cross_section_stage,
@@ -72,6 +72,12 @@ DEFAULT_DATE_CHUNK = 250
 _TS_BLOCK_CELLS = 2_000_000
 _LAG_PREFIX = "_lagged_"
 _ROW = "_row"
+#: Checks of :func:`fit_chunked`'s own settings.
+_PARAMETERS: ParameterTable = {
+    "date_chunk": (pos_int_or_none, "a positive integer (dates per chunk), or None for the panel's chunks"),
+    "stock_chunk": (pos_int_or_none, "a positive integer (stocks per block), or None for about 2 million cells"),
+    "retries": (nonneg_int, "an integer >= 0"),
+}
 _BIG_STAGE1 = ("returns", "residuals", "style_exposure", "regression_weight", "market_cap", "imputed")
 _SMALL_STAGE1 = ("factor_returns", "factor_se", "r2", "n_obs", "n_clipped")
 
@@ -152,8 +158,6 @@ def _date_chunks(panel: xr.Dataset, date_chunk: int | None, lag: int) -> tuple[i
     n_dates = panel.sizes["date"]
     current = panel["returns"].chunksizes.get("date") if panel["returns"].chunks is not None else None
     size = date_chunk if date_chunk is not None else (current[0] if current else DEFAULT_DATE_CHUNK)
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise InvalidParameterError(f"fit_chunked: date_chunk={date_chunk!r} must be a positive integer")
     size = max(int(size), lag)
     chunks = [size] * (n_dates // size) + ([n_dates % size] if n_dates % size else [])
     if len(chunks) > 1 and chunks[-1] < lag:  # a last chunk shorter than lag joins the previous one
@@ -360,8 +364,6 @@ def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
     """Stocks per block of the time-series pass (multiples of the kernel's 8-stock blocks)."""
     if stock_chunk is None:
         stock_chunk = max(8, (_TS_BLOCK_CELLS // max(n_dates, 1)) // 8 * 8)
-    if isinstance(stock_chunk, bool) or not isinstance(stock_chunk, (int, np.integer)) or stock_chunk < 1:
-        raise InvalidParameterError(f"fit_chunked: stock_chunk={stock_chunk!r} must be a positive integer")
     return int(min(stock_chunk, max(n_stocks, 1)))
 
 
@@ -543,8 +545,7 @@ def fit_chunked(
     """
     from riskmodel.data.io import move_into_place, remove_path, remove_stale_siblings, sibling_path, storage_format
 
-    if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 0:
-        raise InvalidParameterError(f"fit_chunked: retries={retries!r} must be an integer >= 0")
+    check_parameters("fit_chunked", _PARAMETERS, dict(date_chunk=date_chunk, stock_chunk=stock_chunk, retries=retries))
     target = None if store is None else Path(store)
     if target is not None:
         if storage_format(target) != "zarr":

@@ -99,6 +99,12 @@ def test_result_api_round_trip_and_summary(tmp_path, world, fitted):
     assert f"{world.sizes['date']} dates" in text and f"{world.sizes['stock']} stocks" in text
     assert f"mean R² {np.nanmean(fitted.r2.to_numpy()):.3f}" in text
     assert repr(fitted) == text and back.summary() == text
+    other = fitted.to_dataset().copy()
+    other.attrs["riskmodel_kind"] = "fitted_statistical_model"
+    with pytest.raises(rm.ModelFileError, match="riskmodel_kind='fitted_statistical_model'"):
+        rm.FittedFactorModel.from_dataset(other)
+    with pytest.raises(rm.ModelFileError, match=r"lacks the variable\(s\) \['r2'\]"):
+        rm.FittedFactorModel.from_dataset(fitted.to_dataset().drop_vars("r2"))
 
 
 def test_forecast_settings_follow_the_stages_rules():
