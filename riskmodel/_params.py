@@ -1,8 +1,9 @@
-"""Estimator settings shared by the model classes.
+"""Estimator settings shared by the model classes and the forecast stages.
 
-The fundamental, time-series and statistical estimators declare their keyword settings
-once, by name, as ``{name: (validator, what is expected)}`` tables built from the
-validators below; :func:`check_parameters` names the first setting out of range. Settings
+The forecast stages (:mod:`riskmodel.covariance.settings`) and the fundamental,
+time-series and statistical estimators (:mod:`riskmodel.models.settings`) declare their
+keyword settings once, by name, as ``{name: (validator, what is expected)}`` tables built
+from the validators below; :func:`check_parameters` names the first setting out of range. Settings
 are stored with a fitted model as strict JSON (:func:`jsonable_settings`,
 :func:`settings_from_json`), and :class:`StageProgress` is the stage bar of their ``fit``.
 """

@@ -17,6 +17,7 @@ import xarray as xr
 
 from riskmodel._params import jsonable_settings
 from riskmodel.models.fitted import FittedModel
+from riskmodel.models.settings import FUNDAMENTAL_DEFAULTS
 
 __all__ = ["FittedFactorModel", "MODEL_KIND", "VARIABLE_ORDER"]
 
@@ -183,10 +184,10 @@ class FittedFactorModel(FittedModel):
         weights = mimicking_portfolios(
             self._exposures(),
             t,
-            lag=self.settings.get("lag", 1),
+            lag=self.settings.get("lag", FUNDAMENTAL_DEFAULTS["lag"]),
             returns_row=self.dataset["returns"].isel(date=t).to_numpy(),
             return_clip=self.settings.get("return_clip"),
-            min_industry_size=self.settings.get("min_industry_size", 5),
+            min_industry_size=self.settings.get("min_industry_size", FUNDAMENTAL_DEFAULTS["min_industry_size"]),
         )
         return xr.DataArray(
             weights,

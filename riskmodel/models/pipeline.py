@@ -10,9 +10,9 @@ stores the settings and sends a panel here, to the hybrid model
 those two call this module's functions, never the estimator, as scikit-learn's
 ``LedoitWolf`` calls ``ledoit_wolf``.
 
-The settings are declared once here: :data:`MODEL_DEFAULTS` (the estimator's signature
-reads it) and :data:`PARAMETERS` (their checks; the forecast settings' come from
-:mod:`riskmodel.models.settings`).
+The settings are declared once, in :mod:`riskmodel.models.settings`:
+:data:`MODEL_DEFAULTS` (the estimator's signature reads it) and :data:`PARAMETERS` (their
+checks), re-exported here.
 """
 
 from __future__ import annotations
@@ -23,21 +23,12 @@ from typing import Any, Mapping
 import numpy as np
 import xarray as xr
 
-from riskmodel._params import (
-    ParameterTable,
-    StageProgress,
-    check_parameters,
-    is_bool,
-    is_number,
-    nonneg_int,
-    pos_int,
-    positive_or_none,
-)
+from riskmodel._params import StageProgress, check_parameters
 from riskmodel.errors import InvalidParameterError, MissingVariableError
 from riskmodel.models.fitted_factor import FittedFactorModel
 from riskmodel.models.settings import (
-    FORECAST_DEFAULTS,
-    FORECAST_PARAMETERS,
+    FUNDAMENTAL_DEFAULTS as MODEL_DEFAULTS,
+    FUNDAMENTAL_PARAMETERS as PARAMETERS,
     factor_covariance_kwargs,
     specific_variance_kwargs,
 )
@@ -53,39 +44,6 @@ __all__ = [
     "fundamental_regression",
     "with_fixed_styles",
 ]
-
-_FORECASTS = {name: check for name, check in FORECAST_PARAMETERS.items() if name != "seed"}
-
-#: Every numeric setting's check, by name, in the order of the estimator's signature.
-PARAMETERS: ParameterTable = {
-    "lag": (pos_int, "an integer >= 1"),
-    "return_clip": (positive_or_none, "a positive number of robust sigmas, or None"),
-    "min_industry_size": (pos_int, "an integer >= 1"),
-    "winsor": (lambda v: is_number(v) and v > 0, "a positive number of sigmas"),
-    "impute": (is_bool, "True or False"),
-    **_FORECASTS,
-    "covariance": (is_bool, "True or False"),
-    "statistical_factors": (nonneg_int, "an integer >= 0"),
-    "seed": FORECAST_PARAMETERS["seed"],
-}
-
-#: Every setting's default (what ``FactorRiskModel()`` uses).
-MODEL_DEFAULTS: dict[str, Any] = {
-    "styles": None,
-    "fixed_styles": None,
-    "industry": "industry",
-    "cap": "market_cap",
-    "lag": 1,
-    "return_clip": 5.0,
-    "min_industry_size": 5,
-    "winsor": 3.0,
-    "impute": True,
-    **{name: FORECAST_DEFAULTS[name] for name in _FORECASTS},
-    "covariance": True,
-    "statistical_factors": 0,
-    "seed": FORECAST_DEFAULTS["seed"],
-}
-
 
 def check_model_settings(settings: Mapping[str, Any]) -> None:
     """Check FactorRiskModel's settings (each against its declared range, then the names)."""

@@ -1,4 +1,5 @@
-"""The forecast settings every model family shares, declared once.
+"""The settings of the model families, declared once: the forecast settings they share and
+the fundamental model's own.
 
 The fundamental, time-series and statistical models forecast ``Σ_f`` with
 :func:`~riskmodel.covariance.factor.factor_covariance` and ``D`` with
@@ -6,14 +7,23 @@ The fundamental, time-series and statistical models forecast ``Σ_f`` with
 (``vol_half_life`` … ``seed``). :data:`FORECAST_SETTINGS` maps each name to the stage and
 the stage's own name for it; the defaults and the checks are those the stages declare in
 :mod:`riskmodel.covariance.settings`, so a model cannot accept a value its forecast stage
-would refuse (an infinite ``specific_half_life``, say).
+would refuse (an infinite ``specific_half_life``, say). :data:`FUNDAMENTAL_DEFAULTS` and
+:data:`FUNDAMENTAL_PARAMETERS` add the fundamental model's own settings.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, Mapping
 
-from riskmodel._params import ParameterTable, check_parameters
+from riskmodel._params import (
+    ParameterTable,
+    check_parameters,
+    is_bool,
+    is_number,
+    nonneg_int,
+    pos_int,
+    positive_or_none,
+)
 from riskmodel.covariance.settings import (
     FACTOR_DEFAULTS,
     FACTOR_PARAMETERS,
@@ -27,6 +37,8 @@ __all__ = [
     "FORECAST_KEYS",
     "FORECAST_DEFAULTS",
     "FORECAST_PARAMETERS",
+    "FUNDAMENTAL_DEFAULTS",
+    "FUNDAMENTAL_PARAMETERS",
     "factor_covariance_kwargs",
     "specific_variance_kwargs",
     "set_forecast_settings",
@@ -63,6 +75,41 @@ FORECAST_DEFAULTS: dict[str, Any] = {name: _DEFAULTS[stage][key] for name, (stag
 FORECAST_PARAMETERS: ParameterTable = {
     name: _PARAMETERS[stage][key] for name, (stage, key) in FORECAST_SETTINGS.items()
 }
+
+
+_FORECASTS = {name: check for name, check in FORECAST_PARAMETERS.items() if name != "seed"}
+
+#: Every numeric setting's check of :class:`riskmodel.FactorRiskModel`, by name, in the
+#: order of its signature (the forecast settings' are the stages').
+FUNDAMENTAL_PARAMETERS: ParameterTable = {
+    "lag": (pos_int, "an integer >= 1"),
+    "return_clip": (positive_or_none, "a positive number of robust sigmas, or None"),
+    "min_industry_size": (pos_int, "an integer >= 1"),
+    "winsor": (lambda v: is_number(v) and v > 0, "a positive number of sigmas"),
+    "impute": (is_bool, "True or False"),
+    **_FORECASTS,
+    "covariance": (is_bool, "True or False"),
+    "statistical_factors": (nonneg_int, "an integer >= 0"),
+    "seed": FORECAST_PARAMETERS["seed"],
+}
+
+#: Every setting's default of :class:`riskmodel.FactorRiskModel` (its signature reads them).
+FUNDAMENTAL_DEFAULTS: dict[str, Any] = {
+    "styles": None,
+    "fixed_styles": None,
+    "industry": "industry",
+    "cap": "market_cap",
+    "lag": 1,
+    "return_clip": 5.0,
+    "min_industry_size": 5,
+    "winsor": 3.0,
+    "impute": True,
+    **{name: FORECAST_DEFAULTS[name] for name in _FORECASTS},
+    "covariance": True,
+    "statistical_factors": 0,
+    "seed": FORECAST_DEFAULTS["seed"],
+}
+
 
 
 def _stage_kwargs(stage: str, settings: Mapping[str, Any]) -> dict[str, Any]:
