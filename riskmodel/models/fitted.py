@@ -109,6 +109,24 @@ class FittedModel(Result):
                 "this model was fitted with covariance=False: it has factor returns but no forecasts"
             )
 
+    # -- exposures ---------------------------------------------------------------------
+
+    def exposure_matrix(self, date: object | None = None) -> xr.DataArray:
+        """Dense exposures B (stock, factor) in force at the close of ``date`` (default: the last).
+
+        One date only; rows of stocks without a complete exposure that day are NaN.
+        """
+        return xr.DataArray(
+            self._exposure_values(self._date_index(date)),
+            coords={"stock": self.stocks, "factor": self.dataset["factor"].to_numpy()},
+            dims=("stock", "factor"),
+            name="exposures",
+        )
+
+    def _exposure_values(self, t: int) -> np.ndarray:  # pragma: no cover - every kind defines it
+        """ndarray (stock, factor): the exposures in force at the close of row ``t``."""
+        raise NotImplementedError
+
     # -- portfolios --------------------------------------------------------------------
 
     def portfolio_factor_exposures(

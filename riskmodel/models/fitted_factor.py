@@ -110,12 +110,8 @@ class FittedFactorModel(FittedModel):
         labels = self.dataset["industry_code"].attrs["labels"]
         return tuple(json.loads(labels) if isinstance(labels, str) else labels)
 
-    def exposure_matrix(self, date: object | None = None) -> xr.DataArray:
-        """Dense exposures B (stock, factor) at the close of ``date`` (one date only).
-
-        Rows of stocks without a complete exposure that day are NaN.
-        """
-        t = self._date_index(date)
+    def _exposure_values(self, t: int) -> np.ndarray:
+        """``[market, industry dummies, styles]`` of row ``t``."""
         styles = self.dataset["style_exposure"].isel(date=t).to_numpy()
         n_stocks = styles.shape[0]
         blocks = [np.ones((n_stocks, 1))]
@@ -127,13 +123,7 @@ class FittedFactorModel(FittedModel):
             dummies[~known] = np.nan
             blocks.append(dummies)
         blocks.append(styles)
-        matrix = np.concatenate(blocks, axis=1)
-        return xr.DataArray(
-            matrix,
-            coords={"stock": self.stocks, "factor": self.dataset["factor"].to_numpy()},
-            dims=("stock", "factor"),
-            name="exposures",
-        )
+        return np.concatenate(blocks, axis=1)
 
     def forecast_mask(self) -> np.ndarray:
         """ndarray (date, stock) bool: the stock has a complete forecast made at that date's close.

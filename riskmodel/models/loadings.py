@@ -195,23 +195,12 @@ class LoadingsFittedModel(FittedModel):
 
     # -- protocol ----------------------------------------------------------------------
 
-    def exposure_matrix(self, date: object | None = None) -> xr.DataArray:
-        """Dense loadings B (stock, factor) in force at the close of ``date`` (default: last).
-
-        The loadings of the last refit date ``≤ date``; rows of stocks without loadings are NaN.
-        """
-        t = self._date_index(date)
+    def _exposure_values(self, t: int) -> np.ndarray:
+        """The loadings of the last refit date ``≤`` row ``t`` (NaN for stocks without loadings)."""
         position = self._loading_position(t)
         if position < 0:
-            values = np.full((len(self.stocks), len(self.factors)), np.nan)
-        else:
-            values = self.dataset["loadings"].isel(refit=position).transpose("stock", "factor").to_numpy()
-        return xr.DataArray(
-            values,
-            coords={"stock": self.stocks, "factor": self.dataset["factor"].to_numpy()},
-            dims=("stock", "factor"),
-            name="exposures",
-        )
+            return np.full((len(self.stocks), len(self.factors)), np.nan)
+        return self.dataset["loadings"].isel(refit=position).transpose("stock", "factor").to_numpy()
 
     def _loadings_by_date(self) -> np.ndarray:
         """ndarray (T,) int64: position in ``refit`` in force at the close of each date."""
