@@ -20,10 +20,13 @@ the specific variance of day t + 1:
 
 :func:`specific_variance` runs the five steps on whole arrays, in three stages:
 :func:`time_series_stage` (steps 1-2, per stock), :func:`cross_section_stage` (steps 3-4,
-per date) and :func:`vra_stage` (step 5), then :func:`final_variance`. The out-of-core fit
-(:mod:`riskmodel.models.chunked`) runs the same stage functions block by block, with the
-inputs of :func:`specific_inputs` and the settings of :func:`specific_settings` (defaults
-and checks declared in :mod:`riskmodel.covariance.settings`).
+per date) and :func:`vra_stage` (step 5: :func:`vra_b2_rows`, then :func:`vra_multiplier`),
+then :func:`final_variance`, on the inputs of :func:`specific_inputs` and the settings of
+:func:`specific_settings` (defaults and checks declared in
+:mod:`riskmodel.covariance.settings`). The out-of-core fit (:mod:`riskmodel.models.chunked`)
+runs the same stage functions block by block: the time series on blocks of stocks, the
+cross section and the final variance (with ``lambda = 1``) on blocks of dates, ``B^2`` on
+blocks of dates and its EWMA on the whole ``(date,)`` series.
 """
 
 from __future__ import annotations
