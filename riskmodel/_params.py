@@ -1,8 +1,9 @@
-"""Estimator settings shared by the model classes.
+"""Estimator settings shared by the model classes and the forecast stages.
 
-The fundamental, time-series and statistical estimators declare their keyword settings
-once, by name, as ``{name: (validator, what is expected)}`` tables built from the
-validators below; :func:`check_parameters` names the first setting out of range. Settings
+The forecast stages (:mod:`riskmodel.covariance.settings`) and the fundamental,
+time-series and statistical estimators (:mod:`riskmodel.models.settings`) declare their
+keyword settings once, by name, as ``{name: (validator, what is expected)}`` tables built
+from the validators below; :func:`check_parameters` names the first setting out of range. Settings
 are stored with a fitted model as strict JSON (:func:`jsonable_settings`,
 :func:`settings_from_json`), and :class:`StageProgress` is the stage bar of their ``fit``.
 """
@@ -10,7 +11,7 @@ are stored with a fitted model as strict JSON (:func:`jsonable_settings`,
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -20,9 +21,34 @@ from riskmodel.errors import InvalidParameterError
 ParameterTable = dict[str, tuple[Callable[[Any], bool], str]]
 
 
+def is_number(value: Any) -> bool:
+    """A real number (Python or numpy), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_bool(value: Any) -> bool:
+    """True or False (a Python or numpy bool)."""
+    return isinstance(value, (bool, np.bool_))
+
+
 def positive_or_none(value: Any) -> bool:
     """A positive number, or None."""
-    return value is None or (isinstance(value, (int, float)) and value > 0)
+    return value is None or (is_number(value) and value > 0)
+
+
+def positive_finite(value: Any) -> bool:
+    """A positive finite number."""
+    return is_number(value) and 0 < value < np.inf
+
+
+def positive_finite_or_none(value: Any) -> bool:
+    """A positive finite number, or None."""
+    return value is None or positive_finite(value)
+
+
+def nonneg_number(value: Any) -> bool:
+    """A finite number ≥ 0."""
+    return is_number(value) and 0 <= value < np.inf
 
 
 def nonneg_int(value: Any) -> bool:
@@ -35,13 +61,27 @@ def pos_int(value: Any) -> bool:
     return nonneg_int(value) and value > 0
 
 
+def nonneg_int_or_none(value: Any) -> bool:
+    """An integer ≥ 0, or None."""
+    return value is None or nonneg_int(value)
+
+
+def pos_int_or_none(value: Any) -> bool:
+    """An integer ≥ 1, or None."""
+    return value is None or pos_int(value)
+
+
 def half_life(value: Any) -> bool:
     """A positive number of days (``inf`` allowed: equal weights)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    return is_number(value) and value > 0
 
 
-def check_parameters(owner: str, parameters: ParameterTable, settings: dict[str, Any]) -> None:
-    """Raise :class:`InvalidParameterError` naming the first setting out of its declared range."""
+def check_parameters(owner: str, parameters: ParameterTable, settings: Mapping[str, Any]) -> None:
+    """Raise :class:`InvalidParameterError` naming the first setting out of its declared range.
+
+    Every name of ``parameters`` must be in ``settings``; names of ``settings`` that the
+    table does not declare are not looked at.
+    """
     for name, (check, expected) in parameters.items():
         if not check(settings[name]):
             raise InvalidParameterError(f"{owner}: {name}={settings[name]!r} is invalid; expected {expected}")
@@ -54,6 +94,8 @@ def jsonable_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings for strict JSON: a non-finite float (an infinite half-life) becomes its text."""
     out = {}
     for key, value in settings.items():
+        if isinstance(value, np.generic):  # a numpy number: its Python twin
+            value = value.item()
         if isinstance(value, float) and not np.isfinite(value):
             value = str(value)
         out[key] = value

@@ -12,7 +12,8 @@ The USE4 pipeline (METHODS §3) on ndarrays, for every date at once:
 
 Row ``t`` of every output is made at the close of day ``t`` from ``f[≤ t]`` and is the
 forecast for day ``t + 1`` (CONTRIBUTING, timing). Labels are attached by the caller
-(``model.py``); this module sees ``(date, factor)`` arrays only.
+(:mod:`riskmodel.models`); this module sees ``(date, factor)`` arrays only. The settings'
+defaults and checks are declared in :mod:`riskmodel.covariance.settings`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from typing import Any
 import numpy as np
 
 from riskmodel._blas import one_blas_thread
+from riskmodel._labels import reject_infinite
+from riskmodel._params import check_parameters
 from riskmodel._rows import distinct_rows
-from riskmodel.errors import DimensionError, InvalidParameterError, NonFiniteError
+from riskmodel.covariance.settings import FACTOR_DEFAULTS, FACTOR_PARAMETERS
+from riskmodel.errors import DimensionError
 from riskmodel.kernels.ewma import (
     assemble_covariance,
     eigen_rebuild_stack,
@@ -420,19 +424,19 @@ def _vra(f: np.ndarray, cov: np.ndarray, available: np.ndarray, s: dict[str, Any
 def factor_covariance(
     f: np.ndarray,
     *,
-    vol_half_life: float = 84,
-    vol_lags: int = 5,
-    corr_half_life: float = 504,
-    corr_lags: int = 2,
-    window: int | None = None,
-    demean: bool = False,
-    eigen_sims: int | None = 100,
-    eigen_scale: float = 1.0,
-    eigen_every: int = 63,
-    eigen_fit_exclude: int | None = 15,
-    vra_half_life: float | None = 42,
-    min_periods: int | None = None,
-    seed: int = 0,
+    vol_half_life: float = FACTOR_DEFAULTS["vol_half_life"],
+    vol_lags: int = FACTOR_DEFAULTS["vol_lags"],
+    corr_half_life: float = FACTOR_DEFAULTS["corr_half_life"],
+    corr_lags: int = FACTOR_DEFAULTS["corr_lags"],
+    window: int | None = FACTOR_DEFAULTS["window"],
+    demean: bool = FACTOR_DEFAULTS["demean"],
+    eigen_sims: int | None = FACTOR_DEFAULTS["eigen_sims"],
+    eigen_scale: float = FACTOR_DEFAULTS["eigen_scale"],
+    eigen_every: int = FACTOR_DEFAULTS["eigen_every"],
+    eigen_fit_exclude: int | None = FACTOR_DEFAULTS["eigen_fit_exclude"],
+    vra_half_life: float | None = FACTOR_DEFAULTS["vra_half_life"],
+    min_periods: int | None = FACTOR_DEFAULTS["min_periods"],
+    seed: int = FACTOR_DEFAULTS["seed"],
     progress: bool = False,
 ) -> FactorCovarianceResult:
     """USE4-style factor covariance forecast for every date (EWMA + Newey–West, eigen, VRA).
@@ -543,26 +547,17 @@ def factor_covariance(
     >>> res.cov.shape, bool(np.isnan(res.cov[0]).all()), bool(np.isfinite(res.cov[-1]).all())
     ((300, 4, 4), True, True)
     """
-    f = _validate_returns(f)
-    n_dates, m = f.shape
-    settings = _settings(
-        m,
-        n_dates,
-        vol_half_life=vol_half_life,
-        vol_lags=vol_lags,
-        corr_half_life=corr_half_life,
-        corr_lags=corr_lags,
-        window=window,
-        demean=demean,
-        eigen_sims=eigen_sims,
-        eigen_scale=eigen_scale,
-        eigen_every=eigen_every,
-        eigen_fit_exclude=eigen_fit_exclude,
-        vra_half_life=vra_half_life,
-        min_periods=min_periods,
-        seed=seed,
-        progress=progress,
+    settings = dict(
+        vol_half_life=vol_half_life, vol_lags=vol_lags, corr_half_life=corr_half_life, corr_lags=corr_lags,
+        window=window, demean=demean, eigen_sims=eigen_sims, eigen_scale=eigen_scale, eigen_every=eigen_every,
+        eigen_fit_exclude=eigen_fit_exclude, vra_half_life=vra_half_life, min_periods=min_periods, seed=seed,
     )
+    f = _validate_returns(f)
+    return _forecast_series(f, _settings(f.shape, settings, progress=progress))
+
+
+def _forecast_series(f: np.ndarray, settings: dict[str, Any]) -> FactorCovarianceResult:
+    """The three stages in order on validated returns and resolved settings."""
     f0, available = _base_covariance(f, settings)
     f_eig, bias, rec_dates = _eigen_adjust(f0, available, _row_valid(f), settings)
     lam = _vra(f, f_eig, available, settings)
@@ -584,53 +579,17 @@ def _validate_returns(f: Any) -> np.ndarray:
             f"factor returns f must be a 2-D array (date, factor), got shape {arr.shape}; "
             "pass one row per date and one column per factor"
         )
-    bad = np.isinf(arr)
-    if bad.any():
-        t, k = np.argwhere(bad)[0]
-        raise NonFiniteError(
-            f"factor returns f hold {int(bad.sum())} infinite value(s), first at date row {t}, "
-            f"factor column {k} ({arr[t, k]}); use NaN for a missing factor return"
-        )
+    reject_infinite(arr, "factor returns f", [("date", None), ("factor", None)],
+                    hint="use NaN for a missing factor return")
     return arr
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _is_int(value: Any, low: int, *, none_ok: bool = False) -> bool:
-    if value is None:
-        return none_ok
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
-
-
-def _check(name: str, value: Any, ok: bool, expect: str) -> None:
-    if not ok:
-        raise InvalidParameterError(f"factor_covariance: {name}={value!r} is invalid; expected {expect}")
-
-
-def _settings(m: int, n_dates: int, **kw: Any) -> dict[str, Any]:
-    for name in ("vol_half_life", "corr_half_life"):
-        value = kw[name]
-        _check(name, value, _is_number(value) and value > 0, "a positive number of dates (inf allowed)")
-    for name in ("vol_lags", "corr_lags"):
-        value = kw[name]
-        _check(name, value, _is_int(value, 0), "an integer ≥ 0")
-    _check("window", kw["window"], _is_int(kw["window"], 1, none_ok=True), "None or an integer ≥ 1")
-    _check("eigen_sims", kw["eigen_sims"], _is_int(kw["eigen_sims"], 0, none_ok=True), "None or an integer ≥ 0")
-    scale = kw["eigen_scale"]
-    _check("eigen_scale", scale, _is_number(scale) and np.isfinite(scale) and scale >= 0, "a finite number ≥ 0")
-    _check("eigen_every", kw["eigen_every"], _is_int(kw["eigen_every"], 1), "an integer ≥ 1")
-    excl = kw["eigen_fit_exclude"]
-    _check("eigen_fit_exclude", excl, _is_int(excl, 0, none_ok=True), "None or an integer ≥ 0")
-    vra = kw["vra_half_life"]
-    vra_ok = vra is None or (_is_number(vra) and 0 < vra < math.inf)
-    _check("vra_half_life", vra, vra_ok, "None or a positive finite number")
-    _check("min_periods", kw["min_periods"], _is_int(kw["min_periods"], 1, none_ok=True), "None or an integer ≥ 1")
-    _check("seed", kw["seed"], _is_int(kw["seed"], 0), "an integer ≥ 0")
-
-    win, mp = kw["window"], kw["min_periods"]
-    s = dict(kw)
+def _settings(shape: tuple[int, int], kw: dict[str, Any], *, progress: bool) -> dict[str, Any]:
+    """Check the settings against :data:`FACTOR_PARAMETERS`; add the derived windows and counts."""
+    check_parameters("factor_covariance", FACTOR_PARAMETERS, kw)
+    n_dates, m = shape
+    win, mp, vra = kw["window"], kw["min_periods"], kw["vra_half_life"]
+    s = dict(kw, progress=progress)
     s["eigen_sims"] = int(kw["eigen_sims"] or 0)
     s["vol_window"] = _window_length(float(kw["vol_half_life"]), win, n_dates)
     s["corr_window"] = _window_length(float(kw["corr_half_life"]), win, n_dates)

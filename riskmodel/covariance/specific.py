@@ -18,26 +18,47 @@ the specific variance of day t + 1:
 5. **Specific volatility regime adjustment** -- ``lambda_S``, an EWMA of the cross-sectional
    cap-weighted mean of squared standardised residuals.
 
-:func:`specific_variance` runs the five steps on whole arrays. The step functions
-(:func:`ts_stats`, :func:`structural_volatility`, :func:`shrink_volatility`,
-:func:`vra_b2_rows`, :func:`vra_multiplier`, :func:`final_variance`) and
-:func:`check_settings` are the package's internal interface to the same arithmetic:
-:mod:`riskmodel.models.chunked` runs them block by block for the out-of-core fit. They are not part
-of the public API (not in ``__all__``).
+:func:`specific_variance` runs the five steps on whole arrays, in three stages:
+:func:`time_series_stage` (steps 1-2, per stock), :func:`cross_section_stage` (steps 3-4,
+per date) and :func:`vra_stage` (step 5: :func:`vra_b2_rows`, then :func:`vra_multiplier`),
+then :func:`final_variance`, on the inputs of :func:`specific_inputs` and the settings of
+:func:`specific_settings` (defaults and checks declared in
+:mod:`riskmodel.covariance.settings`). The out-of-core fit (:mod:`riskmodel.models.chunked`)
+runs the same stage functions block by block: the time series on blocks of stocks, the
+cross section and the final variance (with ``lambda = 1``) on blocks of dates, ``B^2`` on
+blocks of dates and its EWMA on the whole ``(date,)`` series.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.signal import lfilter
 
-from riskmodel.errors import DimensionError, InvalidParameterError, NonFiniteError
+from riskmodel._labels import reject_infinite
+from riskmodel._params import check_parameters
+from riskmodel.covariance.settings import SPECIFIC_DEFAULTS, SPECIFIC_PARAMETERS
+from riskmodel.errors import DimensionError, InvalidParameterError
 
-__all__ = ["SpecificRiskResult", "specific_variance"]
+__all__ = [
+    "SpecificRiskResult",
+    "specific_variance",
+    "SpecificInputs",
+    "CrossSection",
+    "specific_inputs",
+    "specific_settings",
+    "time_series_stage",
+    "cross_section_stage",
+    "vra_stage",
+    "ts_stats",
+    "structural_volatility",
+    "shrink_volatility",
+    "vra_b2_rows",
+    "vra_multiplier",
+    "final_variance",
+]
 
 #: A structural fit needs at least ``K + _EXTRA_FIT_NAMES`` usable names.
 _EXTRA_FIT_NAMES = 10
@@ -87,33 +108,79 @@ class SpecificRiskResult:
 
 
 @dataclass(frozen=True)
-class _Blended:
-    """Intermediate results of steps 1-3 (internal)."""
+class SpecificInputs:
+    """The validated arrays of a specific-variance run, or of one block of its dates.
 
-    ts_var: np.ndarray | None  # (T, N) sigma_TS^2 (None once overwritten by sig_hat)
-    n_obs: np.ndarray  # (T, N) int32
-    gamma: np.ndarray  # (T, N)
-    sig_str: np.ndarray | None  # (T, N) structural volatility (None when blended in place)
-    sig_hat: np.ndarray  # (T, N) blended volatility
-    e0: np.ndarray  # (T,)
-    n_fit: np.ndarray  # (T,)
-    complete: np.ndarray  # (T, N) bool: all styles finite
+    Attributes
+    ----------
+    residuals : ndarray (date, stock) float64, C-ordered
+        Specific returns; NaN when absent.
+    styles : ndarray (date, stock, style) float64
+    industry : ndarray (date, stock) int32 or None
+        Industry codes, ``-1`` for missing.
+    n_industries : int
+    weights : ndarray (date, stock) float64
+        Regression weights (sqrt cap; NaN/0 outside the ESTU).
+    cap : ndarray (date, stock) float64
+    """
+
+    residuals: np.ndarray
+    styles: np.ndarray
+    industry: np.ndarray | None
+    n_industries: int
+    weights: np.ndarray
+    cap: np.ndarray
+
+    @property
+    def estu(self) -> np.ndarray:
+        """ndarray (date, stock) bool: the estimation universe, a positive finite weight and cap."""
+        with np.errstate(invalid="ignore"):
+            estu = self.weights > 0
+            estu &= np.isfinite(self.weights)
+            estu &= self.cap > 0
+            estu &= np.isfinite(self.cap)
+        return estu
+
+
+@dataclass(frozen=True)
+class CrossSection:
+    """Steps 3 and 4 on a block of dates (:func:`cross_section_stage`).
+
+    Attributes
+    ----------
+    sig_sh : ndarray (date, stock)
+        Shrunk volatility ``sigma_SH`` (the blended ``sigma_hat`` when ``shrink == 0``).
+    estu : ndarray (date, stock) bool
+        The estimation universe (the VRA weights of the next date).
+    complete : ndarray (date, stock) bool
+        Complete style exposures.
+    structural_scale : ndarray (date,)
+        ``E0`` of each date's structural model.
+    n_structural : ndarray (date,) int64
+        Names in each date's structural regression.
+    """
+
+    sig_sh: np.ndarray
+    estu: np.ndarray
+    complete: np.ndarray
+    structural_scale: np.ndarray
+    n_structural: np.ndarray
 
 
 def specific_variance(
     residuals: np.ndarray,
     exposures: Any,
     *,
-    half_life: float = 84,
-    lags: int = 5,
-    window: int | None = None,
-    min_obs: int = 60,
-    full_obs: int = 180,
-    blend: bool = True,
-    shrink: float = 0.1,
-    n_groups: int = 10,
-    structural_scale: str | float = "duan",
-    vra_half_life: float | None = 42,
+    half_life: float = SPECIFIC_DEFAULTS["half_life"],
+    lags: int = SPECIFIC_DEFAULTS["lags"],
+    window: int | None = SPECIFIC_DEFAULTS["window"],
+    min_obs: int = SPECIFIC_DEFAULTS["min_obs"],
+    full_obs: int = SPECIFIC_DEFAULTS["full_obs"],
+    blend: bool = SPECIFIC_DEFAULTS["blend"],
+    shrink: float = SPECIFIC_DEFAULTS["shrink"],
+    n_groups: int = SPECIFIC_DEFAULTS["n_groups"],
+    structural_scale: str | float = SPECIFIC_DEFAULTS["structural_scale"],
+    vra_half_life: float | None = SPECIFIC_DEFAULTS["vra_half_life"],
     progress: bool = False,
 ) -> SpecificRiskResult:
     """Forecast specific variances for every date (USE4-style, METHODS section 4).
@@ -214,52 +281,68 @@ def specific_variance(
     >>> bool(np.all(res.var[-1] > 0))
     True
     """
-    T, N, styles, industry, n_industries, weights, cap, names = _validate(residuals, exposures)
-    window = check_settings(
-        half_life, lags, window, min_obs, full_obs, shrink, n_groups, structural_scale,
-        vra_half_life,
-    )
-    u = np.ascontiguousarray(residuals, dtype=np.float64)
+    inputs = specific_inputs(residuals, exposures)
+    s = specific_settings(half_life=half_life, lags=lags, window=window, min_obs=min_obs, full_obs=full_obs,
+                          blend=blend, shrink=shrink, n_groups=n_groups, structural_scale=structural_scale,
+                          vra_half_life=vra_half_life)
+    u = inputs.residuals
     bar = _progress_bar(progress)
-    bl = _blended(u, styles, industry, n_industries, weights, cap, half_life=half_life, lags=lags,
-                  window=window, min_obs=min_obs, full_obs=full_obs, blend=blend,
-                  structural_scale=structural_scale, bar=bar, keep_structural=False,
-                  keep_ts_var=shrink == 0)
-    gamma, n_obs, e0, n_fit, complete = bl.gamma, bl.n_obs, bl.e0, bl.n_fit, bl.complete
-    ts_var = bl.ts_var  # None with shrinkage: sigma_hat was written over it
-    sig_hat = bl.sig_hat
-    del bl  # the structural volatilities are no longer needed
-    with np.errstate(invalid="ignore"):
-        estu = weights > 0
-        estu &= np.isfinite(weights)
-        estu &= cap > 0
-        estu &= np.isfinite(cap)
-    sig_sh = shrink_volatility(sig_hat, cap, estu, n_groups=n_groups, q=shrink)
-    del sig_hat
+    ts_var, n_obs, gamma = time_series_stage(u, s)
+    _tick(bar, "time series")
+    # with shrinkage sigma_TS^2 is not needed afterwards: sigma_hat is written over it
+    cs = cross_section_stage(ts_var, n_obs, gamma, inputs, s, overwrite_ts_var=shrink != 0)
+    if shrink != 0:
+        ts_var = None
+    _tick(bar, "structural model")
     _tick(bar, "shrinkage")
-    lam = _vra(u, sig_sh, cap, estu, vra_half_life)
+    lam = vra_stage(u, cs.sig_sh, inputs.cap, cs.estu, vra_half_life)
     _tick(bar, "VRA")
-    del estu
-    var = final_variance(u, sig_sh, ts_var, gamma, lam, shrink, complete)
+    var = final_variance(u, cs.sig_sh, ts_var, gamma, lam, shrink, cs.complete)
     if bar is not None:
         bar.close()
-    settings = dict(half_life=half_life, lags=lags, window=window, min_obs=min_obs,
-                    full_obs=full_obs, blend=blend, shrink=shrink, n_groups=n_groups,
-                    structural_scale=structural_scale, vra_half_life=vra_half_life)
-    return SpecificRiskResult(var=var, gamma=gamma, vra=lam, n_obs=n_obs,
-                              structural_scale=e0, n_structural=n_fit, settings=settings)
+    return SpecificRiskResult(var=var, gamma=gamma, vra=lam, n_obs=n_obs, structural_scale=cs.structural_scale,
+                              n_structural=cs.n_structural, settings=s)
 
 
 # ---------------------------------------------------------------------------------------
-# pipeline stages (ndarrays in, ndarrays out)
+# the stages (ndarrays in, ndarrays out), in their order: specific_variance runs them on
+# whole arrays, riskmodel.models.chunked block by block (steps 1-2 by block of stocks,
+# 3-4 and the final variance by block of dates, 5 as a (date,) series)
 # ---------------------------------------------------------------------------------------
+
+
+def time_series_stage(u: np.ndarray, settings: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1 and 2 on a block of stocks (every date): :func:`ts_stats` with the settings of
+    :func:`specific_settings`."""
+    s = settings
+    return ts_stats(u, half_life=s["half_life"], lags=s["lags"], window=s["window"], min_obs=s["min_obs"],
+                    full_obs=s["full_obs"], blend=s["blend"])
+
+
+def cross_section_stage(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, inputs: SpecificInputs,
+                        settings: dict[str, Any], *, overwrite_ts_var: bool = False) -> CrossSection:
+    """Steps 3 and 4 on a block of dates (every stock): the structural model blended with the
+    time series (:func:`structural_volatility`), then the shrinkage (:func:`shrink_volatility`).
+
+    ``overwrite_ts_var`` writes the blended volatility over ``ts_var`` (one (T, N) array
+    less when ``sigma_TS^2`` is not needed afterwards).
+    """
+    complete = np.empty(ts_var.shape, np.bool_)
+    sig_hat, e0, nfit = structural_volatility(
+        ts_var, h, gamma, inputs.styles, inputs.industry, inputs.n_industries, inputs.weights, inputs.cap,
+        min_obs=settings["min_obs"], structural_scale=settings["structural_scale"], blend=True,
+        complete=complete, out=ts_var if overwrite_ts_var else None,
+    )
+    estu = inputs.estu
+    sig_sh = shrink_volatility(sig_hat, inputs.cap, estu, n_groups=settings["n_groups"], q=settings["shrink"])
+    return CrossSection(sig_sh=sig_sh, estu=estu, complete=complete, structural_scale=e0, n_structural=nfit)
 
 
 def ts_stats(u: np.ndarray, *, half_life: float, lags: int, window: int, min_obs: int = 60,
              full_obs: int = 180, blend: bool = True
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """sigma_TS^2 (T, N), h (T, N) int32 and gamma (T, N) from the kernel (the robust
-    statistic Z only enters through gamma, so the kernel does not write it out)."""
+    """Steps 1 and 2: sigma_TS^2 (T, N), h (T, N) int32 and gamma (T, N) from the kernel (the
+    robust statistic Z only enters through gamma, so the kernel does not write it out)."""
     from riskmodel.kernels.specific import specific_ts_kernel
 
     T, N = u.shape
@@ -277,10 +360,11 @@ def structural_volatility(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, 
                           blend: bool = False, complete: np.ndarray | None = None,
                           out: np.ndarray | None = None
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Structural volatility (T, N), E0 (T,) and fit counts (T,) from the kernel.
+    """Step 3: structural volatility (T, N), E0 (T,) and fit counts (T,) from the kernel.
 
-    With ``blend`` the first array is the blended volatility ``sigma_hat`` instead (the
-    kernel blends each name as it predicts it, see :func:`_blend`). ``complete`` (T, N)
+    With ``blend`` the first array is the blended volatility
+    ``sigma_hat = gamma sigma_TS + (1 - gamma) sigma_STR`` instead (the kernel blends each
+    name as it predicts it, using only the terms with weight). ``complete`` (T, N)
     bool, when given, receives the style-completeness mask of every name. ``out`` (T, N)
     float64 C-ordered, when given, receives the volatilities and is returned; it may be
     ``ts_var`` itself (the kernel reads a date's row before it writes it), which saves a
@@ -305,53 +389,6 @@ def structural_volatility(ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray, 
                       weights, np.ascontiguousarray(cap), int(min_obs), int(K + _EXTRA_FIT_NAMES),
                       duan, scale, bool(blend), sig, e0, nfit, complete)
     return sig, e0, nfit
-
-
-def _blend(gamma: np.ndarray, ts_var: np.ndarray, sig_str: np.ndarray, *, inplace: bool = False) -> np.ndarray:
-    """sigma_hat = gamma sigma_TS + (1 - gamma) sigma_STR, using only the terms with weight.
-
-    ``sigma_TS`` where gamma >= 1, ``sigma_STR`` where gamma <= 0 (so a NaN in the other
-    term does not leak). With ``inplace`` the result overwrites ``sig_str``.
-    """
-    out = sig_str if inplace else sig_str.copy()
-    full = gamma >= 1.0
-    mid = gamma > 0.0
-    mid &= ~full
-    g = gamma[mid]
-    out[mid] = g * np.sqrt(ts_var[mid]) + (1.0 - g) * out[mid]
-    out[full] = np.sqrt(ts_var[full])
-    return out
-
-
-def _blended(u: np.ndarray, styles: np.ndarray, industry: np.ndarray | None,
-             n_industries: int, weights: np.ndarray, cap: np.ndarray, *, half_life: float, lags: int,
-             window: int, min_obs: int, full_obs: int, blend: bool,
-             structural_scale: str | float, bar: Any = None, keep_structural: bool = True,
-             keep_ts_var: bool = True) -> _Blended:
-    """Steps 1-3: time series, blending weight, structural model, blended volatility.
-
-    ``keep_structural=False`` lets the structural kernel blend each name as it predicts it
-    (``sig_str`` is then None), saving a (T, N) array and a pass. With it,
-    ``keep_ts_var=False`` has the kernel write ``sigma_hat`` over ``sigma_TS^2``
-    (``ts_var`` is then None), saving another.
-    """
-    ts_var, h, gamma = ts_stats(u, half_life=half_life, lags=lags, window=window,
-                                min_obs=min_obs, full_obs=full_obs, blend=blend)
-    _tick(bar, "time series")
-    complete = np.empty(u.shape, np.bool_)
-    sig, e0, nfit = structural_volatility(ts_var, h, gamma, styles, industry, n_industries, weights,
-                                          cap, min_obs=min_obs, structural_scale=structural_scale,
-                                          blend=not keep_structural, complete=complete,
-                                          out=None if keep_structural or keep_ts_var else ts_var)
-    _tick(bar, "structural model")
-    if keep_structural:
-        sig_str, sig_hat = sig, _blend(gamma, ts_var, sig)
-    else:
-        sig_str, sig_hat = None, sig
-        if not keep_ts_var:
-            ts_var = None
-    return _Blended(ts_var=ts_var, n_obs=h, gamma=gamma, sig_str=sig_str,
-                    sig_hat=sig_hat, e0=e0, n_fit=nfit, complete=complete)
 
 
 def final_variance(u: np.ndarray, sig_sh: np.ndarray, ts_var: np.ndarray | None,
@@ -406,9 +443,10 @@ def vra_b2_rows(u: np.ndarray, sig_prev: np.ndarray, cap_prev: np.ndarray, estu_
         return np.where(wsum > 0, num / wsum, np.nan)
 
 
-def _vra(u: np.ndarray, sig: np.ndarray, cap: np.ndarray, estu: np.ndarray,
-         half_life: float | None) -> np.ndarray:
-    """lambda_S (T,): sqrt of the EWMA of the cap-weighted mean squared standardised residual.
+def vra_stage(u: np.ndarray, sig: np.ndarray, cap: np.ndarray, estu: np.ndarray,
+              half_life: float | None) -> np.ndarray:
+    """Step 5, lambda_S (T,): sqrt of the EWMA of the cap-weighted mean squared standardised
+    residual (:func:`vra_b2_rows`, then :func:`vra_multiplier`).
 
     ``B_t^2`` uses ``u_t / sig_{t-1}`` over the ESTU of t - 1; dates without any such name
     are skipped (weights renormalised). lambda = 1 before the first ``B``.
@@ -445,8 +483,17 @@ def vra_multiplier(b2: np.ndarray, half_life: float | None) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
-def _validate(residuals: Any, exposures: Any):
-    """Check shapes and values; return contiguous arrays and labels for messages."""
+def specific_inputs(residuals: Any, exposures: Any) -> SpecificInputs:
+    """Check the shapes and values of :func:`specific_variance`'s inputs; the arrays it computes on.
+
+    Raises
+    ------
+    DimensionError
+        ``residuals`` is not a 2-D float array, or an exposure array does not match it.
+    NonFiniteError
+        An infinite residual (named by stock and date when ``exposures`` has ``stocks``
+        and ``dates``).
+    """
     u = np.asarray(residuals)
     if u.ndim != 2:
         raise DimensionError(
@@ -457,16 +504,8 @@ def _validate(residuals: Any, exposures: Any):
         raise DimensionError(f"residuals must be float, got dtype {u.dtype}; cast with "
                              ".astype(float) and use NaN for missing returns.")
     T, N = u.shape
-    dates = getattr(exposures, "dates", None)
-    stocks = getattr(exposures, "stocks", None)
-    names = (dates, stocks)
-    bad = np.isinf(u)
-    if bad.any():
-        t, n = np.argwhere(bad)[0]
-        raise NonFiniteError(
-            f"residuals holds {int(bad.sum())} infinite value(s); first at stock "
-            f"{_label(stocks, n)} on date {_label(dates, t)}. Use NaN for missing returns."
-        )
+    labels = [("date", getattr(exposures, "dates", None)), ("stock", getattr(exposures, "stocks", None))]
+    reject_infinite(u, "residuals", labels, hint="use NaN for a missing return")
     styles = np.ascontiguousarray(exposures.styles, dtype=np.float64)
     if styles.ndim != 3 or styles.shape[:2] != (T, N):
         raise DimensionError(
@@ -494,60 +533,44 @@ def _validate(residuals: Any, exposures: Any):
         industry = industry.astype(np.int32, copy=False)
         labels = getattr(exposures, "industry_labels", None)
         n_industries = len(labels) if labels else int(industry.max(initial=-1)) + 1
-    return T, N, styles, industry, n_industries, arrays["weights"], arrays["cap"], names
+    return SpecificInputs(residuals=np.ascontiguousarray(u, dtype=np.float64), styles=styles, industry=industry,
+                          n_industries=n_industries, weights=arrays["weights"], cap=arrays["cap"])
 
 
-def check_settings(half_life, lags, window, min_obs, full_obs, shrink, n_groups,
-                   structural_scale, vra_half_life) -> int:
-    """Validate the settings by name; return the window length."""
-    if not (isinstance(half_life, (int, float)) and half_life > 0 and math.isfinite(half_life)):
-        raise InvalidParameterError(f"half_life must be a positive finite number of days, "
-                                    f"got {half_life!r}.")
-    if not (isinstance(lags, (int, np.integer)) and lags >= 0):
-        raise InvalidParameterError(f"lags must be an integer >= 0, got {lags!r}.")
+def specific_settings(**settings: Any) -> dict[str, Any]:
+    """:func:`specific_variance`'s settings, defaults filled in, checked, with the window resolved.
+
+    Each setting is checked against :data:`~riskmodel.covariance.settings.SPECIFIC_PARAMETERS`,
+    then ``window > lags + 1`` and ``min_obs < full_obs``; ``window=None`` becomes
+    ``max(round(3 * half_life), lags + 2)``.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the first setting out of range (or an unknown name).
+    """
+    unknown = sorted(set(settings) - set(SPECIFIC_DEFAULTS))
+    if unknown:
+        raise InvalidParameterError(
+            f"specific_variance: unknown setting(s) {unknown}; accepted: {', '.join(SPECIFIC_DEFAULTS)}"
+        )
+    s = {**SPECIFIC_DEFAULTS, **settings}
+    check_parameters("specific_variance", SPECIFIC_PARAMETERS, s)
+    lags, window = s["lags"], s["window"]
     if window is None:
-        window = max(int(round(3 * half_life)), int(lags) + 2)
-    if not (isinstance(window, (int, np.integer)) and window > lags + 1):
+        window = max(int(round(3 * s["half_life"])), int(lags) + 2)
+    if window <= lags + 1:
         raise InvalidParameterError(
-            f"window must be an integer > lags + 1 = {lags + 1}, got {window!r}; "
-            "use None for 3 * half_life."
+            f"specific_variance: window={window!r} is invalid; expected an integer > lags + 1 = {lags + 1} "
+            "(None for 3 x half_life)"
         )
-    if not (isinstance(min_obs, (int, np.integer)) and isinstance(full_obs, (int, np.integer))
-            and 0 <= min_obs < full_obs):
+    if s["min_obs"] >= s["full_obs"]:
         raise InvalidParameterError(
-            f"min_obs and full_obs must be integers with 0 <= min_obs < full_obs, got "
-            f"min_obs={min_obs!r}, full_obs={full_obs!r}."
+            f"specific_variance: min_obs={s['min_obs']!r} is invalid; expected an integer below "
+            f"full_obs={s['full_obs']!r} (gamma ramps from 0 at min_obs to 1 at full_obs)"
         )
-    if not (isinstance(shrink, (int, float)) and 0 <= shrink <= 1):
-        raise InvalidParameterError(f"shrink must be in [0, 1] (0 disables), got {shrink!r}.")
-    if not (isinstance(n_groups, (int, np.integer)) and 1 <= n_groups <= 100):
-        raise InvalidParameterError(f"n_groups must be an integer in [1, 100], got {n_groups!r}.")
-    if isinstance(structural_scale, str):
-        if structural_scale != "duan":
-            raise InvalidParameterError(
-                f"structural_scale must be 'duan' or a positive number (USE4: 1.05), got "
-                f"{structural_scale!r}."
-            )
-    elif not (isinstance(structural_scale, (int, float)) and structural_scale > 0
-              and math.isfinite(structural_scale)):
-        raise InvalidParameterError(
-            f"structural_scale must be 'duan' or a positive number (USE4: 1.05), got "
-            f"{structural_scale!r}."
-        )
-    if vra_half_life is not None and not (isinstance(vra_half_life, (int, float))
-                                          and vra_half_life > 0):
-        raise InvalidParameterError(
-            f"vra_half_life must be a positive number of days or None (no VRA), got "
-            f"{vra_half_life!r}."
-        )
-    return int(window)
-
-
-def _label(labels: Any, i: int) -> str:
-    """Label ``i`` of ``labels`` for a message (the index when there are no labels)."""
-    if labels is None:
-        return f"#{int(i)}"
-    return str(np.asarray(labels)[int(i)])
+    s["window"] = int(window)
+    return s
 
 
 def _progress_bar(progress: bool) -> Any:

@@ -1,8 +1,25 @@
 """Floor 4, the model families that turn a panel into forecasts ``Σ = B Σ_f Bᵀ + D``.
 
-``fitted`` holds what every family shares (the fitted-model protocol, forecast settings);
-``fundamental`` the characteristic-based model, ``timeseries`` the loadings estimated from
-given factor returns, ``statistical`` the PCA model, ``hybrid`` a fundamental model with
-statistical factors of its residuals, and ``chunked`` the same fundamental pipeline out of
-core on dask.
+From the bottom up (a module imports only those above it in this list):
+
+``settings``
+    The forecast settings every family shares (names, defaults and checks, read from
+    :mod:`riskmodel.covariance.settings`).
+``fitted``
+    The fitted-model protocol (a :class:`riskmodel._results.Result`).
+``fitted_factor``
+    The fitted fundamental model.
+``pipeline``
+    The fundamental pipeline as a function, :func:`~riskmodel.models.pipeline.fit_fundamental`.
+``loadings``
+    What the time-series and statistical models share (dense loadings on a refit schedule).
+``timeseries``, ``statistical``
+    The time-series (given factor returns) and statistical (PCA) models.
+``hybrid``
+    A fundamental model with statistical factors of its residuals.
+``chunked``
+    The fundamental pipeline out of core, on dask.
+``fundamental``
+    The estimator :class:`~riskmodel.models.fundamental.FactorRiskModel`, which dispatches
+    to ``pipeline``, ``hybrid`` or ``chunked``.
 """

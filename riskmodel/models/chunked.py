@@ -33,25 +33,36 @@ The store must be on a file system that every worker sees.
 
 from __future__ import annotations
 
-import inspect
 import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
-from riskmodel.errors import (
-    DimensionError,
-    InvalidParameterError,
-    MissingVariableError,
-    ModelFileError,
-    VariableTypeError,
+from riskmodel._params import ParameterTable, check_parameters, jsonable_settings, nonneg_int, pos_int_or_none
+from riskmodel.covariance.specific import (
+    SpecificInputs,
+    cross_section_stage,
+    final_variance,
+    specific_settings,
+    time_series_stage,
+    vra_b2_rows,
+    vra_multiplier,
 )
+from riskmodel.errors import DimensionError, InvalidParameterError, ModelFileError, VariableTypeError
+from riskmodel.models.fitted_factor import MODEL_KIND, VARIABLE_ORDER, FittedFactorModel
+from riskmodel.models.pipeline import (
+    check_model_settings,
+    fundamental_exposures,
+    fundamental_regression,
+    model_variables,
+)
+from riskmodel.models.settings import factor_covariance_kwargs, specific_variance_kwargs
 
 __all__ = ["fit_chunked", "is_dask_backed", "DEFAULT_DATE_CHUNK"]
 
@@ -61,6 +72,12 @@ DEFAULT_DATE_CHUNK = 250
 _TS_BLOCK_CELLS = 2_000_000
 _LAG_PREFIX = "_lagged_"
 _ROW = "_row"
+#: Checks of :func:`fit_chunked`'s own settings.
+_PARAMETERS: ParameterTable = {
+    "date_chunk": (pos_int_or_none, "a positive integer (dates per chunk), or None for the panel's chunks"),
+    "stock_chunk": (pos_int_or_none, "a positive integer (stocks per block), or None for about 2 million cells"),
+    "retries": (nonneg_int, "an integer >= 0"),
+}
 _BIG_STAGE1 = ("returns", "residuals", "style_exposure", "regression_weight", "market_cap", "imputed")
 _SMALL_STAGE1 = ("factor_returns", "factor_se", "r2", "n_obs", "n_clipped")
 
@@ -141,8 +158,6 @@ def _date_chunks(panel: xr.Dataset, date_chunk: int | None, lag: int) -> tuple[i
     n_dates = panel.sizes["date"]
     current = panel["returns"].chunksizes.get("date") if panel["returns"].chunks is not None else None
     size = date_chunk if date_chunk is not None else (current[0] if current else DEFAULT_DATE_CHUNK)
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise InvalidParameterError(f"fit_chunked: date_chunk={date_chunk!r} must be a positive integer")
     size = max(int(size), lag)
     chunks = [size] * (n_dates // size) + ([n_dates % size] if n_dates % size else [])
     if len(chunks) > 1 and chunks[-1] < lag:  # a last chunk shorter than lag joins the previous one
@@ -152,7 +167,6 @@ def _date_chunks(panel: xr.Dataset, date_chunk: int | None, lag: int) -> tuple[i
 
 def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.Dataset, _Layout, dict]:
     """Check the panel against the model, normalise coordinates and chunk it along date."""
-    from riskmodel.models.fundamental import check_model_settings
     from riskmodel.data.panel import validate_panel
 
     if not isinstance(panel, xr.Dataset):
@@ -161,15 +175,8 @@ def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.
         )
     settings = model.get_params()
     check_model_settings(settings)
-    styles = list(panel.attrs.get("styles", [])) if model.styles is None else list(model.styles)
+    styles = model_variables(panel, settings, first=("returns",), data_vars_only=True)
     settings["styles"] = styles
-    needed = ["returns", *styles, *model.fixed_styles, model.cap, *([model.industry] if model.industry else [])]
-    for name in needed:
-        if name not in panel.data_vars:
-            raise MissingVariableError(
-                f"panel has no variable {name!r} (has {sorted(map(str, panel.data_vars))}); "
-                "pass styles=[...], industry=... and cap=... naming panel variables"
-            )
     coords = validate_panel(xr.Dataset(coords={"date": panel["date"], "stock": panel["stock"]}), require=())
     numeric = list(dict.fromkeys(["returns", model.cap, *styles, *model.fixed_styles]))
     for name in numeric:
@@ -267,20 +274,11 @@ def _window_panel(block: xr.Dataset, layout: _Layout, lag: int) -> tuple[xr.Data
 
 
 def _regression_block(block: xr.Dataset, *, layout: _Layout, settings: dict) -> xr.Dataset:
-    """Exposures and WLS of one chunk of dates (the ``lag`` rows before it come with it)."""
-    from riskmodel.exposures import build_exposures
-    from riskmodel.models.fundamental import with_fixed_styles
-    from riskmodel.regression import factor_returns
-
-    lag = settings["lag"]
-    panel, p = _window_panel(block, layout, lag)
-    exposures = build_exposures(panel, list(layout.styles), industry=layout.industry, cap=settings["cap"],
-                                winsor=settings["winsor"], impute=settings["impute"])
-    if layout.fixed:
-        exposures = with_fixed_styles(exposures, panel, list(layout.fixed))
-    returns = np.ascontiguousarray(panel["returns"].values, dtype=np.float64)
-    wls = factor_returns(returns, exposures, lag=lag, return_clip=settings["return_clip"],
-                         min_industry_size=settings["min_industry_size"])
+    """Exposures and WLS of one chunk of dates (the ``lag`` rows before it come with it): the
+    first two stages of :func:`~riskmodel.models.pipeline.fit_fundamental`."""
+    panel, p = _window_panel(block, layout, settings["lag"])
+    exposures = fundamental_exposures(panel, list(layout.styles), settings)
+    wls = fundamental_regression(panel, exposures, settings)
     keep = slice(p, None)
     data = {
         "factor_returns": (("date", "factor"), wls.factor_returns[keep]),
@@ -317,67 +315,46 @@ def _regression_stage(sub: xr.Dataset, layout: _Layout, settings: dict) -> xr.Da
 # ---------------------------------------------------------------------------------------
 
 
-def _specific_settings(model: Any) -> dict[str, Any]:
-    """The keyword settings of ``specific_variance`` as ``FactorRiskModel.fit`` calls it."""
-    from riskmodel.covariance.specific import check_settings, specific_variance
-    from riskmodel.models.fundamental import specific_variance_kwargs
-
-    defaults = {k: p.default for k, p in inspect.signature(specific_variance).parameters.items()
-                if p.default is not inspect.Parameter.empty}
-    s = dict(defaults, **specific_variance_kwargs(model.get_params()))
-    s["window"] = check_settings(s["half_life"], s["lags"], s["window"], s["min_obs"], s["full_obs"],
-                                 s["shrink"], s["n_groups"], s["structural_scale"], s["vra_half_life"])
-    return s
-
-
 def _ts_block(u: np.ndarray, *, s: dict) -> np.ndarray:
-    """Time-series statistics of a block of stocks over all dates: stacked (3, T, n) ts_var, h, gamma."""
-    from riskmodel.covariance.specific import ts_stats
-
-    ts_var, h, gamma = ts_stats(np.ascontiguousarray(u, dtype=np.float64), half_life=s["half_life"],
-                                lags=s["lags"], window=s["window"], min_obs=s["min_obs"],
-                                full_obs=s["full_obs"], blend=s["blend"])
+    """Steps 1-2 of the specific variance on a block of stocks over all dates
+    (:func:`~riskmodel.covariance.specific.time_series_stage`): stacked (3, T, n) ts_var, h, gamma."""
+    ts_var, h, gamma = time_series_stage(np.ascontiguousarray(u, dtype=np.float64), s)
     return np.stack([ts_var, h.astype(np.float64), gamma])
 
 
 def _structural_block(block: xr.Dataset, *, s: dict, n_industries: int) -> xr.Dataset:
-    """Structural model, blend and shrinkage of one chunk of dates (all stocks).
+    """Steps 3-4 of the specific variance on one chunk of dates, all stocks
+    (:func:`~riskmodel.covariance.specific.cross_section_stage`).
 
     Returns the shrunk volatility ``sig_sh`` (for ``B²``), the ESTU, and ``pre_vra_var``:
     the final variance with ``λ = 1`` (masked to stocks with a residual and complete styles).
     """
-    from riskmodel.covariance.specific import final_variance, shrink_volatility, structural_volatility
-
     ts_var = np.ascontiguousarray(block["ts_var"].values)
     gamma = np.ascontiguousarray(block["gamma"].values)
     h = block["h"].values.astype(np.int32)
-    styles = np.ascontiguousarray(block["style_exposure"].values, dtype=np.float64)
-    industry = (np.ascontiguousarray(block["industry_code"].values, dtype=np.int32)
-                if "industry_code" in block else None)
-    weights = np.ascontiguousarray(block["regression_weight"].values, dtype=np.float64)
-    cap = np.ascontiguousarray(block["market_cap"].values, dtype=np.float64)
-    u = np.ascontiguousarray(block["residuals"].values, dtype=np.float64)
-    complete = np.empty(u.shape, np.bool_)
-    sig_hat, _, _ = structural_volatility(ts_var, h, gamma, styles, industry, n_industries, weights, cap,
-                                          min_obs=s["min_obs"], structural_scale=s["structural_scale"],
-                                          blend=True, complete=complete)
-    with np.errstate(invalid="ignore"):
-        estu = (weights > 0) & np.isfinite(weights) & (cap > 0) & np.isfinite(cap)
-    sig_sh = shrink_volatility(sig_hat, cap, estu, n_groups=s["n_groups"], q=s["shrink"])
-    pre = final_variance(u, sig_sh.copy(), ts_var if s["shrink"] == 0 else None, gamma,
-                         np.ones(u.shape[0]), s["shrink"], complete)
+    inputs = SpecificInputs(
+        residuals=np.ascontiguousarray(block["residuals"].values, dtype=np.float64),
+        styles=np.ascontiguousarray(block["style_exposure"].values, dtype=np.float64),
+        industry=(np.ascontiguousarray(block["industry_code"].values, dtype=np.int32)
+                  if "industry_code" in block else None),
+        n_industries=n_industries,
+        weights=np.ascontiguousarray(block["regression_weight"].values, dtype=np.float64),
+        cap=np.ascontiguousarray(block["market_cap"].values, dtype=np.float64),
+    )
+    cs = cross_section_stage(ts_var, h, gamma, inputs, s)
+    u = inputs.residuals
+    pre = final_variance(u, cs.sig_sh.copy(), ts_var if s["shrink"] == 0 else None, gamma,
+                         np.ones(u.shape[0]), s["shrink"], cs.complete)
     dims = ("date", "stock")
-    return xr.Dataset({"sig_sh": (dims, sig_sh), "pre_vra_var": (dims, pre), "estu": (dims, estu)},
+    return xr.Dataset({"sig_sh": (dims, cs.sig_sh), "pre_vra_var": (dims, pre), "estu": (dims, cs.estu)},
                       coords={"date": block["date"].values, "stock": block["stock"].values})
 
 
 def _b2_block(block: xr.Dataset) -> xr.DataArray:
     """``B_t²``: cap-weighted mean of ``(u_t / σ_{t-1})²`` over the ESTU of t − 1 (NaN without one).
 
-    :func:`riskmodel.covariance.specific.vra_b2_rows` on the rows of one chunk.
+    :func:`riskmodel.covariance.specific.vra_b2_rows` on the rows of one chunk (step 5).
     """
-    from riskmodel.covariance.specific import vra_b2_rows
-
     b2 = vra_b2_rows(block["residuals"].values, block["sig_prev"].values, block["cap_prev"].values,
                      block["estu_prev"].values)
     return xr.DataArray(b2, dims=("date",), coords={"date": block["date"].values})
@@ -387,8 +364,6 @@ def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
     """Stocks per block of the time-series pass (multiples of the kernel's 8-stock blocks)."""
     if stock_chunk is None:
         stock_chunk = max(8, (_TS_BLOCK_CELLS // max(n_dates, 1)) // 8 * 8)
-    if isinstance(stock_chunk, bool) or not isinstance(stock_chunk, (int, np.integer)) or stock_chunk < 1:
-        raise InvalidParameterError(f"fit_chunked: stock_chunk={stock_chunk!r} must be a positive integer")
     return int(min(stock_chunk, max(n_stocks, 1)))
 
 
@@ -570,8 +545,7 @@ def fit_chunked(
     """
     from riskmodel.data.io import move_into_place, remove_path, remove_stale_siblings, sibling_path, storage_format
 
-    if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 0:
-        raise InvalidParameterError(f"fit_chunked: retries={retries!r} must be an integer >= 0")
+    check_parameters("fit_chunked", _PARAMETERS, dict(date_chunk=date_chunk, stock_chunk=stock_chunk, retries=retries))
     target = None if store is None else Path(store)
     if target is not None:
         if storage_format(target) != "zarr":
@@ -606,18 +580,13 @@ def fit_chunked(
     return load(target, chunks={"date": layout.date_chunks[0]})
 
 
-def _fitted(ds: xr.Dataset) -> Any:
-    from riskmodel.models.fundamental import FittedFactorModel
-
+def _fitted(ds: xr.Dataset) -> FittedFactorModel:
     return FittedFactorModel.from_dataset(ds)
 
 
 def _run(model: Any, sub: xr.Dataset, layout: _Layout, settings: dict, sink: _Sink,
          stock_chunk: int) -> xr.Dataset:
     """The three stages; returns the fitted Dataset (lazy where materialised by ``sink``)."""
-    from riskmodel._params import jsonable_settings
-    from riskmodel.models.fundamental import MODEL_KIND
-
     attrs = {"riskmodel_kind": MODEL_KIND, "settings": json.dumps(jsonable_settings(settings))}
     stage1 = _regression_stage(sub, layout, settings)
     big = stage1[[*_BIG_STAGE1, *(["industry_code"] if layout.industry else [])]]
@@ -641,10 +610,8 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
                ) -> xr.Dataset:
     """Add ``factor_cov``, ``factor_vra``, ``specific_var`` and ``specific_vra``."""
     from riskmodel.covariance.factor import factor_covariance
-    from riskmodel.covariance.specific import vra_multiplier
-    from riskmodel.models.fundamental import factor_covariance_kwargs
 
-    s = _specific_settings(model)
+    s = specific_settings(**specific_variance_kwargs(model.get_params()))
     # materialise the shrunk stage first: B² reads it back rather than computing the
     # time-series and structural stages a second time in its own graph
     shrunk, _ = sink.put(_specific_pre_vra(fitted, layout, s, stock_chunk), scratch=True)
@@ -668,9 +635,4 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
 
 def _variable_order(ds: xr.Dataset) -> list[str]:
     """The variable order of ``FittedFactorModel._from_parts``."""
-    order: Sequence[str] = (
-        "returns", "factor_returns", "factor_se", "residuals", "r2", "n_obs", "n_clipped",
-        "style_exposure", "regression_weight", "market_cap", "imputed", "industry_code",
-        "factor_cov", "factor_vra", "specific_var", "specific_vra",
-    )
-    return [name for name in order if name in ds.data_vars]
+    return [name for name in VARIABLE_ORDER if name in ds.data_vars]

@@ -1,4 +1,4 @@
-"""Statistical (PCA) factor risk models and the fundamental + statistical hybrid.
+"""Statistical (PCA) factor risk models.
 
 ``StatisticalFactorModel(...).fit(panel)`` extracts factors from the returns themselves:
 on a schedule of refit dates, a truncated (randomized) SVD of the standardised returns of a
@@ -6,15 +6,14 @@ trailing window gives loadings ``B``; the number of factors comes from an inform
 criterion (Bai–Ng IC_p2 or the Ahn–Horenstein eigenvalue ratio) when not given. Factor
 returns are the daily cross-sectional OLS of the returns on the loadings known the day
 before, so factor returns and residuals exist every day with no look-ahead, and the
-forecasts are those of the fundamental model (:func:`riskmodel.models.timeseries.forecasts`).
+forecasts are those of the fundamental model (:func:`riskmodel.models.loadings.forecasts`).
 
-:func:`hybrid_model` adds ``k`` statistical factors, extracted from the residuals of a
-fundamental model, to that model as exposures used as given (``fixed_styles``).
+:func:`riskmodel.models.hybrid.hybrid_model` adds ``k`` factors extracted by the same rolling
+PCA from the residuals of a fundamental model to that model.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,12 +21,10 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from riskmodel._params import ParameterTable, StageProgress, check_parameters, pos_int
+from riskmodel._params import ParameterTable, StageProgress, pos_int
 from riskmodel.errors import InsufficientDataError, InvalidParameterError
-from riskmodel.models.timeseries import (
-    set_forecast_settings,
+from riskmodel.models.loadings import (
     LoadingsFittedModel,
-    FORECAST_PARAMETERS,
     build_dataset,
     cap_array,
     forecasts,
@@ -35,6 +32,7 @@ from riskmodel.models.timeseries import (
     refit_schedule,
     returns_array,
 )
+from riskmodel.models.settings import FORECAST_PARAMETERS, ForecastEstimator
 
 __all__ = [
     "StatisticalFactorModel",
@@ -42,7 +40,7 @@ __all__ = [
     "choose_n_factors",
     "pca_loadings",
     "cross_section_factor_returns",
-    "hybrid_model",
+    "PCALoadings",
 ]
 
 MODEL_KIND = "fitted_statistical_model"
@@ -379,7 +377,7 @@ def cross_section_factor_returns(
 # ---------------------------------------------------------------------------------------
 
 
-class StatisticalFactorModel:
+class StatisticalFactorModel(ForecastEstimator):
     """Statistical factor risk model: PCA factors of the returns, refitted on a schedule.
 
     Parameters
@@ -429,6 +427,9 @@ class StatisticalFactorModel:
     ['pc1', 'pc2', 'pc3']
     """
 
+    PARAMETERS: ClassVar[ParameterTable] = _PARAMETERS
+    REPR: ClassVar[tuple[str, ...]] = ("n_factors", "criterion", "window", "refit_every")
+
     def __init__(
         self,
         *,
@@ -444,33 +445,10 @@ class StatisticalFactorModel:
         progress: bool | None = None,
         **forecast_settings: Any,
     ) -> None:
-        set_forecast_settings(
-            self,
-            "StatisticalFactorModel",
-            "n_factors, criterion, max_factors, window, min_obs, refit_every, coverage, power_iterations, cap, progress",
-            forecast_settings,
-        )
-        self.n_factors = n_factors
-        self.criterion = criterion
-        self.max_factors = max_factors
-        self.window = window
-        self.min_obs = min_obs
-        self.refit_every = refit_every
-        self.coverage = coverage
-        self.power_iterations = power_iterations
-        self.cap = cap
-        self.progress = progress
-        check_parameters("StatisticalFactorModel", _PARAMETERS, self.get_params())
-
-    def get_params(self) -> dict[str, Any]:
-        """The settings as a dict (without ``progress``)."""
-        return {name: getattr(self, name) for name in ("cap", *_PARAMETERS)}
-
-    def __repr__(self) -> str:
-        return (
-            f"StatisticalFactorModel(n_factors={self.n_factors!r}, criterion={self.criterion!r}, "
-            f"window={self.window}, refit_every={self.refit_every})"
-        )
+        own = dict(n_factors=n_factors, criterion=criterion, max_factors=max_factors, window=window, min_obs=min_obs,
+                   refit_every=refit_every, coverage=coverage, power_iterations=power_iterations, cap=cap,
+                   progress=progress)
+        self._set_params(own, forecast_settings)
 
     def fit(self, panel: xr.Dataset) -> "FittedStatisticalModel":
         """Fit the model on a panel.
@@ -491,8 +469,7 @@ class StatisticalFactorModel:
         PanelError
             A malformed panel.
         """
-        settings = self.get_params()
-        check_parameters("StatisticalFactorModel", _PARAMETERS, settings)
+        settings = self.checked_params()
         returns = returns_array(panel)
         n_dates, n_stocks = returns.shape
         if n_dates < self.min_obs:
@@ -546,7 +523,7 @@ class FittedStatisticalModel(LoadingsFittedModel):
     settings : dict
     """
 
-    MODEL_KIND: ClassVar[str] = MODEL_KIND
+    kind: ClassVar[str] = MODEL_KIND
 
     @property
     def n_factors_chosen(self) -> xr.DataArray:
@@ -564,109 +541,3 @@ class FittedStatisticalModel(LoadingsFittedModel):
                 f"range {int(chosen.min())}..{int(chosen.max())} over {chosen.size} extractions",
             )
         return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------
-# hybrid: fundamental + statistical factors of its residuals
-# ---------------------------------------------------------------------------------------
-
-
-def hybrid_model(
-    panel: xr.Dataset,
-    k: int,
-    *,
-    window: int = 252,
-    min_obs: int = 126,
-    refit_every: int = 21,
-    coverage: float = 0.8,
-    prefix: str = "stat",
-    **factor_model_kwargs: Any,
-):
-    """The fundamental model plus ``k`` statistical factors extracted from its residuals.
-
-    Parameters
-    ----------
-    panel : Dataset (date, stock)
-        As for :class:`riskmodel.FactorRiskModel`.
-    k : int
-        Statistical factors to add.
-    window, min_obs, refit_every, coverage :
-        Rolling PCA of the residuals (see :func:`pca_loadings`): window in days, days of
-        residual history before the first extraction, days between extractions, coverage
-        a stock needs in the window.
-    prefix : str
-        The added exposures are panel variables ``f"{prefix}1" …`` (names must be free).
-    **factor_model_kwargs :
-        Settings of :class:`riskmodel.FactorRiskModel` (``styles``, ``industry``, …); user
-        ``fixed_styles`` are kept and the statistical exposures appended.
-
-    Returns
-    -------
-    FittedFactorModel
-        With ``k`` extra style factors ``stat1 … statk``.
-
-    Notes
-    -----
-    Two passes. (1) The fundamental model is fitted without forecasts; its residuals
-    ``u (date, stock)`` are decomposed by a rolling PCA (standardised residuals, window
-    ≤ t, refitted every ``refit_every`` days, carried forward, Procrustes-aligned), giving
-    loadings in return units ``σ_n v_n`` for each date, standardised across stocks (mean 0,
-    sd 1) like a style. (2) The model is refitted with these loadings as ``fixed_styles``:
-    the exposure known at the close of ``t`` uses residuals ≤ t and explains the returns of
-    ``t + 1`` (``lag=1``), so there is no look-ahead. Dates before the first extraction
-    have no exposure to the statistical factors: their cross-sections are skipped (NaN
-    factor returns and residuals, with a ``SingularDateWarning``), so the hybrid's history
-    starts ``min_obs`` days after the fundamental model's.
-
-    When it helps: when returns share a driver the characteristics do not name — an oil
-    price, a regional or thematic block, a crowded trade — the fundamental residuals of
-    its members co-move (the audit sees it as a residual cluster) and the fundamental
-    model under-forecasts the risk of portfolios loaded on it. A residual PCA factor picks
-    it up without a name. When the characteristics already span the common variation, the
-    residual spectrum is noise and the extra factors add estimation error only (check with
-    :func:`riskmodel.audit_residuals` first: ``k`` = the number of significant components).
-
-    Examples
-    --------
-    >>> import riskmodel as rm
-    >>> panel = rm.simulate(n_stocks=200, n_days=400, seed=1, hidden=1)
-    >>> fit = hybrid_model(panel, 1, window=126, min_obs=63, covariance=False)  # doctest: +SKIP
-    >>> fit.factors[-1]  # doctest: +SKIP
-    'stat1'
-    """
-    from riskmodel.models.fundamental import FactorRiskModel
-
-    if not pos_int(k):
-        raise InvalidParameterError(f"hybrid_model: k={k!r} is invalid; expected an integer >= 1")
-    names = [f"{prefix}{j + 1}" for j in range(k)]
-    clash = [n for n in names if n in panel]
-    if clash:
-        raise InvalidParameterError(
-            f"hybrid_model: the panel already has variable(s) {clash}; pass another prefix= for the statistical exposures"
-        )
-    first_kwargs = dict(factor_model_kwargs, covariance=False)
-    base = FactorRiskModel(**first_kwargs).fit(panel)
-    residuals = base.residuals.transpose("date", "stock").to_numpy()
-    pca = pca_loadings(
-        residuals, n_factors=k, window=window, min_obs=min_obs, refit_every=refit_every, coverage=coverage
-    )
-    exposures = _standardised_exposures(pca, residuals.shape[0])
-    extra = {name: (("date", "stock"), exposures[:, :, j]) for j, name in enumerate(names)}
-    augmented = panel.assign(extra)
-    fixed = [*(factor_model_kwargs.pop("fixed_styles", None) or []), *names]
-    return FactorRiskModel(fixed_styles=fixed, **factor_model_kwargs).fit(augmented)
-
-
-def _standardised_exposures(pca: PCALoadings, n_dates: int) -> np.ndarray:
-    """(date, stock, k) exposures in force at each close, each refit's columns standardised."""
-    loadings = pca.loadings.copy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN refits before the first extraction
-        mean = np.nanmean(loadings, axis=1, keepdims=True)
-        sd = np.nanstd(loadings, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        loadings = (loadings - mean) / sd
-    position = loading_rows(pca.schedule, n_dates, shift=0)
-    out = loadings[np.maximum(position, 0)]
-    out[position < 0] = np.nan
-    return out

@@ -8,17 +8,13 @@ the out-of-sample residuals (:func:`riskmodel.covariance.specific.specific_varia
 
 The fitted result follows the fitted-model protocol of CONTRIBUTING.md, so
 :func:`riskmodel.bias_statistics`, :func:`riskmodel.audit_residuals`, the CLI and the report
-work on it unchanged. The base class :class:`LoadingsFittedModel` is shared with the
-statistical model (:mod:`riskmodel.models.statistical`): both hold dense loadings
-``(refit, stock, factor)`` on a schedule of refit dates, carried forward in between.
+work on it unchanged. Its base class :class:`~riskmodel.models.loadings.LoadingsFittedModel`
+is shared with the statistical model (:mod:`riskmodel.models.statistical`): both hold dense
+loadings ``(refit, stock, factor)`` on a schedule of refit dates, carried forward in between.
 """
 
 from __future__ import annotations
 
-import inspect
-import json
-import math
-import types
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,424 +22,43 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel._params import ParameterTable, StageProgress, check_parameters, half_life, jsonable_settings, pos_int
+from riskmodel._labels import reject_infinite
+from riskmodel._params import ParameterTable, StageProgress, pos_int, positive_finite_or_none
 from riskmodel.errors import (
     AlignmentError,
     DimensionError,
     DuplicateLabelError,
     InsufficientDataError,
-    InvalidParameterError,
-    MissingVariableError,
-    NonFiniteError,
     PanelError,
     VariableTypeError,
 )
-from riskmodel.models.fitted import FittedModel
-from riskmodel.models.fundamental import (
-    PARAMETERS as _MODEL_PARAMETERS,
-    FactorRiskModel,
-    factor_covariance_kwargs,
-    specific_variance_kwargs,
+from riskmodel.models.loadings import (  # noqa: F401 - loading_rows, refit_schedule re-exported
+    LoadingsFittedModel,
+    build_dataset,
+    cap_array,
+    forecasts,
+    loading_rows,
+    refit_schedule,
+    returns_array,
 )
+from riskmodel.models.settings import FORECAST_PARAMETERS, ForecastEstimator
 
-__all__ = ["TimeSeriesFactorModel", "FittedTimeSeriesModel", "LoadingsFittedModel"]
+__all__ = ["TimeSeriesFactorModel", "FittedTimeSeriesModel", "align_factor_returns", "ts_loadings"]
 
 MODEL_KIND = "fitted_timeseries_model"
-
-#: Settings of the forecasts, declared once in :mod:`riskmodel.models.fundamental` and shared.
-FORECAST_KEYS = (
-    "vol_half_life",
-    "vol_lags",
-    "corr_half_life",
-    "corr_lags",
-    "eigen_sims",
-    "eigen_scale",
-    "eigen_every",
-    "vra_half_life",
-    "specific_half_life",
-    "specific_lags",
-    "shrink",
-    "specific_vra_half_life",
-    "blend",
-    "seed",
-)
-#: Their defaults: those of :class:`riskmodel.FactorRiskModel`, read from its signature.
-FORECAST_DEFAULTS: dict[str, Any] = {
-    name: inspect.signature(FactorRiskModel.__init__).parameters[name].default for name in FORECAST_KEYS
-}
-#: Their checks: those of :class:`riskmodel.FactorRiskModel`.
-FORECAST_PARAMETERS: ParameterTable = {name: _MODEL_PARAMETERS[name] for name in FORECAST_KEYS}
 
 
 def _window_or_none(value: Any) -> bool:
     return value is None or (pos_int(value) and value >= 2)
 
 
-def _half_life_or_none(value: Any) -> bool:
-    return value is None or (half_life(value) and math.isfinite(value))
-
-
 _PARAMETERS: ParameterTable = {
     "window": (_window_or_none, "an integer >= 2 (days in a rolling window), or None for all history"),
-    "half_life": (_half_life_or_none, "a positive finite number of days, or None for equal weights"),
+    "half_life": (positive_finite_or_none, "a positive finite number of days, or None for equal weights"),
     "min_obs": (pos_int, "an integer >= 1 (valid days before a stock has loadings)"),
     "refit_every": (pos_int, "an integer >= 1 (days between stored loadings)"),
     **FORECAST_PARAMETERS,
 }
-
-
-def set_forecast_settings(estimator: Any, owner: str, own: str, forecast_settings: dict[str, Any]) -> None:
-    """Store the forecast settings shared with FactorRiskModel on ``estimator`` (defaults filled).
-
-    Raises
-    ------
-    InvalidParameterError
-        Naming any unknown setting and listing the accepted ones (``own`` + the forecast keys).
-    """
-    unknown = sorted(set(forecast_settings) - set(FORECAST_KEYS))
-    if unknown:
-        raise InvalidParameterError(
-            f"{owner}: unknown setting(s) {unknown}; accepted: {own}, {', '.join(FORECAST_KEYS)}"
-        )
-    for name in FORECAST_KEYS:
-        setattr(estimator, name, forecast_settings.get(name, FORECAST_DEFAULTS[name]))
-
-
-# ---------------------------------------------------------------------------------------
-# shared array helpers (also used by riskmodel.models.statistical)
-# ---------------------------------------------------------------------------------------
-
-
-def refit_schedule(n_dates: int, every: int) -> np.ndarray:
-    """Rows ``0, every, 2·every, …`` and the last row: the dates whose loadings are stored.
-
-    Parameters
-    ----------
-    n_dates : int
-    every : int
-
-    Returns
-    -------
-    ndarray (S,) int64, increasing.
-    """
-    rows = np.arange(0, n_dates, every, dtype=np.int64)
-    if rows[-1] != n_dates - 1:
-        rows = np.append(rows, np.int64(n_dates - 1))
-    return rows
-
-
-def loading_rows(schedule: np.ndarray, n_dates: int, shift: int = 0) -> np.ndarray:
-    """For each date ``t``, the schedule position in force at ``t − shift`` (−1: none yet).
-
-    Parameters
-    ----------
-    schedule : ndarray (S,) int64
-    n_dates : int
-    shift : int
-        0: the loadings as of ``t`` (forecast made at the close of ``t``); 1: those known at
-        ``t − 1`` (used on the returns of day ``t``).
-
-    Returns
-    -------
-    ndarray (T,) int64
-    """
-    target = np.arange(n_dates, dtype=np.int64) - shift
-    return np.searchsorted(schedule, target, side="right").astype(np.int64) - 1
-
-
-def returns_array(panel: xr.Dataset) -> np.ndarray:
-    """The panel's ``returns`` as a C-contiguous float64 (date, stock) array, checked."""
-    if not isinstance(panel, xr.Dataset):
-        raise PanelError(f"panel must be an xarray.Dataset with dims (date, stock), got {type(panel).__name__}")
-    if "returns" not in panel:
-        raise MissingVariableError(
-            f"panel has no variable 'returns' (has {sorted(map(str, panel.data_vars))}); "
-            "the model needs daily stock returns (date, stock)"
-        )
-    da = panel["returns"]
-    if set(da.dims) != {"date", "stock"}:
-        raise DimensionError(f"panel['returns'] must have dims (date, stock), got {da.dims}")
-    if da["stock"].to_index().has_duplicates:
-        dup = da["stock"].to_index()[da["stock"].to_index().duplicated()].unique()
-        raise DuplicateLabelError(f"panel: duplicate stock ids {list(map(str, dup[:5]))}; each stock must appear once")
-    dates = pd.DatetimeIndex(da["date"].to_numpy())
-    if not dates.is_monotonic_increasing or dates.has_duplicates:
-        bad = dates[1:][np.diff(dates.asi8) <= 0]
-        raise PanelError(f"panel dates must be strictly increasing; first offending date {bad[0].date()}")
-    values = da.transpose("date", "stock").to_numpy()
-    if values.dtype.kind not in "biuf":
-        raise VariableTypeError(f"panel['returns'] must be numeric, got dtype {values.dtype}")
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    inf = np.isinf(values)
-    if inf.any():
-        t, n = np.argwhere(inf)[0]
-        raise NonFiniteError(
-            f"panel['returns'] holds {int(inf.sum())} infinite value(s); first for stock "
-            f"{da['stock'].values[n]!s} on {dates[t].date()}. Use NaN for a missing return."
-        )
-    return values
-
-
-def cap_array(panel: xr.Dataset, name: str | None, n_dates: int, n_stocks: int) -> np.ndarray | None:
-    """Market cap (date, stock) for specific-risk shrinkage and VRA weights, or None."""
-    if name is None or name not in panel:
-        return None
-    cap = np.ascontiguousarray(panel[name].transpose("date", "stock").to_numpy(), dtype=np.float64)
-    if cap.shape != (n_dates, n_stocks):
-        raise DimensionError(f"panel[{name!r}] must have dims (date, stock) like returns, got shape {cap.shape}")
-    return cap
-
-
-def forecasts(
-    f: np.ndarray,
-    residuals: np.ndarray,
-    cap: np.ndarray | None,
-    settings: dict[str, Any],
-    dates: np.ndarray,
-    stocks: np.ndarray,
-):
-    """Σ_f and specific-variance forecast series, with the fundamental model's estimators.
-
-    ``Σ_f`` by :func:`~riskmodel.covariance.factor.factor_covariance` on ``f (T, k)``. The
-    specific variances by :func:`~riskmodel.covariance.specific.specific_variance` on the
-    residuals with **no style exposures** (``K = 0``): the time-series EWMA + Newey–West
-    variance, blended for short or fat-tailed histories with a cross-sectional (market-level)
-    structural volatility, shrunk toward cap-size groups and scaled by the specific VRA.
-    Without a cap variable every stock has cap 1 and the shrinkage is off (no size groups).
-    """
-    from riskmodel.covariance.factor import factor_covariance
-    from riskmodel.covariance.specific import specific_variance
-
-    n_dates, n_stocks = residuals.shape
-    fc = factor_covariance(f, **factor_covariance_kwargs(settings))
-    shrink = settings["shrink"]
-    if cap is None:
-        cap = np.ones((n_dates, n_stocks))
-        shrink = 0.0
-    with np.errstate(invalid="ignore"):
-        weights = np.where(cap > 0, np.sqrt(cap), np.nan)
-    exposures = types.SimpleNamespace(
-        styles=np.empty((n_dates, n_stocks, 0)),
-        industry=None,
-        industry_labels=(),
-        cap=cap,
-        weights=weights,
-        dates=dates,
-        stocks=stocks,
-    )
-    spec = specific_variance(
-        np.ascontiguousarray(residuals), exposures, **{**specific_variance_kwargs(settings), "shrink": shrink}
-    )
-    return fc, spec
-
-
-# ---------------------------------------------------------------------------------------
-# the fitted-model protocol on dense loadings held on a refit schedule
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class LoadingsFittedModel(FittedModel):
-    """Fitted-model protocol for models with dense loadings on a refit schedule.
-
-    The dataset holds ``returns``, ``factor_returns`` (date, factor), ``residuals``
-    (date, stock), ``factor_cov`` (date, factor, factor_), ``specific_var`` (date, stock)
-    and ``loadings`` (refit, stock, factor): the loadings estimated at the close of each
-    refit date, in force from that date until the next one (carried forward). The
-    residuals are out of sample: day t uses the loadings in force at the close of t − 1.
-    """
-
-    REQUIRED: ClassVar[tuple[str, ...]] = ("returns", "factor_returns", "residuals", "factor_cov", "specific_var", "loadings")
-
-    @property
-    def loadings(self) -> xr.DataArray:
-        """DataArray (refit, stock, factor): loadings estimated at each refit date."""
-        return self.dataset["loadings"]
-
-    @property
-    def refit_dates(self) -> pd.DatetimeIndex:
-        return pd.DatetimeIndex(self.dataset["refit"].to_numpy())
-
-    def _refit_rows(self) -> np.ndarray:
-        return self.dates.get_indexer(self.refit_dates).astype(np.int64)
-
-    def _loading_position(self, t: int) -> int:
-        """Position in ``refit`` of the loadings in force at the close of row ``t``."""
-        return int(np.searchsorted(self._refit_rows(), t, side="right")) - 1
-
-    # -- protocol ----------------------------------------------------------------------
-
-    def exposure_matrix(self, date: object | None = None) -> xr.DataArray:
-        """Dense loadings B (stock, factor) in force at the close of ``date`` (default: last).
-
-        The loadings of the last refit date ``≤ date``; rows of stocks without loadings are NaN.
-        """
-        t = self._date_index(date)
-        position = self._loading_position(t)
-        if position < 0:
-            values = np.full((len(self.stocks), len(self.factors)), np.nan)
-        else:
-            values = self.dataset["loadings"].isel(refit=position).transpose("stock", "factor").to_numpy()
-        return xr.DataArray(
-            values,
-            coords={"stock": self.stocks, "factor": self.dataset["factor"].to_numpy()},
-            dims=("stock", "factor"),
-            name="exposures",
-        )
-
-    def _loadings_by_date(self) -> np.ndarray:
-        """ndarray (T,) int64: position in ``refit`` in force at the close of each date."""
-        return loading_rows(self._refit_rows(), len(self.dates), shift=0)
-
-    def forecast_mask(self) -> np.ndarray:
-        """ndarray (date, stock) bool: finite loadings and a positive specific variance at that close."""
-        spec = self.dataset["specific_var"].to_numpy()
-        finite = np.isfinite(self.dataset["loadings"].transpose("refit", "stock", "factor").to_numpy()).all(axis=2)
-        position = self._loadings_by_date()
-        mask = np.isfinite(spec) & (spec > 0) & (position >= 0)[:, None]
-        mask &= finite[np.maximum(position, 0)]
-        return mask
-
-    def portfolio_factor_exposures(
-        self, weights: np.ndarray, valid: np.ndarray, rows: np.ndarray | None = None, *, chunk: int = 16
-    ) -> np.ndarray:
-        """Factor exposures ``B_tᵀ (w ∘ valid_t)`` of static portfolios on many dates.
-
-        Parameters
-        ----------
-        weights : ndarray (P, N)
-            Portfolio weights over the model's stocks.
-        valid : ndarray (T, N) bool
-            Which stocks count on each date of the model (weights of the others count as zero).
-        rows : ndarray of int, optional
-            The dates (row positions) wanted; default all.
-        chunk : int
-            Dates per block (bounds memory to about ``chunk · P · N`` floats).
-
-        Returns
-        -------
-        ndarray (len(rows), P, k)
-            With the loadings in force at the close of each requested date (NaN loadings
-            count as 0): one GEMM per block of dates sharing a refit.
-        """
-        loadings = np.nan_to_num(self.dataset["loadings"].transpose("refit", "stock", "factor").to_numpy())
-        rows = np.arange(valid.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
-        position = self._loadings_by_date()[rows]
-        out = np.zeros((rows.size, weights.shape[0], loadings.shape[2]))
-        for start in range(0, rows.size, chunk):
-            block = np.arange(start, min(start + chunk, rows.size))
-            for pos in np.unique(position[block]):
-                if pos < 0:
-                    continue
-                sel = block[position[block] == pos]
-                w_eff = weights[None, :, :] * valid[rows[sel]][:, None, :]
-                out[sel] = w_eff @ loadings[pos]
-        return out
-
-    def covariance(self, date: object | None = None):
-        """The risk model forecast made at the close of ``date`` (default: the last date).
-
-        Returns
-        -------
-        StructuredCovariance
-            For the day after ``date``: exposures = the loadings as of ``date``, over the
-            stocks with finite loadings and a positive specific variance that day.
-
-        Raises
-        ------
-        PanelError
-            No factor covariance forecast exists yet on ``date`` (too little history).
-        """
-        from riskmodel.covariance.structured import StructuredCovariance
-
-        t = self._date_index(date)
-        exposures = self.exposure_matrix(self.dates[t])
-        factor_cov = self.dataset["factor_cov"].isel(date=t)
-        specific = self.dataset["specific_var"].isel(date=t)
-        fc = factor_cov.to_numpy()
-        if not np.isfinite(fc).all():
-            raise PanelError(
-                f"no factor covariance forecast on {self.dates[t].date()}: too little history before it "
-                f"(first forecast on {self._first_forecast_date()})"
-            )
-        spec = specific.to_numpy()
-        complete = np.isfinite(exposures.to_numpy()).all(axis=1) & np.isfinite(spec) & (spec > 0)
-        if not complete.any():
-            raise PanelError(
-                f"no stock has loadings and a specific variance on {self.dates[t].date()}; "
-                f"pick a later date (loadings start after min_obs valid days)"
-            )
-        return StructuredCovariance(
-            exposures.isel(stock=complete),
-            factor_cov,
-            specific.isel(stock=complete),
-            date=self.dates[t],
-        )
-
-    # -- presentation ------------------------------------------------------------------
-
-    def _summary_lines(self) -> list[str]:
-        fr = self.factor_returns.to_pandas()
-        with_loadings = np.isfinite(self.dataset["loadings"].to_numpy()).all(axis=2).sum(axis=1)
-        lines = [
-            f"{type(self).__name__}: {len(self.dates)} dates ({self.dates[0].date()}..{self.dates[-1].date()}), "
-            f"{len(self.stocks)} stocks, {len(self.factors)} factors, {len(self.refit_dates)} refit dates",
-            f"stocks with loadings at the last refit: {int(with_loadings[-1]) if with_loadings.size else 0}",
-        ]
-        vol = fr.std() * np.sqrt(252)
-        tstat = fr.mean() / fr.std() * np.sqrt(fr.count())
-        lines.append(pd.DataFrame({"ann. vol": vol, "t(mean)": tstat}).to_string(float_format=lambda v: f"{v:.3f}"))
-        return lines
-
-    def summary(self) -> str:
-        """A short text report: span, factors, loadings coverage, factor volatilities."""
-        return "\n".join(self._summary_lines())
-
-    def __repr__(self) -> str:
-        return self.summary().splitlines()[0]
-
-
-def build_dataset(
-    kind: str,
-    panel_returns: np.ndarray,
-    dates: np.ndarray,
-    stocks: np.ndarray,
-    factors: list[str],
-    f: np.ndarray,
-    residuals: np.ndarray,
-    loadings: np.ndarray,
-    schedule: np.ndarray,
-    fc,
-    spec,
-    settings: dict[str, Any],
-    extra: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None,
-) -> xr.Dataset:
-    """Assemble the labelled dataset of a loadings model (arrays in, labels out)."""
-    factors_arr = np.asarray(factors, dtype=str)
-    variables = {
-        "returns": (("date", "stock"), panel_returns),
-        "factor_returns": (("date", "factor"), f),
-        "residuals": (("date", "stock"), residuals),
-        "loadings": (("refit", "stock", "factor"), loadings),
-        "factor_cov": (("date", "factor", "factor_"), fc.cov),
-        "factor_vra": (("date",), fc.vra),
-        "specific_var": (("date", "stock"), spec.var),
-        "specific_vra": (("date",), spec.vra),
-        **(extra or {}),
-    }
-    ds = xr.Dataset(
-        variables,
-        coords={
-            "date": dates,
-            "stock": np.asarray(stocks).astype(str),
-            "factor": factors_arr,
-            "factor_": factors_arr,
-            "refit": dates[schedule],
-        },
-    )
-    ds.attrs["riskmodel_kind"] = kind
-    ds.attrs["settings"] = json.dumps(jsonable_settings(settings))
-    return ds
 
 
 # ---------------------------------------------------------------------------------------
@@ -479,11 +94,7 @@ def _factor_frame(factor_returns: Any) -> tuple[pd.DatetimeIndex, list[str], np.
     if values.dtype.kind not in "biuf":
         raise VariableTypeError(f"factor_returns must be numeric, got dtype {values.dtype}")
     values = values.astype(np.float64)
-    if np.isinf(values).any():
-        t, j = np.argwhere(np.isinf(values))[0]
-        raise NonFiniteError(
-            f"factor_returns holds an infinite value for factor {names[j]!r} on {dates[t].date()}; use NaN"
-        )
+    reject_infinite(values, "factor_returns", [("date", dates), ("factor", names)], hint="use NaN for a missing return")
     return dates, names, values
 
 
@@ -607,7 +218,7 @@ def ts_loadings(
     return out
 
 
-class TimeSeriesFactorModel:
+class TimeSeriesFactorModel(ForecastEstimator):
     """Time-series factor risk model: per-stock regressions on given factor returns.
 
     For every date ``t`` and stock ``n``, ``r_ns = a_n + b_nᵀ f_s + e_ns`` is fitted by
@@ -671,6 +282,9 @@ class TimeSeriesFactorModel:
     ('stock', 'factor')
     """
 
+    PARAMETERS: ClassVar[ParameterTable] = _PARAMETERS
+    REPR: ClassVar[tuple[str, ...]] = ("window", "half_life", "min_obs", "refit_every")
+
     def __init__(
         self,
         *,
@@ -682,26 +296,9 @@ class TimeSeriesFactorModel:
         progress: bool | None = None,
         **forecast_settings: Any,
     ) -> None:
-        set_forecast_settings(
-            self, "TimeSeriesFactorModel", "window, half_life, min_obs, refit_every, cap, progress", forecast_settings
-        )
-        self.window = window
-        self.half_life = half_life
-        self.min_obs = min_obs
-        self.refit_every = refit_every
-        self.cap = cap
-        self.progress = progress
-        check_parameters("TimeSeriesFactorModel", _PARAMETERS, self.get_params())
-
-    def get_params(self) -> dict[str, Any]:
-        """The settings as a dict (without ``progress``)."""
-        return {name: getattr(self, name) for name in ("cap", *_PARAMETERS)}
-
-    def __repr__(self) -> str:
-        return (
-            f"TimeSeriesFactorModel(window={self.window!r}, half_life={self.half_life!r}, "
-            f"min_obs={self.min_obs}, refit_every={self.refit_every})"
-        )
+        own = dict(window=window, half_life=half_life, min_obs=min_obs, refit_every=refit_every, cap=cap,
+                   progress=progress)
+        self._set_params(own, forecast_settings)
 
     def fit(self, panel: xr.Dataset, factor_returns: Any) -> "FittedTimeSeriesModel":
         """Fit the model.
@@ -727,8 +324,7 @@ class TimeSeriesFactorModel:
         PanelError
             A malformed panel or factor-return table.
         """
-        settings = self.get_params()
-        check_parameters("TimeSeriesFactorModel", _PARAMETERS, settings)
+        settings = self.checked_params()
         returns_all = returns_array(panel)
         panel_dates = pd.DatetimeIndex(panel["date"].to_numpy())
         rows, names, x = align_factor_returns(panel_dates, factor_returns)
@@ -791,7 +387,7 @@ class FittedTimeSeriesModel(LoadingsFittedModel):
     settings : dict
     """
 
-    MODEL_KIND: ClassVar[str] = MODEL_KIND
+    kind: ClassVar[str] = MODEL_KIND
 
     @property
     def intercept(self) -> xr.DataArray:

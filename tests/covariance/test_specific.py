@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 
@@ -177,11 +179,19 @@ def test_contract_finite_exactly_where_residual_and_exposures(world, fitted):
 
 
 def _stage(u, ex, **kw):
-    _, _, styles, industry, P, weights, _, _ = sp._validate(u, ex)
-    settings = dict(half_life=84, lags=5, window=252, min_obs=60, full_obs=180, blend=True,
-                    structural_scale="duan")
-    settings.update(kw)
-    return sp._blended(np.ascontiguousarray(u), styles, industry, P, weights, ex.cap, **settings)
+    """Steps 1-3 through the public stages, the blend done here (its numpy twin)."""
+    inputs = sp.specific_inputs(u, ex)
+    s = sp.specific_settings(window=252, **kw)
+    ts_var, h, gamma = sp.time_series_stage(inputs.residuals, s)
+    sig_str, _, _ = sp.structural_volatility(
+        ts_var, h, gamma, inputs.styles, inputs.industry, inputs.n_industries, inputs.weights, inputs.cap,
+        min_obs=s["min_obs"], structural_scale=s["structural_scale"],
+    )
+    full, mid = gamma >= 1.0, (gamma > 0.0) & (gamma < 1.0)
+    sig_hat = sig_str.copy()
+    sig_hat[mid] = gamma[mid] * np.sqrt(ts_var[mid]) + (1.0 - gamma[mid]) * sig_str[mid]
+    sig_hat[full] = np.sqrt(ts_var[full])
+    return types.SimpleNamespace(ts_var=ts_var, gamma=gamma, sig_str=sig_str, sig_hat=sig_hat)
 
 
 def test_no_shrink_no_vra_is_the_blend(world):
@@ -302,7 +312,7 @@ def test_infinite_residual_names_stock_and_date(world):
     u, ex, _, _ = world
     bad = u.copy()
     bad[5, 7] = np.inf
-    with pytest.raises(NonFiniteError, match=r"stock S0007 on date 2010-01-06"):
+    with pytest.raises(NonFiniteError, match=r"stock 'S0007' on 2010-01-06"):
         sp.specific_variance(bad, ex)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import riskmodel as rm
+import riskmodel._results as rm_results
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,48 @@ def test_save_load_round_trip(tmp_path, fitted):
         np.testing.assert_array_equal(back.factor_returns.to_numpy(), fitted.factor_returns.to_numpy())
         w = np.ones(fitted.covariance().n_stocks)
         np.testing.assert_allclose(back.covariance().variance(w), fitted.covariance().variance(w), rtol=1e-14)
+
+
+def test_result_api_round_trip_and_summary(tmp_path, world, fitted):
+    assert isinstance(fitted, rm_results.Result) and fitted.kind == "fitted_factor_model"
+    back = rm.load(rm.save(fitted, tmp_path / "m.nc"))
+    assert type(back) is rm.FittedFactorModel
+    for name in ("factor_returns", "residuals", "r2", "specific_var", "factor_cov", "style_exposure"):
+        np.testing.assert_array_equal(back.dataset[name].to_numpy(), fitted.dataset[name].to_numpy())
+    assert back.settings == fitted.settings
+    text = fitted.summary()
+    assert "fitted_factor_model" in text.splitlines()[0]
+    assert f"{world.sizes['date']} dates" in text and f"{world.sizes['stock']} stocks" in text
+    assert f"mean R² {np.nanmean(fitted.r2.to_numpy()):.3f}" in text
+    assert repr(fitted) == text and back.summary() == text
+    other = fitted.to_dataset().copy()
+    other.attrs["riskmodel_kind"] = "fitted_statistical_model"
+    with pytest.raises(rm.ModelFileError, match="riskmodel_kind='fitted_statistical_model'"):
+        rm.FittedFactorModel.from_dataset(other)
+    with pytest.raises(rm.ModelFileError, match=r"lacks the variable\(s\) \['r2'\]"):
+        rm.FittedFactorModel.from_dataset(fitted.to_dataset().drop_vars("r2"))
+
+
+def test_forecast_settings_follow_the_stages_rules():
+    """One declared rule per forecast setting: the model refuses what its stage would refuse."""
+    from riskmodel.covariance.settings import FACTOR_DEFAULTS, SPECIFIC_PARAMETERS
+    from riskmodel.models.settings import FORECAST_PARAMETERS
+
+    assert FORECAST_PARAMETERS["specific_half_life"] is SPECIFIC_PARAMETERS["half_life"]
+    for name in ("specific_half_life", "vra_half_life"):
+        with pytest.raises(rm.InvalidParameterError, match=f"{name}=inf"):
+            rm.FactorRiskModel(**{name: np.inf})
+        with pytest.raises(rm.InvalidParameterError, match=f"{name}=inf"):
+            rm.TimeSeriesFactorModel(**{name: np.inf})
+        with pytest.raises(rm.InvalidParameterError, match=f"{name}=inf"):
+            rm.StatisticalFactorModel(**{name: np.inf})
+    from riskmodel.covariance.specific import specific_settings
+
+    with pytest.raises(rm.InvalidParameterError, match="half_life=inf"):
+        specific_settings(half_life=np.inf)
+    # an infinite correlation half-life (equal weights) is valid for the model as for the stage
+    assert rm.FactorRiskModel(corr_half_life=np.inf).corr_half_life == np.inf
+    assert rm.FactorRiskModel().vol_half_life == FACTOR_DEFAULTS["vol_half_life"]
 
 
 def test_bad_requests(world, fitted):

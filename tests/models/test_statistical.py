@@ -18,10 +18,10 @@ from riskmodel.models.statistical import (
     _WindowMoments,
     choose_n_factors,
     cross_section_factor_returns,
-    hybrid_model,
     pca_loadings,
 )
-from riskmodel.models.timeseries import loading_rows, refit_schedule
+from riskmodel.models.hybrid import hybrid_model
+from riskmodel.models.loadings import loading_rows, refit_schedule
 
 FAST = dict(eigen_sims=0)
 
@@ -241,6 +241,20 @@ def test_protocol_bias_audit_and_persistence(world_fit, tmp_path):
     audit = pytest.importorskip("riskmodel.audit.residuals")
     result = audit.audit_residuals(fit)
     assert hasattr(result, "clusters")
+
+
+def test_result_api_round_trip_and_summary(world_fit, tmp_path):
+    panel, _, fit = world_fit
+    assert fit.kind == "fitted_statistical_model"
+    back = rm.load(rm.save(fit, tmp_path / "m.nc"))
+    assert type(back) is FittedStatisticalModel
+    for name in ("factor_returns", "residuals", "loadings", "n_factors_chosen", "eigenvalues", "specific_var"):
+        np.testing.assert_array_equal(back.dataset[name].to_numpy(), fit.dataset[name].to_numpy())
+    text = fit.summary()
+    assert "fitted_statistical_model" in text.splitlines()[0]
+    assert f"{panel.sizes['stock']} stocks" in text and f"{len(fit.factors)} factors" in text
+    assert f"mean R² {fit.mean_r2():.3f}" in text and 0.2 < fit.mean_r2() < 1.0
+    assert repr(fit) == text and back.summary() == text
 
 
 def test_parameter_and_data_errors():

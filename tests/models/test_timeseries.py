@@ -351,6 +351,26 @@ def test_persistence_round_trip(sim_fit, tmp_path):
     assert loaded.summary() == ts.summary()
 
 
+def test_result_api_round_trip_and_summary(sim_fit, tmp_path):
+    panel, _, ts = sim_fit
+    assert ts.kind == "fitted_timeseries_model"
+    back = rm.load(rm.save(ts, tmp_path / "m.nc"))
+    assert type(back) is FittedTimeSeriesModel
+    for name in ("factor_returns", "residuals", "loadings", "intercept", "factor_cov", "specific_var"):
+        np.testing.assert_array_equal(back.dataset[name].to_numpy(), ts.dataset[name].to_numpy())
+    text = ts.summary()
+    assert "fitted_timeseries_model" in text.splitlines()[0]
+    assert f"{panel.sizes['stock']} stocks" in text and f"{len(ts.dates)} dates" in text
+    r, u = ts.returns.to_numpy(), ts.residuals.to_numpy()
+    both = np.isfinite(r) & np.isfinite(u)
+    ss_r, ss_u = np.where(both, r**2, 0).sum(axis=1), np.where(both, u**2, 0).sum(axis=1)
+    ok = ss_r > 0
+    assert ts.mean_r2() == pytest.approx(np.mean(1 - ss_u[ok] / ss_r[ok]), rel=1e-12)
+    assert 0.0 < ts.mean_r2() < 1.0  # out of sample, the given factors still explain returns
+    assert f"mean R² {ts.mean_r2():.3f}" in text
+    assert repr(ts) == text and back.summary() == text
+
+
 def test_benchmark_toy_size(tmp_path):
     out = tmp_path / "ts.json"
     proc = subprocess.run(
