@@ -142,7 +142,9 @@ def reject_infinite(
             where.append(f"on {fmt_date(np.asarray(axis_labels)[i])}")
         else:
             where.append(f"{axis} {str(np.asarray(axis_labels)[i])!r}")
-    at = " ".join(sorted(where, key=lambda w: w.startswith("on "))) or f"index {index}"
+    places = [w for w in where if not w.startswith("on ")]
+    day = [w for w in where if w.startswith("on ")]
+    at = " ".join([", ".join(places), *day]).strip() or f"index {index}"
     raise NonFiniteError(
         f"{name}: {count} infinite value(s), the first ({values[index]}) for {at}; {hint}."
     )

@@ -400,7 +400,7 @@ def test_bad_inputs_are_named(world):
     with pytest.raises(NonFiniteError, match="returns: 1 infinite value.*stock 'S0003' on 2020-01-08"):
         factor_returns(r, ex)
     bare = SimpleNamespace(styles=ex.styles, industry=ex.industry, weights=ex.weights, cap=ex.cap)
-    with pytest.raises(NonFiniteError, match="returns: .*date row 7 stock row 3"):  # no labels: rows
+    with pytest.raises(NonFiniteError, match="returns: .*date row 7, stock row 3"):  # no labels: rows
         factor_returns(r, bare)
     with pytest.raises(VariableTypeError, match="returns must be numeric"):
         factor_returns(returns.astype(str), ex)

@@ -273,7 +273,7 @@ def test_errors_name_the_fault():
         factor_covariance(np.zeros(10))
     f = np.zeros((50, 3))
     f[7, 2] = np.inf
-    with pytest.raises(NonFiniteError, match="date row 7 factor row 2"):
+    with pytest.raises(NonFiniteError, match="date row 7, factor row 2"):
         factor_covariance(f)
     with pytest.raises(InvalidParameterError, match="vol_half_life=-1"):
         factor_covariance(np.zeros((50, 3)), vol_half_life=-1)

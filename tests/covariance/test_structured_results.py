@@ -140,7 +140,7 @@ def test_risk_decomposition_round_trips_through_save_and_load(world, tmp_path, s
         assert isinstance(dec, Result) and dec.kind == "risk_decomposition"
         ds = dec.to_dataset()
         assert ds.attrs["riskmodel_kind"] == "risk_decomposition"
-        path = dec.save(tmp_path / f"{label.replace(' ', '_')}{suffix}")
+        path = rm.save(dec, tmp_path / f"{label.replace(' ', '_')}{suffix}")
         back = rm.load(path)
         assert isinstance(back, RiskDecomposition), label
         again = back.to_dataset()
