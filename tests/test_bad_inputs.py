@@ -69,6 +69,7 @@ KNOWN_GAPS: dict[str, str] = {
     "labels-duplicate-stock": "traceback: pandas InvalidIndexError (Reindexing only valid with uniquely valued Index)",
     "labels-unknown-stocks-only": "\"labels has no entry for 59 audited stock(s)\": the file is not named",
     "labels-empty-label-cell": "an empty label becomes the label 'nan' in silence",
+    "labels-empty-stock-id": "\"labels has no entry for 1 audited stock(s)\": neither the file nor its empty id cell named",
     "labels-semicolon-separator": "\"labels need two columns\": does not say the file is ';'-separated",
     # --- wrong kind of file ---
     "fit-input-model-file": "traceback: AttributeError: 'FittedFactorModel' object has no attribute 'variables'",
@@ -77,6 +78,8 @@ KNOWN_GAPS: dict[str, str] = {
     "audit-panel-option-model-file": "traceback: TypeError: argument of type 'FittedFactorModel' is not iterable",
     "risk-model-of-unknown-kind": "\"not a fitted model\": the unknown kind 'fitted_martian_model' is not named",
     # --- damaged files ---
+    "risk-model-random-bytes-in-specific-var": "damaged specific_var data loads without complaint; risk then blames the weights (\"does not know: 'S0000', ...\")",
+    "risk-model-random-bytes-in-factor-cov": "damaged factor_cov data loads without complaint; risk then says \"factor_cov is not symmetric\" (file not named)",
     "risk-zarr-model-missing-a-chunk": "missing factor_cov chunks read as fill values: \"first forecast on never\"; variable and store not named",
     "risk-zarr-model-missing-specific-var": "\"this model was fitted with covariance=False\": the missing specific_var is not named",
     "fit-zarr-panel-missing-returns-chunks": "missing returns chunks read as NaN: fits to all-NaN with exit 0",

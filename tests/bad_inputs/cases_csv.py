@@ -215,19 +215,19 @@ def _factor_text(env, edit):
     return frame.to_csv(index=False)
 
 
-def _ts_case(case_id, edit, expect, names=(), text=None):
+def _ts_case(case_id, edit, expect, names=(), text=None, text_edit=lambda t: t):
     def setup(tmp, env):
         panel = env.copy("panel.nc", tmp)
-        factors = write_text(tmp, "factors.csv", text if text is not None else _factor_text(env, edit))
+        factors = write_text(tmp, "factors.csv", text_edit(text if text is not None else _factor_text(env, edit)))
         return ["fit", panel, "-o", tmp / "out.nc", "--kind", "time-series", "--factors", factors, "-q"]
 
     return Case(case_id, setup, expect, tuple(names), outputs=OUT)
 
 
-def _alpha_case(case_id, edit, expect, names=(), text=None):
+def _alpha_case(case_id, edit, expect, names=(), text=None, text_edit=lambda t: t):
     def setup(tmp, env):
         panel = env.copy("panel.nc", tmp)
-        factors = write_text(tmp, "capm.csv", text if text is not None else _factor_text(env, edit))
+        factors = write_text(tmp, "capm.csv", text_edit(text if text is not None else _factor_text(env, edit)))
         return ["alpha", "value", "--panel", panel, "--controls", "size", "--against", factors]
 
     return Case(case_id, setup, expect, tuple(names))
@@ -244,7 +244,9 @@ def _fset(column, row, value):
 
 
 def _factor_cases(make, prefix, file):
+    bom = lambda tmp_text: "\ufeff" + tmp_text  # noqa: E731
     return [
+        make(f"{prefix}-utf8-bom", lambda f, e: f, "ok", text_edit=bom),
         make(f"{prefix}-empty-file", None, "error", [file, "empty"], text=""),
         make(f"{prefix}-header-only", None, "error", [file, "rows"], text="date,market,size\n"),
         make(f"{prefix}-date-column-only", lambda f, e: f[["date"]], "error", [file]),
@@ -289,6 +291,9 @@ LABELS_CSV = [
                  ["labels.csv", "ZZZ1"]),
     _labels_case("labels-empty-label-cell", lambda e: _labels(e, [(s, "" if i == 2 else "A") for i, s in
                                                                  enumerate(e.stocks)]), "warning", ["labels.csv", "S0002"]),
+    _labels_case("labels-empty-stock-id", lambda e: _labels(e, [("" if i == 2 else s, "A") for i, s in
+                                                               enumerate(e.stocks)]), "error", ["labels.csv", "empty"]),
+    _labels_case("labels-utf8-bom", lambda e: "\ufeff" + _labels(e), "ok"),
     _labels_case("labels-semicolon-separator", lambda e: _labels(e, header="stock;sector\n", sep=";"), "error",
                  ["labels.csv", "';'"]),
 ]

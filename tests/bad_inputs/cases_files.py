@@ -151,6 +151,26 @@ def _damaged_nc(tmp, env):
     return str(path)
 
 
+def _damaged_variable_nc(variable):
+    """4 KB of random bytes over the last rows of ``variable``'s data in a valid model file
+    (the rows the latest forecast reads): the file still opens."""
+
+    def make(tmp, env):
+        import h5py
+
+        path = Path(env.copy("model.nc", tmp))
+        with h5py.File(path, "r") as h5:
+            data = h5[variable]
+            assert data.chunks is None, "a chunked variable: locate its chunks instead"
+            start = data.id.get_offset() + data.size * data.dtype.itemsize - 4096
+        with open(path, "r+b") as fh:
+            fh.seek(start)
+            fh.write(random_bytes(4096, seed=5))
+        return str(path)
+
+    return make
+
+
 def _truncated_nc(tmp, env):
     path = Path(env.copy("model.nc", tmp))
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -178,6 +198,10 @@ def _unknown_kind(tmp, env):
 DAMAGED = [
     _case("risk-model-random-bytes-inside-nc", lambda tmp, env: ["risk", _damaged_nc(tmp, env), "--weights",
                                                                   _book(tmp, env)], "error", ["model.nc"]),
+    _case("risk-model-random-bytes-in-specific-var", lambda tmp, env: ["risk", _damaged_variable_nc("specific_var")(
+        tmp, env), "--weights", _book(tmp, env)], "error", ["model.nc", "specific_var"]),
+    _case("risk-model-random-bytes-in-factor-cov", lambda tmp, env: ["risk", _damaged_variable_nc("factor_cov")(
+        tmp, env), "--weights", _book(tmp, env)], "error", ["model.nc", "factor_cov"]),
     _case("risk-model-truncated-nc", lambda tmp, env: ["risk", _truncated_nc(tmp, env), "--weights", _book(tmp, env)],
           "error", ["model.nc"]),
     _case("risk-zarr-model-missing-a-chunk", lambda tmp, env: ["risk", _zarr_without("model.zarr", "factor_cov", True)(
@@ -249,6 +273,10 @@ OUTPUTS = [
     _case("simulate-o-missing-folder", lambda tmp, env: ["simulate", "-o", tmp / "nofolder" / "p.nc", *SIM], "error",
           ["nofolder"]),
     _case("simulate-o-unknown-suffix", lambda tmp, env: ["simulate", "-o", tmp / "p.txt", *SIM], "error", ["p.txt"]),
+    _case("fit-o-unknown-suffix", lambda tmp, env: ["fit", env.copy("panel.nc", tmp), "-o", tmp / "m.h5", "-q"], "error",
+          ["m.h5", "suffix"]),
+    _case("panel-o-unknown-suffix", lambda tmp, env: ["panel", write_long_csv(tmp, env.long, "p.csv"), "-o",
+                                                      tmp / "p.parquet"], "error", ["p.parquet", "suffix"]),
     _case("simulate-o-overwrites-own-panel", lambda tmp, env: ["simulate", "-o", env.copy("panel.nc", tmp), *SIM], "ok",
           outputs=["panel.nc"]),
     _case("fit-o-equals-input", lambda tmp, env: (lambda p: ["fit", p, "-o", p, "-q"])(env.copy("panel.nc", tmp)), "error",
