@@ -45,11 +45,6 @@ def _set(column, row, value):
     return edit
 
 
-def _row(frame, row=130):
-    """The (stock, date) of a row of the long frame, for the names a message must give."""
-    return str(frame.loc[row, "stock"]), str(frame.loc[row, "date"])
-
-
 def _percent_low_vol(frame, env):
     """Returns in percent, scaled into (-1, 1): no value <= -1 gives the scale away."""
     r = frame["returns"]
