@@ -1,0 +1,274 @@
+"""The catalogue of bad inputs, faults and misuses (issue 17), through the CLI and the API.
+
+Each case (tables in ``tests/bad_inputs/cases_*.py``, machinery in
+``tests/bad_inputs/harness.py``) states the outcome issue 17 asks for: a one-line named
+error with exit 2, a warning naming the thing, or acceptance. Every case checks the exit
+code, that no traceback escapes, that the message names what is at fault, and that
+nothing on disk changed except a successful output (bytes, mode and mtime of every file
+under the case's folder, before and after; no temporary left).
+
+Cases that fail today are listed in :data:`KNOWN_GAPS` and run as strict xfails: a fix
+flips the case to XPASS, which fails until its entry is removed here. Never weaken a
+case to make it pass. ``FIXPLAN.md`` (worktree root) says where each fix belongs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+#: case id -> what is wrong today (each such case is a strict xfail).
+KNOWN_GAPS: dict[str, str] = {
+    # --- the long panel CSV (riskmodel panel) ---
+    "panel-csv-header-only": "error names neither the file nor 'no rows': \"variable 'returns' must be numeric, got dtype <U1\"",
+    "panel-csv-missing-returns-column": "a panel without returns is written (exit 0, no message); it cannot be fitted",
+    "panel-csv-abc-among-returns": "names neither 'abc' nor its stock/date: \"variable 'returns' must be numeric, got dtype <U23\"",
+    "panel-csv-abc-among-styles": "names neither 'abc' nor its stock/date: \"characteristic 'value' ... must be numeric, got dtype <U22\"",
+    "panel-csv-industry-in-a-number-column": "names neither 'IND01' nor its stock/date: \"variable 'market_cap' must be numeric\"",
+    "panel-csv-1e308-return": "a return of 1e308 is accepted in silence (exit 0)",
+    "panel-csv-return-of-5": "a daily return of +500% is accepted without a warning",
+    "panel-csv-percent-returns-low-vol": "returns in percent (all > -1) accepted in silence: only values <= -1 are checked",
+    "panel-csv-zero-market-cap": "a stock with market_cap 0 on every date: no warning",
+    "panel-csv-nan-only-style": "a style column with no value at all: no warning",
+    "panel-csv-not-a-date": "traceback: ValueError from pd.to_datetime ('notadate' doesn't match format)",
+    "panel-csv-impossible-date": "traceback: ValueError: day is out of range for month (2015-02-30)",
+    "panel-csv-dd-mm-mixed-with-mm-dd": "traceback: ValueError: time data '13/01/2015' doesn't match format '%m/%d/%Y'",
+    "panel-csv-row-dated-2099": "a row dated 2099-12-31 is accepted; only a SingularDateWarning (no return that day)",
+    "panel-csv-ids-kept-as-text": "ids 0000..0059 are read as integers and written as '0', '1', '10', ...",
+    "panel-csv-semicolon-separator": "\"no column 'date'\": the message does not say the file is ';'-separated",
+    "panel-csv-latin1-industry": "\"not a readable CSV panel CSV ('utf-8' codec can't decode ...)\": does not say the file must be UTF-8",
+    "panel-csv-momentum-descriptor-short-history": "--descriptors momentum on 120 days: 100% NaN, no warning",
+    "panel-o-equals-source": "-o onto the source CSV (named .nc) replaces it: exit 0",
+    # --- the weights CSV (riskmodel risk) ---
+    "weights-header-only": "\"weights must be numeric, got dtype object\": neither the file nor 'no rows'",
+    "weights-empty-stock-cell": "\"does not know: 'nan'\": the empty cell is read as the stock 'nan'; file not named",
+    "weights-semicolon-separator": "\"weights need a 'stock' column\": does not say the file is ';'-separated",
+    "weights-sum-to-100": "weights summing to 100 (percent) accepted in silence: risk prints ~100x the volatility",
+    "weights-1e12": "weights of 1e12 accepted in silence",
+    "weights-top-minus-1": "--top -1 accepted (exit 0)",
+    # --- the factor-returns CSV (fit --kind time-series --factors, alpha --against) ---
+    "ts-factors-header-only": "\"factor_returns must be numeric, got dtype object\": the file is not named",
+    "ts-factors-nan-only-column": "a factor column with no value is accepted (exit 0)",
+    "ts-factors-bad-date": "\"expected a date column first\": the bad date 'notadate' is not named",
+    "ts-factors-impossible-date": "\"expected a date column first\": the impossible date 2015-02-30 is not named",
+    "ts-factors-semicolon-separator": "\"expected a date column first\": does not say the file is ';'-separated",
+    "alpha-against-header-only": "\"share no date ... factors NaT..NaT\": the file is not named, nor that it has no rows",
+    "alpha-against-inf": "\"regressors are collinear\": the inf in factor 'market' is not named",
+    "alpha-against-nan-only-column": "\"share no date with every value present\": the empty factor 'size' is not named",
+    "alpha-against-duplicate-dates": "\"factor list 'capm' has duplicate dates\": the date is not named",
+    "alpha-against-bad-date": "\"expected a date column first\": the bad date 'notadate' is not named",
+    "alpha-against-impossible-date": "\"expected a date column first\": the impossible date 2015-02-30 is not named",
+    "alpha-against-semicolon-separator": "\"expected a date column first\": does not say the file is ';'-separated",
+    # --- the labels CSV (riskmodel audit --labels) ---
+    "labels-header-only": "\"labels has no entry for 59 audited stock(s)\": the file is not named",
+    "labels-duplicate-stock": "traceback: pandas InvalidIndexError (Reindexing only valid with uniquely valued Index)",
+    "labels-unknown-stocks-only": "\"labels has no entry for 59 audited stock(s)\": the file is not named",
+    "labels-empty-label-cell": "an empty label becomes the label 'nan' in silence",
+    "labels-empty-stock-id": "\"labels has no entry for 1 audited stock(s)\": neither the file nor its empty id cell named",
+    "labels-semicolon-separator": "\"labels need two columns\": does not say the file is ';'-separated",
+    # --- wrong kind of file ---
+    "fit-input-model-file": "traceback: AttributeError: 'FittedFactorModel' object has no attribute 'variables'",
+    "alpha-panel-model-file": "traceback: TypeError: argument of type 'FittedFactorModel' is not iterable",
+    "audit-model-panel-file": "\"audit_residuals: fit_or_residuals must be ... got Dataset\": the file is not named",
+    "audit-panel-option-model-file": "traceback: TypeError: argument of type 'FittedFactorModel' is not iterable",
+    "risk-model-of-unknown-kind": "\"not a fitted model\": the unknown kind 'fitted_martian_model' is not named",
+    # --- damaged files ---
+    "risk-model-random-bytes-in-specific-var": "damaged specific_var data loads without complaint; risk then blames the weights (\"does not know: 'S0000', ...\")",
+    "risk-model-random-bytes-in-factor-cov": "damaged factor_cov data loads without complaint; risk then says \"factor_cov is not symmetric\" (file not named)",
+    "risk-zarr-model-missing-a-chunk": "missing factor_cov chunks read as fill values: \"first forecast on never\"; variable and store not named",
+    "risk-zarr-model-missing-specific-var": "\"this model was fitted with covariance=False\": the missing specific_var is not named",
+    "fit-zarr-panel-missing-returns-chunks": "missing returns chunks read as NaN: fits to all-NaN with exit 0",
+    # --- outputs that must not be destroyed ---
+    "simulate-o-existing-directory-with-files": "the directory important.nc and its files are deleted; exit 0",
+    "simulate-o-non-zarr-directory": "a non-zarr directory data.zarr and its files are deleted; exit 0",
+    "simulate-o-read-only-target": "a read-only (0444) target is replaced and its mode reset; exit 0",
+    "simulate-o-stranger-netcdf": "a netCDF file not written by riskmodel is replaced; exit 0",
+    "simulate-o-text-file-named-nc": "a text file named notes.nc is replaced; exit 0",
+    "simulate-o-model-file": "a fitted model file is replaced by a panel; exit 0",
+    "fit-o-equals-input": "-o equal to the input panel replaces the panel by the model; exit 0",
+    "fit-o-panel-file": "-o onto another panel file replaces it by a model; exit 0",
+    "fit-o-stranger-netcdf": "a netCDF file not written by riskmodel is replaced; exit 0",
+    "fit-o-existing-directory": "the directory m.nc and its files are deleted; exit 0",
+    "fit-o-missing-folder-before-fit": "the missing output folder is found only after the fit ran",
+    "fit-o-read-only-folder-before-fit": "the unwritable output folder is found only after the fit ran",
+    "demo-o-existing-file": "traceback: FileExistsError (demo -o an existing file)",
+    "demo-stocks-0": "the error is right but the output folder 'demo' is created before the settings are checked",
+    "demo-days-minus-1": "the error is right but the output folder 'demo' is created before the settings are checked",
+    "audit-report-equals-model": "--report onto the model file overwrites the model with HTML; exit 0",
+    # --- options ---
+    "simulate-hidden-negative": "--hidden -2 accepted (exit 0)",
+    "fit-statistical-n-factors-5000": "not checked against the data before allocating (API: MemoryError of 11 GiB); here the min_obs error comes first",
+    "fit-hybrid-k-0": "--kind hybrid --k 0 accepted (a fundamental model under another name)",
+    "fit-hybrid-k-negative": "\"statistical_factors=-2 is invalid\": the option --k is not named",
+    "fit-hybrid-k-too-many": "--k 500 on 60 stocks accepted: every date skipped, exit 0 with a useless model",
+    "fit-n-factors-with-fundamental": "--n-factors is ignored in silence for --kind fundamental",
+    "fit-factors-with-fundamental": "--factors is ignored in silence for --kind fundamental",
+    "risk-top-minus-1": "--top -1 accepted (exit 0)",
+    "alpha-signal-is-industry": "\"signal must be a DataArray with dims (date, stock)\": the signal 'industry' is not named",
+    "audit-labels-and-labels-from": "--labels and --labels-from together: --labels-from ignored in silence",
+    # --- fits that produce no usable model ---
+    "fit-constant-style": "a constant style: every date skipped (rank-deficient), exit 0 with a useless model",
+    "fit-all-nan-style": "an all-NaN style: every date skipped, exit 0 with a useless model",
+    "fit-single-stock": "a single stock: every date skipped, exit 0",
+    "fit-single-day": "a single day: exit 0 with only the warning 'Mean of empty slice'",
+    "fit-30-days": "30 days: exit 0; fails only later in risk with 'first forecast on never'",
+    "fit-returns-all-nan": "all returns NaN: every date skipped, exit 0",
+    # --- the API ---
+    "api-operator-matmul-reversed-dataarray": "as_linear_operator() @ DataArray ignores the stock labels: a reversed DataArray gives a wrong answer",
+    "api-fit-none": "AttributeError: 'NoneType' object has no attribute 'variables'",
+    "api-fit-dataframe": "AttributeError: 'DataFrame' object has no attribute 'variables'",
+    "api-fit-dataarray": "AttributeError: 'DataArray' object has no attribute 'variables'",
+    "api-statistical-fit-none": "a plain PanelError, not the DimensionError validate_panel raises for a non-Dataset",
+    "api-bias-statistics-of-panel": "AttributeError: 'Dataset' object has no attribute 'dates'",
+    "api-factor-from-signal-name": "\"signal must be a DataArray with dims (date, stock)\": does not say it got a str",
+    "api-styles-as-a-string": "FactorRiskModel(styles='size') accepted; the fit then says \"no variable 's'\"",
+    "api-statistical-n-factors-5000": "MemoryError: tries to allocate 11.2 GiB (n_factors not checked against the stocks)",
+    "api-save-onto-directory": "rm.save onto an existing directory d.nc holding files deletes it",
+    "api-fit-constant-style": "no error: a fit with every date skipped",
+    "api-fit-all-nan-style": "no error: a fit with every date skipped",
+    "api-fit-single-stock": "no error: a fit with every date skipped",
+    "api-fit-single-day": "no error: 'Mean of empty slice' RuntimeWarning only",
+    "api-fit-30-days": "no error: a fit without any forecast",
+    "api-fit-1e308-return": "no error: a return of 1e308 is fitted (that stock's specific variance becomes NaN)",
+    "api-validate-percent-returns": "validate_panel accepts returns in percent when none is <= -1",
+    "api-validate-zero-market-cap": "validate_panel: no warning for a market_cap of 0",
+    "api-validate-future-date": "validate_panel accepts dates in 2099",
+    "api-panel-from-long-abc": "names neither 'abc' nor its stock/date: \"variable 'returns' must be numeric, got dtype <U23\"",
+    "api-panel-from-long-impossible-date": "ValueError from pd.to_datetime (day is out of range for month), not a PanelError",
+}
+
+_HERE = Path(__file__).resolve().parent / "bad_inputs"
+
+
+def _load(name: str, alias: str):
+    spec = importlib.util.spec_from_file_location(alias, _HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[alias] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+harness = _load("harness", "_bad_inputs_harness")
+_TABLES = ("cases_csv", "cases_files", "cases_options", "cases_api")
+CASES = [case for table in _TABLES for case in _load(table, f"_bad_inputs_{table}").CASES]
+
+
+def test_catalogue_is_complete():
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+    assert len(ids) >= 130, len(ids)
+    assert set(KNOWN_GAPS) <= set(ids), sorted(set(KNOWN_GAPS) - set(ids))
+
+
+def _params():
+    for case in CASES:
+        marks = [pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[case.id])] if case.id in KNOWN_GAPS else []
+        yield pytest.param(case, id=case.id, marks=marks)
+
+
+@pytest.fixture(scope="session")
+def catalogue_env(tmp_path_factory):
+    """One simulated panel (60 stocks x 120 days, 4 industries) and its fit, written once
+    as .nc and .zarr files, a long frame, for every case to copy from."""
+    import riskmodel as rm
+
+    root = tmp_path_factory.mktemp("catalogue_inputs")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        panel = rm.simulate(n_stocks=60, n_days=120, seed=3, n_industries=4)
+        keep = ["returns", "market_cap", "industry", *harness.STYLES]
+        panel = panel[keep]
+        fit = rm.FactorRiskModel(progress=False).fit(panel)
+    rm.save(panel, root / "panel.nc")
+    rm.save(panel, root / "panel.zarr")
+    rm.save(fit, root / "model.nc")
+    rm.save(fit, root / "model.zarr")
+    long = panel[["returns", "market_cap", *harness.STYLES]].to_dataframe().reset_index()
+    long["industry"] = panel["industry"].sel(stock=long["stock"].to_numpy()).to_numpy()
+    long["date"] = long["date"].dt.strftime("%Y-%m-%d")
+    return harness.Env(root=root, panel=panel, fit=fit, long=long)
+
+
+@pytest.mark.parametrize("case", list(_params()))
+def test_bad_input(case, catalogue_env, tmp_path, capsys, monkeypatch):
+    env = catalogue_env
+    env.monkeypatch = monkeypatch
+    work = tmp_path / "case"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    try:
+        target = case.setup(work, env)
+        before = harness.snapshot(work)
+        capsys.readouterr()
+        with harness.address_space_cap() if case.memory_cap else contextlib.nullcontext():
+            if callable(target):
+                result = _run_api(case, target)
+            else:
+                result = _run_cli(case, target, capsys)
+        after = harness.snapshot(work)
+        changed = harness.changed_paths(before, after)
+        if case.expect == "error":
+            assert changed == [], f"an error changed the disk: {changed}"
+        else:
+            assert harness.outside_outputs(changed, case.outputs) == [], f"changed besides the output: {changed}"
+            assert not [p for p in changed if Path(p).name.startswith(".")], f"temporaries left: {changed}"
+        if case.check is not None and case.expect != "error":
+            case.check(work, env, result)
+    finally:
+        harness.restore_permissions(work)
+
+
+def _run_cli(case, argv, capsys):
+    from riskmodel.cli import EXIT_USER_ERROR, main
+
+    argv = [str(a) for a in argv]
+    command = argv[0]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = harness.stderr_lines(err)
+    errors = [line for line in lines if line.startswith(f"riskmodel {command}: error:")]
+    if case.expect == "error":
+        assert code == EXIT_USER_ERROR, f"exit {code}, stderr: {err}"
+        assert len(errors) == 1, err
+        others = [line for line in lines if line not in errors and not harness.is_noise(line, command)]
+        assert others == [], err
+        for name in case.names:
+            assert name in errors[0], f"{name!r} not named in: {errors[0]}"
+        return code
+    assert code == 0, f"exit {code}, stderr: {err}"
+    assert errors == [], err
+    if case.expect == "warning":
+        warned = [line for line in lines if line.startswith(f"riskmodel {command}: warning:")]
+        assert any(all(name in line for name in case.names) for line in warned), (
+            f"no warning naming {case.names}: {err}"
+        )
+    return code
+
+
+def _run_api(case, call):
+    if case.expect == "error":
+        with pytest.raises(Exception) as info:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                call()
+        assert isinstance(info.value, case.exc), f"{type(info.value).__name__}: {info.value}"
+        for name in case.names:
+            assert name in str(info.value), f"{name!r} not named in: {info.value}"
+        return info.value
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call()
+    if case.expect == "warning":
+        named = [w for w in caught if issubclass(w.category, case.exc)
+                 and all(name in str(w.message) for name in case.names)]
+        assert named, f"no {case.exc.__name__} naming {case.names}: {[str(w.message) for w in caught]}"
+    return result
