@@ -1,4 +1,4 @@
-"""Floor 4, the model families that turn a panel into forecasts ``Σ = B Σ_f Bᵀ + D``.
+"""Floor 5, the model families that turn a panel into forecasts ``Σ = B Σ_f Bᵀ + D``.
 
 From the bottom up (a module imports only those above it in this list):
 

@@ -1,1 +1,1 @@
-"""Floor 6, figures and HTML reports: the only subpackage that imports matplotlib."""
+"""Floor 7, figures and HTML reports: the only subpackage that imports matplotlib."""
