@@ -279,23 +279,25 @@ def _raise_terminated(signum: int, frame: object) -> None:  # noqa: ARG001 - sig
 
 
 @contextlib.contextmanager
-def signals_as_exceptions() -> Iterator[None]:
+def signals_as_exceptions(*, own_process: bool = False) -> Iterator[None]:
     """Turn SIGTERM and SIGHUP into :class:`Terminated` while the block runs.
 
-    Only in the main thread, and only for signals whose handler is the default one (a
-    program's own handlers are left alone). When :class:`Terminated` leaves the block, the
-    default handler is restored and the signal is raised again, so the process ends as the
-    sender asked, after the block's clean-up has run.
+    Only in the main thread. By default only signals whose handler is the default one are
+    taken (a program's own handlers are left alone), and when :class:`Terminated` leaves
+    the block the default handler is restored and the signal raised again, so the process
+    ends as the sender asked, after the block's clean-up has run. With ``own_process``
+    (a command line that owns the process) the handlers are always installed and
+    :class:`Terminated` is left to the caller, who ends the process itself.
     """
     installed: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in _TERMINATING:
-            if signal.getsignal(signum) is signal.SIG_DFL:
+            if own_process or signal.getsignal(signum) is signal.SIG_DFL:
                 installed[signum] = signal.signal(signum, _raise_terminated)
     try:
         yield
     except Terminated as exc:
-        if exc.signum not in installed:
+        if own_process or exc.signum not in installed:
             raise
         for signum, previous in installed.items():
             signal.signal(signum, previous)

@@ -45,7 +45,6 @@ import json
 import os
 import shutil
 import stat
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -381,12 +380,20 @@ def move_into_place(tmp: Path, path: Path) -> None:
 
 
 def _write(ds: xr.Dataset, tmp: Path, fmt: str) -> None:
-    """Write ``ds`` (prepared) to ``tmp`` with the format's checksums."""
+    """Write ``ds`` (prepared) to ``tmp`` with the format's checksums.
+
+    A netCDF file is built in memory by HDF5 and then written by Python: HDF5 never meets a
+    failing disk. (When HDF5 itself hits a full disk, the h5py/h5netcdf objects of the
+    failed file are left half-closed and their clean-up at garbage collection or exit
+    crashes the interpreter with a segmentation fault.) Memory: the file's size, once.
+    """
     if fmt == "netcdf":
         # HDF5 cannot filter variable-length strings or scalars: labels and scalars go unchecked
         encoding = {name: {"fletcher32": True} for name, var in ds.variables.items()
                     if var.ndim > 0 and var.dtype.kind != "O"}
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+        image = ds.to_netcdf(engine="h5netcdf", encoding=encoding)
+        with open(tmp, "xb") as fh:
+            fh.write(image)
         return
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
@@ -395,26 +402,6 @@ def _write(ds: xr.Dataset, tmp: Path, fmt: str) -> None:
         warnings.simplefilter("ignore", UserWarning)  # zarr v3 "unstable spec" notes
         ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, write_empty_chunks=True,
                    encoding={name: {"compressors": codecs} for name in ds.variables})
-
-
-def _forget_failed_netcdf(tmp: Path) -> None:
-    """Mark the h5netcdf file objects of a failed write to ``tmp`` closed.
-
-    When HDF5 cannot close a file (no space left), ``h5netcdf.File.close`` raises before it
-    records the file as closed, and its ``__del__`` later flushes again through an h5py file
-    whose HDF5 object is gone: a segmentation fault at garbage collection or exit. The
-    file is unusable anyway (it is deleted next), so it is only marked closed.
-    """
-    import gc
-
-    h5netcdf = sys.modules.get("h5netcdf")
-    if h5netcdf is None:
-        return
-    for obj in gc.get_objects():
-        if isinstance(obj, h5netcdf.File) and not getattr(obj, "_closed", True):
-            filename = getattr(obj, "_filename", None)
-            if filename is not None and os.path.abspath(filename) == os.path.abspath(tmp):
-                obj._closed = True
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -434,7 +421,7 @@ def _write_failure(path: Path, exc: BaseException, size: int) -> ModelFileError:
         except OSError:
             free = "free space unknown"
         return ModelFileError(
-            f"could not write {str(path)!r}: no space left on the disk of {str(path.parent)!r} "
+            f"could not write {str(path)!r}: no space left on the disk of {os.path.abspath(path.parent)!r} "
             f"(about {size / 1e6:.1f} MB needed, {free}); the previous file, if any, is unchanged"
         )
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -509,8 +496,6 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
                 os.chmod(tmp, mode)
             move_into_place(tmp, target)
         except BaseException as exc:
-            if fmt == "netcdf":
-                _forget_failed_netcdf(tmp)
             remove_path(tmp)
             if isinstance(exc, Exception) and not isinstance(exc, PanelError):
                 raise _write_failure(path, exc, int(ds.nbytes)) from exc
