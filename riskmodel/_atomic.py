@@ -56,6 +56,7 @@ __all__ = [
     "move_into_place",
     "check_folder_writable",
     "signals_as_exceptions",
+    "signals_deferred",
     "numba_cache_problem",
     "use_private_numba_cache",
 ]
@@ -259,13 +260,13 @@ def check_folder_writable(path: Path) -> None:
         )
     probe = sibling_path(path, "tmp")
     try:
-        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except OSError as exc:
         raise ModelFileError(
             f"cannot save to {str(path)!r}: the folder {str(folder)!r} is not writable ({exc.strerror})"
         ) from None
-    os.close(fd)
-    remove_path(probe)
+    finally:
+        remove_path(probe)
 
 
 # ----------------------------------------------------------------------------------------
@@ -274,8 +275,54 @@ def check_folder_writable(path: Path) -> None:
 _TERMINATING = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None)
 
 
+_PENDING: list[int] = []  # a signal that arrived during a deferred block
+_DEFERRING: list[bool] = []
+
+
 def _raise_terminated(signum: int, frame: object) -> None:  # noqa: ARG001 - signal handler signature
+    if _DEFERRING and not _PENDING:
+        _PENDING.append(signum)
+        return
     raise Terminated(signum)
+
+
+def _interrupt(signum: int, frame: object) -> None:  # noqa: ARG001 - signal handler signature
+    if _DEFERRING and not _PENDING:
+        _PENDING.append(signum)
+        return
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold a first Ctrl-C / SIGTERM / SIGHUP until the block ends, then raise it.
+
+    For writes done by another thread (zarr writes its chunks from its own event loop): an
+    exception in the waiting thread would not stop them, and they would recreate the
+    temporary being removed. A second signal raises at once. Only the main thread, and
+    only Python's default Ctrl-C handler and the handlers of :func:`signals_as_exceptions`
+    are taken over.
+    """
+    if threading.current_thread() is not threading.main_thread() or _DEFERRING:
+        yield
+        return
+    previous_int = signal.getsignal(signal.SIGINT)
+    own_int = previous_int is signal.default_int_handler
+    if own_int:
+        signal.signal(signal.SIGINT, _interrupt)
+    _DEFERRING.append(True)
+    try:
+        yield
+    finally:
+        _DEFERRING.clear()
+        if own_int:
+            signal.signal(signal.SIGINT, previous_int)
+        pending = _PENDING[:]
+        _PENDING.clear()
+    if pending:
+        if pending[0] == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(pending[0])
 
 
 @contextlib.contextmanager

@@ -45,6 +45,7 @@ import json
 import os
 import shutil
 import stat
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -398,10 +399,24 @@ def _write(ds: xr.Dataset, tmp: Path, fmt: str) -> None:
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
     codecs = (ZstdCodec(level=0, checksum=False), Crc32cCodec())
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _atomic.signals_deferred():  # zarr writes from its own thread
         warnings.simplefilter("ignore", UserWarning)  # zarr v3 "unstable spec" notes
         ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, write_empty_chunks=True,
                    encoding={name: {"compressors": codecs} for name in ds.variables})
+
+
+def _remove_settled(tmp: Path, quiet: float = 0.2, limit: float = 10.0) -> None:
+    """Remove a zarr temporary until it stays removed.
+
+    zarr writes chunks from its own event-loop thread; a Ctrl-C stops the wait for them
+    but not the writes, which may recreate folders of a store just removed.
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        remove_path(tmp)
+        time.sleep(quiet)
+        if not tmp.exists() or time.monotonic() > deadline:
+            return
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -496,7 +511,7 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
                 os.chmod(tmp, mode)
             move_into_place(tmp, target)
         except BaseException as exc:
-            remove_path(tmp)
+            _remove_settled(tmp) if fmt == "zarr" else remove_path(tmp)
             if isinstance(exc, Exception) and not isinstance(exc, PanelError):
                 raise _write_failure(path, exc, int(ds.nbytes)) from exc
             raise
