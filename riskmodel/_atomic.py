@@ -38,6 +38,7 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,7 @@ __all__ = [
     "parse_sibling",
     "remove_path",
     "remove_stale_siblings",
+    "remove_settled",
     "stale_siblings",
     "fsync_tree",
     "fsync_dir",
@@ -149,6 +151,21 @@ def remove_stale_siblings(path: Path) -> None:
     """Delete the temporaries of ``path`` left by killed writers (see :func:`stale_siblings`)."""
     for entry in stale_siblings(path):
         remove_path(entry)
+
+
+def remove_settled(tmp: Path, quiet: float = 0.2, limit: float = 10.0) -> None:
+    """Remove a temporary until it stays removed (a folder other threads may still write into).
+
+    zarr writes chunks from its own event-loop thread; an error in one chunk write ends the
+    wait for the others but not their writes, which may recreate folders of a store just
+    removed.
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        remove_path(tmp)
+        time.sleep(quiet)
+        if not tmp.exists() or time.monotonic() > deadline:
+            return
 
 
 # ----------------------------------------------------------------------------------------

@@ -45,7 +45,6 @@ import json
 import os
 import shutil
 import stat
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -405,20 +404,6 @@ def _write(ds: xr.Dataset, tmp: Path, fmt: str) -> None:
                    encoding={name: {"compressors": codecs} for name in ds.variables})
 
 
-def _remove_settled(tmp: Path, quiet: float = 0.2, limit: float = 10.0) -> None:
-    """Remove a zarr temporary until it stays removed.
-
-    zarr writes chunks from its own event-loop thread; a Ctrl-C stops the wait for them
-    but not the writes, which may recreate folders of a store just removed.
-    """
-    deadline = time.monotonic() + limit
-    while True:
-        remove_path(tmp)
-        time.sleep(quiet)
-        if not tmp.exists() or time.monotonic() > deadline:
-            return
-
-
 def _is_disk_full(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
@@ -511,7 +496,7 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
                 os.chmod(tmp, mode)
             move_into_place(tmp, target)
         except BaseException as exc:
-            _remove_settled(tmp) if fmt == "zarr" else remove_path(tmp)
+            _atomic.remove_settled(tmp) if fmt == "zarr" else remove_path(tmp)
             if isinstance(exc, Exception) and not isinstance(exc, PanelError):
                 raise _write_failure(path, exc, int(ds.nbytes)) from exc
             raise
