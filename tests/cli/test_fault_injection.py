@@ -83,7 +83,7 @@ def kill_trials(tmp_path: Path, fmt: str, versions: tuple[xr.Dataset, xr.Dataset
             time.sleep(rng.uniform(0.0, 2.5 * save_seconds))
         else:  # a random moment while the temporary is being written, flushed or renamed
             _wait_for_temporary(path, timeout=10 * save_seconds + 5)
-            time.sleep(rng.uniform(0.0, 0.02))
+            time.sleep(0.0 if trial == 0 else rng.uniform(0.0, 0.02))  # the first one at once
         with_temporary += bool([p for p in _siblings(path) if p.name.endswith(".tmp")])
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
