@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from riskmodel.errors import ModelFileError
@@ -52,6 +52,7 @@ __all__ = [
     "remove_path",
     "remove_stale_siblings",
     "remove_settled",
+    "clean_up",
     "stale_siblings",
     "fsync_tree",
     "fsync_dir",
@@ -151,6 +152,23 @@ def remove_stale_siblings(path: Path) -> None:
     """Delete the temporaries of ``path`` left by killed writers (see :func:`stale_siblings`)."""
     for entry in stale_siblings(path):
         remove_path(entry)
+
+
+def clean_up(action: Callable[[], None]) -> None:
+    """Run a clean-up to its end even when Ctrl-C or SIGTERM's exception arrives during it.
+
+    The clean-up is restarted after such an exception, which is raised again once the
+    clean-up has finished (a ``finally`` block alone would be cut short by it).
+    """
+    interrupted: BaseException | None = None
+    while True:
+        try:
+            action()
+            break
+        except (KeyboardInterrupt, Terminated) as exc:
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
 
 
 def remove_settled(tmp: Path, quiet: float = 0.2, limit: float = 10.0) -> None:
@@ -283,7 +301,7 @@ def check_folder_writable(path: Path) -> None:
             f"cannot save to {str(path)!r}: the folder {str(folder)!r} is not writable ({exc.strerror})"
         ) from None
     finally:
-        remove_path(probe)
+        clean_up(lambda: remove_path(probe))
 
 
 # ----------------------------------------------------------------------------------------

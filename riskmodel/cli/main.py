@@ -547,6 +547,10 @@ def _numba_cache_or_fallback(command: str) -> None:
               "(set NUMBA_CACHE_DIR to a writable folder to keep the compiled kernels)", file=sys.stderr)
 
 
+#: Ends a progress bar's line on a terminal before an interrupt's message.
+_END_BAR = "\r\033[K" if sys.stderr is not None and sys.stderr.isatty() else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``riskmodel`` console script.
 
@@ -570,10 +574,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"riskmodel {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print(f"riskmodel {args.command}: interrupted (Ctrl-C); no partial file was left", file=sys.stderr)
+        print(f"{_END_BAR}riskmodel {args.command}: interrupted (Ctrl-C); no partial file was left", file=sys.stderr)
         return EXIT_INTERRUPTED
     except _atomic.Terminated as exc:
-        print(f"riskmodel {args.command}: {exc}; no partial file was left", file=sys.stderr)
+        print(f"{_END_BAR}riskmodel {args.command}: {exc}; no partial file was left", file=sys.stderr)
         return 128 + exc.signum
     return 0
 

@@ -480,15 +480,15 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     fmt = _format_of(path)
     target = _real_target(path)
-    _atomic.check_folder_writable(target)
-    check_replaceable(target, fmt)
-    ds = prepare_for_disk(_as_dataset(obj))
-    ds.attrs[_LAYOUT_ATTR] = _LAYOUT
-    ds.attrs[_VARIABLES_ATTR] = json.dumps([str(name) for name in ds.variables])
-    mode = _atomic.file_mode(target)
-    remove_stale_siblings(target)
-    tmp = sibling_path(target, "tmp")
-    with _atomic.signals_as_exceptions():
+    with _atomic.signals_as_exceptions():  # from the writability probe on: SIGTERM cleans up
+        _atomic.check_folder_writable(target)
+        check_replaceable(target, fmt)
+        ds = prepare_for_disk(_as_dataset(obj))
+        ds.attrs[_LAYOUT_ATTR] = _LAYOUT
+        ds.attrs[_VARIABLES_ATTR] = json.dumps([str(name) for name in ds.variables])
+        mode = _atomic.file_mode(target)
+        remove_stale_siblings(target)
+        tmp = sibling_path(target, "tmp")
         try:
             _write(ds, tmp, fmt)
             _atomic.fsync_tree(tmp)
@@ -496,7 +496,7 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
                 os.chmod(tmp, mode)
             move_into_place(tmp, target)
         except BaseException as exc:
-            _atomic.remove_settled(tmp) if fmt == "zarr" else remove_path(tmp)
+            _atomic.clean_up(lambda: _atomic.remove_settled(tmp) if fmt == "zarr" else remove_path(tmp))
             if isinstance(exc, Exception) and not isinstance(exc, PanelError):
                 raise _write_failure(path, exc, int(ds.nbytes)) from exc
             raise
