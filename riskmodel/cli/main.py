@@ -1,7 +1,8 @@
 """The ``riskmodel`` command line: thin wrappers over the public API.
 
-User errors (a riskmodel ``PanelError``, a missing file) print one line and exit with
-status 2; nothing else is caught.
+User errors (a riskmodel ``PanelError``, a missing file, a full disk) print one line and
+exit with status 2; Ctrl-C prints one line and exits with 130, SIGTERM / SIGHUP with
+128 + the signal's number. Nothing else is caught.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.errors import InvalidParameterError, PanelError
-from riskmodel.data.io import storage_format
+from riskmodel.data.io import check_free_space, check_target
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -91,7 +93,7 @@ def _read_input(path: str):
 def cmd_simulate(args: argparse.Namespace) -> None:
     import riskmodel as rm
 
-    storage_format(args.output)  # fail before the long work, not after
+    check_target(args.output)  # fail before the long work, not after: format, folder, what is there
 
     hidden = None
     if args.hidden:
@@ -109,7 +111,7 @@ def cmd_panel(args: argparse.Namespace) -> None:
     import riskmodel as rm
     from riskmodel.data.descriptors import add_descriptors
 
-    storage_format(args.output)  # fail before the long work, not after
+    check_target(args.output)  # fail before the long work, not after: format, folder, what is there
     if args.source == US_EQUITIES:
         csv_only = {"--styles": args.styles, "--static": args.static, "--date-column": args.date_column,
                     "--stock-column": args.stock_column}
@@ -178,7 +180,7 @@ def _descriptor_names(text: str) -> list[str]:
 def cmd_fit(args: argparse.Namespace) -> None:
     import riskmodel as rm
 
-    storage_format(args.output)  # fail before the long work, not after
+    check_target(args.output)  # fail before the long work, not after: format, folder, what is there
     settings = _fit_settings(args.set)
     if settings and args.kind in ("time-series", "statistical"):
         raise InvalidParameterError(f"--set applies to --kind fundamental or hybrid, not {args.kind}")
@@ -187,6 +189,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
             raise InvalidParameterError("--no-clip and --set return_clip=... contradict each other; give one")
         settings["return_clip"] = None
     panel = _read_input(args.panel)
+    if "returns" in getattr(panel, "data_vars", ()):  # a model holds at least its residuals
+        check_free_space(args.output, int(panel["returns"].nbytes))
     forecasts = {"covariance": not args.factor_returns_only}
     if args.kind == "time-series":
         if not args.factors:
@@ -534,20 +538,50 @@ def one_line_warnings(command: str) -> Iterator[None]:
         yield
 
 
+def _numba_cache_or_fallback(command: str) -> None:
+    """A numba that cannot write its cache would fail at the first kernel import: give it a
+    private cache for this run instead, and say so in one line."""
+    from riskmodel import _atomic
+
+    problem = _atomic.numba_cache_problem()
+    if problem is not None:
+        _atomic.use_private_numba_cache()
+        print(f"riskmodel {command}: warning: {problem}; compiling without a lasting cache "
+              "(set NUMBA_CACHE_DIR to a writable folder to keep the compiled kernels)", file=sys.stderr)
+
+
+#: Ends a progress bar's line on a terminal before an interrupt's message.
+_END_BAR = "\r\033[K" if sys.stderr is not None and sys.stderr.isatty() else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``riskmodel`` console script."""
+    """Entry point of the ``riskmodel`` console script.
+
+    Exit status: 0 done, 2 a user error (one line on stderr), 130 interrupted by Ctrl-C
+    (SIGINT), 128 + n ended by signal n (SIGTERM, SIGHUP); an interrupted command leaves no
+    temporary file behind and the previous output file as it was.
+    """
+    from riskmodel import _atomic
+
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], None] = args.func
     try:
-        with one_line_warnings(args.command):
+        with one_line_warnings(args.command), _atomic.signals_as_exceptions(own_process=True):
+            _numba_cache_or_fallback(args.command)
             func(args)
     except (PanelError, InvalidParameterError) as exc:
         print(f"riskmodel {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+    except OSError as exc:  # a missing or unreadable file, a full disk, a read-only folder
         print(f"riskmodel {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"{_END_BAR}riskmodel {args.command}: interrupted (Ctrl-C); no partial file was left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _atomic.Terminated as exc:
+        print(f"{_END_BAR}riskmodel {args.command}: {exc}; no partial file was left", file=sys.stderr)
+        return 128 + exc.signum
     return 0
 
 

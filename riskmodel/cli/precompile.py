@@ -14,16 +14,28 @@ atomically, so the two never read a partial file). No helper is started when the
 already holds the kernels, when numba cannot cache, or when ``RISKMODEL_PRECOMPILE=0``.
 
 The helper's calls go through the same stage functions, with the same dtypes and layouts,
-as a fit's, so they compile the signatures a fit uses (``tests/test_precompile.py`` checks
-this). Run it by hand as ``python -m riskmodel.cli.precompile STAGE [STAGE ...]``.
+as a fit's, so they compile the signatures a fit uses (``tests/cli/test_precompile.py``
+checks this). Run it by hand as ``python -m riskmodel.cli.precompile STAGE [STAGE ...]``.
+
+The helper runs no code from the working directory: it is started isolated (``python -I``)
+with the parent's import path minus the working directory (:func:`helper_import_path`), so
+a ``numpy.py`` in the folder where a fit is run is not imported. It is tied to its parent
+(:func:`tie_to_parent`): a parent killed even with SIGKILL takes the helper with it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 import types
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -99,8 +111,79 @@ def is_cached(kernel: Any) -> bool:
         return False
 
 
+#: What the isolated helper interpreter (``python -I -c``) runs: take the parent's import
+#: path (the working directory left out), tie itself to the parent, compile the stages.
+_BOOTSTRAP = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from riskmodel.cli.precompile import helper_main; "
+    "sys.exit(helper_main(int(sys.argv[2]), sys.argv[3:]))"
+)
+
+
+def helper_import_path() -> list[str]:
+    """The helper's ``sys.path``: the parent's, without the working directory.
+
+    ``python -m`` and ``python -c`` put the working directory (``""``) first on the path,
+    so a ``numpy.py`` lying there would be imported in their place. The helper runs
+    isolated (``-I``: no working directory, no ``PYTHON*`` variables, no user site) and
+    gets the parent's absolute path entries instead, minus the working directory (kept
+    only when riskmodel itself was imported from there), with riskmodel's own folder first
+    when it is not on the path already.
+    """
+    cwd = os.path.realpath(os.getcwd())
+    package_parent = str(Path(__file__).resolve().parents[2])
+    paths: list[str] = []
+    for entry in sys.path:
+        if not entry or not os.path.isabs(entry):
+            continue  # relative to the working directory
+        if os.path.realpath(entry) == cwd and os.path.realpath(entry) != os.path.realpath(package_parent):
+            continue
+        if entry not in paths:
+            paths.append(entry)
+    if not any(os.path.realpath(entry) == os.path.realpath(package_parent) for entry in paths):
+        paths.insert(0, package_parent)
+    return paths
+
+
 def _helper_command(stages: tuple[str, ...]) -> list[str]:
-    return [sys.executable, "-m", "riskmodel.cli.precompile", *stages]
+    return [sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(helper_import_path()), str(os.getpid()), *stages]
+
+
+def _parent_gone(parent_pid: int) -> bool:
+    return os.getppid() != parent_pid
+
+
+def tie_to_parent(parent_pid: int, poll_seconds: float = 0.25) -> None:
+    """End this process when ``parent_pid`` (its parent) ends, however it ends.
+
+    On Linux the kernel sends SIGTERM when the parent dies (``PR_SET_PDEATHSIG``); everywhere
+    a daemon thread checks the parent every ``poll_seconds`` and exits when it was
+    re-parented. A parent already gone ends the process at once.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread alone
+            pass
+    if _parent_gone(parent_pid):
+        os._exit(0)
+
+    def watch() -> None:
+        while not _parent_gone(parent_pid):
+            time.sleep(poll_seconds)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="riskmodel-precompile-parent-watch", daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def helper_main(parent_pid: int, stages: list[str]) -> int:
+    """The helper process: tied to ``parent_pid``, it compiles ``stages`` (see :func:`main`)."""
+    tie_to_parent(parent_pid)
+    return main(stages)
 
 
 @contextmanager

@@ -1,12 +1,23 @@
 """Saving and loading panels and fitted models: netCDF (h5netcdf) or zarr v3, atomically.
 
 ``save`` never writes into the target: it writes a temporary sibling in the same folder
-(``.<name>.<pid>-<random>.tmp``) and renames it over the target, so a crash leaves the
-previous file intact and never a partial file under the target name. For a zarr
-directory, which cannot be renamed over an existing directory, the old store is first
-moved aside (``.<name>.<pid>-<random>.old``), the new one moved in, and the old one
-deleted. Temporary siblings left by a killed writer are removed by the next ``save`` of
-the same target (POSIX: when their writer process no longer exists).
+(``.<name>.<pid>-<random>.tmp``), flushes it to disk and renames it over the target, so a
+crash leaves the previous file intact and never a partial file under the target name (a
+zarr directory is exchanged with the target in one step on Linux; elsewhere the old store
+is first moved aside as ``.<name>.<pid>-<random>.old``). Temporaries left by a killed
+writer are removed by the next ``save`` of the same target (POSIX: when their writer
+process no longer exists); Ctrl-C, SIGTERM and SIGHUP remove them on the way out. The
+mechanics live in :mod:`riskmodel._atomic`.
+
+``save`` replaces only a riskmodel file of the suffix's format (:func:`check_replaceable`):
+a directory, a foreign file, a zarr store holding anything else, or a read-only target is
+refused with a :class:`~riskmodel.errors.ModelFileError` and left as it was.
+
+Every array carries a checksum (HDF5 Fletcher-32 for netCDF, except variable-length
+strings and scalars, which HDF5 cannot filter; crc32c for zarr) and ``load`` names the
+variable whose bytes do not match. Files of earlier releases, without checksums, load as
+before. A zarr store ``save`` wrote holds every chunk, so a missing chunk or variable is
+an error on load, not missing values.
 
 What is stored, and restored by ``load``:
 
@@ -28,11 +39,12 @@ they are not part of the public API (not in ``__all__``).
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
 import shutil
-import uuid
+import stat
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -41,7 +53,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel.errors import InvalidParameterError, ModelFileError
+from riskmodel import _atomic
+from riskmodel.errors import InvalidParameterError, ModelFileError, PanelError
 
 __all__ = ["save", "load", "KIND_REGISTRY"]
 
@@ -213,43 +226,140 @@ def _as_dataset(obj: Any) -> xr.Dataset:
 
 
 # ----------------------------------------------------------------------------------------
-# atomic file handling
+# what save may replace
 # ----------------------------------------------------------------------------------------
-def sibling_path(path: Path, tag: str) -> Path:
-    """A fresh hidden sibling of ``path`` in the same folder: ``.<name>.<pid>-<random>.<tag>``."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.{tag}")
+#: Attributes only riskmodel writes: a file or store whose root (or a variable) carries one
+#: of them was written by riskmodel (any release).
+_MARKS = ("riskmodel_kind", "riskmodel_object", _JSON_KEYS_ATTR, _DATAARRAY_NAME_ATTR, _STR_LABELS_ATTR)
+#: Set by :func:`save` (root attributes, removed again by :func:`load`): the layout version
+#: (2: Fletcher-32 / crc32c checksums, every zarr chunk written) and the stored variables.
+_LAYOUT_ATTR = "_riskmodel_file"
+_VARIABLES_ATTR = "_riskmodel_variables"
+_LAYOUT = 2
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_ZARR_ARRAY_ENTRIES = {"zarr.json", "c"}
 
 
-def _pid_alive(pid: int) -> bool:
-    if os.name != "posix":
-        return True  # cannot tell cheaply: keep the file
+def _netcdf_marks(path: Path) -> str | None:
+    """None when ``path`` is an HDF5 file carrying riskmodel's marks, else what it is instead."""
+    with open(path, "rb") as fh:
+        if fh.read(len(_HDF5_SIGNATURE)) != _HDF5_SIGNATURE:
+            return "it is not a netCDF file"
+    import h5py
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        with h5py.File(path, "r") as fh:
+            names = set(fh.attrs)
+            for item in fh.values():
+                names.update(getattr(item, "attrs", {}))
+    except Exception as exc:  # noqa: BLE001 - h5py raises many types for damaged files
+        return f"it cannot be read ({type(exc).__name__}), so it cannot be told to be a riskmodel file"
+    if names.intersection((*_MARKS, _LAYOUT_ATTR)):
+        return None
+    return "it is a netCDF/HDF5 file that riskmodel did not write (none of its attributes are riskmodel's)"
 
 
-def remove_path(path: Path) -> None:
-    """Delete a file or a directory tree; a missing path is fine."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+def _zarr_marks(path: Path) -> str | None:
+    """None when ``path`` is a zarr v3 store riskmodel wrote and holds nothing else."""
+    entries = sorted(entry.name for entry in path.iterdir())
+    if "zarr.json" not in entries:
+        return f"it is a folder that is not a zarr store (it holds {entries[0]!r})"
+    try:
+        meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+        attrs = meta.get("attributes", {}) if meta.get("node_type") == "group" else {}
+    except (OSError, ValueError, AttributeError):
+        return "its zarr.json cannot be read, so it cannot be told to be a riskmodel store"
+    if not set(attrs).intersection((*_MARKS, _LAYOUT_ATTR)):
+        return "it is a zarr store that riskmodel did not write (none of its attributes are riskmodel's)"
+    for name in entries:
+        member = path / name
+        if name == "zarr.json":
+            continue
+        if not member.is_dir() or member.is_symlink() or not (member / "zarr.json").is_file():
+            return f"it holds {name!r}, which is not part of a zarr array"
+        foreign = sorted({entry.name for entry in member.iterdir()} - _ZARR_ARRAY_ENTRIES)
+        if foreign:
+            return f"it holds {name}/{foreign[0]}, which is not part of a zarr array"
+    return None
 
 
-def remove_stale_siblings(path: Path) -> None:
-    """Delete ``.<name>.<pid>-*.tmp`` left by writers that were killed."""
-    prefix = f".{path.name}."
-    for entry in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
-        pid_part = entry.name[len(prefix):].split("-", 1)[0]
-        if pid_part.isdigit() and int(pid_part) != os.getpid() and not _pid_alive(int(pid_part)):
-            remove_path(entry)
+def _refusal(path: Path, fmt: str) -> str | None:
+    """Why :func:`save` must not replace ``path`` (None: it may, or nothing is there)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_IMODE(st.st_mode) & 0o222 == 0 or not os.access(path, os.W_OK):
+        return f"it is read-only (mode {stat.S_IMODE(st.st_mode):04o}); make it writable to replace it"
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        return None  # an empty file holds nothing to lose
+    if fmt == "netcdf":
+        if stat.S_ISDIR(st.st_mode):
+            return "it is a directory, not a netCDF file"
+        if not stat.S_ISREG(st.st_mode):
+            return "it is not a regular file"
+        return _netcdf_marks(path)
+    if not stat.S_ISDIR(st.st_mode):
+        return "it is a file, not a zarr directory store"
+    if not any(path.iterdir()):
+        return None  # an empty folder holds nothing to lose
+    return _zarr_marks(path)
+
+
+def check_replaceable(path: str | os.PathLike, fmt: str | None = None) -> None:
+    """Raise :class:`ModelFileError` unless ``path`` is absent or a riskmodel file ``save`` may replace.
+
+    ``save`` replaces only what riskmodel itself wrote: a netCDF file (``.nc``) or a zarr
+    v3 store (``.zarr``) whose attributes carry riskmodel's marks (every file
+    :func:`save` writes does, and so did the files of earlier releases), and a zarr store
+    only when it holds nothing but its arrays. An empty file or empty folder may be
+    replaced; a read-only one may not. Nothing is changed when the answer is no.
+    """
+    path = Path(path)
+    reason = _refusal(path, fmt or _format_of(path))
+    if reason is not None:
+        raise ModelFileError(f"refusing to replace {str(path)!r}: {reason}; nothing was changed")
+
+
+def check_target(path: str | os.PathLike) -> str:
+    """Check, before any long work, that :func:`save` can write ``path``; return its format.
+
+    Raises :class:`InvalidParameterError` for an unknown suffix and
+    :class:`ModelFileError` when the folder is missing or not writable or the target may
+    not be replaced (:func:`check_replaceable`).
+    """
+    target = _real_target(Path(path))
+    fmt = _format_of(Path(path))
+    _atomic.check_folder_writable(target)
+    check_replaceable(target, fmt)
+    return fmt
+
+
+def check_free_space(path: str | os.PathLike, needed: int) -> None:
+    """Raise :class:`ModelFileError` when the folder of ``path`` has less than ``needed`` bytes free."""
+    folder = _real_target(Path(path)).parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < needed:
+        raise ModelFileError(
+            f"not enough space to write {str(path)!r}: {free / 1e6:.1f} MB free in {str(folder)!r}, "
+            f"about {needed / 1e6:.1f} MB needed"
+        )
+
+
+def _real_target(path: Path) -> Path:
+    """A symlink's target (the file it points to is what is replaced), else ``path``."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+# ----------------------------------------------------------------------------------------
+# atomic file handling (the names chunked.py imports; the mechanics are riskmodel._atomic)
+# ----------------------------------------------------------------------------------------
+sibling_path = _atomic.sibling_path
+remove_path = _atomic.remove_path
+remove_stale_siblings = _atomic.remove_stale_siblings
 
 
 def glob_escape(name: str) -> str:
@@ -257,35 +367,68 @@ def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
-
-
 def move_into_place(tmp: Path, path: Path) -> None:
-    """Rename ``tmp`` onto ``path``; a directory target is moved aside first."""
-    if (path.is_dir() and not path.is_symlink()) or (tmp.is_dir() and path.exists()):
-        old = sibling_path(path, "old")
-        os.replace(path, old)
+    """Rename the finished ``tmp`` onto ``path``, refusing a target that is not riskmodel's.
+
+    The check (:func:`check_replaceable`) is repeated here, right before the rename, so a
+    target that appeared or changed during a long write is not destroyed either.
+    """
+    fmt = _SUFFIXES.get(Path(path).suffix.lower())
+    if fmt is not None:
+        check_replaceable(path, fmt)
+    _atomic.move_into_place(tmp, path)
+
+
+def _write(ds: xr.Dataset, tmp: Path, fmt: str) -> None:
+    """Write ``ds`` (prepared) to ``tmp`` with the format's checksums.
+
+    A netCDF file is built in memory by HDF5 and then written by Python: HDF5 never meets a
+    failing disk. (When HDF5 itself hits a full disk, the h5py/h5netcdf objects of the
+    failed file are left half-closed and their clean-up at garbage collection or exit
+    crashes the interpreter with a segmentation fault.) Memory: the file's size, once.
+    """
+    if fmt == "netcdf":
+        # HDF5 cannot filter variable-length strings or scalars: labels and scalars go unchecked
+        encoding = {name: {"fletcher32": True} for name, var in ds.variables.items()
+                    if var.ndim > 0 and var.dtype.kind != "O"}
+        image = ds.to_netcdf(engine="h5netcdf", encoding=encoding)
+        with open(tmp, "xb") as fh:
+            fh.write(image)
+        return
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    codecs = (ZstdCodec(level=0, checksum=False), Crc32cCodec())
+    with warnings.catch_warnings(), _atomic.signals_deferred():  # zarr writes from its own thread
+        warnings.simplefilter("ignore", UserWarning)  # zarr v3 "unstable spec" notes
+        ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, write_empty_chunks=True,
+                   encoding={name: {"compressors": codecs} for name in ds.variables})
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "errno", None) == errno.ENOSPC or "No space left on device" in str(seen) \
+                or "errno = 28" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _write_failure(path: Path, exc: BaseException, size: int) -> ModelFileError:
+    if _is_disk_full(exc):
         try:
-            os.replace(tmp, path)
-        except BaseException:
-            os.replace(old, path)  # put the previous version back
-            raise
-        remove_path(old)
-    else:
-        os.replace(tmp, path)
-    _fsync_dir(path.parent)
+            free = f"{shutil.disk_usage(path.parent).free / 1e6:.1f} MB free"
+        except OSError:
+            free = "free space unknown"
+        return ModelFileError(
+            f"could not write {str(path)!r}: no space left on the disk of {os.path.abspath(path.parent)!r} "
+            f"(about {size / 1e6:.1f} MB needed, {free}); the previous file, if any, is unchanged"
+        )
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return ModelFileError(
+        f"could not write {str(path)!r} ({type(exc).__name__}: {reason}); the previous file, "
+        "if any, is unchanged"
+    )
 
 
 def save(obj: Any, path: str | os.PathLike) -> Path:
@@ -297,7 +440,8 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
         What to store (a panel, a fitted model, a :class:`StructuredCovariance`…).
     path : str or path-like
         Target; the suffix chooses the format: ``.nc`` (netCDF4 through h5netcdf) or
-        ``.zarr`` (zarr v3 directory store).
+        ``.zarr`` (zarr v3 directory store). A symlink is followed: the file it points to
+        is replaced.
 
     Returns
     -------
@@ -309,14 +453,21 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
     InvalidParameterError
         Unknown suffix, or ``obj`` cannot be turned into a Dataset.
     ModelFileError
-        The target folder does not exist or the write failed (the previous file, if any,
-        is left untouched).
+        The folder does not exist or is not writable; the target exists and is not a
+        riskmodel file of the suffix's format, or is read-only (nothing is changed); or
+        the write failed, e.g. on a full disk (the previous file is left untouched).
 
     Notes
     -----
-    The data are written to a temporary sibling in the same folder, flushed to disk,
-    and renamed over the target (``os.replace``, atomic on POSIX and Windows). The
-    caller's object is not modified. Dask-backed data are computed while writing.
+    The data are written to a temporary sibling in the same folder
+    (``.<name>.<pid>-<hex>.tmp``), flushed to disk (file and folder), given the previous
+    file's permission bits, and renamed over the target (``os.replace``; a zarr store is
+    exchanged in one step on Linux). The temporary is removed on any failure, on
+    Ctrl-C, and on SIGTERM / SIGHUP (the process then ends as the signal asked); one left
+    by a killed writer is removed by the next ``save`` of the same target. Every array
+    carries a checksum (HDF5 Fletcher-32 for netCDF, crc32c for zarr) that :func:`load`
+    verifies. The caller's object is not modified. Dask-backed data are computed while
+    writing.
 
     Examples
     --------
@@ -328,30 +479,27 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     fmt = _format_of(path)
-    if not path.parent.is_dir():
-        raise ModelFileError(
-            f"cannot save to {str(path)!r}: the folder {str(path.parent)!r} does not exist; create it first"
-        )
-    ds = prepare_for_disk(_as_dataset(obj))
-    remove_stale_siblings(path)
-    tmp = sibling_path(path, "tmp")
-    try:
-        if fmt == "netcdf":
-            ds.to_netcdf(tmp, engine="h5netcdf")
-            _fsync_file(tmp)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # zarr v3 "unstable spec" notes
-                ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
-        move_into_place(tmp, path)
-    except BaseException as exc:
-        remove_path(tmp)
-        if isinstance(exc, (OSError, ValueError, TypeError)) and not isinstance(exc, ModelFileError):
-            raise ModelFileError(
-                f"could not write {str(path)!r} ({type(exc).__name__}: {exc}); the previous "
-                "file, if any, is unchanged"
-            ) from exc
-        raise
+    target = _real_target(path)
+    with _atomic.signals_as_exceptions():  # from the writability probe on: SIGTERM cleans up
+        _atomic.check_folder_writable(target)
+        check_replaceable(target, fmt)
+        ds = prepare_for_disk(_as_dataset(obj))
+        ds.attrs[_LAYOUT_ATTR] = _LAYOUT
+        ds.attrs[_VARIABLES_ATTR] = json.dumps([str(name) for name in ds.variables])
+        mode = _atomic.file_mode(target)
+        remove_stale_siblings(target)
+        tmp = sibling_path(target, "tmp")
+        try:
+            _write(ds, tmp, fmt)
+            _atomic.fsync_tree(tmp)
+            if mode is not None:
+                os.chmod(tmp, mode)
+            move_into_place(tmp, target)
+        except BaseException as exc:
+            _atomic.clean_up(lambda: _atomic.remove_settled(tmp) if fmt == "zarr" else remove_path(tmp))
+            if isinstance(exc, Exception) and not isinstance(exc, PanelError):
+                raise _write_failure(path, exc, int(ds.nbytes)) from exc
+            raise
     return path
 
 
@@ -382,8 +530,15 @@ def _open(path: Path, fmt: str, chunks: Any) -> xr.Dataset:
             warnings.simplefilter("ignore", UserWarning)
             if chunks is None:
                 with xr.open_dataset(path, **kwargs) as ds:
-                    return ds.load()
-            return xr.open_dataset(path, chunks=chunks, **kwargs)
+                    _check_complete(ds, path, fmt)
+                    return _load_naming_damage(ds, path)
+            ds = xr.open_dataset(path, chunks=chunks, **kwargs)
+            try:
+                _check_complete(ds, path, fmt)
+            except BaseException:
+                ds.close()
+                raise
+            return ds
     except ModelFileError:
         raise
     except Exception as exc:  # h5py/zarr raise a zoo of types for damaged files
@@ -392,6 +547,48 @@ def _open(path: Path, fmt: str, chunks: Any) -> xr.Dataset:
             f"damaged, or not a {'netCDF4/HDF5' if fmt == 'netcdf' else 'zarr'} store; re-create "
             "it with riskmodel.save"
         ) from exc
+
+
+def _load_naming_damage(ds: xr.Dataset, path: Path) -> xr.Dataset:
+    """``ds.load()``; a variable whose bytes fail their checksum (or cannot be decoded) is named."""
+    try:
+        return ds.load()
+    except Exception as exc:  # noqa: BLE001 - h5py/zarr/codecs raise many types
+        failed = exc
+    for name, var in ds.variables.items():
+        try:
+            var.load()
+        except Exception as exc:  # noqa: BLE001
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFileError(
+                f"cannot read {str(path)!r}: variable {str(name)!r} is damaged (its bytes do not match "
+                f"their checksum or cannot be decoded: {detail}); re-create the file with riskmodel.save"
+            ) from exc
+    raise failed
+
+
+def _check_complete(ds: xr.Dataset, path: Path, fmt: str) -> None:
+    """A file :func:`save` wrote must hold every variable it listed, and (zarr) every chunk."""
+    listed = ds.attrs.get(_VARIABLES_ATTR)
+    if isinstance(listed, str):
+        missing = [name for name in json.loads(listed) if name not in ds.variables]
+        if missing:
+            raise ModelFileError(
+                f"{str(path)!r} is incomplete: variable(s) {', '.join(map(repr, missing))} were saved in "
+                "it but are missing (a partial copy or a damaged store); re-create it with riskmodel.save"
+            )
+    if fmt != "zarr" or ds.attrs.get(_LAYOUT_ATTR, 0) < _LAYOUT:
+        return  # earlier files did not store chunks that hold only missing values
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r", zarr_format=3)
+    for name, array in group.arrays():
+        stored, expected = array.nchunks_initialized, array.nchunks
+        if stored < expected:
+            raise ModelFileError(
+                f"{str(path)!r} is incomplete: variable {name!r} has {stored} of its {expected} chunks "
+                "(a partial copy or a damaged store); re-create it with riskmodel.save"
+            )
 
 
 def _restore(ds: xr.Dataset, chunks: Any) -> xr.Dataset:
@@ -418,7 +615,7 @@ def _restore(ds: xr.Dataset, chunks: Any) -> xr.Dataset:
     out = xr.Dataset(
         {k: v for k, v in variables.items() if k not in coord_names},
         coords={k: v for k, v in variables.items() if k in coord_names},
-        attrs=_decode_attrs(ds.attrs),
+        attrs={k: v for k, v in _decode_attrs(ds.attrs).items() if k not in (_LAYOUT_ATTR, _VARIABLES_ATTR)},
     )
     if chunks is not None:
         out.set_close(ds.close)  # the lazy arrays read from the still-open file

@@ -302,8 +302,11 @@ def test_failed_write_keeps_previous_and_cleans_up(tmp_path, fmt, monkeypatch):
     previous = _panel(seed=11)
     save(previous, path)
 
-    def broken_writer(self, target, *args, **kwargs):
-        Path(target).mkdir() if fmt == "zarr" else Path(target).write_bytes(b"\x89HDF partial")
+    def broken_writer(self, target=None, *args, **kwargs):
+        # a netCDF file is built in memory (target None), then written: see
+        # tests/data/test_storage_safety.py for a write that fails half-way through the file
+        if target is not None:
+            Path(target).mkdir() if fmt == "zarr" else Path(target).write_bytes(b"\x89HDF partial")
         raise OSError("disk full")
 
     method = "to_zarr" if fmt == "zarr" else "to_netcdf"
