@@ -119,7 +119,30 @@ __all__ = sorted(
 )
 
 
+_CACHE_CHECKED: list[bool] = []
+
+
+def _check_numba_cache() -> None:
+    """Once, before numba is first imported: no writable cache folder means a private one
+    for this process and one warning line, not numba's traceback at the first kernel."""
+    import sys
+
+    if _CACHE_CHECKED or "numba" in sys.modules:
+        return
+    _CACHE_CHECKED.append(True)
+    from riskmodel import _atomic
+
+    problem = _atomic.numba_cache_problem()
+    if problem is not None:
+        import warnings
+
+        folder = _atomic.use_private_numba_cache()
+        warnings.warn(f"{problem}; compiling into a private cache for this process ({folder})",
+                      RiskModelWarning, stacklevel=3)
+
+
 def __getattr__(name: str) -> Any:
+    _check_numba_cache()
     module = _LAZY.get(name)
     if module is None and name in _MOVED:
         import warnings

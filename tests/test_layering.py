@@ -300,3 +300,25 @@ def test_type_checking_imports_are_not_edges(tmp_path: Path) -> None:
         "audit/residuals.py": "def plot():\n    from riskmodel.report import figures\n",
     })
     assert violations(pkg) == []
+
+
+def test_library_use_without_a_writable_numba_cache_warns_once_and_uses_a_private_one() -> None:
+    """The facade checks numba's cache before numba is first imported (``_atomic`` finds the
+    problem; here it is planted, since root can write anywhere a test could point to)."""
+    code = textwrap.dedent(
+        """
+        import os, sys, warnings
+        import riskmodel._atomic as atomic
+        atomic.numba_cache_problem = lambda: "numba cannot write its cache (tried /nowhere)"
+        import riskmodel as rm
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            rm.simulate, rm.FactorRiskModel
+        print(len(seen), seen[0].category.__name__, str(seen[0].message))
+        print(os.environ["NUMBA_CACHE_DIR"], "numba" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, second = out.stdout.splitlines()
+    assert first.startswith("1 RiskModelWarning numba cannot write its cache (tried /nowhere); compiling into a private cache")
+    assert "riskmodel-numba-cache-" in second

@@ -543,7 +543,14 @@ def fit_chunked(
     >>> fit.factor_returns.shape
     (120, 14)
     """
-    from riskmodel.data.io import move_into_place, remove_path, remove_stale_siblings, sibling_path, storage_format
+    from riskmodel.data.io import (
+        check_target,
+        move_into_place,
+        remove_path,
+        remove_stale_siblings,
+        sibling_path,
+        storage_format,
+    )
 
     check_parameters("fit_chunked", _PARAMETERS, dict(date_chunk=date_chunk, stock_chunk=stock_chunk, retries=retries))
     target = None if store is None else Path(store)
@@ -556,6 +563,7 @@ def fit_chunked(
             raise ModelFileError(
                 f"cannot write {str(target)!r}: the folder {str(target.parent)!r} does not exist; create it first"
             )
+        check_target(target)  # refuse a store riskmodel did not write before the long fit
     sub, layout, settings = _prepare(model, panel, date_chunk)
     stock_chunk = _stock_chunk(len(layout.dates), len(layout.stocks), stock_chunk)
     tmp = scratch = None

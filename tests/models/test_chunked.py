@@ -239,3 +239,21 @@ def test_public_fit_dispatches_to_the_chunked_path(tmp_path):
     for fitted in (model.fit(lazy), model.fit(panel, store=str(tmp_path / "model.zarr"))):
         for name in ["factor_returns", "residuals", "factor_cov", "specific_var"]:
             np.testing.assert_array_equal(np.asarray(fitted.dataset[name].values), eager.dataset[name].values)
+
+
+def test_a_foreign_store_is_refused_before_the_fit(tmp_path, monkeypatch):
+    """fit_chunked checks its target first: a folder riskmodel did not write stays as it is
+    and no fitting work starts."""
+    import riskmodel as rm
+    from riskmodel.errors import ModelFileError
+    from riskmodel.models import chunked
+
+    store = tmp_path / "theirs.zarr"
+    store.mkdir()
+    (store / "notes.txt").write_text("precious")
+    started = []
+    monkeypatch.setattr(chunked, "_prepare", lambda *a, **k: started.append(1))
+    panel = rm.simulate(n_stocks=60, n_days=40, seed=1, n_industries=3)
+    with pytest.raises(ModelFileError):
+        rm.fit_chunked(rm.FactorRiskModel(progress=False), panel, store=store)
+    assert started == [] and (store / "notes.txt").read_text() == "precious"
