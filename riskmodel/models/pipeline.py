@@ -46,7 +46,6 @@ __all__ = [
     "fundamental_regression",
     "with_fixed_styles",
     "check_fundamental_data",
-    "check_cross_section",
     "check_fitted_history",
     "covariance_min_periods",
 ]
@@ -233,22 +232,6 @@ def check_fundamental_data(panel: xr.Dataset, styles: Sequence[str], fixed_style
                 )
 
 
-def check_cross_section(n_stocks: int, factor_names: Sequence[str]) -> None:
-    """After the exposures: more stocks than factors.
-
-    Raises
-    ------
-    InsufficientDataError
-        Naming the counts.
-    """
-    m = len(factor_names)
-    if n_stocks < m + 1:
-        raise InsufficientDataError(
-            f"the panel has {n_stocks} stock(s); the cross-sectional regression on {m} factors needs at least "
-            f"{m + 1} stocks (fewer stocks than factors + 1): pass more stocks, or fewer styles or industries"
-        )
-
-
 def covariance_min_periods(n_factors: int, settings: Mapping[str, Any]) -> int:
     """Dates of factor returns the factor covariance forecast needs before its first forecast:
     ``min_periods`` of :func:`~riskmodel.covariance.factor.factor_covariance`
@@ -316,8 +299,9 @@ def fit_fundamental(panel: xr.Dataset, settings: Mapping[str, Any], *, progress:
         ``panel`` is not an :class:`xarray.Dataset`.
     InsufficientDataError
         The fit could produce no usable forecast: no return, a style with no two different
-        values on any date, fewer stocks than factors + 1, fewer dates than ``lag + 1`` or
-        than the factor covariance forecast needs (``covariance=True``), no date fitted.
+        values on any date, no more stocks than the market and the styles, fewer dates than
+        ``lag + 1`` or than the factor covariance forecast needs (``covariance=True``), no
+        date fitted.
     PanelError
         For a malformed panel (see :func:`riskmodel.validate_panel`).
     """
@@ -330,7 +314,6 @@ def fit_fundamental(panel: xr.Dataset, settings: Mapping[str, Any], *, progress:
     stages = ["exposures", "regression"] + (["factor covariance", "specific risk"] if forecast else [])
     with StageProgress(stages, progress) as bar:
         exposures = fundamental_exposures(panel, styles, settings)
-        check_cross_section(panel.sizes["stock"], exposures.factor_names)
         bar.advance()
         wls = fundamental_regression(panel, exposures, settings)
         check_fitted_history(wls.factor_returns, wls.factor_names, panel.sizes["date"], settings)
