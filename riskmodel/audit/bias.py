@@ -7,6 +7,7 @@ at the close of the previous day), ``z_t = R_t / σ_{t|t−1}`` and the bias sta
 
 from __future__ import annotations
 
+import inspect
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -194,6 +195,35 @@ def _stock_weights(portfolios: Any, stocks: np.ndarray) -> tuple[np.ndarray, np.
     return weights, portfolios["portfolio"].to_numpy().astype(str)
 
 
+#: What :func:`bias_statistics` reads of a fitted model.
+_FITTED_ATTRIBUTES = ("dates", "factor_returns", "factor_cov", "specific_var", "covariance")
+
+
+def _check_fitted(fit: Any) -> None:
+    """Refuse anything but a fitted model, saying what was given.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the type given (a panel Dataset, say) and what is expected.
+    """
+    absent = object()  # getattr_static: a property is looked up, not evaluated
+    missing = [name for name in _FITTED_ATTRIBUTES if inspect.getattr_static(fit, name, absent) is absent]
+    if not missing:
+        return
+    got = type(fit).__name__
+    if isinstance(fit, xr.Dataset):
+        kind = fit.attrs.get("riskmodel_kind")
+        hint = (f"it is a stored {kind!r}: read it with rm.load(path)" if kind
+                else "a panel? fit a model first: rm.bias_statistics(rm.FactorRiskModel().fit(panel))")
+    else:
+        hint = "fit a model first: rm.bias_statistics(rm.FactorRiskModel().fit(panel))"
+    raise InvalidParameterError(
+        f"bias_statistics: fit must be a fitted model (FittedFactorModel or another fitted model with "
+        f"{', '.join(_FITTED_ATTRIBUTES)}), got a {got} without {', '.join(missing)}; {hint}"
+    )
+
+
 @warns_at_caller
 def bias_statistics(
     fit: Any,
@@ -239,7 +269,8 @@ def bias_statistics(
     Raises
     ------
     InvalidParameterError
-        ``horizon`` or ``window`` out of range, an unknown family, or no portfolio.
+        ``fit`` is not a fitted model (a panel Dataset, say), ``horizon`` or ``window``
+        out of range, an unknown family, or no portfolio.
     InsufficientDataError
         Fewer than ``2 * horizon`` outcome dates in the period.
     AlignmentError
@@ -254,6 +285,7 @@ def bias_statistics(
     every outcome date (an industry too thin on some days is left out).
     """
     check_parameters("bias_statistics", PARAMETERS, {"horizon": horizon, "window": window})
+    _check_fitted(fit)
     if isinstance(portfolios, str):
         portfolios = [portfolios]
     specs = [p for p in portfolios if isinstance(p, str)]

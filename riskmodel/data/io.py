@@ -54,6 +54,7 @@ import pandas as pd
 import xarray as xr
 
 from riskmodel import _atomic
+from riskmodel._labels import is_label_dtype, str_ids
 from riskmodel.errors import InvalidParameterError, ModelFileError, PanelError
 
 __all__ = ["save", "load", "KIND_REGISTRY"]
@@ -153,23 +154,8 @@ def _decode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _is_str_dtype(dtype: np.dtype) -> bool:
-    return dtype.kind in ("U", "S", "O", "T")
-
-
-def _str_values(values: np.ndarray) -> np.ndarray:
-    """Any label array as numpy str ('' for None/NaN)."""
-    arr = np.asarray(values)
-    if arr.dtype.kind == "U":
-        return arr
-    if arr.dtype.kind == "S":
-        return np.char.decode(arr, "utf-8")
-    obj = arr.astype(object)
-    return np.where(pd.isna(obj), "", obj).astype(str)
-
-
 def _industry_to_codes(var: xr.Variable) -> xr.Variable:
-    labels_arr = _str_values(np.asarray(var.values))
+    labels_arr = str_ids(np.asarray(var.values))
     uniq, inverse = np.unique(labels_arr, return_inverse=True)
     has_empty = uniq.size > 0 and uniq[0] == ""
     codes = inverse.reshape(labels_arr.shape).astype(np.int32) - (1 if has_empty else 0)
@@ -184,10 +170,10 @@ def prepare_for_disk(ds: xr.Dataset) -> xr.Dataset:
     """A copy of ``ds`` ready for disk: strings as vlen objects, industry codes, JSON attrs."""
     variables: dict[Any, xr.Variable] = {}
     for name, var in ds.variables.items():
-        if name == _INDUSTRY and name in ds.data_vars and _is_str_dtype(var.dtype):
+        if name == _INDUSTRY and name in ds.data_vars and is_label_dtype(var.dtype):
             var = _industry_to_codes(var)
-        elif _is_str_dtype(var.dtype):
-            var = xr.Variable(var.dims, _str_values(np.asarray(var.values)).astype(object), var.attrs)
+        elif is_label_dtype(var.dtype):
+            var = xr.Variable(var.dims, str_ids(np.asarray(var.values)).astype(object), var.attrs)
         else:
             var = var.copy(deep=False)
         var.attrs = _encode_attrs(var.attrs)
@@ -605,8 +591,8 @@ def _restore(ds: xr.Dataset, chunks: Any) -> xr.Dataset:
             labels = np.asarray([str(x) for x in attrs.pop("labels", [])] + [""])
             codes = np.asarray(var.values).astype(np.int64)
             var = xr.Variable(var.dims, labels[codes], attrs)  # -1 -> "" (last entry)
-        elif _is_str_dtype(var.dtype):
-            var = xr.Variable(var.dims, _str_values(np.asarray(var.values)), attrs)
+        elif is_label_dtype(var.dtype):
+            var = xr.Variable(var.dims, str_ids(np.asarray(var.values)), attrs)
         else:
             var = var.copy(deep=False)
             var.attrs = attrs

@@ -57,6 +57,7 @@ from riskmodel.covariance.specific import (
 from riskmodel.errors import DimensionError, InvalidParameterError, ModelFileError, VariableTypeError
 from riskmodel.models.fitted_factor import MODEL_KIND, VARIABLE_ORDER, FittedFactorModel
 from riskmodel.models.pipeline import (
+    check_fitted_history,
     check_model_settings,
     fundamental_exposures,
     fundamental_regression,
@@ -601,6 +602,10 @@ def _run(model: Any, sub: xr.Dataset, layout: _Layout, settings: dict, sink: _Si
     big.attrs = attrs
     big, small = sink.put(big, stage1[list(_SMALL_STAGE1)])
     small = small[0]
+    # issue 17: no fitted date, or too few for the covariance forecast, is an error (the
+    # factor returns are in memory already; the forecasts are the expensive stage)
+    check_fitted_history(np.asarray(small["factor_returns"].values), list(layout.factors), len(layout.dates),
+                         settings)
     out = xr.merge([small, big], combine_attrs="override")
     if model.covariance:
         out = _forecasts(model, out, layout, sink, stock_chunk)

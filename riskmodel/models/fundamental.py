@@ -21,7 +21,14 @@ import xarray as xr
 
 from riskmodel.errors import warns_at_caller
 from riskmodel.models.fitted_factor import MODEL_KIND, FittedFactorModel
-from riskmodel.models.pipeline import MODEL_DEFAULTS, PARAMETERS, check_model_settings, fit_fundamental
+from riskmodel.models.loadings import require_dataset
+from riskmodel.models.pipeline import (
+    MODEL_DEFAULTS,
+    PARAMETERS,
+    check_model_settings,
+    check_name_list,
+    fit_fundamental,
+)
 
 __all__ = ["FactorRiskModel", "FittedFactorModel", "fit_fundamental", "MODEL_KIND"]
 
@@ -35,7 +42,8 @@ class FactorRiskModel:
     ----------
     styles : list of str, optional
         Style characteristics (panel variables) to clean and use as exposures; default
-        ``panel.attrs["styles"]``.
+        ``panel.attrs["styles"]``. A single name is given as a list (``["size"]``); a bare
+        ``str`` is refused with :class:`~riskmodel.errors.InvalidParameterError`.
     fixed_styles : list of str, optional
         Exposure variables used as given, without cleaning (e.g. a 0/1 membership of a
         cluster found by the audit, or loadings of a statistical factor). NaN = unknown.
@@ -112,6 +120,8 @@ class FactorRiskModel:
         progress: bool | None = None,
         seed: int = _D["seed"],
     ) -> None:
+        check_name_list("FactorRiskModel", "styles", styles)
+        check_name_list("FactorRiskModel", "fixed_styles", fixed_styles)
         self.styles = None if styles is None else list(styles)
         self.fixed_styles = [] if fixed_styles is None else list(fixed_styles)
         self.industry = industry
@@ -170,11 +180,19 @@ class FactorRiskModel:
 
         Raises
         ------
+        DimensionError
+            ``panel`` is not an :class:`xarray.Dataset` (build one with
+            :func:`riskmodel.panel_from_long`).
+        InsufficientDataError
+            The fit could produce no usable forecast (see
+            :func:`~riskmodel.models.pipeline.fit_fundamental`), or ``statistical_factors``
+            is not below the number of stocks.
         PanelError
             For a malformed panel (see :func:`riskmodel.validate_panel`).
         """
         settings = self.get_params()
         check_model_settings(settings)
+        require_dataset(panel, "FactorRiskModel.fit")
         dask_backed = any(v.chunks is not None for v in panel.variables.values())
         if store is not None or dask_backed:  # the chunked path needs the 'dask' extra
             from riskmodel.models.chunked import fit_chunked

@@ -18,7 +18,7 @@ import xarray as xr
 from riskmodel._params import pos_int
 from riskmodel.errors import InvalidParameterError
 from riskmodel.models.fitted_factor import FittedFactorModel
-from riskmodel.models.loadings import loading_rows
+from riskmodel.models.loadings import loading_rows, require_dataset
 from riskmodel.models.pipeline import fit_fundamental, model_settings
 from riskmodel.models.statistical import PCALoadings, pca_loadings
 
@@ -43,7 +43,7 @@ def hybrid_model(
     panel : Dataset (date, stock)
         As for :class:`riskmodel.FactorRiskModel`.
     k : int
-        Statistical factors to add.
+        Statistical factors to add: an integer >= 1 and below the number of stocks.
     window, min_obs, refit_every, coverage :
         Rolling PCA of the residuals (see :func:`~riskmodel.models.statistical.pca_loadings`): window in days, days of
         residual history before the first extraction, days between extractions, coverage
@@ -90,6 +90,13 @@ def hybrid_model(
     """
     if not pos_int(k):
         raise InvalidParameterError(f"hybrid_model: k={k!r} is invalid; expected an integer >= 1")
+    require_dataset(panel, "hybrid_model")
+    n_stocks = panel.sizes.get("stock", 0)
+    if k >= n_stocks:
+        raise InvalidParameterError(
+            f"hybrid_model: k={k} statistical factors (statistical_factors) must be below the number of stocks "
+            f"({n_stocks}); lower k"
+        )
     names = [f"{prefix}{j + 1}" for j in range(k)]
     clash = [n for n in names if n in panel]
     if clash:

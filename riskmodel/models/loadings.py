@@ -30,6 +30,7 @@ __all__ = [
     "refit_schedule",
     "loading_rows",
     "returns_array",
+    "require_dataset",
     "cap_array",
     "forecasts",
     "build_dataset",
@@ -78,10 +79,29 @@ def loading_rows(schedule: np.ndarray, n_dates: int, shift: int = 0) -> np.ndarr
     return np.searchsorted(schedule, target, side="right").astype(np.int64) - 1
 
 
-def returns_array(panel: xr.Dataset) -> np.ndarray:
-    """The panel's ``returns`` as a C-contiguous float64 (date, stock) array, checked."""
+def require_dataset(panel: Any, owner: str) -> xr.Dataset:
+    """``panel`` itself if it is an :class:`xarray.Dataset`.
+
+    Raises
+    ------
+    DimensionError
+        Naming the type given and how to build a panel.
+    """
     if not isinstance(panel, xr.Dataset):
-        raise PanelError(f"panel must be an xarray.Dataset with dims (date, stock), got {type(panel).__name__}")
+        hint = (
+            "build one from a long table (one row per date and stock) with rm.panel_from_long(frame)"
+            if type(panel).__name__ == "DataFrame"
+            else "build one with rm.panel_from_long(frame) from a long table, or read one with rm.load(path)"
+        )
+        raise DimensionError(
+            f"{owner}: panel must be an xarray.Dataset with dims (date, stock), got {type(panel).__name__}; {hint}"
+        )
+    return panel
+
+
+def returns_array(panel: xr.Dataset, owner: str = "fit") -> np.ndarray:
+    """The panel's ``returns`` as a C-contiguous float64 (date, stock) array, checked."""
+    require_dataset(panel, owner)
     if "returns" not in panel:
         raise MissingVariableError(
             f"panel has no variable 'returns' (has {sorted(map(str, panel.data_vars))}); "

@@ -24,7 +24,8 @@ import numpy as np
 import xarray as xr
 
 from riskmodel._params import StageProgress, check_parameters
-from riskmodel.errors import InvalidParameterError, MissingVariableError
+from riskmodel.errors import InsufficientDataError, InvalidParameterError, MissingVariableError
+from riskmodel.models.loadings import require_dataset
 from riskmodel.models.fitted_factor import FittedFactorModel
 from riskmodel.models.settings import (
     FUNDAMENTAL_DEFAULTS as MODEL_DEFAULTS,
@@ -39,18 +40,48 @@ __all__ = [
     "PARAMETERS",
     "model_settings",
     "check_model_settings",
+    "check_name_list",
     "model_variables",
     "fundamental_exposures",
     "fundamental_regression",
     "with_fixed_styles",
+    "check_fundamental_data",
+    "check_fitted_history",
+    "covariance_min_periods",
 ]
+
+def check_name_list(owner: str, name: str, value: Any) -> None:
+    """Check that a setting naming panel variables is a list of names (or None).
+
+    A single ``str`` is refused rather than taken as one name: ``list("size")`` would split
+    it into letters, and ``styles="size"`` reads like a mistake for ``styles=["size"]``.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the setting and the value given.
+    """
+    if value is None:
+        return
+    if isinstance(value, str):
+        raise InvalidParameterError(
+            f"{owner}: {name} must be a list of variable names, got the str {value!r}; pass {name}=[{value!r}]"
+        )
+    try:
+        names = list(value)
+    except TypeError:
+        raise InvalidParameterError(
+            f"{owner}: {name} must be a list of variable names, got {type(value).__name__} {value!r}"
+        ) from None
+    if not all(isinstance(s, str) for s in names):
+        raise InvalidParameterError(f"{owner}: {name} must be a list of variable names, got {value!r}")
+
 
 def check_model_settings(settings: Mapping[str, Any]) -> None:
     """Check FactorRiskModel's settings (each against its declared range, then the names)."""
     check_parameters("FactorRiskModel", PARAMETERS, settings)
-    styles = settings["styles"]
-    if styles is not None and (isinstance(styles, str) or not all(isinstance(s, str) for s in styles)):
-        raise InvalidParameterError(f"FactorRiskModel: styles must be a list of variable names, got {styles!r}")
+    check_name_list("FactorRiskModel", "styles", settings["styles"])
+    check_name_list("FactorRiskModel", "fixed_styles", settings["fixed_styles"])
     if settings["industry"] is not None and not isinstance(settings["industry"], str):
         raise InvalidParameterError(f"FactorRiskModel: industry must be a variable name or None, got {settings['industry']!r}")
 
@@ -70,6 +101,8 @@ def model_settings(owner: str, settings: Mapping[str, Any]) -> dict[str, Any]:
         raise TypeError(f"{owner}() got unexpected keyword argument(s) {unknown}; FactorRiskModel settings are "
                         f"{', '.join(MODEL_DEFAULTS)}")
     out = {**MODEL_DEFAULTS, **settings}
+    check_name_list(owner, "styles", out["styles"])
+    check_name_list(owner, "fixed_styles", out["fixed_styles"])
     out["styles"] = None if out["styles"] is None else list(out["styles"])
     out["fixed_styles"] = [] if out["fixed_styles"] is None else list(out["fixed_styles"])
     check_model_settings(out)
@@ -135,6 +168,109 @@ def with_fixed_styles(exposures, panel: xr.Dataset, names: list[str]):
     )
 
 
+# ---------------------------------------------------------------------------------------
+# issue 17: a fit that produces no usable forecast is an error, raised before the
+# expensive stages; none of these checks changes a number of a fit that passes
+# ---------------------------------------------------------------------------------------
+def _date_stock_values(panel: xr.Dataset, name: str) -> np.ndarray | None:
+    """The (date, stock) float values of a numeric variable, or None when it is absent, of
+    other dims or not numeric (:func:`riskmodel.validate_panel` names those)."""
+    if name not in panel:
+        return None
+    da = panel[name]
+    if set(da.dims) != {"date", "stock"} or da.dtype.kind not in "biuf":
+        return None
+    return np.asarray(da.transpose("date", "stock").to_numpy(), dtype=np.float64)
+
+
+def _style_fault(values: np.ndarray) -> str | None:
+    """Why a style cannot be a factor: no value at all, or one value across stocks on every date."""
+    finite = np.isfinite(values)
+    if not finite.any():
+        return "has no value at all (every entry is NaN)"
+    high = np.where(finite, values, -np.inf).max(axis=1)
+    low = np.where(finite, values, np.inf).min(axis=1)
+    if not (high > low).any():
+        return "is constant across stocks on every date (no two stocks differ)"
+    return None
+
+
+def check_fundamental_data(panel: xr.Dataset, styles: Sequence[str], fixed_styles: Sequence[str], lag: int) -> None:
+    """Before the exposures: the panel has returns, more than ``lag`` dates, enough stocks
+    for the market and the styles, and every style varies across stocks on some date.
+
+    Raises
+    ------
+    InsufficientDataError
+        Naming what makes every cross-section of the fit empty or rank-deficient.
+    """
+    n_dates, n_stocks = panel.sizes.get("date", 0), panel.sizes.get("stock", 0)
+    if n_dates <= lag:
+        raise InsufficientDataError(
+            f"the panel has {n_dates} date(s); a fit needs at least lag + 1 = {lag + 1} dates (the returns of "
+            f"date t are explained by the exposures of date t - {lag}), and a forecast far more: pass more dates"
+        )
+    least = 1 + len(styles) + len(fixed_styles)  # the market and the styles, before any industry
+    if n_stocks < least + 1:
+        raise InsufficientDataError(
+            f"the panel has {n_stocks} stock(s); the cross-sectional regression on at least {least} factors "
+            f"(market + {len(styles) + len(fixed_styles)} style(s)) needs at least {least + 1} stocks"
+        )
+    returns = _date_stock_values(panel, "returns")
+    if returns is not None and not np.isfinite(returns[lag:]).any():
+        raise InsufficientDataError(
+            f"returns has no value (all NaN) on the {n_dates - lag} date(s) the fit explains; nothing can be fitted"
+        )
+    for kind, names in (("style", styles), ("fixed style", fixed_styles)):
+        for name in names:
+            values = _date_stock_values(panel, name)
+            fault = None if values is None else _style_fault(values[: n_dates - lag])
+            if fault:
+                raise InsufficientDataError(
+                    f"{kind} {name!r} {fault}: it cannot be a factor and makes every cross-section "
+                    f"rank-deficient; leave it out of {kind.replace(' ', '_')}s or fix its values"
+                )
+
+
+def covariance_min_periods(n_factors: int, settings: Mapping[str, Any]) -> int:
+    """Dates of factor returns the factor covariance forecast needs before its first forecast:
+    ``min_periods`` of :func:`~riskmodel.covariance.factor.factor_covariance`
+    (``max(3 × factors, 42)`` unless the settings give it)."""
+    given = settings.get("min_periods")
+    return int(given) if given is not None else max(3 * n_factors, 42)
+
+
+def check_fitted_history(
+    factor_returns: np.ndarray, factor_names: Sequence[str], n_dates: int, settings: Mapping[str, Any]
+) -> None:
+    """After the daily regressions: some date was fitted and, when forecasts are asked for,
+    enough dates were fitted for the factor covariance forecast to start.
+
+    Raises
+    ------
+    InsufficientDataError
+        "no date could be fitted", or "needs N dates of factor returns, has n".
+    """
+    fitted = np.isfinite(factor_returns).any(axis=1)
+    n_fitted = int(fitted.sum())
+    if n_fitted == 0:
+        raise InsufficientDataError(
+            f"no date of the {n_dates} could be fitted: every cross-section was empty or rank-deficient (see the "
+            "SingularDateWarning for why); the fit would have no factor return and no forecast"
+        )
+    if not settings.get("covariance", True):
+        return
+    needed = covariance_min_periods(len(factor_names), settings)
+    most = int(np.isfinite(factor_returns).sum(axis=0).max())
+    if most < needed:
+        lag = int(settings.get("lag", 1))
+        raise InsufficientDataError(
+            f"the factor covariance forecast needs {needed} dates of factor returns (max(3 x {len(factor_names)} "
+            f"factors, 42)), so at least {needed + lag} days with lag={lag}; the panel has {n_dates} days, "
+            f"{n_fitted} of them fitted: pass more days, or covariance=False for the factor returns only"
+        )
+
+
 def fit_fundamental(panel: xr.Dataset, settings: Mapping[str, Any], *, progress: bool | None = None) -> FittedFactorModel:
     """Fit the fundamental factor model on an in-memory panel.
 
@@ -159,18 +295,28 @@ def fit_fundamental(panel: xr.Dataset, settings: Mapping[str, Any], *, progress:
         The panel lacks a variable the settings name.
     InvalidParameterError
         A setting out of range.
+    DimensionError
+        ``panel`` is not an :class:`xarray.Dataset`.
+    InsufficientDataError
+        The fit could produce no usable forecast: no return, a style with no two different
+        values on any date, no more stocks than the market and the styles, fewer dates than
+        ``lag + 1`` or than the factor covariance forecast needs (``covariance=True``), no
+        date fitted.
     PanelError
         For a malformed panel (see :func:`riskmodel.validate_panel`).
     """
     settings = model_settings("fit_fundamental", settings)
+    require_dataset(panel, "fit_fundamental")
     styles = model_variables(panel, settings)
     settings["styles"] = styles
+    check_fundamental_data(panel, styles, settings["fixed_styles"], settings["lag"])
     forecast = settings["covariance"]
     stages = ["exposures", "regression"] + (["factor covariance", "specific risk"] if forecast else [])
     with StageProgress(stages, progress) as bar:
         exposures = fundamental_exposures(panel, styles, settings)
         bar.advance()
         wls = fundamental_regression(panel, exposures, settings)
+        check_fitted_history(wls.factor_returns, wls.factor_names, panel.sizes["date"], settings)
         bar.advance()
         factor_cov = specific = None
         if forecast:

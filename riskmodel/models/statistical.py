@@ -30,6 +30,7 @@ from riskmodel.models.loadings import (
     forecasts,
     loading_rows,
     refit_schedule,
+    require_dataset,
     returns_array,
 )
 from riskmodel.models.settings import FORECAST_PARAMETERS, ForecastEstimator
@@ -450,6 +451,25 @@ class StatisticalFactorModel(ForecastEstimator):
                    progress=progress)
         self._set_params(own, forecast_settings)
 
+    def _check_n_factors(self, n_dates: int, n_stocks: int) -> None:
+        """``n_factors`` below the stocks and the days of an extraction window, checked
+        before anything of size stocks x factors is allocated.
+
+        Raises
+        ------
+        InvalidParameterError
+            Naming ``n_factors`` and the sizes it must stay below.
+        """
+        if self.n_factors is None:
+            return
+        days = min(self.window, n_dates)
+        if self.n_factors >= min(n_stocks, days):
+            raise InvalidParameterError(
+                f"StatisticalFactorModel: n_factors={self.n_factors} must be below both the number of stocks "
+                f"({n_stocks}) and the days of an extraction window (min(window={self.window}, {n_dates} dates) "
+                f"= {days}); lower n_factors, or pass n_factors=None to choose it by the criterion"
+            )
+
     def fit(self, panel: xr.Dataset) -> "FittedStatisticalModel":
         """Fit the model on a panel.
 
@@ -464,13 +484,19 @@ class StatisticalFactorModel(ForecastEstimator):
 
         Raises
         ------
+        DimensionError
+            ``panel`` is not an :class:`xarray.Dataset`.
+        InvalidParameterError
+            ``n_factors`` not below the number of stocks and the days of the window.
         InsufficientDataError
             No refit date has ``min_obs`` days of history and enough covered stocks.
         PanelError
             A malformed panel.
         """
         settings = self.checked_params()
-        returns = returns_array(panel)
+        require_dataset(panel, "StatisticalFactorModel.fit")
+        self._check_n_factors(panel.sizes.get("date", 0), panel.sizes.get("stock", 0))
+        returns = returns_array(panel, "StatisticalFactorModel.fit")
         n_dates, n_stocks = returns.shape
         if n_dates < self.min_obs:
             raise InsufficientDataError(

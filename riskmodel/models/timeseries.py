@@ -325,7 +325,7 @@ class TimeSeriesFactorModel(ForecastEstimator):
             A malformed panel or factor-return table.
         """
         settings = self.checked_params()
-        returns_all = returns_array(panel)
+        returns_all = returns_array(panel, "TimeSeriesFactorModel.fit")
         panel_dates = pd.DatetimeIndex(panel["date"].to_numpy())
         rows, names, x = align_factor_returns(panel_dates, factor_returns)
         k = len(names)

@@ -21,6 +21,7 @@ from riskmodel.errors import (
     DimensionError,
     InsufficientDataError,
     InvalidParameterError,
+    NonFiniteError,
 )
 
 __all__ = ["alpha_test", "attribution", "newey_west_lags", "hac_covariance", "AlphaTest", "Attribution"]
@@ -271,6 +272,42 @@ def _restored_index(values: np.ndarray, name: str | None, dtype: str | None) -> 
     return pd.Index(values, name=name)
 
 
+def _duplicates(index: pd.Index, listed: int = 5) -> str:
+    """The first ``listed`` labels that occur more than once, formatted (dates as YYYY-MM-DD)."""
+    dup = index[index.duplicated()].unique()
+    shown = ", ".join(fmt_date(v) if isinstance(v, (pd.Timestamp, np.datetime64)) else str(v) for v in dup[:listed])
+    return shown + (f" and {len(dup) - listed} more" if len(dup) > listed else "")
+
+
+def _check_factor_values(x: pd.DataFrame, list_name: str) -> None:
+    """Each factor of a list has a value and no infinite one.
+
+    Raises
+    ------
+    InsufficientDataError
+        The list has no date, or a factor has no value at all (naming it).
+    NonFiniteError
+        A factor has an infinite value (naming it and its first date).
+    """
+    if len(x.index) == 0:
+        raise InsufficientDataError(f"factor list {list_name!r} has no rows (no date)")
+    for name in x.columns:
+        values = x[name].to_numpy()
+        infinite = np.isinf(values)
+        if infinite.any():
+            first = x.index[int(np.argmax(infinite))]
+            when = fmt_date(first) if isinstance(first, (pd.Timestamp, np.datetime64)) else str(first)
+            raise NonFiniteError(
+                f"factor list {list_name!r}: factor {str(name)!r} has an infinite value on {when} "
+                f"({int(infinite.sum())} in all); use NaN for a missing factor return"
+            )
+        if not np.isfinite(values).any():
+            raise InsufficientDataError(
+                f"factor list {list_name!r}: factor {str(name)!r} has no value (every entry is NaN); "
+                "leave it out of the list or fill it"
+            )
+
+
 def alpha_test(
     returns: pd.Series | xr.DataArray,
     factor_lists: Mapping[str, pd.DataFrame | pd.Series | xr.DataArray],
@@ -309,9 +346,13 @@ def alpha_test(
     ------
     AlignmentError
         When the returns and a factor list share no date.
+    AlignmentError
+        Duplicate dates in the returns or a list (naming them).
     InsufficientDataError
         When a list leaves too few observations for its coefficients and lags, or its
-        factors are collinear.
+        factors are collinear, or a list has no row or a factor no value (naming it).
+    NonFiniteError
+        A factor with an infinite value (naming it and its first date).
 
     Notes
     -----
@@ -337,13 +378,16 @@ def alpha_test(
         raise InvalidParameterError("factor_lists is empty: give at least one list of known factors")
     y = _as_series(returns)
     if not y.index.is_unique:
-        raise AlignmentError("returns have duplicate dates; give one value per date")
+        raise AlignmentError(f"returns have duplicate dates ({_duplicates(y.index)}); give one value per date")
     y = y.astype(float)
     rows, fits = {}, {}
     for list_name, factors in factor_lists.items():
         x = _as_frame(factors, list_name).astype(float)
         if not x.index.is_unique:
-            raise AlignmentError(f"factor list {list_name!r} has duplicate dates")
+            raise AlignmentError(
+                f"factor list {list_name!r} has duplicate dates ({_duplicates(x.index)}); give one row per date"
+            )
+        _check_factor_values(x, list_name)
         fit = _ols_hac(y, x, lags, list_name, small_sample, prewhite)
         sigma_e = np.std(fit.resid, ddof=len(fit.coef))
         row = {

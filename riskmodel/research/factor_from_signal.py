@@ -17,7 +17,7 @@ import xarray as xr
 
 from riskmodel._labels import as_date_stock, check_aligned
 from riskmodel._results import Result, check_kind
-from riskmodel.errors import InvalidParameterError, MissingVariableError, warns_at_caller
+from riskmodel.errors import InvalidParameterError, MissingVariableError, VariableTypeError, warns_at_caller
 
 __all__ = ["factor_from_signal", "SignalFactor"]
 
@@ -187,6 +187,13 @@ def factor_from_signal(
     -------
     SignalFactor
 
+    Raises
+    ------
+    VariableTypeError
+        ``signal`` is a variable's name rather than the variable (pass ``panel[name]``).
+    MissingVariableError
+        The panel lacks ``returns``, the cap or the industry variable.
+
     Notes
     -----
     In single mode, with neutral exposure ``g`` and weights ``v``,
@@ -209,6 +216,11 @@ def factor_from_signal(
         raise InvalidParameterError(f"mode must be 'single' or 'model', got {mode!r}")
     if weights not in {None, "sqrt_cap"}:
         raise InvalidParameterError(f"weights must be None or 'sqrt_cap', got {weights!r}")
+    if isinstance(signal, str):
+        raise VariableTypeError(
+            f"factor_from_signal: signal must be a DataArray (date, stock), got the str {signal!r}; "
+            f"pass the variable itself: panel[{signal!r}]"
+        )
     signal = as_date_stock(signal, "signal")
     for name in ["returns", cap, *([industry] if industry else [])]:
         if name not in panel:

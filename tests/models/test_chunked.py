@@ -257,3 +257,15 @@ def test_a_foreign_store_is_refused_before_the_fit(tmp_path, monkeypatch):
     with pytest.raises(ModelFileError):
         rm.fit_chunked(rm.FactorRiskModel(progress=False), panel, store=store)
     assert started == [] and (store / "notes.txt").read_text() == "precious"
+
+
+def test_a_chunked_fit_without_a_usable_forecast_is_an_error(tmp_path):
+    """Issue 17 on the out-of-core path: too few days for the covariance forecast, or no
+    fitted date, stop before the forecasts; a store target is left absent."""
+    panel = rm.simulate(n_stocks=60, n_days=120, seed=3, n_industries=4)
+    with pytest.raises(rm.InsufficientDataError, match=r"needs 42 dates.*has 30 days"):
+        rm.FactorRiskModel(progress=False).fit(panel.isel(date=slice(0, 30)).chunk({"date": 20}))
+    empty = panel.assign(returns=panel["returns"] * np.nan).chunk({"date": 40})
+    with pytest.raises(rm.InsufficientDataError, match="no date of the 120 could be fitted"):
+        rm.FactorRiskModel(progress=False).fit(empty, store=str(tmp_path / "m.zarr"))
+    assert not (tmp_path / "m.zarr").exists()

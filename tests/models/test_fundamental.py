@@ -9,6 +9,8 @@ import pytest
 
 import riskmodel as rm
 import riskmodel._results as rm_results
+from riskmodel.models.hybrid import hybrid_model
+from riskmodel.models.pipeline import fit_fundamental
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +167,103 @@ def test_bias_statistics_on_known_truth():
     assert 0.93 <= table.loc["optimised", "mean_bias"] <= 1.07
     monthly = rm.bias_statistics(fit, ["random"], start=fit.dates[500], horizon=21, n_random=50)
     assert 0.85 <= monthly.by_family().loc["random", "mean_bias"] <= 1.15
+
+
+# --- issue 17: a fit that produces no usable forecast is an error that says why ---------------
+
+
+@pytest.fixture(scope="module")
+def small_world():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rm.RiskModelWarning)
+        return rm.simulate(n_stocks=60, n_days=120, seed=3, n_industries=4)
+
+
+@pytest.mark.parametrize("bad", ["size", ("size",), 3])
+@pytest.mark.parametrize("setting", ["styles", "fixed_styles"])
+def test_a_name_list_must_be_a_list_of_names(setting, bad):
+    """A bare str is refused, not split into letters; the message names the setting and the value."""
+    with pytest.raises(rm.InvalidParameterError, match=setting) as info:
+        rm.FactorRiskModel(**{setting: bad if bad != ("size",) else ["size", 3]})
+    if bad == "size":
+        assert "'size'" in str(info.value) and "[" in str(info.value)
+
+
+def test_a_single_style_given_as_a_list_fits(small_world):
+    fit = rm.FactorRiskModel(styles=["size"], covariance=False, progress=False).fit(small_world)
+    assert [f for f in fit.factors if f in ("size", "value", "momentum")] == ["size"]
+
+
+@pytest.mark.parametrize("given, name", [(None, "NoneType"), ("frame", "DataFrame"), ("returns", "DataArray")])
+def test_fit_of_a_non_panel_names_the_type(small_world, given, name):
+    obj = {None: None, "frame": small_world[["returns"]].to_dataframe(), "returns": small_world["returns"]}[given]
+    with pytest.raises(rm.DimensionError, match=rf"got {name}.*panel_from_long"):
+        rm.FactorRiskModel(progress=False).fit(obj)
+    with pytest.raises(rm.DimensionError, match=rf"fit_fundamental.*got {name}"):
+        fit_fundamental(obj, {})
+
+
+def _fit(panel, **settings):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rm.RiskModelWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return rm.FactorRiskModel(progress=False, **settings).fit(panel)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda p: p.assign(value=p["value"] * 0 + 1.5), ["style 'value'", "constant"]),
+    (lambda p: p.assign(value=p["value"] * np.nan), ["style 'value'", "no value"]),
+    (lambda p: p.isel(stock=[0]), ["1 stock", "at least 5 stocks"]),
+    (lambda p: p.isel(date=[5]), ["1 date", "lag + 1 = 2"]),
+    (lambda p: p.isel(date=slice(0, 30)), ["needs 42 dates", "43 days", "has 30 days"]),
+    (lambda p: p.assign(returns=p["returns"] * np.nan), ["returns", "no value"]),
+], ids=["constant-style", "all-nan-style", "single-stock", "single-day", "30-days", "returns-all-nan"])
+def test_a_fit_without_a_usable_forecast_says_why(small_world, edit, words):
+    with pytest.raises(rm.InsufficientDataError) as info:
+        _fit(edit(small_world.copy(deep=True)))
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_a_constant_fixed_style_is_named(small_world):
+    panel = small_world.assign(club=small_world["returns"] * 0.0)
+    with pytest.raises(rm.InsufficientDataError, match="fixed style 'club' is constant"):
+        _fit(panel, fixed_styles=["club"])
+
+
+def test_a_style_constant_on_some_dates_only_is_fitted(small_world):
+    """Only a style that never varies is an error; a constant date is skipped as before."""
+    value = small_world["value"].copy()
+    value[10:20] = 1.0
+    fit = _fit(small_world.assign(value=value), covariance=False)
+    assert fit.factor_returns.isel(date=slice(30, 40)).notnull().all()
+
+
+def test_the_forecast_history_needed_follows_the_factor_count(small_world):
+    """43 days (42 dates of factor returns + lag 1) is the shortest panel with a forecast; one
+    day less is an error; covariance=False needs no history."""
+    fit = _fit(small_world.isel(date=slice(0, 43)))
+    assert np.isfinite(fit.factor_cov.isel(date=-1).values).any()
+    with pytest.raises(rm.InsufficientDataError, match="has 42 days"):
+        _fit(small_world.isel(date=slice(0, 42)))
+    short = _fit(small_world.isel(date=slice(0, 30)), covariance=False)
+    assert short.factor_returns.sizes["date"] == 30
+
+
+def test_no_fitted_date_is_an_error(small_world):
+    """Every cross-section skipped (a style missing for every stock on every date but one
+    stock, so neither constant nor empty per check): no factor return, an error."""
+    value = small_world["value"].copy()
+    value[:] = np.nan
+    value[:, 0] = 1.0
+    value[:, 1] = 2.0  # varies, but two stocks with a value leave the regression rank-deficient
+    panel = small_world.assign(value=value)
+    with pytest.raises(rm.InsufficientDataError, match="no date of the 120 could be fitted"):
+        _fit(panel, impute=False)
+
+
+def test_hybrid_k_must_be_below_the_stocks(small_world):
+    with pytest.raises(rm.InvalidParameterError, match=r"k=60 .*statistical_factors.*\(60\)"):
+        rm.FactorRiskModel(statistical_factors=60, progress=False).fit(small_world)
+    with pytest.raises(rm.DimensionError, match="hybrid_model.*got NoneType"):
+        hybrid_model(None, 2)

@@ -315,3 +315,40 @@ def test_hybrid_errors():
         hybrid_model(panel, 0)
     with pytest.raises(InvalidParameterError, match="prefix"):
         hybrid_model(panel.assign(stat1=panel["size"]), 1)
+
+
+# --- issue 17: the sizes are checked before anything is allocated ------------------------------
+
+
+@pytest.mark.parametrize("n_factors, window, limit", [(5000, 60, "(60)"), (60, 504, "(60)"), (40, 30, "= 30")])
+def test_n_factors_is_checked_against_the_sizes_before_allocating(n_factors, window, limit):
+    """n_factors=5000 on 60 stocks used to try to allocate gigabytes; now an error naming
+    n_factors and the size it must stay below (stocks, or days of the window)."""
+    panel, _ = factor_world(11, T=120, N=60)
+    model = rm.StatisticalFactorModel(n_factors=n_factors, window=window, min_obs=30, progress=False)
+    with pytest.raises(InvalidParameterError, match=rf"n_factors={n_factors}") as info:
+        model.fit(panel)
+    assert limit in str(info.value)
+
+
+def test_n_factors_below_the_sizes_still_fits():
+    panel, _ = factor_world(11, T=120, N=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RiskModelWarning)
+        fit = rm.StatisticalFactorModel(n_factors=3, window=60, min_obs=30, progress=False).fit(panel)
+    assert fit.factors == ["pc1", "pc2", "pc3"]
+
+
+@pytest.mark.parametrize("given", [None, "frame"])
+def test_statistical_fit_of_a_non_panel_is_a_dimension_error(given):
+    panel, _ = factor_world(11, T=60, N=30)
+    obj = None if given is None else panel.to_dataframe()
+    with pytest.raises(rm.DimensionError, match=r"StatisticalFactorModel.fit.*xarray.Dataset.*got "
+                                                 + ("NoneType" if given is None else "DataFrame")):
+        rm.StatisticalFactorModel(progress=False).fit(obj)
+
+
+def test_hybrid_k_at_or_above_the_stocks_is_refused():
+    panel, _ = factor_world(11, T=60, N=30)
+    with pytest.raises(InvalidParameterError, match=r"k=30 .*number of stocks \(30\)"):
+        hybrid_model(panel, 30)

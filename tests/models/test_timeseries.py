@@ -383,3 +383,11 @@ def test_benchmark_toy_size(tmp_path):
     result = json.loads(out.read_text())
     assert result["timeseries"]["max_abs_diff_vs_lstsq"] < 1e-9
     assert {"timeseries", "statistical"} <= set(result)
+
+
+def test_fit_of_a_non_panel_is_a_dimension_error_naming_the_type():
+    """Issue 17: the DimensionError validate_panel raises, not a plain PanelError."""
+    factors = pd.DataFrame({"mkt": [0.01, 0.02]}, index=pd.bdate_range("2020-01-01", periods=2))
+    for given, name in [(None, "NoneType"), (factors, "DataFrame")]:
+        with pytest.raises(rm.DimensionError, match=rf"TimeSeriesFactorModel.fit.*got {name}"):
+            rm.TimeSeriesFactorModel(progress=False).fit(given, factors)

@@ -224,3 +224,44 @@ def test_attribution_summary_and_save_load_round_trip(tmp_path):
     for name in ("exposures", "t_stats", "explained", "unexplained"):
         pd.testing.assert_series_equal(getattr(back, name), getattr(att, name), check_exact=True, check_freq=False)
     assert back.summary() == text
+
+
+# --- issue 17: the faulty date or factor is named ---------------------------------------------
+
+
+def _capm(n: int = 300, seed: int = 4):
+    rng = np.random.default_rng(seed)
+    idx = pd.bdate_range("2015-01-05", periods=n)
+    factors = pd.DataFrame({"market": rng.normal(0, 0.01, n), "size": rng.normal(0, 0.005, n)}, index=idx)
+    g = pd.Series(0.5 * factors["market"].to_numpy() + rng.normal(0, 0.005, n), idx)
+    return g, factors
+
+
+def test_duplicate_dates_are_named():
+    g, factors = _capm()
+    twice = pd.concat([factors, factors.iloc[[4]]])
+    with pytest.raises(rm.AlignmentError, match=r"'capm' has duplicate dates \(2015-01-09\)"):
+        rm.alpha_test(g, {"capm": twice})
+    with pytest.raises(rm.AlignmentError, match=r"returns have duplicate dates \(2015-01-09\)"):
+        rm.alpha_test(pd.concat([g, g.iloc[[4]]]), {"capm": factors})
+
+
+def test_an_infinite_factor_is_named_with_its_date():
+    g, factors = _capm()
+    factors.iloc[4, 0] = np.inf
+    with pytest.raises(rm.NonFiniteError, match=r"factor 'market' has an infinite value on 2015-01-09"):
+        rm.alpha_test(g, {"capm": factors})
+
+
+def test_an_empty_factor_is_named():
+    g, factors = _capm()
+    with pytest.raises(rm.InsufficientDataError, match=r"'capm': factor 'size' has no value"):
+        rm.alpha_test(g, {"capm": factors.assign(size=np.nan)})
+    with pytest.raises(rm.InsufficientDataError, match=r"'capm' has no rows"):
+        rm.alpha_test(g, {"capm": factors.iloc[:0]})
+
+
+def test_a_factor_with_some_nan_is_still_fitted_on_the_common_dates():
+    g, factors = _capm()
+    factors.iloc[:10, 1] = np.nan
+    assert rm.alpha_test(g, {"capm": factors}).table.loc["capm", "n_obs"] == 290

@@ -123,3 +123,9 @@ def test_save_load_round_trip_and_summary(spend_world, growth, tmp_path, control
     assert back.exposure.attrs == sig.exposure.attrs  # neutralise's counts and control names
     assert back.summary() == text
     np.testing.assert_array_equal(back.deciles.returns.to_numpy(), sig.deciles.returns.to_numpy())
+
+
+def test_a_signal_given_by_name_says_what_to_pass(spend_world):
+    """Issue 17: a str is not a signal; the message says it got a str and to pass panel['value']."""
+    with pytest.raises(rm.VariableTypeError, match=r"got the str 'value'.*panel\['value'\]"):
+        rm.factor_from_signal("value", spend_world)
