@@ -126,7 +126,8 @@ def run_variants(panel: Any, args: Any) -> None:
     from riskmodel.construction.backtest import construction_backtest
 
     names = list(VARIANTS) if not args.only else args.only.split(",")
-    path = OUT / "construction_study_variants.json"
+    stem = "construction_study_variants" + (f"_{args.tag}" if args.tag else "")
+    path = OUT / f"{stem}.json"
     facts: dict[str, Any] = {}
     if path.exists() and args.only:
         import json
@@ -151,7 +152,7 @@ def run_variants(panel: Any, args: Any) -> None:
         print(f"{name:16s} gmv {row[f'gmv | {name}']['realised vol']:.4f} lo {row[f'gmv_long_only | {name}']['realised vol']:.4f} "
               f"pred {row[f'gmv | {name}']['predicted vol']:.4f} alpha {row[f'alpha | {name}']['realised vol']:.4f} "
               f"rand bias {bias['random'].get('median_bias', np.nan):.3f} ({time.perf_counter() - tic:.0f} s)", flush=True)
-        write_json(OUT, "construction_study_variants", facts)
+        write_json(OUT, stem, facts)
         del fit, bt
 
 
@@ -161,6 +162,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=("peers", "variants"), required=True)
     p.add_argument("--only", default="", help="comma-separated variant names (default all)")
+    p.add_argument("--tag", default="", help="suffix of the variants JSON (to run parts in parallel)")
     p.add_argument("--data", default=None)
     args = p.parse_args()
     panel = load_panel(START, END, data=args.data)
