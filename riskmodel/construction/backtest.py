@@ -69,11 +69,7 @@ class _Rebuild:
         from riskmodel.construction.optimise import factor_form, solve_factor_qp
 
         G, d = factor_form(self.cov)
-        n = d.size
-        # the QP in "per cent" units: a daily covariance of 1e-4 scale is badly scaled for
-        # interior-point tolerances, so the risk is multiplied by a constant (same optimum)
-        scale = 1.0 / max(float(np.mean(d) + np.mean(np.sum(G * G, axis=1))), 1e-300)
-        w = solve_factor_qp(G * np.sqrt(scale), d * scale, budget=1.0, lower=np.zeros(n))
+        w = solve_factor_qp(G, d, budget=1.0, lower=np.zeros(d.size))
         w = np.maximum(w, 0.0)
         return w / w.sum()
 

@@ -158,18 +158,32 @@ def solve_factor_qp(
     n = d.shape[0]
     if risk_aversion <= 0:
         raise InvalidParameterError(f"optimise: risk_aversion must be positive, got {risk_aversion!r}")
+    # the objective is multiplied by a constant c (same optimum) so that the risk term is of
+    # order one: daily variances of order 1e-4 are badly scaled for interior-point tolerances
+    c = 1.0 / max(float(np.mean(d) + np.mean(np.einsum("ij,ij->i", G, G))), 1e-300)
+    G_c = G * np.sqrt(c)
+    sqrt_d = np.sqrt(np.maximum(d, 0.0) * c)
     w = cp.Variable(n)
-    sqrt_d = np.sqrt(np.maximum(d, 0.0))
-
-    def risk(x: Any) -> Any:
-        if dense is not None:
-            return cp.quad_form(x, cp.psd_wrap(dense))
-        return cp.sum_squares(G.T @ x) + cp.sum_squares(cp.multiply(sqrt_d, x))
-
-    objective = risk_aversion * risk(w)
-    if alpha is not None:
-        objective = objective - alpha @ w
     constraints = []
+
+    def risk_terms(x: Any) -> list[Any]:
+        """Pieces whose squared norms add up to ``c · xᵀΣx``: ``(G_cᵀx, √d_c ∘ x)``. The
+        factor part is an auxiliary variable ``y = G_cᵀx`` so the solver sees a diagonal
+        quadratic and m dense rows, never an N × N block."""
+        if dense is not None:
+            return []
+        y = cp.Variable(G.shape[1])
+        constraints.append(y == G_c.T @ x)
+        return [y, cp.multiply(sqrt_d, x)]
+
+    if dense is not None:
+        risk = cp.quad_form(w, cp.psd_wrap(dense * c))
+    else:
+        y_w, spec_w = risk_terms(w)
+        risk = cp.sum_squares(y_w) + cp.sum_squares(spec_w)
+    objective = risk_aversion * risk
+    if alpha is not None:
+        objective = objective - c * (alpha @ w)
     if budget is not None:
         constraints.append(cp.sum(w) == budget)
     if lower is not None:
@@ -185,9 +199,9 @@ def solve_factor_qp(
     if tracking_error is not None:
         active = w - (0.0 if benchmark is None else benchmark)
         if dense is not None:
-            constraints.append(risk(active) <= tracking_error**2)
+            constraints.append(cp.quad_form(active, cp.psd_wrap(dense * c)) <= c * tracking_error**2)
         else:
-            constraints.append(cp.norm(cp.hstack([G.T @ active, cp.multiply(sqrt_d, active)]), 2) <= tracking_error)
+            constraints.append(cp.norm(cp.hstack(risk_terms(active)), 2) <= np.sqrt(c) * tracking_error)
     if max_turnover is not None:
         constraints.append(cp.norm(w - (0.0 if previous is None else previous), 1) <= max_turnover)
     problem = cp.Problem(cp.Minimize(objective), constraints)
