@@ -153,18 +153,105 @@ def run_variants(panel: Any, args: Any) -> None:
               f"pred {row[f'gmv | {name}']['predicted vol']:.4f} alpha {row[f'alpha | {name}']['realised vol']:.4f} "
               f"rand bias {bias['random'].get('median_bias', np.nan):.3f} ({time.perf_counter() - tic:.0f} s)", flush=True)
         write_json(OUT, stem, facts)
+        bt.save(OUT / f"construction_variant_{name}.nc")
         del fit, bt
+
+
+def _load_parts() -> tuple[dict[str, Any], dict[str, Any]]:
+    import json
+
+    peers = json.loads((OUT / "construction_study_peers.json").read_text())
+    variants: dict[str, Any] = {}
+    for path in sorted(OUT.glob("construction_study_variants*.json")):
+        variants.update(json.loads(path.read_text()))
+    order = [v for v in VARIANTS if v in variants]
+    return peers, {k: variants[k] for k in order}
+
+
+def report_rows(peers: dict[str, Any], variants: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per peer and variant: GMV realised vol (unconstrained, long-only) for the
+    three periods, GMV predicted vol, alpha-portfolio realised vol, gross, random bias."""
+    rows = []
+
+    def row(label: str, what: str, results: dict[str, Any], est: str, bias: dict[str, Any] | None) -> dict[str, Any]:
+        out = {"label": label, "what": what}
+        for period in PERIODS:
+            res = results[period]
+            out[f"gmv {period}"] = res[f"gmv | {est}"]["realised vol"]
+            out[f"long-only {period}"] = res[f"gmv_long_only | {est}"]["realised vol"]
+        full = results["2010-2016"]
+        out["gmv predicted"] = full[f"gmv | {est}"]["predicted vol"]
+        out["gmv bias"] = full[f"gmv | {est}"]["bias"]
+        out["alpha vol"] = full[f"alpha | {est}"]["realised vol"]
+        out["gross"] = full[f"gmv | {est}"]["gross"]
+        out["turnover"] = full[f"gmv | {est}"]["turnover"]
+        out["seconds"] = full[f"gmv | {est}"]["seconds"]
+        if bias:
+            out["random bias"] = bias["random"]["median_bias"]
+            out["optimised bias"] = bias["optimised"]["median_bias"]
+            yearly = bias["yearly_random"]
+            out["yearly random bias min..max"] = f"{min(yearly.values()):.2f}..{max(yearly.values()):.2f}"
+        return out
+
+    for est in ("Ledoit-Wolf", "OAS", "nonlinear shrinkage", "EWMA (hl 60) shrunk 50% to diagonal", "1/N"):
+        rows.append(row(est, "peer, trailing 252 days", peers["results"], est, None))
+    for name, v in variants.items():
+        rows.append(row(f"riskmodel: {name}", v["what"], v["results"], name, v["bias"]))
+    return rows
+
+
+def run_report(panel: Any, args: Any) -> None:
+    """Markdown table of every peer and variant, and the figure, from the two JSON files."""
+    from matplotlib.figure import Figure
+
+    peers, variants = _load_parts()
+    rows = report_rows(peers, variants)
+    cols = ["gmv 2010-2016", "long-only 2010-2016", "gmv 2010-2012", "gmv 2013-2016", "long-only 2010-2012",
+            "long-only 2013-2016", "gmv predicted", "gmv bias", "alpha vol", "gross", "random bias", "optimised bias",
+            "yearly random bias min..max"]
+    pct = {c for c in cols if c.startswith(("gmv 2", "long-only", "gmv predicted", "alpha"))}
+    lines = ["| covariance | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            cells.append(v if isinstance(v, str) else (f"{100 * v:.2f}" if c in pct else f"{v:.2f}"))
+        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    print(table)
+    (OUT / "construction_study_table.md").write_text(table + "\n")
+    write_json(OUT, "construction_study", {"peers": peers, "variants": variants, "rows": rows})
+    fig = Figure(figsize=(10, 0.32 * len(rows) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y + 0.2, [100 * r["gmv 2010-2016"] for r in rows], height=0.4, label="GMV, unconstrained", color="C0")
+    ax.barh(y - 0.2, [100 * r["long-only 2010-2016"] for r in rows], height=0.4, label="GMV, long-only", color="C1")
+    ax.scatter([100 * r["gmv predicted"] for r in rows], y + 0.2, marker="|", color="k", s=60, label="predicted (unconstrained)")
+    ax.set_yticks(y, [r["label"] for r in rows], fontsize=7)
+    ax.set_xlabel("annualised realised volatility 2010-2016, %")
+    lw = 100 * rows[0]["gmv 2010-2016"]
+    ax.axvline(lw, color="0.5", ls=":", lw=1)
+    ax.set_xlim(0.8 * min(100 * r["gmv predicted"] for r in rows if r["label"] != "1/N"), None)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.set_title("Minimum-variance portfolios rebuilt every 21 days, S&P 500 2010-2016 (lower is better)", fontsize=9)
+    figures = Path(__file__).resolve().parents[1] / "docs" / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figures / "construction_study.png", dpi=80)
+    print(f"wrote {figures / 'construction_study.png'}")
 
 
 def main() -> None:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("peers", "variants"), required=True)
+    p.add_argument("--part", choices=("peers", "variants", "report"), required=True)
     p.add_argument("--only", default="", help="comma-separated variant names (default all)")
     p.add_argument("--tag", default="", help="suffix of the variants JSON (to run parts in parallel)")
     p.add_argument("--data", default=None)
     args = p.parse_args()
+    if args.part == "report":
+        run_report(None, args)
+        return
     panel = load_panel(START, END, data=args.data)
     (run_peers if args.part == "peers" else run_variants)(panel, args)
 
