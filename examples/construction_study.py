@@ -65,6 +65,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "hybrid_2": ("+ 2 statistical factors of the residuals", {"statistical_factors": 2}, False),
     "hybrid_5": ("+ 5 statistical factors of the residuals", {"statistical_factors": 5}, False),
     "hybrid_10": ("+ 10 statistical factors of the residuals", {"statistical_factors": 10}, False),
+    "hybrid_5_sectors": ("11 sectors + 5 statistical factors of the residuals", {"statistical_factors": 5}, True),
     "short_horizon": ("USE4S-like: vol 42, corr 252, specific 42",
                       {"vol_half_life": 42, "corr_half_life": 252, "specific_half_life": 42}, False),
     "hybrid_5_short": ("hybrid 5 + vol 42, corr 252, specific 42",

@@ -66,11 +66,14 @@ class _Rebuild:
         return np.linalg.solve(self.cov, x)
 
     def long_only(self) -> np.ndarray:
-        from riskmodel.construction.optimise import factor_form, solve_factor_qp
+        """Long-only minimum variance: the active set of Woodbury solves on the factor form
+        (the same optimum as the cvxpy QP, which is the fallback)."""
+        from riskmodel.construction.optimise import active_set_long_only, factor_form, solve_factor_qp
 
         G, d = factor_form(self.cov)
-        w = solve_factor_qp(G, d, budget=1.0, lower=np.zeros(d.size))
-        w = np.maximum(w, 0.0)
+        w = active_set_long_only(G, d)
+        if w is None:
+            w = np.maximum(solve_factor_qp(G, d, budget=1.0, lower=np.zeros(d.size)), 0.0)
         return w / w.sum()
 
 

@@ -3,6 +3,8 @@ factor form for the constrained ones.
 
 * :func:`min_variance` / :func:`sigma_inverse_alpha` — ``Σ⁻¹1`` and ``Σ⁻¹α`` through
   :meth:`StructuredCovariance.min_variance_weights` (O(N m²), nothing N×N).
+* :func:`long_only_min_variance` — the long-only fully invested minimum-variance portfolio
+  by an active set of Woodbury solves (no QP solver: milliseconds at N = 5,000);
 * :func:`optimise` — long-only and constrained problems (budget, bounds, factor-exposure
   limits, tracking error to a benchmark, turnover) solved by cvxpy with the risk written in
   factor form ``wᵀΣw = ‖Gᵀw‖² + Σ d w²``, ``G = B L_f`` (``L_f Lᵀ_f = Σ_f``): the problem
@@ -28,6 +30,8 @@ from riskmodel.errors import InvalidParameterError, PanelError
 
 __all__ = [
     "min_variance",
+    "long_only_min_variance",
+    "active_set_long_only",
     "sigma_inverse_alpha",
     "factor_form",
     "optimise",
@@ -71,6 +75,79 @@ def min_variance(cov: Any) -> xr.DataArray:
 def sigma_inverse_alpha(cov: Any, alpha: Any, *, normalise: str = "gross") -> Any:
     """``Σ⁻¹α`` scaled by ``normalise`` (see :meth:`StructuredCovariance.min_variance_weights`)."""
     return cov.min_variance_weights(alpha, normalise=normalise)
+
+
+def _gmv_woodbury(G: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """``Σ⁻¹1 / 1ᵀΣ⁻¹1`` for ``Σ = G Gᵀ + diag(d)`` by Woodbury (O(N k²))."""
+    import scipy.linalg
+
+    inv_d = 1.0 / d
+    Gd = G * inv_d[:, None]
+    M = np.eye(G.shape[1]) + G.T @ Gd
+    x = inv_d - Gd @ scipy.linalg.cho_solve(scipy.linalg.cho_factor(M), Gd.sum(axis=0))
+    return x / x.sum()
+
+
+def long_only_min_variance(cov: Any, *, max_iter: int = 100, tol: float = 1e-10) -> xr.DataArray:
+    """Fully invested long-only minimum-variance weights by an active set on the operator.
+
+    Each step is an unconstrained minimum-variance solve (Woodbury, O(N m²)) on the free
+    stocks: the stocks with negative weights leave the free set; when none is negative, the
+    KKT condition of the excluded stocks (``(Σw)_i ≥ (Σw)_free``, the marginal variance of
+    adding one) is checked and its violators come back. Nothing N×N is formed and no QP
+    solver is needed; the answer is the one :func:`optimise` (``long_only=True``) finds.
+
+    Parameters
+    ----------
+    cov : StructuredCovariance or ndarray (N, N)
+        A dense matrix goes through :func:`factor_form` first.
+    max_iter : int
+        Active-set steps before giving up.
+    tol : float
+        Relative tolerance of the KKT check.
+
+    Returns
+    -------
+    DataArray (stock,)
+
+    Raises
+    ------
+    OptimisationError
+        No KKT point within ``max_iter`` steps (use :func:`optimise`).
+    """
+    G, d = factor_form(cov)
+    w = active_set_long_only(G, d, max_iter=max_iter, tol=tol)
+    if w is None:
+        raise OptimisationError(f"long_only_min_variance: no KKT point in {max_iter} active-set steps; use optimise(cov, long_only=True)")
+    stocks = np.asarray(cov.stocks) if hasattr(cov, "stocks") else np.arange(d.size)
+    return xr.DataArray(w, dims=("stock",), coords={"stock": stocks}, name="weights")
+
+
+def active_set_long_only(G: np.ndarray, d: np.ndarray, *, max_iter: int = 100, tol: float = 1e-10) -> np.ndarray | None:
+    """The array core of :func:`long_only_min_variance` for ``Σ = G Gᵀ + diag(d)``;
+    None when it does not reach a KKT point in ``max_iter`` steps."""
+    n = d.size
+    free = np.ones(n, dtype=bool)
+    seen: set[bytes] = set()
+    for _ in range(max_iter):
+        key = np.packbits(free).tobytes()
+        if key in seen:
+            return None  # cycling
+        seen.add(key)
+        w_free = _gmv_woodbury(G[free], d[free])
+        if (w_free < 0).any():
+            idx = np.flatnonzero(free)
+            free[idx[w_free < 0]] = False
+            continue
+        w = np.zeros(n)
+        w[free] = w_free
+        grad = G @ (G.T @ w) + d * w
+        level = float(w @ grad)  # = (Σw)_i on every free stock
+        violators = (~free) & (grad < level * (1.0 - tol))
+        if not violators.any():
+            return w
+        free |= violators
+    return None
 
 
 def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:

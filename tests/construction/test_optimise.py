@@ -138,3 +138,19 @@ def test_skfolio_adapter_weights_equal_cvxpy(n, seed):
     model.fit(X)
     np.testing.assert_allclose(model.weights_, optimise(cov, long_only=True).to_numpy(), atol=1e-5)
     np.testing.assert_allclose(model.prior_estimator_.covariance_estimator_.covariance_, cov.to_dense())
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(4, 40), m=st.integers(1, 5), seed=st.integers(0, 10_000))
+def test_active_set_long_only_equals_cvxpy(n, m, seed):
+    from riskmodel.construction.optimise import long_only_min_variance
+
+    cov = _cov(n, m, seed)
+    w_active = long_only_min_variance(cov).to_numpy()
+    w_qp = optimise(cov, long_only=True).to_numpy()
+    np.testing.assert_allclose(w_active, w_qp, atol=1e-6)
+    assert w_active.min() >= 0 and abs(w_active.sum() - 1) < 1e-12
+    # KKT: no excluded stock lowers the variance at the margin
+    grad = cov.to_dense() @ w_active
+    held = w_active > 0
+    assert (grad[~held] >= grad[held].max() * (1 - 1e-8)).all()
