@@ -65,6 +65,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "hybrid_2": ("+ 2 statistical factors of the residuals", {"statistical_factors": 2}, False),
     "hybrid_5": ("+ 5 statistical factors of the residuals", {"statistical_factors": 5}, False),
     "hybrid_10": ("+ 10 statistical factors of the residuals", {"statistical_factors": 10}, False),
+    "hybrid_20": ("+ 20 statistical factors of the residuals", {"statistical_factors": 20}, False),
+    "hybrid_10_sectors": ("11 sectors + 10 statistical factors of the residuals", {"statistical_factors": 10}, True),
     "hybrid_5_sectors": ("11 sectors + 5 statistical factors of the residuals", {"statistical_factors": 5}, True),
     "short_horizon": ("USE4S-like: vol 42, corr 252, specific 42",
                       {"vol_half_life": 42, "corr_half_life": 252, "specific_half_life": 42}, False),
@@ -232,7 +234,11 @@ def run_report(panel: Any, args: Any) -> None:
     ax.set_xlabel("annualised realised volatility 2010-2016, %")
     lw = 100 * rows[0]["gmv 2010-2016"]
     ax.axvline(lw, color="0.5", ls=":", lw=1)
-    ax.set_xlim(0.8 * min(100 * r["gmv predicted"] for r in rows if r["label"] != "1/N"), None)
+    left = 7.0
+    ax.set_xlim(left, 1.03 * max(100 * r["gmv 2010-2016"] for r in rows))
+    for yi, r in zip(y, rows):
+        if 100 * r["gmv predicted"] < left:  # a prediction off the scale: say it in text
+            ax.text(left + 0.05, yi + 0.2, f"predicted {100 * r['gmv predicted']:.1f}", va="center", fontsize=6, color="w")
     ax.legend(fontsize=7, frameon=False, loc="lower right")
     ax.set_title("Minimum-variance portfolios rebuilt every 21 days, S&P 500 2010-2016 (lower is better)", fontsize=9)
     figures = Path(__file__).resolve().parents[1] / "docs" / "figures"
