@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_data_common import load_panel, quiet_fit_warnings, write_json  # noqa: E402
@@ -68,6 +67,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "hybrid_20": ("+ 20 statistical factors of the residuals", {"statistical_factors": 20}, False),
     "hybrid_10_sectors": ("11 sectors + 10 statistical factors of the residuals", {"statistical_factors": 10}, True),
     "hybrid_5_sectors": ("11 sectors + 5 statistical factors of the residuals", {"statistical_factors": 5}, True),
+    "hybrid_10_corr_252": ("+ 10 statistical factors, factor corr half-life 252",
+                           {"statistical_factors": 10, "corr_half_life": 252}, False),
+    "hybrid_10_short": ("+ 10 statistical factors, vol 42, corr 252, specific 42",
+                        {"statistical_factors": 10, "vol_half_life": 42, "corr_half_life": 252, "specific_half_life": 42}, False),
     "short_horizon": ("USE4S-like: vol 42, corr 252, specific 42",
                       {"vol_half_life": 42, "corr_half_life": 252, "specific_half_life": 42}, False),
     "hybrid_5_short": ("hybrid 5 + vol 42, corr 252, specific 42",
@@ -145,18 +148,20 @@ def run_variants(panel: Any, args: Any) -> None:
             fit_seconds = time.perf_counter() - tic
             bt = construction_backtest(panel["returns"], {name: fit}, start=EVAL_START, rebalance=21, window=252)
             bias = bias_facts(fit)
-        facts[name] = {
-            "what": what, "settings": {k: v for k, v in settings.items()}, "sectors": sectors,
+        label = name if args.fit_start == START else f"{name}@{args.fit_start[:4]}"
+        facts[label] = {
+            "fit_start": args.fit_start,
+            "what": what if args.fit_start == START else f"{what}; fitted from {args.fit_start} (longer burn-in)", "settings": {k: v for k, v in settings.items()}, "sectors": sectors,
             "n_factors": int(len(fit.factors)), "fit_seconds": fit_seconds,
             "n_stocks_median": int(np.median(bt.dataset["n_stocks"].to_numpy())),
             "results": backtest_facts(bt), "bias": bias,
         }
-        row = facts[name]["results"]["2010-2016"]
-        print(f"{name:16s} gmv {row[f'gmv | {name}']['realised vol']:.4f} lo {row[f'gmv_long_only | {name}']['realised vol']:.4f} "
+        row = facts[label]["results"]["2010-2016"]
+        print(f"{label:16s} gmv {row[f'gmv | {name}']['realised vol']:.4f} lo {row[f'gmv_long_only | {name}']['realised vol']:.4f} "
               f"pred {row[f'gmv | {name}']['predicted vol']:.4f} alpha {row[f'alpha | {name}']['realised vol']:.4f} "
               f"rand bias {bias['random'].get('median_bias', np.nan):.3f} ({time.perf_counter() - tic:.0f} s)", flush=True)
         write_json(OUT, stem, facts)
-        bt.save(OUT / f"construction_variant_{name}.nc")
+        bt.save(OUT / f"construction_variant_{label}.nc")
         del fit, bt
 
 
@@ -167,7 +172,7 @@ def _load_parts() -> tuple[dict[str, Any], dict[str, Any]]:
     variants: dict[str, Any] = {}
     for path in sorted(OUT.glob("construction_study_variants*.json")):
         variants.update(json.loads(path.read_text()))
-    order = [v for v in VARIANTS if v in variants]
+    order = [v for v in VARIANTS if v in variants] + sorted(v for v in variants if "@" in v)
     return peers, {k: variants[k] for k in order}
 
 
@@ -199,7 +204,7 @@ def report_rows(peers: dict[str, Any], variants: dict[str, Any]) -> list[dict[st
     for est in ("Ledoit-Wolf", "OAS", "nonlinear shrinkage", "EWMA (hl 60) shrunk 50% to diagonal", "1/N"):
         rows.append(row(est, "peer, trailing 252 days", peers["results"], est, None))
     for name, v in variants.items():
-        rows.append(row(f"riskmodel: {name}", v["what"], v["results"], name, v["bias"]))
+        rows.append(row(f"riskmodel: {name}", v["what"], v["results"], name.split("@")[0], v["bias"]))
     return rows
 
 
@@ -253,13 +258,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=("peers", "variants", "report"), required=True)
     p.add_argument("--only", default="", help="comma-separated variant names (default all)")
+    p.add_argument("--fit-start", default=START, help=f"first date of the panel the models are fitted on (default {START})")
     p.add_argument("--tag", default="", help="suffix of the variants JSON (to run parts in parallel)")
     p.add_argument("--data", default=None)
     args = p.parse_args()
     if args.part == "report":
         run_report(None, args)
         return
-    panel = load_panel(START, END, data=args.data)
+    panel = load_panel(args.fit_start, END, data=args.data)
     (run_peers if args.part == "peers" else run_variants)(panel, args)
 
 
