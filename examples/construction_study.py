@@ -69,6 +69,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "hybrid_5_sectors": ("11 sectors + 5 statistical factors of the residuals", {"statistical_factors": 5}, True),
     "hybrid_10_corr_252": ("+ 10 statistical factors, factor corr half-life 252",
                            {"statistical_factors": 10, "corr_half_life": 252}, False),
+    "hybrid_10_corr_126": ("+ 10 statistical factors, factor corr half-life 126",
+                           {"statistical_factors": 10, "corr_half_life": 126}, False),
     "hybrid_10_short": ("+ 10 statistical factors, vol 42, corr 252, specific 42",
                         {"statistical_factors": 10, "vol_half_life": 42, "corr_half_life": 252, "specific_half_life": 42}, False),
     "short_horizon": ("USE4S-like: vol 42, corr 252, specific 42",
