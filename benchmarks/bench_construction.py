@@ -6,7 +6,7 @@
 2. Long-only fully invested minimum variance three ways: cvxpy + CLARABEL in factor form
    ``‖Gᵀw‖² + Σ d w²`` (``G = B L_f``) against the same problem written with a dense
    ``quad_form(w, Σ)``, and the active set of Woodbury solves
-   (:func:`riskmodel.construction.optimise.long_only_min_variance`): seconds (problem
+   (:func:`riskmodel.construction.optimisation.long_only_min_variance`): seconds (problem
    build + solve), and the largest weight differences.
    Target at N = 5,000: ≤ 2 s and ≥ 10× faster than dense, weights equal to 1e-6. The dense
    problem is measured at smaller N (default 300 and 1,000) and, with ``--dense-full``,
@@ -84,7 +84,7 @@ def time_gmv(n: int, repeats: int = 50) -> dict[str, float]:
 
 
 def solve_long_only(n: int, form: str) -> tuple[float, np.ndarray]:
-    from riskmodel.construction.optimise import optimise
+    from riskmodel.construction.optimisation import optimise
 
     cov = simulated_covariance(n)
     tic = time.perf_counter()
@@ -93,7 +93,7 @@ def solve_long_only(n: int, form: str) -> tuple[float, np.ndarray]:
 
 
 def active_set_long_only(n: int) -> tuple[float, np.ndarray]:
-    from riskmodel.construction.optimise import long_only_min_variance
+    from riskmodel.construction.optimisation import long_only_min_variance
 
     cov = simulated_covariance(n)
     tic = time.perf_counter()

@@ -115,6 +115,7 @@ def bias_facts(fit: Any) -> dict[str, Any]:
 
 
 def run_peers(panel: Any, args: Any) -> None:
+    import riskmodel as rm
     from riskmodel.construction import default_estimators
     from riskmodel.construction.backtest import construction_backtest
 
@@ -124,7 +125,7 @@ def run_peers(panel: Any, args: Any) -> None:
     facts["seconds"] = time.perf_counter() - tic
     facts["n_stocks_median"] = int(np.median(bt.dataset["n_stocks"].to_numpy()))
     facts["results"] = backtest_facts(bt)
-    bt.save(OUT / "construction_peers.nc")
+    rm.save(bt, OUT / "construction_peers.nc")
     print(bt.summary())
     write_json(OUT, "construction_study_peers", facts)
 
@@ -163,7 +164,7 @@ def run_variants(panel: Any, args: Any) -> None:
               f"pred {row[f'gmv | {name}']['predicted vol']:.4f} alpha {row[f'alpha | {name}']['realised vol']:.4f} "
               f"rand bias {bias['random'].get('median_bias', np.nan):.3f} ({time.perf_counter() - tic:.0f} s)", flush=True)
         write_json(OUT, stem, facts)
-        bt.save(OUT / f"construction_variant_{label}.nc")
+        rm.save(bt, OUT / f"construction_variant_{label}.nc")
         del fit, bt
 
 

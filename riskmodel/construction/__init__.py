@@ -14,7 +14,7 @@ from riskmodel.construction.estimators import (
     analytical_nonlinear_shrinkage,
     default_estimators,
 )
-from riskmodel.construction.optimise import (
+from riskmodel.construction.optimisation import (
     OptimisationError,
     SkfolioCovariance,
     factor_form,

@@ -68,7 +68,7 @@ class _Rebuild:
     def long_only(self) -> np.ndarray:
         """Long-only minimum variance: the active set of Woodbury solves on the factor form
         (the same optimum as the cvxpy QP, which is the fallback)."""
-        from riskmodel.construction.optimise import active_set_long_only, factor_form, solve_factor_qp
+        from riskmodel.construction.optimisation import active_set_long_only, factor_form, solve_factor_qp
 
         G, d = factor_form(self.cov)
         w = active_set_long_only(G, d)
@@ -273,6 +273,13 @@ class ConstructionBacktest(Result):
         table = pd.DataFrame(rows).set_index(["portfolio", "estimator"])
         table.insert(2, "ratio", table["realised vol"] / table["predicted vol"])
         return table
+
+    def plot(self, *, window: int = 252, path: str | None = None) -> Any:
+        """Realised against predicted volatility, and the rolling realised volatility of the
+        minimum-variance portfolios (:func:`riskmodel.report.construction_figures.plot_construction_backtest`)."""
+        from riskmodel.report.construction_figures import plot_construction_backtest
+
+        return plot_construction_backtest(self, window=window, path=path)
 
     def to_dataset(self) -> xr.Dataset:
         ds = self.dataset.copy()

@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from riskmodel import _atomic
@@ -76,6 +75,7 @@ KIND_REGISTRY: dict[str, str] = {
     "quantile_portfolios": "riskmodel.research.portfolios:QuantilePortfolios",
     "alpha_test": "riskmodel.research.alpha:AlphaTest",
     "attribution": "riskmodel.research.alpha:Attribution",
+    "construction_backtest": "riskmodel.construction.backtest:ConstructionBacktest",
 }
 
 _SUFFIXES = {".nc": "netcdf", ".zarr": "zarr"}

@@ -18,7 +18,7 @@ checks), re-exported here.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import xarray as xr

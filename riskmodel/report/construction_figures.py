@@ -1,7 +1,7 @@
 """Figure of a :class:`~riskmodel.construction.backtest.ConstructionBacktest`.
 
-matplotlib is imported inside the function only (it is to move to ``riskmodel/report/``,
-the one place of the package that may import matplotlib).
+matplotlib is imported inside the function (``import riskmodel`` stays light);
+:meth:`ConstructionBacktest.plot` calls it.
 """
 
 from __future__ import annotations
