@@ -15,7 +15,8 @@ call in turn. The defaults and checks of the settings are declared in
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import xarray as xr
 
@@ -25,6 +26,7 @@ from riskmodel.models.loadings import require_dataset
 from riskmodel.models.pipeline import (
     MODEL_DEFAULTS,
     PARAMETERS,
+    apply_horizon,
     check_model_settings,
     check_name_list,
     fit_fundamental,
@@ -33,6 +35,17 @@ from riskmodel.models.pipeline import (
 __all__ = ["FactorRiskModel", "FittedFactorModel", "fit_fundamental", "MODEL_KIND"]
 
 _D = MODEL_DEFAULTS
+
+
+def _records_given_settings(init: Callable[..., None]) -> Callable[..., None]:
+    """Keep the names of the settings the caller gave (``horizon`` fills in the others)."""
+
+    @functools.wraps(init)  # the signature stays init's (help, inspect, the CLI's --set)
+    def wrapper(self: "FactorRiskModel", **settings: Any) -> None:
+        self._given = frozenset(settings)
+        init(self, **settings)
+
+    return wrapper
 
 
 class FactorRiskModel:
@@ -60,6 +73,15 @@ class FactorRiskModel:
         Industries with fewer members on a date have no factor return that day.
     winsor, impute :
         Cleaning of the styles (METHODS §1).
+    horizon : {"short", "long"}
+        Barra's two horizons (METHODS §5). ``"short"`` (USE4S, the default): factor vol
+        half-life 84 days, VRA 42, specific half-life 84, specific VRA 42 — forecasts for
+        the next days to weeks, quick to follow a change of regime (daily risk, trading).
+        ``"long"`` (USE4L): 252, 168, 252, 168 — steadier forecasts for months ahead
+        (strategic allocation, slow rebalancing), slower after a spike. The correlation
+        half-life (504) and the Newey–West lags are the same in both. A half-life given
+        explicitly overrides its horizon's value
+        (:data:`riskmodel.models.settings.HORIZONS`).
     vol_half_life, vol_lags, corr_half_life, corr_lags :
         EWMA half-lives and Newey–West lags of factor volatilities and correlations.
     eigen_sims, eigen_scale, eigen_every :
@@ -90,6 +112,7 @@ class FactorRiskModel:
     ('date', 'factor')
     """
 
+    @_records_given_settings
     def __init__(
         self,
         *,
@@ -102,6 +125,7 @@ class FactorRiskModel:
         min_industry_size: int = _D["min_industry_size"],
         winsor: float = _D["winsor"],
         impute: bool = _D["impute"],
+        horizon: str = _D["horizon"],
         vol_half_life: float = _D["vol_half_life"],
         vol_lags: int = _D["vol_lags"],
         corr_half_life: float = _D["corr_half_life"],
@@ -131,6 +155,7 @@ class FactorRiskModel:
         self.min_industry_size = min_industry_size
         self.winsor = winsor
         self.impute = impute
+        self.horizon = horizon
         self.vol_half_life = vol_half_life
         self.vol_lags = vol_lags
         self.corr_half_life = corr_half_life
@@ -148,6 +173,8 @@ class FactorRiskModel:
         self.statistical_factors = statistical_factors
         self.progress = progress
         self.seed = seed
+        for name, value in apply_horizon(self.get_params(), getattr(self, "_given", frozenset())).items():
+            setattr(self, name, value)
         check_model_settings(self.get_params())
 
     def get_params(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from riskmodel.models.fitted_factor import FittedFactorModel
 from riskmodel.models.settings import (
     FUNDAMENTAL_DEFAULTS as MODEL_DEFAULTS,
     FUNDAMENTAL_PARAMETERS as PARAMETERS,
+    apply_horizon,
     factor_covariance_kwargs,
     specific_variance_kwargs,
 )
@@ -100,7 +101,7 @@ def model_settings(owner: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"{owner}() got unexpected keyword argument(s) {unknown}; FactorRiskModel settings are "
                         f"{', '.join(MODEL_DEFAULTS)}")
-    out = {**MODEL_DEFAULTS, **settings}
+    out = apply_horizon({**MODEL_DEFAULTS, **settings}, set(settings))
     check_name_list(owner, "styles", out["styles"])
     check_name_list(owner, "fixed_styles", out["fixed_styles"])
     out["styles"] = None if out["styles"] is None else list(out["styles"])

@@ -39,6 +39,8 @@ __all__ = [
     "FORECAST_PARAMETERS",
     "FUNDAMENTAL_DEFAULTS",
     "FUNDAMENTAL_PARAMETERS",
+    "HORIZONS",
+    "apply_horizon",
     "factor_covariance_kwargs",
     "specific_variance_kwargs",
     "set_forecast_settings",
@@ -79,6 +81,46 @@ FORECAST_PARAMETERS: ParameterTable = {
 
 _FORECASTS = {name: check for name, check in FORECAST_PARAMETERS.items() if name != "seed"}
 
+#: Barra's two horizons (METHODS §5, USE4S / USE4L): the half-lives each one sets. The
+#: short horizon is the stages' defaults; Newey–West lags, shrinkage and the eigenfactor
+#: adjustment are the same in both. An explicit setting overrides its horizon's value.
+HORIZONS: dict[str, dict[str, float]] = {
+    "short": {
+        "vol_half_life": FORECAST_DEFAULTS["vol_half_life"],
+        "corr_half_life": FORECAST_DEFAULTS["corr_half_life"],
+        "vra_half_life": FORECAST_DEFAULTS["vra_half_life"],
+        "specific_half_life": FORECAST_DEFAULTS["specific_half_life"],
+        "specific_vra_half_life": FORECAST_DEFAULTS["specific_vra_half_life"],
+    },
+    "long": {
+        "vol_half_life": 252,
+        "corr_half_life": 504,
+        "vra_half_life": 168,
+        "specific_half_life": 252,
+        "specific_vra_half_life": 168,
+    },
+}
+
+
+def _is_horizon(value: Any) -> bool:
+    return isinstance(value, str) and value in HORIZONS
+
+
+def apply_horizon(settings: Mapping[str, Any], explicit: set[str] | frozenset[str]) -> dict[str, Any]:
+    """``settings`` with the half-lives of ``settings["horizon"]`` for each one not in
+    ``explicit`` (the settings the caller gave).
+
+    Raises
+    ------
+    InvalidParameterError
+        An unknown horizon.
+    """
+    horizon = settings.get("horizon", "short")
+    if not _is_horizon(horizon):
+        raise InvalidParameterError(f"horizon={horizon!r} is invalid; expected one of {', '.join(map(repr, HORIZONS))}")
+    return {**settings, **{name: value for name, value in HORIZONS[horizon].items() if name not in explicit}}
+
+
 #: Every numeric setting's check of :class:`riskmodel.FactorRiskModel`, by name, in the
 #: order of its signature (the forecast settings' are the stages').
 FUNDAMENTAL_PARAMETERS: ParameterTable = {
@@ -87,6 +129,7 @@ FUNDAMENTAL_PARAMETERS: ParameterTable = {
     "min_industry_size": (pos_int, "an integer >= 1"),
     "winsor": (lambda v: is_number(v) and v > 0, "a positive number of sigmas"),
     "impute": (is_bool, "True or False"),
+    "horizon": (_is_horizon, "'short' (USE4S, the default) or 'long' (USE4L)"),
     **_FORECASTS,
     "covariance": (is_bool, "True or False"),
     "statistical_factors": (nonneg_int, "an integer >= 0"),
@@ -104,6 +147,7 @@ FUNDAMENTAL_DEFAULTS: dict[str, Any] = {
     "min_industry_size": 5,
     "winsor": 3.0,
     "impute": True,
+    "horizon": "short",
     **{name: FORECAST_DEFAULTS[name] for name in _FORECASTS},
     "covariance": True,
     "statistical_factors": 0,

@@ -267,3 +267,49 @@ def test_hybrid_k_must_be_below_the_stocks(small_world):
         rm.FactorRiskModel(statistical_factors=60, progress=False).fit(small_world)
     with pytest.raises(rm.DimensionError, match="hybrid_model.*got NoneType"):
         hybrid_model(None, 2)
+
+
+# ----------------------------------------------------------------------------------------
+# horizons (USE4S / USE4L presets)
+# ----------------------------------------------------------------------------------------
+
+
+def test_horizon_presets_and_explicit_overrides():
+    from riskmodel.models.settings import HORIZONS
+
+    short, long = rm.FactorRiskModel(), rm.FactorRiskModel(horizon="long")
+    for name, value in HORIZONS["long"].items():
+        assert getattr(long, name) == value
+        assert getattr(short, name) == HORIZONS["short"][name]
+    assert (long.vol_half_life, long.specific_half_life, long.vra_half_life) == (252, 252, 168)
+    mixed = rm.FactorRiskModel(horizon="long", vol_half_life=84)  # explicit wins, even at the short value
+    assert (mixed.vol_half_life, mixed.specific_half_life) == (84, 252)
+    again = rm.FactorRiskModel(**mixed.get_params())
+    assert again.get_params() == mixed.get_params()
+    with pytest.raises(rm.InvalidParameterError, match="horizon='medium'"):
+        rm.FactorRiskModel(horizon="medium")
+
+
+def test_long_horizon_fit_equals_its_explicit_half_lives_and_moves_less():
+    panel = rm.simulate(n_stocks=120, n_days=500, seed=11, n_industries=4)
+    long = rm.FactorRiskModel(horizon="long", eigen_sims=0, progress=False).fit(panel)
+    explicit = rm.FactorRiskModel(vol_half_life=252, vra_half_life=168, specific_half_life=252,
+                                  specific_vra_half_life=168, eigen_sims=0, progress=False).fit(panel)
+    np.testing.assert_array_equal(long.factor_cov.values, explicit.factor_cov.values)
+    np.testing.assert_array_equal(long.specific_var.values, explicit.specific_var.values)
+    short = rm.FactorRiskModel(eigen_sims=0, progress=False).fit(panel)
+
+    def day_to_day(fit):  # mean absolute daily change of log market vol over the forecast days
+        vol = np.sqrt(fit.factor_cov.sel(factor="market", factor_="market").values)
+        vol = np.log(vol[np.isfinite(vol)])
+        return float(np.mean(np.abs(np.diff(vol))))
+
+    assert day_to_day(long) < 0.6 * day_to_day(short)
+    assert long.settings["horizon"] == "long"
+
+
+def test_fit_fundamental_takes_the_horizon_too():
+    from riskmodel.models.pipeline import model_settings
+
+    settings = model_settings("fit_fundamental", {"horizon": "long", "specific_half_life": 63})
+    assert (settings["vol_half_life"], settings["specific_half_life"]) == (252, 63)
