@@ -20,6 +20,7 @@ import pandas as pd
 
 from riskmodel.errors import InvalidParameterError, PanelError
 from riskmodel.data.io import check_free_space, check_target
+from riskmodel.cli.readers import read_csv, read_factor_file, read_input, read_labels, read_weights, same_file
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -77,12 +78,12 @@ def _fit_settings(pairs: Sequence[str] | None) -> dict[str, object]:
     return settings
 
 
-def _read_input(path: str):
-    import riskmodel as rm
+def _read_input_panel(path: str):
+    return read_input(path, "panel")
 
-    if not Path(path).exists():
-        raise PanelError(f"{path}: no such file or directory")
-    return rm.load(path)
+
+def _read_input_model(path: str):
+    return read_input(path, "fitted model")
 
 
 # ---------------------------------------------------------------------------------------
@@ -95,6 +96,8 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
     check_target(args.output)  # fail before the long work, not after: format, folder, what is there
 
+    if args.hidden < 0:
+        raise InvalidParameterError(f"--hidden {args.hidden}: the number of hidden factors must be >= 0")
     hidden = None
     if args.hidden:
         hidden = [{"name": f"hidden{j}", "n_members": args.hidden_members, "corr": args.hidden_corr} for j in range(args.hidden)]
@@ -111,6 +114,8 @@ def cmd_panel(args: argparse.Namespace) -> None:
     import riskmodel as rm
     from riskmodel.data.descriptors import add_descriptors
 
+    if same_file(args.source, args.output):
+        raise PanelError(f"-o {args.output}: the output is the source file; write the panel to another path")
     check_target(args.output)  # fail before the long work, not after: format, folder, what is there
     if args.source == US_EQUITIES:
         csv_only = {"--styles": args.styles, "--static": args.static, "--date-column": args.date_column,
@@ -154,11 +159,13 @@ def _panel_from_csv(args: argparse.Namespace):
     path = Path(args.source)
     if not path.exists():
         raise PanelError(f"{path}: no such file (give a long CSV, one row per date and stock, or {US_EQUITIES!r})")
-    frame = _read_csv(path, "panel CSV")
     date, stock = args.date_column or "date", args.stock_column or "stock"
+    frame = read_csv(path, "panel CSV", ids=stock)
     for flag, column in (("--date-column", date), ("--stock-column", stock)):
         if column not in frame.columns:
             raise PanelError(f"{path}: no column {column!r} (name it with {flag}); the columns are {list(map(str, frame.columns))}")
+    if "returns" not in frame.columns:
+        raise PanelError(f"{path}: no column 'returns' (simple daily returns); the columns are {list(map(str, frame.columns))}")
     return rm.panel_from_long(frame, date=date, stock=stock, static=_split(args.static))
 
 
@@ -180,7 +187,10 @@ def _descriptor_names(text: str) -> list[str]:
 def cmd_fit(args: argparse.Namespace) -> None:
     import riskmodel as rm
 
+    if same_file(args.panel, args.output):
+        raise PanelError(f"-o {args.output}: the output is the input panel; write the model to another path")
     check_target(args.output)  # fail before the long work, not after: format, folder, what is there
+    _check_fit_options(args)
     settings = _fit_settings(args.set)
     if settings and args.kind in ("time-series", "statistical"):
         raise InvalidParameterError(f"--set applies to --kind fundamental or hybrid, not {args.kind}")
@@ -188,34 +198,61 @@ def cmd_fit(args: argparse.Namespace) -> None:
         if "return_clip" in settings:
             raise InvalidParameterError("--no-clip and --set return_clip=... contradict each other; give one")
         settings["return_clip"] = None
-    panel = _read_input(args.panel)
+    panel = _read_input_panel(args.panel)
     if "returns" in getattr(panel, "data_vars", ()):  # a model holds at least its residuals
         check_free_space(args.output, int(panel["returns"].nbytes))
     forecasts = {"covariance": not args.factor_returns_only}
     if args.kind == "time-series":
         if not args.factors:
             raise PanelError("--kind time-series needs --factors FILE (CSV: a date column, one column per factor)")
-        factors = _read_factor_file(args.factors)
+        factors = read_factor_file(args.factors)
         fit = rm.TimeSeriesFactorModel(progress=not args.quiet).fit(panel, factors)
     elif args.kind == "statistical":
-        fit = rm.StatisticalFactorModel(n_factors=args.n_factors, progress=not args.quiet).fit(panel)
+        with _option_named("--n-factors", args.n_factors, "n_factors"):
+            fit = rm.StatisticalFactorModel(n_factors=args.n_factors, progress=not args.quiet).fit(panel)
     else:
         from riskmodel.cli.precompile import compiling_ahead
 
         model = rm.FactorRiskModel(
             styles=_split(args.styles),
             industry=_industry(args.industry),
-            statistical_factors=args.k if args.kind == "hybrid" else 0,
+            statistical_factors=(1 if args.k is None else args.k) if args.kind == "hybrid" else 0,
             progress=not args.quiet,
             **forecasts,
             **settings,
         )
         with compiling_ahead(*(["specific"] if model.covariance else [])) as helper:  # a first run compiles in two processes
             _first_run_notice(helper)
-            fit = model.fit(panel)
+            with _option_named("--k", args.k, "statistical_factors", "k="):
+                fit = model.fit(panel)
     rm.save(fit, args.output)
     print(fit.summary())
     print(f"wrote {args.output}")
+
+
+def _check_fit_options(args: argparse.Namespace) -> None:
+    """Options that belong to another --kind are errors, not ignored; sizes are whole numbers."""
+    if args.n_factors is not None and args.kind != "statistical":
+        raise InvalidParameterError(f"--n-factors applies to --kind statistical, not {args.kind}")
+    if args.factors is not None and args.kind != "time-series":
+        raise InvalidParameterError(f"--factors applies to --kind time-series, not {args.kind}")
+    if args.k is not None and args.kind != "hybrid":
+        raise InvalidParameterError(f"--k applies to --kind hybrid, not {args.kind}")
+    if args.kind == "hybrid" and args.k is not None and args.k < 1:
+        raise InvalidParameterError(f"--k {args.k}: a hybrid model adds at least one statistical factor (--k >= 1)")
+    if args.n_factors is not None and args.n_factors < 1:
+        raise InvalidParameterError(f"--n-factors {args.n_factors}: give a number of factors >= 1 (n_factors)")
+
+
+@contextlib.contextmanager
+def _option_named(option: str, value: object, *settings: str) -> Iterator[None]:
+    """An error about one of ``settings`` names the command-line option that set it."""
+    try:
+        yield
+    except (PanelError, InvalidParameterError) as exc:
+        if any(setting in str(exc) for setting in settings) and option not in str(exc):
+            raise type(exc)(f"{option} {value}: {exc}") from None
+        raise
 
 
 def _first_run_notice(helper: object | None) -> None:
@@ -224,61 +261,12 @@ def _first_run_notice(helper: object | None) -> None:
         print("first run on this machine: compiling the numba kernels (cached for later runs)", file=sys.stderr)
 
 
-def _read_csv(path: str | Path, what: str, **kwargs) -> pd.DataFrame:
-    """``pd.read_csv`` with a missing, empty or malformed file as one-line user errors."""
-    if not Path(path).exists():
-        raise PanelError(f"{path}: no such {what}")
-    try:
-        return pd.read_csv(path, **kwargs)
-    except pd.errors.EmptyDataError:
-        raise PanelError(f"{path}: the {what} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise PanelError(f"{path}: not a readable CSV {what} ({reason})") from None
-
-
-def _numeric(frame: pd.DataFrame, path: str, row_name: str, what: str) -> pd.DataFrame:
-    """The frame as numbers; a cell that is not one is named by its row and column."""
-    numbers = frame.apply(pd.to_numeric, errors="coerce")
-    bad = numbers.isna().to_numpy() & frame.notna().to_numpy()
-    if bad.any():
-        i, j = (int(k[0]) for k in np.nonzero(bad))
-        row = frame.index[i]
-        row = row.date() if isinstance(row, pd.Timestamp) else repr(row)
-        raise PanelError(f"{path}: {what} {frame.iat[i, j]!r} of {row_name} {row} in column {frame.columns[j]!r} is not a number")
-    return numbers
-
-
-def _read_factor_file(path: str) -> pd.DataFrame:
-    frame = _read_csv(path, "factor file", index_col=0)
-    try:  # dates written as text (an integer column is not read as nanoseconds since 1970)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": the parse decides
-            frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index.astype(str)))
-    except (ValueError, TypeError):
-        frame = frame.iloc[:0, :0]
-    if frame.shape[1] == 0:
-        raise PanelError(f"{path}: expected a date column first and one column of returns per factor")
-    return _numeric(frame, path, "date", "return")
-
-
-def _read_weights(path: str) -> pd.DataFrame:
-    frame = _read_csv(path, "weights file")
-    if "stock" not in frame.columns or frame.shape[1] < 2:
-        raise PanelError(f"{path}: weights need a 'stock' column and one column of weights per portfolio")
-    frame = frame.set_index("stock")
-    frame.index = frame.index.astype(str)
-    if frame.index.has_duplicates:
-        raise PanelError(f"{path}: stock {frame.index[frame.index.duplicated()][0]!r} appears twice")
-    return _numeric(frame, path, "stock", "weight")
-
-
 def cmd_risk(args: argparse.Namespace) -> None:
-    fit = _read_input(args.model)
-    if not hasattr(fit, "covariance"):
-        raise PanelError(f"{args.model}: not a fitted model (write one with `riskmodel fit`)")
+    if args.top < 0:
+        raise InvalidParameterError(f"--top {args.top}: the number of contributions to list must be >= 0")
+    fit = _read_input_model(args.model)
     cov = fit.covariance(args.date)
-    weights = _read_weights(args.weights)
+    weights = read_weights(args.weights)
     weights.columns = weights.columns.astype(str)
     report = _risk_reports(cov.decompose(weights), args.top)  # every portfolio in one batch
     if args.json:
@@ -325,24 +313,45 @@ def _risk_reports(dec, top: int) -> dict[str, dict]:
 def cmd_audit(args: argparse.Namespace) -> None:
     import riskmodel as rm
 
-    fit = _read_input(args.model)
+    if args.labels and args.labels_from:
+        raise InvalidParameterError("--labels and --labels-from both give labels; choose one")
+    if args.report:
+        _check_report_target(args.report, args.model)
+    fit = _read_input_model(args.model)
     labels = _audit_labels(fit, args)
-    audit = rm.audit_residuals(fit, labels=labels, seed=args.seed)
+    try:
+        audit = rm.audit_residuals(fit, labels=labels, seed=args.seed)
+    except PanelError as exc:
+        if args.labels and "labels" in str(exc) and args.labels not in str(exc):
+            raise type(exc)(f"{args.labels}: {exc}") from None
+        raise
     print(audit.summary())
     if args.report:
         audit.to_html(args.report)
         print(f"wrote {args.report}")
 
 
+def _check_report_target(report: str, model: str) -> None:
+    """The HTML report may replace an earlier report, never the model or another file."""
+    target = Path(report)
+    if same_file(target, model):
+        raise PanelError(f"--report {report}: that is the model file; write the report to an .html path")
+    if target.is_dir():
+        raise PanelError(f"--report {report}: an existing folder; give a file path ending in .html")
+    if target.exists() and target.suffix.lower() not in (".html", ".htm"):
+        raise PanelError(f"--report {report}: an existing file that is not an HTML report; refusing to replace it")
+
+
 def _audit_labels(fit, args: argparse.Namespace):
     import xarray as xr
 
     if args.labels:
-        frame = _read_csv(args.labels, "labels file")
-        if frame.shape[1] < 2:
-            raise PanelError(f"{args.labels}: labels need two columns: stock, label")
-        series = pd.Series(frame.iloc[:, 1].astype(str).to_numpy(), index=frame.iloc[:, 0].astype(str).to_numpy())
-        return xr.DataArray(series.to_numpy(), coords={"stock": series.index.to_numpy()}, dims="stock", name="label")
+        labels = read_labels(args.labels)
+        known = np.isin(labels["stock"].values, np.asarray(fit.stocks).astype(str))
+        if not known.any():
+            raise PanelError(f"{args.labels}: none of its stocks ({', '.join(map(str, labels['stock'].values[:3]))}, ...) "
+                             "is in the model")
+        return labels
     if args.labels_from:
         if args.labels_from == "industry" and getattr(fit, "industry_labels", ()):
             codes = fit.dataset["industry_code"].isel(date=-1).to_numpy()
@@ -351,7 +360,7 @@ def _audit_labels(fit, args: argparse.Namespace):
             return xr.DataArray(names, coords={"stock": fit.stocks}, dims="stock", name="industry")
         if args.panel is None:
             raise PanelError(f"--labels-from {args.labels_from}: give --panel PANEL holding that variable")
-        panel = _read_input(args.panel)
+        panel = read_input(args.panel, "panel")
         if args.labels_from not in panel:
             raise PanelError(f"--labels-from: the panel has no variable {args.labels_from!r}")
         var = panel[args.labels_from]
@@ -362,16 +371,20 @@ def _audit_labels(fit, args: argparse.Namespace):
 def cmd_alpha(args: argparse.Namespace) -> None:
     import riskmodel as rm
 
-    panel = _read_input(args.panel)
+    panel = _read_input_panel(args.panel)
     if args.signal not in panel:
         raise PanelError(f"the panel has no signal variable {args.signal!r} (has {sorted(map(str, panel.data_vars))})")
+    signal = panel[args.signal]
+    if set(signal.dims) != {"date", "stock"} or signal.dtype.kind not in "fiub":
+        raise PanelError(f"signal {args.signal!r}: a signal is a numeric (date, stock) variable; {args.signal!r} has dims "
+                         f"{tuple(signal.dims)} and dtype {signal.dtype}")
     controls = _split(args.controls) or []
     industry = "industry" if "industry" in controls else None
     controls = [c for c in controls if c != "industry"]
     sig = rm.factor_from_signal(panel[args.signal], panel, controls=controls, industry=industry)
     lists = {}
     for path in args.against or []:
-        lists[_list_name(path)] = _read_factor_file(path)
+        lists[_list_name(path)] = read_factor_file(path)
     if not lists:
         model = rm.FactorRiskModel(covariance=False, industry=industry if industry else None, progress=False)
         lists["full model"] = model.fit(panel).factor_returns
@@ -392,6 +405,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from riskmodel.cli.precompile import compiling_ahead
     from riskmodel.cli.demo import run_demo
 
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise PanelError(f"-o {args.output}: an existing file; the demo writes a folder of figures and a report")
+    for option, value, least in (("--stocks", args.stocks, 1), ("--days", args.days, 2)):
+        if value < least:
+            raise InvalidParameterError(f"{option} {value}: must be at least {least}")
     with compiling_ahead("specific", "operator") as helper:  # a first run compiles in two processes
         _first_run_notice(helper)
         run_demo(Path(args.output), n_stocks=args.stocks, n_days=args.days, seed=args.seed)
@@ -473,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--factors", help="time-series: CSV of factor returns (date column, one column per factor)")
     p.add_argument("--n-factors", type=int, help="statistical: number of factors (default: Bai-Ng IC_p2)")
-    p.add_argument("--k", type=int, default=1, help="hybrid: statistical factors to add (default 1)")
+    p.add_argument("--k", type=int, default=None, help="hybrid: statistical factors to add (default 1)")
     p.add_argument("--styles", help="comma-separated style variables (default: panel attrs 'styles')")
     p.add_argument("--industry", default="industry", help="industry variable, or 'none'")
     p.add_argument("--factor-returns-only", action="store_true", help="skip the covariance forecasts")
