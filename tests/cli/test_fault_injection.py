@@ -38,10 +38,15 @@ def _siblings(path: Path) -> list[Path]:
     return [p for p in path.parent.iterdir() if p.name.startswith(f".{path.name}.")]
 
 
-def _save_forever(versions: tuple[xr.Dataset, xr.Dataset], path: Path) -> None:
-    """The forked child: save the two versions in turn until killed."""
+def _save_forever(versions: tuple[xr.Dataset, xr.Dataset], path: Path, slow_disk: bool = False) -> None:
+    """The forked child: save the two versions in turn until killed. ``slow_disk``: every
+    fsync takes 50 ms more (a slow disk), so that a kill lands while the temporary exists
+    however fast this machine writes it."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if slow_disk:
+            real_fsync = os.fsync
+            os.fsync = lambda fd: (time.sleep(0.05), real_fsync(fd))[1]
         k = 0
         while True:
             save(versions[k % 2], path)
@@ -78,7 +83,7 @@ def kill_trials(tmp_path: Path, fmt: str, versions: tuple[xr.Dataset, xr.Dataset
     for trial in range(trials):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
-            _save_forever(versions, path)
+            _save_forever(versions, path, slow_disk=trial % 2 == 0)
         if trial % 2:  # a uniformly random moment of the save loop
             time.sleep(rng.uniform(0.0, 2.5 * save_seconds))
         else:  # a random moment while the temporary is being written, flushed or renamed
