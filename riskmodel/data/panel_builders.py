@@ -46,16 +46,6 @@ def _column_to_array(values: pd.Series | np.ndarray) -> tuple[np.ndarray, Any]:
 # ----------------------------------------------------------------------------------------
 # dates written as text
 # ----------------------------------------------------------------------------------------
-def _date_texts(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(text of each cell, missing mask): dates, numbers and str as their ``str``."""
-    obj = values.to_numpy(dtype=object)
-    missing = np.asarray(pd.isna(obj), dtype=bool)
-    text = np.where(missing, "", obj).astype(str)
-    text = np.char.strip(text)
-    missing |= text == ""
-    return text, missing
-
-
 def _parse_with(texts: np.ndarray, fmt: str) -> np.ndarray:
     """datetime64[ns] of each text under ``fmt`` (``"ISO8601"`` or a strftime format);
     NaT where a text does not parse (impossible dates, out of range, other formats)."""
@@ -119,20 +109,23 @@ def _parse_dates(values: pd.Series, column: str) -> np.ndarray:
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         dates = values.to_numpy(dtype="datetime64[ns]")
         missing = np.isnat(dates)
-    else:
-        text, missing = _date_texts(values)
-        codes, uniq = pd.factorize(text[~missing])
-        dates = np.full(text.size, np.datetime64("NaT"), dtype="datetime64[ns]")
-        if uniq.size:
-            parsed = _parse_date_texts(np.asarray(uniq, dtype=str), column)
-            dates[~missing] = parsed[codes]
-            bad = np.isnat(dates) & ~missing
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise DateOrderError(
-                    f"column {column!r} row {row}: {str(text[row])!r} is not a date (an impossible date, "
-                    "or formats mixed in one column); write dates as YYYY-MM-DD"
-                )
+    else:  # text (or numbers, or Python dates): each distinct cell parsed once
+        codes, uniq = pd.factorize(values.to_numpy(dtype=object))  # missing cells -> -1
+        texts = np.char.strip(np.asarray([str(u) for u in uniq], dtype=str)) if len(uniq) else np.array([], str)
+        blank = np.append(texts == "", True)  # code -1 reads the appended True
+        missing = blank[codes]
+        parsed = np.full(texts.size + 1, np.datetime64("NaT"), dtype="datetime64[ns]")
+        readable = ~blank[:-1]
+        if readable.any():
+            parsed[:-1][readable] = _parse_date_texts(texts[readable], column)
+        dates = parsed[codes]
+        bad = np.isnat(dates) & ~missing
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DateOrderError(
+                f"column {column!r} row {row}: {str(texts[codes[row]])!r} is not a date (an impossible "
+                "date, or formats mixed in one column); write dates as YYYY-MM-DD"
+            )
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
         raise DateOrderError(f"column {column!r} holds a missing date at row {row}; drop such rows")
@@ -223,6 +216,13 @@ def panel_from_long(
         A named column is absent.
     DuplicateLabelError
         Two rows share a (date, stock) pair (the pairs are named).
+    DateOrderError
+        A missing date, or a date text that does not parse (the row and the text are
+        named). Dates are read as ISO 8601 (YYYY-MM-DD); a column in one other format
+        throughout (e.g. 01/13/2015) is read too, unless it reads both as dd/mm and mm/dd.
+    VariableTypeError
+        A text cell in a mostly numeric field (the column, the text, its stock and date
+        are named). A field of numbers written as text is read as numbers.
     PanelError
         A static column varies within a stock (the stock is named); anything
         :func:`validate_panel` rejects.

@@ -484,8 +484,8 @@ def _warn_empty_characteristics(panel: xr.Dataset, names: Iterable[Hashable]) ->
             empty.append(str(name))
     if empty:
         warnings.warn(
-            f"variable(s) {_fmt_list(empty)} hold no finite value (all NaN); a style made of one "
-            "cannot be fitted",
+            f"variable(s) {_fmt_list(empty, repr)} hold no finite value (all NaN); a style made of "
+            "one cannot be fitted",
             DataQualityWarning,
             stacklevel=4,
         )
@@ -554,8 +554,12 @@ def validate_panel(
     NonFiniteError
         ±inf in a numeric variable (variable, stock, date of the first one and the count).
     PanelError
-        ``returns <= -1`` or ``market_cap < 0`` (stock and date named); industry codes out
-        of range.
+        ``returns <= -1``, a return above :data:`MAX_DAILY_RETURN` (100, i.e. +10,000 % in a
+        day) or ``market_cap < 0`` (stock and date named); returns that look like percent
+        (the median over dates of their cross-sectional spread, 1.4826 x MAD, above
+        :data:`MAX_RETURN_SPREAD`; or market caps that move with the returns but less than
+        :data:`MIN_CAP_RETURN_RATIO` times as much); a date later than today by more than
+        :data:`FUTURE_MARGIN_DAYS` days (the first named); industry codes out of range.
 
     Warns
     -----
@@ -563,6 +567,11 @@ def validate_panel(
         For dates after the first return on which no stock has a return (leading empty
         dates, as from prices, are expected and not warned about). Such dates are
         allowed; their fits are NaN.
+    DataQualityWarning
+        A daily return above +100 % (kept; stock and date named); a market cap of 0 (the
+        stocks named); a market cap that changes by more than :data:`CAP_JUMP_FACTOR`
+        beyond the day's return, when caps otherwise move with the returns (stock and date
+        named); a numeric (date, stock) variable with no finite value (named).
 
     Notes
     -----
