@@ -26,6 +26,7 @@ from riskmodel.errors import (
     MissingVariableError,
     PanelError,
     VariableTypeError,
+    warns_at_caller,
 )
 
 __all__ = ["panel_from_long", "panel_from_wide"]
@@ -181,6 +182,7 @@ def _duplicate_pairs(date_codes: np.ndarray, stock_codes: np.ndarray, n_stocks: 
     return _duplicated(date_codes.astype(np.int64) * n_stocks + stock_codes)
 
 
+@warns_at_caller
 def panel_from_long(
     df: pd.DataFrame,
     *,
@@ -317,6 +319,7 @@ def _alignment_message(var: str, what: str, ref: np.ndarray, got: np.ndarray, *,
     return "; ".join(parts) + ". Reindex it explicitly (no inner join is done)"
 
 
+@warns_at_caller
 def panel_from_wide(
     frames: Mapping[str, pd.DataFrame],
     static: Mapping[str, pd.Series] | None = None,

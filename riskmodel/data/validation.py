@@ -27,6 +27,7 @@ from riskmodel.errors import (
     PanelError,
     SingularDateWarning,
     VariableTypeError,
+    warns_at_caller,
 )
 
 __all__ = ["validate_panel", "style_names"]
@@ -513,6 +514,7 @@ def _check_plausible(panel: xr.Dataset) -> None:
 # ----------------------------------------------------------------------------------------
 # public: validation
 # ----------------------------------------------------------------------------------------
+@warns_at_caller
 def validate_panel(
     panel: xr.Dataset,
     *,

@@ -306,3 +306,17 @@ def test_momentum_on_a_short_history_warns_with_days_needed_and_there():
 
 def test_descriptor_with_enough_history_is_silent():
     assert not _quality_warnings(lambda: add_descriptors(_panel(n_days=300), ["momentum", "volatility", "size"]))
+
+
+def test_warnings_point_at_the_users_call():
+    import inspect
+
+    ds = _set(_panel(), "returns", 5, 3, 5.0)
+    frame = ds[["returns"]].to_dataframe().reset_index()
+    for fn, args in ((validate_panel, (ds,)), (panel_from_long, (frame,)), (add_descriptors, (ds, ["size"]))):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            line = inspect.currentframe().f_lineno + 1
+            fn(*args)
+        quality = [w for w in seen if issubclass(w.category, DataQualityWarning)]
+        assert quality and all(w.filename == __file__ and w.lineno == line for w in quality), fn.__name__
