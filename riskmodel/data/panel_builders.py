@@ -380,9 +380,9 @@ def panel_from_wide(
         row = np.argsort(f_dates, kind="stable")  # same set -> sorted equals `dates`
         col_pos = pd.Index(f_stocks).get_indexer(ref_stocks)
         block = frame.to_numpy()[row][:, col_pos]
-        flat = block.ravel()
+        flat, width = block.ravel(), block.shape[1]
         numbers = _numbers_from_text(
-            str(name), flat, lambda i: f"stock {ref_stocks[i % block.shape[1]]}, date {fmt_date(dates[i // block.shape[1]])}"
+            str(name), flat, lambda i, width=width: f"stock {ref_stocks[i % width]}, date {fmt_date(dates[i // width])}"
         )
         arr, fill = _column_to_array(flat if numbers is None else numbers)
         data_vars[name] = (("date", "stock"), arr.reshape(block.shape))

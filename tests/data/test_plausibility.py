@@ -22,7 +22,12 @@ import riskmodel as rm
 from riskmodel.data import validation
 from riskmodel.data.descriptors import HISTORY_NEEDED, add_descriptors
 from riskmodel.data.panel import panel_from_long, panel_from_wide, validate_panel
-from riskmodel.errors import DataQualityWarning, DateOrderError, PanelError, VariableTypeError
+from riskmodel.errors import (
+    DataQualityWarning,
+    DateOrderError,
+    PanelError,
+    VariableTypeError,
+)
 
 STOCKS = [f"S{i:02d}" for i in range(12)]
 
@@ -190,11 +195,12 @@ def test_dask_backed_panel_gets_the_same_checks():
 @pytest.mark.parametrize(
     "settings",
     [
-        dict(n_stocks=60, n_days=120, seed=3, n_industries=4),
-        dict(n_stocks=200, n_days=300, seed=0),
-        dict(n_stocks=200, n_days=300, seed=1, specific_vol_median=0.05),
-        dict(n_stocks=200, n_days=300, seed=2, regimes=[(50, 5.0)], regime_specific=True),
-        dict(n_stocks=200, n_days=260, seed=6, n_industries=4, market_vol=1e-9, industry_vol=1e-9, style_vol=1e-9),
+        {"n_stocks": 60, "n_days": 120, "seed": 3, "n_industries": 4},
+        {"n_stocks": 200, "n_days": 300, "seed": 0},
+        {"n_stocks": 200, "n_days": 300, "seed": 1, "specific_vol_median": 0.05},
+        {"n_stocks": 200, "n_days": 300, "seed": 2, "regimes": [(50, 5.0)], "regime_specific": True},
+        {"n_stocks": 200, "n_days": 260, "seed": 6, "n_industries": 4, "market_vol": 1e-9, "industry_vol": 1e-9,
+         "style_vol": 1e-9},
     ],
 )
 def test_simulated_panels_raise_no_alarm(settings):
@@ -213,7 +219,7 @@ def test_real_panel_raises_no_false_alarm(shared_data_dir):
         panel = rm.load_us_equities(shared_data_dir)
     for start, end in (("2007-01-01", "2016-12-31"), ("2008-01-01", "2009-12-31"), ("2008-10-01", "2008-12-31")):
         part = panel.sel(date=slice(start, end))
-        messages = _quality_warnings(lambda: validate_panel(part))
+        messages = _quality_warnings(lambda part=part: validate_panel(part))
         assert len(messages) == 1 and "stock HIG, date 2008-12-05" in messages[0], messages
         spread, _ = validation._return_spread(part["returns"])
         assert spread < validation.MAX_RETURN_SPREAD / 5
