@@ -21,10 +21,12 @@ import xarray as xr
 
 from riskmodel.errors import (
     AlignmentError,
+    DataQualityWarning,
     DimensionError,
     InvalidParameterError,
     MissingVariableError,
     SingularDateWarning,
+    warns_at_caller,
 )
 from riskmodel.data.panel import style_names, validate_panel
 
@@ -366,7 +368,37 @@ DESCRIPTORS: dict[str, tuple[tuple[str, ...], Callable[[xr.Dataset, xr.DataArray
     "beta": (("returns",), lambda p, m: beta(p["returns"], m)),
 }
 
+#: descriptor name -> (window in days, fewest days of history for a first value) with the
+#: default settings of each function (momentum: skip 21 + 200 returns; beta: 126 returns)
+HISTORY_NEEDED: dict[str, tuple[int, int]] = {
+    "size": (1, 1),
+    "momentum": (252, 21 + 200),
+    "reversal": (21, 14),
+    "volatility": (63, 42),
+    "liquidity": (21, 14),
+    "beta": (252, 126),
+}
 
+
+def _warn_short_history(name: str, values: xr.DataArray) -> None:
+    """DataQualityWarning when a descriptor's window is longer than the panel's history or
+    the descriptor came out 100 % NaN (the days needed and the days there are named)."""
+    n_dates = values.sizes["date"]
+    window, needed = HISTORY_NEEDED.get(name, (1, 1))
+    all_nan = not bool(np.isfinite(values.values).any())
+    if not all_nan and window <= n_dates:
+        return
+    outcome = "it is NaN on every date" if all_nan else f"it is NaN before day {needed} of {n_dates}"
+    warnings.warn(
+        f"descriptor {name!r} uses a {window}-day window and needs at least {needed} days of history; "
+        f"the panel has {n_dates} days, so {outcome}. Load a longer history (and cut it afterwards "
+        "with --start / date_window) or drop the descriptor",
+        DataQualityWarning,
+        stacklevel=3,
+    )
+
+
+@warns_at_caller
 def add_descriptors(
     panel: xr.Dataset,
     names: Iterable[str] = ("size", "momentum", "reversal", "volatility", "liquidity", "beta"),
@@ -400,6 +432,12 @@ def add_descriptors(
     MissingVariableError
         A variable a descriptor needs is absent.
 
+    Warns
+    -----
+    DataQualityWarning
+        A descriptor whose window is longer than the panel's history, or that is NaN on
+        every date (the days it needs and the days there are are named).
+
     Examples
     --------
     >>> import riskmodel as rm  # doctest: +SKIP
@@ -424,6 +462,8 @@ def add_descriptors(
     if "beta" in names and market is None:
         market = market_return(panel["returns"], panel["market_cap"] if "market_cap" in panel else None)
     new = {n: DESCRIPTORS[n][1](panel, market) for n in names}
+    for n, values in new.items():
+        _warn_short_history(n, values)
     out = panel.assign(new)
     out.attrs = dict(panel.attrs)
     out.attrs["styles"] = list(dict.fromkeys([*style_names(panel), *names]))

@@ -18,6 +18,7 @@ import xarray as xr
 
 from riskmodel._labels import fmt_date, is_label_dtype, str_ids
 from riskmodel.errors import (
+    DataQualityWarning,
     DateOrderError,
     DimensionError,
     DuplicateLabelError,
@@ -26,6 +27,7 @@ from riskmodel.errors import (
     PanelError,
     SingularDateWarning,
     VariableTypeError,
+    warns_at_caller,
 )
 
 __all__ = ["validate_panel", "style_names"]
@@ -34,6 +36,30 @@ __all__ = ["validate_panel", "style_names"]
 _CORE_NUMERIC = ("returns", "market_cap")
 #: how many offending labels an error message lists before "..."
 _MAX_LISTED = 10
+
+# plausibility limits (issue 17: never accept a mis-scaled input in silence)
+#: dates later than today by more than this many days are refused
+FUTURE_MARGIN_DAYS = 7
+#: a daily simple return above this (+10,000 % in a day) is refused as a unit or data error
+MAX_DAILY_RETURN = 100.0
+#: a daily simple return above this (+100 %) is warned about (it can be real)
+WARN_DAILY_RETURN = 1.0
+#: the median over dates of the cross-sectional spread of returns (1.4826 x MAD) above
+#: which returns are taken for percent: decimal daily returns spread about 0.01 (0.0099 on
+#: the S&P 500 2007-2016, 0.059 on its worst day, 2008-10-13); percent ones about 1
+MAX_RETURN_SPREAD = 0.2
+#: when market_cap moves with the returns (same sign on at least this share of the
+#: stock-days), returns are mis-scaled if median |d ln cap| / median |r| is below
+#: MIN_CAP_RETURN_RATIO (1.0 on the S&P 500 2007-2016, >= 0.68 on simulated panels)
+CAP_TRACKS_RETURNS = 0.7
+MIN_CAP_RETURN_RATIO = 0.25
+#: a day-on-day market_cap change by more than this factor beyond the day's return is a jump
+CAP_JUMP_FACTOR = 10.0
+#: fewest returns on a date for its cross-sectional spread; fewest stock-days for the cap test
+_MIN_SPREAD_STOCKS = 5
+_MIN_CAP_CELLS = 30
+#: dates per block when a check reads a variable piece by piece (dask-backed panels)
+_BLOCK_DATES = 512
 
 
 # ----------------------------------------------------------------------------------------
@@ -123,6 +149,7 @@ def _normalise_dates(panel: xr.Dataset) -> np.ndarray:
             f"coordinate 'date' holds NaT at positions {_fmt_list(pos.tolist())}; "
             "drop those rows before building the panel"
         )
+    _check_not_future(dates)
     if dates.size > 1:
         step = np.diff(dates.view("i8"))
         bad = np.flatnonzero(step <= 0)
@@ -140,6 +167,19 @@ def _normalise_dates(panel: xr.Dataset) -> np.ndarray:
                 f"{bad.size} such pair(s). Sort with ds.sortby('date')"
             )
     return dates
+
+
+def _check_not_future(dates: np.ndarray) -> None:
+    """A PanelError naming the first date later than today + FUTURE_MARGIN_DAYS."""
+    today = np.datetime64("today", "D")
+    late = np.flatnonzero(dates > today + np.timedelta64(FUTURE_MARGIN_DAYS, "D"))
+    if late.size:
+        i = int(late[0])
+        raise PanelError(
+            f"coordinate 'date' holds {late.size} date(s) in the future (after today, {today}, by "
+            f"more than {FUTURE_MARGIN_DAYS} days): the first is {fmt_date(dates[i])} (position {i}). "
+            "Fix or drop those rows"
+        )
 
 
 def _normalise_stocks(panel: xr.Dataset) -> np.ndarray:
@@ -281,8 +321,200 @@ def _warn_empty_dates(returns: xr.DataArray) -> None:
 
 
 # ----------------------------------------------------------------------------------------
+# plausibility: scale of returns, market caps, empty characteristics
+# ----------------------------------------------------------------------------------------
+def _date_blocks(da: xr.DataArray, overlap: int = 0):
+    """(first row of the block, float64 (dates, stock) values) in blocks of dates, so that
+    a dask-backed variable is read piece by piece; ``overlap`` earlier rows are prepended."""
+    n = da.sizes["date"]
+    for start in range(0, n, _BLOCK_DATES):
+        lo = max(0, start - overlap)
+        block = np.asarray(da.isel(date=slice(lo, start + _BLOCK_DATES)).values, dtype=np.float64)
+        yield lo, block
+
+
+def _robust_spread(values: np.ndarray, axis: int | None) -> np.ndarray:
+    """1.4826 x the median absolute deviation from the median (NaN-skipping)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        centre = np.nanmedian(values, axis=axis, keepdims=True)
+        return 1.4826 * np.nanmedian(np.abs(values - centre), axis=axis)
+
+
+def _return_spread(returns: xr.DataArray) -> tuple[float, int]:
+    """Median over dates of the cross-sectional spread of returns and the dates it uses
+    (dates with at least _MIN_SPREAD_STOCKS returns); with none, the spread of every
+    return pooled (0 dates)."""
+    spreads = []
+    for _, block in _date_blocks(returns):
+        block = np.where(np.abs(block) <= MAX_DAILY_RETURN, block, np.nan)  # refused anyway
+        enough = np.isfinite(block).sum(axis=1) >= _MIN_SPREAD_STOCKS
+        if enough.any():
+            spreads.append(_robust_spread(block[enough], axis=1))
+    if spreads:
+        per_date = np.concatenate(spreads)
+        return float(np.median(per_date)), int(per_date.size)
+    values = np.asarray(returns.values, dtype=np.float64).ravel()
+    values = values[np.abs(values) <= MAX_DAILY_RETURN]
+    if values.size < 2 * _MIN_SPREAD_STOCKS:
+        return float("nan"), 0
+    return float(_robust_spread(values, axis=None)), 0
+
+
+def _cap_return_scale(returns: xr.DataArray, market_cap: xr.DataArray) -> tuple[float, float, int]:
+    """(share of stock-days where d ln market_cap and the return have the same sign,
+    median |d ln market_cap| / median |return|, stock-days used)."""
+    d_cap, ret = [], []
+    for lo, caps in _date_blocks(market_cap.transpose("date", "stock"), overlap=1):
+        rows = slice(lo + 1, lo + caps.shape[0])
+        r = np.asarray(returns.isel(date=rows).values, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.log(caps[1:] / caps[:-1])
+        ok = np.isfinite(y) & np.isfinite(r) & (y != 0) & (r != 0) & (np.abs(r) <= MAX_DAILY_RETURN)
+        d_cap.append(y[ok])
+        ret.append(r[ok])
+    y, r = (np.concatenate(v) if v else np.empty(0) for v in (d_cap, ret))
+    if y.size < _MIN_CAP_CELLS:
+        return float("nan"), float("nan"), int(y.size)
+    agree = float(np.mean(np.sign(y) == np.sign(r)))
+    return agree, float(np.median(np.abs(y)) / np.median(np.abs(r))), int(y.size)
+
+
+def _check_return_scale(returns: xr.DataArray, market_cap: xr.DataArray | None) -> bool:
+    """PanelError when returns look like percent (or otherwise mis-scaled). Returns whether
+    market_cap moves with the returns (then a cap jump without a return means something)."""
+    spread, n_dates = _return_spread(returns)
+    if spread > MAX_RETURN_SPREAD:
+        over = f"the median over {n_dates} dates of" if n_dates else "the pooled"
+        raise PanelError(
+            f"variable 'returns' looks like percent, not simple decimal returns: {over} the "
+            f"cross-sectional spread (1.4826 x MAD) is {spread:.3g}, above {MAX_RETURN_SPREAD} "
+            "(decimal daily returns spread about 0.01-0.05). Give simple returns (0.01 = 1 %): "
+            "divide percent by 100"
+        )
+    if market_cap is None or market_cap.dtype.kind != "f":
+        return False
+    agree, ratio, n_cells = _cap_return_scale(returns, market_cap)
+    if agree >= CAP_TRACKS_RETURNS and ratio < MIN_CAP_RETURN_RATIO:
+        raise PanelError(
+            f"variable 'returns' looks mis-scaled (percent?): market_cap moves with the returns "
+            f"(same sign on {agree:.0%} of {n_cells} stock-days) but about {1 / ratio:.1f} times less "
+            f"(median |change of ln market_cap| / median |return| = {ratio:.3g}, below "
+            f"{MIN_CAP_RETURN_RATIO}). Give simple returns (0.01 = 1 %): divide percent by 100"
+        )
+    return agree >= CAP_TRACKS_RETURNS
+
+
+def _check_return_limits(da: xr.DataArray) -> None:
+    """PanelError for a return above MAX_DAILY_RETURN; DataQualityWarning above
+    WARN_DAILY_RETURN (stock and date of the first named)."""
+    n_bad, idx, vals = _locate(da, lambda v: v > MAX_DAILY_RETURN)
+    if n_bad:
+        raise PanelError(
+            f"variable 'returns' holds {n_bad} value(s) above {MAX_DAILY_RETURN:g} (+10,000 % in a "
+            f"day); the first is {vals[idx]:.6g} at {_cell_label(da, idx)}. Returns must be simple "
+            "decimal returns (0.01 = 1 %); fix the value or set it to NaN"
+        )
+    n_high, idx, vals = _locate(da, lambda v: v > WARN_DAILY_RETURN)
+    if n_high:
+        warnings.warn(
+            f"variable 'returns' holds {n_high} daily return(s) above +{WARN_DAILY_RETURN:.0%}; the "
+            f"first is {vals[idx]:.4g} (+{vals[idx]:.0%}) at {_cell_label(da, idx)}. Check it "
+            "(an unadjusted split, a unit error?); it is kept",
+            DataQualityWarning,
+            stacklevel=4,
+        )
+
+
+def _warn_zero_caps(da: xr.DataArray) -> None:
+    n_zero, idx, _ = _locate(da, lambda v: v == 0)
+    if not n_zero:
+        return
+    zero_any = np.zeros(da.sizes["stock"], dtype=bool)
+    for _, block in _date_blocks(da):
+        zero_any |= (block == 0).any(axis=0)
+    stocks = da["stock"].values[zero_any]
+    warnings.warn(
+        f"variable 'market_cap' is 0 on {n_zero} stock-day(s) of {stocks.size} stock(s): "
+        f"{_fmt_list(stocks.tolist())} (the first at {_cell_label(da, idx)}). A zero cap weighs "
+        "nothing and has no size; set unknown caps to NaN",
+        DataQualityWarning,
+        stacklevel=4,
+    )
+
+
+def _warn_cap_jumps(market_cap: xr.DataArray, returns: xr.DataArray) -> None:
+    """DataQualityWarning for a day-on-day cap change by more than CAP_JUMP_FACTOR beyond
+    the day's return (a missing return counts as 0). Only meaningful when caps move with
+    the returns (caps drawn afresh each day jump by construction)."""
+    limit = np.log(CAP_JUMP_FACTOR)
+    n_jumps, first = 0, None
+    for lo, caps in _date_blocks(market_cap, overlap=1):
+        rows = slice(lo + 1, lo + caps.shape[0])
+        r = np.asarray(returns.isel(date=rows).values, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            moved = np.log1p(np.where(np.isfinite(r) & (r > -1), r, 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            jump = np.abs(np.log(caps[1:] / caps[:-1]) - moved) > limit
+        jump &= (caps[1:] > 0) & (caps[:-1] > 0)
+        if jump.any():
+            n_jumps += int(jump.sum())
+            if first is None:
+                t, n = _first_true(jump)
+                first = (lo + 1 + t, n, caps[t, n], caps[t + 1, n])
+    if n_jumps:
+        t, n, before, after = first
+        warnings.warn(
+            f"variable 'market_cap' jumps by more than a factor {CAP_JUMP_FACTOR:g} beyond the day's "
+            f"return on {n_jumps} stock-day(s); the first at {_cell_label(market_cap, (t, n))}: "
+            f"{before:.4g} -> {after:.4g}. Check the units and the share counts",
+            DataQualityWarning,
+            stacklevel=4,
+        )
+
+
+def _warn_empty_characteristics(panel: xr.Dataset, names: Iterable[Hashable]) -> None:
+    """DataQualityWarning naming the numeric (date, stock) variables with no finite value."""
+    empty = []
+    for name in names:
+        da = panel[name]
+        if da.dtype.kind != "f" or set(da.dims) != {"date", "stock"} or da.size == 0:
+            continue
+        finite = np.isfinite(da.data).any()
+        if not bool(finite.compute() if hasattr(finite, "compute") else finite):
+            empty.append(str(name))
+    if empty:
+        warnings.warn(
+            f"variable(s) {_fmt_list(empty, repr)} hold no finite value (all NaN); a style made of "
+            "one cannot be fitted",
+            DataQualityWarning,
+            stacklevel=4,
+        )
+
+
+def _check_plausible(panel: xr.Dataset) -> None:
+    """The plausibility checks of validate_panel on a panel transposed to (date, stock)."""
+    returns = panel["returns"] if "returns" in panel.data_vars and panel["returns"].dtype.kind == "f" else None
+    caps = panel["market_cap"] if "market_cap" in panel.data_vars and panel["market_cap"].dtype.kind == "f" else None
+    caps_track_returns = False
+    if returns is not None:
+        caps_track_returns = _check_return_scale(returns, caps)
+        _check_return_limits(returns)
+    if "returns" in panel.data_vars:
+        _check_returns(panel["returns"])
+    if "market_cap" in panel.data_vars:
+        _check_market_cap(panel["market_cap"])
+    if caps is not None:
+        _warn_zero_caps(caps)
+        if caps_track_returns:
+            _warn_cap_jumps(caps, returns)
+    _warn_empty_characteristics(panel, panel.data_vars)
+
+
+# ----------------------------------------------------------------------------------------
 # public: validation
 # ----------------------------------------------------------------------------------------
+@warns_at_caller
 def validate_panel(
     panel: xr.Dataset,
     *,
@@ -324,8 +556,12 @@ def validate_panel(
     NonFiniteError
         ±inf in a numeric variable (variable, stock, date of the first one and the count).
     PanelError
-        ``returns <= -1`` or ``market_cap < 0`` (stock and date named); industry codes out
-        of range.
+        ``returns <= -1``, a return above :data:`MAX_DAILY_RETURN` (100, i.e. +10,000 % in a
+        day) or ``market_cap < 0`` (stock and date named); returns that look like percent
+        (the median over dates of their cross-sectional spread, 1.4826 x MAD, above
+        :data:`MAX_RETURN_SPREAD`; or market caps that move with the returns but less than
+        :data:`MIN_CAP_RETURN_RATIO` times as much); a date later than today by more than
+        :data:`FUTURE_MARGIN_DAYS` days (the first named); industry codes out of range.
 
     Warns
     -----
@@ -333,6 +569,11 @@ def validate_panel(
         For dates after the first return on which no stock has a return (leading empty
         dates, as from prices, are expected and not warned about). Such dates are
         allowed; their fits are NaN.
+    DataQualityWarning
+        A daily return above +100 % (kept; stock and date named); a market cap of 0 (the
+        stocks named); a market cap that changes by more than :data:`CAP_JUMP_FACTOR`
+        beyond the day's return, when caps otherwise move with the returns (stock and date
+        named); a numeric (date, stock) variable with no finite value (named).
 
     Notes
     -----
@@ -401,11 +642,8 @@ def validate_panel(
             )
         _check_finite(name, da)
 
-    if "returns" in panel.data_vars:
-        _check_returns(panel["returns"])
-    if "market_cap" in panel.data_vars:
-        _check_market_cap(panel["market_cap"])
     panel = panel.transpose("date", "stock", ...)
+    _check_plausible(panel)
     if "returns" in panel.data_vars:
         _warn_empty_dates(panel["returns"])
     return panel
