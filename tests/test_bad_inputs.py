@@ -25,38 +25,16 @@ import pytest
 #: case id -> what is wrong today (each such case is a strict xfail).
 KNOWN_GAPS: dict[str, str] = {
     # --- the long panel CSV (riskmodel panel) ---
-    "panel-csv-abc-among-returns": "names neither 'abc' nor its stock/date: \"variable 'returns' must be numeric, got dtype <U23\"",
-    "panel-csv-abc-among-styles": "names neither 'abc' nor its stock/date: \"characteristic 'value' ... must be numeric, got dtype <U22\"",
-    "panel-csv-industry-in-a-number-column": "names neither 'IND01' nor its stock/date: \"variable 'market_cap' must be numeric\"",
-    "panel-csv-1e308-return": "a return of 1e308 is accepted in silence (exit 0)",
-    "panel-csv-return-of-5": "a daily return of +500% is accepted without a warning",
-    "panel-csv-percent-returns-low-vol": "returns in percent (all > -1) accepted in silence: only values <= -1 are checked",
-    "panel-csv-zero-market-cap": "a stock with market_cap 0 on every date: no warning",
-    "panel-csv-nan-only-style": "a style column with no value at all: no warning",
-    "panel-csv-not-a-date": "traceback: ValueError from pd.to_datetime ('notadate' doesn't match format)",
-    "panel-csv-impossible-date": "traceback: ValueError: day is out of range for month (2015-02-30)",
-    "panel-csv-dd-mm-mixed-with-mm-dd": "traceback: ValueError: time data '13/01/2015' doesn't match format '%m/%d/%Y'",
-    "panel-csv-row-dated-2099": "a row dated 2099-12-31 is accepted; only a SingularDateWarning (no return that day)",
-    "panel-csv-momentum-descriptor-short-history": "--descriptors momentum on 120 days: 100% NaN, no warning",
     # --- the weights CSV (riskmodel risk) ---
     # --- the factor-returns CSV (fit --kind time-series --factors, alpha --against) ---
     # --- the labels CSV (riskmodel audit --labels) ---
     # --- wrong kind of file ---
     # --- damaged files ---
-    "risk-model-random-bytes-in-specific-var": "damaged specific_var data loads without complaint; risk then blames the weights (\"does not know: 'S0000', ...\")",
-    "risk-model-random-bytes-in-factor-cov": "damaged factor_cov data loads without complaint; risk then says \"factor_cov is not symmetric\" (file not named)",
     # --- outputs that must not be destroyed ---
-    "simulate-o-model-file": "a fitted model file is replaced by a panel; exit 0",
-    "fit-o-panel-file": "-o onto another panel file replaces it by a model; exit 0",
     # --- options ---
     # --- fits that produce no usable model ---
     # --- the API ---
-    "api-fit-1e308-return": "no error: a return of 1e308 is fitted (that stock's specific variance becomes NaN)",
-    "api-validate-percent-returns": "validate_panel accepts returns in percent when none is <= -1",
-    "api-validate-zero-market-cap": "validate_panel: no warning for a market_cap of 0",
-    "api-validate-future-date": "validate_panel accepts dates in 2099",
-    "api-panel-from-long-abc": "names neither 'abc' nor its stock/date: \"variable 'returns' must be numeric, got dtype <U23\"",
-    "api-panel-from-long-impossible-date": "ValueError from pd.to_datetime (day is out of range for month), not a PanelError",
+
 }
 
 _HERE = Path(__file__).resolve().parent / "bad_inputs"

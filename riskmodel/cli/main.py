@@ -94,7 +94,7 @@ def _read_input_model(path: str):
 def cmd_simulate(args: argparse.Namespace) -> None:
     import riskmodel as rm
 
-    check_target(args.output)  # fail before the long work, not after: format, folder, what is there
+    check_target(args.output, "panel")  # fail before the long work, not after: format, folder, what is there
 
     if args.hidden < 0:
         raise InvalidParameterError(f"--hidden {args.hidden}: the number of hidden factors must be >= 0")
@@ -116,7 +116,7 @@ def cmd_panel(args: argparse.Namespace) -> None:
 
     if same_file(args.source, args.output):
         raise PanelError(f"-o {args.output}: the output is the source file; write the panel to another path")
-    check_target(args.output)  # fail before the long work, not after: format, folder, what is there
+    check_target(args.output, "panel")  # fail before the long work, not after: format, folder, what is there
     if args.source == US_EQUITIES:
         csv_only = {"--styles": args.styles, "--static": args.static, "--date-column": args.date_column,
                     "--stock-column": args.stock_column}
@@ -189,7 +189,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
     if same_file(args.panel, args.output):
         raise PanelError(f"-o {args.output}: the output is the input panel; write the model to another path")
-    check_target(args.output)  # fail before the long work, not after: format, folder, what is there
+    check_target(args.output, "fitted model")  # fail before the long work, not after: format, folder, what is there
     _check_fit_options(args)
     settings = _fit_settings(args.set)
     if settings and args.kind in ("time-series", "statistical"):

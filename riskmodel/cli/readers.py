@@ -76,7 +76,11 @@ def read_csv(path: str | Path, what: str, *, ids: str | int | None = None, **kwa
         raise PanelError(f"{path}: no such {what}")
     dtype = None if ids is None else {ids: str}
     try:
-        frame = pd.read_csv(path, index_col=False, dtype=dtype, encoding="utf-8-sig", keep_default_na=True, **kwargs)
+        with warnings.catch_warnings():  # a row longer than the header: an error, not cells dropped
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, index_col=False, dtype=dtype, encoding="utf-8-sig", **kwargs)
+    except pd.errors.ParserWarning:
+        raise PanelError(f"{path}: a row of the {what} has more cells than the header; fix the row or the header") from None
     except pd.errors.EmptyDataError:
         raise PanelError(f"{path}: the {what} is empty") from None
     except UnicodeDecodeError as exc:

@@ -307,8 +307,36 @@ def check_replaceable(path: str | os.PathLike, fmt: str | None = None) -> None:
         raise ModelFileError(f"refusing to replace {str(path)!r}: {reason}; nothing was changed")
 
 
-def check_target(path: str | os.PathLike) -> str:
+def stored_kind(path: str | os.PathLike) -> str | None:
+    """The ``riskmodel_kind`` a riskmodel file or store declares (None: a panel or another
+    plain Dataset, or nothing readable there). Reads the root attributes only."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+            kind = meta.get("attributes", {}).get("riskmodel_kind")
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as fh:
+                kind = fh.attrs.get("riskmodel_kind")
+    except Exception:  # noqa: BLE001 - not ours or unreadable: check_replaceable says which
+        return None
+    if isinstance(kind, bytes):
+        kind = kind.decode("utf-8", "replace")
+    return None if kind is None else str(kind)
+
+
+def _describe_kind(kind: str | None) -> str:
+    return "a panel (or another dataset)" if kind is None else f"a {kind.replace('_', ' ')}"
+
+
+def check_target(path: str | os.PathLike, writes: str | None = None) -> str:
     """Check, before any long work, that :func:`save` can write ``path``; return its format.
+
+    ``writes`` (``"panel"`` or ``"fitted model"``, for the command line): an existing
+    riskmodel file of the other kind is not replaced either, so that ``-o`` given the
+    wrong path cannot swap a model for a panel.
 
     Raises :class:`InvalidParameterError` for an unknown suffix and
     :class:`ModelFileError` when the folder is missing or not writable or the target may
@@ -318,6 +346,14 @@ def check_target(path: str | os.PathLike) -> str:
     fmt = _format_of(Path(path))
     _atomic.check_folder_writable(target)
     check_replaceable(target, fmt)
+    if writes is not None and target.exists() and not (target.is_file() and target.stat().st_size == 0):
+        kind = stored_kind(target)
+        same = kind is None if writes == "panel" else (kind or "").startswith("fitted_")
+        if not same and not (target.is_dir() and not any(target.iterdir())):
+            raise ModelFileError(
+                f"refusing to replace {str(path)!r}: it holds {_describe_kind(kind)}, and this command writes a "
+                f"{writes}; choose another path (or delete that file yourself); nothing was changed"
+            )
     return fmt
 
 

@@ -161,11 +161,15 @@ def _damaged_variable_nc(variable):
         path = Path(env.copy("model.nc", tmp))
         with h5py.File(path, "r") as h5:
             data = h5[variable]
-            assert data.chunks is None, "a chunked variable: locate its chunks instead"
-            start = data.id.get_offset() + data.size * data.dtype.itemsize - 4096
+            if data.chunks is None:  # contiguous (files without checksums)
+                start, size = data.id.get_offset() + data.size * data.dtype.itemsize - 4096, 4096
+            else:  # the last stored chunk
+                info = data.id.get_chunk_info(data.id.get_num_chunks() - 1)
+                size = min(4096, info.size)
+                start = info.byte_offset + info.size - size
         with open(path, "r+b") as fh:
             fh.seek(start)
-            fh.write(random_bytes(4096, seed=5))
+            fh.write(random_bytes(size, seed=5))
         return str(path)
 
     return make

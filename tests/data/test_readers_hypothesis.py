@@ -29,24 +29,6 @@ from riskmodel.errors import PanelError
 
 #: property -> what is wrong today (strict xfail).
 KNOWN_GAPS: dict[str, str] = {
-    "panel_from_long-any-dates": (
-        "panel_from_long lets pd.to_datetime's ValueError / DateParseError escape (riskmodel/data/panel.py, "
-        "panel_from_long: date_values = pd.to_datetime(df[date])). Falsifying examples: dates ['2015-01-02', "
-        "'20150108'] (mixed formats: ValueError doesn't match format '%Y-%m-%d'); [':'] (DateParseError); ['1'] "
-        "(ValueError: Given date string '1' not likely a datetime); ['0'] (DateParseError: day is out of range)"
-    ),
-    "long-csv-text": (
-        "the long-CSV reader (cli.main._panel_from_csv -> panel_from_long) lets pandas date errors escape. "
-        "Falsifying examples: text='date,stock,returns\\nA,B\\n' (ValueError: Given date string 'A' not likely a "
-        "datetime); 'date,stock,returns\\nnotadate\\n' (DateParseError); 'date,stock,returns\\n2015-02-30\\n' "
-        "(DateParseError: day is out of range for month)"
-    ),
-    "long-csv-text-well-formed-dates": (
-        "a row with more cells than the header makes pandas use the first column as the index, so the columns "
-        "shift in silence and the next cell is parsed as the date. Falsifying example: "
-        "text='date,stock\\n2015-01-02,2015-02-30,2015-01-02\\n' (DateParseError: day is out of range for month: "
-        "2015-02-30); _read_csv should read with index_col=False and reject rows longer than the header"
-    ),
 }
 
 SETTINGS = settings(max_examples=100, deadline=None, derandomize=True, database=None,
