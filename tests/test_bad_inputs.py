@@ -24,17 +24,6 @@ import pytest
 
 #: case id -> what is wrong today (each such case is a strict xfail).
 KNOWN_GAPS: dict[str, str] = {
-    # --- the long panel CSV (riskmodel panel) ---
-    # --- the weights CSV (riskmodel risk) ---
-    # --- the factor-returns CSV (fit --kind time-series --factors, alpha --against) ---
-    # --- the labels CSV (riskmodel audit --labels) ---
-    # --- wrong kind of file ---
-    # --- damaged files ---
-    # --- outputs that must not be destroyed ---
-    # --- options ---
-    # --- fits that produce no usable model ---
-    # --- the API ---
-
 }
 
 _HERE = Path(__file__).resolve().parent / "bad_inputs"

@@ -291,7 +291,7 @@ def test_panel_from_a_long_csv(files, tmp_path, capsys):
         (["risk", "{model}", "--weights", "{text_weight}"], "weight 'abc' of stock 'S0001' in column 'a' is not a number"),
         (["fit", "{panel}", "-o", "{out}", "--kind", "time-series", "--factors", "{text_return}"], "return 'x' of date 2020-01-03 in column 'mkt' is not a number"),
         (["audit", "{model}", "--labels", "{empty}"], "the labels file is empty"),
-        (["fit", "{panel}", "-o", "{out}", "--kind", "time-series", "--factors", "{int_dates}"], "expected a date column first"),
+        (["fit", "{panel}", "-o", "{out}", "--kind", "time-series", "--factors", "{int_dates}"], "in row 2 of the first column is not a date"),
         (["panel", "us-equities", "-o", "{out}", "--styles", "value"], "--styles applies to a CSV source"),
         (["panel", "us-equities", "-o", "{out}", "--static", "industry", "--date-column", "day"], "--static, --date-column apply to a CSV source"),
     ],
