@@ -193,14 +193,11 @@ def fsync_dir(folder: Path) -> None:
     """Flush a folder's entries (new names, renames) to disk; a no-op where folders cannot be opened."""
     if os.name != "posix":
         return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync_file(folder)
 
 
 def _fsync_file(path: Path) -> None:
+    """Flush one file (or, on POSIX, one folder's entries) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
