@@ -617,7 +617,7 @@ def test_exposures_dense_and_frozen():
 
 def test_build_exposures_feeds_the_regression():
     """Integration: the factor returns of the regression are finite on every date >= lag."""
-    regression = pytest.importorskip("riskmodel.regression")
+    import riskmodel.regression as regression
     ds = _panel(T=15, N=200, seed=14)
     e = build_exposures(ds, ["size", "value"])
     res = regression.factor_returns(ds["returns"].values, e, lag=1, min_industry_size=1)
@@ -629,7 +629,7 @@ def test_build_exposures_feeds_the_regression():
 @pytest.mark.filterwarnings("ignore::riskmodel.errors.SingularDateWarning")  # day 0 has no return
 def test_build_exposures_on_simulated_panel_recovers_true_styles():
     """Known truth: rm.simulate draws returns from rm.clean(raw, cap=market_cap)."""
-    simulate = pytest.importorskip("riskmodel.data.simulation").simulate
+    from riskmodel.data.simulation import simulate
     panel = simulate(n_stocks=150, n_days=40, seed=1)
     styles = list(panel.attrs["styles"])
     e = build_exposures(panel, styles, impute=False)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from riskmodel._labels import as_date_stock
 from riskmodel.errors import (
     AlignmentError,
     DataQualityWarning,
@@ -47,12 +48,8 @@ __all__ = [
 # helpers: labels at the edge
 # ----------------------------------------------------------------------------------------
 def _matrix(da: xr.DataArray, name: str) -> np.ndarray:
-    """(T, N) float64 values of a (date, stock) DataArray."""
-    if not isinstance(da, xr.DataArray):
-        raise DimensionError(f"{name} must be an xarray DataArray (date, stock), got {type(da).__name__}")
-    if set(da.dims) != {"date", "stock"}:
-        raise DimensionError(f"{name} must have dims (date, stock), got {da.dims}")
-    return np.asarray(da.transpose("date", "stock").values, dtype=np.float64)
+    """(T, N) float64 values of a (date, stock) DataArray (checked by the labelled edge)."""
+    return np.asarray(as_date_stock(da, name).values, dtype=np.float64)
 
 
 def _wrap(values: np.ndarray, like: xr.DataArray, name: str, definition: str) -> xr.DataArray:

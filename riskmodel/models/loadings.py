@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from riskmodel._labels import reject_infinite
+from riskmodel._labels import as_date_stock, reject_infinite
 from riskmodel._params import jsonable_settings
 from riskmodel.errors import DimensionError, DuplicateLabelError, MissingVariableError, PanelError, VariableTypeError
 from riskmodel.models.fitted import FittedModel
@@ -107,9 +107,7 @@ def returns_array(panel: xr.Dataset, owner: str = "fit") -> np.ndarray:
             f"panel has no variable 'returns' (has {sorted(map(str, panel.data_vars))}); "
             "the model needs daily stock returns (date, stock)"
         )
-    da = panel["returns"]
-    if set(da.dims) != {"date", "stock"}:
-        raise DimensionError(f"panel['returns'] must have dims (date, stock), got {da.dims}")
+    da = as_date_stock(panel["returns"], "panel['returns']", numeric=False)
     if da["stock"].to_index().has_duplicates:
         dup = da["stock"].to_index()[da["stock"].to_index().duplicated()].unique()
         raise DuplicateLabelError(f"panel: duplicate stock ids {list(map(str, dup[:5]))}; each stock must appear once")
