@@ -541,9 +541,9 @@ def factor_covariance(
     Examples
     --------
     >>> import numpy as np
-    >>> import riskmodel as rm
+    >>> from riskmodel.covariance.factor import factor_covariance
     >>> f = np.random.default_rng(0).normal(0.0, 0.01, size=(300, 4))
-    >>> res = rm.factor_covariance(f, vol_half_life=42, corr_half_life=84, eigen_sims=50)
+    >>> res = factor_covariance(f, vol_half_life=42, corr_half_life=84, eigen_sims=50)
     >>> res.cov.shape, bool(np.isnan(res.cov[0]).all()), bool(np.isfinite(res.cov[-1]).all())
     ((300, 4, 4), True, True)
     """

@@ -40,8 +40,8 @@ def test_factor_returns_table_quotes_its_json():
     results = {r["name"]: r for r in _load("factor_returns.json")["results"]}
     base = results["riskmodel (return_clip=None)"]["seconds"]
     for label, name in [
-        ("`rm.factor_returns` (no clip)", "riskmodel (return_clip=None)"),
-        ("`rm.factor_returns` (clip at 5 robust σ)", "riskmodel (return_clip=5)"),
+        ("`regression.factor_returns` (no clip)", "riskmodel (return_clip=None)"),
+        ("`regression.factor_returns` (clip at 5 robust σ)", "riskmodel (return_clip=5)"),
         ("numpy per-day `lstsq`, 1 BLAS thread (252 days, extrapolated)", "numpy loop (1 BLAS thread)"),
         ("numpy per-day `lstsq`, default threads (extrapolated)", "numpy per-day lstsq loop"),
         ("toraniko `estimate_factor_returns` (10 days, extrapolated)", "toraniko estimate_factor_returns"),
