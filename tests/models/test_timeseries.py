@@ -15,6 +15,7 @@ import xarray as xr
 import riskmodel as rm
 from riskmodel.errors import AlignmentError, InsufficientDataError, InvalidParameterError
 from riskmodel.models.timeseries import FittedTimeSeriesModel, refit_schedule, ts_loadings
+from tests.kernels.twins.timeseries import ts_loadings_twin as _kernel_twin
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = dict(eigen_sims=0)  # the eigenfactor Monte Carlo is tested in test_factor_cov.py
@@ -26,40 +27,13 @@ FAST = dict(eigen_sims=0)  # the eigenfactor Monte Carlo is tested in test_facto
 
 
 def ts_loadings_twin(returns, x, *, window=None, half_life=None, min_obs=60, schedule):
-    T, N = returns.shape
-    k = x.shape[1]
-    p = k + 1
+    """The kernel registry's per-stock lstsq twin, with the model's settings (a half-life
+    instead of a decay, no window = all history) and its outputs by name."""
+    T = returns.shape[0]
     decay = 1.0 if half_life is None else 0.5 ** (1.0 / half_life)
-    win = T + 1 if window is None else window
-    fvalid = np.isfinite(x).all(axis=1)
-    S = len(schedule)
-    loadings = np.full((S, N, k), np.nan)
-    intercept = np.full((S, N), np.nan)
-    resid_var = np.full((S, N), np.nan)
-    n_obs = np.zeros((S, N), dtype=np.int64)
-    for i, t in enumerate(schedule):
-        rows = np.arange(max(0, t - win + 1), t + 1)
-        for n in range(N):
-            y = returns[rows, n]
-            ok = fvalid[rows] & np.isfinite(y)
-            n_obs[i, n] = ok.sum()
-            if ok.sum() < min_obs or ok.sum() <= p:
-                continue
-            w = decay ** (t - rows[ok])
-            X = np.column_stack([np.ones(ok.sum()), x[rows[ok]]])
-            sw = np.sqrt(w)
-            beta = np.linalg.lstsq(X * sw[:, None], y[ok] * sw, rcond=None)[0]
-            e = y[ok] - X @ beta
-            intercept[i, n] = beta[0]
-            loadings[i, n] = beta[1:]
-            resid_var[i, n] = (w * e**2).sum() / (w.sum() - p * (w**2).sum() / w.sum())
-    residuals = np.full((T, N), np.nan)
-    for t in range(1, T):
-        pos = np.searchsorted(schedule, t - 1, side="right") - 1
-        if pos < 0 or not fvalid[t]:
-            continue
-        residuals[t] = returns[t] - intercept[pos] - loadings[pos] @ x[t]
-    return dict(loadings=loadings, intercept=intercept, resid_var=resid_var, n_obs=n_obs, residuals=residuals)
+    out = _kernel_twin(returns, x, T + 1 if window is None else window, decay, min_obs, np.asarray(schedule))
+    out["residuals"] = out.pop("resid")
+    return out
 
 
 def _world(seed=0, T=260, N=30, k=3, missing=0.03):
