@@ -52,7 +52,7 @@ def test_factor_form_reproduces_sigma():
         factor_form(np.ones((3, 4)))
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True, database=None)
 @given(n=st.integers(4, 25), m=st.integers(1, 4), seed=st.integers(0, 10_000))
 def test_long_only_factor_form_equals_dense(n, m, seed):
     cov = _cov(n, m, seed)
@@ -64,7 +64,7 @@ def test_long_only_factor_form_equals_dense(n, m, seed):
     assert cov.variance(w_factor) <= cov.variance(np.full(n, 1 / n)) + 1e-9
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True, database=None)
 @given(n=st.integers(6, 20), seed=st.integers(0, 10_000))
 def test_constrained_factor_form_equals_dense(n, seed):
     cov = _cov(n, 3, seed)
@@ -119,7 +119,7 @@ def test_missing_cvxpy_names_the_extra(monkeypatch):
     assert "riskmodel[construction]" in CVXPY_HINT
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True, database=None)
 @given(n=st.integers(5, 15), seed=st.integers(0, 1000))
 def test_skfolio_adapter_weights_equal_cvxpy(n, seed):
     from skfolio.optimization import MeanRisk
@@ -140,7 +140,7 @@ def test_skfolio_adapter_weights_equal_cvxpy(n, seed):
     np.testing.assert_allclose(model.prior_estimator_.covariance_estimator_.covariance_, cov.to_dense())
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True, database=None)
 @given(n=st.integers(4, 40), m=st.integers(1, 5), seed=st.integers(0, 10_000))
 def test_active_set_long_only_equals_cvxpy(n, m, seed):
     from riskmodel.construction.optimisation import long_only_min_variance
@@ -148,7 +148,10 @@ def test_active_set_long_only_equals_cvxpy(n, m, seed):
     cov = _cov(n, m, seed)
     w_active = long_only_min_variance(cov).to_numpy()
     w_qp = optimise(cov, long_only=True).to_numpy()
-    np.testing.assert_allclose(w_active, w_qp, atol=1e-6)
+    # the active set is exact (KKT below); the QP is exact to its solver's tolerance
+    np.testing.assert_allclose(w_active, w_qp, atol=1e-5)
+    dense = cov.to_dense()
+    assert w_active @ dense @ w_active <= w_qp @ dense @ w_qp * (1 + 1e-9)
     assert w_active.min() >= 0 and abs(w_active.sum() - 1) < 1e-12
     # KKT: no excluded stock lowers the variance at the margin
     grad = cov.to_dense() @ w_active
