@@ -532,6 +532,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lags", type=int, help="Newey–West lags (default: 4(T/100)^(2/9))")
     p.set_defaults(func=cmd_alpha)
 
+    from riskmodel.cli import backtest
+
+    backtest.add_parser(sub)
+
     p = sub.add_parser("bench", help="run the benchmarks and write a Markdown table and JSON")
     p.add_argument("--quick", action="store_true", help="small sizes only (about a minute)")
     p.add_argument("-o", "--output", default="benchmark-results", help="output folder")

@@ -29,6 +29,7 @@ def plot_construction_backtest(result: Any, *, window: int = 252, path: str | No
     -------
     matplotlib.figure.Figure
     """
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
     table = result.table()
@@ -54,6 +55,9 @@ def plot_construction_backtest(result: Any, *, window: int = 252, path: str | No
     rolling = realised.rolling(window, min_periods=window // 2).std() * np.sqrt(252) * 100
     for j, label in enumerate(rolling.columns):
         ax_roll.plot(rolling.index, rolling[label], lw=1.1, color=f"C{j}", label=str(label))
+    locator = AutoDateLocator(maxticks=6)
+    ax_roll.xaxis.set_major_locator(locator)
+    ax_roll.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax_roll.set_ylabel(f"realised vol, % (trailing {window} days)")
     ax_roll.set_title(f"{result.portfolios[0]}: rolling realised volatility", fontsize=9)
     ax_roll.legend(fontsize=7, frameon=False, ncol=2)
