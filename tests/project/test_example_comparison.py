@@ -10,31 +10,16 @@ other, and the figures are below 200 kB.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-SLICE = ["--start", "2013-01-02", "--end", "2014-12-31", "--stocks", "120", "--quick"]
+from tests.project.test_examples import SLICE, _script  # one loader of the example scripts, one data slice
+
 MODELS = ("fundamental", "hybrid", "time-series", "statistical")
 FAMILIES = ("random", "sector", "optimised", "pure_factors")
-
-
-def _script(name: str):
-    """Import ``examples/<name>.py`` as a module (the folder is not a package)."""
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        spec = importlib.util.spec_from_file_location(f"examples_{name}", EXAMPLES / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(EXAMPLES))
-    return module
 
 
 @pytest.fixture(scope="module")
