@@ -77,6 +77,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
                       {"vol_half_life": 42, "corr_half_life": 252, "specific_half_life": 42}, False),
     "hybrid_5_short": ("hybrid 5 + vol 42, corr 252, specific 42",
                        {"statistical_factors": 5, "vol_half_life": 42, "corr_half_life": 252, "specific_half_life": 42}, False),
+    "hybrid_10_no_eigen": ("+ 10 statistical factors, eigenfactor adjustment off",
+                           {"statistical_factors": 10, "eigen_sims": 0}, False),
+    "hybrid_10_corr_252_no_eigen": ("+ 10 statistical factors, factor corr half-life 252, eigenfactor adjustment off",
+                                    {"statistical_factors": 10, "corr_half_life": 252, "eigen_sims": 0}, False),
+    "hybrid_20_corr_252_no_eigen": ("+ 20 statistical factors, factor corr half-life 252, eigenfactor adjustment off",
+                                    {"statistical_factors": 20, "corr_half_life": 252, "eigen_sims": 0}, False),
+    "hybrid_10_sectors_no_eigen": ("11 sectors + 10 statistical factors, eigenfactor adjustment off",
+                                   {"statistical_factors": 10, "eigen_sims": 0}, True),
 }
 
 

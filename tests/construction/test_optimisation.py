@@ -157,3 +157,35 @@ def test_active_set_long_only_equals_cvxpy(n, m, seed):
     grad = cov.to_dense() @ w_active
     held = w_active > 0
     assert (grad[~held] >= grad[held].max() * (1 - 1e-8)).all()
+
+
+def test_default_solver_is_polished_osqp_for_a_qp_and_clarabel_for_a_cone(monkeypatch):
+    """A QP goes to OSQP and its polished weights are exact (KKT to 1e-10); a tracking-error
+    limit (a second-order cone) goes to CLARABEL; a failed polish is solved again by CLARABEL."""
+    import riskmodel.construction.optimisation as opt
+
+    cov = _cov(40, 3, 7)
+    used: list[str] = []
+    real_solve = opt._solve
+
+    def spy(cp, problem, solver, options):
+        used.append(solver)
+        real_solve(cp, problem, solver, options)
+
+    monkeypatch.setattr(opt, "_solve", spy)
+    w = optimise(cov, long_only=True).to_numpy()
+    assert used == ["OSQP"]
+    # KKT of min wᵀΣw, 1ᵀw = 1, w ≥ 0: (Σw)_i equal on the held stocks, not below elsewhere
+    grad = cov.to_dense() @ w
+    held = w > 1e-9
+    assert held.sum() >= 2 and (w > -1e-12).all()
+    np.testing.assert_allclose(grad[held], grad[held].mean(), rtol=1e-9)
+    assert (grad[~held] >= grad[held].mean() * (1 - 1e-9)).all()
+    used.clear()
+    optimise(cov, long_only=True, benchmark=np.full(40, 1 / 40), tracking_error=0.5)
+    assert used == ["CLARABEL"]
+    used.clear()
+    monkeypatch.setattr(opt, "_osqp_polished", lambda problem: False)
+    w_fallback = optimise(cov, long_only=True).to_numpy()
+    assert used == ["OSQP", "CLARABEL"]
+    np.testing.assert_allclose(w_fallback, w, atol=1e-7)
