@@ -26,6 +26,7 @@ Run: ``python examples/construction_study.py --part peers`` and ``--part variant
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -85,7 +86,73 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
                                     {"statistical_factors": 20, "corr_half_life": 252, "eigen_sims": 0}, False),
     "hybrid_10_sectors_no_eigen": ("11 sectors + 10 statistical factors, eigenfactor adjustment off",
                                    {"statistical_factors": 10, "eigen_sims": 0}, True),
+    "hybrid_10_no_eigen_vol_42": ("+ 10 statistical factors, eigenfactor adjustment off, factor vol half-life 42",
+                                  {"statistical_factors": 10, "eigen_sims": 0, "vol_half_life": 42}, False),
+    "hybrid_10_no_eigen_vol_42_vra_21": ("+ 10 statistical factors, eigen adjustment off, factor vol half-life 42, VRA half-lives 21",
+                                         {"statistical_factors": 10, "eigen_sims": 0, "vol_half_life": 42,
+                                          "vra_half_life": 21, "specific_vra_half_life": 21}, False),
+    "one_sided_eigen": ("eigen adjustment that only raises risk: v(k) floored at 1 (experiment, by patching)", {}, False),
+    "hybrid_10_one_sided_eigen": ("+ 10 statistical factors, eigen adjustment floored at 1 (experiment, by patching)",
+                                  {"statistical_factors": 10}, False),
+    "hybrid_10_no_eigen_std_corr": ("+ 10 statistical factors, eigen adjustment off, correlations of vol-standardised "
+                                    "factor returns (experiment, by patching)",
+                                    {"statistical_factors": 10, "eigen_sims": 0}, False),
+    "no_eigen_vol_42_vra_21": ("eigen adjustment off, factor vol half-life 42, VRA half-lives 21",
+                               {"eigen_sims": 0, "vol_half_life": 42, "vra_half_life": 21, "specific_vra_half_life": 21}, False),
 }
+
+
+#: Variants that are experiments on the method itself: a patch applied around their fit.
+PATCHED = {"one_sided_eigen", "hybrid_10_one_sided_eigen", "hybrid_10_no_eigen_std_corr"}
+
+
+def one_sided_eigen_patch() -> Any:
+    """Floor the simulated eigenfactor bias ``v(k)`` at 1 (the adjustment only adds risk)."""
+    from unittest import mock
+
+    import riskmodel.covariance.factor as factor
+
+    smooth = factor._smooth_bias
+    return mock.patch.object(factor, "_smooth_bias", lambda v, exclude: np.maximum(smooth(v, exclude), 1.0))
+
+
+def standardised_correlation_patch() -> Any:
+    """Correlations from factor returns divided by their own lagged EWMA volatility (half-life
+    ``vol_half_life``, known the day before), so a high-volatility spell does not dominate
+    the correlation estimate; the volatilities stay those of the raw returns."""
+    from unittest import mock
+
+    import riskmodel.covariance.factor as factor
+
+    base = factor._base_covariance
+
+    def patched(f: np.ndarray, s: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        f_t = np.ascontiguousarray(f.T)
+        m = f.shape[1]
+        diag = (np.arange(m, dtype=np.int64), np.arange(m, dtype=np.int64))
+        var, _ = factor._nw_series(f_t, diag, s["vol_half_life"], 0, s["vol_window"], s["demean"])
+        prev = np.full_like(var, np.nan)
+        prev[:, 1:] = var[:, :-1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = f / np.sqrt(np.where(prev > 0, prev, np.nan)).T
+        f0_z, available_z = base(z, s)  # correlations of z (its own vols are discarded)
+        f0_raw, available = base(f, s)  # vols of the raw returns
+        sd_raw = np.sqrt(np.diagonal(f0_raw, axis1=1, axis2=2))
+        sd_z = np.sqrt(np.diagonal(f0_z, axis1=1, axis2=2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = f0_z / (sd_z[:, :, None] * sd_z[:, None, :])
+        out = corr * sd_raw[:, :, None] * sd_raw[:, None, :]
+        return out, available & available_z
+
+    return mock.patch.object(factor, "_base_covariance", patched)
+
+
+def _patch(name: str) -> Any:
+    if name in ("one_sided_eigen", "hybrid_10_one_sided_eigen"):
+        return one_sided_eigen_patch()
+    if name == "hybrid_10_no_eigen_std_corr":
+        return standardised_correlation_patch()
+    return contextlib.nullcontext()
 
 
 def model_panel(panel: Any, sectors: bool) -> Any:
@@ -154,7 +221,7 @@ def run_variants(panel: Any, args: Any) -> None:
         what, settings, sectors = VARIANTS[name]
         settings = {"styles": ALL_STYLES, **settings}
         tic = time.perf_counter()
-        with quiet_fit_warnings():
+        with quiet_fit_warnings(), _patch(name):
             fit = rm.FactorRiskModel(progress=False, **settings).fit(model_panel(panel, sectors))
             fit_seconds = time.perf_counter() - tic
             bt = construction_backtest(panel["returns"], {name: fit}, start=EVAL_START, rebalance=21, window=252)
