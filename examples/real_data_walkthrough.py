@@ -34,18 +34,22 @@ import pandas as pd
 
 def write_price_csv(data: Path, out: Path, start: str, end: str, per_sector: int | None) -> list[str]:
     """A four-year price CSV in the real data's schema: ``per_sector`` stocks per sector (the
-    first by ticker among those with a cap estimate and a price every day), or every stock."""
+    first by ticker among those with a cap estimate and a price every day), or every stock.
+
+    Returns the portfolio's stocks: those with a cap estimate and a price every day (a
+    stock without a cap has no forecast, one listed later none before its listing).
+    """
     source = data if data.is_file() else next(iter(sorted(data.glob("us_equities_*.csv.gz"))))
     frame = pd.read_csv(source)
     frame = frame[(frame["date"] >= start) & (frame["date"] <= end)]
+    days = frame.groupby("ticker")["date"].count()
+    with_cap = frame.groupby("ticker")["mcap_est"].count() > 0
+    complete = days.index[(days == days.max()) & with_cap.reindex(days.index).to_numpy()]
     if per_sector is not None:
-        days = frame.groupby("ticker")["date"].count()
-        with_cap = frame.groupby("ticker")["mcap_est"].count() > 0
-        complete = days.index[(days == days.max()) & with_cap.reindex(days.index).to_numpy()]
         sector = frame.drop_duplicates("ticker").set_index("ticker")["sector"].loc[complete].sort_index()
         frame = frame[frame["ticker"].isin(sector.groupby(sector).head(per_sector).index)]
     frame.to_csv(out, index=False)
-    return sorted(frame["ticker"].unique())
+    return sorted(set(frame["ticker"].unique()) & set(complete))
 
 
 def riskmodel(*argv: str) -> tuple[int, str, str, float]:
@@ -116,7 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     stocks = write_price_csv(Path(args.data), prices, args.start, args.end, args.per_sector)
     record = run_walkthrough(folder, prices, stocks)
-    record.update(n_stocks=len(stocks), start=args.start, end=args.end, per_sector=args.per_sector,
+    record.update(n_stocks=int(pd.read_csv(prices, usecols=["ticker"])["ticker"].nunique()), n_portfolio=len(stocks),
+                  start=args.start, end=args.end, per_sector=args.per_sector,
                   total_seconds=round(time.perf_counter() - started, 1))
     try:
         import os

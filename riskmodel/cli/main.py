@@ -215,6 +215,11 @@ def cmd_risk(args: argparse.Namespace) -> None:
             print(f"    {stock:<{width}s}  {value:+.4%}")
 
 
+#: ``risk --date``: a date at most this many days after the model's last date (a weekend, a
+#: holiday stretch) means the last date; a later one is an error (the forecast would be stale).
+_AS_OF_DAYS = 7
+
+
 def _as_of(fit, date: str | None) -> pd.Timestamp | None:
     """``--date``: the model's last trading day on or before it; a day that is not one of the
     model's (a weekend, a holiday) is said in one line on stderr."""
@@ -228,9 +233,12 @@ def _as_of(fit, date: str | None) -> pd.Timestamp | None:
     position = int(dates.searchsorted(stamp, side="right")) - 1
     if position < 0:
         raise PanelError(f"--date {stamp.date()}: before the model's first date {dates[0].date()}")
+    if stamp - dates[-1] > pd.Timedelta(days=_AS_OF_DAYS):
+        raise PanelError(f"--date {stamp.date()}: more than {_AS_OF_DAYS} days after the model's last date "
+                         f"{dates[-1].date()}; fit the model on data up to that date")
     if dates[position] != stamp:
         late = f" (the model ends on {dates[-1].date()})" if position == len(dates) - 1 else ""
-        print(f"riskmodel risk: {stamp.date()} is not a trading day of the model{late}; "
+        print(f"riskmodel risk: warning: {stamp.date()} is not a trading day of the model{late}; "
               f"using the last trading day before it, {dates[position].date()}", file=sys.stderr)
     return dates[position]
 
