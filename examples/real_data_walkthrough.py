@@ -76,7 +76,8 @@ def run_walkthrough(folder: Path, prices: Path, stocks: list[str]) -> dict:
 
     def run(name: str, argv: list[str]) -> tuple[str, str]:
         code, out, err, seconds = riskmodel(*argv)
-        record["commands"][name] = {"argv": ["riskmodel", *argv], "exit_code": code, "seconds": round(seconds, 2),
+        shown = [arg.replace(str(folder) + "/", "") for arg in argv]  # paths relative to the output folder
+        record["commands"][name] = {"argv": ["riskmodel", *shown], "exit_code": code, "seconds": round(seconds, 2),
                                     "stderr_lines": len(err.splitlines())}
         if code != 0:
             raise SystemExit(f"riskmodel {' '.join(argv)} failed ({code}): {err.strip()}")
