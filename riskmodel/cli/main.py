@@ -232,9 +232,9 @@ def _as_of(fit, date: str | None) -> pd.Timestamp | None:
     dates = pd.DatetimeIndex(fit.dates)
     position = int(dates.searchsorted(stamp, side="right")) - 1
     if position < 0:
-        raise PanelError(f"--date {stamp.date()}: before the model's first date {dates[0].date()}")
+        raise PanelError(f"--date {stamp.date()} is not in the model: before its first date {dates[0].date()}")
     if stamp - dates[-1] > pd.Timedelta(days=_AS_OF_DAYS):
-        raise PanelError(f"--date {stamp.date()}: more than {_AS_OF_DAYS} days after the model's last date "
+        raise PanelError(f"--date {stamp.date()} is not in the model: more than {_AS_OF_DAYS} days after its last date "
                          f"{dates[-1].date()}; fit the model on data up to that date")
     if dates[position] != stamp:
         late = f" (the model ends on {dates[-1].date()})" if position == len(dates) - 1 else ""
