@@ -79,6 +79,11 @@ def test_price_csv_to_panel_then_sector_model(world, tmp_path, capsys):
     model = rm.load(tmp_path / "model.nc")
     assert model.industry_labels == ("SEC0", "SEC1", "SEC2")
     assert model.settings["min_history"] == 42
+    # the summary says when the forecasts start and which descriptors were on their short start
+    printed = capsys.readouterr().out
+    assert f"first forecast at the close of {model._first_forecast_date()}" in printed
+    until = json.loads(panel.attrs["short_history"])["momentum"]["low_confidence_until"]
+    assert f"momentum until {until}" in printed and "low-confidence descriptors" in printed
 
 
 def test_min_history_starts_the_forecasts_sooner_and_the_default_is_unchanged(world):
