@@ -82,7 +82,19 @@ def cmd_panel(args: argparse.Namespace) -> None:
         no_return = f" ({n_empty} without a return)" if n_empty else ""
     first, last = (pd.Timestamp(panel["date"].values[i]).date() for i in (0, -1))
     print(f"wrote {args.output}: {panel.sizes['date']} dates ({first} .. {last}) x {panel.sizes['stock']} stocks"
-          f"{no_return}; styles {list(panel.attrs['styles'])}{pooled}")
+          f"{no_return}; styles {list(panel.attrs['styles'])}{pooled}{_short_start(panel)}")
+
+
+def _short_start(panel) -> str:
+    """``--short-history``: the descriptors flagged low-confidence, and until when."""
+    import json
+
+    if not isinstance(panel.attrs.get("short_history"), str):
+        return ""
+    until = {name: info["low_confidence_until"] for name, info in json.loads(panel.attrs["short_history"]).items()
+             if info.get("low_confidence_until")}
+    listed = ", ".join(f"{name} until {date}" for name, date in until.items())
+    return f"; short start, low-confidence: {listed}" if listed else ""
 
 
 def _is_price_csv(panel) -> bool:

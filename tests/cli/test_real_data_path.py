@@ -65,6 +65,8 @@ def test_price_csv_to_panel_then_sector_model(world, tmp_path, capsys):
     frame.to_csv(csv, index=False)
     assert main(["panel", str(csv), "-o", str(tmp_path / "panel.nc"), "--short-history"]) == 0
     panel = rm.load(tmp_path / "panel.nc")
+    until = json.loads(panel.attrs["short_history"])["momentum"]["low_confidence_until"]
+    assert f"short start, low-confidence: momentum until {until}" in capsys.readouterr().out
     # returns from adjusted prices, caps from mcap_est (USD millions) x 1e6, dollar volume close x volume
     want = frame.pivot(index="date", columns="ticker", values="adj_close").pct_change().to_numpy()
     np.testing.assert_allclose(panel["returns"].to_numpy()[1:], want[1:], rtol=1e-12)
