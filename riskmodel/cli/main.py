@@ -157,7 +157,23 @@ def cmd_fit(args: argparse.Namespace) -> None:
                 fit = model.fit(panel)
     rm.save(fit, args.output)
     print(fit.summary())
+    _late_forecast_hint(fit, args)
     print(f"wrote {args.output}")
+
+
+#: ``riskmodel fit``: a first forecast later than this many dates into the panel gets a hint.
+_LATE_FIRST_FORECAST = 252
+
+
+def _late_forecast_hint(fit, args: argparse.Namespace) -> None:
+    """Say how to start the forecasts sooner when the warm-up took more than a year of the data."""
+    if args.kind not in ("fundamental", "hybrid") or "factor_cov" not in fit.dataset:
+        return
+    started = np.isfinite(fit.dataset["factor_cov"].to_numpy()).any(axis=(1, 2))
+    if started.any() and int(np.argmax(started)) > _LATE_FIRST_FORECAST:
+        print(f"the first forecast comes {int(np.argmax(started))} dates into the panel: for a short history, build the "
+              "panel with `riskmodel panel ... --short-history` and fit with --min-history 42 "
+              "(docs/guide/real-data-walkthrough.md)")
 
 
 def _check_fit_options(args: argparse.Namespace) -> None:

@@ -152,3 +152,17 @@ def test_risk_date_on_a_weekend_is_as_of_the_friday(world, tmp_path, capsys):
     assert json.loads(captured.out)["date"] == str(last_before.date())
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and str(saturday.date()) in lines[0] and str(last_before.date()) in lines[0]
+
+
+def test_fit_says_how_to_start_sooner_when_the_warm_up_took_a_year(world, tmp_path, capsys):
+    frame = _price_frame(world)
+    frame.to_csv(tmp_path / "prices.csv", index=False)
+    assert main(["panel", str(tmp_path / "prices.csv"), "-o", str(tmp_path / "p.nc"), "--descriptors", "size,momentum"]) == 0
+    capsys.readouterr()
+    assert main(["fit", str(tmp_path / "p.nc"), "-o", str(tmp_path / "m.nc"), "--industry", "sector", "-q",
+                 "--set", "eigen_sims=0"]) == 0
+    late = capsys.readouterr().out
+    assert "--short-history" in late and "--min-history 42" in late
+    assert main(["fit", str(tmp_path / "p.nc"), "-o", str(tmp_path / "m2.nc"), "--industry", "sector", "-q",
+                 "--set", "eigen_sims=0", "--min-history", "20"]) == 0
+    assert "--short-history" not in capsys.readouterr().out
