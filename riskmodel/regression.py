@@ -341,18 +341,37 @@ def _warn_dates(design: _Design, date_status: np.ndarray, ind_status: np.ndarray
     if ind_status.size:
         thin = (ind_status == _k.IND_THIN) & (date_status == _k.DATE_OK)[:, None]
         if thin.any():
-            pairs = np.argwhere(thin)
-            listed = ", ".join(f"{design.industry_labels[p]} on {design.date_label(t)}" for t, p in pairs[:_MAX_LISTED])
-            more = f" and {len(pairs) - _MAX_LISTED} more" if len(pairs) > _MAX_LISTED else ""
-            warnings.warn(
-                f"{len(pairs)} (date, industry) pair(s) have too few members in the estimation "
-                f"sample; their factor returns are NaN and their members are fitted on market and "
-                f"styles only: {listed}{more}. Lower min_industry_size, or pool thin industries into "
-                "their sector: panel['industry_pooled'] = rm.pool_thin_industries(panel) and "
-                "FactorRiskModel(industry='industry_pooled').",
-                ThinIndustryWarning,
-                stacklevel=3,
-            )
+            warnings.warn(_thin_summary(design, thin), ThinIndustryWarning, stacklevel=3)
+
+
+#: Industries named in the thin-industry warning (the most often thin first).
+_MAX_INDUSTRIES = 5
+
+
+def _thin_summary(design: _Design, thin: np.ndarray) -> str:
+    """The thin-industry warning: counts, the industries most often thin (first date and the
+    number of dates each), and advice that fits the classification (pooling only when the
+    labels are not pooled already)."""
+    from riskmodel.data.industries import POOLED_SUFFIX
+
+    n_pairs = int(thin.sum())
+    per_industry = thin.sum(axis=0)
+    order = np.argsort(-per_industry, kind="stable")[: int((per_industry > 0).sum())]
+    listed = []
+    for p in order[:_MAX_INDUSTRIES]:
+        days = np.flatnonzero(thin[:, p])
+        span = "" if days.size == 1 else f", {days.size} dates to {design.date_label(int(days[-1]))}"
+        listed.append(f"{design.industry_labels[p]} on {design.date_label(int(days[0]))}{span}")
+    more = f" and {order.size - _MAX_INDUSTRIES} more industries" if order.size > _MAX_INDUSTRIES else ""
+    pooled = any(str(label).endswith(POOLED_SUFFIX) for label in design.industry_labels)
+    advice = ("The classification is already pooled ('... (other)' labels): lower min_industry_size, or use a "
+              "coarser classification as the industry (e.g. FactorRiskModel(industry='sector'), riskmodel fit "
+              "--industry sector)." if pooled else
+              "Lower min_industry_size, or pool thin industries into their sector: panel['industry_pooled'] = "
+              "rm.pool_thin_industries(panel) and FactorRiskModel(industry='industry_pooled').")
+    return (f"{n_pairs} (date, industry) pair(s) in {order.size} of {len(design.industry_labels)} industries have too "
+            f"few members in the estimation sample; their factor returns are NaN those dates and their members are "
+            f"fitted on market and styles only: {'; '.join(listed)}{more}. {advice}")
 
 
 def factor_returns(

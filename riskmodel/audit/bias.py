@@ -102,9 +102,18 @@ class BiasStatistics(Result):
         inside = self.inside.to_numpy()
         return (
             f"bias statistics over {self.z.sizes['date']} outcomes of {self.z.sizes['portfolio']} portfolios "
-            f"(band {lo:.3f}..{hi:.3f}, {int(inside.sum())} inside), MRAD {self.mrad:.3f}\n"
+            f"(band {lo:.3f}..{hi:.3f}, {int(inside.sum())} inside), {self._mrad_text()}\n"
             + self.by_family().to_string(float_format=lambda v: f"{v:.3f}")
         )
+
+    def _mrad_text(self) -> str:
+        """``MRAD 0.123``, or why there is none: the rolling bias needs half a window of outcomes."""
+        if np.isfinite(self.mrad):
+            return f"MRAD {self.mrad:.3f}"
+        window = int(self.settings.get("window", 0) or 0)
+        need = f"fewer than {max(2, window // 2)} outcomes for the {window}-outcome rolling bias" if window else \
+            "too few outcomes for the rolling bias"
+        return f"MRAD n/a: {need} ({self.z.sizes['date']} outcomes)"
 
     def to_dataset(self) -> xr.Dataset:
         """The statistics as one :class:`xarray.Dataset` (netCDF-safe; ``settings`` as JSON text).

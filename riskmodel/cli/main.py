@@ -21,6 +21,8 @@ import pandas as pd
 from riskmodel.errors import InvalidParameterError, PanelError
 from riskmodel.data.io import check_free_space, check_target
 from riskmodel.cli.readers import read_csv, read_factor_file, read_input, read_labels, read_weights, same_file
+from riskmodel.cli import panel as panel_command
+from riskmodel.cli.panel import US_EQUITIES, _descriptor_names, _panel_from_csv, cmd_panel  # noqa: F401 (re-exported)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -36,7 +38,7 @@ def _industry(value: str) -> str | None:
 
 #: FactorRiskModel settings that have their own ``riskmodel fit`` flag.
 _FIT_FLAG_SETTINGS = {"styles": "--styles", "industry": "--industry", "covariance": "--factor-returns-only",
-                      "statistical_factors": "--kind hybrid --k", "progress": "--quiet"}
+                      "statistical_factors": "--kind hybrid --k", "progress": "--quiet", "min_history": "--min-history"}
 
 
 def _setting_value(raw: str) -> object:
@@ -106,84 +108,6 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}: {panel.sizes['date']} dates x {panel.sizes['stock']} stocks, styles {panel.attrs['styles']}")
 
 
-#: The ``riskmodel panel`` source that names the bundled real data (``rm.load_us_equities``).
-US_EQUITIES = "us-equities"
-
-
-def cmd_panel(args: argparse.Namespace) -> None:
-    import riskmodel as rm
-    from riskmodel.data.descriptors import add_descriptors
-
-    if same_file(args.source, args.output):
-        raise PanelError(f"-o {args.output}: the output is the source file; write the panel to another path")
-    check_target(args.output, "panel")  # fail before the long work, not after: format, folder, what is there
-    if args.source == US_EQUITIES:
-        csv_only = {"--styles": args.styles, "--static": args.static, "--date-column": args.date_column,
-                    "--stock-column": args.stock_column}
-        given = [flag for flag, value in csv_only.items() if value is not None]
-        if given:
-            raise InvalidParameterError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a CSV source, "
-                                        f"not {US_EQUITIES!r} (its styles are the descriptors: use --descriptors)")
-        panel = rm.load_us_equities(args.data)
-        styles: list[str] = []
-    else:
-        if args.data:
-            raise InvalidParameterError(f"--data applies to the {US_EQUITIES!r} source; a CSV source is its own file")
-        panel = _panel_from_csv(args)
-        styles = _split(args.styles) or []
-        absent = [name for name in styles if name not in panel.data_vars]
-        if absent:
-            raise PanelError(f"--styles {absent}: not columns of {args.source} (it has {sorted(map(str, panel.data_vars))})")
-    panel.attrs["styles"] = styles
-    descriptors = _descriptor_names(args.descriptors or ("all" if args.source == US_EQUITIES else "none"))
-    if descriptors:  # on the whole history, so that a later --start keeps its 12-month momentum
-        panel = add_descriptors(panel, descriptors)
-    panel = rm.date_window(panel, args.start, args.end, names=("--start", "--end"), min_dates=2)
-    pooled = ""
-    if args.pool_into:
-        panel["industry_pooled"] = rm.pool_thin_industries(panel, "industry", args.pool_into, min_size=args.min_industry_size)
-        pooled = f"; industry_pooled ({panel['industry_pooled'].attrs['n_pooled']} thin (date, stock) cells pooled)"
-    rm.save(panel, args.output)
-    no_return = ""
-    if "returns" in panel:
-        n_empty = int((~np.isfinite(panel["returns"].to_numpy())).all(axis=0).sum())
-        no_return = f" ({n_empty} without a return)" if n_empty else ""
-    first, last = (pd.Timestamp(panel["date"].values[i]).date() for i in (0, -1))
-    print(f"wrote {args.output}: {panel.sizes['date']} dates ({first} .. {last}) x {panel.sizes['stock']} stocks"
-          f"{no_return}; styles {list(panel.attrs['styles'])}{pooled}")
-
-
-def _panel_from_csv(args: argparse.Namespace):
-    import riskmodel as rm
-
-    path = Path(args.source)
-    if not path.exists():
-        raise PanelError(f"{path}: no such file (give a long CSV, one row per date and stock, or {US_EQUITIES!r})")
-    date, stock = args.date_column or "date", args.stock_column or "stock"
-    frame = read_csv(path, "panel CSV", ids=stock)
-    for flag, column in (("--date-column", date), ("--stock-column", stock)):
-        if column not in frame.columns:
-            raise PanelError(f"{path}: no column {column!r} (name it with {flag}); the columns are {list(map(str, frame.columns))}")
-    if "returns" not in frame.columns:
-        raise PanelError(f"{path}: no column 'returns' (simple daily returns); the columns are {list(map(str, frame.columns))}")
-    return rm.panel_from_long(frame, date=date, stock=stock, static=_split(args.static))
-
-
-def _descriptor_names(text: str) -> list[str]:
-    """``--descriptors``: names, ``all`` or ``none``."""
-    from riskmodel.data.descriptors import DESCRIPTORS
-
-    if text.strip().lower() == "none":
-        return []
-    if text.strip().lower() == "all":
-        return list(DESCRIPTORS)
-    names = _split(text) or []
-    unknown = [name for name in names if name not in DESCRIPTORS]
-    if unknown:
-        raise InvalidParameterError(f"--descriptors {unknown}: unknown; choose among {', '.join(DESCRIPTORS)}, all or none")
-    return names
-
-
 def cmd_fit(args: argparse.Namespace) -> None:
     import riskmodel as rm
 
@@ -194,6 +118,12 @@ def cmd_fit(args: argparse.Namespace) -> None:
     settings = _fit_settings(args.set)
     if settings and args.kind in ("time-series", "statistical"):
         raise InvalidParameterError(f"--set applies to --kind fundamental or hybrid, not {args.kind}")
+    if args.min_history is not None:
+        if args.kind in ("time-series", "statistical"):
+            raise InvalidParameterError(f"--min-history applies to --kind fundamental or hybrid, not {args.kind}")
+        if args.min_history < 1:
+            raise InvalidParameterError(f"--min-history {args.min_history}: give a number of dates >= 1")
+        settings["min_history"] = args.min_history
     if args.no_clip:
         if "return_clip" in settings:
             raise InvalidParameterError("--no-clip and --set return_clip=... contradict each other; give one")
@@ -227,7 +157,23 @@ def cmd_fit(args: argparse.Namespace) -> None:
                 fit = model.fit(panel)
     rm.save(fit, args.output)
     print(fit.summary())
+    _late_forecast_hint(fit, args)
     print(f"wrote {args.output}")
+
+
+#: ``riskmodel fit``: a first forecast later than this many dates into the panel gets a hint.
+_LATE_FIRST_FORECAST = 252
+
+
+def _late_forecast_hint(fit, args: argparse.Namespace) -> None:
+    """Say how to start the forecasts sooner when the warm-up took more than a year of the data."""
+    if args.kind not in ("fundamental", "hybrid") or "factor_cov" not in fit.dataset:
+        return
+    started = np.isfinite(fit.dataset["factor_cov"].to_numpy()).any(axis=(1, 2))
+    if started.any() and int(np.argmax(started)) > _LATE_FIRST_FORECAST:
+        print(f"the first forecast comes {int(np.argmax(started))} dates into the panel: for a short history, build the "
+              "panel with `riskmodel panel ... --short-history` and fit with --min-history 42 "
+              "(docs/guide/real-data-walkthrough.md)")
 
 
 def _check_fit_options(args: argparse.Namespace) -> None:
@@ -265,7 +211,7 @@ def cmd_risk(args: argparse.Namespace) -> None:
     if args.top < 0:
         raise InvalidParameterError(f"--top {args.top}: the number of contributions to list must be >= 0")
     fit = _read_input_model(args.model)
-    cov = fit.covariance(args.date)
+    cov = fit.covariance(_as_of(fit, args.date))
     weights = read_weights(args.weights)
     weights.columns = weights.columns.astype(str)
     report = _risk_reports(cov.decompose(weights), args.top)  # every portfolio in one batch
@@ -283,6 +229,34 @@ def cmd_risk(args: argparse.Namespace) -> None:
         print("  top stock contributions (to daily vol):")
         for stock, value in rep["top_stocks"].items():
             print(f"    {stock:<{width}s}  {value:+.4%}")
+
+
+#: ``risk --date``: a date at most this many days after the model's last date (a weekend, a
+#: holiday stretch) means the last date; a later one is an error (the forecast would be stale).
+_AS_OF_DAYS = 7
+
+
+def _as_of(fit, date: str | None) -> pd.Timestamp | None:
+    """``--date``: the model's last trading day on or before it; a day that is not one of the
+    model's (a weekend, a holiday) is said in one line on stderr."""
+    if date is None:
+        return None
+    try:
+        stamp = pd.Timestamp(date)
+    except (TypeError, ValueError):
+        raise PanelError(f"--date {date!r} is not a date (write it as YYYY-MM-DD)") from None
+    dates = pd.DatetimeIndex(fit.dates)
+    position = int(dates.searchsorted(stamp, side="right")) - 1
+    if position < 0:
+        raise PanelError(f"--date {stamp.date()} is not in the model: before its first date {dates[0].date()}")
+    if stamp - dates[-1] > pd.Timedelta(days=_AS_OF_DAYS):
+        raise PanelError(f"--date {stamp.date()} is not in the model: more than {_AS_OF_DAYS} days after its last date "
+                         f"{dates[-1].date()}; fit the model on data up to that date")
+    if dates[position] != stamp:
+        late = f" (the model ends on {dates[-1].date()})" if position == len(dates) - 1 else ""
+        print(f"riskmodel risk: warning: {stamp.date()} is not a trading day of the model{late}; "
+              f"using the last trading day before it, {dates[position].date()}", file=sys.stderr)
+    return dates[position]
 
 
 def _risk_reports(dec, top: int) -> dict[str, dict]:
@@ -450,35 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spend", action="store_true", help="add a simulated card-spend variable")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("panel", help="write a panel file from a long CSV or the bundled S&P 500 data")
-    p.add_argument(
-        "source",
-        help=f"a long CSV, one row per date and stock (.csv or .csv.gz), or {US_EQUITIES!r}: the real "
-        "S&P 500 daily data 2007-2016 (returns, caps, GICS sectors and industries)",
-    )
-    p.add_argument("-o", "--output", required=True, help="panel file (.nc or .zarr)")
-    p.add_argument("--data", help=f"{US_EQUITIES}: the data file or its folder (default $RISKMODEL_DATA or ../shared/data)")
-    p.add_argument("--date-column", help="CSV: the date column (default: date)")
-    p.add_argument("--stock-column", help="CSV: the stock-id column (default: stock)")
-    p.add_argument("--static", help="CSV: comma-separated columns constant per stock, e.g. industry,sector")
-    p.add_argument("--styles", help="CSV: comma-separated columns that are style characteristics")
-    p.add_argument(
-        "--descriptors",
-        help="comma-separated style descriptors to compute from returns, caps and dollar volume "
-        "(size, momentum, reversal, volatility, liquidity, beta), 'all' or 'none' "
-        f"(default: all for {US_EQUITIES}, none for a CSV); computed on the whole history",
-    )
-    p.add_argument("--start", help="first date to keep (inclusive)")
-    p.add_argument("--end", help="last date to keep (inclusive)")
-    p.add_argument(
-        "--pool-into",
-        metavar="PARENT",
-        help="add 'industry_pooled': each date's thin industries pooled into their PARENT group (e.g. "
-        "sector); fit it with --industry industry_pooled",
-    )
-    p.add_argument("--min-industry-size", type=int, default=5,
-                   help="--pool-into: an industry with fewer members on a date is thin (default 5, the model's)")
-    p.set_defaults(func=cmd_panel)
+    panel_command.add_parser(sub)
 
     p = sub.add_parser("fit", help="fit a factor risk model on a panel")
     p.add_argument("panel", help="panel file (.nc or .zarr)")
@@ -494,7 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-factors", type=int, help="statistical: number of factors (default: Bai-Ng IC_p2)")
     p.add_argument("--k", type=int, default=None, help="hybrid: statistical factors to add (default 1)")
     p.add_argument("--styles", help="comma-separated style variables (default: panel attrs 'styles')")
-    p.add_argument("--industry", default="industry", help="industry variable, or 'none'")
+    p.add_argument("--industry", default="industry",
+                   help="the categorical variable whose labels are the industry factors, per stock or per date and "
+                   "stock (e.g. industry, sector, industry_pooled), or 'none'")
+    p.add_argument("--min-history", type=int, metavar="N",
+                   help="dates of factor returns before the first forecast (default max(3 x factors, 42)); "
+                   "shorter gives forecasts sooner on a short history, noisier at first")
     p.add_argument("--factor-returns-only", action="store_true", help="skip the covariance forecasts")
     p.add_argument("--no-clip", action="store_true", help="no robust clipping of returns in the fit")
     p.add_argument(
@@ -510,7 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("risk", help="portfolio risk from a fitted model")
     p.add_argument("model", help="fitted model file")
     p.add_argument("--weights", required=True, help="CSV: a 'stock' column and one column of weights per portfolio")
-    p.add_argument("--date", help="forecast made at the close of this date (default: the last)")
+    p.add_argument("--date", help="forecast made at the close of this date (default: the last); a day that is not "
+                   "a trading day of the model means the last trading day before it")
     p.add_argument("--top", type=int, default=5, help="contributions to list")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_risk)

@@ -24,7 +24,7 @@ from riskmodel.errors import (
 )
 from riskmodel.data.panel import date_window, validate_panel
 
-__all__ = ["load_us_equities", "load_ff_factors", "load_wti", "data_dir", "PANEL_FILE", "FF_FILE", "WTI_FILE"]
+__all__ = ["load_us_equities", "load_ff_factors", "load_wti", "data_dir", "describe_span", "PANEL_FILE", "FF_FILE", "WTI_FILE"]
 
 PANEL_FILE = "us_equities_20070103_20161230.csv.gz"
 FF_FILE = "ff_factors_daily_20070103_20161230.csv.gz"
@@ -55,13 +55,50 @@ def _resolve(path: str | os.PathLike | None, filename: str) -> Path:
         source = "the path argument"
     p = Path(path)
     if p.is_dir() or (not p.exists() and not p.suffix):
-        p = p / filename
+        p = _file_in_folder(p, filename)
     if not p.is_file():
         raise ModelFileError(
             f"data file not found: {str(p)!r} (from {source}). Pass path=<folder or file>, or set "
             f"{ENV_VAR} to the folder holding {filename!r}"
         )
     return p
+
+
+def _file_in_folder(folder: Path, filename: str) -> Path:
+    """``folder/filename``, else the one file of the folder named like it whatever its years
+    (``us_equities_20170103_20211231.csv.gz`` for ``us_equities_20070103_20161230.csv.gz``).
+
+    Raises
+    ------
+    ModelFileError
+        Several such files (named): the folder does not say which to read.
+    """
+    exact = folder / filename
+    if exact.is_file() or not folder.is_dir():
+        return exact
+    stem = filename.split("_2")[0]  # "us_equities", "ff_factors_daily", "wti_daily"
+    found = sorted(p for p in folder.glob(f"{stem}_*.csv*") if p.is_file() and p.name.endswith((".csv", ".csv.gz")))
+    if len(found) > 1:
+        raise ModelFileError(f"{str(folder)!r} holds {len(found)} files named {stem}_*: "
+                             f"{', '.join(p.name for p in found)}; pass the file itself")
+    return found[0] if found else exact
+
+
+def describe_span(panel: xr.Dataset) -> xr.Dataset:
+    """The panel with ``attrs["first_date"]``, ``attrs["last_date"]`` and ``attrs["n_dates"]``
+    of its dates, and a loader's ``title`` ending in the span it actually covers."""
+    if panel.sizes.get("date", 0) == 0:
+        return panel
+    first, last = (str(pd.Timestamp(panel["date"].values[i]).date()) for i in (0, -1))
+    attrs = dict(panel.attrs)
+    attrs.update(first_date=first, last_date=last, n_dates=int(panel.sizes["date"]))
+    title = attrs.get("title")
+    if isinstance(title, str) and title.startswith(_TITLE):
+        attrs["title"] = f"{_TITLE} {first} .. {last}"
+    return panel.assign_attrs(attrs)
+
+
+_TITLE = "S&P 500 (April 2021 members) daily panel"
 
 
 def _stock_codes(tickers: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -112,13 +149,16 @@ def load_us_equities(
     end: str | np.datetime64 | pd.Timestamp | None = None,
     tickers: list[str] | None = None,
 ) -> xr.Dataset:
-    """Load the real S&P 500 (2021 members) daily panel, 2007-01-03 .. 2016-12-30.
+    """Load the real S&P 500 (2021 members) daily panel (the shipped file: 2007-01-03 .. 2016-12-30).
 
     Parameters
     ----------
     path : str or path-like, optional
-        The ``us_equities_*.csv.gz`` file or its folder. Default: ``$RISKMODEL_DATA`` or
-        ``<repo>/../shared/data``.
+        The ``us_equities_*.csv.gz`` file or its folder (which holds
+        ``us_equities_20070103_20161230.csv.gz`` or one other ``us_equities_*.csv[.gz]``
+        of the same schema, whatever its years). Default: ``$RISKMODEL_DATA`` or
+        ``<repo>/../shared/data``. ``attrs["title"]``, ``first_date`` and ``last_date``
+        give the dates actually read.
     start, end : date-like, optional
         Keep dates in ``[start, end]`` (inclusive). Returns are computed on the full
         file first, so the first kept day has its return from the day before.
@@ -184,6 +224,7 @@ def load_us_equities(
     )
     ds = _select_dates(ds, start, end)
     _describe(ds, file)
+    ds = describe_span(ds)
     with warnings.catch_warnings():
         # the first date of the file has no return by construction (no previous price)
         warnings.simplefilter("ignore", SingularDateWarning)
@@ -289,7 +330,7 @@ def _describe(ds: xr.Dataset, file: Path) -> None:
     }
     ds["dollar_volume"].attrs = {"units": "USD", "definition": "close * volume (as traded)"}
     ds.attrs = {
-        "title": "S&P 500 (April 2021 members) daily panel 2007-01-03 .. 2016-12-30",
+        "title": _TITLE,
         "source_file": str(file),
         "prices": "github.com/Pooksoft/PooksoftSP500EquityPriceDataSet @19a3f02 (Alpha Vantage TIME_SERIES_DAILY_ADJUSTED)",
         "classification": "github.com/datasets/s-and-p-500-companies (PDDL-1.0) + github.com/bluealba/gics (ISC); one 2023 snapshot for all dates",

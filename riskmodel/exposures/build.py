@@ -21,7 +21,7 @@ from riskmodel.data.panel import validate_panel
 from riskmodel.errors import ImputationWarning, InvalidParameterError, MissingVariableError, VariableTypeError
 from riskmodel.exposures._shared import DATA_ERROR, MAX_PASSES, reject_negative
 from riskmodel.exposures.cleaning import warn_clean
-from riskmodel.exposures.industry import industry_array
+from riskmodel.exposures.industry import drop_unused_labels, industry_array
 from riskmodel.exposures.structured import Exposures
 from riskmodel.kernels.clean import exposures_kernel
 
@@ -109,13 +109,16 @@ def build_exposures(
     (8, 4)
     """
     needed = _check_arguments(panel, styles, industry, cap, min_history)
-    panel = validate_panel(panel, styles=list(styles), require=[v for v, _ in needed if v not in styles])
+    if industry is not None and industry != "industry":  # any label variable may be the industry
+        panel = _as_label_variable(panel, industry)
+    panel = validate_panel(panel, styles=list(styles),
+                           require=[v for v, role in needed if v not in styles and role != "industry"])
     ret = as_date_stock(panel["returns"], "returns", numeric=False)
     rv = float_values(ret, "returns", inf_checked=True)  # validate_panel rejected ±inf
     T, N = rv.shape
     cv, weights = _caps_and_weights(panel, cap, ret) if cap is not None else (np.full((T, N), np.nan), None)
     if industry is not None:
-        codes, labels = industry_array(panel[industry], ret, industry)
+        codes, labels = drop_unused_labels(*industry_array(panel[industry], ret, industry))
         n_codes = max(len(labels), 1)
     else:
         codes, labels, n_codes = None, (), 1
@@ -137,6 +140,18 @@ def build_exposures(
         cap=np.ascontiguousarray(cv, dtype=np.float64),
         imputed=imputed,
     )
+
+
+def _as_label_variable(panel: xr.Dataset, industry: str) -> xr.Dataset:
+    """The panel with ``industry`` listed in ``attrs["label_variables"]``, so that a
+    (date, stock) or (stock) categorical of any name (``sector``, a pooled classification)
+    is validated as labels, as ``industry`` is; its dims are checked by
+    :func:`~riskmodel.exposures.industry.industry_array`."""
+    listed = panel.attrs.get("label_variables", ())
+    listed = [listed] if isinstance(listed, str) else list(listed)
+    if industry in listed or industry not in panel.data_vars:
+        return panel
+    return panel.assign_attrs(label_variables=[*listed, industry])
 
 
 def _check_arguments(

@@ -45,3 +45,26 @@ def industry_array(industry: xr.DataArray, like: xr.DataArray, name: str = "indu
     if codes.ndim == 1 or codes.shape[0] != T:
         codes = np.broadcast_to(codes.reshape(-1, codes.shape[-1])[-1], (T, codes.shape[-1]))
     return np.ascontiguousarray(codes, dtype=np.int32), tuple(labels)
+
+
+def drop_unused_labels(codes: np.ndarray, labels: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Codes and labels without the labels no cell holds (a factor without members).
+
+    A pooled classification (:func:`riskmodel.pool_thin_industries`) lists one
+    ``"<parent> (other)"`` label per parent, members or not, and an integer-coded
+    variable's ``attrs["labels"]`` may list industries absent from this panel: such a label
+    would be a factor with no member on any date, an empty column in every regression and
+    in the forecasts. The kept labels keep their order; the codes are renumbered. When every
+    label has a member the inputs are returned as they are.
+    """
+    n_labels = len(labels)
+    if n_labels == 0:
+        return codes, labels
+    flat = np.asarray(codes).reshape(-1)
+    used = np.bincount(flat[flat >= 0], minlength=n_labels)[:n_labels] > 0
+    if used.all():
+        return codes, labels
+    new_code = np.full(n_labels + 1, -1, dtype=np.int32)  # the last slot maps -1 to -1
+    new_code[:n_labels][used] = np.arange(int(used.sum()), dtype=np.int32)
+    renumbered = new_code[np.where(codes >= 0, codes, n_labels)]
+    return np.ascontiguousarray(renumbered, dtype=np.int32), tuple(label for label, keep in zip(labels, used) if keep)

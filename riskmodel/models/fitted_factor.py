@@ -87,6 +87,8 @@ class FittedFactorModel(FittedModel):
             ds["specific_vra"] = (("date",), specific.vra)
         ds.attrs["riskmodel_kind"] = MODEL_KIND
         ds.attrs["settings"] = json.dumps(jsonable_settings(settings))
+        if isinstance(panel.attrs.get("short_history"), str):  # add_descriptors(short_history=True)
+            ds.attrs["descriptor_short_history"] = panel.attrs["short_history"]
         return cls(dataset=ds, settings=settings)
 
     @classmethod
@@ -221,6 +223,25 @@ class FittedFactorModel(FittedModel):
                 f" (1 market, {len(self.industry_labels)} industries, {self.dataset.sizes['style']} styles)"
             ),
             f"mean R² {np.nanmean(r2):.3f}; dates fitted {int(np.isfinite(r2).sum())}",
+            *self._warm_up_lines(),
             self._factor_table(["market", *[str(s) for s in self.dataset["style"].to_numpy()]]),
         ]
         return "\n".join(lines)
+
+    def _warm_up_lines(self) -> list[str]:
+        """When the forecasts start, and the descriptors still on their short start then
+        (from the panel's ``short_history`` attribute, carried into the model)."""
+        if "factor_cov" not in self.dataset:
+            return []
+        first = self._first_forecast_date()
+        lines = [f"first forecast at the close of {first}"
+                 + (f" ({int(np.searchsorted(self.dates, np.datetime64(first)))} dates after {self.dates[0].date()})"
+                    if first != "never" else "")]
+        short = self.dataset.attrs.get("descriptor_short_history")
+        if isinstance(short, str):
+            flagged = {name: info.get("low_confidence_until") for name, info in json.loads(short).items()}
+            flagged = {name: until for name, until in flagged.items() if until}
+            if flagged:
+                listed = ", ".join(f"{name} until {until}" for name, until in flagged.items())
+                lines.append(f"low-confidence descriptors (short start, fewer returns than their full window): {listed}")
+        return lines

@@ -92,6 +92,14 @@ class FactorRiskModel:
         Factor volatility regime adjustment half-life.
     specific_half_life, specific_lags, shrink, specific_vra_half_life, blend :
         Specific-risk settings (METHODS §4).
+    min_history : int or None
+        The forecasts' warm-up: dates of factor returns before the first forecast. ``None``
+        (the default): the factor covariance needs ``max(3 × factors, 42)`` dates. A number
+        sets the factor covariance's ``min_periods`` (the specific risk starts from the
+        first fitted date with its structural model either way). A short warm-up gives a
+        user with a few years of data forecasts sooner, at the price of noisier first
+        forecasts (measured in ``benchmarks/results/short_history.json``); ``riskmodel
+        fit --min-history N``.
     covariance : bool
         ``False`` stops after the factor returns (no forecasts).
     statistical_factors : int
@@ -139,6 +147,7 @@ class FactorRiskModel:
         shrink: float = _D["shrink"],
         specific_vra_half_life: float | None = _D["specific_vra_half_life"],
         blend: bool = _D["blend"],
+        min_history: int | None = _D["min_history"],
         covariance: bool = _D["covariance"],
         statistical_factors: int = _D["statistical_factors"],
         progress: bool | None = None,
@@ -169,6 +178,7 @@ class FactorRiskModel:
         self.shrink = shrink
         self.specific_vra_half_life = specific_vra_half_life
         self.blend = blend
+        self.min_history = min_history
         self.covariance = covariance
         self.statistical_factors = statistical_factors
         self.progress = progress

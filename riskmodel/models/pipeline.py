@@ -236,8 +236,8 @@ def check_fundamental_data(panel: xr.Dataset, styles: Sequence[str], fixed_style
 def covariance_min_periods(n_factors: int, settings: Mapping[str, Any]) -> int:
     """Dates of factor returns the factor covariance forecast needs before its first forecast:
     ``min_periods`` of :func:`~riskmodel.covariance.factor.factor_covariance`
-    (``max(3 × factors, 42)`` unless the settings give it)."""
-    given = settings.get("min_periods")
+    (``max(3 × factors, 42)`` unless the settings give it as ``min_history``)."""
+    given = settings.get("min_history", settings.get("min_periods"))
     return int(given) if given is not None else max(3 * n_factors, 42)
 
 
@@ -266,9 +266,12 @@ def check_fitted_history(
     if most < needed:
         lag = int(settings.get("lag", 1))
         raise InsufficientDataError(
-            f"the factor covariance forecast needs {needed} dates of factor returns (max(3 x {len(factor_names)} "
-            f"factors, 42)), so at least {needed + lag} days with lag={lag}; the panel has {n_dates} days, "
-            f"{n_fitted} of them fitted: pass more days, or covariance=False for the factor returns only"
+            f"the factor covariance forecast needs {needed} dates of factor returns ("
+            + (f"min_history={needed}" if settings.get("min_history") is not None
+               else f"max(3 x {len(factor_names)} factors, 42)")
+            + f"), so at least {needed + lag} days with lag={lag}; the panel has {n_dates} days, "
+            f"{n_fitted} of them fitted: pass more days, a shorter min_history, or covariance=False for the "
+            "factor returns only"
         )
 
 

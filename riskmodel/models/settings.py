@@ -22,6 +22,7 @@ from riskmodel._params import (
     is_number,
     nonneg_int,
     pos_int,
+    pos_int_or_none,
     positive_or_none,
 )
 from riskmodel.covariance.settings import (
@@ -131,6 +132,7 @@ FUNDAMENTAL_PARAMETERS: ParameterTable = {
     "impute": (is_bool, "True or False"),
     "horizon": (_is_horizon, "'short' (USE4S, the default) or 'long' (USE4L)"),
     **_FORECASTS,
+    "min_history": (pos_int_or_none, "None (the stages' defaults) or a number of dates >= 1"),
     "covariance": (is_bool, "True or False"),
     "statistical_factors": (nonneg_int, "an integer >= 0"),
     "seed": FORECAST_PARAMETERS["seed"],
@@ -149,6 +151,7 @@ FUNDAMENTAL_DEFAULTS: dict[str, Any] = {
     "impute": True,
     "horizon": "short",
     **{name: FORECAST_DEFAULTS[name] for name in _FORECASTS},
+    "min_history": None,
     "covariance": True,
     "statistical_factors": 0,
     "seed": FORECAST_DEFAULTS["seed"],
@@ -161,8 +164,15 @@ def _stage_kwargs(stage: str, settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def factor_covariance_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The keywords of :func:`~riskmodel.covariance.factor.factor_covariance` from a model's settings."""
-    return _stage_kwargs("factor", settings)
+    """The keywords of :func:`~riskmodel.covariance.factor.factor_covariance` from a model's settings.
+
+    A ``min_history`` setting (the fundamental model's warm-up) becomes the stage's
+    ``min_periods``: the dates of factor returns before the first forecast.
+    """
+    kwargs = _stage_kwargs("factor", settings)
+    if settings.get("min_history") is not None:
+        kwargs["min_periods"] = int(settings["min_history"])
+    return kwargs
 
 
 def specific_variance_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:

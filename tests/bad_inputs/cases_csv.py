@@ -294,4 +294,72 @@ LABELS_CSV = [
 ]
 
 
-CASES = PANEL_CSV + WEIGHTS_CSV + FACTOR_CSV + LABELS_CSV
+# ---------------------------------------------------------------------------------------
+# issue 19: the long CSV of raw prices (returns, caps and dollar volume computed)
+# ---------------------------------------------------------------------------------------
+def _prices(frame, env):
+    """The session's long frame as prices: adjusted = close, volume, shares (no returns, no caps)."""
+    frame = frame.sort_values(["stock", "date"]).copy()
+    growth = (1.0 + frame["returns"].fillna(0.0)).groupby(frame["stock"]).cumprod()
+    frame["adj_close"] = 50.0 * growth
+    frame["close"] = frame["adj_close"]
+    frame["volume"] = 1e5
+    frame["shares"] = frame["market_cap"] / frame["close"]
+    return frame.drop(columns=["returns", "market_cap", "size", "value", "momentum"]).sort_values(["date", "stock"])
+
+
+def _price_case(case_id, edit, expect, names=(), extra=("--shares-column", "shares"), check=None):
+    def setup(tmp, env):
+        frame = edit(_prices(env.long.copy(), env), env)
+        return panel_argv(write_long_csv(tmp, frame, "prices.csv"), tmp, "--descriptors", "size,reversal", *extra)
+
+    return Case(case_id, setup, expect, tuple(names), outputs=OUT, check=check)
+
+
+def _check_prices_panel(tmp, env, result):
+    import riskmodel as rm
+
+    out = rm.load(tmp / "out.nc")
+    assert {"returns", "market_cap", "dollar_volume", "size", "reversal"} <= set(out.data_vars)
+    assert "adj_close" not in out and "shares" not in out
+    got, want = out["returns"].values, env.panel["returns"].values
+    both = np.isfinite(got) & np.isfinite(want)  # a missing return is a 0 % day in these prices
+    assert both.sum() >= 0.95 * np.isfinite(want).sum()
+    np.testing.assert_allclose(got[both], want[both], rtol=1e-9, atol=1e-12)
+
+
+def _price_at(column, value):
+    def edit(frame, env):
+        at = (frame["stock"] == _S) & (frame["date"] == _D)
+        frame[column] = frame[column].astype(object) if isinstance(value, str) else frame[column]
+        frame.loc[at, column] = value
+        return frame
+
+    return edit
+
+
+PRICES_CSV = [
+    _price_case("panel-prices-ok", lambda f, e: f, "ok", check=_check_prices_panel),
+    _price_case("panel-prices-negative-price", _price_at("adj_close", -3.0), "error", ["adj_close", _S, _D]),
+    _price_case("panel-prices-zero-close", _price_at("close", 0.0), "error", ["close", _S, _D]),
+    _price_case("panel-prices-text-price", _price_at("adj_close", "abc"), "error", ["'abc'", "adj_close", _S, _D]),
+    _price_case("panel-prices-negative-shares", _price_at("shares", -1.0), "error", ["shares", _S, _D]),
+    _price_case("panel-prices-no-cap-nor-shares", lambda f, e: f, "error", ["--cap-column", "--shares-column"], extra=()),
+    _price_case("panel-prices-cap-and-shares", lambda f, e: f.assign(cap=1e9), "error", ["--cap-column", "--shares-column"],
+                extra=("--shares-column", "shares", "--cap-column", "cap")),
+    _price_case("panel-prices-unknown-price-column", lambda f, e: f, "error", ["'px'", "--price-column"],
+                extra=("--shares-column", "shares", "--price-column", "px")),
+    _price_case("panel-prices-unknown-volume-column", lambda f, e: f, "error", ["'vol'", "--volume-column"],
+                extra=("--shares-column", "shares", "--volume-column", "vol")),
+    _price_case("panel-prices-cap-scale-negative", lambda f, e: f.assign(cap=1e3), "error", ["--cap-scale", "-5"],
+                extra=("--cap-column", "cap", "--cap-scale", "-5")),
+    _price_case("panel-prices-cap-scale-without-cap-column", lambda f, e: f, "error", ["--cap-scale"],
+                extra=("--shares-column", "shares", "--cap-scale", "1e6")),
+    _price_case("panel-prices-ticker-column-ok", lambda f, e: f.rename(columns={"stock": "ticker"}), "ok"),
+    _panel_case("panel-returns-csv-with-price-flag", lambda f, e: f, "error", ["--close-column", "returns"],
+                extra=("--close-column", "close")),
+    _panel_case("panel-short-history-without-descriptors", lambda f, e: f, "error", ["--short-history", "--descriptors"],
+                extra=("--short-history",)),
+]
+
+CASES = PANEL_CSV + WEIGHTS_CSV + FACTOR_CSV + LABELS_CSV + PRICES_CSV
