@@ -238,14 +238,25 @@ def _label_values(labels: Any, stocks: np.ndarray, last_date: Any) -> np.ndarray
     return np.array([None if v is None else str(v) for v in out], dtype=object)
 
 
+def date_position(dates: pd.DatetimeIndex, when: Any, side: str) -> int:
+    """``dates.searchsorted(when, side)``, also for a date beyond pandas' nanosecond range
+    (year 2999 is after every date, not an overflow)."""
+    when = pd.Timestamp(when)
+    if not dates.size or when > dates[-1]:
+        return int(dates.size)
+    if when < dates[0]:
+        return 0
+    return int(dates.searchsorted(when, side=side))
+
+
 def _date_range(dates: np.ndarray, start: Any, end: Any) -> tuple[int, int]:
     """Positions ``lo, hi`` of the dates in ``[start, end]`` (``dates[lo:hi]``)."""
     if start is not None and end is not None and pd.Timestamp(start) > pd.Timestamp(end):
         raise InvalidParameterError(
             f"audit_residuals: start={_labels.fmt_date(start)} is after end={_labels.fmt_date(end)}")
     d = pd.DatetimeIndex(dates)
-    lo = 0 if start is None else int(d.searchsorted(pd.Timestamp(start), side="left"))
-    hi = d.size if end is None else int(d.searchsorted(pd.Timestamp(end), side="right"))
+    lo = 0 if start is None else date_position(d, start, "left")
+    hi = d.size if end is None else date_position(d, end, "right")
     if hi - lo < 2 * MIN_PART_DATES:
         span = f"{_labels.fmt_date(dates[0])} .. {_labels.fmt_date(dates[-1])}" if dates.size else "no dates"
         raise InsufficientDataError(

@@ -27,6 +27,8 @@ from riskmodel.errors import DataQualityWarning, InvalidParameterError, PanelErr
 ID_COLUMNS = ("stock", "ticker", "symbol")
 #: The column used as labels when ``--label-column`` is not given and the file has it.
 LABEL_COLUMN = "label"
+#: Columns suggested first when the choice is ambiguous.
+SUGGESTED = ("sector", "industry")
 #: Fewest dates the audit needs (20 to discover, 20 to test).
 MIN_WINDOW = 40
 #: The API's defaults, repeated so that ``riskmodel --help`` does not import the audit
@@ -112,9 +114,11 @@ def _check_dates(fit, args: argparse.Namespace) -> None:
     """``--start`` / ``--end`` that keep fewer than 40 of the model's dates: one line with its span."""
     if args.start is None and args.end is None:
         return
+    from riskmodel.audit.residuals import date_position
+
     dates = pd.DatetimeIndex(np.asarray(fit.dates))
-    lo = 0 if args.start is None else int(dates.searchsorted(pd.Timestamp(args.start)))
-    hi = dates.size if args.end is None else int(dates.searchsorted(pd.Timestamp(args.end), side="right"))
+    lo = 0 if args.start is None else date_position(dates, args.start, "left")
+    hi = dates.size if args.end is None else date_position(dates, args.end, "right")
     if hi - lo < MIN_WINDOW:
         span = f"{dates[0].date()} .. {dates[-1].date()}" if dates.size else "no dates"
         raise InvalidParameterError(
@@ -168,14 +172,17 @@ def _id_column(frame: pd.DataFrame) -> str:
 
 
 def _text_columns(frame: pd.DataFrame, exclude: str) -> list[str]:
-    """Columns that hold text (not numbers, not dates written as numbers), the ids excluded."""
+    """Columns that hold text (not numbers, not dates), the ids excluded."""
     out = []
     for column in frame.columns:
         if column == exclude:
             continue
         values = frame[column].dropna()
-        if values.size and pd.to_numeric(values, errors="coerce").isna().any():
-            out.append(column)
+        if not values.size or not pd.to_numeric(values, errors="coerce").isna().any():
+            continue
+        if not pd.to_datetime(values, format="ISO8601", errors="coerce").isna().any():
+            continue  # dates
+        out.append(column)
     return out
 
 
@@ -206,8 +213,9 @@ def label_column(frame: pd.DataFrame, path: str, chosen: str | None) -> tuple[st
     if len(text) == 1:
         return ids, text[0]
     shown = ", ".join(map(str, text[:8])) + (", ..." if len(text) > 8 else "")
+    example = next((c for c in SUGGESTED if c in text), (text or columns[1:])[0])
     raise PanelError(f"{path}: {len(text) if text else 'no'} columns could be the labels ({shown or 'none is text'}); "
-                     f"choose one with --label-column (e.g. --label-column {(text or columns[1:])[0]})")
+                     f"choose one with --label-column (e.g. --label-column {example})")
 
 
 def read_label_file(path: str, column: str | None = None):
