@@ -104,6 +104,8 @@ def cmd_audit(args: argparse.Namespace) -> None:
         if args.labels and "labels" in str(exc) and args.labels not in str(exc):
             raise type(exc)(f"{args.labels}: {exc}") from None
         raise
+    if args.labels:  # which column was used, always said
+        print(f"labels: column {labels.name!r} of {args.labels}")
     print(audit.summary())
     if args.report:
         audit.to_html(args.report)

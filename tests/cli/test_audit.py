@@ -67,6 +67,7 @@ def test_label_column_chooses_the_labels(files, tmp_path, capsys):
     capsys.readouterr()
     assert main(["audit", str(model), "--labels", str(labels), "--label-column", "sector", "--min-purity", "0"]) == 0
     out = capsys.readouterr().out
+    assert out.startswith(f"labels: column 'sector' of {labels}\n")
     table = out.split("label / members")[1]
     assert "SEC" in table and "Company" not in table and "IND" not in table
     assert main(["audit", str(model), "--labels", str(labels), "--label-column", "industry", "--min-purity", "0"]) == 0
