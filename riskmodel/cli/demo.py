@@ -41,8 +41,14 @@ class _Story:
         self._lines.append(text)
 
     def figure(self, fig, caption: str, path: Path) -> None:
+        import io
+
+        from riskmodel import _atomic
+
         self._flush()
-        fig.savefig(path, dpi=110)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=110)
+        _atomic.write_bytes(path, png.getvalue())  # atomic, with the mode open() gives
         self.blocks.append(self._block("figure", fig, caption))
 
     def _flush(self) -> None:

@@ -107,7 +107,11 @@ def test_demo_index_ends_with_the_story_not_the_console(demo_folder):
     assert "wrote " in console.splitlines()[-1]  # the console says where the files went ...
     assert "wrote " not in text and f"{folder}" not in text  # ... the page does not
     assert text.rstrip().endswith("</body></html>")
-    assert _mode(folder / "index.html") == _mode(folder / "factor_returns.png")
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {p.name: _mode(p) for p in folder.iterdir()}
+    assert set(modes) >= {"index.html", "audit.html", "demo.json", "factor_returns.png", "rolling_bias.png"}
+    assert modes == dict.fromkeys(modes, 0o666 & ~mask), modes  # as open() gives: 0644 under umask 022
 
 
 def test_demo_json_is_plain_json(demo_folder):
