@@ -18,6 +18,9 @@ and only when the process that made them no longer exists. A SIGTERM or SIGHUP d
 write becomes an exception (:func:`signals_as_exceptions`), so the writer removes its
 temporary before the process ends as the signal asked.
 
+:func:`write_bytes` writes a small file (an HTML report, a figure) that way, with the
+mode a plain ``open`` gives (the umask's, not ``0o600``).
+
 :func:`numba_cache_problem` tells, without importing numba, whether numba will find a
 writable cache folder for riskmodel's kernels, and :func:`use_private_numba_cache` gives it
 one for the life of the process when it would not.
@@ -276,6 +279,35 @@ def move_into_place(tmp: Path, path: Path) -> None:
     else:
         os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically, with the mode a plain ``open`` would give.
+
+    The temporary sibling is created with mode ``0o666`` less the process umask (0644 under
+    the usual umask 022), like a file written by ``open`` or a figure by matplotlib, not
+    ``0o600`` as :func:`tempfile.mkstemp` makes; a file replaced keeps its own mode. The
+    sibling is flushed (fsync) and renamed over ``path``; on any error or signal it is
+    removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    mode = file_mode(path)
+    remove_stale_siblings(path)
+    tmp = sibling_path(path, "tmp")
+    with signals_as_exceptions():
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # the umask applies
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if mode is not None:
+                os.chmod(tmp, mode)
+            move_into_place(tmp, path)
+        except BaseException:
+            clean_up(lambda: remove_path(tmp))
+            raise
+    return path
 
 
 def check_folder_writable(path: Path) -> None:

@@ -108,20 +108,39 @@ def settings_from_json(settings: dict[str, Any]) -> dict[str, Any]:
             for key, value in settings.items()}
 
 
+def _stderr_shows_bars(notebook: bool) -> bool:
+    """True when stderr is a terminal, or (with ``notebook``) a Jupyter kernel's stream, where
+    tqdm draws a widget."""
+    stream = sys.stderr
+    if stream is None:
+        return False
+    try:
+        if stream.isatty():
+            return True
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return False
+    return notebook and type(stream).__module__.startswith("ipykernel")
+
+
 class StageProgress:
     """A stage progress bar on stderr (tqdm), silent when not wanted.
+
+    A bar is drawn only where someone watches it: on a terminal or in a Jupyter notebook.
+    Into a pipe or a file (``riskmodel fit ... 2> log``, a CI job) nothing is printed, even
+    when asked for: carriage-return redraws are noise in a log.
 
     Parameters
     ----------
     stages : list of str
         The stages' names, in order; the bar shows the current one.
     enabled : bool or None
-        None: show it when stderr is a terminal.
+        None: show it when stderr is a terminal; True: also in a Jupyter notebook; False:
+        never.
     """
 
     def __init__(self, stages: list[str], enabled: bool | None) -> None:
         self.stages = stages
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.enabled = enabled is not False and _stderr_shows_bars(notebook=enabled is True)
         self._bar = None
 
     def __enter__(self) -> "StageProgress":

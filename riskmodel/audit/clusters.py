@@ -8,7 +8,9 @@
 * :func:`portfolio_bias` -- bias statistic of equal-weight portfolios of standardised
   residuals, ``sd_t( sum_n z_tn / sqrt(k_t) )``;
 * :func:`held_out_p_value` -- one-sided p-value of a mean within-group correlation
-  against independence.
+  against independence;
+* :func:`cluster_label` -- the label a cluster is shown with: its most common label, or
+  ``"mixed"`` when fewer than ``min_purity`` of the members carry it.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from scipy.stats import norm
 from riskmodel.audit.spectrum import spike_overlap
 
 __all__ = [
+    "MIN_PURITY",
+    "MIXED",
     "average_linkage",
     "candidate_stocks",
+    "cluster_label",
     "filtered_correlation",
     "held_out_p_value",
     "ipr",
@@ -33,6 +38,40 @@ __all__ = [
 ]
 
 _MAD_TO_SD = 1.482602218505602
+#: Default ``min_purity``: a cluster is named after its most common label only when that
+#: label is carried by at least half of its members (a majority); otherwise it is "mixed".
+MIN_PURITY = 0.5
+#: The label of a cluster whose most common label is carried by fewer than ``min_purity``.
+MIXED = "mixed"
+
+
+def cluster_label(dominant_label: str | None, purity: float | None, min_purity: float = MIN_PURITY) -> str | None:
+    """The label a cluster is shown with.
+
+    Parameters
+    ----------
+    dominant_label : str or None
+        The most common label among the members (None without labels).
+    purity : float or None
+        The share of members carrying it.
+    min_purity : float
+        Fewest share for the cluster to be named after ``dominant_label`` (default
+        :data:`MIN_PURITY`, 0.5); 0 always names it.
+
+    Returns
+    -------
+    str or None
+        ``dominant_label`` when ``purity >= min_purity``, :data:`MIXED` (``"mixed"``) below,
+        None without labels.
+
+    Examples
+    --------
+    >>> cluster_label("Energy", 0.8), cluster_label("Energy", 0.24), cluster_label(None, None)
+    ('Energy', 'mixed', None)
+    """
+    if dominant_label is None or purity is None:
+        return None
+    return dominant_label if purity >= min_purity else MIXED
 
 
 def ipr(vectors: np.ndarray) -> np.ndarray:

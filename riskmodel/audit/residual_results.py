@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from riskmodel._results import Result, check_kind
+from riskmodel.audit.clusters import MIN_PURITY, cluster_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -67,6 +68,10 @@ class ResidualCluster:
     purity, dominant_label : float, str or None
         Share of members carrying the most frequent label, and that label (None
         without labels).
+    label : str or None
+        The label the cluster is shown with: ``dominant_label`` when ``purity`` is at
+        least the audit's ``min_purity`` (default 0.5), else ``"mixed"``; None without
+        labels (see :func:`~riskmodel.audit.clusters.cluster_label`).
     """
 
     stocks: list[str]
@@ -85,10 +90,15 @@ class ResidualCluster:
     random_bias: np.ndarray = field(default_factory=lambda: np.empty(0))
     purity: float | None = None
     dominant_label: str | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.label is None and self.dominant_label is not None:  # built by hand: the default rule
+            object.__setattr__(self, "label", cluster_label(self.dominant_label, self.purity))
 
     def __repr__(self) -> str:
         head = ", ".join(self.stocks[:5]) + (", ..." if self.size > 5 else "")
-        lab = f", {self.dominant_label!r} purity={self.purity:.2f}" if self.dominant_label is not None else ""
+        lab = f", {self.label!r} purity={self.purity:.2f}" if self.dominant_label is not None else ""
         return (
             f"ResidualCluster(size={self.size}, mean_correlation={self.mean_correlation:.3f}, "
             f"p_value={self.p_value:.2g}, bias_out={self.bias_out:.2f}"
@@ -272,11 +282,15 @@ class ResidualAudit(Result):
             f" q={s['null_quantile']}, column groups of {self.null_group_size})",
             f"detectability     {self.detectability:.4f}   (BBP 1 + sqrt(N/T))",
             f"significant       {self.n_significant}"
-            + ("  (= max_components: there may be more)" if self.n_significant == len(self.eigenvalues) else ""),
+            + (f"  (= max_components {len(self.eigenvalues)}: there may be more; raise it with "
+               "audit_residuals(..., max_components=K) or riskmodel audit --components K)"
+               if self.n_significant == len(self.eigenvalues) else ""),
             "eigenvalues       " + " ".join(f"{v:.3f}" for v in self.eigenvalues.values[:8]),
             "",
             f"clusters (cut rho >= {s['cluster_cut']}, size >= {s['min_cluster_size']});"
-            f" flagged if held-out bias > {band:.3f}",
+            f" flagged if held-out bias > {band:.3f}"
+            + (f"; label 'mixed' below purity {s.get('min_purity', MIN_PURITY)}"
+               if any(c.dominant_label is not None for c in self.clusters) else ""),
         ]
         lines += _cluster_lines(self.clusters)
         return "\n".join(lines)
@@ -423,6 +437,7 @@ def _clusters_from_dataset(ds: xr.Dataset, stocks: np.ndarray, dates: np.ndarray
     labels = np.asarray(ds["cluster_dominant_label"].values).astype(str)
     rand = np.asarray(ds["random_bias"].transpose("cluster", "random").values)
     n_random = np.asarray(ds["cluster_n_random"].values)
+    min_purity = float(_json_attr(ds.attrs["settings"]).get("min_purity", MIN_PURITY))
     clusters = []
     for j in range(ds.sizes["cluster"]):
         value = {attr: ds[f"cluster_{attr}"].values[j] for attr, _, _ in _CLUSTER_SCALARS}
@@ -444,6 +459,7 @@ def _clusters_from_dataset(ds: xr.Dataset, stocks: np.ndarray, dates: np.ndarray
             random_bias=rand[j, : int(n_random[j])].copy(),
             purity=None if math.isnan(purity) else purity,
             dominant_label=str(labels[j]) or None,
+            label=cluster_label(str(labels[j]) or None, None if math.isnan(purity) else purity, min_purity),
         ))
     return clusters
 
@@ -458,7 +474,7 @@ def _cluster_lines(clusters: list[ResidualCluster]) -> list[str]:
     ]
     for i, c in enumerate(clusters):
         rmed = float(np.median(c.random_bias)) if c.random_bias.size else float("nan")
-        lab = c.dominant_label if c.dominant_label is not None else ", ".join(c.stocks[:4])
+        lab = c.label if c.dominant_label is not None else ", ".join(c.stocks[:4])
         pur = f"{c.purity:6.2f}" if c.purity is not None else f"{'-':>6}"
         lines.append(
             f"  {i:>2} {c.size:>5} {c.mean_correlation:6.3f} {c.held_out_correlation:7.3f}"

@@ -29,6 +29,7 @@ from riskmodel.errors import (
     DimensionError,
     DuplicateLabelError,
     InsufficientDataError,
+    InvalidParameterError,
     VariableTypeError,
     warns_at_caller,
 )
@@ -59,6 +60,17 @@ def _in_open(low: float, high: float, *, closed_high: bool = False) -> Any:
     return check
 
 
+def _date_or_none(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, (bool, int, float, np.number)):
+        return False
+    try:
+        return pd.Timestamp(value) is not pd.NaT
+    except (TypeError, ValueError):
+        return False
+
+
 def _positive_or_none(value: Any) -> bool:
     try:
         return value is None or bool(value > 0)
@@ -81,6 +93,10 @@ PARAMETERS: ParameterTable = {
     "test_fraction": (_in_open(0.0, 1.0), "a number in (0, 1)"),
     "n_random": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
     "null_group_size": (lambda v: v is None or (_is_int(v) and v >= 1), "None or an int >= 1"),
+    "min_purity": (lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and 0.0 <= v <= 1.0,
+                   "a number in [0, 1]"),
+    "start": (_date_or_none, "None or a date (e.g. '2020-01-31')"),
+    "end": (_date_or_none, "None or a date (e.g. '2021-12-31')"),
 }
 
 
@@ -222,6 +238,35 @@ def _label_values(labels: Any, stocks: np.ndarray, last_date: Any) -> np.ndarray
     return np.array([None if v is None else str(v) for v in out], dtype=object)
 
 
+def date_position(dates: pd.DatetimeIndex, when: Any, side: str) -> int:
+    """``dates.searchsorted(when, side)``, also for a date beyond pandas' nanosecond range
+    (year 2999 is after every date, not an overflow)."""
+    when = pd.Timestamp(when)
+    if not dates.size or when > dates[-1]:
+        return int(dates.size)
+    if when < dates[0]:
+        return 0
+    return int(dates.searchsorted(when, side=side))
+
+
+def _date_range(dates: np.ndarray, start: Any, end: Any) -> tuple[int, int]:
+    """Positions ``lo, hi`` of the dates in ``[start, end]`` (``dates[lo:hi]``)."""
+    if start is not None and end is not None and pd.Timestamp(start) > pd.Timestamp(end):
+        raise InvalidParameterError(
+            f"audit_residuals: start={_labels.fmt_date(start)} is after end={_labels.fmt_date(end)}")
+    d = pd.DatetimeIndex(dates)
+    lo = 0 if start is None else date_position(d, start, "left")
+    hi = d.size if end is None else date_position(d, end, "right")
+    if hi - lo < 2 * MIN_PART_DATES:
+        span = f"{_labels.fmt_date(dates[0])} .. {_labels.fmt_date(dates[-1])}" if dates.size else "no dates"
+        raise InsufficientDataError(
+            f"audit_residuals: {max(hi - lo, 0)} date(s) of the residuals ({span}) lie in "
+            f"start={_labels.fmt_date(start) if start is not None else 'None'} .. "
+            f"end={_labels.fmt_date(end) if end is not None else 'None'}; the audit needs at least "
+            f"{2 * MIN_PART_DATES}: widen the range")
+    return lo, hi
+
+
 # ============================================================================ the audit
 @warns_at_caller
 def audit_residuals(
@@ -242,6 +287,9 @@ def audit_residuals(
     n_random: int = 100,
     seed: int = 0,
     null_group_size: int | None = None,
+    min_purity: float = cl.MIN_PURITY,
+    start: Any = None,
+    end: Any = None,
 ) -> ResidualAudit:
     """Find groups of stocks whose residuals co-move: factors the model does not name.
 
@@ -262,7 +310,8 @@ def audit_residuals(
         ``(stock,)`` vector is one variance per stock.  Without it (and without a fit)
         each stock is scaled by its realised sd over the window (ex post).
     window : int, optional
-        Number of most recent dates audited (default: the last 504, or all if fewer).
+        Number of most recent dates audited (default: the last 504, or all if fewer;
+        with ``start`` or ``end``: every date between them).
         Dates on which no stock has a standardised residual (e.g. the first date, which
         has no previous forecast) are skipped before counting.
     coverage : float
@@ -291,6 +340,15 @@ def audit_residuals(
     null_group_size : int, optional
         Columns that share one surrogate transform (see Notes); default automatic, 1 is
         the textbook per-column surrogate.
+    min_purity : float
+        A cluster is named after its most common label (``ResidualCluster.label``) only
+        when at least this share of its members carry it; below, its label is
+        ``"mixed"`` (default 0.5, a majority; 0 always names it). ``dominant_label`` and
+        ``purity`` are kept either way.
+    start, end : date-like, optional
+        Audit only the dates from ``start`` to ``end`` (inclusive; e.g. ``"2021-01-01"``);
+        ``window`` then counts back from ``end``. The forecast made the day before
+        ``start`` still standardises ``start``'s residual.
 
     Returns
     -------
@@ -303,8 +361,8 @@ def audit_residuals(
     AlignmentError
         ``specific_var`` or ``labels`` does not cover the audited stocks (or dates).
     InsufficientDataError
-        Fewer than 40 dates (20 to discover, 20 to test) or fewer than 10 stocks pass
-        the coverage rule.
+        Fewer than 40 dates (20 to discover, 20 to test; in ``start .. end``) or fewer
+        than 10 stocks pass the coverage rule.
     InvalidParameterError
         A setting out of range.
 
@@ -360,7 +418,8 @@ def audit_residuals(
         "audit_residuals", PARAMETERS,
         dict(window=window, coverage=coverage, clip=clip, null=null, n_null=n_null, null_quantile=null_quantile,
              max_components=max_components, cluster_cut=cluster_cut, min_cluster_size=min_cluster_size,
-             test_fraction=test_fraction, n_random=n_random, null_group_size=null_group_size),
+             test_fraction=test_fraction, n_random=n_random, null_group_size=null_group_size,
+             min_purity=min_purity, start=start, end=end),
     )
     rng = np.random.default_rng(seed)
     res, sv = _inputs(fit_or_residuals, specific_var)
@@ -368,9 +427,16 @@ def audit_residuals(
     all_dates = np.asarray(res["date"].values)
     all_stocks = np.asarray(res["stock"].values).astype(str)
     svv = None if sv is None else _float_values(sv, "specific_var")
+    w = DEFAULT_WINDOW if window is None else int(window)
+    if start is not None or end is not None:  # the dates in [start, end], and the forecast before start
+        lo, hi = _date_range(all_dates, start, end)
+        lagged = svv is not None and svv.ndim == 2
+        first = lo - 1 if lagged and lo > 0 else lo  # a lagged forecast's row is invalid as a residual row
+        u, all_dates = u[first:hi], all_dates[first:hi]
+        svv = svv[first:hi] if lagged else svv
+        w = hi - first if window is None else w
 
     # ---------------------------------------------------------------- window and Z (T, N)
-    w = DEFAULT_WINDOW if window is None else int(window)
     win = core.select_window(u, svv, w, coverage)
     rows, T = win.rows, win.rows.size
     core.check_window(T, all_dates.size, all_stocks.size)
@@ -395,7 +461,7 @@ def audit_residuals(
     T_d, T_t = core.split_window(T, test_fraction)
     arrays = core.AuditArrays(u, rows, cols, Z, M, mu, scale, T_d, label_of, rng)
     clusters = [
-        _labelled_cluster(arrays, members, comp, comp_ipr, n_random, stock_ids, window_dates)
+        _labelled_cluster(arrays, members, comp, comp_ipr, n_random, stock_ids, window_dates, min_purity)
         for members, comp, comp_ipr in core.discover_groups(Z, T_d, spec, cluster_cut, min_cluster_size, rng)
     ]
     clusters.sort(key=lambda c: c.strength, reverse=True)
@@ -405,7 +471,9 @@ def audit_residuals(
         "window": w, "coverage": coverage, "clip": clip, "null": null, "n_null": n_null,
         "null_quantile": null_quantile, "max_components": max_components, "cluster_cut": cluster_cut,
         "min_cluster_size": min_cluster_size, "test_fraction": test_fraction, "n_random": n_random,
-        "seed": seed, "null_group_size": null_group_size,
+        "seed": seed, "null_group_size": null_group_size, "min_purity": min_purity,
+        "start": None if start is None else _labels.fmt_date(start),
+        "end": None if end is None else _labels.fmt_date(end),
     }
     return _labelled_audit(
         spec, clusters, excluded, stock_ids, window_dates, T_d, T_t,
@@ -424,7 +492,7 @@ def _excluded(stocks: np.ndarray, win: core.Window, coverage: float) -> dict[str
 
 def _labelled_cluster(
     arrays: core.AuditArrays, members: np.ndarray, comp: int, comp_ipr: float, n_random: int,
-    stock_ids: np.ndarray, dates: np.ndarray,
+    stock_ids: np.ndarray, dates: np.ndarray, min_purity: float = cl.MIN_PURITY,
 ) -> ResidualCluster:
     """A :class:`ResidualCluster` (members in id order) from one group of columns."""
     ids = stock_ids[members]
@@ -450,6 +518,7 @@ def _labelled_cluster(
         random_bias=stats.random_bias,
         purity=stats.purity,
         dominant_label=stats.dominant_label,
+        label=cl.cluster_label(stats.dominant_label, stats.purity, min_purity),
     )
 
 

@@ -11,8 +11,11 @@ Everything printed is computed; figures and an HTML page are written to one fold
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,8 +41,14 @@ class _Story:
         self._lines.append(text)
 
     def figure(self, fig, caption: str, path: Path) -> None:
+        import io
+
+        from riskmodel import _atomic
+
         self._flush()
-        fig.savefig(path, dpi=110)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=110)
+        _atomic.write_bytes(path, png.getvalue())  # atomic, with the mode open() gives
         self.blocks.append(self._block("figure", fig, caption))
 
     def _flush(self) -> None:
@@ -61,6 +70,7 @@ def run_demo(output: Path, *, n_stocks: int = 600, n_days: int = 1000, seed: int
         The headline figures (also written to ``output/demo.json``).
     """
     import riskmodel as rm
+    from riskmodel import _atomic
     from riskmodel.report.figures import plot_cumulative_factor_returns
     from riskmodel.report.html import write_report
 
@@ -146,11 +156,25 @@ def run_demo(output: Path, *, n_stocks: int = 600, n_days: int = 1000, seed: int
     story.say(neutral.summary())
     facts["true_spend_premium_annual"] = float(panel.attrs.get("spend_premium", np.nan))
 
-    elapsed = time.perf_counter() - started
-    story.say(f"\nwrote {output}/index.html, audit.html and figures in {elapsed:.1f} s")
     write_report(output / "index.html", "riskmodel demo", story.finish())
-    pd.Series({k: str(v) for k, v in facts.items()}).to_json(output / "demo.json", indent=2)
+    _atomic.write_bytes(output / "demo.json", (json.dumps(plain_json(facts), indent=2) + "\n").encode("utf-8"))
+    elapsed = time.perf_counter() - started
+    print(f"\nwrote {output}/index.html, audit.html, demo.json and figures in {elapsed:.1f} s")  # console only
     return facts
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` as strict JSON: numpy numbers as Python numbers, NaN and infinities as None,
+    dicts and sequences recursively (keys as text)."""
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _both_finite(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,4 +182,4 @@ def _both_finite(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a[ok], b[ok]
 
 
-__all__ = ["run_demo"]
+__all__ = ["plain_json", "run_demo"]

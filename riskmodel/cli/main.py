@@ -20,7 +20,7 @@ import pandas as pd
 
 from riskmodel.errors import InvalidParameterError, PanelError
 from riskmodel.data.io import check_free_space, check_target
-from riskmodel.cli.readers import read_csv, read_factor_file, read_input, read_labels, read_weights, same_file
+from riskmodel.cli.readers import read_factor_file, read_input, read_weights, same_file
 from riskmodel.cli import panel as panel_command
 from riskmodel.cli.panel import US_EQUITIES, _descriptor_names, _panel_from_csv, cmd_panel  # noqa: F401 (re-exported)
 
@@ -284,64 +284,6 @@ def _risk_reports(dec, top: int) -> dict[str, dict]:
     }
 
 
-def cmd_audit(args: argparse.Namespace) -> None:
-    import riskmodel as rm
-
-    if args.labels and args.labels_from:
-        raise InvalidParameterError("--labels and --labels-from both give labels; choose one")
-    if args.report:
-        _check_report_target(args.report, args.model)
-    fit = _read_input_model(args.model)
-    labels = _audit_labels(fit, args)
-    try:
-        audit = rm.audit_residuals(fit, labels=labels, seed=args.seed)
-    except PanelError as exc:
-        if args.labels and "labels" in str(exc) and args.labels not in str(exc):
-            raise type(exc)(f"{args.labels}: {exc}") from None
-        raise
-    print(audit.summary())
-    if args.report:
-        audit.to_html(args.report)
-        print(f"wrote {args.report}")
-
-
-def _check_report_target(report: str, model: str) -> None:
-    """The HTML report may replace an earlier report, never the model or another file."""
-    target = Path(report)
-    if same_file(target, model):
-        raise PanelError(f"--report {report}: that is the model file; write the report to an .html path")
-    if target.is_dir():
-        raise PanelError(f"--report {report}: an existing folder; give a file path ending in .html")
-    if target.exists() and target.suffix.lower() not in (".html", ".htm"):
-        raise PanelError(f"--report {report}: an existing file that is not an HTML report; refusing to replace it")
-
-
-def _audit_labels(fit, args: argparse.Namespace):
-    import xarray as xr
-
-    if args.labels:
-        labels = read_labels(args.labels)
-        known = np.isin(labels["stock"].values, np.asarray(fit.stocks).astype(str))
-        if not known.any():
-            raise PanelError(f"{args.labels}: none of its stocks ({', '.join(map(str, labels['stock'].values[:3]))}, ...) "
-                             "is in the model")
-        return labels
-    if args.labels_from:
-        if args.labels_from == "industry" and getattr(fit, "industry_labels", ()):
-            codes = fit.dataset["industry_code"].isel(date=-1).to_numpy()
-            names = np.asarray(fit.industry_labels, dtype=object)[np.clip(codes, 0, None)]
-            names = np.where(codes >= 0, names, "unknown").astype(str)
-            return xr.DataArray(names, coords={"stock": fit.stocks}, dims="stock", name="industry")
-        if args.panel is None:
-            raise PanelError(f"--labels-from {args.labels_from}: give --panel PANEL holding that variable")
-        panel = read_input(args.panel, "panel")
-        if args.labels_from not in panel:
-            raise PanelError(f"--labels-from: the panel has no variable {args.labels_from!r}")
-        var = panel[args.labels_from]
-        return var.isel(date=-1) if "date" in var.dims else var
-    return None
-
-
 def cmd_alpha(args: argparse.Namespace) -> None:
     import riskmodel as rm
 
@@ -467,14 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_risk)
 
-    p = sub.add_parser("audit", help="find clusters of co-moving residuals (missing factors)")
-    p.add_argument("model", help="fitted model file")
-    p.add_argument("--labels", help="CSV: stock, label (e.g. sectors) for purity")
-    p.add_argument("--labels-from", help="use a variable as labels ('industry' or a --panel variable)")
-    p.add_argument("--panel", help="panel file holding the --labels-from variable")
-    p.add_argument("--report", help="write a self-contained HTML report here")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_audit)
+    from riskmodel.cli import audit
+
+    audit.add_parser(sub)
 
     p = sub.add_parser("alpha", help="manufacture a signal's factor and test its alpha")
     p.add_argument("signal", help="signal variable in the panel")

@@ -74,7 +74,7 @@ def read_csv(path: str | Path, what: str, *, ids: str | int | None = None, **kwa
     """
     if not Path(path).exists():
         raise PanelError(f"{path}: no such {what}")
-    dtype = None if ids is None else {ids: str}
+    dtype = kwargs.pop("dtype", None) if ids is None else {ids: str}
     try:
         with warnings.catch_warnings():  # a row longer than the header: an error, not cells dropped
             warnings.simplefilter("error", pd.errors.ParserWarning)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from riskmodel import _atomic
 
 if TYPE_CHECKING:  # pragma: no cover - type hints only: report never imports audit at run time
     from riskmodel.audit.residual_results import ResidualAudit
@@ -61,8 +64,8 @@ def plot_spectrum(audit: ResidualAudit) -> Figure:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("component")
     ax.set_ylabel("eigenvalue of $Z^TZ/T$")
-    ax.set_title(
-        f"Residual spectrum: {audit.n_stocks} stocks x {audit.n_dates} dates, "
+    ax.set_title(  # two lines: one would run past the figure's edges
+        f"Residual spectrum: {audit.n_stocks} stocks x {audit.n_dates} dates\n"
         f"{audit.n_significant} above the null edge (BBP bound on spikes {audit.detectability:.2f})",
         fontsize=10,
     )
@@ -166,6 +169,8 @@ def save_figures(audit: ResidualAudit, directory: str | Path) -> dict[str, Path]
     for kind in KINDS:
         fig = plot_audit(audit, kind)
         path = out / f"audit_{kind}.png"
-        fig.savefig(path, format="png")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        _atomic.write_bytes(path, buffer.getvalue())  # atomic, with the mode open() gives
         paths[kind] = path
     return paths

@@ -3,7 +3,8 @@
 A report is a title plus a list of blocks (headings, paragraphs, preformatted text,
 tables, matplotlib figures).  Nothing is linked from outside the file: no scripts, no
 style sheets, no images by URL.  Files are written aside and renamed (atomic), so a crash
-never leaves a half-written report in place of an old one.
+never leaves a half-written report in place of an old one; they get the mode a plain
+``open`` gives (0644 under the usual umask), like the figures.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import base64
 import html
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from riskmodel import _atomic
 
 if TYPE_CHECKING:  # pragma: no cover - type hints only: report never imports audit at run time
     from matplotlib.figure import Figure
@@ -34,6 +35,7 @@ pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.85em}
 table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:right}
 th{background:#eee}img{max-width:100%;height:auto;display:block;margin:.6em 0}
 .flag{color:#b00;font-weight:bold}
+td.members{text-align:left;max-width:28em}details summary{cursor:pointer}
 """
 
 
@@ -68,7 +70,8 @@ def _render_block(b: Block) -> str:
         return str(b.content)
     if b.kind == "table":
         df = b.content if isinstance(b.content, pd.DataFrame) else pd.DataFrame(b.content)
-        return df.to_html(escape=True, border=0, float_format=lambda x: f"{x:.4g}", na_rep="")
+        plain = isinstance(df.index, pd.RangeIndex) and df.index.name is None  # 0, 1, 2 ...: not shown
+        return df.to_html(escape=True, border=0, float_format=lambda x: f"{x:.4g}", na_rep="", index=not plain)
     if b.kind == "figure":
         data = b.content if isinstance(b.content, (bytes, bytearray)) else figure_png(b.content)
         src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
@@ -88,20 +91,11 @@ def render_html(title: str, blocks: list[Block]) -> str:
 
 
 def write_html(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temporary sibling, fsync, rename)."""
+    """Write ``text`` to ``path`` atomically (temporary sibling, fsync, rename), UTF-8, with
+    the mode a plain ``open`` gives (:func:`riskmodel._atomic.write_bytes`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _atomic.write_bytes(path, text.encode("utf-8"))
 
 
 def write_report(path: str | Path, title: str, blocks: list[Block]) -> Path:
@@ -109,7 +103,31 @@ def write_report(path: str | Path, title: str, blocks: list[Block]) -> Path:
     return write_html(path, render_html(title, blocks))
 
 
-def _cluster_table(audit: ResidualAudit) -> pd.DataFrame:
+#: Members listed in a cluster's summary line before the full list is folded away.
+MEMBERS_SHOWN = 6
+
+
+def _members_cell(stocks: list[str]) -> str:
+    """Every member: the first few in a line, all of them in a collapsible ``<details>``."""
+    names = [html.escape(s) for s in stocks]
+    if len(names) <= MEMBERS_SHOWN:
+        return ", ".join(names)
+    head = ", ".join(names[:MEMBERS_SHOWN])
+    return (f"<details><summary>{head} and {len(names) - MEMBERS_SHOWN} more</summary>"
+            f"{', '.join(names)}</details>")
+
+
+def _cluster_table(audit: ResidualAudit) -> str:
+    """The clusters as an HTML table: one row each, numbered once, every member listed."""
+    frame = _cluster_frame(audit)
+    members = [_members_cell(c.stocks) for c in audit.clusters]
+    text = frame.to_html(escape=True, border=0, float_format=lambda x: f"{x:.4g}", na_rep="", index=False)
+    for cell in members:  # the placeholder cells, in order, become the member lists
+        text = text.replace("<td>@members@</td>", f'<td class="members">{cell}</td>', 1)
+    return text
+
+
+def _cluster_frame(audit: ResidualAudit) -> pd.DataFrame:
     rows = []
     for j, c in enumerate(audit.clusters):
         rows.append(
@@ -125,11 +143,15 @@ def _cluster_table(audit: ResidualAudit) -> pd.DataFrame:
                 "flagged": "yes" if c.flagged else "no",
                 "ipr": c.ipr,
                 "purity": c.purity,
-                "label": c.dominant_label or "",
-                "members": ", ".join(c.stocks[:12]) + (" ..." if c.size > 12 else ""),
+                "label": c.label or "",
+                "most common label": c.dominant_label or "",
+                "members": "@members@",
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if not any(c.dominant_label is not None for c in audit.clusters):  # no labels given
+        frame = frame.drop(columns=["purity", "label", "most common label"])
+    return frame
 
 
 def write_audit_report(audit: ResidualAudit, path: str | Path, *, title: str = "Residual audit") -> Path:
@@ -146,7 +168,7 @@ def write_audit_report(audit: ResidualAudit, path: str | Path, *, title: str = "
         Block("h2", "Clusters"),
     ]
     if audit.clusters:
-        blocks.append(Block("table", _cluster_table(audit)))
+        blocks.append(Block("html", _cluster_table(audit)))
     else:
         blocks.append(Block("p", "No residual cluster found."))
     blocks += [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 import re
 from types import SimpleNamespace
 
@@ -557,7 +558,7 @@ def test_report_write_is_atomic(tmp_path, monkeypatch):
     def boom(*_a, **_k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(report.os, "replace", boom)
+    monkeypatch.setattr(os, "replace", boom)  # the rename of the finished temporary (riskmodel._atomic)
     with pytest.raises(RuntimeError, match="disk full"):
         report.write_report(target, "new", [report.Block("p", "second")])
     assert target.read_text() == old

@@ -136,6 +136,22 @@ AUDIT = [
     _audit("audit-labels-from-missing-variable", ["--labels-from", "sector", "--panel", "{panel}"], "error", ["sector"]),
     _audit("audit-labels-and-labels-from", ["--labels", "{labels}", "--labels-from", "industry"], "error",
            ["--labels", "--labels-from"]),
+    _audit("audit-label-column-without-labels", ["--label-column", "sector"], "error", ["--label-column", "--labels"]),
+    _audit("audit-label-column-missing", ["--labels", "{labels}", "--label-column", "industry"], "error",
+           ["labels.csv", "industry", "stock, sector"]),
+    _audit("audit-label-column-is-ids", ["--labels", "{labels}", "--label-column", "stock"], "error",
+           ["stock", "stock-id column"]),
+    _audit("audit-labels-ambiguous", ["--labels", "{wide_labels}"], "error", ["wide_labels.csv", "name, sector", "--label-column"]),
+    _audit("audit-label-column-chosen-ok", ["--labels", "{wide_labels}", "--label-column", "sector"], "ok"),
+    _audit("audit-window-short", ["--window", "39"], "error", ["--window", "39", "40"]),
+    _audit("audit-window-zero", ["--window", "0"], "error", ["--window", "0"]),
+    _audit("audit-components-zero", ["--components", "0"], "error", ["--components", "0"]),
+    _audit("audit-min-purity-above-one", ["--min-purity", "1.2"], "error", ["--min-purity", "1.2"]),
+    _audit("audit-min-purity-nan", ["--min-purity", "nan"], "error", ["--min-purity", "nan"]),
+    _audit("audit-start-not-a-date", ["--start", "yesterday-ish"], "error", ["--start", "yesterday-ish"]),
+    _audit("audit-start-after-end", ["--start", "2021-01-01", "--end", "2020-01-01"], "error", ["--start", "--end"]),
+    _audit("audit-start-after-data", ["--start", "2999-01-01"], "error", ["--start", "0 of the model's dates"]),
+    _audit("audit-window-and-components-ok", ["--window", "60", "--components", "3", "--min-purity", "0"], "ok"),
 ]
 
 
@@ -143,7 +159,9 @@ def _audit_with_panel(case):
     def setup(tmp, env):
         argv = case.setup(tmp, env)
         labels = "stock,sector\n" + "".join(f"{s},SEC{i % 3}\n" for i, s in enumerate(env.stocks))
-        files = {"{panel}": lambda: env.copy("panel.nc", tmp), "{labels}": lambda: write_text(tmp, "labels.csv", labels)}
+        wide = "ticker,name,sector\n" + "".join(f"{s},Company {i},SEC{i % 3}\n" for i, s in enumerate(env.stocks))
+        files = {"{panel}": lambda: env.copy("panel.nc", tmp), "{labels}": lambda: write_text(tmp, "labels.csv", labels),
+                 "{wide_labels}": lambda: write_text(tmp, "wide_labels.csv", wide)}
         return [files[a]() if a in files else a for a in argv]
 
     return Case(case.id, setup, case.expect, case.names)

@@ -167,19 +167,51 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _read_terminal(leader: int) -> str:
+    """What is left on a terminal's leader side until the follower side is closed."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the process ended and its terminal closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_cli_fit_interrupted_prints_one_line(tmp_path, signum, code):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
     panel = tmp_path / "panel.nc"
     save(rm.simulate(n_stocks=300, n_days=600, seed=1), panel)
-    proc = _cli("fit", str(panel), "-o", "model.nc", cwd=tmp_path)
-    seen = ""
-    while "exposures" not in seen:  # the progress bar: the fit has started
-        char = proc.stderr.read(1)
-        assert char, f"the fit ended before it started: {seen}"
-        seen += char
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=120)
-    err = seen + err
+    # stderr on a terminal, as where Ctrl-C is pressed: the progress bar is drawn only there
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", "RISKMODEL_PRECOMPILE": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "riskmodel.cli", "fit", str(panel), "-o", "model.nc"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    try:
+        seen = ""
+        while "exposures" not in seen:  # the progress bar: the fit has started
+            try:
+                chunk = os.read(leader, 1).decode(errors="replace")
+            except OSError:
+                chunk = ""
+            assert chunk, f"the fit ended before it started: {seen}"
+            seen += chunk
+        proc.send_signal(signum)
+        rest = _read_terminal(leader)
+        proc.communicate(timeout=120)
+    finally:
+        os.close(leader)
+    err = seen + rest
     if proc.returncode == 0:  # pragma: no cover - a very fast machine finished first
         pytest.skip("the fit finished before the signal")
     assert proc.returncode == code, err
