@@ -94,16 +94,23 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "one_sided_eigen": ("eigen adjustment that only raises risk: v(k) floored at 1 (experiment, by patching)", {}, False),
     "hybrid_10_one_sided_eigen": ("+ 10 statistical factors, eigen adjustment floored at 1 (experiment, by patching)",
                                   {"statistical_factors": 10}, False),
+    "hybrid_10_no_eigen_std_corr_63": ("as hybrid_10_no_eigen_std_corr, returns standardised only after 63 days of "
+                                       "volatility history (experiment, by patching)",
+                                       {"statistical_factors": 10, "eigen_sims": 0}, False),
     "hybrid_10_no_eigen_std_corr": ("+ 10 statistical factors, eigen adjustment off, correlations of vol-standardised "
                                     "factor returns (experiment, by patching)",
                                     {"statistical_factors": 10, "eigen_sims": 0}, False),
+    "hybrid_10_corr_252_no_eigen_vol_42_vra_21": ("+ 10 statistical factors, corr half-life 252, eigen adjustment off, "
+                                                  "vol half-life 42, VRA half-lives 21",
+                                                  {"statistical_factors": 10, "corr_half_life": 252, "eigen_sims": 0,
+                                                   "vol_half_life": 42, "vra_half_life": 21, "specific_vra_half_life": 21}, False),
     "no_eigen_vol_42_vra_21": ("eigen adjustment off, factor vol half-life 42, VRA half-lives 21",
                                {"eigen_sims": 0, "vol_half_life": 42, "vra_half_life": 21, "specific_vra_half_life": 21}, False),
 }
 
 
 #: Variants that are experiments on the method itself: a patch applied around their fit.
-PATCHED = {"one_sided_eigen", "hybrid_10_one_sided_eigen", "hybrid_10_no_eigen_std_corr"}
+PATCHED = {"one_sided_eigen", "hybrid_10_one_sided_eigen", "hybrid_10_no_eigen_std_corr", "hybrid_10_no_eigen_std_corr_63"}
 
 
 def one_sided_eigen_patch() -> Any:
@@ -116,7 +123,11 @@ def one_sided_eigen_patch() -> Any:
     return mock.patch.object(factor, "_smooth_bias", lambda v, exclude: np.maximum(smooth(v, exclude), 1.0))
 
 
-def standardised_correlation_patch() -> Any:
+#: Days of volatility history before a factor return is standardised (experiment ``std_corr``).
+WARM_UP_DAYS = 63
+
+
+def standardised_correlation_patch(warm_up: int) -> Any:
     """Correlations from factor returns divided by their own lagged EWMA volatility (half-life
     ``vol_half_life``, known the day before), so a high-volatility spell does not dominate
     the correlation estimate; the volatilities stay those of the raw returns."""
@@ -130,7 +141,8 @@ def standardised_correlation_patch() -> Any:
         f_t = np.ascontiguousarray(f.T)
         m = f.shape[1]
         diag = (np.arange(m, dtype=np.int64), np.arange(m, dtype=np.int64))
-        var, _ = factor._nw_series(f_t, diag, s["vol_half_life"], 0, s["vol_window"], s["demean"])
+        var, count = factor._nw_series(f_t, diag, s["vol_half_life"], 0, s["vol_window"], s["demean"])
+        var = np.where(count >= warm_up, var, np.nan)  # no z before the volatility is estimated
         prev = np.full_like(var, np.nan)
         prev[:, 1:] = var[:, :-1]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -151,7 +163,9 @@ def _patch(name: str) -> Any:
     if name in ("one_sided_eigen", "hybrid_10_one_sided_eigen"):
         return one_sided_eigen_patch()
     if name == "hybrid_10_no_eigen_std_corr":
-        return standardised_correlation_patch()
+        return standardised_correlation_patch(warm_up=1)
+    if name == "hybrid_10_no_eigen_std_corr_63":
+        return standardised_correlation_patch(warm_up=WARM_UP_DAYS)
     return contextlib.nullcontext()
 
 

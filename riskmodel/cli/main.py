@@ -118,6 +118,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
     settings = _fit_settings(args.set)
     if settings and args.kind in ("time-series", "statistical"):
         raise InvalidParameterError(f"--set applies to --kind fundamental or hybrid, not {args.kind}")
+    if args.preset and args.kind in ("time-series", "statistical"):
+        raise InvalidParameterError(f"--preset applies to --kind fundamental or hybrid, not {args.kind}")
     if args.min_history is not None:
         if args.kind in ("time-series", "statistical"):
             raise InvalidParameterError(f"--min-history applies to --kind fundamental or hybrid, not {args.kind}")
@@ -143,10 +145,17 @@ def cmd_fit(args: argparse.Namespace) -> None:
     else:
         from riskmodel.cli.precompile import compiling_ahead
 
+        k = (1 if args.k is None else args.k) if args.kind == "hybrid" else 0
+        if args.preset == "construction":  # the named setting under the explicit options
+            from riskmodel.models.settings import CONSTRUCTION_SETTINGS
+
+            settings = {**CONSTRUCTION_SETTINGS, **settings}
+            preset_k = settings.pop("statistical_factors")
+            k = preset_k if args.k is None else args.k
         model = rm.FactorRiskModel(
             styles=_split(args.styles),
             industry=_industry(args.industry),
-            statistical_factors=(1 if args.k is None else args.k) if args.kind == "hybrid" else 0,
+            statistical_factors=k,
             progress=not args.quiet,
             **forecasts,
             **settings,
@@ -182,8 +191,8 @@ def _check_fit_options(args: argparse.Namespace) -> None:
         raise InvalidParameterError(f"--n-factors applies to --kind statistical, not {args.kind}")
     if args.factors is not None and args.kind != "time-series":
         raise InvalidParameterError(f"--factors applies to --kind time-series, not {args.kind}")
-    if args.k is not None and args.kind != "hybrid":
-        raise InvalidParameterError(f"--k applies to --kind hybrid, not {args.kind}")
+    if args.k is not None and args.kind != "hybrid" and not (args.preset and args.kind == "fundamental"):
+        raise InvalidParameterError(f"--k applies to --kind hybrid or --preset construction, not {args.kind}")
     if args.kind == "hybrid" and args.k is not None and args.k < 1:
         raise InvalidParameterError(f"--k {args.k}: a hybrid model adds at least one statistical factor (--k >= 1)")
     if args.n_factors is not None and args.n_factors < 1:
@@ -397,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a FactorRiskModel setting (repeatable), e.g. --set vol_half_life=42 --set eigen_sims=0 "
         "--set vra_half_life=none; see help(riskmodel.FactorRiskModel)",
     )
+    p.add_argument("--preset", choices=["construction"],
+                   help="construction: the setting recommended as an optimiser's input (FactorRiskModel.for_construction: "
+                   "10 statistical factors, corr half-life 252, no eigen adjustment, vol 42, VRA 21); --k and --set override it")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit)
 

@@ -23,6 +23,7 @@ import xarray as xr
 from riskmodel.errors import warns_at_caller
 from riskmodel.models.fitted_factor import MODEL_KIND, FittedFactorModel
 from riskmodel.models.loadings import require_dataset
+from riskmodel.models.settings import CONSTRUCTION_SETTINGS
 from riskmodel.models.pipeline import (
     MODEL_DEFAULTS,
     PARAMETERS,
@@ -193,6 +194,26 @@ class FactorRiskModel:
 
     def __repr__(self) -> str:
         return f"FactorRiskModel(styles={self.styles!r}, industry={self.industry!r}, lag={self.lag})"
+
+    @classmethod
+    def for_construction(cls, **settings: Any) -> "FactorRiskModel":
+        """The model recommended as an optimiser's input (a named setting).
+
+        :data:`~riskmodel.models.settings.CONSTRUCTION_SETTINGS` — ten statistical factors
+        of the residuals (the hybrid), correlation half-life 252, no eigenfactor adjustment,
+        volatility half-life 42, VRA half-lives 21 — under ``settings``, which override it
+        (``styles``, ``industry``, or any of those). Why these: the construction study in
+        ``docs/guide/construction.md`` (minimum-variance portfolios on the S&P 500 data,
+        every variant tried and its result).
+
+        Examples
+        --------
+        >>> import riskmodel as rm
+        >>> model = rm.FactorRiskModel.for_construction(styles=["size", "beta"])
+        >>> model.statistical_factors, model.eigen_sims, model.styles
+        (10, 0, ['size', 'beta'])
+        """
+        return cls(**{**CONSTRUCTION_SETTINGS, **settings})
 
     @warns_at_caller
     def fit(self, panel: xr.Dataset, *, store: str | None = None) -> FittedFactorModel:

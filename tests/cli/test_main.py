@@ -176,9 +176,27 @@ def test_fit_settings_from_the_command_line(files, tmp_path):
     assert default["vol_half_life"] != 42 and default["eigen_sims"] > 0 and default["return_clip"] == 5.0
 
 
+@pytest.mark.filterwarnings("ignore::riskmodel.errors.SingularDateWarning")
+def test_fit_preset_construction_is_the_named_setting_under_explicit_options(files, tmp_path):
+    import riskmodel as rm
+    from riskmodel.models.settings import CONSTRUCTION_SETTINGS
+
+    _, panel, _ = files
+    out = tmp_path / "construction.nc"
+    assert main(["fit", str(panel), "-o", str(out), "-q", "--preset", "construction", "--k", "2",
+                 "--set", "vol_half_life=63"]) == 0
+    fit = rm.load(out)
+    settings = fit.settings
+    assert [str(f) for f in fit.factors][-2:] == ["stat1", "stat2"] and "stat3" not in [str(f) for f in fit.factors]
+    assert settings["vol_half_life"] == 63  # --set overrides the preset
+    for name in ("corr_half_life", "eigen_sims", "vra_half_life", "specific_vra_half_life"):
+        assert settings[name] == CONSTRUCTION_SETTINGS[name], name
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
+        (["--kind", "statistical", "--preset", "construction"], "--preset applies to --kind fundamental or hybrid"),
         (["--set", "half_life=42"], "--set half_life: unknown setting; the settings are"),
         (["--set", "eigen_sims=-1"], "eigen_sims=-1 is invalid; expected an integer >= 0"),
         (["--set", "vol_half_life"], "expected NAME=VALUE"),

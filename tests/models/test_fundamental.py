@@ -313,3 +313,35 @@ def test_fit_fundamental_takes_the_horizon_too():
 
     settings = model_settings("fit_fundamental", {"horizon": "long", "specific_half_life": 63})
     assert (settings["vol_half_life"], settings["specific_half_life"]) == (252, 63)
+
+
+def test_for_construction_is_the_named_setting_and_explicit_settings_override():
+    from riskmodel.models.settings import CONSTRUCTION_SETTINGS
+
+    model = rm.FactorRiskModel.for_construction(styles=["size"])
+    params = model.get_params()
+    for name, value in CONSTRUCTION_SETTINGS.items():
+        assert params[name] == value, name
+    assert params["styles"] == ["size"]
+    assert params["eigen_sims"] == 0 and params["statistical_factors"] == 10
+    override = rm.FactorRiskModel.for_construction(statistical_factors=2, corr_half_life=504)
+    assert override.statistical_factors == 2 and override.corr_half_life == 504
+    assert override.vol_half_life == CONSTRUCTION_SETTINGS["vol_half_life"]
+    # a horizon fills only what the preset leaves open: the preset's half-lives are explicit
+    long = rm.FactorRiskModel.for_construction(horizon="long").get_params()
+    assert long["vol_half_life"] == CONSTRUCTION_SETTINGS["vol_half_life"]
+    assert long["specific_half_life"] == 252
+
+
+@pytest.mark.filterwarnings("ignore::riskmodel.errors.SingularDateWarning")
+def test_for_construction_fits_a_hybrid_without_eigen_adjustment():
+    panel = rm.simulate(n_stocks=120, n_days=420, seed=3, hidden=1)
+    fit = rm.FactorRiskModel.for_construction(styles=["size"], statistical_factors=2, progress=False).fit(panel)
+    assert [str(f) for f in fit.factors][-2:] == ["stat1", "stat2"]
+    from riskmodel.models.settings import CONSTRUCTION_SETTINGS
+
+    explicit = {**CONSTRUCTION_SETTINGS, "statistical_factors": 2}
+    plain = rm.FactorRiskModel(styles=["size"], progress=False, **explicit).fit(panel)
+    np.testing.assert_array_equal(fit.factor_cov.to_numpy(), plain.factor_cov.to_numpy())
+    default = rm.FactorRiskModel(styles=["size"], statistical_factors=2, progress=False).fit(panel)
+    assert not np.allclose(fit.factor_cov.to_numpy(), default.factor_cov.to_numpy(), equal_nan=True)
