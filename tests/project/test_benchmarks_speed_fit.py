@@ -34,6 +34,7 @@ def test_bench_speed_fit_quick(bench_module, tmp_path, capsys):
     current = rows["current"]
     # the current method repeats itself bit for bit and is its own reference
     assert current["repeats_bit_identical"] is True and current["sigma_f_max_rel_diff"] == 0.0
+    assert 0 < rows["eigen_sims=50"]["sigma_f_median_rel_diff"] <= rows["eigen_sims=50"]["sigma_f_max_rel_diff"]
     # the Σ_f settings leave D untouched, and do change Σ_f
     assert all(r["d_bit_identical"] for r in rows.values())
     assert rows["eigen_sims=50"]["sigma_f_max_rel_diff"] > 1e-6
