@@ -50,7 +50,11 @@ def test_bench_speed_fit_quick(bench_module, tmp_path, capsys):
         "exposures", "regression", "sigma_f_ewma_newey_west", "sigma_f_eigen_monte_carlo",
         "sigma_f_eigen_rebuild", "sigma_f_vra", "d_time_series", "d_cross_section", "d_vra", "d_final"}
     lim, rf = saved["limits"], saved["roofline"]
-    assert lim["bandwidth_GBps"] > 0 and lim["peak_GFlops"] > 0 and lim["eigh71_over_gemm71"] > 0
+    assert lim["bandwidth_GBps"] > 0 and lim["eigh71_over_gemm71"] > 0
+    assert lim["peak_GFlops"] == pytest.approx(lim["peak_GFlops_per_core"] * lim["cpu_count"])
+    assert set(saved["stages_current_user_cpu"]) == set(saved["stages_current"]) - {
+        "sigma_f_eigen_monte_carlo", "sigma_f_eigen_rebuild"} | {"sigma_f_eigen"}
+    assert rf["fit_cpu_over_roofline"] == pytest.approx(current["user_seconds"] / (rf["roofline_seconds"] * lim["cpu_count"]))
     assert rf["roofline_seconds"] == pytest.approx(max(rf["seconds_at_bandwidth"], rf["seconds_at_peak_flops"]))
     assert rf["fit_over_roofline"] == pytest.approx(current["seconds"] / rf["roofline_seconds"])
     assert rf["flops"] == pytest.approx(sum(rf["flops_by_stage"].values()))
