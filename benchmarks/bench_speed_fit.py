@@ -12,9 +12,10 @@ round (``--rounds``, the configurations alternating within each round):
 For each it records the fit's wall seconds (min over rounds), user and system CPU seconds,
 the peak resident set above the one before the fit (``VmHWM`` reset, against the input
 bytes), the number of 71 × 71 eigendecompositions, and how far its Σ_f is from the current
-method's (max relative difference) while D is checked bit-identical (the Σ_f settings must
-not touch it); the current fit's SHA-1s must repeat round to round. For the current
-settings it times the stages in the same process: exposures, regression, Σ_f split into
+method's (per date, the max and the median over dates of the largest entry's relative
+difference) while D is checked bit-identical (``specific_var`` and ``specific_vra``: the
+Σ_f settings must not touch them); the current fit's SHA-1s must repeat round to round.
+For the current settings it times the stages in the same process: exposures, regression, Σ_f split into
 EWMA + Newey–West, the Monte Carlo of the eigen adjustment, the per-date rebuild and the
 VRA, and D split into its time series, cross section, VRA and final variance.
 
@@ -459,7 +460,11 @@ def fit_sigma_f(fit: Any, model: Any) -> Any:
 
 
 def hashes_of_specific(hashes: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in hashes.items() if "specific" in k}
+    """The SHA-1s of D's fitted arrays (``specific_var``, ``specific_vra``)."""
+    out = {k: v for k, v in hashes.items() if k.startswith("specific_")}
+    if "specific_var" not in out:  # the check must compare something
+        raise KeyError(f"no specific_var among the fitted arrays {sorted(hashes)}")
+    return out
 
 
 def _rel_diff_by_date(a: np.ndarray, b: np.ndarray) -> np.ndarray:
