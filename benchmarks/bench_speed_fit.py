@@ -19,15 +19,18 @@ For the current settings it times the stages in the same process: exposures, reg
 EWMA + Newey–West, the Monte Carlo of the eigen adjustment, the per-date rebuild and the
 VRA, and D split into its time series, cross section, VRA and final variance.
 
-The machine's limits are measured in the same run: memory bandwidth (a 256 MB ``np.copyto``,
-read + write bytes over the best time), peak double-precision flops (a 2,048² ``dgemm``,
-all threads and one thread), one 71 × 71 ``eigh`` and one 71 × 71 ``gemm`` on one BLAS
-thread. The roofline of the fit is ``max(bytes / bandwidth, flops / peak)`` with the bytes
-the inputs read once plus the fitted arrays written once, and the flops counted from the
-dominant arithmetic (formulas in :func:`fit_flops`). The premise of a warm-started
-eigensolver is measured too: how far yesterday's eigenvectors are from diagonalising
-today's ``F⁰`` (off-diagonal mass of ``Q_{t−1}ᵀ F⁰_t Q_{t−1}`` and the number of strongly
-coupled pairs, ``|a_ij| > 0.1 |a_ii − a_jj|``).
+The machine's limits are measured in the same run, per CPU second as well as per wall
+second (the machine is shared; a one-thread probe's rate per CPU second is what a core does
+while it runs): memory bandwidth (a one-thread 256 MB ``np.copyto``, read + write bytes),
+peak double-precision flops (a one-thread 1,024² ``dgemm`` times the cores), one 71 × 71
+``eigh`` and one 71 × 71 ``gemm`` on one BLAS thread. The roofline of the fit is
+``max(bytes / bandwidth, flops / peak)`` with the bytes the inputs read once plus the fitted
+arrays written once, and the flops counted from the dominant arithmetic (formulas in
+:func:`fit_flops`); the fit's user CPU seconds are set against it on every core. The
+premise of a warm-started eigensolver is measured too: how far yesterday's eigenvectors are
+from diagonalising today's ``F⁰`` (largest off-diagonal entry of ``Q_{t−1}ᵀ F⁰_t Q_{t−1}``
+and the number of strongly coupled pairs, ``|a_ij| > 0.1 |a_ii − a_jj|``), and a cyclic
+Jacobi in numba started there against LAPACK (sweeps, time, agreement).
 
 Writes ``benchmarks/results/speed_fit.json`` (with the load average before and after, the
 thread counts and the versions) and prints a table.
