@@ -15,7 +15,9 @@ bytes), the number of 71 × 71 eigendecompositions, and how far its Σ_f is from
 method's (per date, the max and the median over dates of the largest entry's relative
 difference) while D is checked bit-identical (``specific_var`` and ``specific_vra``: the
 Σ_f settings must not touch them); the current fit's SHA-1s must repeat round to round.
-For the current settings it times the stages in the same process: exposures, regression, Σ_f split into
+For the current settings it times the stages in the same process: the panel checks
+(``check_fundamental_data`` and ``validate_panel``, which ``build_exposures`` runs first),
+exposures, regression, Σ_f split into
 EWMA + Newey–West, the Monte Carlo of the eigen adjustment, the per-date rebuild and the
 VRA, and D split into its time series, cross section, VRA and final variance.
 
@@ -248,6 +250,14 @@ def stage_times(panel: Any, styles: list[str], repeat: int) -> dict[str, float]:
         cpu[name] = best_cpu
         return result
 
+    from riskmodel.data.panel import validate_panel
+    from riskmodel.models.pipeline import check_fundamental_data
+
+    # the panel checks, timed alone: validate_panel runs inside build_exposures (so its time
+    # is part of "exposures"); check_fundamental_data runs before it in a model's fit
+    stage("check_fundamental_data", lambda: check_fundamental_data(panel, styles, [], 1))
+    stage("validate_panel", lambda: validate_panel(panel, styles=list(styles),
+                                                   require=["returns", "market_cap", "industry"]))
     ex = stage("exposures", lambda: build_exposures(panel, styles))
     returns = np.ascontiguousarray(panel["returns"].transpose("date", "stock").to_numpy(), dtype=np.float64)
     wls = stage("regression", lambda: factor_returns(returns, ex))

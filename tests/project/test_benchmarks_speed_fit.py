@@ -47,7 +47,7 @@ def test_bench_speed_fit_quick(bench_module, tmp_path, capsys):
         assert r["seconds"] > 0 and r["user_seconds"] > 0 and r["peak_bytes"] >= 0
         assert r["memory_ratio"] == pytest.approx(r["peak_bytes"] / saved["input_bytes"])
     assert set(saved["stages_current"]) == {
-        "exposures", "regression", "sigma_f_ewma_newey_west", "sigma_f_eigen_monte_carlo",
+        "check_fundamental_data", "validate_panel", "exposures", "regression", "sigma_f_ewma_newey_west", "sigma_f_eigen_monte_carlo",
         "sigma_f_eigen_rebuild", "sigma_f_vra", "d_time_series", "d_cross_section", "d_vra", "d_final"}
     lim, rf = saved["limits"], saved["roofline"]
     assert lim["bandwidth_GBps"] > 0 and lim["eigh71_over_gemm71"] > 0
