@@ -72,6 +72,10 @@ _NULL_VOLUME = 1 << 21
 #: threads: see ``benchmarks/results/speed_audit.json``.
 _NULL_POOL = True
 
+#: Fewest flops per group and step (``4 T w S``) for the pool: below it handing the groups to
+#: threads costs more than their GEMMs (a 400 x 160 audit ran 1.6x slower pooled).
+_POOL_MIN_GROUP_FLOPS = 4e6
+
 #: Tracy-Widom (GOE, beta=1) quantiles used for the reference edge.
 _TW1_QUANTILES = {0.95: 0.9793, 0.99: 2.0234}
 
@@ -590,7 +594,9 @@ def _lockstep_lanczos_top(
     betas: list[np.ndarray] = []
     theta = np.full(S, -np.inf)
     tiny = np.finfo(float).tiny
-    threads = blas_threads() if _NULL_POOL and len(plan.edges) > 2 else 1
+    widest = int(np.diff(plan.edges).max())
+    pooled = _NULL_POOL and len(plan.edges) > 2 and 4.0 * T * widest * S >= _POOL_MIN_GROUP_FLOPS
+    threads = blas_threads() if pooled else 1
     with ExitStack() as stack:
         pool = None
         if threads > 1:

@@ -49,6 +49,7 @@ def test_pooled_null_equals_the_former_null_on_one_blas_thread(kind, monkeypatch
     splits its GEMMs differently and the two differ by float32 rounding only)."""
     T, N = 400, 900
     Z = _world(T, N, 4)
+    monkeypatch.setattr(sp, "_POOL_MIN_GROUP_FLOPS", 0.0)
     with threadpool_limits(2):
         monkeypatch.setattr(sp, "_NULL_POOL", True)
         pooled, g = sp.null_lambda_max(Z, 12, kind, np.random.default_rng(5))
@@ -65,7 +66,7 @@ def test_pooled_null_equals_the_former_null_on_one_blas_thread(kind, monkeypatch
 
 
 def test_pool_is_used_only_with_several_blas_threads_and_groups(monkeypatch):
-    """One BLAS thread or a single group: the sequential loop (no pool is created)."""
+    """One BLAS thread, a single group or small groups: the sequential loop (no pool is created)."""
     T, N = 200, 300
     Z = _world(T, N, 6)
     created = []
@@ -76,12 +77,17 @@ def test_pool_is_used_only_with_several_blas_threads_and_groups(monkeypatch):
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(sp, "ThreadPoolExecutor", Spy)
-    with threadpool_limits(1):
-        sp.null_lambda_max(Z, 4, "shuffle", np.random.default_rng(7), group_size=50)
-    sp.null_lambda_max(Z, 4, "shuffle", np.random.default_rng(7), group_size=N)
-    assert created == []
     with threadpool_limits(2):
         if blas_threads() < 2:
             pytest.skip("BLAS runs on one thread here")
+        sp.null_lambda_max(Z, 4, "shuffle", np.random.default_rng(7), group_size=50)  # 4 T w S = 160,000 flops
+        assert created == []
+        monkeypatch.setattr(sp, "_POOL_MIN_GROUP_FLOPS", 4.0 * T * 50 * 4)
+        sp.null_lambda_max(Z, 4, "shuffle", np.random.default_rng(7), group_size=N)  # one group
+        assert created == []
+    with threadpool_limits(1):
+        sp.null_lambda_max(Z, 4, "shuffle", np.random.default_rng(7), group_size=50)
+    assert created == []
+    with threadpool_limits(2):
         sp.null_lambda_max(Z, 4, "shuffle", np.random.default_rng(7), group_size=50)
     assert created == [(2,)]
