@@ -91,3 +91,31 @@ def test_pool_is_used_only_with_several_blas_threads_and_groups(monkeypatch):
     with threadpool_limits(2):
         sp.null_lambda_max(Z, 4, "shuffle", np.random.default_rng(7), group_size=50)
     assert created == [(2,)]
+
+
+def test_speed_benchmark_toy_run(tmp_path):
+    """benchmarks/bench_speed_audit.py --quick: both paths run, agree, and every roofline line
+    has its limit and distance."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_speed_audit.py"
+    spec = importlib.util.spec_from_file_location("bench_speed_audit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "speed.json"
+    module.main(["--quick", "--output", str(out)])
+    doc = json.loads(out.read_text())
+    agree = doc["audit"]["agreement"]
+    assert agree["null_new_equals_former_on_one_blas_thread"] is True
+    assert agree["audit_eigenvalues_identical"] is True
+    assert agree["n_significant"][0] == agree["n_significant"][1]
+    assert doc["audit"]["lanczos_steps"] >= 15
+    assert doc["limits"]["bandwidth_gb_s"] > 0 and doc["limits"]["sgemm_gflop_s"] > 0
+    lines = doc["audit"]["roofline"] + doc["decomposition"]["roofline"]
+    assert len(lines) == 4
+    for line in lines:
+        assert line["limit_s"] == max(line["flop_time_s"], line["memory_time_s"]) > 0
+        assert line["x_limit"] == pytest.approx(line["measured_s"] / line["limit_s"])
+    assert len(doc["load_average_before"]) == 3 and doc["machine"]["cpu_count"] >= 1
