@@ -13,10 +13,14 @@ Private ndarray layer of :mod:`riskmodel.audit.residuals` (METHODS §7.2-7.3):
   all run as independent Lanczos recurrences in lock-step.  The surrogate transform is
   applied to the short ``T``-vectors inside the matvec, never to a copy of ``Z``; the
   products run in float32 (the null needs ``lambda_max`` to a few % of the Tracy-Widom
-  scale, ~1e-4 relative, far above float32 rounding).
+  scale, ~1e-4 relative, far above float32 rounding). The column groups of each step run
+  on a thread pool, each GEMM on one BLAS thread, their terms added in group order: the same
+  numbers as the sequential loop on one BLAS thread (``_NULL_POOL = False`` keeps that loop
+  on BLAS's own threads).
 
 Float32 work never copies ``Z``: column chunks (or the null's column groups) are
-converted into one reused buffer, so the memory stays that of ``Z`` plus small buffers.
+converted into one reused buffer (the pooled null: a float32 copy of one group per running
+task), so the memory stays that of ``Z`` plus small buffers.
 * closed forms: Marchenko-Pastur edges, the Tracy-Widom edge (Johnstone 2001), the
   BBP detectability bound and the spike/overlap relations of the spiked covariance model.
 """
@@ -73,7 +77,7 @@ _NULL_VOLUME = 1 << 21
 _NULL_POOL = True
 
 #: Fewest flops per group and step (``4 T w S``) for the pool: below it handing the groups to
-#: threads costs more than their GEMMs (a 400 x 160 audit ran 1.6x slower pooled).
+#: threads costs more than their GEMMs (the null of a 300 x 400 toy audit ran 1.6x slower pooled).
 _POOL_MIN_GROUP_FLOPS = 4e6
 
 #: Tracy-Widom (GOE, beta=1) quantiles used for the reference edge.
