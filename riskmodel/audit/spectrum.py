@@ -13,10 +13,14 @@ Private ndarray layer of :mod:`riskmodel.audit.residuals` (METHODS §7.2-7.3):
   all run as independent Lanczos recurrences in lock-step.  The surrogate transform is
   applied to the short ``T``-vectors inside the matvec, never to a copy of ``Z``; the
   products run in float32 (the null needs ``lambda_max`` to a few % of the Tracy-Widom
-  scale, ~1e-4 relative, far above float32 rounding).
+  scale, ~1e-4 relative, far above float32 rounding). The column groups of each step run
+  on a thread pool, each GEMM on one BLAS thread, their terms added in group order: the same
+  numbers as the sequential loop on one BLAS thread (``_NULL_POOL = False`` keeps that loop
+  on BLAS's own threads).
 
 Float32 work never copies ``Z``: column chunks (or the null's column groups) are
-converted into one reused buffer, so the memory stays that of ``Z`` plus small buffers.
+converted into one reused buffer (the pooled null: a float32 copy of one group per running
+task), so the memory stays that of ``Z`` plus small buffers.
 * closed forms: Marchenko-Pastur edges, the Tracy-Widom edge (Johnstone 2001), the
   BBP detectability bound and the spike/overlap relations of the spiked covariance model.
 """
@@ -24,10 +28,15 @@ converted into one reused buffer, so the memory stays that of ``Z`` plus small b
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg
+
+from riskmodel._blas import blas_threads, one_blas_thread
 
 __all__ = [
     "DENSE_LIMIT",
@@ -60,6 +69,16 @@ _CHUNK_BYTES = 1 << 22
 
 #: Upper bound on ``groups * T * surrogates`` index entries held by the null (memory/speed).
 _NULL_VOLUME = 1 << 21
+
+#: The null's column groups run on a pool of as many threads as BLAS may use, each GEMM on
+#: one BLAS thread (False: one group after another on BLAS's own threads, the former path).
+#: Thin GEMMs (``(186 x 2520) @ (2520 x 30)`` at N=5,000, T=2,520) split badly over BLAS
+#: threads: see ``benchmarks/results/speed_audit.json``.
+_NULL_POOL = True
+
+#: Fewest flops per group and step (``4 T w S``) for the pool: below it handing the groups to
+#: threads costs more than their GEMMs (the null of a 300 x 400 toy audit ran 1.6x slower pooled).
+_POOL_MIN_GROUP_FLOPS = 4e6
 
 #: Tracy-Widom (GOE, beta=1) quantiles used for the reference edge.
 _TW1_QUANTILES = {0.95: 0.9793, 0.99: 2.0234}
@@ -433,22 +452,31 @@ def apply_surrogate(Z: np.ndarray, plan: SurrogatePlan, s: int) -> np.ndarray:
 
 
 def _surrogate_gram_product(
-    Z: np.ndarray, plan: SurrogatePlan, X: np.ndarray, dtype: type = np.float64
+    Z: np.ndarray, plan: SurrogatePlan, X: np.ndarray, dtype: type = np.float64, pool: Any = None
 ) -> np.ndarray:
     """``Y[:, s] = Z_s Z_s' X[:, s]`` for every surrogate ``s`` (``X`` is ``(T, S)``).
 
     ``dtype=np.float32`` runs the two GEMMs of each group in single precision: the group's
     columns of ``Z`` are converted into one reused buffer (no float32 copy of ``Z``) and the
     permutations act on float32 vectors; ``Y`` is accumulated in float64.
+
+    ``pool`` (a ``concurrent.futures`` executor, used under a one-thread BLAS limit): the
+    groups' products run on its threads, each group's permuted product into its own
+    ``(T, S)`` array, summed into ``Y`` in group order as they arrive. The sum is then the
+    same, bit for bit, as this function's sequential loop on one BLAS thread.
     """
     T, S = X.shape
     Y = np.zeros((T, S))
     Xc = np.ascontiguousarray(X, dtype=dtype)
+    widths = np.diff(plan.edges)
+    if pool is not None and widths.size > 1:
+        for U in pool.map(lambda g: _group_product(Z, plan, Xc, g, dtype), range(widths.size)):
+            Y += U
+        return Y
     flat = Xc.ravel()
     Xg = np.empty_like(Xc)
     xg = Xg.ravel()
     tmp = np.empty_like(Xc)
-    widths = np.diff(plan.edges)
     Zbuf = None if dtype == Z.dtype else np.empty((T, int(widths.max())), dtype=dtype, order="F")
     for g in range(len(widths)):
         Zg = Z[:, plan.edges[g] : plan.edges[g + 1]]
@@ -471,6 +499,29 @@ def _surrogate_gram_product(
             np.take(U.ravel(), plan.perm[g].ravel(), out=tmp.ravel(), mode="wrap")  # P u
             Y += tmp
     return Y
+
+
+def _group_product(Z: np.ndarray, plan: SurrogatePlan, Xc: np.ndarray, g: int, dtype: type) -> np.ndarray:
+    """Group ``g``'s term ``P_g Z_g Z_g' P_g' X`` of :func:`_surrogate_gram_product` (a new
+    ``(T, S)`` array of ``Xc``'s dtype), the same operations as its sequential loop."""
+    Zg = Z[:, plan.edges[g] : plan.edges[g + 1]]
+    if dtype != Z.dtype:
+        Zg = np.asfortranarray(Zg, dtype=dtype)
+    Xg = np.empty_like(Xc)
+    if plan.sign is not None:
+        sg = plan.sign[g]
+        np.multiply(Xc, sg, out=Xg)
+        U = Zg @ (Zg.T @ Xg)
+        U *= sg
+        return U
+    if plan.inverse is not None:
+        np.take(Xc.ravel(), plan.inverse[g].ravel(), out=Xg.ravel(), mode="wrap")  # P' x
+    else:
+        Xg.ravel()[plan.perm[g].ravel()] = Xc.ravel()
+    U = Zg @ (Zg.T @ Xg)
+    out = np.empty_like(Xc)
+    np.take(U.ravel(), plan.perm[g].ravel(), out=out.ravel(), mode="wrap")  # P u
+    return out
 
 
 def null_lambda_max(
@@ -547,21 +598,29 @@ def _lockstep_lanczos_top(
     betas: list[np.ndarray] = []
     theta = np.full(S, -np.inf)
     tiny = np.finfo(float).tiny
-    for j in range(min(max_iter, T)):
-        Y = _surrogate_gram_product(Z, plan, X, dtype)
-        alpha = np.einsum("ts,ts->s", X, Y)
-        Y -= alpha * X + beta * X_prev
-        beta_new = np.linalg.norm(Y, axis=0)
-        alphas.append(alpha)
-        betas.append(beta_new)
-        if j >= 4:
-            new = _top_tridiagonal(np.array(alphas), np.array(betas[:-1]))
-            done = (np.abs(new - theta) <= tol) | (beta_new <= 1e-12 * np.abs(new))
-            theta = new
-            if done.all():
-                break
-        X_prev, X = X, Y / np.maximum(beta_new, tiny)
-        beta = beta_new
+    widest = int(np.diff(plan.edges).max())
+    pooled = _NULL_POOL and len(plan.edges) > 2 and 4.0 * T * widest * S >= _POOL_MIN_GROUP_FLOPS
+    threads = blas_threads() if pooled else 1
+    with ExitStack() as stack:
+        pool = None
+        if threads > 1:
+            stack.enter_context(one_blas_thread())
+            pool = stack.enter_context(ThreadPoolExecutor(threads))
+        for j in range(min(max_iter, T)):
+            Y = _surrogate_gram_product(Z, plan, X, dtype, pool)
+            alpha = np.einsum("ts,ts->s", X, Y)
+            Y -= alpha * X + beta * X_prev
+            beta_new = np.linalg.norm(Y, axis=0)
+            alphas.append(alpha)
+            betas.append(beta_new)
+            if j >= 4:
+                new = _top_tridiagonal(np.array(alphas), np.array(betas[:-1]))
+                done = (np.abs(new - theta) <= tol) | (beta_new <= 1e-12 * np.abs(new))
+                theta = new
+                if done.all():
+                    break
+            X_prev, X = X, Y / np.maximum(beta_new, tiny)
+            beta = beta_new
     if not np.isfinite(theta).all():  # fewer than five steps possible (tiny T)
         theta = _top_tridiagonal(np.array(alphas), np.array(betas[:-1]))
     return theta

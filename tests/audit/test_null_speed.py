@@ -1,0 +1,121 @@
+"""The surrogate null's pooled products (issue 21): the column groups of a Lanczos step run
+on a thread pool, one BLAS thread per GEMM, and their terms are summed in group order, so the
+pooled null is the sequential null on one BLAS thread, bit for bit."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from riskmodel._blas import blas_threads
+from riskmodel.audit import spectrum as sp
+
+
+def _world(T: int, N: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_t(5, size=(T, N))
+    Z[:, :40] += 0.4 * rng.standard_normal((T, 1))  # a block
+    return np.asfortranarray((Z - Z.mean(0)) / Z.std(0))
+
+
+@pytest.mark.parametrize("kind", ["shuffle", "shift", "sign"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("inverse", [True, False])
+def test_pooled_product_is_the_sequential_product(kind, dtype, inverse):
+    T, N, S = 300, 700, 7
+    Z = _world(T, N, 1)
+    plan = sp.surrogate_plan(T, N, S, kind, np.random.default_rng(2), group_size=90)
+    if not inverse and plan.inverse is not None:  # the scatter through perm
+        plan = sp.SurrogatePlan(plan.edges, plan.kind, plan.perm, plan.sign, None)
+    X = np.random.default_rng(3).standard_normal((T, S))
+    with threadpool_limits(1), ThreadPoolExecutor(2) as pool:
+        seq = sp._surrogate_gram_product(Z, plan, X, dtype)
+        pooled = sp._surrogate_gram_product(Z, plan, X, dtype, pool)
+    np.testing.assert_array_equal(pooled, seq)
+    # and it is the product of each materialised surrogate
+    for s in range(S):
+        Zs = sp.apply_surrogate(Z, plan, s)
+        np.testing.assert_allclose(pooled[:, s], Zs @ (Zs.T @ X[:, s]), rtol=1e-4 if dtype == np.float32 else 1e-11,
+                                   atol=1e-3 if dtype == np.float32 else 1e-8)
+
+
+@pytest.mark.parametrize("kind", ["shuffle", "sign"])
+def test_pooled_null_equals_the_former_null_on_one_blas_thread(kind, monkeypatch):
+    """Same seeds: the pooled null (default) and the former sequential path give the same
+    surrogate lambda_max bit for bit when the former runs on one BLAS thread (on several, BLAS
+    splits its GEMMs differently and the two differ by float32 rounding only)."""
+    T, N = 400, 900
+    Z = _world(T, N, 4)
+    monkeypatch.setattr(sp, "_POOL_MIN_GROUP_FLOPS", 0.0)
+    with threadpool_limits(2):
+        monkeypatch.setattr(sp, "_NULL_POOL", True)
+        pooled, g = sp.null_lambda_max(Z, 12, kind, np.random.default_rng(5))
+    monkeypatch.setattr(sp, "_NULL_POOL", False)
+    with threadpool_limits(1):
+        former, g1 = sp.null_lambda_max(Z, 12, kind, np.random.default_rng(5))
+    with threadpool_limits(2):
+        former2, _ = sp.null_lambda_max(Z, 12, kind, np.random.default_rng(5))
+    assert g == g1 and g < N
+    np.testing.assert_array_equal(pooled, former)
+    a, b = np.sqrt(T - 1.0), np.sqrt(N)
+    sigma = (a + b) * (1 / a + 1 / b) ** (1 / 3) / T
+    assert np.abs(pooled - former2).max() < 1e-3 * sigma
+
+
+def test_pool_is_used_only_with_several_blas_threads_and_groups(monkeypatch):
+    """One BLAS thread, a single group or small groups: the sequential loop (no pool is created)."""
+    T, N = 200, 300
+    Z = _world(T, N, 6)
+    created = []
+
+    class Spy(ThreadPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            created.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(sp, "ThreadPoolExecutor", Spy)
+    with threadpool_limits(2):
+        if blas_threads() < 2:
+            pytest.skip("BLAS runs on one thread here")
+        sp.null_lambda_max(Z, 4, "shuffle", np.random.default_rng(7), group_size=50)  # 4 T w S = 160,000 flops
+        assert created == []
+        monkeypatch.setattr(sp, "_POOL_MIN_GROUP_FLOPS", 4.0 * T * 50 * 4)
+        sp.null_lambda_max(Z, 4, "shuffle", np.random.default_rng(7), group_size=N)  # one group
+        assert created == []
+    with threadpool_limits(1):
+        sp.null_lambda_max(Z, 4, "shuffle", np.random.default_rng(7), group_size=50)
+    assert created == []
+    with threadpool_limits(2):
+        sp.null_lambda_max(Z, 4, "shuffle", np.random.default_rng(7), group_size=50)
+    assert created == [(2,)]
+
+
+def test_speed_benchmark_toy_run(tmp_path):
+    """benchmarks/bench_speed_audit.py --quick: both paths run, agree, and every roofline line
+    has its limit and distance."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_speed_audit.py"
+    spec = importlib.util.spec_from_file_location("bench_speed_audit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "speed.json"
+    module.main(["--quick", "--output", str(out)])
+    doc = json.loads(out.read_text())
+    agree = doc["audit"]["agreement"]
+    assert agree["null_new_equals_former_on_one_blas_thread"] is True
+    assert agree["audit_eigenvalues_identical"] is True
+    assert agree["n_significant"][0] == agree["n_significant"][1]
+    assert doc["audit"]["lanczos_steps"] >= 15
+    assert doc["limits"]["bandwidth_gb_s"] > 0 and doc["limits"]["sgemm_gflop_s"] > 0
+    lines = doc["audit"]["roofline"] + doc["decomposition"]["roofline"]
+    assert len(lines) == 4
+    for line in lines:
+        assert line["limit_s"] == max(line["flop_time_s"], line["memory_time_s"]) > 0
+        assert line["x_limit"] == pytest.approx(line["measured_s"] / line["limit_s"])
+    assert len(doc["load_average_before"]) == 3 and doc["machine"]["cpu_count"] >= 1
