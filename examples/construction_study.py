@@ -104,6 +104,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
                                                   "vol half-life 42, VRA half-lives 21",
                                                   {"statistical_factors": 10, "corr_half_life": 252, "eigen_sims": 0,
                                                    "vol_half_life": 42, "vra_half_life": 21, "specific_vra_half_life": 21}, False),
+    "hybrid_10_no_eigen_corr_std": ("+ 10 statistical factors, eigen adjustment off, corr_standardise=True "
+                                    "(the setting, no patch)",
+                                    {"statistical_factors": 10, "eigen_sims": 0, "corr_standardise": True}, False),
+    "hybrid_10_no_eigen_corr_std_vol_42_vra_21": ("+ 10 statistical factors, eigen adjustment off, corr_standardise=True, "
+                                                  "vol half-life 42, VRA half-lives 21",
+                                                  {"statistical_factors": 10, "eigen_sims": 0, "corr_standardise": True,
+                                                   "vol_half_life": 42, "vra_half_life": 21, "specific_vra_half_life": 21},
+                                                  False),
     "no_eigen_vol_42_vra_21": ("eigen adjustment off, factor vol half-life 42, VRA half-lives 21",
                                {"eigen_sims": 0, "vol_half_life": 42, "vra_half_life": 21, "specific_vra_half_life": 21}, False),
 }

@@ -181,6 +181,22 @@ def _nw_series(
     return out, count
 
 
+#: Observations of a factor's volatility before its returns are standardised for the
+#: correlations (``corr_standardise``): a quarter, or half the volatility window if that is
+#: shorter; earlier returns are left out of the correlations.
+STANDARDISE_MIN_DAYS = 63
+
+
+def _standardised(f_t: np.ndarray, var: np.ndarray, count: np.ndarray, min_count: int) -> np.ndarray:
+    """``f_t (factor, date)`` divided by the lag-0 EWMA volatility of the day before (NaN
+    until it holds ``min_count`` observations): what ``corr_standardise`` feeds the
+    correlation moments. Row ``t`` uses ``f[< t]`` for the scale, so no look-ahead."""
+    known = np.where((count >= min_count) & (var > 0), var, np.nan)
+    prev = np.full_like(known, np.nan)
+    prev[:, 1:] = known[:, :-1]
+    return np.ascontiguousarray(f_t / np.sqrt(prev))
+
+
 def _base_covariance(f: np.ndarray, s: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """``F⁰ = ρ σσᵀ`` for every date (NaN off the available block) and availability ``(T, m)``.
 
@@ -193,9 +209,13 @@ def _base_covariance(f: np.ndarray, s: dict[str, Any]) -> tuple[np.ndarray, np.n
     is_diag = upper[0] == upper[1]
 
     var_nw, n_vol = _nw_series(f_t, diag, s["vol_half_life"], s["vol_lags"], s["vol_window"], s["demean"])
-    var_c0, _ = _nw_series(f_t, diag, s["vol_half_life"], 0, s["vol_window"], s["demean"])
-    cov_c, n_corr = _nw_series(f_t, upper, s["corr_half_life"], s["corr_lags"], s["corr_window"], s["demean"])
-    corr_c0, _ = _nw_series(f_t, diag, s["corr_half_life"], 0, s["corr_window"], s["demean"])
+    var_c0, count_c0 = _nw_series(f_t, diag, s["vol_half_life"], 0, s["vol_window"], s["demean"])
+    if s.get("corr_standardise"):
+        f_corr = _standardised(f_t, var_c0, count_c0, min(STANDARDISE_MIN_DAYS, max(1, s["vol_window"] // 2)))
+    else:
+        f_corr = f_t
+    cov_c, n_corr = _nw_series(f_corr, upper, s["corr_half_life"], s["corr_lags"], s["corr_window"], s["demean"])
+    corr_c0, _ = _nw_series(f_corr, diag, s["corr_half_life"], 0, s["corr_window"], s["demean"])
 
     # a non-positive long-run variance (possible with pairwise EWMA weights) falls back to lag 0
     var = np.where(var_nw > 0, var_nw, var_c0)
@@ -428,6 +448,7 @@ def factor_covariance(
     vol_lags: int = FACTOR_DEFAULTS["vol_lags"],
     corr_half_life: float = FACTOR_DEFAULTS["corr_half_life"],
     corr_lags: int = FACTOR_DEFAULTS["corr_lags"],
+    corr_standardise: bool = FACTOR_DEFAULTS["corr_standardise"],
     window: int | None = FACTOR_DEFAULTS["window"],
     demean: bool = FACTOR_DEFAULTS["demean"],
     eigen_sims: int | None = FACTOR_DEFAULTS["eigen_sims"],
@@ -450,6 +471,14 @@ def factor_covariance(
         Half-life (dates) and Newey–West lags of the variances (USE4S: 84, 5).
     corr_half_life, corr_lags : float, int
         Half-life and lags of the correlations (USE4S: 504, 2). ``inf`` = equal weights.
+    corr_standardise : bool
+        Estimate the correlations from the factor returns divided by their own volatility
+        known the day before (EWMA, half-life ``vol_half_life``, no lags; from
+        ``min(63, vol window // 2)`` observations on), as dynamic conditional correlation
+        models do, instead of from the raw returns. With the raw returns a high-volatility
+        spell dominates the correlation estimate for as long as the correlation half-life
+        remembers it (a 2008 in a 504-day EWMA); standardised, every day weighs alike. The
+        variances are those of the raw returns either way. Default ``False`` (USE4).
     window : int, optional
         Window in dates of every EWMA; ``None``: ``3 × half-life`` each (all history when
         the half-life is infinite, which gives the sample covariance).
@@ -549,7 +578,7 @@ def factor_covariance(
     """
     settings = dict(
         vol_half_life=vol_half_life, vol_lags=vol_lags, corr_half_life=corr_half_life, corr_lags=corr_lags,
-        window=window, demean=demean, eigen_sims=eigen_sims, eigen_scale=eigen_scale, eigen_every=eigen_every,
+        corr_standardise=corr_standardise, window=window, demean=demean, eigen_sims=eigen_sims, eigen_scale=eigen_scale, eigen_every=eigen_every,
         eigen_fit_exclude=eigen_fit_exclude, vra_half_life=vra_half_life, min_periods=min_periods, seed=seed,
     )
     f = _validate_returns(f)

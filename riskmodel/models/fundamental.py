@@ -85,6 +85,10 @@ class FactorRiskModel:
         (:data:`riskmodel.models.settings.HORIZONS`).
     vol_half_life, vol_lags, corr_half_life, corr_lags :
         EWMA half-lives and Newey–West lags of factor volatilities and correlations.
+    corr_standardise : bool
+        Correlations from factor returns standardised by their own volatility of the day
+        before, so that a volatile spell does not dominate them (see
+        :func:`riskmodel.factor_covariance`); part of :meth:`for_construction`.
     eigen_sims, eigen_scale, eigen_every :
         Eigenfactor risk adjustment: simulations, scale ``a`` and schedule (days); see
         :func:`riskmodel.factor_covariance` for why the defaults (100 draws, quarterly)
@@ -139,6 +143,7 @@ class FactorRiskModel:
         vol_lags: int = _D["vol_lags"],
         corr_half_life: float = _D["corr_half_life"],
         corr_lags: int = _D["corr_lags"],
+        corr_standardise: bool = _D["corr_standardise"],
         eigen_sims: int = _D["eigen_sims"],
         eigen_scale: float = _D["eigen_scale"],
         eigen_every: int = _D["eigen_every"],
@@ -170,6 +175,7 @@ class FactorRiskModel:
         self.vol_lags = vol_lags
         self.corr_half_life = corr_half_life
         self.corr_lags = corr_lags
+        self.corr_standardise = corr_standardise
         self.eigen_sims = eigen_sims
         self.eigen_scale = eigen_scale
         self.eigen_every = eigen_every

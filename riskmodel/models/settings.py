@@ -57,6 +57,7 @@ FORECAST_SETTINGS: dict[str, tuple[str, str]] = {
     "vol_lags": ("factor", "vol_lags"),
     "corr_half_life": ("factor", "corr_half_life"),
     "corr_lags": ("factor", "corr_lags"),
+    "corr_standardise": ("factor", "corr_standardise"),
     "eigen_sims": ("factor", "eigen_sims"),
     "eigen_scale": ("factor", "eigen_scale"),
     "eigen_every": ("factor", "eigen_every"),
