@@ -54,6 +54,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "no VRA": {"vra_half_life": None, "specific_vra_half_life": None},
     "vol 42, VRA 21, eigen adjustment off": {"vol_half_life": 42, "vra_half_life": 21, "specific_vra_half_life": 21,
                                              "eigen_sims": 0},
+    "for_construction() (hybrid 10, no eigen, standardised corr, vol 42, VRA 21)": {"construction": True},
 }
 
 
@@ -97,7 +98,11 @@ def measure(panel: Any, name: str, settings: dict[str, Any]) -> tuple[dict[str, 
 
     tic = time.perf_counter()
     with quiet_fit_warnings():
-        fit = rm.FactorRiskModel(styles=list(STYLES), progress=False, **settings).fit(panel)
+        if settings.get("construction"):
+            model = rm.FactorRiskModel.for_construction(styles=list(STYLES), progress=False)
+        else:
+            model = rm.FactorRiskModel(styles=list(STYLES), progress=False, **settings)
+        fit = model.fit(panel)
     fit_seconds = time.perf_counter() - tic
     stocks = np.asarray(fit.stocks)
     equal = rm.bias_statistics(
@@ -157,21 +162,50 @@ def figure(series: dict[str, dict[str, np.ndarray]]) -> None:
     fig.savefig(figures / "regime_response.png", dpi=80)
 
 
+def markdown_table(facts: dict[str, Any]) -> str:
+    """The docs' table from the JSON: per setting and event, catch-up days, days over / under
+    and the bias of the 63 days after the onset, then the random portfolios' yearly bias."""
+    events = list(facts["events"])
+    head = ["setting", *[f"{e}: up / over / under, bias 0-63" for e in events], "random bias by year 2010-2016"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for name, v in facts["settings"].items():
+        cells = [name]
+        for e in events:
+            x = v["events"][e]
+            cells.append(f"{x['catch_up_days']} / {x['over_days']} / {x['under_days']}, {x['bias_0_63']:.2f}")
+        years = [f"{b:.2f}" for y, b in v["yearly_random_bias"].items() if int(y) >= 2010]
+        cells.append(" ".join(years))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default="", help="comma-separated setting names (default all)")
     p.add_argument("--data", default=None)
+    p.add_argument("--table", action="store_true", help="print the docs' Markdown table from the JSON and stop")
     args = p.parse_args()
+    if args.table:
+        import json
+
+        print(markdown_table(json.loads((OUT / "regime_response.json").read_text())))
+        return
     panel = load_panel(START, END, data=args.data)
     names = [n for n in SETTINGS if not args.only or n in args.only.split(",")]
     facts: dict[str, Any] = {"events": EVENTS, "catch_up": CATCH_UP, "come_down": COME_DOWN, "settings": {}}
+    path = OUT / "regime_response.json"
+    if args.only and path.exists():  # a partial run adds to the settings already measured
+        import json
+
+        facts["settings"] = json.loads(path.read_text())["settings"]
     series = {}
     for name in names:
         facts["settings"][name], series[name] = measure(panel, name, SETTINGS[name])
         write_json(OUT, "regime_response", facts)
-    figure(series)
+    if not args.only:  # the figure shows every setting: only a full run draws it
+        figure(series)
 
 
 if __name__ == "__main__":

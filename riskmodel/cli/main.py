@@ -408,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--preset", choices=["construction"],
                    help="construction: the setting recommended as an optimiser's input (FactorRiskModel.for_construction: "
-                   "10 statistical factors, corr half-life 252, no eigen adjustment, vol 42, VRA 21); --k and --set override it")
+                   "10 statistical factors, no eigen adjustment, standardised correlations, vol 42, VRA 21); --k and --set "
+                   "override it")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit)
 

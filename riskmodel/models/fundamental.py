@@ -206,8 +206,9 @@ class FactorRiskModel:
         """The model recommended as an optimiser's input (a named setting).
 
         :data:`~riskmodel.models.settings.CONSTRUCTION_SETTINGS` — ten statistical factors
-        of the residuals (the hybrid), correlation half-life 252, no eigenfactor adjustment,
-        volatility half-life 42, VRA half-lives 21 — under ``settings``, which override it
+        of the residuals (the hybrid), no eigenfactor adjustment, correlations of
+        volatility-standardised factor returns (``corr_standardise``), volatility
+        half-life 42, VRA half-lives 21 — under ``settings``, which override it
         (``styles``, ``industry``, or any of those). Why these: the construction study in
         ``docs/guide/construction.md`` (minimum-variance portfolios on the S&P 500 data,
         every variant tried and its result).

@@ -189,7 +189,7 @@ def test_fit_preset_construction_is_the_named_setting_under_explicit_options(fil
     settings = fit.settings
     assert [str(f) for f in fit.factors][-2:] == ["stat1", "stat2"] and "stat3" not in [str(f) for f in fit.factors]
     assert settings["vol_half_life"] == 63  # --set overrides the preset
-    for name in ("corr_half_life", "eigen_sims", "vra_half_life", "specific_vra_half_life"):
+    for name in ("corr_standardise", "eigen_sims", "vra_half_life", "specific_vra_half_life"):
         assert settings[name] == CONSTRUCTION_SETTINGS[name], name
 
 

@@ -323,9 +323,9 @@ def test_for_construction_is_the_named_setting_and_explicit_settings_override():
     for name, value in CONSTRUCTION_SETTINGS.items():
         assert params[name] == value, name
     assert params["styles"] == ["size"]
-    assert params["eigen_sims"] == 0 and params["statistical_factors"] == 10
-    override = rm.FactorRiskModel.for_construction(statistical_factors=2, corr_half_life=504)
-    assert override.statistical_factors == 2 and override.corr_half_life == 504
+    assert params["eigen_sims"] == 0 and params["statistical_factors"] == 10 and params["corr_standardise"] is True
+    override = rm.FactorRiskModel.for_construction(statistical_factors=2, corr_standardise=False)
+    assert override.statistical_factors == 2 and override.corr_standardise is False
     assert override.vol_half_life == CONSTRUCTION_SETTINGS["vol_half_life"]
     # a horizon fills only what the preset leaves open: the preset's half-lives are explicit
     long = rm.FactorRiskModel.for_construction(horizon="long").get_params()
