@@ -42,10 +42,11 @@ __all__ = [
 
 #: Interior-point tolerances used with CLARABEL unless ``solver_options`` are given.
 CLARABEL_TOLERANCES = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10, "tol_ktratio": 1e-8}
-#: OSQP settings used unless ``solver_options`` are given: tight ADMM tolerances, then
+#: OSQP settings used unless ``solver_options`` are given: ADMM to 1e-7 (enough to find the
+#: active set; tighter only adds iterations: 675 against 925 at 1e-9 for N = 5,000), then
 #: *polishing* (a solve on the guessed active set), which makes the weights exact to about
 #: 1e-12 when it succeeds; when it does not, the problem is solved again with CLARABEL.
-OSQP_SETTINGS = {"eps_abs": 1e-9, "eps_rel": 1e-9, "polishing": True, "max_iter": 200_000}
+OSQP_SETTINGS = {"eps_abs": 1e-7, "eps_rel": 1e-7, "polishing": True, "max_iter": 200_000}
 
 CVXPY_HINT = "portfolio construction with constraints needs cvxpy: pip install riskmodel[construction]"
 
