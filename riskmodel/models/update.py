@@ -32,6 +32,7 @@ dates appended (the stock axis grows by the new listings) and the new state.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -158,6 +159,8 @@ def _split_dates(state: xr.Dataset, panel: xr.Dataset) -> np.ndarray:
     """The panel's new dates (after the model's last date), after checking the shared ones."""
     window = state[f"{P}window"].to_numpy()
     dates = panel["date"].to_numpy()
+    if window.size == 0:  # _EMPTY_STATE: nothing to compute
+        return dates[:0]
     last = window[-1]
     old = dates[(dates <= last) & (dates >= window[0])]
     unknown = old[~np.isin(old, window)]
@@ -413,7 +416,8 @@ def advance(state: xr.Dataset, panel: xr.Dataset, settings: Mapping[str, Any]) -
     from riskmodel.regression import factor_returns
 
     require_dataset(panel, "update")
-    if int(settings.get("statistical_factors", 0) or 0):
+    hybrid = [n for n in settings.get("fixed_styles") or [] if re.match(r"^stat\d+$", n) and n not in panel]
+    if int(settings.get("statistical_factors", 0) or 0) or hybrid:
         raise UpdateNotSupportedError(
             "update: a hybrid model (statistical_factors > 0) re-extracts its statistical factors from the whole "
             "residual history each fit; it cannot be updated date by date: refit it"
@@ -509,6 +513,10 @@ def _rows_dataset(rows, new_dates, stocks, state, ex_new, wls, lag) -> xr.Datase
     return ds
 
 
+#: A state with no date: :func:`advance` on it only checks the panel and the settings.
+_EMPTY_STATE = xr.Dataset({f"{P}n_dates": ((), np.int64(0))}, coords={f"{P}window": np.zeros(0, "datetime64[ns]")})
+
+
 def apply_update(fitted: Any, panel: xr.Dataset, settings: Mapping[str, Any] | None = None) -> Any:
     """:meth:`FittedFactorModel.update`: the model with the panel's new dates appended.
 
@@ -522,8 +530,7 @@ def apply_update(fitted: Any, panel: xr.Dataset, settings: Mapping[str, Any] | N
     if state is not None and state[f"{P}n_dates"].attrs.get("settings") != _settings_json(fitted.settings):
         state = None  # built under other settings: rebuild from the stored arrays
     if state is None:
-        if int(fitted.settings.get("statistical_factors", 0) or 0):
-            advance(xr.Dataset(), panel, fitted.settings)  # raises UpdateNotSupportedError
+        advance(_EMPTY_STATE, panel, fitted.settings)  # the refusals that need no state
         state = build_state(fitted)
     result = advance(state, panel, fitted.settings)
     if result is None:
