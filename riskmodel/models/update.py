@@ -306,17 +306,48 @@ def _eigen_rows(f0: np.ndarray, available: np.ndarray, t0: int, row_valid: np.nd
     return out
 
 
+def _base_covariance_rows(f: np.ndarray, s: Mapping[str, Any], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`riskmodel.covariance.factor._base_covariance` of the last ``k`` dates only: the
+    EWMA moments run over the whole series (O(dates × pairs), bit-identical to the fit), the
+    ``(date, m, m)`` assembly on the last ``k`` dates (not a ``(T, m, m)`` array per update)."""
+    from riskmodel.covariance.factor import _nw_series
+    from riskmodel.kernels.ewma import assemble_covariance
+
+    n_dates, m = f.shape
+    f_t = np.ascontiguousarray(f.T)
+    diag = (np.arange(m, dtype=np.int64), np.arange(m, dtype=np.int64))
+    upper = tuple(a.astype(np.int64) for a in np.triu_indices(m))
+    is_diag = upper[0] == upper[1]
+    last = slice(n_dates - k, None)
+    var_nw, n_vol = (a[:, last] for a in _nw_series(f_t, diag, s["vol_half_life"], s["vol_lags"], s["vol_window"],
+                                                     s["demean"]))
+    var_c0 = _nw_series(f_t, diag, s["vol_half_life"], 0, s["vol_window"], s["demean"])[0][:, last]
+    cov_c, n_corr = (np.ascontiguousarray(a[:, last]) for a in _nw_series(
+        f_t, upper, s["corr_half_life"], s["corr_lags"], s["corr_window"], s["demean"]))
+    corr_c0 = _nw_series(f_t, diag, s["corr_half_life"], 0, s["corr_window"], s["demean"])[0][:, last]
+    var = np.where(var_nw > 0, var_nw, var_c0)
+    corr_var = np.where(cov_c[is_diag] > 0, cov_c[is_diag], corr_c0)
+    vol_min = min(s["min_periods"], max(1, s["vol_window"] // 2))
+    with np.errstate(invalid="ignore"):
+        available = (n_corr[is_diag] >= s["min_periods"]) & (n_vol >= vol_min) & (var > 0) & (corr_var > 0)
+    sd_c = np.ascontiguousarray(np.sqrt(np.where(corr_var > 0, corr_var, np.nan)))
+    sd = np.ascontiguousarray(np.sqrt(np.where(var > 0, var, np.nan)))
+    available = np.ascontiguousarray(available.T)
+    f0 = np.empty((k, m, m))
+    assemble_covariance(cov_c, upper[0], upper[1], sd, sd_c, available, f0)
+    return f0, available
+
+
 def _factor_forecast(state: xr.Dataset, f_new: np.ndarray, settings: Mapping[str, Any]):
     """``factor_cov`` and ``factor_vra`` of the new rows, and the factor part of the new state."""
-    from riskmodel.covariance.factor import _base_covariance, _row_valid
+    from riskmodel.covariance.factor import _row_valid
 
     f_all = np.ascontiguousarray(np.concatenate([state[f"{P}factor_returns"].to_numpy(), f_new]))
     n_old, (n_all, m) = int(state[f"{P}n_dates"]), f_all.shape
     k = n_all - n_old
     s = factor_stage_settings(settings, n_all, m)
     s0 = 0  # O(dates x pairs): as cheap as a window of 3 x 504 dates, and bit-identical to the fit
-    f0, available = _base_covariance(np.ascontiguousarray(f_all[s0:]), s)
-    f0, available = f0[n_old - s0:], available[n_old - s0:]
+    f0, available = _base_covariance_rows(np.ascontiguousarray(f_all[s0:]), s, k)
     run = _EigenRun(int(state[f"{P}eigen_run_start"]), state[f"{P}eigen_bias"].to_numpy().copy(),
                     state[f"{P}avail_prev"].to_numpy().astype(bool))
     f_eig = _eigen_rows(f0, available, n_old, _row_valid(f_all), s, run)
@@ -427,7 +458,8 @@ def advance(state: xr.Dataset, panel: xr.Dataset, settings: Mapping[str, Any]) -
     if new_dates.size == 0:
         return None
     old_stocks = state["stock"].to_numpy()
-    extra = [s for s in panel["stock"].to_numpy().astype(str) if s not in set(old_stocks)]
+    known = set(old_stocks.tolist())
+    extra = [s for s in panel["stock"].to_numpy().astype(str).tolist() if s not in known]
     stocks = np.concatenate([old_stocks, np.asarray(extra, dtype=old_stocks.dtype)]) if extra else old_stocks
     rows = _panel_rows(panel, new_dates, stocks)
     labels_attr = state[f"{P}industry_code"].attrs["labels"] if f"{P}industry_code" in state else None
