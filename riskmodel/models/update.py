@@ -5,7 +5,7 @@ dates extend the fitted ones and computes, for the new dates only and with the f
 stage functions and kernels, what :func:`~riskmodel.models.pipeline.fit_fundamental`
 would compute for them on the whole history:
 
-* exposures of the new dates (cross-sectional: :func:`fundamental_exposures` on those
+* exposures of the new dates (cross-sectional: ``build_exposures`` on those
   rows; industry codes mapped to the model's labels);
 * their regressions (exposures of ``t − lag`` come from the state's last rows);
 * ``Σ_f``: the EWMA + Newey–West moments rerun over the stored factor returns (a
@@ -41,11 +41,18 @@ import pandas as pd
 import xarray as xr
 
 from riskmodel._labels import fmt_date
-from riskmodel.errors import AlignmentError, InvalidParameterError, PanelError
+from riskmodel.errors import (
+    AlignmentError,
+    DimensionError,
+    InvalidParameterError,
+    MissingVariableError,
+    PanelError,
+)
 from riskmodel.models.update_state import (
     STATE_PREFIX as P,
     build_state,
     factor_stage_settings,
+    factor_vra_rows,
     make_state,
     specific_iir,
     state_of,
@@ -60,7 +67,6 @@ __all__ = [
     "UpdateNotSupportedError",
     "advance",
     "apply_update",
-    "factor_vra_rows",
     "check_same_settings",
     "pad_stocks",
 ]
@@ -117,12 +123,10 @@ def check_same_settings(model: Mapping[str, Any], given: Mapping[str, Any] | Non
     if given is None:
         return
     from riskmodel._params import jsonable_settings
-    from riskmodel.models.pipeline import model_settings
 
     ours = jsonable_settings(model)
-    theirs = jsonable_settings({**model_settings("update", {k: v for k, v in given.items() if k != "styles"}),
-                                "styles": given.get("styles", model.get("styles"))})
-    differ = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
+    theirs = jsonable_settings({**model, **given})
+    differ = [k for k in sorted(given) if ours.get(k) != theirs.get(k)]
     if differ:
         detail = ", ".join(f"{k}: model {ours.get(k)!r}, given {theirs.get(k)!r}" for k in differ)
         raise SettingsMismatchError(
@@ -152,6 +156,24 @@ def _check_overlap(state: xr.Dataset, panel: xr.Dataset, shared: np.ndarray) -> 
                 f"update: {name} of stock {str(stocks[n])!r} on {fmt_date(shared[t])} is {given[t, n]!r} in the panel "
                 f"but {stored[t, n]!r} in the fitted model; an update appends new dates to an unchanged history: "
                 "correct the panel, or refit on the full panel if the history was revised"
+            )
+
+
+def _require_variables(panel: xr.Dataset, settings: Mapping[str, Any]) -> None:
+    """The panel holds every variable the model was fitted on.
+
+    Raises
+    ------
+    MissingVariableError
+        Naming the first one missing.
+    """
+    industry = [settings["industry"]] if settings.get("industry") else []
+    names = ["returns", *settings["styles"], *(settings.get("fixed_styles") or []), settings["cap"], *industry]
+    for name in names:
+        if name not in panel.data_vars:
+            raise MissingVariableError(
+                f"update: the panel has no variable {name!r} (has {sorted(map(str, panel.data_vars))}); the model was "
+                "fitted on it"
             )
 
 
@@ -206,9 +228,18 @@ def _new_exposures(rows: xr.Dataset, settings: Mapping[str, Any], labels: tuple[
     """Exposures of the new dates, industry codes on the model's labels."""
     from dataclasses import replace
 
-    from riskmodel.models.pipeline import fundamental_exposures
+    from riskmodel.exposures import build_exposures
 
-    ex = fundamental_exposures(rows, list(settings["styles"]), settings)
+    # fit_fundamental's stage 1 (riskmodel.models.pipeline.fundamental_exposures), which
+    # this module cannot import (the pipeline returns the FittedFactorModel that calls it)
+    ex = build_exposures(rows, list(settings["styles"]), industry=settings["industry"], cap=settings["cap"],
+                         winsor=settings["winsor"], impute=settings["impute"])
+    fixed = list(settings.get("fixed_styles") or [])
+    if fixed:
+        extra = np.stack([rows[n].transpose("date", "stock").to_numpy().astype(np.float64) for n in fixed], axis=2)
+        ex = replace(ex, style_names=(*ex.style_names, *fixed),
+                     styles=np.ascontiguousarray(np.concatenate([ex.styles, extra], axis=2)),
+                     imputed=np.concatenate([ex.imputed, np.zeros(extra.shape, dtype=bool)], axis=2))
     codes = _industry_remap(ex, labels, new_dates)
     return replace(ex, industry=codes, industry_labels=labels if codes is not None else ())
 
@@ -232,22 +263,6 @@ def _stacked(state: xr.Dataset, ex_new: Any, stocks: np.ndarray):
         cap=np.ascontiguousarray(np.concatenate([lagged[f"{P}lag_cap"].to_numpy(), ex_new.cap])),
         imputed=np.concatenate([lagged[f"{P}imputed"].to_numpy().astype(bool), ex_new.imputed]),
     )
-
-
-def factor_vra_rows(b: np.ndarray, defined: np.ndarray, s: Mapping[str, Any], n_total: int) -> np.ndarray:
-    """``λ_F`` of the last ``defined.size`` dates from the ``B_F`` series ``b`` ending there
-    (at least its VRA window long, or all of it), as :func:`riskmodel.covariance.factor._vra`."""
-    from riskmodel.covariance.factor import _nw_series
-
-    lam = np.where(defined, 1.0, np.nan)
-    if s["vra_half_life"] is None or n_total < 2:
-        return lam
-    one = (np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
-    lam2, count = _nw_series(np.ascontiguousarray(b[None, :]), one, s["vra_half_life"], 0, s["vra_window"], False)
-    k = defined.size
-    ok = defined & (count[0, -k:] >= s["vra_min_periods"])
-    lam[ok] = np.sqrt(lam2[0, -k:][ok])
-    return lam
 
 
 @dataclass
@@ -442,18 +457,18 @@ def advance(state: xr.Dataset, panel: xr.Dataset, settings: Mapping[str, Any]) -
         ``rows``: the model's variables on the new dates (stock axis: the model's, then the
         new stocks); ``state``: the state after them. None when the panel has no new date.
     """
-    from riskmodel.models.loadings import require_dataset
-    from riskmodel.models.pipeline import model_variables
     from riskmodel.regression import factor_returns
 
-    require_dataset(panel, "update")
+    if not isinstance(panel, xr.Dataset):
+        raise DimensionError(f"update: the panel must be an xarray Dataset (date, stock), got {type(panel).__name__}; "
+                             "read one with rm.load(path)")
     hybrid = [n for n in settings.get("fixed_styles") or [] if re.match(r"^stat\d+$", n) and n not in panel]
     if int(settings.get("statistical_factors", 0) or 0) or hybrid:
         raise UpdateNotSupportedError(
             "update: a hybrid model (statistical_factors > 0) re-extracts its statistical factors from the whole "
             "residual history each fit; it cannot be updated date by date: refit it"
         )
-    model_variables(panel, settings, first=("returns",))
+    _require_variables(panel, settings)
     new_dates = _split_dates(state, panel)
     if new_dates.size == 0:
         return None

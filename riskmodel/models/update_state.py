@@ -36,6 +36,7 @@ __all__ = [
     "window_length",
     "factor_stage_settings",
     "vra_b_series",
+    "factor_vra_rows",
     "specific_iir",
 ]
 
@@ -110,6 +111,23 @@ def specific_iir(b2: np.ndarray, half_life: float, zi_num: float, zi_den: float)
     return num, den
 
 
+def factor_vra_rows(b: np.ndarray, defined: np.ndarray, s: Mapping[str, Any], n_total: int) -> np.ndarray:
+    """``λ_F`` of the last ``defined.size`` dates from the ``B_F`` series ``b`` ending there
+    (at least its VRA window long, or all of it), as :func:`riskmodel.covariance.factor._vra`."""
+    from riskmodel.covariance.factor import _nw_series
+
+    lam = np.where(defined, 1.0, np.nan)
+    if s["vra_half_life"] is None or n_total < 2:
+        return lam
+    one = (np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+    lam2, count = _nw_series(np.ascontiguousarray(b[None, :]), one, s["vra_half_life"], 0, s["vra_window"], False)
+    k = defined.size
+    ok = defined & (count[0, -k:] >= s["vra_min_periods"])
+    lam[ok] = np.sqrt(lam2[0, -k:][ok])
+    return lam
+
+
+
 def _factor_part(f: np.ndarray, stored_vra: np.ndarray, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Eigen run, bias, last volatilities and the ``B_F`` series, from the whole history."""
     from riskmodel.covariance.factor import _base_covariance, _eigen_adjust, _recompute_schedule, _row_valid
@@ -129,8 +147,6 @@ def _factor_part(f: np.ndarray, stored_vra: np.ndarray, settings: Mapping[str, A
         if s["eigen_sims"]:
             _, latest = _recompute_schedule(available, s["eigen_every"])
             latest_bias = bias[int(np.searchsorted(rec_dates, latest[-1]))].copy()
-    from riskmodel.models.update import factor_vra_rows
-
     lam = factor_vra_rows(b, defined, s, n_dates)
     if not np.array_equal(lam, stored_vra, equal_nan=True):
         raise ModelFileError(
