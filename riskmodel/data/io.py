@@ -581,7 +581,8 @@ def _grown(root: xr.Dataset, path: Path) -> xr.Dataset:
                 da = da.reindex(stock=stocks, fill_value=_fill_value(da.dtype)).astype(da.dtype)
             blocks.append(da.to_numpy())
         data[name] = xr.Variable(root[name].dims, np.concatenate(blocks), root[name].attrs)
-    coords = {c: root[c].to_numpy() for c in root.coords if "date" not in root[c].dims and c != "stock"}
+    coords = {c: root[c].to_numpy() for c in root.coords
+              if "date" not in root[c].dims and c != "stock" and not str(c).startswith(_STATE_PREFIX)}
     coords.update(date=np.concatenate([p["date"].to_numpy() for p in parts]), stock=stocks)
     out = xr.Dataset(data, coords=coords, attrs=root.attrs)
     for name in root.data_vars:

@@ -202,3 +202,17 @@ def test_sigkill_at_random_moments_of_50_updates(tmp_path, world):
             rows, state = advance(state, longer.isel(date=[t]), first.settings)
             many.append((rows, state))
     kill_trials(tmp_path, world, many, trials=50, seed=2)
+
+
+def test_a_grown_store_saved_again_is_compacted_and_keeps_updating(tmp_path, world, versions):
+    panel, first = world
+    model = tmp_path / "m.zarr"
+    rm.save(first, model)
+    for k in range(3):
+        append_update(model, *versions[k])
+    rm.save(rm.load(model), model)  # one plain store again, the state inside it
+    assert read_pointer(model) is None and not [p for p in model.iterdir() if p.name.startswith("_")]
+    rm.save(panel.isel(date=[FIRST + 3]), tmp_path / "day.nc")
+    done = _run("update", str(model), "--panel", str(tmp_path / "day.nc"))
+    assert done.returncode == 0, done.stderr
+    assert _check_version(model, versions, FIRST) == 4

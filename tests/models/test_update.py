@@ -172,3 +172,11 @@ def test_other_kinds_say_why_they_cannot_be_updated(world):
         stat.update(world.isel(date=slice(200, 201)))
     with pytest.raises(UpdateNotSupportedError, match="hybrid model"):
         hybrid.update(world.isel(date=slice(200, 201)))
+
+
+def test_a_model_without_forecasts_is_updated_too(world):
+    T = world.sizes["date"]
+    updated = _update_daily(_fit(world.isel(date=slice(0, T - 3)), covariance=False), world, T - 3)
+    full = _fit(world, covariance=False)
+    assert "factor_cov" not in updated.dataset
+    assert_same_model(full, updated)
