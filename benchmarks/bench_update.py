@@ -8,8 +8,8 @@ On the cached 5,000 x 2,520 benchmark panel of ``bench_full_fit.py``:
    through :func:`riskmodel.models.update.advance` (the API's computation: the new date's
    arrays and the next state), each timed; the D updated dates are compared with the refit's
    (largest relative difference per array, and whether bit-identical);
-3. ``FittedFactorModel.update`` of one day on the in-memory model (the computation plus
-   the copy of every array into a model one date longer);
+3. ``FittedFactorModel.update`` of one day on an in-memory model that carries its state
+   (the computation plus the copy of every array into a model one date longer);
 4. ``riskmodel update MODEL.zarr --panel DAY.nc`` as a new process (start, imports, the
    store's state, the panel, the computation, the atomic append), after one update that
    turned the store into a grown one.
@@ -114,10 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     equality = _compare(full.dataset, rows_list, first_new)
     del rows_list
 
+    carrying = base.update(panel.isel(date=[first_new]))  # builds the state once; the model carries it
     started = time.perf_counter()
-    one = base.update(panel.isel(date=[first_new]))
+    one = carrying.update(panel.isel(date=[first_new + 1]))
     api_with_copy = time.perf_counter() - started
-    del one
+    del one, carrying
 
     folder = Path(tempfile.mkdtemp(prefix="bench_update_"))
     try:

@@ -8,9 +8,9 @@ would compute for them on the whole history:
 * exposures of the new dates (cross-sectional: ``build_exposures`` on those
   rows; industry codes mapped to the model's labels);
 * their regressions (exposures of ``t − lag`` come from the state's last rows);
-* ``Σ_f``: the EWMA + Newey–West moments rerun over the stored factor returns (a
-  ``(date, factor)`` array: as cheap as a trailing window of ``3 × 504`` dates, and
-  bit-identical), the eigenfactor adjustment date by date on its own schedule (a run
+* ``Σ_f``: the EWMA + Newey–West moments advanced from the carried windowed sums
+  (:mod:`riskmodel.models.update_ewma`; where those cannot reproduce the kernel bit for bit,
+  the kernel reruns over the stored factor returns), the eigenfactor adjustment date by date on its own schedule (a run
   starts when the set of available factors changes; ``v(k)`` is re-simulated every
   ``eigen_every`` dates of a run, with the seed of that date, else the run's latest
   ``v(k)`` from the state), and the VRA from the state's ``B_F`` series;
@@ -321,25 +321,36 @@ def _eigen_rows(f0: np.ndarray, available: np.ndarray, t0: int, row_valid: np.nd
     return out
 
 
-def _base_covariance_rows(f: np.ndarray, s: Mapping[str, Any], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`riskmodel.covariance.factor._base_covariance` of the last ``k`` dates only: the
-    EWMA moments run over the whole series (O(dates × pairs), bit-identical to the fit), the
-    ``(date, m, m)`` assembly on the last ``k`` dates (not a ``(T, m, m)`` array per update)."""
-    from riskmodel.covariance.factor import _nw_series
+def _moments(f: np.ndarray, s: Mapping[str, Any], k: int, sums: dict | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The four EWMA moment series of the last ``k`` dates of ``f (date, factor)``: from the
+    carried sums (advanced in place) or, without them, the kernel over the whole series."""
+    from riskmodel.models.update_ewma import SPECS, _kernel_moments
+
+    f_t = np.ascontiguousarray(f.T)
+    n_dates = f.shape[0]
+    out = {}
+    for name, (kind, _, _, _) in SPECS.items():
+        if sums is None:
+            moment, count = _kernel_moments(f_t, kind, s, name)
+            out[name] = (moment[:, n_dates - k:], count[:, n_dates - k:])
+            continue
+        steps = [sums[name].step(f_t, t) for t in range(n_dates - k, n_dates)]
+        out[name] = (np.stack([m for m, _ in steps], axis=1), np.stack([c for _, c in steps], axis=1))
+    return out
+
+
+def _base_covariance_rows(f: np.ndarray, s: Mapping[str, Any], k: int,
+                          sums: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`riskmodel.covariance.factor._base_covariance` of the last ``k`` dates only,
+    from :func:`_moments`; the ``(date, m, m)`` assembly on those dates only."""
     from riskmodel.kernels.ewma import assemble_covariance
 
-    n_dates, m = f.shape
-    f_t = np.ascontiguousarray(f.T)
-    diag = (np.arange(m, dtype=np.int64), np.arange(m, dtype=np.int64))
+    m = f.shape[1]
     upper = tuple(a.astype(np.int64) for a in np.triu_indices(m))
     is_diag = upper[0] == upper[1]
-    last = slice(n_dates - k, None)
-    var_nw, n_vol = (a[:, last] for a in _nw_series(f_t, diag, s["vol_half_life"], s["vol_lags"], s["vol_window"],
-                                                     s["demean"]))
-    var_c0 = _nw_series(f_t, diag, s["vol_half_life"], 0, s["vol_window"], s["demean"])[0][:, last]
-    cov_c, n_corr = (np.ascontiguousarray(a[:, last]) for a in _nw_series(
-        f_t, upper, s["corr_half_life"], s["corr_lags"], s["corr_window"], s["demean"]))
-    corr_c0 = _nw_series(f_t, diag, s["corr_half_life"], 0, s["corr_window"], s["demean"])[0][:, last]
+    mom = _moments(f, s, k, sums)
+    (var_nw, n_vol), (var_c0, _), (corr_c0, _) = mom["var_nw"], mom["var_c0"], mom["corr_c0"]
+    cov_c, n_corr = (np.ascontiguousarray(a) for a in mom["cov_c"])
     var = np.where(var_nw > 0, var_nw, var_c0)
     corr_var = np.where(cov_c[is_diag] > 0, cov_c[is_diag], corr_c0)
     vol_min = min(s["min_periods"], max(1, s["vol_window"] // 2))
@@ -356,13 +367,14 @@ def _base_covariance_rows(f: np.ndarray, s: Mapping[str, Any], k: int) -> tuple[
 def _factor_forecast(state: xr.Dataset, f_new: np.ndarray, settings: Mapping[str, Any]):
     """``factor_cov`` and ``factor_vra`` of the new rows, and the factor part of the new state."""
     from riskmodel.covariance.factor import _row_valid
+    from riskmodel.models.update_state import sums_of
 
     f_all = np.ascontiguousarray(np.concatenate([state[f"{P}factor_returns"].to_numpy(), f_new]))
     n_old, (n_all, m) = int(state[f"{P}n_dates"]), f_all.shape
     k = n_all - n_old
     s = factor_stage_settings(settings, n_all, m)
-    s0 = 0  # O(dates x pairs): as cheap as a window of 3 x 504 dates, and bit-identical to the fit
-    f0, available = _base_covariance_rows(np.ascontiguousarray(f_all[s0:]), s, k)
+    sums = sums_of(state, s, m)  # None: the kernel reruns over the stored history (same numbers)
+    f0, available = _base_covariance_rows(f_all, s, k, sums)
     run = _EigenRun(int(state[f"{P}eigen_run_start"]), state[f"{P}eigen_bias"].to_numpy().copy(),
                     state[f"{P}avail_prev"].to_numpy().astype(bool))
     f_eig = _eigen_rows(f0, available, n_old, _row_valid(f_all), s, run)
@@ -371,7 +383,8 @@ def _factor_forecast(state: xr.Dataset, f_new: np.ndarray, settings: Mapping[str
     b_all = np.concatenate([state[f"{P}vra_b"].to_numpy(), vra_b_series(f_new, sigma_prev)])
     lam = factor_vra_rows(b_all, available.any(axis=1), s, n_all)
     cov = f_eig * (lam**2)[:, None, None]
-    part = dict(b=b_all, sigma_prev=sigma[-1], avail_prev=available[-1], run_start=run.start, bias=run.bias)
+    part = dict(b=b_all, sigma_prev=sigma[-1], avail_prev=available[-1], run_start=run.start, bias=run.bias,
+                sums=sums)
     return cov, lam, part, k
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "window_length",
     "factor_stage_settings",
     "vra_b_series",
+    "sums_of",
     "factor_vra_rows",
     "specific_iir",
 ]
@@ -85,6 +86,22 @@ def factor_stage_settings(settings: Mapping[str, Any], n_dates: int, n_factors: 
 
     kw = {**FACTOR_DEFAULTS, **factor_covariance_kwargs(settings)}
     return _settings((n_dates, n_factors), kw, progress=False)
+
+
+def sums_of(state: xr.Dataset, s: Mapping[str, Any], m: int) -> dict[str, Any] | None:
+    """The carried EWMA sums of a state (:mod:`riskmodel.models.update_ewma`), or None."""
+    from riskmodel.models.update_ewma import SPECS, EwmaSums
+
+    if f"{STATE_PREFIX}ewma_cov_c_sxy" not in state:
+        return None
+    out = {}
+    for name, (kind, hl, lags, win) in SPECS.items():
+        sums = EwmaSums.empty(kind, m, s[lags] if lags else 0, s[hl], s[win])
+        sums.s_xy = state[f"{STATE_PREFIX}ewma_{name}_sxy"].to_numpy().copy()
+        sums.s_w = state[f"{STATE_PREFIX}ewma_{name}_sw"].to_numpy().copy()
+        sums.n_w = state[f"{STATE_PREFIX}ewma_{name}_nw"].to_numpy().astype(np.int64)
+        out[name] = sums
+    return out
 
 
 def vra_b_series(f_rows: np.ndarray, sigma_prev_rows: np.ndarray) -> np.ndarray:
@@ -153,7 +170,10 @@ def _factor_part(f: np.ndarray, stored_vra: np.ndarray, settings: Mapping[str, A
             "the model's factor VRA multipliers cannot be reproduced from its stored factor returns (written by "
             "another release, or edited): refit it on the full panel instead of updating it"
         )
-    return dict(b=b, sigma_prev=sigma[-1], avail_prev=available[-1], run_start=run_start, bias=latest_bias)
+    from riskmodel.models.update_ewma import carried_sums
+
+    return dict(b=b, sigma_prev=sigma[-1], avail_prev=available[-1], run_start=run_start, bias=latest_bias,
+                sums=carried_sums(f, s))
 
 
 def _specific_part(fitted: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,6 +273,11 @@ def make_state(window: xr.Dataset, last: xr.Dataset, labels: Any, settings: Mapp
         out[f"{p}avail_prev"] = (("factor",), fac["avail_prev"].astype(np.int8))
         out[f"{p}eigen_bias"] = (("factor",), fac["bias"])
         out[f"{p}eigen_run_start"] = ((), np.int64(fac["run_start"]))
+        for name, sums in (fac.get("sums") or {}).items():
+            dims = (f"{p}{name}_pair", f"{p}{name}_term")
+            out[f"{p}ewma_{name}_sxy"] = (dims, sums.s_xy)
+            out[f"{p}ewma_{name}_sw"] = (dims, sums.s_w)
+            out[f"{p}ewma_{name}_nw"] = (dims, sums.n_w)
     if spec is not None:
         out[f"{p}specific_num"] = ((), np.float64(spec["num"]))
         out[f"{p}specific_den"] = ((), np.float64(spec["den"]))

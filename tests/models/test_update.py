@@ -180,3 +180,13 @@ def test_a_model_without_forecasts_is_updated_too(world):
     full = _fit(world, covariance=False)
     assert "factor_cov" not in updated.dataset
     assert_same_model(full, updated)
+
+
+def test_the_factor_ewma_sums_are_carried_bit_for_bit(world):
+    """Past the variance window (126 dates at half-life 42) the sums subtract their oldest
+    term; the carried arithmetic must reproduce the kernel's there too (else the update falls
+    back to rerunning the kernel, and this state would hold no sums)."""
+    from riskmodel.models.update_state import build_state
+
+    state = build_state(_fit(world.isel(date=slice(0, 300)), vol_half_life=42))
+    assert "update_ewma_cov_c_sxy" in state and "update_ewma_var_nw_sxy" in state
