@@ -135,7 +135,7 @@ def check_same_settings(model: Mapping[str, Any], given: Mapping[str, Any] | Non
         )
 
 
-def _check_overlap(state: xr.Dataset, panel: xr.Dataset, shared: np.ndarray) -> None:
+def _check_overlap(state: xr.Dataset, panel: xr.Dataset, shared: np.ndarray, cap: str) -> None:
     """The panel's values on the dates it shares with the state's window equal the stored ones.
 
     Raises
@@ -144,16 +144,16 @@ def _check_overlap(state: xr.Dataset, panel: xr.Dataset, shared: np.ndarray) -> 
         Naming the variable, the date, the stock and both values.
     """
     stocks = np.intersect1d(state["stock"].to_numpy(), panel["stock"].to_numpy())
-    for name in CHECKED:
-        if name not in panel:
+    for name, given_name in zip(CHECKED, ("returns", cap)):
+        if given_name not in panel:
             continue
         stored = state[f"{P}{name}"].sel({f"{P}window": shared, "stock": stocks}).to_numpy()
-        given = panel[name].sel(date=shared, stock=stocks).transpose("date", "stock").to_numpy().astype(np.float64)
+        given = panel[given_name].sel(date=shared, stock=stocks).transpose("date", "stock").to_numpy().astype(np.float64)
         bad = ~((stored == given) | (np.isnan(stored) & np.isnan(given)))
         if bad.any():
             t, n = np.argwhere(bad)[0]
             raise HistoryMismatchError(
-                f"update: {name} of stock {str(stocks[n])!r} on {fmt_date(shared[t])} is {given[t, n]!r} in the panel "
+                f"update: {given_name} of stock {str(stocks[n])!r} on {fmt_date(shared[t])} is {given[t, n]!r} in the panel "
                 f"but {stored[t, n]!r} in the fitted model; an update appends new dates to an unchanged history: "
                 "correct the panel, or refit on the full panel if the history was revised"
             )
@@ -177,7 +177,7 @@ def _require_variables(panel: xr.Dataset, settings: Mapping[str, Any]) -> None:
             )
 
 
-def _split_dates(state: xr.Dataset, panel: xr.Dataset) -> np.ndarray:
+def _split_dates(state: xr.Dataset, panel: xr.Dataset, cap: str) -> np.ndarray:
     """The panel's new dates (after the model's last date), after checking the shared ones."""
     window = state[f"{P}window"].to_numpy()
     dates = panel["date"].to_numpy()
@@ -192,7 +192,7 @@ def _split_dates(state: xr.Dataset, panel: xr.Dataset) -> np.ndarray:
             "dates; an update appends new dates to an unchanged history"
         )
     if old.size:
-        _check_overlap(state, panel, old)
+        _check_overlap(state, panel, old, cap)
     return dates[dates > last]
 
 
@@ -482,13 +482,13 @@ def advance(state: xr.Dataset, panel: xr.Dataset, settings: Mapping[str, Any]) -
             "residual history each fit; it cannot be updated date by date: refit it"
         )
     _require_variables(panel, settings)
-    new_dates = _split_dates(state, panel)
+    new_dates = _split_dates(state, panel, settings["cap"])
     if new_dates.size == 0:
         return None
     old_stocks = state["stock"].to_numpy()
     known = set(old_stocks.tolist())
     extra = [s for s in panel["stock"].to_numpy().astype(str).tolist() if s not in known]
-    stocks = np.concatenate([old_stocks, np.asarray(extra, dtype=old_stocks.dtype)]) if extra else old_stocks
+    stocks = np.asarray([*old_stocks.tolist(), *extra], dtype=str) if extra else old_stocks  # wider names fit
     rows = _panel_rows(panel, new_dates, stocks)
     labels_attr = state[f"{P}industry_code"].attrs["labels"] if f"{P}industry_code" in state else None
     labels = tuple(json.loads(labels_attr)) if isinstance(labels_attr, str) else tuple(labels_attr or ())

@@ -190,3 +190,17 @@ def test_the_factor_ewma_sums_are_carried_bit_for_bit(world):
 
     state = build_state(_fit(world.isel(date=slice(0, 300)), vol_half_life=42))
     assert "update_ewma_cov_c_sxy" in state and "update_ewma_var_nw_sxy" in state
+
+
+def test_a_new_stock_with_a_longer_name_keeps_its_name(world):
+    alive = np.flatnonzero(np.isfinite(world["returns"].values[300:302]).all(axis=0))
+    order = [*[j for j in range(world.sizes["stock"]) if j != alive[0]], int(alive[0])]
+    names = [str(s) for s in world["stock"].values[order]]
+    names[-1] = "a_much_longer_stock_name_than_the_others"
+    panel = world.isel(stock=order).assign_coords(stock=names)
+    fit = _fit(panel.isel(date=slice(0, 300), stock=slice(0, -1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        updated = fit.update(panel.isel(date=slice(300, 302)))
+    assert list(updated.stocks) == names
+    assert np.isfinite(updated.dataset["returns"].values[-2:, -1]).any()
