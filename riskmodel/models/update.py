@@ -388,6 +388,22 @@ def _factor_forecast(state: xr.Dataset, f_new: np.ndarray, settings: Mapping[str
     return cov, lam, part, k
 
 
+def _specific_sums(state: xr.Dataset, stocks: np.ndarray, sp: Mapping[str, Any]):
+    """The state's carried specific sums on the stock axis ``stocks`` (new stocks: none yet), or None."""
+    from riskmodel.models.update_ewma import SpecificSums
+
+    if f"{P}ts_num" not in state:
+        return None
+    names = [f"{P}ts_num", f"{P}ts_den", f"{P}ts_npair", f"{P}ts_cnt"]
+    padded = pad_stocks(state[names], stocks)
+    sums = SpecificSums.empty(len(stocks), sp["lags"], sp["half_life"], sp["window"])
+    sums.num = np.nan_to_num(padded[f"{P}ts_num"].to_numpy(), nan=0.0)
+    sums.den = np.nan_to_num(padded[f"{P}ts_den"].to_numpy(), nan=0.0)
+    sums.npair = np.maximum(padded[f"{P}ts_npair"].to_numpy().astype(np.int64), 0)
+    sums.cnt = np.maximum(padded[f"{P}ts_cnt"].to_numpy().astype(np.int64), 0)
+    return sums
+
+
 def _specific_slice_start(n_old: int, window: int, lags: int) -> int:
     """First row of the time-series recomputation: on the 32-date grid of the exact
     recomputation of the robust statistics, a whole window before the latest such date at or
@@ -421,6 +437,10 @@ def _specific_forecast(state: xr.Dataset, resid_new: np.ndarray, ex_new: Any, st
     u = np.ascontiguousarray(np.concatenate([u_win[s0 - base:], resid_new]))
     ts_var, h, gamma = time_series_stage(u, sp)
     ts_var, h, gamma = (np.ascontiguousarray(a[-k:]) for a in (ts_var, h, gamma))
+    ts_sums = _specific_sums(state, stocks, sp)
+    if ts_sums is not None:  # the carried sums: bit-identical to the fit's σ²_TS (the slice's are not)
+        rows = np.concatenate([u_win, resid_new])
+        ts_var = np.ascontiguousarray(np.stack([ts_sums.step(rows, t - base) for t in range(n_old, n_old + k)]))
     inputs = specific_inputs(resid_new, ex_new)
     cs = cross_section_stage(ts_var, h, gamma, inputs, sp, overwrite_ts_var=sp["shrink"] != 0)
     cap_prev = pad_stocks(state[[f"{P}lag_cap"]], stocks)[f"{P}lag_cap"].to_numpy()[-1]
@@ -435,7 +455,7 @@ def _specific_forecast(state: xr.Dataset, resid_new: np.ndarray, ex_new: Any, st
         with np.errstate(invalid="ignore", divide="ignore"):
             lam = np.where(dens > 0, np.sqrt(nums / dens), 1.0)
         num, den = float(nums[-1]), float(dens[-1])
-    part = dict(num=num, den=den, sig_prev=cs.sig_sh[-1].copy(), estu_prev=cs.estu[-1].copy())
+    part = dict(num=num, den=den, sig_prev=cs.sig_sh[-1].copy(), estu_prev=cs.estu[-1].copy(), ts_sums=ts_sums)
     var = final_variance(resid_new, cs.sig_sh, None if sp["shrink"] != 0 else ts_var, gamma, lam, sp["shrink"],
                          cs.complete)
     return var, lam, part

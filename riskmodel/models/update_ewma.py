@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["EwmaSums", "carried_sums", "SPECS"]
+__all__ = ["EwmaSums", "carried_sums", "SPECS", "SpecificSums", "carried_specific_sums"]
 
 #: The four moment series of the factor covariance's first stage:
 #: name -> (pairs: "diag" or "upper", half-life key, lags key (None: lag 0), window key).
@@ -140,3 +140,72 @@ def carried_sums(f: np.ndarray, s: Mapping[str, Any]) -> dict[str, EwmaSums] | N
                 return None
         out[name] = sums
     return out
+
+
+@dataclass
+class SpecificSums:
+    """The specific time series' windowed sums per stock after the last date
+    (:func:`riskmodel.kernels.specific_ts.specific_ts_kernel`'s first pass, carried): for
+    each lag ``l`` the sums of ``u_t u_{t−l}`` and of their weights, the number of pairs in
+    the window, and the number of returns in the window."""
+
+    num: np.ndarray  # (L + 1, N)
+    den: np.ndarray
+    npair: np.ndarray  # (L + 1, N) int64
+    cnt: np.ndarray  # (N,) int64
+    half_life: float
+    window: int
+
+    @classmethod
+    def empty(cls, n_stocks: int, lags: int, half_life: float, window: int) -> "SpecificSums":
+        zeros = np.zeros((lags + 1, n_stocks))
+        return cls(zeros, zeros.copy(), np.zeros((lags + 1, n_stocks), np.int64), np.zeros(n_stocks, np.int64),
+                   float(half_life), int(window))
+
+    def step(self, u: np.ndarray, t: int) -> np.ndarray:
+        """Advance to row ``t`` of ``u (rows, N)`` (rows before 0 are absent); ``σ²_TS`` of that row."""
+        lags = self.num.shape[0] - 1
+        a = 2.0 ** (-1.0 / self.half_life)
+        window = self.window
+
+        def row(i: int) -> np.ndarray:
+            return u[i] if i >= 0 else np.full(u.shape[1], np.nan)
+
+        x_new = row(t)
+        for ell in range(lags + 1):
+            y = row(t - ell)
+            ok_in = (x_new == x_new) & (y == y)
+            p_in = np.where(ok_in, x_new * y, 0.0)
+            y1, y2 = row(t - window + ell), row(t - window)
+            ok_out = (y1 == y1) & (y2 == y2)
+            p_out = np.where(ok_out, y1 * y2, 0.0)
+            self.npair[ell] += ok_in.astype(np.int64) - ok_out.astype(np.int64)
+            drop = _int_power(a, window - ell)
+            nu = a * self.num[ell] + p_in - drop * p_out
+            de = a * self.den[ell] + ok_in.astype(np.float64) - drop * ok_out.astype(np.float64)
+            self.num[ell] = np.where(self.npair[ell] != 0, nu, 0.0)
+            self.den[ell] = np.where(self.npair[ell] != 0, de, 0.0)
+        x_old = row(t - window)
+        self.cnt += (x_new == x_new).astype(np.int64) - (x_old == x_old).astype(np.int64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c0 = self.num[0] / self.den[0]
+            acc = c0.copy()
+            for ell in range(1, lags + 1):
+                term = 2.0 * (1.0 - ell / (lags + 1.0)) * self.num[ell] / self.den[ell]
+                acc += np.where(self.npair[ell] > 0, term, 0.0)
+            floor = c0 / (lags + 1.0)
+        v = np.where(acc > floor, acc, floor)
+        return np.where(self.cnt > 0, v, np.nan)
+
+
+def carried_specific_sums(u: np.ndarray, ts_var_last: np.ndarray, lags: int, half_life: float,
+                          window: int) -> SpecificSums | None:
+    """The specific sums after the last row of ``u (date, stock)``, or None when they do not
+    reproduce the kernel's ``σ²_TS`` of the last rows (``ts_var_last``) bit for bit."""
+    sums = SpecificSums.empty(u.shape[1], lags, half_life, window)
+    n_dates, n_check = u.shape[0], ts_var_last.shape[0]
+    for t in range(n_dates):
+        var = sums.step(u, t)
+        if t >= n_dates - n_check and not np.array_equal(var, ts_var_last[t - n_dates + n_check], equal_nan=True):
+            return None
+    return sums

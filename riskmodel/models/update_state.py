@@ -191,6 +191,9 @@ def _specific_part(fitted: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
     inputs = specific_inputs(fitted.dataset["residuals"].to_numpy(), fitted._exposures())
     u = inputs.residuals
     ts_var, n_obs, gamma = time_series_stage(u, s)
+    from riskmodel.models.update_ewma import carried_specific_sums
+
+    ts_sums = carried_specific_sums(u, ts_var[-40:].copy(), s["lags"], s["half_life"], s["window"])
     cs = cross_section_stage(ts_var, n_obs, gamma, inputs, s, overwrite_ts_var=s["shrink"] != 0)
     n_dates = u.shape[0]
     num = den = 0.0
@@ -207,7 +210,7 @@ def _specific_part(fitted: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
             "the model's specific VRA multipliers cannot be reproduced from its stored residuals and exposures "
             "(written by another release, or edited): refit it on the full panel instead of updating it"
         )
-    return dict(num=num, den=den, sig_prev=cs.sig_sh[-1].copy(), estu_prev=cs.estu[-1].copy())
+    return dict(num=num, den=den, sig_prev=cs.sig_sh[-1].copy(), estu_prev=cs.estu[-1].copy(), ts_sums=ts_sums)
 
 
 def build_state(fitted: Any) -> xr.Dataset:
@@ -283,6 +286,12 @@ def make_state(window: xr.Dataset, last: xr.Dataset, labels: Any, settings: Mapp
         out[f"{p}specific_den"] = ((), np.float64(spec["den"]))
         out[f"{p}sig_prev"] = (("stock",), spec["sig_prev"])
         out[f"{p}estu_prev"] = (("stock",), spec["estu_prev"].astype(np.int8))
+        sums = spec.get("ts_sums")
+        if sums is not None:
+            out[f"{p}ts_num"] = ((f"{p}ts_lag", "stock"), sums.num)
+            out[f"{p}ts_den"] = ((f"{p}ts_lag", "stock"), sums.den)
+            out[f"{p}ts_npair"] = ((f"{p}ts_lag", "stock"), sums.npair)
+            out[f"{p}ts_cnt"] = (("stock",), sums.cnt)
     out[f"{p}n_dates"].attrs["version"] = STATE_VERSION
     out[f"{p}n_dates"].attrs["settings"] = json.dumps(jsonable_settings(settings))
     return out
