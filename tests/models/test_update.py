@@ -191,6 +191,7 @@ def test_the_factor_ewma_sums_are_carried_bit_for_bit(world):
 
     state = build_state(_fit(world.isel(date=slice(0, 300)), vol_half_life=42))
     assert "update_ewma_cov_c_sxy" in state and "update_ewma_var_nw_sxy" in state
+    assert "update_ts_num" in state  # the specific time series (window 252) is carried too
 
 
 def test_a_new_stock_with_a_longer_name_keeps_its_name(world):
