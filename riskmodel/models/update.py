@@ -14,16 +14,17 @@ would compute for them on the whole history:
   starts when the set of available factors changes; ``v(k)`` is re-simulated every
   ``eigen_every`` dates of a run, with the seed of that date, else the run's latest
   ``v(k)`` from the state), and the VRA from the state's ``B_F`` series;
-* ``D``: the time series over the trailing window (started on the 32-date grid on which the
-  robust statistics are recomputed exactly), the structural model and the shrinkage on the
-  new dates, and the specific VRA's IIR sums carried from the state.
+* ``D``: the time series' EWMA sums advanced from the carried ones (the robust blending
+  statistics recomputed over the trailing window, started on the 32-date grid on which the
+  kernel recomputes them exactly), the structural model and the shrinkage on the new
+  dates, and the specific VRA's IIR sums carried from the state.
 
-Where the result is not bit-identical to the full refit: the specific time series is
-recomputed over a trailing window (not the whole ``(date, stock)`` history), and its EWMA
-sums are windowed recursions (``S_t = a S_{t−1} + x_t − a^W x_{t−W}``) whose rounding
-residue depends on where the recursion started, so ``specific_var`` agrees to about 1e-15
-relative, not bit for bit. Every other array (exposures, factor returns, residuals,
-``factor_cov``, ``factor_vra``, ``specific_vra``, the counts) is bit-identical.
+Every stored array is bit-identical to the full refit's. The carried sums are checked
+against the kernels when the state is built; where they would differ (another platform's
+rounding of a power, say) the state holds none and the update reruns the factor kernel over
+the stored history (same numbers) and the specific one over the trailing window, whose
+EWMA sums are windowed recursions that restart there: ``specific_var`` then agrees to about
+1e-15 relative, not bit for bit.
 
 :func:`apply_update` is :meth:`FittedFactorModel.update`: the model's arrays with the new
 dates appended (the stock axis grows by the new listings) and the new state.
