@@ -437,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     from riskmodel.cli import backtest
 
     backtest.add_parser(sub)
+    from riskmodel.cli import update as update_cli
+    update_cli.add_parser(sub)
 
     p = sub.add_parser("bench", help="run the benchmarks and write a Markdown table and JSON")
     p.add_argument("--quick", action="store_true", help="small sizes only (about a minute)")

@@ -533,5 +533,59 @@ def load(path: str | os.PathLike, chunks: Any = None) -> Any:
     fmt = _format_of(path)
     if not path.exists():
         raise _missing_file_error(path)
-    ds = _restore(_open(path, fmt, chunks), chunks)
+    for attempt in range(3):  # a grown store's old state may be removed under a slow reader
+        ds = _restore(_open(path, fmt, chunks), chunks)
+        if fmt != "zarr" or GROWN_ATTR not in ds.attrs:
+            break
+        try:
+            ds = _grown(ds, path)
+            break
+        except ModelFileError:
+            if attempt == 2:
+                raise
     return _dispatch(ds, path)
+
+
+# ----------------------------------------------------------------------------------------
+# a zarr model that grows (riskmodel.data.model_store writes it): the root store, then
+# the segments of dates appended by `riskmodel update`, then the state of the last one
+# ----------------------------------------------------------------------------------------
+#: Root attribute of a grown store: JSON ``{"segments": [...], "state": name}``.
+GROWN_ATTR = "riskmodel_grown"
+_STATE_PREFIX = "update_"
+
+
+def _fill_value(dtype: np.dtype) -> Any:
+    """A stock absent from a segment: NaN, 0 for flags (int8/bool), -1 for codes."""
+    if dtype.kind == "f":
+        return np.nan
+    return 0 if dtype.kind == "b" or dtype == np.int8 else -1
+
+
+def _grown(root: xr.Dataset, path: Path) -> xr.Dataset:
+    """The root's dates followed by each segment's, on the last segment's stock axis, with
+    the last state (read once from the root's pointer, so one consistent version)."""
+    pointer = root.attrs.pop(GROWN_ATTR)
+    pointer = json.loads(pointer) if isinstance(pointer, str) else pointer
+    parts = [root] + [_restore(_open(path / name, "zarr", None), None) for name in pointer["segments"]]
+    state = _restore(_open(path / pointer["state"], "zarr", None), None)
+    stocks = parts[-1]["stock"].to_numpy()
+    parts = [p.drop_vars([n for n in p.variables if str(n).startswith(_STATE_PREFIX)]) for p in parts]
+    dated = [n for n in root.data_vars if "date" in root[n].dims]
+    data = {}
+    for name in dated:
+        blocks = []
+        for part in parts:
+            da = part[name]
+            if "stock" in da.dims and da.sizes["stock"] != stocks.size:
+                da = da.reindex(stock=stocks, fill_value=_fill_value(da.dtype)).astype(da.dtype)
+            blocks.append(da.to_numpy())
+        data[name] = xr.Variable(root[name].dims, np.concatenate(blocks), root[name].attrs)
+    coords = {c: root[c].to_numpy() for c in root.coords
+              if "date" not in root[c].dims and c != "stock" and not str(c).startswith(_STATE_PREFIX)}
+    coords.update(date=np.concatenate([p["date"].to_numpy() for p in parts]), stock=stocks)
+    out = xr.Dataset(data, coords=coords, attrs=root.attrs)
+    for name in root.data_vars:
+        if name not in dated and not str(name).startswith(_STATE_PREFIX):
+            out[name] = root[name]
+    return out.merge(state.drop_vars(["stock", "factor", "style"], errors="ignore"), join="override")

@@ -10,6 +10,7 @@ writes and reads the files.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import stat
@@ -81,6 +82,15 @@ def _netcdf_marks(path: Path) -> str | None:
     return "it is a netCDF/HDF5 file that riskmodel did not write (none of its attributes are riskmodel's)"
 
 
+def _grown_part(member: Path) -> bool:
+    """A segment or state group of a grown model (:mod:`riskmodel.data.model_store`), or a
+    temporary of an update."""
+    name = member.name
+    if name.startswith("._") and name.endswith(".tmp"):
+        return True
+    return bool(re.match(r"^_(segment|state)_\d{6}$", name)) and member.is_dir() and (member / "zarr.json").is_file()
+
+
 def _zarr_marks(path: Path) -> str | None:
     """None when ``path`` is a zarr v3 store riskmodel wrote and holds nothing else."""
     entries = sorted(entry.name for entry in path.iterdir())
@@ -95,7 +105,7 @@ def _zarr_marks(path: Path) -> str | None:
         return "it is a zarr store that riskmodel did not write (none of its attributes are riskmodel's)"
     for name in entries:
         member = path / name
-        if name == "zarr.json":
+        if name == "zarr.json" or _grown_part(member):
             continue
         if not member.is_dir() or member.is_symlink() or not (member / "zarr.json").is_file():
             return f"it holds {name!r}, which is not part of a zarr array"

@@ -62,6 +62,25 @@ class FittedModel(Result):
         """The fitted model as one Dataset (what :func:`riskmodel.save` writes)."""
         return self.dataset
 
+    def update(self, panel: xr.Dataset, settings: dict | None = None):
+        """Extend the model by new dates (the fundamental model only; see
+        :meth:`riskmodel.models.fitted_factor.FittedFactorModel.update`).
+
+        Raises
+        ------
+        UpdateNotSupportedError
+            Always here: only the fundamental model is updated date by date. The
+            statistical model re-extracts its factors from the whole window at each date's
+            fit; carrying the time-series model's rolling loadings is not implemented.
+        """
+        from riskmodel.models.update import UpdateNotSupportedError
+
+        raise UpdateNotSupportedError(
+            f"{type(self).__name__}.update: only the fundamental model (FittedFactorModel) is updated date by date; "
+            "the statistical model re-extracts its factors from the whole window and carrying the time-series "
+            "model's rolling loadings is not implemented: refit it on the full panel"
+        )
+
     # -- coordinates and series --------------------------------------------------------
 
     @property

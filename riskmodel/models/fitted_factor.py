@@ -98,6 +98,48 @@ class FittedFactorModel(FittedModel):
             ds["industry_code"].attrs["labels"] = json.dumps(ds["industry_code"].attrs["labels"])
         return super().from_dataset(ds)
 
+    def update(self, panel: xr.Dataset, settings: dict | None = None) -> "FittedFactorModel":
+        """The model extended by the panel's new dates, computed from a carried state.
+
+        Only the dates after the model's last one are computed (exposures, regressions,
+        ``Σ_f`` and ``D``), with the fit's stages started from the state the model carries
+        (:mod:`riskmodel.models.update`); the result equals a full refit on the whole
+        history (see docs/guide/production.md for which arrays are bit-identical and which
+        agree to about 1e-15). The first update of a model without a state rebuilds it from
+        the stored arrays (about the cost of the forecast stages of a fit); the returned
+        model carries it (``update_*`` variables) for the next one.
+
+        Parameters
+        ----------
+        panel : Dataset (date, stock)
+            The new dates (with the variables the model was fitted on); dates already in
+            the model are checked against it (returns and caps) and otherwise ignored.
+            Stocks not in the model are appended to its stock axis.
+        settings : dict, optional
+            When given, refused unless equal to the model's settings.
+
+        Returns
+        -------
+        FittedFactorModel
+            A new model (this one is unchanged); ``self`` when the panel has no new date.
+
+        Raises
+        ------
+        HistoryMismatchError
+            The panel's returns or caps differ from the stored ones on a shared date (the
+            date and the stock are named).
+        SettingsMismatchError
+            ``settings`` differ from the model's.
+        UpdateNotSupportedError
+            A hybrid model (statistical factors), or an industry the model does not have.
+        ModelFileError
+            The stored forecasts cannot be reproduced from the stored history (another
+            release wrote the model): refit it.
+        """
+        from riskmodel.models.update import apply_update
+
+        return apply_update(self, panel, settings)
+
     # -- labelled outputs --------------------------------------------------------------
 
     @property

@@ -1,0 +1,166 @@
+"""Daily update against a full refit, in one run (issue 20): writes benchmarks/results/update.json.
+
+On the cached 5,000 x 2,520 benchmark panel of ``bench_full_fit.py``:
+
+1. a full fit on all 2,520 dates (the refit a daily job would otherwise run);
+2. a fit on the first 2,520 - D dates (D = 250), its update state built once
+   (:func:`riskmodel.models.update_state.build_state`), then D consecutive daily updates
+   through :func:`riskmodel.models.update.advance` (the API's computation: the new date's
+   arrays and the next state), each timed; the D updated dates are compared with the refit's
+   (largest relative difference per array, and whether bit-identical);
+3. ``FittedFactorModel.update`` of one day on an in-memory model that carries its state
+   (the computation plus the copy of every array into a model one date longer);
+4. ``riskmodel update MODEL.zarr --panel DAY.nc`` as a new process (start, imports, the
+   store's state, the panel, the computation, the atomic append), after one update that
+   turned the store into a grown one.
+
+The machine's load average is recorded: compare the ratios measured side by side here.
+
+Usage::
+
+    python benchmarks/bench_update.py [--panel /tmp/riskmodel_bench_panel.nc] [--days 250]
+    python benchmarks/bench_update.py --quick     # 400 x 260, 40 days
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_full_fit import FULL, QUICK, _load_inputs, make_panel  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _compare(full_ds, rows_list, first_new: int) -> dict[str, dict[str, float | bool]]:
+    """Per array: largest relative difference of the updated dates to the refit, bit-identical or not."""
+    out = {}
+    for name in rows_list[0].data_vars:
+        got = np.concatenate([r[name].to_numpy() for r in rows_list])
+        want = full_ds[name].to_numpy()[first_new:]
+        if "stock" in full_ds[name].dims:
+            want = want[:, : got.shape[1]] if got.ndim == 2 else want
+        same = bool(np.array_equal(got, want, equal_nan=True)) if got.dtype.kind == "f" else bool(np.array_equal(got, want))
+        rel = 0.0
+        if not same and got.dtype.kind == "f":
+            ok = np.isfinite(want) & (want != 0)
+            rel = float(np.max(np.abs(got[ok] - want[ok]) / np.abs(want[ok]), initial=0.0))
+        out[name] = {"bit_identical": same, "max_relative_difference": rel}
+    return out
+
+
+def _cli_update(model: Path, day_panel: Path) -> float:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "riskmodel.cli", "update", str(model), "--panel", str(day_panel)],
+                          capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--panel", type=Path, default=Path("/tmp/riskmodel_bench_panel.nc"))
+    parser.add_argument("--days", type=int, default=250)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results" / "update.json")
+    args = parser.parse_args(argv)
+    import riskmodel as rm
+    from riskmodel.models.update import advance
+    from riskmodel.models.update_state import build_state
+
+    warnings.simplefilter("ignore")
+    config = QUICK if args.quick else FULL
+    days = 40 if args.quick else args.days
+    panel, _ = _load_inputs(make_panel(config, args.panel))
+    n_dates, n_stocks = panel.sizes["date"], panel.sizes["stock"]
+    warm = panel.isel(date=slice(0, 300), stock=slice(0, 300))  # numba caches loaded before any timing
+    warm_fit = rm.FactorRiskModel(progress=False).fit(warm.isel(date=slice(0, 299)))
+    warm_fit.update(warm.isel(date=[299]))
+    load_before = os.getloadavg()
+
+    started = time.perf_counter()
+    full = rm.FactorRiskModel(progress=False).fit(panel)
+    refit_seconds = time.perf_counter() - started
+    first_new = n_dates - days
+    started = time.perf_counter()
+    base = rm.FactorRiskModel(progress=False).fit(panel.isel(date=slice(0, first_new)))
+    base_fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    state = build_state(base)
+    state_seconds = time.perf_counter() - started
+
+    per_day, rows_list = [], []
+    for t in range(first_new, n_dates):
+        day = panel.isel(date=[t])
+        started = time.perf_counter()
+        rows, state = advance(state, day, base.settings)
+        per_day.append(time.perf_counter() - started)
+        rows_list.append(rows)
+    equality = _compare(full.dataset, rows_list, first_new)
+    del rows_list
+
+    carrying = base.update(panel.isel(date=[first_new]))  # builds the state once; the model carries it
+    started = time.perf_counter()
+    one = carrying.update(panel.isel(date=[first_new + 1]))
+    api_with_copy = time.perf_counter() - started
+    del one, carrying
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_update_"))
+    try:
+        model = folder / "model.zarr"
+        started = time.perf_counter()
+        rm.save(base, model)
+        save_seconds = time.perf_counter() - started
+        for k in range(2):
+            rm.save(panel.isel(date=slice(first_new + k - 1, first_new + k + 1)), folder / f"day{k}.nc")
+        cli_first = _cli_update(model, folder / "day0.nc")  # builds the state from the stored arrays
+        cli_next = _cli_update(model, folder / "day1.nc")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    per_day = np.asarray(per_day)
+    result = {
+        "panel": {"stocks": n_stocks, "dates": n_dates, "factors": int(full.dataset.sizes["factor"])},
+        "conditions": {
+            "load_average_before": load_before, "load_average_after": os.getloadavg(), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "machine": platform.machine(),
+            "note": "shared machine; compare the ratios measured in this run",
+        },
+        "refit_seconds": refit_seconds,
+        "base_fit_seconds": base_fit_seconds,
+        "build_state_seconds": state_seconds,
+        "daily_updates": {
+            "days": days,
+            "median_seconds": float(np.median(per_day)), "p90_seconds": float(np.percentile(per_day, 90)),
+            "max_seconds": float(per_day.max()), "total_seconds": float(per_day.sum()),
+            "refit_over_median_update": refit_seconds / float(np.median(per_day)),
+            "refit_over_all_updates": refit_seconds / float(per_day.sum()),
+        },
+        "api_update_with_model_copy_seconds": api_with_copy,
+        "cli": {"save_zarr_seconds": save_seconds, "first_update_seconds_builds_state": cli_first,
+                "next_update_seconds": cli_next},
+        "equality_of_updated_dates_to_refit": equality,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "equality_of_updated_dates_to_refit"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

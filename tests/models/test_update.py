@@ -1,0 +1,208 @@
+"""FittedFactorModel.update (issue 20): fit on days 1..T-k, update k times, equal to a full
+fit on 1..T bit for bit, every stored array (the EWMA sums are carried with the kernels'
+arithmetic; see riskmodel/models/update_ewma.py)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import riskmodel as rm
+from riskmodel.models.update import HistoryMismatchError, SettingsMismatchError, UpdateNotSupportedError
+
+#: Arrays whose update may differ from the refit in the last bits: none (the carried sums
+#: reproduce the kernels; were they refused, specific_var would agree to ~1e-15 only).
+NEAR: dict[str, float] = {}
+
+
+def _world(n_stocks: int, n_days: int, seed: int) -> xr.Dataset:
+    return rm.simulate(n_stocks=n_stocks, n_days=n_days, seed=seed, listing_rate=0.3, delisting_rate=0.3,
+                       n_industries=4, min_industry_size=6)
+
+
+def _fit(panel: xr.Dataset, **settings):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return rm.FactorRiskModel(progress=False, **settings).fit(panel)
+
+
+def _update_daily(fit, panel: xr.Dataset, start: int, lookback: int = 0):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for t in range(start, panel.sizes["date"]):
+            fit = fit.update(panel.isel(date=slice(max(0, t - lookback), t + 1)))
+    return fit
+
+
+def assert_same_model(full, updated, exact: bool = True) -> None:
+    """Every stored array of the refit equals the update's: bit for bit, or within NEAR
+    (``exact=False``: every float array within 1e-12 of its largest value)."""
+    a, b = full.dataset, updated.dataset
+    assert list(a["date"].values) == list(b["date"].values)
+    assert list(a["stock"].values) == list(b["stock"].values)
+    for name in a.data_vars:
+        x, y = a[name].to_numpy(), b[name].to_numpy()
+        assert x.shape == y.shape, name
+        if name in NEAR:
+            assert np.array_equal(np.isnan(x), np.isnan(y)), name
+            ok = np.isfinite(x)
+            rel = np.abs(x[ok] - y[ok]) / np.abs(x[ok])
+            assert rel.max(initial=0.0) <= NEAR[name], (name, rel.max())
+        elif x.dtype.kind == "f" and not exact:
+            assert np.array_equal(np.isnan(x), np.isnan(y)), name
+            assert np.allclose(x, y, rtol=1e-12, atol=1e-12 * np.nanmax(np.abs(x)), equal_nan=True), name
+        elif x.dtype.kind == "f":
+            assert np.array_equal(x, y, equal_nan=True), (name, np.nanmax(np.abs(x - y)))
+        else:
+            assert np.array_equal(x, y), name
+
+
+@pytest.fixture(scope="module")
+def world() -> xr.Dataset:
+    return _world(80, 420, seed=1)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_k_daily_updates_equal_a_full_refit(world, k):
+    T = world.sizes["date"]
+    updated = _update_daily(_fit(world.isel(date=slice(0, T - k))), world, T - k, lookback=2)
+    assert updated.dataset.sizes["date"] == T
+    assert_same_model(_fit(world), updated)
+
+
+def _many_days_case(k: int):
+    panel = _world(50, 560 if k > 100 else 420, seed=3)
+    T = panel.sizes["date"]
+    listed = np.isfinite(panel["returns"].values)
+    entering = (listed[1:] & ~listed[:-1])[T - k - 1:].any()
+    leaving = (~listed[1:] & listed[:-1])[T - k - 1:].any()
+    assert entering and leaving  # listings and delistings among the new days
+    updated = _update_daily(_fit(panel.isel(date=slice(0, T - k))), panel, T - k)
+    assert_same_model(_fit(panel), updated)
+
+
+def test_sixty_daily_updates_with_listings_and_delistings():
+    _many_days_case(60)
+
+
+@pytest.mark.slow
+def test_250_daily_updates_with_listings_and_delistings():
+    _many_days_case(250)
+
+
+def test_several_days_in_one_update_and_a_growing_stock_axis(world):
+    listed = np.isfinite(world["returns"].values)
+    T, k = world.sizes["date"], world.sizes["date"] - int(listed.argmax(axis=0).max()) + 3  # the last listing is new
+    old = listed[: T - k].any(axis=0)
+    assert (~old).any()  # stocks listed only among the new days
+    order = np.concatenate([np.flatnonzero(old), np.flatnonzero(~old)])
+    panel = world.isel(stock=order)
+    first = _fit(panel.isel(date=slice(0, T - k), stock=slice(0, int(old.sum()))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        updated = first.update(panel.isel(date=slice(T - k - 3, T)))
+    full = _fit(panel)
+    assert updated.dataset.sizes["stock"] == panel.sizes["stock"]
+    # the update cannot know the industry of a stock before its first date in the model
+    codes = updated.dataset["industry_code"].values
+    assert (codes[: T - k, int(old.sum()):] == -1).all()
+    full.dataset["industry_code"].values[: T - k, int(old.sum()):] = -1
+    # the first fit summed over fewer stocks (no all-NaN columns): its dates agree with the
+    # refit's to rounding, so here the comparison is to 1e-12, not bit for bit
+    assert_same_model(full, updated, exact=False)
+
+
+def test_the_state_survives_save_and_load(world, tmp_path):
+    T = world.sizes["date"]
+    once = _fit(world.isel(date=slice(0, T - 2)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        once = once.update(world.isel(date=[T - 2]))
+    assert "update_n_dates" in once.dataset
+    rm.save(once, tmp_path / "m.nc")
+    loaded = rm.load(tmp_path / "m.nc")
+    assert_same_model(_fit(world), _update_daily(loaded, world, T - 1))
+
+
+def test_a_panel_without_new_dates_returns_the_model(world):
+    fit = _fit(world.isel(date=slice(0, 300)))
+    assert fit.update(world.isel(date=slice(290, 300))) is fit
+
+
+def test_a_panel_disagreeing_with_the_history_is_refused_naming_date_and_stock(world):
+    fit = _fit(world.isel(date=slice(0, 300)))
+    panel = world.isel(date=slice(295, 302)).copy(deep=True)
+    stock = str(panel["stock"].values[5])
+    r = panel["returns"].values
+    t = int(np.flatnonzero(np.isfinite(r[:, 5]))[0])
+    assert t < 5
+    r[t, 5] += 0.01
+    date = str(panel["date"].values[t])[:10]
+    with pytest.raises(HistoryMismatchError, match=rf"returns of stock '{stock}' on {date}"):
+        fit.update(panel)
+
+
+def test_other_settings_are_refused(world):
+    fit = _fit(world.isel(date=slice(0, 300)))
+    with pytest.raises(SettingsMismatchError, match="vol_half_life: model 84, given 42"):
+        fit.update(world.isel(date=slice(300, 301)), settings={"vol_half_life": 42})
+    same = fit.update(world.isel(date=slice(300, 301)), settings=fit.settings)
+    assert same.dataset.sizes["date"] == 301
+
+
+def test_a_new_industry_is_refused(world):
+    fit = _fit(world.isel(date=slice(0, 300)))
+    panel = world.isel(date=slice(300, 302)).copy(deep=True)
+    labels = panel["industry"].values.astype(object)
+    labels[0] = "brand new industry"
+    panel["industry"] = (panel["industry"].dims, labels.astype(str))
+    with pytest.raises(UpdateNotSupportedError, match="brand new industry"):
+        fit.update(panel)
+
+
+def test_other_kinds_say_why_they_cannot_be_updated(world):
+    small = world.isel(date=slice(0, 200))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stat = rm.StatisticalFactorModel(n_factors=3, window=120, min_obs=60, eigen_sims=0).fit(small)
+        hybrid = _fit(small, statistical_factors=2)
+    with pytest.raises(UpdateNotSupportedError, match="only the fundamental model"):
+        stat.update(world.isel(date=slice(200, 201)))
+    with pytest.raises(UpdateNotSupportedError, match="hybrid model"):
+        hybrid.update(world.isel(date=slice(200, 201)))
+
+
+def test_a_model_without_forecasts_is_updated_too(world):
+    T = world.sizes["date"]
+    updated = _update_daily(_fit(world.isel(date=slice(0, T - 3)), covariance=False), world, T - 3)
+    full = _fit(world, covariance=False)
+    assert "factor_cov" not in updated.dataset
+    assert_same_model(full, updated)
+
+
+def test_the_factor_ewma_sums_are_carried_bit_for_bit(world):
+    """Past the variance window (126 dates at half-life 42) the sums subtract their oldest
+    term; the carried arithmetic must reproduce the kernel's there too (else the update falls
+    back to rerunning the kernel, and this state would hold no sums)."""
+    from riskmodel.models.update_state import build_state
+
+    state = build_state(_fit(world.isel(date=slice(0, 300)), vol_half_life=42))
+    assert "update_ewma_cov_c_sxy" in state and "update_ewma_var_nw_sxy" in state
+    assert "update_ts_num" in state  # the specific time series (window 252) is carried too
+
+
+def test_a_new_stock_with_a_longer_name_keeps_its_name(world):
+    alive = np.flatnonzero(np.isfinite(world["returns"].values[300:302]).all(axis=0))
+    order = [*[j for j in range(world.sizes["stock"]) if j != alive[0]], int(alive[0])]
+    names = [str(s) for s in world["stock"].values[order]]
+    names[-1] = "a_much_longer_stock_name_than_the_others"
+    panel = world.isel(stock=order).assign_coords(stock=names)
+    fit = _fit(panel.isel(date=slice(0, 300), stock=slice(0, -1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        updated = fit.update(panel.isel(date=slice(300, 302)))
+    assert list(updated.stocks) == names
+    assert np.isfinite(updated.dataset["returns"].values[-2:, -1]).any()
