@@ -502,6 +502,11 @@ def advance(state: xr.Dataset, panel: xr.Dataset, settings: Mapping[str, Any]) -
             "update: a hybrid model (statistical_factors > 0) re-extracts its statistical factors from the whole "
             "residual history each fit; it cannot be updated date by date: refit it"
         )
+    if settings.get("corr_standardise"):
+        raise UpdateNotSupportedError(
+            "update: corr_standardise=True estimates the correlations from standardised returns, whose sums the "
+            "model's state does not carry yet: refit"
+        )
     _require_variables(panel, settings)
     new_dates = _split_dates(state, panel, settings["cap"])
     if new_dates.size == 0:

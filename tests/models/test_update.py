@@ -173,6 +173,11 @@ def test_other_kinds_say_why_they_cannot_be_updated(world):
         stat.update(world.isel(date=slice(200, 201)))
     with pytest.raises(UpdateNotSupportedError, match="hybrid model"):
         hybrid.update(world.isel(date=slice(200, 201)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        standardised = _fit(small, corr_standardise=True)
+    with pytest.raises(UpdateNotSupportedError, match="corr_standardise=True"):
+        standardised.update(world.isel(date=slice(200, 201)))
 
 
 def test_a_model_without_forecasts_is_updated_too(world):
