@@ -54,7 +54,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "no VRA": {"vra_half_life": None, "specific_vra_half_life": None},
     "vol 42, VRA 21, eigen adjustment off": {"vol_half_life": 42, "vra_half_life": 21, "specific_vra_half_life": 21,
                                              "eigen_sims": 0},
-    "for_construction() (hybrid 10, no eigen, standardised corr, vol 42, VRA 21)": {"construction": True},
+    "FactorRiskModel.for_construction()": {"construction": True},
 }
 
 
@@ -183,7 +183,7 @@ def main() -> None:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", default="", help="comma-separated setting names (default all)")
+    p.add_argument("--only", default="", help="setting names separated by ';' (default all)")
     p.add_argument("--data", default=None)
     p.add_argument("--table", action="store_true", help="print the docs' Markdown table from the JSON and stop")
     args = p.parse_args()
@@ -193,7 +193,9 @@ def main() -> None:
         print(markdown_table(json.loads((OUT / "regime_response.json").read_text())))
         return
     panel = load_panel(START, END, data=args.data)
-    names = [n for n in SETTINGS if not args.only or n in args.only.split(",")]
+    names = [n for n in SETTINGS if not args.only or n in args.only.split(";")]
+    if args.only and not names:
+        raise SystemExit(f"--only {args.only!r}: no such setting; the settings are {list(SETTINGS)}")
     facts: dict[str, Any] = {"events": EVENTS, "catch_up": CATCH_UP, "come_down": COME_DOWN, "settings": {}}
     path = OUT / "regime_response.json"
     if args.only and path.exists():  # a partial run adds to the settings already measured
