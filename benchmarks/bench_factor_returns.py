@@ -224,7 +224,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--toraniko-days", type=int, default=40, help="dates timed for toraniko, then extrapolated")
     parser.add_argument("--repeat", type=int, default=3, help="rounds: riskmodel and the normal-equation baseline alternate (best of)")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--rederive", action="store_true",
+                        help="only recompute the like-with-like ratios of the saved --output from its rows")
     args = parser.parse_args(argv)
+    if args.rederive:
+        return rederive(args.output)
 
     n_stocks = args.n_stocks or (300 if args.quick else 5_000)
     n_days = args.n_days or (60 if args.quick else 2_520)
@@ -316,17 +320,7 @@ def main(argv: list[str] | None = None) -> dict:
     for entry in rows:
         if "seconds" in entry:
             entry["ratio_vs_riskmodel"] = entry["seconds"] / rm_s
-    by_name = {entry["name"]: entry for entry in rows if "seconds" in entry}
-    like_with_like = {
-        # one thread against one thread, default threads against default threads, CPU against CPU
-        "normal_equations_1thread_vs_riskmodel_1thread": ne_1t_s / rm_1t_s,
-        "normal_equations_vs_riskmodel_default_threads": ne_s / rm_s,
-        "normal_equations_cpu_vs_riskmodel_cpu": ne_cpu / rm_cpu,
-        "lstsq_loop_1thread_vs_riskmodel_1thread": by_name["numpy loop (1 BLAS thread)"]["seconds"] / rm_1t_s,
-        "lstsq_loop_1thread_vs_normal_equations_1thread": by_name["numpy loop (1 BLAS thread)"]["seconds"] / ne_1t_s,
-    }
-    if "toraniko estimate_factor_returns" in by_name:
-        like_with_like["toraniko_vs_riskmodel_default_threads"] = by_name["toraniko estimate_factor_returns"]["seconds"] / rm_s
+    like_with_like = derived_ratios(rows)
 
     report = {
         "benchmark": "factor_returns",
@@ -351,6 +345,36 @@ def main(argv: list[str] | None = None) -> dict:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.output}")
+    return report
+
+
+def derived_ratios(rows: list[dict]) -> dict[str, float]:
+    """Like-with-like ratios from the measured rows: the same threads, wall against wall and
+    CPU against CPU (the CPU ratios move least when other jobs load the machine)."""
+    by_name = {entry["name"]: entry for entry in rows if "seconds" in entry}
+    rm, rm_1t = by_name["riskmodel (return_clip=None)"], by_name["riskmodel (1 numba thread)"]
+    pairs = {
+        "normal_equations_1thread_vs_riskmodel_1thread": ("numpy normal equations + Cholesky (1 BLAS thread)", rm_1t),
+        "normal_equations_vs_riskmodel_default_threads": ("numpy normal equations + Cholesky", rm),
+        "lstsq_loop_1thread_vs_riskmodel_1thread": ("numpy loop (1 BLAS thread)", rm_1t),
+        "lstsq_loop_vs_riskmodel_default_threads": ("numpy per-day lstsq loop", rm),
+        "toraniko_vs_riskmodel_default_threads": ("toraniko estimate_factor_returns", rm),
+    }
+    out = {}
+    for key, (name, base) in pairs.items():
+        if name in by_name:
+            out[key] = by_name[name]["seconds"] / base["seconds"]
+            out[key.replace("_vs_", "_cpu_vs_", 1)] = by_name[name]["cpu_seconds"] / base["cpu_seconds"]
+    out["lstsq_loop_1thread_vs_normal_equations_1thread"] = (
+        by_name["numpy loop (1 BLAS thread)"]["seconds"] / by_name["numpy normal equations + Cholesky (1 BLAS thread)"]["seconds"])
+    return out
+
+
+def rederive(path: Path) -> dict:
+    """Rewrite the ``like_with_like`` block of a saved report from its measured rows."""
+    report = json.loads(path.read_text())
+    report["like_with_like"] = derived_ratios(report["results"])
+    path.write_text(json.dumps(report, indent=2))
     return report
 
 

@@ -44,11 +44,10 @@ class Quote:
     source: str
     key: tuple
     scale: float = 1.0  # JSON value x scale is quoted (seconds -> ms, share -> %)
-    per: tuple = ()  # a ratio: the value divided by the one at this key path (same JSON)
 
 
-def Q(doc: str, line: str, text: str, source: str, *key, scale: float = 1.0, per: tuple = ()) -> Quote:  # noqa: N802
-    return Quote(doc, line, text, source, tuple(key), scale, per)
+def Q(doc: str, line: str, text: str, source: str, *key, scale: float = 1.0) -> Quote:  # noqa: N802
+    return Quote(doc, line, text, source, tuple(key), scale)
 
 
 R = "README.md"
@@ -66,14 +65,11 @@ QUOTES: list[Quote] = [
     Q(R, FR_ROW, "on {} threads", FR, "machine", "numba_threads"),
     Q(R, FR_ROW, "({:.2f} s of CPU)", FR, "results", RM, "cpu_seconds"),
     Q(R, FR_ROW, "{:.2f}× inputs peak", FR, "riskmodel_peak_over_inputs"),
-    Q(R, FR_ROW, "{:.1f}× a plain numpy", FR, "results", "name=numpy normal equations + Cholesky (1 BLAS thread)",
-      "cpu_seconds", per=("results", "name=riskmodel (1 numba thread)", "cpu_seconds")),
-    Q(R, FR_ROW, "{:.0f}× the per-day `lstsq` loop", FR, "results", "name=numpy loop (1 BLAS thread)", "cpu_seconds",
-      per=("results", "name=riskmodel (1 numba thread)", "cpu_seconds")),
+    Q(R, FR_ROW, "{:.1f}× a plain numpy", FR, "like_with_like", "normal_equations_1thread_cpu_vs_riskmodel_1thread"),
+    Q(R, FR_ROW, "{:.0f}× the per-day `lstsq` loop", FR, "like_with_like", "lstsq_loop_1thread_cpu_vs_riskmodel_1thread"),
     Q(R, FR_ROW, "({} of", FR, "results", "name=numpy loop (1 BLAS thread)", "days_timed"),
     Q(R, FR_ROW, "of {:,} dates", FR, "results", "name=numpy normal equations + Cholesky", "days_timed"),
-    Q(R, FR_ROW, "{:,.0f}× toraniko", FR, "results", "name=toraniko estimate_factor_returns", "cpu_seconds",
-      per=("results", RM, "cpu_seconds")),
+    Q(R, FR_ROW, "{:,.0f}× toraniko", FR, "like_with_like", "toraniko_cpu_vs_riskmodel_default_threads"),
     Q(R, FR_ROW, "numpy {}", FR, "results", "name=toraniko estimate_factor_returns", "numpy"),
     Q(R, FR_ROW, "extrapolated from {} dates", FR, "results", "name=toraniko estimate_factor_returns", "days_timed"),
     Q(R, FR_ROW, "wall, one thread each: {:.1f}×", FR, "like_with_like", "normal_equations_1thread_vs_riskmodel_1thread"),
@@ -196,8 +192,6 @@ def _pick(node, step):
 
 def value(quote: Quote):
     """The figure(s) ``quote`` renders, read from its JSON (a tuple for several on one line)."""
-    if quote.per:
-        return _at(quote.source, quote.key) / _at(quote.source, quote.per) * quote.scale
     node = _json(quote.source)
     *path, last = quote.key
     for step in path:
@@ -206,13 +200,6 @@ def value(quote: Quote):
         return tuple(_pick(node, k) for k in last)
     got = _pick(node, last)
     return got * quote.scale if quote.scale != 1.0 else got
-
-
-def _at(source: str, key: tuple) -> float:
-    node = _json(source)
-    for step in key:
-        node = _pick(node, step)
-    return node
 
 
 def render(quote: Quote) -> str:
