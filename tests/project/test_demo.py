@@ -85,3 +85,17 @@ def test_the_audit_finds_the_hidden_oil_names(demo):
     assert oil == facts["oil_found"] == size and others == 0  # every name of the cluster is an oil name
     assert size >= 20
     assert facts["clusters_after_refit"] == 0  # adding the cluster as a factor leaves nothing flagged
+
+
+def test_run_all_reads_the_figures_the_demo_prints(demo):
+    """examples/run_all.py keeps these figures in docs/figures/demo.json; its parser reads this run's report."""
+    from tests.project.test_examples import _script
+
+    _, stdout, facts = demo
+    kept = _script("run_all").demo_facts(stdout, facts)
+    assert (kept["n_factors"], kept["n_industries"], kept["n_styles"]) == (14, 10, 3)
+    assert kept["book_volatility_pct"] == pytest.approx(100 * facts["book_volatility_annual"], abs=0.005)
+    assert kept["book_volatility_pct"] ** 2 == pytest.approx(
+        kept["book_factor_vol_pct"] ** 2 + kept["book_specific_vol_pct"] ** 2, abs=0.01 * kept["book_volatility_pct"])
+    assert kept["largest_cluster_oil"] == facts["oil_found"] and kept["largest_cluster_others"] == 0
+    assert 0 < kept["mean_r2"] < 1
