@@ -128,7 +128,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     rows = []
     # -- time-series loadings --------------------------------------------------------
+    load_before = os.getloadavg()
     ts_out, ts_time = _best(lambda: ts_loadings(r, x, min_obs=60, schedule=schedule), args.repeat)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)  # like with like: the lstsq loop runs on one BLAS thread
+    try:
+        _, ts_1t_time = _best(lambda: ts_loadings(r, x, min_obs=60, schedule=schedule), args.repeat)
+    finally:
+        numba.set_num_threads(threads)
     n_loop = args.loop_stocks or (n_stocks if size == "toy" else 40)
     subset = np.linspace(0, n_stocks - 1, n_loop).astype(np.int64)
     start = time.perf_counter()
@@ -172,8 +179,13 @@ def main(argv: list[str] | None = None) -> dict:
         "size": {"n_stocks": n_stocks, "n_days": n_days, "n_factors": k, "label": size},
         "machine": {"cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(),
                     "load_average": os.getloadavg()[0], "python": platform.python_version()},
+        "conditions": {"load_average_before": list(load_before), "load_average_after": list(os.getloadavg()),
+                       "date": time.strftime("%Y-%m-%d %H:%M:%S"), "repeat": args.repeat,
+                       "timing": "riskmodel warm (after a toy-size warm-up), best of --repeat; baselines once, "
+                                 "one BLAS thread, on a subset and extrapolated linearly"},
         "timeseries": {"riskmodel_s": ts_time, "lstsq_loop_s": loop_time, "lstsq_loop_extrapolated": n_loop < n_stocks,
                        "lstsq_stocks_timed": int(n_loop), "speedup": loop_time / ts_time,
+                       "riskmodel_1thread_s": ts_1t_time, "speedup_1thread": loop_time / ts_1t_time,
                        "max_abs_diff_vs_lstsq": diff, "same_nan_pattern": same_nan, "target_s": 1.0},
         "statistical": {"riskmodel_fixed_k_s": st_time, "riskmodel_bai_ng_s": st_ic_time,
                         "n_factors_chosen": int(pca_ic.n_factors), "numpy_svd_baseline_s": base_time,

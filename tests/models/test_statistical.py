@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.linalg
 import xarray as xr
@@ -234,13 +235,15 @@ def test_protocol_bias_audit_and_persistence(world_fit, tmp_path):
     assert 0.85 < table.loc["pure_factors", "median_bias"] < 1.2
     path = rm.save(fit, tmp_path / "st.nc")
     loaded = rm.load(path)
-    if isinstance(loaded, xr.Dataset):  # io.KIND_REGISTRY does not know the kind yet
-        loaded = FittedStatisticalModel.from_dataset(loaded)
+    assert type(loaded) is FittedStatisticalModel
     np.testing.assert_array_equal(loaded.factor_returns.to_numpy(), fit.factor_returns.to_numpy())
     assert "criterion bai_ng" in fit.summary()
-    import riskmodel.audit.residuals as audit
-    result = audit.audit_residuals(fit)
-    assert hasattr(result, "clusters")
+    result = rm.audit_residuals(fit)
+    assert isinstance(result, rm.ResidualAudit)
+    assert list(result.stocks) == list(fit.stocks) and result.n_excluded == 0
+    assert set(pd.DatetimeIndex(result.dates)) <= set(fit.dates)
+    # the four PCA factors span the four true ones: the residuals hold nothing above the null
+    assert result.n_significant == 0 and result.clusters == []
 
 
 def test_result_api_round_trip_and_summary(world_fit, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -299,10 +298,13 @@ def test_bias_statistics_and_audit_run(sim_fit):
     table = rm.bias_statistics(ts, ["pure_factors", "random"]).by_family()
     assert 0.85 < table.loc["pure_factors", "median_bias"] < 1.2
     assert table.loc["random", "n"] == 100
-    if importlib.util.find_spec("riskmodel.audit.residuals") is None:
-        pytest.skip("riskmodel.audit.residuals (audit_residuals) is not in the tree yet")
     audit = rm.audit_residuals(ts)
-    assert hasattr(audit, "clusters")
+    assert isinstance(audit, rm.ResidualAudit)
+    # the audit reads this model's residuals: its stocks and dates are the model's
+    assert set(audit.stocks) <= set(ts.stocks) and audit.n_stocks + audit.n_excluded == len(ts.stocks)
+    assert set(pd.DatetimeIndex(audit.dates)) <= set(ts.dates)
+    # every true factor is in the model: at most one component above the null, nothing mis-forecast out of sample
+    assert audit.n_significant <= 1 and audit.flagged == []
 
 
 def test_bias_statistics_random_portfolios_calibrated(sim_fit):
@@ -317,8 +319,7 @@ def test_persistence_round_trip(sim_fit, tmp_path):
     xr.testing.assert_identical(again.dataset, ts.dataset)
     path = rm.save(ts, tmp_path / "ts.nc")
     loaded = rm.load(path)
-    if isinstance(loaded, xr.Dataset):  # io.KIND_REGISTRY does not know the kind yet
-        loaded = FittedTimeSeriesModel.from_dataset(loaded)
+    assert type(loaded) is FittedTimeSeriesModel
     np.testing.assert_array_equal(loaded.loadings.to_numpy(), ts.loadings.to_numpy())
     w = np.full(len(ts.covariance().stocks), 1.0 / len(ts.covariance().stocks))
     assert float(loaded.covariance().variance(w)) == float(ts.covariance().variance(w))

@@ -1,0 +1,281 @@
+"""Every figure the README and the docs quote is checked against the committed JSON behind it.
+
+:data:`QUOTES` is the registry: for each quoted figure, the document, a piece of text that
+picks the one line quoting it, how it is written there (``"{:.2f} s"``), and where it comes
+from (a JSON file written by a benchmark or example script, and the key path inside it).
+:func:`check` renders each figure from its JSON and looks for it on its line; in the
+README's speed table it also requires every number of every row to be a registered figure,
+so a number typed by hand — new, or an old one edited — fails. The last tests run
+:func:`check` on edited copies of the README to show that it does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FR = "benchmarks/results/factor_returns.json"
+FF = "benchmarks/results/full_fit.json"
+PR = "benchmarks/results/portfolio_risk.json"
+PR1 = "benchmarks/results/portfolio_risk_1thread.json"
+AU = "benchmarks/results/audit.json"
+TS = "benchmarks/results/timeseries.json"
+SC = "benchmarks/results/scale.json"
+RISK = "docs/figures/real_risk_model.json"
+AUDIT = "docs/figures/real_audit.json"
+DEMO = "docs/figures/demo.json"
+GS = "docs/getting-started.md"
+SPEED = ("README.md", "## Speed", "`benchmarks/` has the scripts")  # every number in here is registered
+
+
+@dataclass(frozen=True)
+class Quote:
+    """One quoted figure: ``text.format(value)`` appears on the one line of ``doc`` holding ``line``."""
+
+    doc: str
+    line: str
+    text: str
+    source: str
+    key: tuple
+    scale: float = 1.0  # JSON value x scale is quoted (seconds -> ms, share -> %)
+
+
+def Q(doc: str, line: str, text: str, source: str, *key, scale: float = 1.0) -> Quote:  # noqa: N802
+    return Quote(doc, line, text, source, tuple(key), scale)
+
+
+R = "README.md"
+FR_ROW, FF_ROW, PR_ROW, WB_ROW = "| daily factor returns", "| full fit", "| risk + full decomposition", "| Woodbury"
+AU_ROW, TS_ROW, SC_ROW = "| residual audit", "| time-series loadings", "| out-of-core fit"
+RM = "name=riskmodel (return_clip=None)"
+QUOTES: list[Quote] = [
+    # the heading: the size every row is measured at
+    Q(R, "## Speed", "{:,} stocks", FR, "config", "n_stocks"),
+    Q(R, "## Speed", "× {:,} days", FR, "config", "n_days"),
+    Q(R, "## Speed", "{} shared cores", FR, "machine", "cpu_count"),
+    # daily factor returns: CPU against CPU (robust to the load), then wall against wall
+    Q(R, FR_ROW, "{} factors", FR, "config", "n_factors"),
+    Q(R, FR_ROW, "{:.2f} s on", FR, "results", RM, "seconds"),
+    Q(R, FR_ROW, "on {} threads", FR, "machine", "numba_threads"),
+    Q(R, FR_ROW, "({:.2f} s of CPU)", FR, "results", RM, "cpu_seconds"),
+    Q(R, FR_ROW, "{:.2f}× inputs peak", FR, "riskmodel_peak_over_inputs"),
+    Q(R, FR_ROW, "{:.1f}× a plain numpy", FR, "like_with_like", "normal_equations_1thread_cpu_vs_riskmodel_1thread"),
+    Q(R, FR_ROW, "{:.0f}× the per-day `lstsq` loop", FR, "like_with_like", "lstsq_loop_1thread_cpu_vs_riskmodel_1thread"),
+    Q(R, FR_ROW, "({} of", FR, "results", "name=numpy loop (1 BLAS thread)", "days_timed"),
+    Q(R, FR_ROW, "of {:,} dates", FR, "results", "name=numpy normal equations + Cholesky", "days_timed"),
+    Q(R, FR_ROW, "{:,.0f}× toraniko", FR, "like_with_like", "toraniko_cpu_vs_riskmodel_default_threads"),
+    Q(R, FR_ROW, "numpy {}", FR, "results", "name=toraniko estimate_factor_returns", "numpy"),
+    Q(R, FR_ROW, "extrapolated from {} dates", FR, "results", "name=toraniko estimate_factor_returns", "days_timed"),
+    Q(R, FR_ROW, "wall, one thread each: {:.1f}×", FR, "like_with_like", "normal_equations_1thread_vs_riskmodel_1thread"),
+    Q(R, FR_ROW, "and {:.0f}×", FR, "like_with_like", "lstsq_loop_1thread_vs_riskmodel_1thread"),
+    Q(R, FR_ROW, "default threads: {:.0f}×", FR, "like_with_like", "normal_equations_vs_riskmodel_default_threads"),
+    Q(R, FR_ROW, "load {:.1f}", FR, "conditions", "load_average_before", 0),
+    Q(R, FR_ROW, "best of {} alternating rounds", FR, "conditions", "repeat"),
+    # full fit
+    Q(R, FF_ROW, "{:.1f} s", FF, "results", "name=riskmodel FactorRiskModel.fit", "seconds"),
+    Q(R, FF_ROW, "{:.2f}× inputs peak", FF, "results", "name=riskmodel FactorRiskModel.fit", "memory_ratio"),
+    Q(R, FF_ROW, "the same last {} dates", FF, "like_with_like", "dates"),
+    Q(R, FF_ROW, "{:.0f}× less user CPU than skfolio", FF, "like_with_like", "user_cpu_ratio"),
+    Q(R, FF_ROW, "{:.0f}× faster in wall time", FF, "like_with_like", "wall_ratio"),
+    Q(R, FF_ROW, "cold skfolio fit: {:.0f}×", FF, "like_with_like", "cold_wall_ratio"),
+    Q(R, FF_ROW, "to {:,} dates", FF, "config", "n_days"),
+    Q(R, FF_ROW, "{:.0f}× wall", FF, "speedup_vs_skfolio"),
+    Q(R, FF_ROW, "load {:.1f}", FF, "conditions", "load_average_before", 0),
+    # portfolio risk
+    Q(R, PR_ROW, "{:,} portfolios", PR, "settings", "n_portfolios", 1),
+    Q(R, PR_ROW, "{:.1f} ms", PR, "rows", "task=decompose&n_portfolios=1000", "structured_s", scale=1e3),
+    Q(R, PR_ROW, "({:.1f} ms on one core)", PR1, "rows", "task=decompose&n_portfolios=1000", "structured_s", scale=1e3),
+    Q(R, PR_ROW, "{:.1f}× the dense", PR, "rows", "task=decompose&n_portfolios=1000", "speedup"),
+    Q(R, PR_ROW, "{:.1f}× on one", PR1, "rows", "task=decompose&n_portfolios=1000", "speedup"),
+    Q(R, PR_ROW, "best of {}", PR, "settings", "repeat"),
+    Q(R, PR_ROW, "on {} cores", PR, "machine", "cpu_count"),
+    Q(R, PR_ROW, "m = {} factors", PR, "settings", "n_factors"),
+    # Woodbury solve
+    Q(R, WB_ROW, "{:.2f} ms", PR, "rows", "task=solve&n_portfolios=1", "structured_s", scale=1e3),
+    Q(R, WB_ROW, "{:.0f}× a Cholesky", PR, "rows", "task=solve&n_portfolios=1", "speedup"),
+    # residual audit
+    Q(R, AU_ROW, "T = {:,}", AU, "rows", 1, "n_dates"),
+    Q(R, AU_ROW, "{:.1f} s", AU, "rows", 1, "audit_seconds"),
+    Q(R, AU_ROW, "{:.2f}× residuals peak", AU, "rows", 1, "audit_peak_x_matrix"),
+    Q(R, AU_ROW, "{:.1f}× the dense", AU, "rows", 1, "dense_over_audit_time"),
+    # time-series loadings
+    Q(R, TS_ROW, "{} factors", TS, "size", "n_factors"),
+    Q(R, TS_ROW, "{:.2f} s", TS, "timeseries", "riskmodel_s"),
+    Q(R, TS_ROW, "{:.0f}× a per-stock", TS, "timeseries", "speedup"),
+    Q(R, TS_ROW, "from {:,} of", TS, "timeseries", "lstsq_stocks_timed"),
+    Q(R, TS_ROW, "of {:,} stocks", TS, "size", "n_stocks"),
+    Q(R, TS_ROW, "one thread too: {:.0f}×", TS, "timeseries", "speedup_1thread"),
+    Q(R, TS_ROW, "load {:.1f}", TS, "conditions", "load_average_before", 0),
+    # out-of-core
+    Q(R, SC_ROW, "**{:,}** ×", SC, "config", "n_stocks"),
+    Q(R, SC_ROW, "× {:,}", SC, "config", "n_days"),
+    Q(R, SC_ROW, "({:.1f} GB panel", SC, "config", "panel_gb_uncompressed"),
+    Q(R, SC_ROW, "cluster of {} × {}", SC, "config", ("workers", "memory_limit_per_worker")),
+    Q(R, SC_ROW, "{:.0f} s", SC, "results", "name=fit_chunked on the cluster (50,000 stocks)", "seconds"),
+    Q(R, SC_ROW, "{:.2f} GB peak per worker", SC, "peak_rss_mb_per_worker_large_fit", 0, scale=1 / 1e3),
+    Q(R, SC_ROW, "{:.2f}× the in-memory", SC, "results", "name=fit_chunked on the cluster (50,000 stocks)",
+      "ratio_to_in_memory"),
+    # the real-data figures the tutorial and the guides quote
+    Q("docs/tutorial.md", "predicts the risk of optimised", "fitted on {} S&P 500", RISK, "n_stocks"),
+    Q("docs/tutorial.md", "well out of sample", "mean bias **{:.3f}**", RISK, "table",
+      "(d) +shrink (full) | optimised", "mean_bias"),
+    Q("docs/tutorial.md", "well out of sample", "{:.0f} % inside", RISK, "table",
+      "(d) +shrink (full) | optimised", "share_inside", scale=100),
+    Q("docs/tutorial.md", "well out of sample", "over {:,} days", RISK, "n_outcomes"),
+    Q("docs/tutorial.md", "0.723), and its Energy", "{:.3f}), and", AUDIT, "no_industry", "adjusted_rand"),
+    Q("docs/tutorial.md", "0.723), and its Energy", "correlates **{:.3f}**", AUDIT, "energy_cluster", "correlation"),
+    Q("docs/guide/auditing.md", "the 310 clustered stocks", "the {} clustered stocks: {:.3f}", AUDIT,
+      "no_industry", ("n_clustered", "adjusted_rand")),
+    Q("docs/guide/auditing.md", "equal-weight mean residual) **correlates", "correlates {:.3f} with", AUDIT,
+      "energy_cluster", "correlation"),
+    Q("docs/guide/auditing.md", "The Energy cluster has", "has {} names, {} of the {} audited Energy stocks (purity {:.2f})",
+      AUDIT, "energy_cluster", ("size", "energy_members", "energy_audited", "purity")),
+    Q("docs/guide/auditing.md", "largest oil moves", "On the {} largest oil moves", AUDIT, "energy_cluster", "n_big_days"),
+    Q("docs/guide/auditing.md", "move's sign", "sign {:.0f} % of the time", AUDIT, "energy_cluster", "hit_rate_big_moves",
+      scale=100),
+    Q("docs/guide/auditing.md", "MP edge 3.916", "MP edge {:.3f}; null edge **{:.3f}**; **{} significant", AUDIT,
+      "no_industry", ("mp_edge", "null_edge", "n_significant")),
+    Q("docs/guide/auditing.md", "clusters** (cut", "**{} clusters** (cut ρ ≥ 0.1, size ≥ 5) covering {} stocks, {} of",
+      AUDIT, "no_industry", ("n_clusters", "n_clustered", "n_flagged")),
+    # docs/benchmarks.md: the scale-out paragraph
+    Q("docs/benchmarks.md", "panel (4.7 GB, more than", "({:.1f} GB, more than the cluster's {:.0f} GB) fits in", SC,
+      "config", ("panel_gb_uncompressed", "cluster_memory_gb")),
+    Q("docs/benchmarks.md", "panel (4.7 GB, more than", "fits in {:.0f} s", SC, "results",
+      "name=fit_chunked on the cluster (50,000 stocks)", "seconds"),
+    Q("docs/benchmarks.md", "panel (4.7 GB, more than", "({:.2f} million", SC, "results",
+      "name=fit_chunked on the cluster (50,000 stocks)", "stock_days_per_s", scale=1e-6),
+    Q("docs/benchmarks.md", "the in-memory throughput at 5,000", "{:.2f}× the in-memory", SC, "results",
+      "name=fit_chunked on the cluster (50,000 stocks)", "ratio_to_in_memory"),
+    Q("docs/benchmarks.md", "the in-memory throughput at 5,000", "whose fit took {:.1f} s", SC, "results",
+      "name=in-memory fit (5,000 stocks)", "seconds"),
+    Q("docs/benchmarks.md", "peak of 1.76 GB per worker", "peak of {:.2f} GB per worker", SC,
+      "peak_rss_mb_per_worker_large_fit", 0, scale=1e-3),
+    # the demo's facts (examples/run_all.py runs the demo at its default size)
+    Q(GS, "the numbers below are from", "`seed={}`, {} stocks", DEMO, "settings", ("seed", "n_stocks")),
+    Q(GS, "× 1,000 days; other seeds", "× {:,} days;", DEMO, "settings", "n_days"),
+    Q(GS, "**A simulated world**", "— {} stocks", DEMO, "settings", "n_stocks"),
+    Q(GS, "**A simulated world**", "× {:,} days, ", DEMO, "settings", "n_days"),
+    Q(GS, "**A simulated world**", "{} industries, styles", DEMO, "n_industries"),
+    Q(GS, "**Factor returns** — the fitted", "({} factors: market, {} industries,", DEMO, ("n_factors", "n_industries")),
+    Q(GS, "styles; mean R²", "{} styles; mean R² ≈ {:.2f}", DEMO, ("n_styles", "mean_r2")),
+    Q(GS, "the true ones (≈", "(≈ {:.2f}–", DEMO, "style_return_correlation", "min"),
+    Q(GS, "the true ones (≈", "–{:.2f})", DEMO, "style_return_correlation", "max"),
+    Q(GS, "the factor return to ~", "to ~{:.0e}", DEMO, "mimicking_identity_error"),
+    Q(GS, "split into factor and specific parts", "(≈ {:.1f} %/yr", DEMO, "book_volatility_annual", scale=100),
+    Q(GS, "factor 17.4 %", "factor {:.1f} %, specific {:.1f} %", DEMO, ("book_factor_vol_pct", "book_specific_vol_pct")),
+    Q(GS, "the largest cluster holds", "holds {} names, all {} among", DEMO, ("largest_cluster", "largest_cluster_oil")),
+]
+
+
+@cache
+def _json(source: str) -> dict:
+    return json.loads((ROOT / source).read_text(encoding="utf-8"))
+
+
+def _pick(node, step):
+    """One step of a key path: a dict key, a list index, or ``field=value[&field=value]`` in a list."""
+    if isinstance(node, dict) and step in ("min", "max") and step not in node:  # over the dict's values
+        return min(node.values()) if step == "min" else max(node.values())
+    if isinstance(node, list) and isinstance(step, str) and "=" in step:
+        conditions = [part.split("=", 1) for part in step.split("&")]
+        hits = [item for item in node if all(str(item.get(f)) == v for f, v in conditions)]
+        assert len(hits) == 1, f"{step}: {len(hits)} matches"
+        return hits[0]
+    return node[step]
+
+
+def value(quote: Quote):
+    """The figure(s) ``quote`` renders, read from its JSON (a tuple for several on one line)."""
+    node = _json(quote.source)
+    *path, last = quote.key
+    for step in path:
+        node = _pick(node, step)
+    if isinstance(last, tuple):
+        return tuple(_pick(node, k) for k in last)
+    got = _pick(node, last)
+    return got * quote.scale if quote.scale != 1.0 else got
+
+
+def render(quote: Quote) -> str:
+    figure = value(quote)
+    return quote.text.format(*figure) if isinstance(figure, tuple) else quote.text.format(figure)
+
+
+def _line(text: str, anchor: str) -> str | None:
+    lines = [line for line in text.splitlines() if anchor in line]
+    return lines[0] if len(lines) == 1 else None
+
+
+NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+
+
+def check(texts: dict[str, str]) -> list[str]:
+    """Problems found (empty when every registered figure is quoted as its JSON says)."""
+    problems = []
+    rendered: dict[str, list[str]] = {}
+    for quote in QUOTES:
+        if quote.doc not in texts:
+            continue
+        line = _line(texts[quote.doc], quote.line)
+        if line is None:
+            problems.append(f"{quote.doc}: no single line holds {quote.line!r}")
+            continue
+        want = render(quote)
+        rendered.setdefault(line, []).append(want)
+        if want not in line:
+            problems.append(f"{quote.doc}: {want!r} ({quote.source} {quote.key}) not on the line {line.strip()!r}")
+    doc, start, end = SPEED
+    if doc in texts:
+        lines = texts[doc].splitlines()
+        first = next(i for i, line in enumerate(lines) if start in line)
+        last = next(i for i, line in enumerate(lines) if end in line and i > first)
+        for line in lines[first:last]:
+            covered = " ".join(rendered.get(line, []))
+            loose = [n for n in NUMBER.findall(line) if n not in NUMBER.findall(covered)]
+            if loose:
+                problems.append(f"{doc}: unregistered number(s) {loose} on {line.strip()[:80]!r}")
+    return problems
+
+
+def _texts() -> dict[str, str]:
+    return {doc: (ROOT / doc).read_text(encoding="utf-8") for doc in {q.doc for q in QUOTES}}
+
+
+def test_every_quoted_figure_matches_its_json():
+    assert check(_texts()) == []
+
+
+def test_speed_table_quotes_only_benchmark_results():
+    """Every number of the README's speed table is a figure of a JSON in benchmarks/results."""
+    speed = [q for q in QUOTES if q.doc == "README.md"]
+    assert len(speed) >= 40
+    assert all(q.source.startswith("benchmarks/results/") for q in speed)
+
+
+README_QUOTES = [q for q in QUOTES if q.doc == "README.md"]
+
+
+@pytest.mark.parametrize("quote", README_QUOTES, ids=lambda q: f"{q.line.strip('| ')[:20]}:{q.text}")
+def test_a_hand_edited_readme_figure_fails(quote):
+    texts = _texts()
+    want = render(quote)
+    line = _line(texts["README.md"], quote.line)
+    digits = NUMBER.findall(want)[-1]
+    bumped = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+    edited_line = line.replace(want, want.replace(digits, bumped), 1)
+    assert edited_line != line
+    texts["README.md"] = texts["README.md"].replace(line, edited_line)
+    assert check(texts), f"editing {want!r} to {bumped!r} went unnoticed"
+
+
+def test_a_number_added_by_hand_to_the_speed_table_fails():
+    texts = _texts()
+    line = _line(texts["README.md"], "| Woodbury")
+    texts["README.md"] = texts["README.md"].replace(line, line.replace(" |", " (about 3× less memory) |", 1))
+    assert any("unregistered" in p for p in check(texts))
