@@ -55,6 +55,16 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "vol 42, VRA 21, eigen adjustment off": {"vol_half_life": 42, "vra_half_life": 21, "specific_vra_half_life": 21,
                                              "eigen_sims": 0},
     "FactorRiskModel.for_construction()": {"construction": True},
+    "vol 21, VRA 21, eigen adjustment off": {"vol_half_life": 21, "vra_half_life": 21, "specific_vra_half_life": 21,
+                                             "eigen_sims": 0},
+    "vol 21, VRA 10, eigen adjustment off": {"vol_half_life": 21, "vra_half_life": 10, "specific_vra_half_life": 10,
+                                             "eigen_sims": 0},
+    "vol 21, VRA 21, eigen adjustment off, standardised corr": {"vol_half_life": 21, "vra_half_life": 21,
+                                                                "specific_vra_half_life": 21, "eigen_sims": 0,
+                                                                "corr_standardise": True},
+    "vol 42, VRA 21, eigen adjustment off, standardised corr": {"vol_half_life": 42, "vra_half_life": 21,
+                                                                "specific_vra_half_life": 21, "eigen_sims": 0,
+                                                                "corr_standardise": True},
 }
 
 
