@@ -567,8 +567,11 @@ def _grown(root: xr.Dataset, path: Path) -> xr.Dataset:
     the last state (read once from the root's pointer, so one consistent version)."""
     pointer = root.attrs.pop(GROWN_ATTR)
     pointer = json.loads(pointer) if isinstance(pointer, str) else pointer
+    # the state first, read into memory at once: it is the one part an update may remove
+    # (segments are immutable and kept), so the window for a race is this read alone, not
+    # the assembly of every segment, which grows with the store
+    state = _restore(_open(path / pointer["state"], "zarr", None), None).load()
     parts = [root] + [_restore(_open(path / name, "zarr", None), None) for name in pointer["segments"]]
-    state = _restore(_open(path / pointer["state"], "zarr", None), None)
     stocks = parts[-1]["stock"].to_numpy()
     parts = [p.drop_vars([n for n in p.variables if str(n).startswith(_STATE_PREFIX)]) for p in parts]
     dated = [n for n in root.data_vars if "date" in root[n].dims]
