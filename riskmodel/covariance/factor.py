@@ -578,8 +578,8 @@ def factor_covariance(
     """
     settings = dict(
         vol_half_life=vol_half_life, vol_lags=vol_lags, corr_half_life=corr_half_life, corr_lags=corr_lags,
-        corr_standardise=corr_standardise, window=window, demean=demean, eigen_sims=eigen_sims, eigen_scale=eigen_scale, eigen_every=eigen_every,
-        eigen_fit_exclude=eigen_fit_exclude, vra_half_life=vra_half_life, min_periods=min_periods, seed=seed,
+        corr_standardise=corr_standardise, window=window, demean=demean, eigen_sims=eigen_sims,
+        eigen_scale=eigen_scale, eigen_every=eigen_every, eigen_fit_exclude=eigen_fit_exclude, vra_half_life=vra_half_life, min_periods=min_periods, seed=seed,
     )
     f = _validate_returns(f)
     return _forecast_series(f, _settings(f.shape, settings, progress=progress))
