@@ -626,15 +626,14 @@ def apply_update(fitted: Any, panel: xr.Dataset, settings: Mapping[str, Any] | N
 
 
 def append_rows(base: xr.Dataset, rows: xr.Dataset, state: xr.Dataset | None) -> xr.Dataset:
-    """``base`` with ``rows`` appended along ``date`` (stock axis grown) and ``state`` attached."""
+    """``base`` with ``rows`` appended along ``date`` (stock axis grown) and ``state`` attached
+    (the arrays grown in place when they have room: :mod:`riskmodel.models.update_append`)."""
+    from riskmodel.models.update_append import append_along_date
+
     stocks = rows["stock"].to_numpy()
     base = pad_stocks(base, stocks)
     names = [n for n in base.data_vars if "date" in base[n].dims]
-    grown = xr.concat([base[names], rows[names]], dim="date", data_vars="all", coords="minimal",
-                      compat="override", join="override")
-    out = base.drop_dims("date").merge(grown) if base.drop_dims("date").data_vars else grown
-    for name in names:
-        out[name].attrs = base[name].attrs
+    out = append_along_date(base, rows, names)
     out.attrs = dict(base.attrs)
     if state is not None:
         out = out.merge(state.drop_vars(["stock", "factor", "style"], errors="ignore"), join="override")

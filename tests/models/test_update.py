@@ -211,3 +211,26 @@ def test_a_new_stock_with_a_longer_name_keeps_its_name(world):
         updated = fit.update(panel.isel(date=slice(300, 302)))
     assert list(updated.stocks) == names
     assert np.isfinite(updated.dataset["returns"].values[-2:, -1]).any()
+
+
+def test_updates_grow_the_arrays_in_place_and_never_change_an_older_model(world):
+    """The second update writes into the first one's buffers (no copy of the history); a
+    branch from an older model copies, and every model keeps its own values."""
+    n = world.sizes["date"]
+    fit = _fit(world.isel(date=slice(0, n - 3)))
+    one = _update_daily(fit, world.isel(date=slice(0, n - 2)), n - 3)
+    two = _update_daily(one, world.isel(date=slice(0, n - 1)), n - 2)
+    for name in ("returns", "residuals", "style_exposure", "factor_cov", "specific_var"):
+        assert np.shares_memory(one.dataset[name].to_numpy(), two.dataset[name].to_numpy()), name
+        assert not np.shares_memory(fit.dataset[name].to_numpy(), one.dataset[name].to_numpy()), name
+    kept = {name: two.dataset[name].to_numpy().copy() for name in two.dataset.data_vars}
+    other = world.isel(date=[n - 2]).copy(deep=True)
+    other["returns"] = other["returns"] * 0.5  # another new day: a branch from ``one``
+    branch = one.update(other)
+    assert not np.shares_memory(branch.dataset["returns"].to_numpy(), two.dataset["returns"].to_numpy())
+    for name, values in kept.items():  # ``two`` is untouched by the branch
+        assert np.array_equal(two.dataset[name].to_numpy(), values, equal_nan=values.dtype.kind == "f"), name
+    assert one.dataset.sizes["date"] == n - 2 and fit.dataset.sizes["date"] == n - 3
+    assert_same_model(_fit(world.isel(date=slice(0, n - 1))), two)
+    three = _update_daily(two, world, n - 1)
+    assert_same_model(_fit(world), three)
