@@ -426,6 +426,7 @@ def _specific_forecast(state: xr.Dataset, resid_new: np.ndarray, ex_new: Any, st
         vra_b2_rows,
     )
     from riskmodel.models.settings import specific_variance_kwargs
+    from riskmodel.models.update_robust import robust_rows
 
     sp = specific_settings(**specific_variance_kwargs(settings))
     n_old, k = int(state[f"{P}n_dates"]), resid_new.shape[0]
@@ -436,12 +437,17 @@ def _specific_forecast(state: xr.Dataset, resid_new: np.ndarray, ex_new: Any, st
     if s0 < base:  # pragma: no cover - the state keeps enough rows (window_length)
         raise RuntimeError(f"update state keeps {u_win.shape[0]} dates of residuals, {n_old - s0} needed")
     u = np.ascontiguousarray(np.concatenate([u_win[s0 - base:], resid_new]))
-    ts_var, h, gamma = time_series_stage(u, sp)
-    ts_var, h, gamma = (np.ascontiguousarray(a[-k:]) for a in (ts_var, h, gamma))
     ts_sums = _specific_sums(state, stocks, sp)
-    if ts_sums is not None:  # the carried sums: bit-identical to the fit's σ²_TS (the slice's are not)
+    if ts_sums is None:
+        ts_var, h, gamma = time_series_stage(u, sp)
+        ts_var, h, gamma = (np.ascontiguousarray(a[-k:]) for a in (ts_var, h, gamma))
+    else:  # the carried sums: bit-identical to the fit's σ²_TS (the slice's are not); γ in numpy
         rows = np.concatenate([u_win, resid_new])
         ts_var = np.ascontiguousarray(np.stack([ts_sums.step(rows, t - base) for t in range(n_old, n_old + k)]))
+        h, gamma, cols = robust_rows(u, s0, n_old, sp["window"], sp["min_obs"], sp["full_obs"], sp["blend"])
+        if cols.size:  # an empty window at the refresh after earlier returns: the kernel's residue
+            _, h_k, gamma_k = time_series_stage(np.ascontiguousarray(u[:, cols]), sp)
+            h[:, cols], gamma[:, cols] = h_k[-k:], gamma_k[-k:]
     inputs = specific_inputs(resid_new, ex_new)
     cs = cross_section_stage(ts_var, h, gamma, inputs, sp, overwrite_ts_var=sp["shrink"] != 0)
     cap_prev = pad_stocks(state[[f"{P}lag_cap"]], stocks)[f"{P}lag_cap"].to_numpy()[-1]
