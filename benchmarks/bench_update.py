@@ -8,11 +8,13 @@ On the cached 5,000 x 2,520 benchmark panel of ``bench_full_fit.py``:
    through :func:`riskmodel.models.update.advance` (the API's computation: the new date's
    arrays and the next state), each timed; the D updated dates are compared with the refit's
    (largest relative difference per array, and whether bit-identical);
-3. ``FittedFactorModel.update`` of one day on an in-memory model that carries its state
-   (the computation plus the copy of every array into a model one date longer);
+3. ``FittedFactorModel.update`` of one day on an in-memory model that an update returned
+   (the computation plus the new rows written into the arrays' spare room), three times,
+   and once from an older model (a branch: every array copied into a longer one);
 4. ``riskmodel update MODEL.zarr --panel DAY.nc`` as a new process (start, imports, the
    store's state, the panel, the computation, the atomic append), after one update that
-   turned the store into a grown one.
+   turned the store into a grown one; and once on a model saved with its state
+   (``rm.save`` of an updated model: the state is read alone, not the history).
 
 The machine's load average is recorded: compare the ratios measured side by side here.
 
@@ -88,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     days = 40 if args.quick else args.days
     panel, _ = _load_inputs(make_panel(config, args.panel))
     n_dates, n_stocks = panel.sizes["date"], panel.sizes["stock"]
-    warm = panel.isel(date=slice(0, 300), stock=slice(0, 300))  # numba caches loaded before any timing
-    warm_fit = rm.FactorRiskModel(progress=False).fit(warm.isel(date=slice(0, 299)))
-    warm_fit.update(warm.isel(date=[299]))
+    n_warm = min(300, n_dates)
+    warm = panel.isel(date=slice(0, n_warm), stock=slice(0, 300))  # numba caches loaded before any timing
+    warm_fit = rm.FactorRiskModel(progress=False).fit(warm.isel(date=slice(0, n_warm - 1)))
+    warm_fit.update(warm.isel(date=[n_warm - 1]))
     load_before = os.getloadavg()
 
     started = time.perf_counter()
@@ -115,10 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     del rows_list
 
     carrying = base.update(panel.isel(date=[first_new]))  # builds the state once; the model carries it
-    started = time.perf_counter()
-    one = carrying.update(panel.isel(date=[first_new + 1]))
+    api_seconds = []
+    model = carrying
+    for t in range(first_new + 1, first_new + 4):  # arrays grown in place (models.update_append)
+        started = time.perf_counter()
+        model = model.update(panel.isel(date=[t]))
+        api_seconds.append(time.perf_counter() - started)
+    started = time.perf_counter()  # a branch from an older model: its arrays are copied
+    branch = carrying.update(panel.isel(date=[first_new + 1]))
     api_with_copy = time.perf_counter() - started
-    del one, carrying
+    del branch, model
 
     folder = Path(tempfile.mkdtemp(prefix="bench_update_"))
     try:
@@ -130,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             rm.save(panel.isel(date=slice(first_new + k - 1, first_new + k + 1)), folder / f"day{k}.nc")
         cli_first = _cli_update(model, folder / "day0.nc")  # builds the state from the stored arrays
         cli_next = _cli_update(model, folder / "day1.nc")
+        rm.save(carrying, folder / "carrying.zarr")  # a saved updated model: the state in the root
+        cli_saved_state = _cli_update(folder / "carrying.zarr", folder / "day1.nc")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -151,9 +162,13 @@ def main(argv: list[str] | None = None) -> int:
             "refit_over_median_update": refit_seconds / float(np.median(per_day)),
             "refit_over_all_updates": refit_seconds / float(per_day.sum()),
         },
+        "api_update_seconds": {"median": float(np.median(api_seconds)), "all": api_seconds,
+                               "note": "FittedFactorModel.update of one day on a model an update returned "
+                                       "(its arrays grown in place)"},
         "api_update_with_model_copy_seconds": api_with_copy,
         "cli": {"save_zarr_seconds": save_seconds, "first_update_seconds_builds_state": cli_first,
-                "next_update_seconds": cli_next},
+                "next_update_seconds": cli_next,
+                "update_of_a_saved_model_with_its_state_seconds": cli_saved_state},
         "equality_of_updated_dates_to_refit": equality,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_update)
 
 
+def _saved_state(path: Path):
+    """The state a zarr model saved with one (``rm.save`` of an updated model) holds, read
+    without the model's (date, stock) arrays; None when it holds none."""
+    import xarray as xr
+
+    from riskmodel.data import io
+    from riskmodel.models.update_state import STATE_PREFIX, state_of
+
+    with xr.open_dataset(path, engine="zarr", consolidated=False) as ds:
+        names = [n for n in ds.data_vars if str(n).startswith(STATE_PREFIX)]
+        if not names:
+            return None
+        io._check_complete(ds, path, "zarr")
+        state = io._load_naming_damage(ds[names], path)
+    return state_of(io._restore(state, None))
+
+
 def _zarr_update(path: Path, panel):
     """Append to a zarr store; returns (rows, state) written, or None when nothing was new."""
     import riskmodel as rm
@@ -39,6 +56,8 @@ def _zarr_update(path: Path, panel):
         )
     settings = attrs["settings"]
     settings = settings_from_json(settings if isinstance(settings, dict) else json.loads(settings))
+    if state is None:
+        state = _saved_state(path)  # a saved updated model: its state alone, not its history
     if state is None:
         fit = rm.load(path)
         state = state_of(fit.dataset) or build_state(fit)

@@ -426,6 +426,7 @@ def _specific_forecast(state: xr.Dataset, resid_new: np.ndarray, ex_new: Any, st
         vra_b2_rows,
     )
     from riskmodel.models.settings import specific_variance_kwargs
+    from riskmodel.models.update_robust import robust_rows
 
     sp = specific_settings(**specific_variance_kwargs(settings))
     n_old, k = int(state[f"{P}n_dates"]), resid_new.shape[0]
@@ -436,12 +437,17 @@ def _specific_forecast(state: xr.Dataset, resid_new: np.ndarray, ex_new: Any, st
     if s0 < base:  # pragma: no cover - the state keeps enough rows (window_length)
         raise RuntimeError(f"update state keeps {u_win.shape[0]} dates of residuals, {n_old - s0} needed")
     u = np.ascontiguousarray(np.concatenate([u_win[s0 - base:], resid_new]))
-    ts_var, h, gamma = time_series_stage(u, sp)
-    ts_var, h, gamma = (np.ascontiguousarray(a[-k:]) for a in (ts_var, h, gamma))
     ts_sums = _specific_sums(state, stocks, sp)
-    if ts_sums is not None:  # the carried sums: bit-identical to the fit's σ²_TS (the slice's are not)
+    if ts_sums is None:
+        ts_var, h, gamma = time_series_stage(u, sp)
+        ts_var, h, gamma = (np.ascontiguousarray(a[-k:]) for a in (ts_var, h, gamma))
+    else:  # the carried sums: bit-identical to the fit's σ²_TS (the slice's are not); γ in numpy
         rows = np.concatenate([u_win, resid_new])
         ts_var = np.ascontiguousarray(np.stack([ts_sums.step(rows, t - base) for t in range(n_old, n_old + k)]))
+        h, gamma, cols = robust_rows(u, s0, n_old, sp["window"], sp["min_obs"], sp["full_obs"], sp["blend"])
+        if cols.size:  # an empty window at the refresh after earlier returns: the kernel's residue
+            _, h_k, gamma_k = time_series_stage(np.ascontiguousarray(u[:, cols]), sp)
+            h[:, cols], gamma[:, cols] = h_k[-k:], gamma_k[-k:]
     inputs = specific_inputs(resid_new, ex_new)
     cs = cross_section_stage(ts_var, h, gamma, inputs, sp, overwrite_ts_var=sp["shrink"] != 0)
     cap_prev = pad_stocks(state[[f"{P}lag_cap"]], stocks)[f"{P}lag_cap"].to_numpy()[-1]
@@ -626,15 +632,14 @@ def apply_update(fitted: Any, panel: xr.Dataset, settings: Mapping[str, Any] | N
 
 
 def append_rows(base: xr.Dataset, rows: xr.Dataset, state: xr.Dataset | None) -> xr.Dataset:
-    """``base`` with ``rows`` appended along ``date`` (stock axis grown) and ``state`` attached."""
+    """``base`` with ``rows`` appended along ``date`` (stock axis grown) and ``state`` attached
+    (the arrays grown in place when they have room: :mod:`riskmodel.models.update_append`)."""
+    from riskmodel.models.update_append import append_along_date
+
     stocks = rows["stock"].to_numpy()
     base = pad_stocks(base, stocks)
     names = [n for n in base.data_vars if "date" in base[n].dims]
-    grown = xr.concat([base[names], rows[names]], dim="date", data_vars="all", coords="minimal",
-                      compat="override", join="override")
-    out = base.drop_dims("date").merge(grown) if base.drop_dims("date").data_vars else grown
-    for name in names:
-        out[name].attrs = base[name].attrs
+    out = append_along_date(base, rows, names)
     out.attrs = dict(base.attrs)
     if state is not None:
         out = out.merge(state.drop_vars(["stock", "factor", "style"], errors="ignore"), join="override")

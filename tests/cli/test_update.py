@@ -216,3 +216,29 @@ def test_a_grown_store_saved_again_is_compacted_and_keeps_updating(tmp_path, wor
     done = _run("update", str(model), "--panel", str(tmp_path / "day.nc"))
     assert done.returncode == 0, done.stderr
     assert _check_version(model, versions, FIRST) == 4
+
+
+def test_a_saved_updated_model_is_updated_from_its_state_alone(tmp_path, world, versions, monkeypatch):
+    """A zarr model saved with its state (rm.save of fit.update(...)) is updated without
+    loading its history (rm.load is not called), to the API's numbers."""
+    from riskmodel.cli import update as cli_update
+
+    panel, first = world
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        updated = first.update(panel.isel(date=[FIRST]))
+        want = updated.update(panel.isel(date=[FIRST + 1]))
+    model = tmp_path / "m.zarr"
+    rm.save(updated, model)
+
+    def no_full_load(*args, **kwargs):
+        raise AssertionError("the whole model was loaded")
+
+    monkeypatch.setattr(rm, "load", no_full_load)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows, _ = cli_update._zarr_update(model, panel.isel(date=[FIRST + 1]))
+    monkeypatch.undo()
+    got = rm.load(model).dataset
+    for name in rows.data_vars:
+        assert np.array_equal(got[name].to_numpy()[-1], want.dataset[name].to_numpy()[-1], equal_nan=True), name

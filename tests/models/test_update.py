@@ -211,3 +211,59 @@ def test_a_new_stock_with_a_longer_name_keeps_its_name(world):
         updated = fit.update(panel.isel(date=slice(300, 302)))
     assert list(updated.stocks) == names
     assert np.isfinite(updated.dataset["returns"].values[-2:, -1]).any()
+
+
+def test_updates_grow_the_arrays_in_place_and_never_change_an_older_model(world):
+    """The second update writes into the first one's buffers (no copy of the history); a
+    branch from an older model copies, and every model keeps its own values."""
+    n = world.sizes["date"]
+    fit = _fit(world.isel(date=slice(0, n - 3)))
+    one = _update_daily(fit, world.isel(date=slice(0, n - 2)), n - 3)
+    two = _update_daily(one, world.isel(date=slice(0, n - 1)), n - 2)
+    for name in ("returns", "residuals", "style_exposure", "factor_cov", "specific_var"):
+        assert np.shares_memory(one.dataset[name].to_numpy(), two.dataset[name].to_numpy()), name
+        assert not np.shares_memory(fit.dataset[name].to_numpy(), one.dataset[name].to_numpy()), name
+    kept = {name: two.dataset[name].to_numpy().copy() for name in two.dataset.data_vars}
+    other = world.isel(date=[n - 2]).copy(deep=True)
+    other["returns"] = other["returns"] * 0.5  # another new day: a branch from ``one``
+    branch = one.update(other)
+    assert not np.shares_memory(branch.dataset["returns"].to_numpy(), two.dataset["returns"].to_numpy())
+    for name, values in kept.items():  # ``two`` is untouched by the branch
+        assert np.array_equal(two.dataset[name].to_numpy(), values, equal_nan=values.dtype.kind == "f"), name
+    assert one.dataset.sizes["date"] == n - 2 and fit.dataset.sizes["date"] == n - 3
+    assert_same_model(_fit(world.isel(date=slice(0, n - 1))), two)
+    three = _update_daily(two, world, n - 1)
+    assert_same_model(_fit(world), three)
+
+
+@pytest.mark.parametrize("blend", [True, False])
+def test_the_robust_statistic_of_the_new_dates_equals_the_kernel_bit_for_bit(blend):
+    """models.update_robust.robust_rows reproduces specific_ts_kernel's h and gamma of the last
+    dates (heavy tails so the +-10 sigma clip bites, gaps, listings, a stock whose window
+    empties), for first new dates before, on and after a 32-date refresh."""
+    from riskmodel.covariance.specific import ts_stats
+    from riskmodel.models.update import _specific_slice_start
+    from riskmodel.models.update_robust import robust_rows
+
+    rng = np.random.default_rng(7)
+    window, lags, n_stocks = 60, 2, 41
+    u = rng.standard_t(2, size=(300, n_stocks)) * 0.01
+    u[rng.random(u.shape) < 0.1] = np.nan
+    u[:150, 3] = np.nan  # listed late
+    u[100:, 5] = np.nan  # delisted: its window empties
+    u[150:215, 6] = np.nan  # a long gap
+    u[:, 7] = 0.0  # no spread: sigma_tilde 0
+    seen_kernel_column = False
+    for n_old in (20, 31, 94, 95, 96, 127, 160, 200, 255, 263):
+        s0 = _specific_slice_start(n_old, window, lags)
+        for k in (1, 3):
+            part = np.ascontiguousarray(u[s0: n_old + k])
+            _, h_want, g_want = ts_stats(part, half_life=20.0, lags=lags, window=window, min_obs=10, full_obs=40,
+                                         blend=blend)
+            h, gamma, cols = robust_rows(part, s0, n_old, window, 10, 40, blend)
+            keep = np.setdiff1d(np.arange(n_stocks), cols)
+            seen_kernel_column |= cols.size > 0
+            assert np.array_equal(h, h_want[-k:]), (n_old, k)
+            assert np.array_equal(gamma[:, keep], g_want[-k:, keep]), (n_old, k, np.abs(gamma - g_want[-k:]).max())
+            assert not blend or ((g_want[-k:] > 0) & (g_want[-k:] < 1)).any()
+    assert seen_kernel_column
