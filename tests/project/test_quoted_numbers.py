@@ -173,6 +173,128 @@ QUOTES: list[Quote] = [
 ]
 
 
+# docs/guide/construction.md: the study's prose (its table is tests/project/test_construction_study_table.py),
+# the eigen-adjustment check and the speed table of bench_construction.py
+EACH = "each"  # key marker: the figures of one quote come from several key paths
+CS = "examples/results/construction_study.json"
+EAC = "examples/results/eigen_adjustment_check.json"
+CB = "benchmarks/results/construction.json"
+UP = "benchmarks/results/update.json"
+C = "docs/guide/construction.md"
+PROD = "docs/guide/production.md"
+
+
+def V(field: str, *labels: str) -> tuple:  # noqa: N802
+    """Key paths of ``field`` in the study's rows ``riskmodel: <label>`` (or a peer's row, ``=label``)."""
+    return tuple(("rows", f"label={lab[1:]}" if lab.startswith("=") else f"label=riskmodel: {lab}", field)
+                 for lab in labels)
+
+
+def CQ(line: str, text: str, field: str, *labels: str, scale: float = 100) -> Quote:  # noqa: N802
+    """Figures of the construction study's rows quoted in construction.md (volatilities in %)."""
+    return Q(C, line, text, CS, EACH, *V(field, *labels), scale=scale)
+
+
+GMV, LO, GMV12, RB = "gmv 2010-2016", "long-only 2010-2016", "gmv 2010-2012", "random bias"
+NAMED = "hybrid_10_no_eigen_corr_std_vol_42_vra_21"
+QUOTES += [
+    CQ("LW = Ledoit–Wolf (", "LW = Ledoit–Wolf ({:.2f} % unconstrained", GMV, "=Ledoit-Wolf"),
+    CQ("NLS = nonlinear shrinkage (", "{:.2f} % long-only", LO, "=Ledoit-Wolf"),
+    CQ("NLS = nonlinear shrinkage (", "NLS = nonlinear shrinkage ({:.2f} %", GMV, "=nonlinear shrinkage"),
+    CQ("NLS = nonlinear shrinkage (", ", {:.2f} %)", LO, "=nonlinear shrinkage"),
+    CQ("bring the GMV from", "from {:.2f} % to {:.2f}, {:.2f}, {:.2f}, {:.2f} %", GMV,
+       "baseline", "hybrid_2", "hybrid_5", "hybrid_10", "hybrid_20"),
+    CQ("bring the GMV from", "long-only GMV from {:.2f} %", LO, "baseline"),
+    CQ("every step in both halves", "to {:.2f}, {:.2f}, {:.2f}, {:.2f} %", LO, "hybrid_2", "hybrid_5", "hybrid_10", "hybrid_20"),
+    CQ("from 2007: 9.84 to", "from {:.2f} to {:.2f} %, the hybrid", GMV, "baseline", "no_eigen"),
+    CQ("from 2007: 9.84 to", "from {:.2f} to {:.2f} % (from 2007: {:.2f} to", GMV,
+       "hybrid_10", "hybrid_10_no_eigen", "hybrid_10@2007"),
+    CQ("and the random portfolios' bias from", "{:.2f} %), and", GMV, "hybrid_10_no_eigen@2007"),
+    CQ("and the random portfolios' bias from", "bias from {:.2f}–{:.2f} to {:.2f}–{:.2f}", RB,
+       "hybrid_10", "baseline", "hybrid_10_no_eigen", "no_eigen", scale=1),
+    # v(k): the smallest of the three groups' smallest eigenfactors' biases (group "last") to the largest ("first")
+    Q(C, "for the smallest eigenfactors of", "is {:.2f}–{:.2f} for the smallest", EAC, EACH,
+      ("v_k", "last", "smallest_three", 1), ("v_k", "first", "smallest_three", 0)),
+    Q(C, "0.95–0.98 for the largest", "{:.2f}–{:.2f} for the largest", EAC, EACH,
+      ("v_k", "first", "largest_three", 0), ("v_k", "middle", "largest_three", 2)),
+    Q(C, "ratio 0.92, range", "ratio {:.2f}, range {:.2f}–{:.2f}", EAC, "market_variance_ratio", ("median", "min", "max")),
+    Q(C, "in the lowest fifth without", "bias {:.2f} in the lowest fifth", EAC, "without (eigen_sims=0)",
+      "eigenfactor_bias_by_quintile_smallest_first", 0),
+    Q(C, "adjustment, 1.12 with it", "adjustment, {:.2f} with it", EAC, "with adjustment (default)",
+      "eigenfactor_bias_by_quintile_smallest_first", 0),
+    CQ("(hybrid: 9.30 %", "(hybrid: {:.2f} % against {:.2f} %)", GMV, "hybrid_10_one_sided_eigen", "hybrid_10"),
+    CQ("(hybrid: 9.30 %", "random bias high ({:.2f})", RB, "hybrid_10_one_sided_eigen", scale=1),
+    CQ("without eigen adjustment realises", "realises {:.2f} % in 2010-2012", GMV12, "hybrid_10_no_eigen@2007"),
+    CQ("from 2007 against 9.05 %", "against {:.2f} % from 2009", GMV12, "hybrid_10_no_eigen"),
+    CQ("from 2007 against 9.05 %", "({:.2f} against {:.2f} % over", GMV, "hybrid_10_no_eigen@2007", "hybrid_10_no_eigen"),
+    CQ("narrows the gap (252:", "(252: {:.2f} % against {:.2f} %)", GMV,
+       "hybrid_10_corr_252_no_eigen@2007", "hybrid_10_corr_252_no_eigen"),
+    CQ("closes it: 9.10 %", "closes it: {:.2f} %", GMV, "hybrid_10_no_eigen_corr_std@2007"),
+    CQ("from 2007, 9.08 % from 2009", "{:.2f} % from 2009", GMV, "hybrid_10_no_eigen_corr_std"),
+    CQ("from 2007, 9.08 % from 2009", "long-only {:.2f} % and {:.2f} %", LO,
+       "hybrid_10_no_eigen_corr_std@2007", "hybrid_10_no_eigen_corr_std"),
+    CQ("standardised from the second day", "worse from 2009, {:.2f} %", GMV, "hybrid_10_no_eigen_std_corr"),
+    CQ("→ 9.18 % from 2009", "({:.2f} → {:.2f} % from 2009, {:.2f} → {:.2f} % from 2007)", GMV,
+       "hybrid_10_no_eigen_corr_std", NAMED, "hybrid_10_no_eigen_corr_std@2007", NAMED + "@2007"),
+    CQ("the baseline GMV (9.74 %", "({:.2f} % against {:.2f} %), dropping beta raises it ({:.2f} %)", GMV,
+       "sectors", "baseline", "no_beta"),
+    CQ("is the worst (10.56 %)", "is the worst ({:.2f} %)", GMV, "issue_set"),
+    CQ("sectors are worse than industries", "(no eigen: {:.2f} % against {:.2f} %)", GMV,
+       "hybrid_10_sectors_no_eigen", "hybrid_10_no_eigen"),
+    CQ("blend, no specific VRA:", "VRA: {:.2f}–{:.2f} % (baseline {:.2f} %)", GMV, "shrink_0", "shrink_0.3", "baseline"),
+    CQ("correlation half-life 126 (", "126 ({:.2f} %, random bias", GMV, "hybrid_10_corr_126"),
+    CQ("correlation half-life 126 (", "random bias {:.2f};", RB, "hybrid_10_corr_126", scale=1),
+    CQ("20 statistical factors instead of 10 (no", "{:.2f} %); 20", GMV, "hybrid_10_corr_126@2007"),
+    CQ("20 statistical factors instead of 10 (no", "(no better: {:.2f} % against {:.2f} %", GMV,
+       "hybrid_20_corr_252_no_eigen", "hybrid_10_corr_252_no_eigen"),
+    CQ("the one-sided eigen adjustment; sectors", "2007 {:.2f} % against {:.2f} %)", GMV,
+       "hybrid_20_corr_252_no_eigen@2007", "hybrid_10_corr_252_no_eigen@2007"),
+    CQ("against NLS 8.68 % and EWMA", "{:.2f}–{:.2f} % against NLS {:.2f} % and EWMA {:.2f} %", GMV,
+       NAMED + "@2007", NAMED, "=nonlinear shrinkage", "=EWMA (hl 60) shrunk 50% to diagonal"),
+    CQ("it is ahead of both shrinkage estimators", "({:.2f}–{:.2f} % against {:.2f}–{:.2f} %)", LO,
+       NAMED, NAMED + "@2007", "=Ledoit-Wolf", "=nonlinear shrinkage"),
+    # the speed section (benchmarks/bench_construction.py)
+    Q(C, "`benchmarks/results/construction.json`, load average", "load average {:.1f} at the end", CB,
+      "machine", "load_average_1min"),
+    Q(C, "(one BLAS thread; simulated", "`N = {:,}`, `m = {}`", CB, "gmv", ("n", "m")),
+    Q(C, "Unconstrained GMV from the operator at", "N = {:,}, m = {}: {:.1f} ms", CB, "gmv", ("n", "m", "cold_ms")),
+    Q(C, "ms with the factorisation", "{:.2f} ms with the factorisation", CB, "gmv", "warm_ms"),
+    Q(C, "cached (target", "(target ≤ {:.0f} ms", CB, "targets", "gmv_ms"),
+    Q(C, "Long-only GMV at N = 5,000: the", "OSQP takes {:.2f} s", CB, "long_only", "n=5000", "factor_s"),
+    Q(C, "(target 2 s: met),", "(target {:.0f} s: met), {:.0f}× faster than the dense problem ({:.0f} s)", CB, EACH,
+      ("targets", "long_only_s"), ("long_only", "n=5000", "speedup"), ("long_only", "n=5000", "dense_s")),
+    Q(C, "; the active set (`long_only_min_variance`)", "{:.0e}; the active set", CB, "long_only", "n=5000", "max_abs_weight_diff"),
+    Q(C, "; the active set (`long_only_min_variance`)", "takes {:.3f} s", CB, "long_only", "n=5000", "active_set_s"),
+    Q(C, "  the factor form to", "form to {:.0e}", CB, "long_only", "n=5000",
+      "max_abs_diff_active_set_vs_factor"),
+]
+for _n, _fmt in [(300, ("{:.3f}", "{:.3f}", "{:.1f}×", "{:.0f}×")), (1000, ("{:.3f}", "{:.3f}", "{:.1f}×", "{:.0f}×")),
+                 (2000, ("{:.3f}", "{:.2f}", "{:.0f}×", "{:.0f}×")), (5000, ("{:.2f}", "{:.1f}", "{:.0f}×", "{:,.0f}×"))]:
+    QUOTES.append(Q(C, f"| {_n:,} | ", "| {:,} | " + " | ".join((_fmt[0], _fmt[1], _fmt[2], "{:.1e}", "{:.3f}", _fmt[3]))
+                    + " |", CB, "long_only", f"n={_n}", ("n", "factor_s", "dense_s", "speedup", "max_abs_weight_diff",
+                                                            "active_set_s", "speedup_active_set")))
+
+# docs/guide/production.md: the update benchmark (benchmarks/bench_update.py)
+QUOTES += [
+    Q(PROD, "Measured by `benchmarks/bench_update.py` on the", "on the {:,} stocks × {:,} dates", UP, "panel",
+      ("stocks", "dates")),
+    Q(PROD, "(71 factors), everything in one run", "({} factors)", UP, "panel", "factors"),
+    Q(PROD, "shared (load average", "load average {:.0f} to {:.0f} on {} cores", UP, EACH,
+      ("conditions", "load_average_before", 0), ("conditions", "load_average_before", 2), ("conditions", "cpus")),
+    Q(PROD, "| full refit on", "| full refit on {:,} dates | {:.1f} |", UP, EACH, ("panel", "dates"), ("refit_seconds",)),
+    Q(PROD, "median of 250 |", "median of {} | {:.2f} |", UP, "daily_updates", ("days", "median_seconds")),
+    Q(PROD, "90th percentile / slowest", "| {:.2f} / {:.2f} |", UP, "daily_updates", ("p90_seconds", "max_seconds")),
+    Q(PROD, "consecutive daily updates |", "| {} consecutive daily updates | {:.1f} |", UP, "daily_updates",
+      ("days", "total_seconds")),
+    Q(PROD, "| building the state once", "| {:.1f} |", UP, "build_state_seconds"),
+    Q(PROD, "in memory, a model carrying its state", "| {:.1f} |", UP, "api_update_with_model_copy_seconds"),
+    Q(PROD, "a new process, state already stored |", "| {:.1f} |", UP, "cli", "next_update_seconds"),
+    Q(PROD, "first update of a store without a state", "| {:.1f} |", UP, "cli", "first_update_seconds_builds_state"),
+    Q(PROD, "The 250 updated dates equal", "The {} updated dates", UP, "daily_updates", "days"),
+    Q(PROD, "So one day costs about", "about 1/{:.0f} of a refit", UP, "daily_updates", "refit_over_median_update"),
+]
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))
@@ -192,6 +314,9 @@ def _pick(node, step):
 
 def value(quote: Quote):
     """The figure(s) ``quote`` renders, read from its JSON (a tuple for several on one line)."""
+    if quote.key[0] == EACH:  # several figures, each from its own key path
+        got = tuple(_follow(_json(quote.source), path) for path in quote.key[1:])
+        return got if quote.scale == 1.0 else tuple(g * quote.scale for g in got)
     node = _json(quote.source)
     *path, last = quote.key
     for step in path:
@@ -200,6 +325,12 @@ def value(quote: Quote):
         return tuple(_pick(node, k) for k in last)
     got = _pick(node, last)
     return got * quote.scale if quote.scale != 1.0 else got
+
+
+def _follow(node, path: tuple):
+    for step in path:
+        node = _pick(node, step)
+    return node
 
 
 def render(quote: Quote) -> str:
