@@ -410,3 +410,20 @@ def test_a_number_added_by_hand_to_the_speed_table_fails():
     line = _line(texts["README.md"], "| Woodbury")
     texts["README.md"] = texts["README.md"].replace(line, line.replace(" |", " (about 3× less memory) |", 1))
     assert any("unregistered" in p for p in check(texts))
+
+
+DOC_QUOTES = [q for q in QUOTES if q.doc != "README.md"]
+
+
+@pytest.mark.parametrize("quote", DOC_QUOTES, ids=lambda q: f"{q.doc.split('/')[-1]}:{q.text[:30]}")
+def test_a_hand_edited_docs_figure_fails(quote):
+    """The same for every figure the guides, the tutorial and getting-started quote."""
+    texts = _texts()
+    want = render(quote)
+    line = _line(texts[quote.doc], quote.line)
+    digits = NUMBER.findall(want)[-1]
+    bumped = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+    edited_line = line.replace(want, want.replace(digits, bumped), 1)
+    assert edited_line != line
+    texts[quote.doc] = texts[quote.doc].replace(line, edited_line)
+    assert check(texts), f"{quote.doc}: editing {want!r} to {bumped!r} went unnoticed"
