@@ -44,10 +44,11 @@ class Quote:
     source: str
     key: tuple
     scale: float = 1.0  # JSON value x scale is quoted (seconds -> ms, share -> %)
+    minus: bool = False  # the text writes negative numbers with the typographic minus "−"
 
 
-def Q(doc: str, line: str, text: str, source: str, *key, scale: float = 1.0) -> Quote:  # noqa: N802
-    return Quote(doc, line, text, source, tuple(key), scale)
+def Q(doc: str, line: str, text: str, source: str, *key, scale: float = 1.0, minus: bool = False) -> Quote:  # noqa: N802
+    return Quote(doc, line, text, source, tuple(key), scale, minus)
 
 
 R = "README.md"
@@ -295,6 +296,66 @@ QUOTES += [
 ]
 
 
+# docs/guide/signal-research.md: examples/real_signal_research.py
+SR, SRD = "docs/figures/real_signal_research.json", "docs/guide/signal-research.md"
+BOOKS = ("raw", "neutral (size, industry)", "decile long-short (neutral)")
+QUOTES += [
+    Q(SRD, "Script: `python examples/real_signal_research.py`", "{} stocks", SR, "real", "n_stocks"),
+    Q(SRD, "The factor returns run over", "**{:,} days, {} .. {}**", SR, "real", "books", "raw", ("n_days", "first", "last")),
+    Q(SRD, "the neutral book's exposure to size and to each", "at most **{:.1e}**", SR, "real", "max_control_exposure"),
+    Q(SRD, "Its mean one-way turnover", "turnover is {:.3f} per day", SR, "real", "mean_turnover"),
+    Q(SRD, "negative alpha against Carhart (t", "(t = {:.2f} for the raw book)", SR, "real", "alpha",
+      "raw | Carhart", "t_alpha", minus=True),
+    # the R² ranges of the raw and neutral books (the entries holding the minimum and the maximum)
+    Q(SRD, "FF5, the R² of the raw and neutral books is", "books is {:.2f}–{:.2f}", SR, EACH, ("real", "alpha", "neutral (size, industry) | CAPM", "r2"),
+      ("real", "alpha", "raw | FF5", "r2")),
+    Q(SRD, "jumps to 0.79–0.89", "jumps to {:.2f}–{:.2f}", SR, EACH, ("real", "alpha", "neutral (size, industry) | Carhart", "r2"),
+      ("real", "alpha", "raw | FF5+mom", "r2")),
+    Q(SRD, "without** momentum, the R² is only", "only {:.2f}–{:.2f}", SR, EACH,
+      ("real", "alpha", "neutral (size, industry) | model: market+styles ex momentum", "r2"),
+      ("real", "alpha", "raw | model: market+styles ex momentum", "r2")),
+    Q(SRD, "momentum style it is", "it is {:.2f}–{:.2f}", SR, EACH, ("real", "alpha", "raw | model: market+styles", "r2"),
+      ("real", "alpha", "neutral (size, industry) | model: market+styles", "r2")),
+    Q(SRD, "exposure on every day (", "every day ({:.1e})", SR, "real", "max_control_exposure"),
+    Q(SRD, "**SMB exposure of", "**SMB exposure of {:.4f} (t = {:.2f})**, next to momentum {:.3f}", SR, EACH,
+      ("real", "attribution_ff", "exposures", "smb"), ("real", "attribution_ff", "t", "smb"),
+      ("real", "attribution_ff", "exposures", "mom")),
+    Q(SRD, "(t = 34.4). On the model's own", "(t = {:.1f}).", SR, "real", "attribution_ff", "t", "mom"),
+    Q(SRD, "(t = 34.4). On the model's own", "size exposure is {:.3f}", SR, "real", "attribution_model", "exposures", "size"),
+    Q(SRD, "insignificant (t =", "(t = {:.2f}). The significant exposures there are volatility {:.2f}", SR, EACH,
+      ("real", "attribution_model", "t", "size"), ("real", "attribution_model", "exposures", "volatility"), minus=True),
+    Q(SRD, "(t = −8.9) and beta", "(t = {:.1f}) and beta {:.2f} (t = {:.1f})", SR, EACH,
+      ("real", "attribution_model", "t", "volatility"), ("real", "attribution_model", "exposures", "beta"),
+      ("real", "attribution_model", "t", "beta"), minus=True),
+    Q(SRD, "`rm.simulate(n_stocks=", "n_stocks={}", SR, "simulated", "n_stocks"),
+    Q(SRD, "n_days=1000, seed=0", "n_days={}", SR, "simulated", "n_days"),
+    Q(SRD, "% per year**", "**{:.2f} % per year**", SR, "simulated", "spend_premium", scale=100),
+    Q(SRD, "the factor returns cover", "cover {} days", SR, "simulated", "n_factor_days"),
+    Q(SRD, "but with 680 days none", "with {} days", SR, "simulated", "n_factor_days"),
+    Q(SRD, "The raw book has R²", "R² {:.2f} on market + size", SR, "simulated", "alpha", "raw | market+size", "r2"),
+    Q(SRD, "Neutralising removes this", "(R² {:.4f})", SR, "simulated", "alpha", "neutral (size, industry) | market+size", "r2"),
+]
+for _label, _book in [("| raw (centred", "raw"), ("| neutral to size and", "neutral (size, industry)"),
+                      ("| decile long-short of", "decile long-short (neutral)")]:
+    QUOTES += [
+        Q(SRD, _label, "| {:.2f} % | {:.2f} % |", SR, EACH, ("real", "books", _book, "mean_annual"),
+          ("real", "books", _book, "vol_annual"), scale=100, minus=True),
+        Q(SRD, _label, "% | {:.2f} |", SR, "real", "sharpe", _book, minus=True),
+    ]
+for _label, _list in [("| CAPM |", "CAPM"), ("| FF3 |", "FF3"), ("| Carhart |", "Carhart"), ("| FF5 |", "FF5"),
+                      ("| FF5 + mom |", "FF5+mom"), ("| model: market + styles ex momentum |", "model: market+styles ex momentum"),
+                      ("| model: market + styles |", "model: market+styles")]:
+    for _book in BOOKS:
+        QUOTES += [Q(SRD, _label, "| {:+.2f} % |", SR, "real", "alpha", f"{_book} | {_list}", "alpha_annual", scale=100, minus=True),
+                   Q(SRD, _label, "% | {:+.2f} | {:.3f} |", SR, "real", "alpha", f"{_book} | {_list}", ("t_alpha", "r2"),
+                     minus=True)]
+for _label, _list in [("| market |", "market"), ("| market + size |", "market+size"), ("| market + styles |", "market+styles"),
+                      ("| true factors |", "true factors")]:
+    for _book, _fmt in zip(BOOKS, ("{:.2f}", "{:.2f}", "{:.1f}")):
+        QUOTES += [Q(SRD, _label, f"| {_fmt} % (", SR, "simulated", "alpha", f"{_book} | {_list}", "alpha_annual", scale=100),
+                   Q(SRD, _label, "% ({:.2f}) |", SR, "simulated", "alpha", f"{_book} | {_list}", "t_alpha")]
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))
@@ -335,7 +396,8 @@ def _follow(node, path: tuple):
 
 def render(quote: Quote) -> str:
     figure = value(quote)
-    return quote.text.format(*figure) if isinstance(figure, tuple) else quote.text.format(figure)
+    text = quote.text.format(*figure) if isinstance(figure, tuple) else quote.text.format(figure)
+    return text.replace("-", "−") if quote.minus else text
 
 
 def _line(text: str, anchor: str) -> str | None:
