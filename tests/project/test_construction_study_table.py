@@ -5,7 +5,8 @@ result files of its ``peers`` and ``variants`` parts. The test reruns that part 
 those files in a temporary folder (so nothing in the repository is rewritten) and requires
 the regenerated table to equal both the committed ``examples/results/construction_study_table.md``
 and the table quoted in the guide, and the regenerated ``construction_study.json`` to equal
-the committed one.
+the committed one. The regime table of the same guide is the one ``regime_response.py --table``
+prints from ``examples/results/regime_response.json``.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ GUIDE = ROOT / "docs" / "guide" / "construction.md"
 HEADER = "| covariance | gmv 2010-2016 |"
 
 
-def guide_table(text: str) -> str:
-    """The block of table lines starting at the study table's header."""
+def guide_table(text: str, header: str = HEADER) -> str:
+    """The block of table lines starting at the line that begins with ``header``."""
     lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(HEADER))
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
     end = start
     while end < len(lines) and lines[end].startswith("|"):
         end += 1
@@ -75,3 +76,15 @@ def test_an_edited_cell_in_the_guide_is_caught():
     edited = text.replace("| riskmodel: baseline | 10.16 |", "| riskmodel: baseline | 10.15 |", 1)
     assert edited != text
     assert guide_table(edited) != committed
+
+
+def test_guide_quotes_the_regime_table_of_its_json():
+    """``examples/regime_response.py --table`` prints the regime table from its committed JSON."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, str(EXAMPLES / "regime_response.py"), "--table"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = done.stdout.strip() + "\n"
+    assert printed.startswith("| setting | flash crash")
+    assert printed.count("\n") >= 10
+    assert guide_table(GUIDE.read_text(encoding="utf-8"), "| setting | flash crash") == printed
