@@ -411,6 +411,16 @@ QUOTES += [
 ]
 
 
+QUOTES += [
+    Q(C, "random-portfolio bias from 2007 narrows", "narrows from {:.2f}–{:.2f} to {:.2f}–{:.2f}", CS, EACH,
+      *[("variants", name, "bias", "yearly_random", end) for name in ("hybrid_10_no_eigen_corr_std@2007", NAMED + "@2007")
+        for end in ("min", "max")]),
+    CQ("with the EWMA (10.12 %)", "with the EWMA ({:.2f} %)", LO, "=EWMA (hl 60) shrunk 50% to diagonal"),
+    CQ("it realises (bias", "(bias {:.1f}–{:.1f})", "gmv bias", "=EWMA (hl 60) shrunk 50% to diagonal", "=OAS", scale=1),
+    CQ("it realises (bias", "GMV bias is {:.2f}–{:.2f}", "gmv bias", NAMED + "@2007", NAMED, scale=1),
+]
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))
