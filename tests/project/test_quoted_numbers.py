@@ -554,3 +554,51 @@ def test_a_hand_edited_docs_figure_fails(quote):
     assert edited_line != line
     texts[quote.doc] = texts[quote.doc].replace(line, edited_line)
     assert check(texts), f"{quote.doc}: editing {want!r} to {bumped!r} went unnoticed"
+
+
+# docs/guide/model-comparison.md: its three tables, row for row, rendered from docs/figures/model_comparison.json
+MC, MCD = "docs/figures/model_comparison.json", "docs/guide/model-comparison.md"
+MODELS = ("fundamental", "hybrid", "time-series", "statistical")
+
+
+def _cell(value, fmt: str = "{:.3f}") -> str:
+    return "—" if value is None else fmt.format(value).replace("-", "−")
+
+
+def model_comparison_rows() -> list[str]:
+    """Every row of the bias, first-factor and precision tables, as the guide must write it (bold aside)."""
+    facts, rows = _json(MC), []
+    for family, key in [("random", "random"), ("sector", "sector"), ("optimised", "optimised"), ("pure factors", "pure_factors")]:
+        for i, model in enumerate(MODELS):
+            b = facts["bias"][f"{model} | {key}"]
+            cells = [family if i == 0 else "", model, str(b["n"]),
+                     *[_cell(b[k]) for k in ("mean_bias", "median_bias", "share_inside", "mrad", "qlike")]]
+            rows.append("| " + " | ".join(cells) + " |")
+    for model in MODELS:
+        d = facts["diagnostics"][model]
+        rows.append(f"| {model} | {d['first_factor']} | " + " | ".join(
+            _cell(d[k]) for k in ("first_factor_bias", "factor_vra", "specific_vra")) + " |")
+    for model, p in facts["precision"]["table"].items():
+        rows.append(f"| {model} | " + " | ".join(_cell(p[k]) for k in (
+            "realised_vol", "predicted_vol", "ratio", "predicted_factor_vol", "bias", "mean_gross", "realised_beta",
+            "t_vs_fundamental")) + " |")
+    return [" ".join(row.split()) for row in rows]
+
+
+def missing_model_comparison_rows(text: str) -> list[str]:
+    lines = {" ".join(line.replace("**", "").split()) for line in text.splitlines()}
+    return [row for row in model_comparison_rows() if row not in lines]
+
+
+def test_model_comparison_tables_match_their_json():
+    rows = model_comparison_rows()
+    assert len(rows) == 16 + 4 + 5
+    assert missing_model_comparison_rows((ROOT / MCD).read_text(encoding="utf-8")) == []
+
+
+def test_a_hand_edited_model_comparison_cell_fails():
+    text = (ROOT / MCD).read_text(encoding="utf-8")
+    for old, new in [("| 1.057 | 1.057 | 0.000 | 0.109", "| 1.058 | 1.057 | 0.000 | 0.109"), ("| 1.013 | 1.023 |", "| 1.013 | 1.024 |"),
+                     ("**−2.267**", "**−2.266**")]:
+        assert old in text, old
+        assert missing_model_comparison_rows(text.replace(old, new, 1)), f"{old} -> {new} went unnoticed"
