@@ -602,3 +602,53 @@ def test_a_hand_edited_model_comparison_cell_fails():
                      ("**−2.267**", "**−2.266**")]:
         assert old in text, old
         assert missing_model_comparison_rows(text.replace(old, new, 1)), f"{old} -> {new} went unnoticed"
+
+
+# docs/guide/portfolio-risk.md: the variant table and the per-sector bias table, from docs/figures/real_risk_model.json
+PRD = "docs/guide/portfolio-risk.md"
+VARIANTS = ("(a) raw", "(b) +eigen", "(c) +VRA", "(d) +shrink (full)", "(e) full, sectors as industries",
+            "(f) full, thin industries pooled")
+SECTOR_COLUMNS = ("sector_bias_raw", "sector_bias_full", "sector_bias_sector_model")  # (a), (d), (e)
+
+
+def _table_rows(text: str, header: str) -> list[list[str]]:
+    """The cells of each data row of the table whose header line starts with ``header``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header)) + 2
+    rows = []
+    while start < len(lines) and lines[start].startswith("|"):
+        rows.append([cell.strip().replace("**", "") for cell in lines[start].strip().strip("|").split("|")])
+        start += 1
+    return rows
+
+
+def portfolio_risk_problems(text: str) -> list[str]:
+    facts, problems = _json(RISK), []
+    rows = _table_rows(text, "| variant | family |")
+    want = [(v, fam) for v in VARIANTS for fam in ("random", "sector", "optimised")]
+    if len(rows) != len(want):
+        return [f"variant table: {len(rows)} rows, the JSON has {len(want)}"]
+    for cells, (variant, family) in zip(rows, want):
+        t = facts["table"][f"{variant} | {family}"]
+        expected = [family, *(f"{t[k]:.3f}" for k in ("mean_bias", "share_inside", "mrad", "qlike"))]
+        if cells[1:] != expected or (family == "random" and not cells[0].startswith(variant[:3])):
+            problems.append(f"variant table {variant} | {family}: {cells} != {expected}")
+    for cells in _table_rows(text, "| sector | (a) raw |"):
+        expected = [f"{facts[column][cells[0]]:.3f}" for column in SECTOR_COLUMNS]
+        if cells[1:4] != expected:
+            problems.append(f"sector table {cells[0]}: {cells[1:4]} != {expected}")
+    return problems
+
+
+def test_portfolio_risk_tables_match_their_json():
+    text = (ROOT / PRD).read_text(encoding="utf-8")
+    assert len(_table_rows(text, "| sector | (a) raw |")) == len(_json(RISK)["sector_bias_full"])
+    assert portfolio_risk_problems(text) == []
+
+
+def test_a_hand_edited_portfolio_risk_cell_fails():
+    text = (ROOT / PRD).read_text(encoding="utf-8")
+    for old, new in [("| optimised | 1.005 | 0.800 |", "| optimised | 1.005 | 0.810 |"),
+                     ("| Real Estate | 1.167 | 1.187 |", "| Real Estate | 1.167 | 1.186 |")]:
+        assert old in text, old
+        assert portfolio_risk_problems(text.replace(old, new, 1)), f"{old} -> {new} went unnoticed"
