@@ -421,6 +421,47 @@ QUOTES += [
 ]
 
 
+# docs/guide/portfolio-risk.md: the prose (its tables: test_portfolio_risk_tables_match_their_json)
+PRD = "docs/guide/portfolio-risk.md"
+VARIANTS = ("(a) raw", "(b) +eigen", "(c) +VRA", "(d) +shrink (full)", "(e) full, sectors as industries",
+            "(f) full, thin industries pooled")
+
+
+def T(variant: str, family: str, field: str) -> tuple:  # noqa: N802
+    return ("table", f"{variant} | {family}", field)
+
+
+A, B, CV, D, E, F = VARIANTS
+QUOTES += [
+    Q(PRD, "Script: `python examples/real_risk_model.py`", "Data: {} stocks", RISK, "n_stocks"),
+    Q(PRD, "plus the six styles above; mean cross-sectional", "R² {:.3f}", RISK, "mean_r2"),
+    Q(PRD, "daily outcomes, 2009-01-02", "**{:,} daily outcomes, 2009-01-02 .. 2016-12-30**", RISK, "n_outcomes"),
+    Q(PRD, "band **0.968 .. 1.032**", "band **{:.3f} .. {:.3f}**", RISK, "band", (0, 1)),
+    Q(PRD, "Families: 100 random long-only", "Families: {} random long-only portfolios, {} optimised", RISK, "settings",
+      ("n_random", "n_optimised")),
+    Q(PRD, "under-predict their risk by", "(only {:.0f} % of them", RISK, *T(A, "optimised", "share_inside"), scale=100),
+    Q(PRD, "bring the mean bias to", "to {:.3f} with", RISK, *T(D, "optimised", "mean_bias")),
+    Q(PRD, "bring the mean bias to", "with {:.0f} % inside", RISK, *T(D, "optimised", "share_inside"), scale=100),
+    Q(PRD, "cut MRAD from", "from {:.3f} to {:.3f}", RISK, EACH, T(A, "optimised", "mrad"), T(D, "optimised", "mrad")),
+    Q(PRD, "(1.071 → 1.068)", "({:.3f} → {:.3f})", RISK, EACH, T(A, "optimised", "mean_bias"), T(B, "optimised", "mean_bias")),
+    Q(PRD, "raw (1.007, all inside", "raw ({:.3f}, all inside the band) and end at {:.3f}", RISK, EACH,
+      T(A, "random", "mean_bias"), T(D, "random", "mean_bias")),
+    Q(PRD, "scale 1.2 moves them from", "from {:.3f} to {:.3f};", RISK, EACH, T(A, "random", "mean_bias"), T(B, "random", "mean_bias")),
+    Q(PRD, "The factor VRA multiplier averages", "averages **{:.3f}**", RISK, "mean_vra_after_burn_in", CV, "factor"),
+    Q(PRD, "lowers the factor forecasts these books", "({:.3f} → {:.3f})", RISK, EACH, T(B, "random", "mean_bias"),
+      T(CV, "random", "mean_bias")),
+    Q(PRD, "averages 1.037 (1.027 with shrinkage)", "averages {:.3f} ({:.3f} with shrinkage)", RISK, EACH,
+      ("mean_vra_after_burn_in", CV, "specific"), ("mean_vra_after_burn_in", D, "specific")),
+    Q(PRD, "the adjustments make it worse (mean", "(mean {:.3f} → {:.3f}; Real Estate {:.3f} → {:.3f})", RISK, EACH,
+      T(A, "sector", "mean_bias"), T(D, "sector", "mean_bias"), ("sector_bias_raw", "Real Estate"),
+      ("sector_bias_full", "Real Estate")),
+    Q(PRD, "as independent specific risk.", "risk. {}", RISK, "factors_with_missing_returns_after_burn_in"),
+    Q(PRD, "falls to 1.008 (9 of 11", "falls to {:.3f}", RISK, *T(E, "sector", "mean_bias")),
+    Q(PRD, "falls to 1.008 (9 of 11", "from {:.3f} to {:.3f}.", RISK, EACH, ("sector_bias_full", "Real Estate"),
+      ("sector_bias_sector_model", "Real Estate")),
+]
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))
@@ -605,9 +646,6 @@ def test_a_hand_edited_model_comparison_cell_fails():
 
 
 # docs/guide/portfolio-risk.md: the variant table and the per-sector bias table, from docs/figures/real_risk_model.json
-PRD = "docs/guide/portfolio-risk.md"
-VARIANTS = ("(a) raw", "(b) +eigen", "(c) +VRA", "(d) +shrink (full)", "(e) full, sectors as industries",
-            "(f) full, thin industries pooled")
 SECTOR_COLUMNS = ("sector_bias_raw", "sector_bias_full", "sector_bias_sector_model")  # (a), (d), (e)
 
 
@@ -652,3 +690,4 @@ def test_a_hand_edited_portfolio_risk_cell_fails():
                      ("| Real Estate | 1.167 | 1.187 |", "| Real Estate | 1.167 | 1.186 |")]:
         assert old in text, old
         assert portfolio_risk_problems(text.replace(old, new, 1)), f"{old} -> {new} went unnoticed"
+
