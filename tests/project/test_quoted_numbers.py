@@ -461,6 +461,20 @@ QUOTES += [
       ("sector_bias_sector_model", "Real Estate")),
 ]
 
+QUOTES += [
+    Q(PRD, "3 % hosted). Sector books go from", "go from {:.3f} to {:.3f}", RISK, EACH, T(D, "sector", "mean_bias"),
+      T(F, "sector", "mean_bias")),
+    Q(PRD, "3, MRAD 0.124", "MRAD {:.3f} → {:.3f}, QLIKE {:.3f} → {:.3f}", RISK, EACH, T(D, "sector", "mrad"),
+      T(F, "sector", "mrad"), T(D, "sector", "qlike"), T(F, "sector", "qlike")),
+    Q(PRD, "optimised books stay calibrated (", "calibrated ({:.3f} → {:.3f})", RISK, EACH, T(D, "optimised", "mean_bias"),
+      T(F, "optimised", "mean_bias")),
+    Q(PRD, "little (1.043 → 1.052)", "little ({:.3f} → {:.3f})", RISK, EACH, T(D, "random", "mean_bias"),
+      T(F, "random", "mean_bias")),
+    Q(PRD, "improves a little with VRA and shrinkage", "(sector {:.3f} → {:.3f}, optimised {:.3f} →", RISK, EACH,
+      T(A, "sector", "qlike"), T(D, "sector", "qlike"), T(A, "optimised", "qlike")),
+    Q(PRD, "  1.392).", "{:.3f}).", RISK, *T(D, "optimised", "qlike")),
+]
+
 
 @cache
 def _json(source: str) -> dict:
