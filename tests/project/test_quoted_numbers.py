@@ -476,6 +476,31 @@ QUOTES += [
 ]
 
 
+# docs/guide/real-data-walkthrough.md: examples/short_history_tradeoff.py and examples/real_data_walkthrough.py
+WT, SHT, WTD = "examples/results/real_data_walkthrough.json", "examples/results/short_history_tradeoff.json", \
+    "docs/guide/real-data-walkthrough.md"
+for _i, _row in enumerate(("| 2009-2012 |", "| 2013-2016 |")):
+    QUOTES += [
+        Q(WTD, _row, "| {} ({} days", SHT, "windows", _i, "default", ("first_forecast", "days_to_first_forecast")),
+        Q(WTD, _row, "| {} ({} days) |", SHT, "windows", _i, "short", ("first_forecast", "days_to_first_forecast")),
+        Q(WTD, _row, "| {:.3f} ({} outcomes, band {:.3f}..{:.3f}) | {:.3f} / {:.3f} |", SHT, EACH,
+          *[("windows", _i, "short", "early", *k) for k in (("random", "mean_bias"), ("outcomes",), ("band", 0), ("band", 1))],
+          ("windows", _i, "default", "common", "random", "mean_bias"), ("windows", _i, "short", "common", "random", "mean_bias")),
+    ]
+QUOTES += [
+    Q(WTD, "early median bias is", "is {:.2f} and {:.2f}", SHT, EACH, ("windows", 0, "short", "early", "pure_factors", "median_bias"),
+      ("windows", 1, "short", "early", "pure_factors", "median_bias")),
+    Q(WTD, "(18 portfolios, 107 outcomes)", "({:.0f} portfolios, {} outcomes)", SHT, EACH,
+      ("windows", 0, "short", "early", "pure_factors", "n"), ("windows", 0, "short", "early", "outcomes")),
+    Q(WTD, "the book equally weighted over the", "over the {} stocks", WT, "n_portfolio"),
+    Q(WTD, "the first date of the data is", "is {} and the first forecast {}, {} days later", WT,
+      ("first_date", "first_forecast", "days_to_first_forecast")),
+    Q(WTD, "so the last three of the four years", "--date {}`", WT, "one_year_in"),
+    Q(WTD, "(398 days in the trade-off run above)", "({} days in the trade-off", SHT, "windows", 1, "default",
+      "days_to_first_forecast"),
+]
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))
