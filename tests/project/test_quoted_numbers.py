@@ -501,6 +501,46 @@ QUOTES += [
 ]
 
 
+# docs/guide/auditing.md: the rest of the audit's figures (docs/figures/real_audit.json)
+AUD = "docs/guide/auditing.md"
+QUOTES += [
+    Q(AUD, "  eigenvalues: 24.35", "eigenvalues: " + ", ".join(["{:.2f}"] * 8) + ".", AUDIT, EACH,
+      *[("no_industry", "eigenvalues", i) for i in range(8)]),
+    Q(AUD, "14.74. Mean R² over the window", "rises from {:.3f} to {:.3f}", AUDIT, "mean_r2_window",
+      ("no_industry", "with_industries")),
+    Q(AUD, "* Null edge 4.128;", "Null edge {:.3f}; **{} significant components** ({} without", AUDIT, EACH,
+      ("with_industries", "null_edge"), ("with_industries", "n_significant"), ("no_industry", "n_significant")),
+    Q(AUD, "  eigenvalues 14.74, 9.34", "eigenvalues " + ", ".join(["{:.2f}"] * 5) + ", …", AUDIT, EACH,
+      *[("with_industries", "eigenvalues", i) for i in range(5)]),
+    Q(AUD, "  eigenvalues 14.74, 9.34", "falls from {:.2f} to", AUDIT, "no_industry", "eigenvalues", 0),
+    Q(AUD, "14.74. Mean R² over the window", "{:.2f}. Mean", AUDIT, "with_industries", "eigenvalues", 0),
+    Q(AUD, "* **14 clusters** covering", "**{} clusters** covering {} stocks ({} without industries), {} flagged ({}",
+      AUDIT, EACH, ("with_industries", "n_clusters"), ("with_industries", "n_clustered"), ("no_industry", "n_clustered"),
+      ("with_industries", "n_flagged"), ("no_industry", "n_flagged")),
+    Q(AUD, "Adjusted Rand index vs sector falls to", "falls to **{:.3f}**", AUDIT, "with_industries", "adjusted_rand"),
+    Q(AUD, "components even goes up (15 → 17)", "({} → {})", AUDIT, EACH, ("no_industry", "n_significant"),
+      ("with_industries", "n_significant")),
+]
+_WI = ("with_industries", "clusters")
+QUOTES += [
+    Q(AUD, "What remains flagged: Real Estate (", "Real Estate ({} names, purity {:.2f}, held-out bias {:.2f})", AUDIT,
+      *_WI, "dominant_sector=Real Estate&flagged=True", ("size", "purity", "bias_out")),
+    Q(AUD, "  Energy (15 names, purity", "Energy ({} names, purity {:.2f}, bias {:.2f}), Financials ({} names, {:.2f}, {:.2f})",
+      AUDIT, EACH, *[(*_WI, f"dominant_sector={sector}&flagged=True", k) for sector in ("Energy", "Financials")
+                     for k in ("size", "purity", "bias_out")]),
+    Q(AUD, "Industrials groups (11 names each", "({} names each, bias {:.2f} and {:.2f})", AUDIT, EACH,
+      (*_WI, "dominant_sector=Industrials&flagged=True&size=11&purity=0.454545", "size"),
+      (*_WI, "dominant_sector=Industrials&flagged=True&size=11&purity=0.454545", "bias_out"),
+      (*_WI, "dominant_sector=Industrials&flagged=True&size=11&purity=0.545455", "bias_out")),
+    Q(AUD, "  group (9 names, bias", "group ({} names, bias {:.2f})", AUDIT, *_WI,
+      "dominant_sector=Communication Services&flagged=True", ("size", "bias_out")),
+]
+for _sector, _size in [("Financials", 48), ("Health Care", 46), ("Utilities", 28), ("Real Estate", 25), ("Industrials", 22),
+                       ("Information Technology", 21), ("Energy", 20)]:
+    QUOTES.append(Q(AUD, f"| {_size} | ", "| {} | {:.3f} | {:.2f} | {:.2f} | {} |", AUDIT, "no_industry", "clusters",
+                    f"dominant_sector={_sector}&size={_size}", ("size", "mean_corr", "bias_out", "purity", "dominant_sector")))
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))
