@@ -97,6 +97,8 @@ QUOTES: list[Quote] = [
     Q(R, PR_ROW, "{:.1f}× the dense", PR, "rows", "task=decompose&n_portfolios=1000", "speedup"),
     Q(R, PR_ROW, "{:.1f}× on one", PR1, "rows", "task=decompose&n_portfolios=1000", "speedup"),
     Q(R, PR_ROW, "best of {}", PR, "settings", "repeat"),
+    Q(R, PR_ROW, "load {:.1f}", PR, "conditions", "load_average_before", 0),
+    Q(R, PR_ROW, "({:.1f} for the one-core run)", PR1, "conditions", "load_average_before", 0),
     Q(R, PR_ROW, "on {} cores", PR, "machine", "cpu_count"),
     Q(R, PR_ROW, "m = {} factors", PR, "settings", "n_factors"),
     # Woodbury solve
@@ -574,6 +576,45 @@ QUOTES += [
 ]
 
 
+# docs/benchmarks.md: the portfolio-risk table (bench_portfolio_risk.py, default threads and --threads 1)
+BM = "docs/benchmarks.md"
+for _label, _src, _task, _p, (_t, _r, _m) in [
+    ("| build the operator vs form Σ |", PR, "build", 0, ("| {:.1f} ms | {:.0f} ms |", "| {:.1f}× |", "| {:.0f} MB | {:.0f} MB |")),
+    ("| decompose (Σ already formed) |", PR, "decompose", 1, ("| {:.2f} ms | {:.1f} ms |", "| {:.1f}× |", "| {:.1f} MB | {:.1f} MB |")),
+    ("| form + decompose |", PR, "form+decompose", 1, ("| {:.2f} ms | {:.0f} ms |", "| {:.0f}× |", "| {:.1f} MB | {:.0f} MB |")),
+    ("| decompose, every part materialised |", PR, "decompose", 1000,
+     ("| {:.1f} ms | {:.0f} ms |", "| {:.1f}× |", "| {:.0f} MB | {:.0f} MB |")),
+    ("| the same on one core (`--threads 1`) |", PR1, "decompose", 1000,
+     ("| {:.1f} ms | {:.0f} ms |", "| {:.1f}× |", "| {:.0f} MB | {:.0f} MB |")),
+    ("| solve (factorisation cached) |", PR, "solve", 1, ("| {:.2f} ms | {:.0f} ms |", "| {:.0f}× |", "| {:.1f} MB | {:.1f} MB |")),
+    ("| set-up + solve |", PR, "setup+solve", 1, ("| {:.1f} ms | {:,.0f} ms |", "| {:.0f}× |", "| {:.0f} MB | {:.0f} MB |")),
+]:
+    _row = ("rows", f"task={_task}&n_portfolios={_p}")
+    QUOTES += [Q(BM, _label, _t, _src, *_row, ("structured_s", "dense_s"), scale=1e3),
+               Q(BM, _label, _r, _src, *_row, "speedup"),
+               Q(BM, _label, _m, _src, *_row, ("structured_peak_bytes", "dense_peak_bytes"), scale=1e-6)]
+
+PRD_ = "benchmarks/results/portfolio_risk_dense.json"
+QUOTES += [
+    Q(BM, "the structure of a fitted model; load average", "load average {:.1f} at the start", PR, "conditions",
+      "load_average_before", 0),
+    Q(BM, "(2.7 for the `--threads 1` run), best of", "({:.1f} for the `--threads 1` run), best of {}", PR1, EACH,
+      ("conditions", "load_average_before", 0), ("settings", "repeat")),
+    Q(BM, "Both paths agree to", "agree to {:.1e} (relative)", PR, "rows", "task=solve&n_portfolios=1", "max_rel_diff"),
+    Q(BM, "decomposition is 26.9× the dense path", "is {:.1f}× the dense path on two cores", PR,
+      "rows", "task=decompose&n_portfolios=1000", "speedup"),
+    Q(BM, "decomposition is 26.9× the dense path", "two cores ({:.1f} ms)", PR, "rows", "task=decompose&n_portfolios=1000",
+      "structured_s", scale=1e3),
+    Q(BM, "decomposition is 26.9× the dense path", "and {:.1f}× on one", PR1, "rows", "task=decompose&n_portfolios=1000",
+      "speedup"),
+    Q(BM, "decomposition is 26.9× the dense path", "on one ({:.1f} ms)", PR1, "rows", "task=decompose&n_portfolios=1000",
+      "structured_s", scale=1e3),
+    Q(BM, "two GEMMs and a blocked pass:", "pass: {:.0f} ms", PRD_, "rows", "task=decompose&n_portfolios=1000",
+      "structured_s", scale=1e3),
+    Q(BM, "two GEMMs and a blocked pass:", "ms, {:.1f}×", PRD_, "rows", "task=decompose&n_portfolios=1000", "speedup"),
+]
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))
@@ -601,7 +642,8 @@ def value(quote: Quote):
     for step in path:
         node = _pick(node, step)
     if isinstance(last, tuple):
-        return tuple(_pick(node, k) for k in last)
+        got = tuple(_pick(node, k) for k in last)
+        return got if quote.scale == 1.0 else tuple(g * quote.scale for g in got)
     got = _pick(node, last)
     if quote.offset:
         got = got - quote.offset
@@ -679,7 +721,7 @@ def test_a_hand_edited_readme_figure_fails(quote):
     texts = _texts()
     want = render(quote)
     line = _line(texts["README.md"], quote.line)
-    digits = NUMBER.findall(want)[-1]
+    digits = NUMBER.findall(want)[-1].rstrip(",")
     bumped = digits[:-1] + str((int(digits[-1]) + 1) % 10)
     edited_line = line.replace(want, want.replace(digits, bumped), 1)
     assert edited_line != line
@@ -703,7 +745,7 @@ def test_a_hand_edited_docs_figure_fails(quote):
     texts = _texts()
     want = render(quote)
     line = _line(texts[quote.doc], quote.line)
-    digits = NUMBER.findall(want)[-1]
+    digits = NUMBER.findall(want)[-1].rstrip(",")
     bumped = digits[:-1] + str((int(digits[-1]) + 1) % 10)
     edited_line = line.replace(want, want.replace(digits, bumped), 1)
     assert edited_line != line
