@@ -614,6 +614,25 @@ QUOTES += [
     Q(BM, "two GEMMs and a blocked pass:", "ms, {:.1f}×", PRD_, "rows", "task=decompose&n_portfolios=1000", "speedup"),
 ]
 
+QUOTES += [
+    Q(BM, "100-name block; load average", "load average {:.1f} at the start, {:.1f} at the end", AU, EACH,
+      ("conditions", "load_average_before", 0), ("conditions", "load_average_after", 0)),
+    Q(BM, "at the end, best of", "best of {}):", AU, "conditions", "repeat"),
+    Q(BM, "| 504 | ", "| {:,} | {:.2f} s | {:.2f} s | {:.1f} s | {:.0f}× | {:.2f} × residuals | {:.1f} × residuals |", AU,
+      "rows", 0, ("n_dates", "audit_seconds", "spectrum_seconds", "dense_seconds", "dense_over_audit_time",
+                  "audit_peak_x_matrix", "dense_peak_x_matrix")),
+    Q(BM, "| 2,520 | ", "| {:,} | {:.2f} s | {:.2f} s | {:.1f} s | {:.1f}× | {:.2f} × residuals | {:.1f} × residuals |", AU,
+      "rows", 1, ("n_dates", "audit_seconds", "spectrum_seconds", "dense_seconds", "dense_over_audit_time",
+                  "audit_peak_x_matrix", "dense_peak_x_matrix")),
+    Q(BM, "The eigenvalues agree with the dense path to", "to {:.0e} ({} dates", AU, "rows", 0,
+      ("max_abs_eigenvalue_diff_vs_dense", "n_dates")),
+    Q(BM, "dates: float32 Gram start refined", "({:,} dates: float32", AU, "rows", 1, "n_dates"),
+    Q(BM, "The eigenvalues agree with the dense path to", "and {:.0e}", AU, "rows", 1, "max_abs_eigenvalue_diff_vs_dense"),
+    Q(BM, "surrogate null is a", "The {}-surrogate null", AU, "rows", 1, "n_null"),
+    Q(R, AU_ROW, "load {:.1f}", AU, "conditions", "load_average_before", 0),
+    Q(R, AU_ROW, "({:.1f} at the end)", AU, "conditions", "load_average_after", 0),
+]
+
 
 @cache
 def _json(source: str) -> dict:
@@ -664,6 +683,8 @@ def render(quote: Quote) -> str:
 
 def _line(text: str, anchor: str) -> str | None:
     lines = [line for line in text.splitlines() if anchor in line]
+    if len(lines) > 1:  # a table row's label: the one line that starts with it
+        lines = [line for line in lines if line.startswith(anchor)]
     return lines[0] if len(lines) == 1 else None
 
 
