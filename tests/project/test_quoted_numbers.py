@@ -311,7 +311,7 @@ QUOTES += [
     Q(SRD, "negative alpha against Carhart (t", "(t = {:.2f} for the raw book)", SR, "real", "alpha",
       "raw | Carhart", "t_alpha", minus=True),
     # the R² ranges of the raw and neutral books (the entries holding the minimum and the maximum)
-    Q(SRD, "FF5, the R² of the raw and neutral books is", "books is {:.2f}–{:.2f}", SR, EACH, ("real", "alpha", "neutral (size, industry) | CAPM", "r2"),
+    Q(SRD, "FF5, the R² is", "the R² is {:.2f}–{:.2f}", SR, EACH, ("real", "alpha", "neutral (size, industry) | CAPM", "r2"),
       ("real", "alpha", "raw | FF5", "r2")),
     Q(SRD, "jumps to 0.79–0.89", "jumps to {:.2f}–{:.2f}", SR, EACH, ("real", "alpha", "neutral (size, industry) | Carhart", "r2"),
       ("real", "alpha", "raw | FF5+mom", "r2")),
