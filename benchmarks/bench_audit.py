@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
         sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
     n_null = 10 if args.quick else 30
     # warm-up (imports, BLAS threads, scipy) outside the timings
+    load_before = os.getloadavg()
     bench_size(*QUICK_SIZES[0], repeat=1, n_null=5)
     rows = []
     for n, t in sizes:
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
         "quick": args.quick,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__},
         "rows": rows,
+        "conditions": {"load_average_before": list(load_before), "load_average_after": list(os.getloadavg()),
+                       "repeat": args.repeat, "note": "shared machine; audit and dense timed in the same run"},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")

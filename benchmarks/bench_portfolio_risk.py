@@ -379,8 +379,11 @@ def _main(args: argparse.Namespace) -> int:
             base[key] = getattr(args, key)
     if args.n_portfolios is not None:
         base["n_portfolios"] = tuple(args.n_portfolios)
+    load_before = os.getloadavg()
     result = run(seed=args.seed, exposures=args.exposures, settle=args.settle, **base)
     result["settings"]["blas_threads_limit"] = args.threads
+    result["conditions"] = {"load_average_before": list(load_before), "load_average_after": list(os.getloadavg()),
+                            "note": "shared machine; structured and dense timed interleaved in one run (their ratio is fair)"}
     print(format_table(result))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_name(args.output.name + ".tmp")

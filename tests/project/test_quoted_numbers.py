@@ -44,10 +44,13 @@ class Quote:
     source: str
     key: tuple
     scale: float = 1.0  # JSON value x scale is quoted (seconds -> ms, share -> %)
+    minus: bool = False  # the text writes negative numbers with the typographic minus "−"
+    offset: float = 0.0  # (JSON value - offset) x scale is quoted (a bias of 1.065 as "6.5 %" under-prediction)
 
 
-def Q(doc: str, line: str, text: str, source: str, *key, scale: float = 1.0) -> Quote:  # noqa: N802
-    return Quote(doc, line, text, source, tuple(key), scale)
+def Q(doc: str, line: str, text: str, source: str, *key, scale: float = 1.0, minus: bool = False,  # noqa: N802
+      offset: float = 0.0) -> Quote:
+    return Quote(doc, line, text, source, tuple(key), scale, minus, offset)
 
 
 R = "README.md"
@@ -94,6 +97,8 @@ QUOTES: list[Quote] = [
     Q(R, PR_ROW, "{:.1f}× the dense", PR, "rows", "task=decompose&n_portfolios=1000", "speedup"),
     Q(R, PR_ROW, "{:.1f}× on one", PR1, "rows", "task=decompose&n_portfolios=1000", "speedup"),
     Q(R, PR_ROW, "best of {}", PR, "settings", "repeat"),
+    Q(R, PR_ROW, "load {:.1f}", PR, "conditions", "load_average_before", 0),
+    Q(R, PR_ROW, "({:.1f} for the one-core run)", PR1, "conditions", "load_average_before", 0),
     Q(R, PR_ROW, "on {} cores", PR, "machine", "cpu_count"),
     Q(R, PR_ROW, "m = {} factors", PR, "settings", "n_factors"),
     # Woodbury solve
@@ -173,6 +178,462 @@ QUOTES: list[Quote] = [
 ]
 
 
+# docs/guide/construction.md: the study's prose (its table is tests/project/test_construction_study_table.py),
+# the eigen-adjustment check and the speed table of bench_construction.py
+EACH = "each"  # key marker: the figures of one quote come from several key paths
+CS = "examples/results/construction_study.json"
+EAC = "examples/results/eigen_adjustment_check.json"
+CB = "benchmarks/results/construction.json"
+UP = "benchmarks/results/update.json"
+C = "docs/guide/construction.md"
+PROD = "docs/guide/production.md"
+
+
+def V(field: str, *labels: str) -> tuple:  # noqa: N802
+    """Key paths of ``field`` in the study's rows ``riskmodel: <label>`` (or a peer's row, ``=label``)."""
+    return tuple(("rows", f"label={lab[1:]}" if lab.startswith("=") else f"label=riskmodel: {lab}", field)
+                 for lab in labels)
+
+
+def CQ(line: str, text: str, field: str, *labels: str, scale: float = 100) -> Quote:  # noqa: N802
+    """Figures of the construction study's rows quoted in construction.md (volatilities in %)."""
+    return Q(C, line, text, CS, EACH, *V(field, *labels), scale=scale)
+
+
+GMV, LO, GMV12, RB = "gmv 2010-2016", "long-only 2010-2016", "gmv 2010-2012", "random bias"
+NAMED = "hybrid_10_no_eigen_corr_std_vol_42_vra_21"
+QUOTES += [
+    CQ("LW = Ledoit–Wolf (", "LW = Ledoit–Wolf ({:.2f} % unconstrained", GMV, "=Ledoit-Wolf"),
+    CQ("NLS = nonlinear shrinkage (", "{:.2f} % long-only", LO, "=Ledoit-Wolf"),
+    CQ("NLS = nonlinear shrinkage (", "NLS = nonlinear shrinkage ({:.2f} %", GMV, "=nonlinear shrinkage"),
+    CQ("NLS = nonlinear shrinkage (", ", {:.2f} %)", LO, "=nonlinear shrinkage"),
+    CQ("bring the GMV from", "from {:.2f} % to {:.2f}, {:.2f}, {:.2f}, {:.2f} %", GMV,
+       "baseline", "hybrid_2", "hybrid_5", "hybrid_10", "hybrid_20"),
+    CQ("bring the GMV from", "long-only GMV from {:.2f} %", LO, "baseline"),
+    CQ("every step in both halves", "to {:.2f}, {:.2f}, {:.2f}, {:.2f} %", LO, "hybrid_2", "hybrid_5", "hybrid_10", "hybrid_20"),
+    CQ("from 2007: 9.84 to", "from {:.2f} to {:.2f} %, the hybrid", GMV, "baseline", "no_eigen"),
+    CQ("from 2007: 9.84 to", "from {:.2f} to {:.2f} % (from 2007: {:.2f} to", GMV,
+       "hybrid_10", "hybrid_10_no_eigen", "hybrid_10@2007"),
+    CQ("and the random portfolios' bias from", "{:.2f} %), and", GMV, "hybrid_10_no_eigen@2007"),
+    CQ("and the random portfolios' bias from", "bias from {:.2f}–{:.2f} to {:.2f}–{:.2f}", RB,
+       "hybrid_10", "baseline", "hybrid_10_no_eigen", "no_eigen", scale=1),
+    # v(k): the smallest of the three groups' smallest eigenfactors' biases (group "last") to the largest ("first")
+    Q(C, "for the smallest eigenfactors of", "is {:.2f}–{:.2f} for the smallest", EAC, EACH,
+      ("v_k", "last", "smallest_three", 1), ("v_k", "first", "smallest_three", 0)),
+    Q(C, "0.95–0.98 for the largest", "{:.2f}–{:.2f} for the largest", EAC, EACH,
+      ("v_k", "first", "largest_three", 0), ("v_k", "middle", "largest_three", 2)),
+    Q(C, "ratio 0.92, range", "ratio {:.2f}, range {:.2f}–{:.2f}", EAC, "market_variance_ratio", ("median", "min", "max")),
+    Q(C, "in the lowest fifth without", "bias {:.2f} in the lowest fifth", EAC, "without (eigen_sims=0)",
+      "eigenfactor_bias_by_quintile_smallest_first", 0),
+    Q(C, "adjustment, 1.12 with it", "adjustment, {:.2f} with it", EAC, "with adjustment (default)",
+      "eigenfactor_bias_by_quintile_smallest_first", 0),
+    CQ("(hybrid: 9.30 %", "(hybrid: {:.2f} % against {:.2f} %)", GMV, "hybrid_10_one_sided_eigen", "hybrid_10"),
+    CQ("(hybrid: 9.30 %", "random bias high ({:.2f})", RB, "hybrid_10_one_sided_eigen", scale=1),
+    CQ("without eigen adjustment realises", "realises {:.2f} % in 2010-2012", GMV12, "hybrid_10_no_eigen@2007"),
+    CQ("from 2007 against 9.05 %", "against {:.2f} % from 2009", GMV12, "hybrid_10_no_eigen"),
+    CQ("from 2007 against 9.05 %", "({:.2f} against {:.2f} % over", GMV, "hybrid_10_no_eigen@2007", "hybrid_10_no_eigen"),
+    CQ("narrows the gap (252:", "(252: {:.2f} % against {:.2f} %)", GMV,
+       "hybrid_10_corr_252_no_eigen@2007", "hybrid_10_corr_252_no_eigen"),
+    CQ("closes it: 9.10 %", "closes it: {:.2f} %", GMV, "hybrid_10_no_eigen_corr_std@2007"),
+    CQ("from 2007, 9.08 % from 2009", "{:.2f} % from 2009", GMV, "hybrid_10_no_eigen_corr_std"),
+    CQ("from 2007, 9.08 % from 2009", "long-only {:.2f} % and {:.2f} %", LO,
+       "hybrid_10_no_eigen_corr_std@2007", "hybrid_10_no_eigen_corr_std"),
+    CQ("standardised from the second day", "worse from 2009, {:.2f} %", GMV, "hybrid_10_no_eigen_std_corr"),
+    CQ("→ 9.18 % from 2009", "({:.2f} → {:.2f} % from 2009, {:.2f} → {:.2f} % from 2007)", GMV,
+       "hybrid_10_no_eigen_corr_std", NAMED, "hybrid_10_no_eigen_corr_std@2007", NAMED + "@2007"),
+    CQ("the baseline GMV (9.74 %", "({:.2f} % against {:.2f} %), dropping beta raises it ({:.2f} %)", GMV,
+       "sectors", "baseline", "no_beta"),
+    CQ("is the worst (10.56 %)", "is the worst ({:.2f} %)", GMV, "issue_set"),
+    CQ("sectors are worse than industries", "(no eigen: {:.2f} % against {:.2f} %)", GMV,
+       "hybrid_10_sectors_no_eigen", "hybrid_10_no_eigen"),
+    CQ("blend, no specific VRA:", "VRA: {:.2f}–{:.2f} % (baseline {:.2f} %)", GMV, "shrink_0", "shrink_0.3", "baseline"),
+    CQ("correlation half-life 126 (", "126 ({:.2f} %, random bias", GMV, "hybrid_10_corr_126"),
+    CQ("correlation half-life 126 (", "random bias {:.2f};", RB, "hybrid_10_corr_126", scale=1),
+    CQ("20 statistical factors instead of 10 (no", "{:.2f} %); 20", GMV, "hybrid_10_corr_126@2007"),
+    CQ("20 statistical factors instead of 10 (no", "(no better: {:.2f} % against {:.2f} %", GMV,
+       "hybrid_20_corr_252_no_eigen", "hybrid_10_corr_252_no_eigen"),
+    CQ("the one-sided eigen adjustment; sectors", "2007 {:.2f} % against {:.2f} %)", GMV,
+       "hybrid_20_corr_252_no_eigen@2007", "hybrid_10_corr_252_no_eigen@2007"),
+    CQ("against NLS 8.68 % and EWMA", "{:.2f}–{:.2f} % against NLS {:.2f} % and EWMA {:.2f} %", GMV,
+       NAMED + "@2007", NAMED, "=nonlinear shrinkage", "=EWMA (hl 60) shrunk 50% to diagonal"),
+    CQ("it is ahead of both shrinkage estimators", "({:.2f}–{:.2f} % against {:.2f}–{:.2f} %)", LO,
+       NAMED, NAMED + "@2007", "=Ledoit-Wolf", "=nonlinear shrinkage"),
+    # the speed section (benchmarks/bench_construction.py)
+    Q(C, "`benchmarks/results/construction.json`, load average", "load average {:.1f} at the end", CB,
+      "machine", "load_average_1min"),
+    Q(C, "(one BLAS thread; simulated", "`N = {:,}`, `m = {}`", CB, "gmv", ("n", "m")),
+    Q(C, "Unconstrained GMV from the operator at", "N = {:,}, m = {}: {:.1f} ms", CB, "gmv", ("n", "m", "cold_ms")),
+    Q(C, "ms with the factorisation", "{:.2f} ms with the factorisation", CB, "gmv", "warm_ms"),
+    Q(C, "cached (target", "(target ≤ {:.0f} ms", CB, "targets", "gmv_ms"),
+    Q(C, "Long-only GMV at N = 5,000: the", "OSQP takes {:.2f} s", CB, "long_only", "n=5000", "factor_s"),
+    Q(C, "(target 2 s: met),", "(target {:.0f} s: met), {:.0f}× faster than the dense problem ({:.0f} s)", CB, EACH,
+      ("targets", "long_only_s"), ("long_only", "n=5000", "speedup"), ("long_only", "n=5000", "dense_s")),
+    Q(C, "; the active set (`long_only_min_variance`)", "{:.0e}; the active set", CB, "long_only", "n=5000", "max_abs_weight_diff"),
+    Q(C, "; the active set (`long_only_min_variance`)", "takes {:.3f} s", CB, "long_only", "n=5000", "active_set_s"),
+    Q(C, "  the factor form to", "form to {:.0e}", CB, "long_only", "n=5000",
+      "max_abs_diff_active_set_vs_factor"),
+]
+for _n, _fmt in [(300, ("{:.3f}", "{:.3f}", "{:.1f}×", "{:.0f}×")), (1000, ("{:.3f}", "{:.3f}", "{:.1f}×", "{:.0f}×")),
+                 (2000, ("{:.3f}", "{:.2f}", "{:.0f}×", "{:.0f}×")), (5000, ("{:.2f}", "{:.1f}", "{:.0f}×", "{:,.0f}×"))]:
+    QUOTES.append(Q(C, f"| {_n:,} | ", "| {:,} | " + " | ".join((_fmt[0], _fmt[1], _fmt[2], "{:.1e}", "{:.3f}", _fmt[3]))
+                    + " |", CB, "long_only", f"n={_n}", ("n", "factor_s", "dense_s", "speedup", "max_abs_weight_diff",
+                                                            "active_set_s", "speedup_active_set")))
+
+# docs/guide/production.md: the update benchmark (benchmarks/bench_update.py)
+QUOTES += [
+    Q(PROD, "Measured by `benchmarks/bench_update.py` on the", "on the {:,} stocks × {:,} dates", UP, "panel",
+      ("stocks", "dates")),
+    Q(PROD, "(71 factors), everything in one run", "({} factors)", UP, "panel", "factors"),
+    Q(PROD, "shared (load average", "load average {:.0f} to {:.0f} on {} cores", UP, EACH,
+      ("conditions", "load_average_before", 0), ("conditions", "load_average_before", 2), ("conditions", "cpus")),
+    Q(PROD, "| full refit on", "| full refit on {:,} dates | {:.1f} |", UP, EACH, ("panel", "dates"), ("refit_seconds",)),
+    Q(PROD, "median of 250 |", "median of {} | {:.2f} |", UP, "daily_updates", ("days", "median_seconds")),
+    Q(PROD, "90th percentile / slowest", "| {:.2f} / {:.2f} |", UP, "daily_updates", ("p90_seconds", "max_seconds")),
+    Q(PROD, "consecutive daily updates |", "| {} consecutive daily updates | {:.1f} |", UP, "daily_updates",
+      ("days", "total_seconds")),
+    Q(PROD, "| building the state once", "| {:.1f} |", UP, "build_state_seconds"),
+    Q(PROD, "in memory, a model carrying its state", "| {:.1f} |", UP, "api_update_with_model_copy_seconds"),
+    Q(PROD, "a new process, state already stored |", "| {:.1f} |", UP, "cli", "next_update_seconds"),
+    Q(PROD, "first update of a store without a state", "| {:.1f} |", UP, "cli", "first_update_seconds_builds_state"),
+    Q(PROD, "The 250 updated dates equal", "The {} updated dates", UP, "daily_updates", "days"),
+    Q(PROD, "So one day costs about", "about 1/{:.0f} of a refit", UP, "daily_updates", "refit_over_median_update"),
+]
+
+
+# docs/guide/signal-research.md: examples/real_signal_research.py
+SR, SRD = "docs/figures/real_signal_research.json", "docs/guide/signal-research.md"
+BOOKS = ("raw", "neutral (size, industry)", "decile long-short (neutral)")
+QUOTES += [
+    Q(SRD, "Script: `python examples/real_signal_research.py`", "{} stocks", SR, "real", "n_stocks"),
+    Q(SRD, "The factor returns run over", "**{:,} days, {} .. {}**", SR, "real", "books", "raw", ("n_days", "first", "last")),
+    Q(SRD, "the neutral book's exposure to size and to each", "at most **{:.1e}**", SR, "real", "max_control_exposure"),
+    Q(SRD, "Its mean one-way turnover", "turnover is {:.3f} per day", SR, "real", "mean_turnover"),
+    Q(SRD, "negative alpha against Carhart (t", "(t = {:.2f} for the raw book)", SR, "real", "alpha",
+      "raw | Carhart", "t_alpha", minus=True),
+    # the R² ranges of the raw and neutral books (the entries holding the minimum and the maximum)
+    Q(SRD, "FF5, the R² is", "the R² is {:.2f}–{:.2f}", SR, EACH, ("real", "alpha", "neutral (size, industry) | CAPM", "r2"),
+      ("real", "alpha", "raw | FF5", "r2")),
+    Q(SRD, "jumps to 0.79–0.89", "jumps to {:.2f}–{:.2f}", SR, EACH, ("real", "alpha", "neutral (size, industry) | Carhart", "r2"),
+      ("real", "alpha", "raw | FF5+mom", "r2")),
+    Q(SRD, "without** momentum, the R² is only", "only {:.2f}–{:.2f}", SR, EACH,
+      ("real", "alpha", "neutral (size, industry) | model: market+styles ex momentum", "r2"),
+      ("real", "alpha", "raw | model: market+styles ex momentum", "r2")),
+    Q(SRD, "momentum style it is", "it is {:.2f}–{:.2f}", SR, EACH, ("real", "alpha", "raw | model: market+styles", "r2"),
+      ("real", "alpha", "neutral (size, industry) | model: market+styles", "r2")),
+    Q(SRD, "exposure on every day (", "every day ({:.1e})", SR, "real", "max_control_exposure"),
+    Q(SRD, "**SMB exposure of", "**SMB exposure of {:.4f} (t = {:.2f})**, next to momentum {:.3f}", SR, EACH,
+      ("real", "attribution_ff", "exposures", "smb"), ("real", "attribution_ff", "t", "smb"),
+      ("real", "attribution_ff", "exposures", "mom")),
+    Q(SRD, "(t = 34.4). On the model's own", "(t = {:.1f}).", SR, "real", "attribution_ff", "t", "mom"),
+    Q(SRD, "(t = 34.4). On the model's own", "size exposure is {:.3f}", SR, "real", "attribution_model", "exposures", "size"),
+    Q(SRD, "insignificant (t =", "(t = {:.2f}). The significant exposures there are volatility {:.2f}", SR, EACH,
+      ("real", "attribution_model", "t", "size"), ("real", "attribution_model", "exposures", "volatility"), minus=True),
+    Q(SRD, "(t = −8.9) and beta", "(t = {:.1f}) and beta {:.2f} (t = {:.1f})", SR, EACH,
+      ("real", "attribution_model", "t", "volatility"), ("real", "attribution_model", "exposures", "beta"),
+      ("real", "attribution_model", "t", "beta"), minus=True),
+    Q(SRD, "`rm.simulate(n_stocks=", "n_stocks={}", SR, "simulated", "n_stocks"),
+    Q(SRD, "n_days=1000, seed=0", "n_days={}", SR, "simulated", "n_days"),
+    Q(SRD, "% per year**", "**{:.2f} % per year**", SR, "simulated", "spend_premium", scale=100),
+    Q(SRD, "the factor returns cover", "cover {} days", SR, "simulated", "n_factor_days"),
+    Q(SRD, "but with 680 days none", "with {} days", SR, "simulated", "n_factor_days"),
+    Q(SRD, "The raw book has R²", "R² {:.2f} on market + size", SR, "simulated", "alpha", "raw | market+size", "r2"),
+    Q(SRD, "Neutralising removes this", "(R² {:.4f})", SR, "simulated", "alpha", "neutral (size, industry) | market+size", "r2"),
+]
+for _label, _book in [("| raw (centred", "raw"), ("| neutral to size and", "neutral (size, industry)"),
+                      ("| decile long-short of", "decile long-short (neutral)")]:
+    QUOTES += [
+        Q(SRD, _label, "| {:.2f} % | {:.2f} % |", SR, EACH, ("real", "books", _book, "mean_annual"),
+          ("real", "books", _book, "vol_annual"), scale=100, minus=True),
+        Q(SRD, _label, "% | {:.2f} |", SR, "real", "sharpe", _book, minus=True),
+    ]
+for _label, _list in [("| CAPM |", "CAPM"), ("| FF3 |", "FF3"), ("| Carhart |", "Carhart"), ("| FF5 |", "FF5"),
+                      ("| FF5 + mom |", "FF5+mom"), ("| model: market + styles ex momentum |", "model: market+styles ex momentum"),
+                      ("| model: market + styles |", "model: market+styles")]:
+    for _book in BOOKS:
+        QUOTES += [Q(SRD, _label, "| {:+.2f} % |", SR, "real", "alpha", f"{_book} | {_list}", "alpha_annual", scale=100, minus=True),
+                   Q(SRD, _label, "% | {:+.2f} | {:.3f} |", SR, "real", "alpha", f"{_book} | {_list}", ("t_alpha", "r2"),
+                     minus=True)]
+for _label, _list in [("| market |", "market"), ("| market + size |", "market+size"), ("| market + styles |", "market+styles"),
+                      ("| true factors |", "true factors")]:
+    for _book, _fmt in zip(BOOKS, ("{:.2f}", "{:.2f}", "{:.1f}")):
+        QUOTES += [Q(SRD, _label, f"| {_fmt} % (", SR, "simulated", "alpha", f"{_book} | {_list}", "alpha_annual", scale=100),
+                   Q(SRD, _label, "% ({:.2f}) |", SR, "simulated", "alpha", f"{_book} | {_list}", "t_alpha")]
+
+
+# construction.md: the named setting's table and prose, and the regime response (examples/regime_response.py)
+RG = "examples/results/regime_response.json"
+SIX = ("gmv 2010-2016", "gmv 2010-2012", "gmv 2013-2016", "long-only 2010-2016", "long-only 2010-2012", "long-only 2013-2016")
+YEARS = [str(year) for year in range(2010, 2017)]
+for _row, _label in [("| 2007 |", NAMED + "@2007"), ("| 2009 |", NAMED), ("| Ledoit–Wolf |", "=Ledoit-Wolf")]:
+    _paths = sum((V(field, _label) for field in SIX), ())
+    QUOTES.append(Q(C, _row, " | ".join(["{:.2f}"] * 6) + " |", CS, EACH, *_paths, scale=100))
+    if not _label.startswith("="):
+        QUOTES.append(Q(C, _row, "| {:.2f} | {:.2f} | " + " ".join(["{:.2f}"] * 7) + " |", CS, EACH,
+                        ("variants", _label, "bias", "random", "median_bias"),
+                        ("variants", _label, "bias", "optimised", "median_bias"),
+                        *[("variants", _label, "bias", "yearly_random", year) for year in YEARS]))
+QUOTES += [
+    CQ("half except long-only 2013-2016 from 2007", "({:.2f} % against {:.2f} %)", "long-only 2013-2016",
+       NAMED + "@2007", "=Ledoit-Wolf"),
+    Q(C, "year in [0.9, 1.1] (2011", "(2011 {:.2f}, 2012 {:.2f};", CS, EACH, ("variants", NAMED + "@2007", "bias",
+      "yearly_random", "2011"), ("variants", NAMED + "@2007", "bias", "yearly_random", "2012")),
+    Q(C, "forecasts, 0.66, a burn-in", "forecasts, {:.2f}, a burn-in artefact that the 2007 start does not show: {:.2f})",
+      CS, EACH, ("variants", NAMED, "bias", "yearly_random", "2010"), ("variants", NAMED + "@2007", "bias", "yearly_random", "2010")),
+    CQ("(0.72–0.74 % against", "({:.2f}–{:.2f} % against {:.2f}–{:.2f} %", "alpha vol", NAMED + "@2007", NAMED,
+       "=EWMA (hl 60) shrunk 50% to diagonal", "=OAS"),
+]
+_DEFAULT, _FAST, _LONG = "default (vol 84, VRA 42)", "vol 42, VRA 21", "horizon='long' (vol 252, VRA 168)"
+_NAMED_RG, _OFF = "FactorRiskModel.for_construction()", "vol 42, VRA 21, eigen adjustment off"
+EVENTS = ("flash crash", "US downgrade", "China sell-off")
+
+
+def RQ(line: str, text: str, *paths: tuple) -> Quote:  # noqa: N802
+    """Regime-response figures: each path is (setting, event, field) or (setting, "yearly_random_bias", year)."""
+    return Q(C, line, text, RG, EACH, *[("settings", *path) if path[1] == "yearly_random_bias"
+                                         else ("settings", path[0], "events", *path[1:]) for path in paths])
+
+
+QUOTES += [
+    RQ("followed in 3 days instead of 11", "followed in {} days instead of {}", (_FAST, "US downgrade", "catch_up_days"),
+       (_DEFAULT, "US downgrade", "catch_up_days")),
+    RQ("The default (vol 84, VRA 42) takes", "takes {}, {} and {} days", *[(_DEFAULT, e, "catch_up_days") for e in EVENTS]),
+    RQ("under-forecasts the 63 days after the onset", "(bias {:.2f}–{:.2f})", (_DEFAULT, "China sell-off", "bias_0_63"),
+       (_DEFAULT, "US downgrade", "bias_0_63")),
+    RQ("is slower still (", "({} days after the 2011 downgrade, bias {:.2f})", (_LONG, "US downgrade", "catch_up_days"),
+       (_LONG, "US downgrade", "bias_0_63")),
+    RQ("with VRA 21 follows in", "follows in {}, {} and {} days (bias {:.2f}–{:.2f})",
+       *[(_FAST, e, "catch_up_days") for e in EVENTS], (_FAST, "China sell-off", "bias_0_63"), (_FAST, "flash crash", "bias_0_63")),
+    # over-forecast days of the three fastest settings (min: vol 42, VRA 21; max: the named setting) and of the default
+    RQ("of the 126 days (", "on {}–{} of the 126 days ({}–{} with the default)", (_FAST, "China sell-off", "over_days"),
+       (_NAMED_RG, "flash crash", "over_days"), (_DEFAULT, "China sell-off", "over_days"), (_DEFAULT, "US downgrade", "over_days")),
+    RQ("and 2012 (the calm after it)", "{:.2f}–{:.2f} and 2012 (the calm after it) {:.2f}–{:.2f}",
+       (_OFF, "yearly_random_bias", "2011"), (_FAST, "yearly_random_bias", "2011"),
+       (_OFF, "yearly_random_bias", "2012"), (_FAST, "yearly_random_bias", "2012")),
+    RQ("(2013-2016 at", "(2013-2016 at {:.2f}–{:.2f} with vol 42)", ("vol 42", "yearly_random_bias", "2013"),
+       ("vol 42", "yearly_random_bias", "2015")),
+    RQ("(last row:", "(last row: {}, {} and {} days)", *[(_NAMED_RG, e, "catch_up_days") for e in EVENTS]),
+]
+
+
+QUOTES += [
+    Q(C, "random-portfolio bias from 2007 narrows", "narrows from {:.2f}–{:.2f} to {:.2f}–{:.2f}", CS, EACH,
+      *[("variants", name, "bias", "yearly_random", end) for name in ("hybrid_10_no_eigen_corr_std@2007", NAMED + "@2007")
+        for end in ("min", "max")]),
+    CQ("with the EWMA (10.12 %)", "with the EWMA ({:.2f} %)", LO, "=EWMA (hl 60) shrunk 50% to diagonal"),
+    CQ("it realises (bias", "(bias {:.1f}–{:.1f})", "gmv bias", "=EWMA (hl 60) shrunk 50% to diagonal", "=OAS", scale=1),
+    CQ("it realises (bias", "GMV bias is {:.2f}–{:.2f}", "gmv bias", NAMED + "@2007", NAMED, scale=1),
+]
+
+
+# docs/guide/portfolio-risk.md: the prose (its tables: test_portfolio_risk_tables_match_their_json)
+PRD = "docs/guide/portfolio-risk.md"
+VARIANTS = ("(a) raw", "(b) +eigen", "(c) +VRA", "(d) +shrink (full)", "(e) full, sectors as industries",
+            "(f) full, thin industries pooled")
+
+
+def T(variant: str, family: str, field: str) -> tuple:  # noqa: N802
+    return ("table", f"{variant} | {family}", field)
+
+
+A, B, CV, D, E, F = VARIANTS
+QUOTES += [
+    Q(PRD, "Script: `python examples/real_risk_model.py`", "Data: {} stocks", RISK, "n_stocks"),
+    Q(PRD, "plus the six styles above; mean cross-sectional", "R² {:.3f}", RISK, "mean_r2"),
+    Q(PRD, "daily outcomes, 2009-01-02", "**{:,} daily outcomes, 2009-01-02 .. 2016-12-30**", RISK, "n_outcomes"),
+    Q(PRD, "band **0.968 .. 1.032**", "band **{:.3f} .. {:.3f}**", RISK, "band", (0, 1)),
+    Q(PRD, "Families: 100 random long-only", "Families: {} random long-only portfolios, {} optimised", RISK, "settings",
+      ("n_random", "n_optimised")),
+    Q(PRD, "under-predict their risk by", "(only {:.0f} % of them", RISK, *T(A, "optimised", "share_inside"), scale=100),
+    Q(PRD, "bring the mean bias to", "to {:.3f} with", RISK, *T(D, "optimised", "mean_bias")),
+    Q(PRD, "bring the mean bias to", "with {:.0f} % inside", RISK, *T(D, "optimised", "share_inside"), scale=100),
+    Q(PRD, "cut MRAD from", "from {:.3f} to {:.3f}", RISK, EACH, T(A, "optimised", "mrad"), T(D, "optimised", "mrad")),
+    Q(PRD, "(1.071 → 1.068)", "({:.3f} → {:.3f})", RISK, EACH, T(A, "optimised", "mean_bias"), T(B, "optimised", "mean_bias")),
+    Q(PRD, "raw (1.007, all inside", "raw ({:.3f}, all inside the band) and end at {:.3f}", RISK, EACH,
+      T(A, "random", "mean_bias"), T(D, "random", "mean_bias")),
+    Q(PRD, "scale 1.2 moves them from", "from {:.3f} to {:.3f};", RISK, EACH, T(A, "random", "mean_bias"), T(B, "random", "mean_bias")),
+    Q(PRD, "The factor VRA multiplier averages", "averages **{:.3f}**", RISK, "mean_vra_after_burn_in", CV, "factor"),
+    Q(PRD, "lowers the factor forecasts these books", "({:.3f} → {:.3f})", RISK, EACH, T(B, "random", "mean_bias"),
+      T(CV, "random", "mean_bias")),
+    Q(PRD, "averages 1.037 (1.027 with shrinkage)", "averages {:.3f} ({:.3f} with shrinkage)", RISK, EACH,
+      ("mean_vra_after_burn_in", CV, "specific"), ("mean_vra_after_burn_in", D, "specific")),
+    Q(PRD, "the adjustments make it worse (mean", "(mean {:.3f} → {:.3f}; Real Estate {:.3f} → {:.3f})", RISK, EACH,
+      T(A, "sector", "mean_bias"), T(D, "sector", "mean_bias"), ("sector_bias_raw", "Real Estate"),
+      ("sector_bias_full", "Real Estate")),
+    Q(PRD, "as independent specific risk.", "risk. {}", RISK, "factors_with_missing_returns_after_burn_in"),
+    Q(PRD, "falls to 1.008 (9 of 11", "falls to {:.3f}", RISK, *T(E, "sector", "mean_bias")),
+    Q(PRD, "falls to 1.008 (9 of 11", "from {:.3f} to {:.3f}.", RISK, EACH, ("sector_bias_full", "Real Estate"),
+      ("sector_bias_sector_model", "Real Estate")),
+]
+
+QUOTES += [
+    Q(PRD, "3 % hosted). Sector books go from", "go from {:.3f} to {:.3f}", RISK, EACH, T(D, "sector", "mean_bias"),
+      T(F, "sector", "mean_bias")),
+    Q(PRD, "3, MRAD 0.124", "MRAD {:.3f} → {:.3f}, QLIKE {:.3f} → {:.3f}", RISK, EACH, T(D, "sector", "mrad"),
+      T(F, "sector", "mrad"), T(D, "sector", "qlike"), T(F, "sector", "qlike")),
+    Q(PRD, "optimised books stay calibrated (", "calibrated ({:.3f} → {:.3f})", RISK, EACH, T(D, "optimised", "mean_bias"),
+      T(F, "optimised", "mean_bias")),
+    Q(PRD, "little (1.043 → 1.052)", "little ({:.3f} → {:.3f})", RISK, EACH, T(D, "random", "mean_bias"),
+      T(F, "random", "mean_bias")),
+    Q(PRD, "improves a little with VRA and shrinkage", "(sector {:.3f} → {:.3f}, optimised {:.3f} →", RISK, EACH,
+      T(A, "sector", "qlike"), T(D, "sector", "qlike"), T(A, "optimised", "qlike")),
+    Q(PRD, "  1.392).", "{:.3f}).", RISK, *T(D, "optimised", "qlike")),
+]
+
+
+# docs/guide/real-data-walkthrough.md: examples/short_history_tradeoff.py and examples/real_data_walkthrough.py
+WT, SHT, WTD = "examples/results/real_data_walkthrough.json", "examples/results/short_history_tradeoff.json", \
+    "docs/guide/real-data-walkthrough.md"
+for _i, _row in enumerate(("| 2009-2012 |", "| 2013-2016 |")):
+    QUOTES += [
+        Q(WTD, _row, "| {} ({} days", SHT, "windows", _i, "default", ("first_forecast", "days_to_first_forecast")),
+        Q(WTD, _row, "| {} ({} days) |", SHT, "windows", _i, "short", ("first_forecast", "days_to_first_forecast")),
+        Q(WTD, _row, "| {:.3f} ({} outcomes, band {:.3f}..{:.3f}) | {:.3f} / {:.3f} |", SHT, EACH,
+          *[("windows", _i, "short", "early", *k) for k in (("random", "mean_bias"), ("outcomes",), ("band", 0), ("band", 1))],
+          ("windows", _i, "default", "common", "random", "mean_bias"), ("windows", _i, "short", "common", "random", "mean_bias")),
+    ]
+QUOTES += [
+    Q(WTD, "early median bias is", "is {:.2f} and {:.2f}", SHT, EACH, ("windows", 0, "short", "early", "pure_factors", "median_bias"),
+      ("windows", 1, "short", "early", "pure_factors", "median_bias")),
+    Q(WTD, "(18 portfolios, 107 outcomes)", "({:.0f} portfolios, {} outcomes)", SHT, EACH,
+      ("windows", 0, "short", "early", "pure_factors", "n"), ("windows", 0, "short", "early", "outcomes")),
+    Q(WTD, "the book equally weighted over the", "over the {} stocks", WT, "n_portfolio"),
+    Q(WTD, "the first date of the data is", "is {} and the first forecast {}, {} days later", WT,
+      ("first_date", "first_forecast", "days_to_first_forecast")),
+    Q(WTD, "so the last three of the four years", "--date {}`", WT, "one_year_in"),
+    Q(WTD, "(398 days in the trade-off run above)", "({} days in the trade-off", SHT, "windows", 1, "default",
+      "days_to_first_forecast"),
+]
+
+
+# docs/guide/auditing.md: the rest of the audit's figures (docs/figures/real_audit.json)
+AUD = "docs/guide/auditing.md"
+QUOTES += [
+    Q(AUD, "  eigenvalues: 24.35", "eigenvalues: " + ", ".join(["{:.2f}"] * 8) + ".", AUDIT, EACH,
+      *[("no_industry", "eigenvalues", i) for i in range(8)]),
+    Q(AUD, "14.74. Mean R² over the window", "rises from {:.3f} to {:.3f}", AUDIT, "mean_r2_window",
+      ("no_industry", "with_industries")),
+    Q(AUD, "* Null edge 4.128;", "Null edge {:.3f}; **{} significant components** ({} without", AUDIT, EACH,
+      ("with_industries", "null_edge"), ("with_industries", "n_significant"), ("no_industry", "n_significant")),
+    Q(AUD, "  eigenvalues 14.74, 9.34", "eigenvalues " + ", ".join(["{:.2f}"] * 5) + ", …", AUDIT, EACH,
+      *[("with_industries", "eigenvalues", i) for i in range(5)]),
+    Q(AUD, "  eigenvalues 14.74, 9.34", "falls from {:.2f} to", AUDIT, "no_industry", "eigenvalues", 0),
+    Q(AUD, "14.74. Mean R² over the window", "{:.2f}. Mean", AUDIT, "with_industries", "eigenvalues", 0),
+    Q(AUD, "* **14 clusters** covering", "**{} clusters** covering {} stocks ({} without industries), {} flagged ({}",
+      AUDIT, EACH, ("with_industries", "n_clusters"), ("with_industries", "n_clustered"), ("no_industry", "n_clustered"),
+      ("with_industries", "n_flagged"), ("no_industry", "n_flagged")),
+    Q(AUD, "Adjusted Rand index vs sector falls to", "falls to **{:.3f}**", AUDIT, "with_industries", "adjusted_rand"),
+    Q(AUD, "components even goes up (15 → 17)", "({} → {})", AUDIT, EACH, ("no_industry", "n_significant"),
+      ("with_industries", "n_significant")),
+]
+_WI = ("with_industries", "clusters")
+QUOTES += [
+    Q(AUD, "What remains flagged: Real Estate (", "Real Estate ({} names, purity {:.2f}, held-out bias {:.2f})", AUDIT,
+      *_WI, "dominant_sector=Real Estate&flagged=True", ("size", "purity", "bias_out")),
+    Q(AUD, "  Energy (15 names, purity", "Energy ({} names, purity {:.2f}, bias {:.2f}), Financials ({} names, {:.2f}, {:.2f})",
+      AUDIT, EACH, *[(*_WI, f"dominant_sector={sector}&flagged=True", k) for sector in ("Energy", "Financials")
+                     for k in ("size", "purity", "bias_out")]),
+    Q(AUD, "Industrials groups (11 names each", "({} names each, bias {:.2f} and {:.2f})", AUDIT, EACH,
+      (*_WI, "dominant_sector=Industrials&flagged=True&size=11&purity=0.454545", "size"),
+      (*_WI, "dominant_sector=Industrials&flagged=True&size=11&purity=0.454545", "bias_out"),
+      (*_WI, "dominant_sector=Industrials&flagged=True&size=11&purity=0.545455", "bias_out")),
+    Q(AUD, "  group (9 names, bias", "group ({} names, bias {:.2f})", AUDIT, *_WI,
+      "dominant_sector=Communication Services&flagged=True", ("size", "bias_out")),
+]
+for _sector, _size in [("Financials", 48), ("Health Care", 46), ("Utilities", 28), ("Real Estate", 25), ("Industrials", 22),
+                       ("Information Technology", 21), ("Energy", 20)]:
+    QUOTES.append(Q(AUD, f"| {_size} | ", "| {} | {:.3f} | {:.2f} | {:.2f} | {} |", AUDIT, "no_industry", "clusters",
+                    f"dominant_sector={_sector}&size={_size}", ("size", "mean_corr", "bias_out", "purity", "dominant_sector")))
+
+
+# docs/tutorial.md: the rest of its real-data and simulated figures
+TUT = "docs/tutorial.md"
+QUOTES += [
+    Q(TUT, "under-predicts cap-weighted sector portfolios by", "by {:.1f} %**", RISK, *T(D, "sector", "mean_bias"),
+      offset=1, scale=100),
+    Q(TUT, "with sector factors the under-prediction falls to", "falls to {:.1f} %", RISK, *T(E, "sector", "mean_bias"),
+      offset=1, scale=100),
+    Q(TUT, "exposure 1.2e-16) still has", "exposure {:.1e})", SR, "real", "max_control_exposure"),
+    Q(TUT, "exposure 1.2e-16) still has", "**{:.4f} (t = {:.2f})**", SR, EACH, ("real", "attribution_ff", "exposures", "smb"),
+      ("real", "attribution_ff", "t", "smb")),
+    Q(TUT, "In the larger simulated world of the example script", "({} × {:,}, a true", SR, "simulated", ("n_stocks", "n_days")),
+    Q(TUT, "of 5.00 %/yr), the neutral", "of {:.2f} %/yr)", SR, "simulated", "spend_premium", scale=100),
+    Q(TUT, "of 5.00 %/yr), the neutral", "alpha is {:.1f}–{:.1f} %/yr", SR, EACH,
+      ("simulated", "alpha", "neutral (size, industry) | market+styles", "alpha_annual"),
+      ("simulated", "alpha", "neutral (size, industry) | market+size", "alpha_annual"), scale=100),
+    Q(TUT, "of 5.00 %/yr), the neutral", "t ≈ {:.1f}–{:.1f}", SR, EACH,
+      ("simulated", "alpha", "neutral (size, industry) | market+styles", "t_alpha"),
+      ("simulated", "alpha", "neutral (size, industry) | true factors", "t_alpha")),
+    Q(TUT, "significant\" over 680 days", "over {} days", SR, "simulated", "n_factor_days"),
+    Q(TUT, "real panel, 12-1 momentum has R²", "R² {:.2f}–{:.2f} against", SR, EACH,
+      ("real", "alpha", "neutral (size, industry) | CAPM", "r2"), ("real", "alpha", "raw | FF5", "r2")),
+    Q(TUT, "once the Fama–French momentum factor", "{:.2f}–{:.2f} once", SR, EACH,
+      ("real", "alpha", "neutral (size, industry) | Carhart", "r2"), ("real", "alpha", "raw | FF5+mom", "r2")),
+    # auditing.md's pointer to the risk-model page
+    Q(AUD, "by 6.5 % on average with GICS industries", "by {:.1f} % on average", RISK, *T(D, "sector", "mean_bias"),
+      offset=1, scale=100),
+    Q(AUD, "by 6.5 % on average with GICS industries", "(up to {:.0f} % for Real Estate)", RISK, "sector_bias_full",
+      "Real Estate", offset=1, scale=100),
+]
+
+
+# docs/benchmarks.md: the portfolio-risk table (bench_portfolio_risk.py, default threads and --threads 1)
+BM = "docs/benchmarks.md"
+for _label, _src, _task, _p, (_t, _r, _m) in [
+    ("| build the operator vs form Σ |", PR, "build", 0, ("| {:.1f} ms | {:.0f} ms |", "| {:.1f}× |", "| {:.0f} MB | {:.0f} MB |")),
+    ("| decompose (Σ already formed) |", PR, "decompose", 1, ("| {:.2f} ms | {:.1f} ms |", "| {:.1f}× |", "| {:.1f} MB | {:.1f} MB |")),
+    ("| form + decompose |", PR, "form+decompose", 1, ("| {:.2f} ms | {:.0f} ms |", "| {:.0f}× |", "| {:.1f} MB | {:.0f} MB |")),
+    ("| decompose, every part materialised |", PR, "decompose", 1000,
+     ("| {:.1f} ms | {:.0f} ms |", "| {:.1f}× |", "| {:.0f} MB | {:.0f} MB |")),
+    ("| the same on one core (`--threads 1`) |", PR1, "decompose", 1000,
+     ("| {:.1f} ms | {:.0f} ms |", "| {:.1f}× |", "| {:.0f} MB | {:.0f} MB |")),
+    ("| solve (factorisation cached) |", PR, "solve", 1, ("| {:.2f} ms | {:.0f} ms |", "| {:.0f}× |", "| {:.1f} MB | {:.1f} MB |")),
+    ("| set-up + solve |", PR, "setup+solve", 1, ("| {:.1f} ms | {:,.0f} ms |", "| {:.0f}× |", "| {:.0f} MB | {:.0f} MB |")),
+]:
+    _row = ("rows", f"task={_task}&n_portfolios={_p}")
+    QUOTES += [Q(BM, _label, _t, _src, *_row, ("structured_s", "dense_s"), scale=1e3),
+               Q(BM, _label, _r, _src, *_row, "speedup"),
+               Q(BM, _label, _m, _src, *_row, ("structured_peak_bytes", "dense_peak_bytes"), scale=1e-6)]
+
+PRD_ = "benchmarks/results/portfolio_risk_dense.json"
+QUOTES += [
+    Q(BM, "the structure of a fitted model; load average", "load average {:.1f} at the start", PR, "conditions",
+      "load_average_before", 0),
+    Q(BM, "(2.7 for the `--threads 1` run), best of", "({:.1f} for the `--threads 1` run), best of {}", PR1, EACH,
+      ("conditions", "load_average_before", 0), ("settings", "repeat")),
+    Q(BM, "Both paths agree to", "agree to {:.1e} (relative)", PR, "rows", "task=solve&n_portfolios=1", "max_rel_diff"),
+    Q(BM, "decomposition is 26.9× the dense path", "is {:.1f}× the dense path on two cores", PR,
+      "rows", "task=decompose&n_portfolios=1000", "speedup"),
+    Q(BM, "decomposition is 26.9× the dense path", "two cores ({:.1f} ms)", PR, "rows", "task=decompose&n_portfolios=1000",
+      "structured_s", scale=1e3),
+    Q(BM, "decomposition is 26.9× the dense path", "and {:.1f}× on one", PR1, "rows", "task=decompose&n_portfolios=1000",
+      "speedup"),
+    Q(BM, "decomposition is 26.9× the dense path", "on one ({:.1f} ms)", PR1, "rows", "task=decompose&n_portfolios=1000",
+      "structured_s", scale=1e3),
+    Q(BM, "two GEMMs and a blocked pass:", "pass: {:.0f} ms", PRD_, "rows", "task=decompose&n_portfolios=1000",
+      "structured_s", scale=1e3),
+    Q(BM, "two GEMMs and a blocked pass:", "ms, {:.1f}×", PRD_, "rows", "task=decompose&n_portfolios=1000", "speedup"),
+]
+
+QUOTES += [
+    Q(BM, "100-name block; load average", "load average {:.1f} at the start, {:.1f} at the end", AU, EACH,
+      ("conditions", "load_average_before", 0), ("conditions", "load_average_after", 0)),
+    Q(BM, "at the end, best of", "best of {}):", AU, "conditions", "repeat"),
+    Q(BM, "| 504 | ", "| {:,} | {:.2f} s | {:.2f} s | {:.1f} s | {:.0f}× | {:.2f} × residuals | {:.1f} × residuals |", AU,
+      "rows", 0, ("n_dates", "audit_seconds", "spectrum_seconds", "dense_seconds", "dense_over_audit_time",
+                  "audit_peak_x_matrix", "dense_peak_x_matrix")),
+    Q(BM, "| 2,520 | ", "| {:,} | {:.2f} s | {:.2f} s | {:.1f} s | {:.1f}× | {:.2f} × residuals | {:.1f} × residuals |", AU,
+      "rows", 1, ("n_dates", "audit_seconds", "spectrum_seconds", "dense_seconds", "dense_over_audit_time",
+                  "audit_peak_x_matrix", "dense_peak_x_matrix")),
+    Q(BM, "The eigenvalues agree with the dense path to", "to {:.0e} ({} dates", AU, "rows", 0,
+      ("max_abs_eigenvalue_diff_vs_dense", "n_dates")),
+    Q(BM, "dates: float32 Gram start refined", "({:,} dates: float32", AU, "rows", 1, "n_dates"),
+    Q(BM, "The eigenvalues agree with the dense path to", "and {:.0e}", AU, "rows", 1, "max_abs_eigenvalue_diff_vs_dense"),
+    Q(BM, "surrogate null is a", "The {}-surrogate null", AU, "rows", 1, "n_null"),
+    Q(R, AU_ROW, "load {:.1f}", AU, "conditions", "load_average_before", 0),
+    Q(R, AU_ROW, "({:.1f} at the end)", AU, "conditions", "load_average_after", 0),
+]
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))
@@ -192,23 +653,38 @@ def _pick(node, step):
 
 def value(quote: Quote):
     """The figure(s) ``quote`` renders, read from its JSON (a tuple for several on one line)."""
+    if quote.key[0] == EACH:  # several figures, each from its own key path
+        got = tuple(_follow(_json(quote.source), path) for path in quote.key[1:])
+        return got if quote.scale == 1.0 else tuple(g * quote.scale for g in got)
     node = _json(quote.source)
     *path, last = quote.key
     for step in path:
         node = _pick(node, step)
     if isinstance(last, tuple):
-        return tuple(_pick(node, k) for k in last)
+        got = tuple(_pick(node, k) for k in last)
+        return got if quote.scale == 1.0 else tuple(g * quote.scale for g in got)
     got = _pick(node, last)
+    if quote.offset:
+        got = got - quote.offset
     return got * quote.scale if quote.scale != 1.0 else got
+
+
+def _follow(node, path: tuple):
+    for step in path:
+        node = _pick(node, step)
+    return node
 
 
 def render(quote: Quote) -> str:
     figure = value(quote)
-    return quote.text.format(*figure) if isinstance(figure, tuple) else quote.text.format(figure)
+    text = quote.text.format(*figure) if isinstance(figure, tuple) else quote.text.format(figure)
+    return text.replace("-", "−") if quote.minus else text
 
 
 def _line(text: str, anchor: str) -> str | None:
     lines = [line for line in text.splitlines() if anchor in line]
+    if len(lines) > 1:  # a table row's label: the one line that starts with it
+        lines = [line for line in lines if line.startswith(anchor)]
     return lines[0] if len(lines) == 1 else None
 
 
@@ -266,7 +742,7 @@ def test_a_hand_edited_readme_figure_fails(quote):
     texts = _texts()
     want = render(quote)
     line = _line(texts["README.md"], quote.line)
-    digits = NUMBER.findall(want)[-1]
+    digits = NUMBER.findall(want)[-1].rstrip(",")
     bumped = digits[:-1] + str((int(digits[-1]) + 1) % 10)
     edited_line = line.replace(want, want.replace(digits, bumped), 1)
     assert edited_line != line
@@ -279,3 +755,116 @@ def test_a_number_added_by_hand_to_the_speed_table_fails():
     line = _line(texts["README.md"], "| Woodbury")
     texts["README.md"] = texts["README.md"].replace(line, line.replace(" |", " (about 3× less memory) |", 1))
     assert any("unregistered" in p for p in check(texts))
+
+
+DOC_QUOTES = [q for q in QUOTES if q.doc != "README.md"]
+
+
+@pytest.mark.parametrize("quote", DOC_QUOTES, ids=lambda q: f"{q.doc.split('/')[-1]}:{q.text[:30]}")
+def test_a_hand_edited_docs_figure_fails(quote):
+    """The same for every figure the guides, the tutorial and getting-started quote."""
+    texts = _texts()
+    want = render(quote)
+    line = _line(texts[quote.doc], quote.line)
+    digits = NUMBER.findall(want)[-1].rstrip(",")
+    bumped = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+    edited_line = line.replace(want, want.replace(digits, bumped), 1)
+    assert edited_line != line
+    texts[quote.doc] = texts[quote.doc].replace(line, edited_line)
+    assert check(texts), f"{quote.doc}: editing {want!r} to {bumped!r} went unnoticed"
+
+
+# docs/guide/model-comparison.md: its three tables, row for row, rendered from docs/figures/model_comparison.json
+MC, MCD = "docs/figures/model_comparison.json", "docs/guide/model-comparison.md"
+MODELS = ("fundamental", "hybrid", "time-series", "statistical")
+
+
+def _cell(value, fmt: str = "{:.3f}") -> str:
+    return "—" if value is None else fmt.format(value).replace("-", "−")
+
+
+def model_comparison_rows() -> list[str]:
+    """Every row of the bias, first-factor and precision tables, as the guide must write it (bold aside)."""
+    facts, rows = _json(MC), []
+    for family, key in [("random", "random"), ("sector", "sector"), ("optimised", "optimised"), ("pure factors", "pure_factors")]:
+        for i, model in enumerate(MODELS):
+            b = facts["bias"][f"{model} | {key}"]
+            cells = [family if i == 0 else "", model, str(b["n"]),
+                     *[_cell(b[k]) for k in ("mean_bias", "median_bias", "share_inside", "mrad", "qlike")]]
+            rows.append("| " + " | ".join(cells) + " |")
+    for model in MODELS:
+        d = facts["diagnostics"][model]
+        rows.append(f"| {model} | {d['first_factor']} | " + " | ".join(
+            _cell(d[k]) for k in ("first_factor_bias", "factor_vra", "specific_vra")) + " |")
+    for model, p in facts["precision"]["table"].items():
+        rows.append(f"| {model} | " + " | ".join(_cell(p[k]) for k in (
+            "realised_vol", "predicted_vol", "ratio", "predicted_factor_vol", "bias", "mean_gross", "realised_beta",
+            "t_vs_fundamental")) + " |")
+    return [" ".join(row.split()) for row in rows]
+
+
+def missing_model_comparison_rows(text: str) -> list[str]:
+    lines = {" ".join(line.replace("**", "").split()) for line in text.splitlines()}
+    return [row for row in model_comparison_rows() if row not in lines]
+
+
+def test_model_comparison_tables_match_their_json():
+    rows = model_comparison_rows()
+    assert len(rows) == 16 + 4 + 5
+    assert missing_model_comparison_rows((ROOT / MCD).read_text(encoding="utf-8")) == []
+
+
+def test_a_hand_edited_model_comparison_cell_fails():
+    text = (ROOT / MCD).read_text(encoding="utf-8")
+    for old, new in [("| 1.057 | 1.057 | 0.000 | 0.109", "| 1.058 | 1.057 | 0.000 | 0.109"), ("| 1.013 | 1.023 |", "| 1.013 | 1.024 |"),
+                     ("**−2.267**", "**−2.266**")]:
+        assert old in text, old
+        assert missing_model_comparison_rows(text.replace(old, new, 1)), f"{old} -> {new} went unnoticed"
+
+
+# docs/guide/portfolio-risk.md: the variant table and the per-sector bias table, from docs/figures/real_risk_model.json
+SECTOR_COLUMNS = ("sector_bias_raw", "sector_bias_full", "sector_bias_sector_model")  # (a), (d), (e)
+
+
+def _table_rows(text: str, header: str) -> list[list[str]]:
+    """The cells of each data row of the table whose header line starts with ``header``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header)) + 2
+    rows = []
+    while start < len(lines) and lines[start].startswith("|"):
+        rows.append([cell.strip().replace("**", "") for cell in lines[start].strip().strip("|").split("|")])
+        start += 1
+    return rows
+
+
+def portfolio_risk_problems(text: str) -> list[str]:
+    facts, problems = _json(RISK), []
+    rows = _table_rows(text, "| variant | family |")
+    want = [(v, fam) for v in VARIANTS for fam in ("random", "sector", "optimised")]
+    if len(rows) != len(want):
+        return [f"variant table: {len(rows)} rows, the JSON has {len(want)}"]
+    for cells, (variant, family) in zip(rows, want):
+        t = facts["table"][f"{variant} | {family}"]
+        expected = [family, *(f"{t[k]:.3f}" for k in ("mean_bias", "share_inside", "mrad", "qlike"))]
+        if cells[1:] != expected or (family == "random" and not cells[0].startswith(variant[:3])):
+            problems.append(f"variant table {variant} | {family}: {cells} != {expected}")
+    for cells in _table_rows(text, "| sector | (a) raw |"):
+        expected = [f"{facts[column][cells[0]]:.3f}" for column in SECTOR_COLUMNS]
+        if cells[1:4] != expected:
+            problems.append(f"sector table {cells[0]}: {cells[1:4]} != {expected}")
+    return problems
+
+
+def test_portfolio_risk_tables_match_their_json():
+    text = (ROOT / PRD).read_text(encoding="utf-8")
+    assert len(_table_rows(text, "| sector | (a) raw |")) == len(_json(RISK)["sector_bias_full"])
+    assert portfolio_risk_problems(text) == []
+
+
+def test_a_hand_edited_portfolio_risk_cell_fails():
+    text = (ROOT / PRD).read_text(encoding="utf-8")
+    for old, new in [("| optimised | 1.005 | 0.800 |", "| optimised | 1.005 | 0.810 |"),
+                     ("| Real Estate | 1.167 | 1.187 |", "| Real Estate | 1.167 | 1.186 |")]:
+        assert old in text, old
+        assert portfolio_risk_problems(text.replace(old, new, 1)), f"{old} -> {new} went unnoticed"
+
