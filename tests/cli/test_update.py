@@ -142,17 +142,22 @@ def test_a_reader_in_a_loop_sees_whole_versions(tmp_path, world, versions):
     reader_during_updates(tmp_path, world, versions, n_updates=15)
 
 
-@pytest.mark.slow
-def test_a_reader_in_a_loop_sees_whole_versions_100_updates(tmp_path, world):
-    panel, first = world
+def daily_versions(first, n_updates: int) -> list:
+    """``(rows, state)`` of ``n_updates`` consecutive daily updates of ``first`` (the world's
+    fit) on a longer simulation of the same world."""
     state, many = build_state(first), []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        longer = rm.simulate(n_stocks=60, n_days=FIRST + 100, seed=4, n_industries=4, min_industry_size=6)
-        for t in range(FIRST, FIRST + 100):
+        longer = rm.simulate(n_stocks=60, n_days=FIRST + n_updates, seed=4, n_industries=4, min_industry_size=6)
+        for t in range(FIRST, FIRST + n_updates):
             rows, state = advance(state, longer.isel(date=[t]), first.settings)
             many.append((rows, state))
-    reader_during_updates(tmp_path, world, many, n_updates=100)
+    return many
+
+
+@pytest.mark.slow
+def test_a_reader_in_a_loop_sees_whole_versions_100_updates(tmp_path, world):
+    reader_during_updates(tmp_path, world, daily_versions(world[1], 100), n_updates=100)
 
 
 def kill_trials(tmp_path: Path, world, versions, trials: int, seed: int) -> dict[str, int]:
@@ -193,15 +198,7 @@ def test_sigkill_at_random_moments_of_updates(tmp_path, world, versions):
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_of_50_updates(tmp_path, world):
-    panel, first = world
-    state, many = build_state(first), []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        longer = rm.simulate(n_stocks=60, n_days=FIRST + 120, seed=4, n_industries=4, min_industry_size=6)
-        for t in range(FIRST, FIRST + 120):
-            rows, state = advance(state, longer.isel(date=[t]), first.settings)
-            many.append((rows, state))
-    kill_trials(tmp_path, world, many, trials=50, seed=2)
+    kill_trials(tmp_path, world, daily_versions(world[1], 120), trials=50, seed=2)
 
 
 def test_a_grown_store_saved_again_is_compacted_and_keeps_updating(tmp_path, world, versions):
