@@ -385,6 +385,28 @@ QUOTES += [
     CQ("(0.72–0.74 % against", "({:.2f}–{:.2f} % against {:.2f}–{:.2f} %", "alpha vol", NAMED + "@2007", NAMED,
        "=EWMA (hl 60) shrunk 50% to diagonal", "=OAS"),
 ]
+# construction.md: the sampling spread of one year's random bias (examples/yearly_bias_noise.py)
+YB = "examples/results/yearly_bias_noise.json"
+QUOTES += [
+    Q(C, "In 2011 the statistic's bootstrap", "standard error is {:.3f} and its 95 % range {:.3f}–{:.3f}", YB, EACH,
+      ("years", "2011", "bootstrap_se"), ("years", "2011", "bootstrap_95", 0), ("years", "2011", "bootstrap_95", 1)),
+    Q(C, "2012 it is 0.", "2012 it is {:.3f} and {:.3f}–{:.3f}", YB, EACH, ("years", "2012", "bootstrap_se"),
+      ("years", "2012", "bootstrap_95", 0), ("years", "2012", "bootstrap_95", 1)),
+    Q(C, "the calm years' kurtosis (", "kurtosis ({:.2f}, 2013–2014), a chance of {:.2f} in", YB, EACH, ("calm_kurtosis",),
+      ("years", "2011", "outside_chance_calm_kurtosis")),
+    Q(C, "bootstrap's standard error, a chance", "a chance of {:.2f} in 2011", YB, "years", "2011", "outside_chance_bootstrap"),
+    Q(C, "All seven years would then land", "a chance between {:.2f} and {:.2f}", YB, EACH,
+      ("chance_all_years_inside_if_calibrated", "bootstrap"), ("chance_all_years_inside_if_calibrated", "calm_kurtosis")),
+]
+
+
+def test_every_year_bootstrap_range_contains_one() -> None:
+    """The guide's claim: each year's 95 % bootstrap range of the random bias contains 1."""
+    years = json.loads((ROOT / YB).read_text())["years"]
+    assert len(years) == 7
+    assert all(lo <= 1.0 <= hi for lo, hi in (v["bootstrap_95"] for v in years.values()))
+
+
 _DEFAULT, _FAST, _LONG = "default (vol 84, VRA 42)", "vol 42, VRA 21", "horizon='long' (vol 252, VRA 168)"
 _NAMED_RG, _OFF = "FactorRiskModel.for_construction()", "vol 42, VRA 21, eigen adjustment off"
 EVENTS = ("flash crash", "US downgrade", "China sell-off")
