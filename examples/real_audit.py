@@ -40,10 +40,13 @@ def cluster_table(audit) -> pd.DataFrame:
             "flagged": bool(c.flagged),
             "purity": c.purity,
             "dominant_sector": c.dominant_label,
+            # median held-out bias of the audit's random equal-weight portfolios of the same size
+            "random_bias_median": float(np.median(c.random_bias)) if np.size(c.random_bias) else None,
         }
         for i, c in enumerate(audit.clusters)
     ]
-    return pd.DataFrame(rows, columns=["cluster", "size", "mean_corr", "held_out_corr", "p_value", "bias_out", "flagged", "purity", "dominant_sector"])
+    return pd.DataFrame(rows, columns=["cluster", "size", "mean_corr", "held_out_corr", "p_value", "bias_out", "flagged", "purity",
+                                       "dominant_sector", "random_bias_median"])
 
 
 def adjusted_rand(audit, sectors: pd.Series) -> tuple[float, int]:

@@ -701,6 +701,9 @@ QUOTES += [
       derive=_under),
     Q(MCD, "help only at the margin (", "margin ({:.3f} → {:.3f})", MC, EACH, MB("fundamental", "sector", "mean_bias"),
       MB("hybrid", "sector", "mean_bias")),
+    # "there": portfolio-risk.md's row (e), the full model with the 11 sectors as industries
+    Q(MCD, "the fundamental model's sector bias falls to", "falls to {:.3f} there", RISK,
+      "table", "(e) full, sectors as industries | sector", "mean_bias"),
     Q(MCD, "time-series model is worst (", "worst ({:.3f}) and the statistical model next ({:.3f})", MC, EACH,
       MB("time-series", "sector", "mean_bias"), MB("statistical", "sector", "mean_bias")),
     Q(MCD, "is between 0.981 and", "between {:.3f} and {:.3f}", MC, EACH, *[MB(m, "optimised", "mean_bias") for m in _MODELS],

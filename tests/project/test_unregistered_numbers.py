@@ -125,10 +125,9 @@ PENDING: dict[str, str] = {  # doc: figures not registered yet (issue 22, left o
     'docs/guide/auditing.md': (
         '1.178 0.9 '
     ),
-    # sqrt(2/N) = 0.066 (N not recorded), the rolling figure's 20-37 %, and the sector-model 1.024 of
-    # this window: real_model_comparison.py does not record them
+    # sqrt(2/N) = 0.066 (N not recorded) and the rolling figure's 20-37 %: real_model_comparison.py did not record them
     'docs/guide/model-comparison.md': (
-        '0.066 37% 1.024 0.066 '
+        '0.066 37% 0.066 '
     ),
     # 0.08 to 0.24 s: the JSON's api_update_seconds are 0.0889 .. 0.239 (0.09 rounded); the update
     # helper of this session owns this text
