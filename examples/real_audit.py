@@ -132,6 +132,9 @@ def describe(audit, sectors: pd.Series, title: str) -> dict:
         "eigenvalues": [float(v) for v in audit.eigenvalues.values[:10]],
         "n_clusters": len(audit.clusters),
         "n_flagged": len(audit.flagged),
+        # a cluster is flagged when its held-out bias exceeds 1 + 2 sqrt(2 / held-out dates)
+        "flag_threshold": 1.0 + 2.0 * float(np.sqrt(2.0 / (audit.n_dates - np.floor((1 - audit.settings["test_fraction"])
+                                                                                    * audit.n_dates)))),
         "n_clustered": n_clustered,
         "adjusted_rand": ari,
         "clusters": table.drop(columns="cluster").to_dict(orient="records"),

@@ -789,6 +789,10 @@ QUOTES += [
     Q(PROD, "`riskmodel update` takes", "takes {:.1f} s, not", UP, "cli", "next_update_seconds"),
     # auditing.md: sector factors' residual under-prediction; figures.md: make_figures.py's run
     Q(AUD, "by 6.5 % on average with GICS industries", "and by about {:.0f} %", RISK, *T(E, "sector", "mean_bias"), offset=1, scale=100),
+    Q(AUD, "(held-out bias >", "(held-out bias > {:.3f})", AUDIT, "no_industry", "flag_threshold"),
+    Q(AUD, "Random equal-weight portfolios of the same sizes", "median held-out bias of {:.2f}–{:.2f}.", AUDIT, EACH,
+      ("no_industry", "clusters"), derive=lambda clusters: (min(c["random_bias_median"] for c in clusters),
+                                                             max(c["random_bias_median"] for c in clusters))),
     Q(AUD, "A Financials cluster portfolio is under-predicted", "a factor of {:.1f}.", AUDIT, "no_industry", "clusters",
       "dominant_sector=Financials&size=48", "bias_out"),
     Q("docs/figures.md", "mean biases are", "are {:.2f} (pure factors), {:.2f} (eigenfactors), {:.2f} (random) and {:.2f}",
