@@ -77,7 +77,7 @@ def _numbers(value, prefix: str = "") -> dict[str, float]:
                 for k, v in _numbers(item, f"{prefix}/{key}").items()}
     if isinstance(value, list):
         return {k: v for i, item in enumerate(value) for k, v in _numbers(item, f"{prefix}/{i}").items()}
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN: the JSON's null
         return {}
     return {prefix: float(f"{float(value):.6g}")}  # as the examples write them: 6 significant digits
 

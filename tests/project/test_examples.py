@@ -107,6 +107,7 @@ def test_run_all_reports_what_a_rerun_reproduced():
     rerun = json.loads(json.dumps(committed))
     rerun.update(seconds=12.0, load_average={"before": [9.0]})
     rerun["table"]["a | random"]["mean_bias"] = 1.0431200004  # below the 6 digits the JSON keeps
+    rerun["table"]["a | sector"], committed["table"]["a | sector"] = {"ratio": float("nan")}, {"ratio": None}  # NaN = null
     same = run_all.compare_with_committed(rerun, committed)
     assert same["numbers_compared"] == 4 and same["numbers_differing"] == 0 and same["max_abs_diff"] == 0
     rerun["table"]["a | random"]["mean_bias"] = 1.04412

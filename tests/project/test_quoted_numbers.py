@@ -446,6 +446,8 @@ def T(variant: str, family: str, field: str) -> tuple:  # noqa: N802
 A, B, CV, D, E, F = VARIANTS
 QUOTES += [
     Q(PRD, "Script: `python examples/real_risk_model.py`", "Data: {} stocks", RISK, "n_stocks"),
+    Q(PRD, "Script: `python examples/real_risk_model.py`", "load average {:.1f} at the start", RISK, "load_average", "before",
+      0),
     Q(PRD, "plus the six styles above; mean cross-sectional", "R² {:.3f}", RISK, "mean_r2"),
     Q(PRD, "daily outcomes, 2009-01-02", "**{:,} daily outcomes, 2009-01-02 .. 2016-12-30**", RISK, "n_outcomes"),
     Q(PRD, "band **0.968 .. 1.032**", "band **{:.3f} .. {:.3f}**", RISK, "band", (0, 1)),
@@ -704,6 +706,15 @@ QUOTES += [
     # "there": portfolio-risk.md's row (e), the full model with the 11 sectors as industries
     Q(MCD, "the fundamental model's sector bias falls to", "falls to {:.3f} there", RISK,
       "table", "(e) full, sectors as industries | sector", "mean_bias"),
+    # the rolling-bias figure's median random book: its largest bias in 2010-2012, its smallest in 2012-2013
+    Q(MCD, "(the time-series model's by up to", "{:.0f}–{:.0f}% in 2010–2012 (the time-series model's by up to {:.0f}%)", MC,
+      EACH, *[("rolling_bias_random_median", m, "max_2010_2012") for m in ("fundamental", "hybrid", "statistical",
+                                                                        "time-series")],
+      derive=lambda *top: ((min(top[:3]) - 1) * 100, (max(top[:3]) - 1) * 100, (top[3] - 1) * 100)),
+    Q(MCD, "over-forecast in the calm of 2012–2013", "down to {:.2f}–{:.2f})", MC, EACH,
+      *[("rolling_bias_random_median", m, "min_2012_2013") for m in _MODELS], derive=_span),
+    Q(MCD, "√(2/N) =", "√(2/N) = {:.3f}.", MC, "mahalanobis_gaussian_sd"),
+    Q(MCD, "against 0.066, and the medians", "against {:.3f}, and", MC, "mahalanobis_gaussian_sd"),
     Q(MCD, "time-series model is worst (", "worst ({:.3f}) and the statistical model next ({:.3f})", MC, EACH,
       MB("time-series", "sector", "mean_bias"), MB("statistical", "sector", "mean_bias")),
     Q(MCD, "is between 0.981 and", "between {:.3f} and {:.3f}", MC, EACH, *[MB(m, "optimised", "mean_bias") for m in _MODELS],

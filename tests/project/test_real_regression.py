@@ -75,7 +75,7 @@ FULL_CHECKS = {
     "real_risk_model": (("mean_r2", "n_outcomes", "table", "sector_bias_full", "sector_bias_pooled", "pooled_industries"), 5e-4),
     "real_audit": (("no_industry", "with_industries"), 5e-4),
     "real_signal_research": (("real",), 5e-4),
-    "real_model_comparison": (("bias", "mahalanobis"), 5e-4),
+    "real_model_comparison": (("bias", "mahalanobis", "mahalanobis_gaussian_sd", "rolling_bias_random_median"), 5e-4),
 }
 
 

@@ -121,10 +121,6 @@ PENDING: dict[str, str] = {  # doc: figures not registered yet (issue 22, left o
         '1.43× 0.22× 0.29× 4.62 0.7 0.81 35.3 44.4 0.2 0.32× 4.44 71.1 7.11 5.5× 4.62 56.1 0.50 7.2× 13.64 '
         '127.2 7.61 9.4× 35.3 0.2 0.20 2.5× '
     ),
-    # sqrt(2/N) = 0.066 (N not recorded) and the rolling figure's 20-37 %: real_model_comparison.py did not record them
-    'docs/guide/model-comparison.md': (
-        '0.066 37% 0.066 '
-    ),
     # 0.08 to 0.24 s: the JSON's api_update_seconds are 0.0889 .. 0.239 (0.09 rounded); the update
     # helper of this session owns this text
     'docs/guide/production.md': (
