@@ -22,7 +22,7 @@ a data slice with committed values, and its slow test compares a full rerun with
 
 Usage::
 
-    python examples/run_all.py                 # about 10 minutes on 2 quiet cores
+    python examples/run_all.py                 # docs/figures/run_all.json: the last run's time and load
     python examples/run_all.py --only real_audit,demo --data ../shared/data
 """
 

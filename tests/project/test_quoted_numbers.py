@@ -850,6 +850,59 @@ QUOTES += [
       "bias", "band", (0, 1)),
 ]
 
+# docs/benchmarks.md: the factor-returns section (bench_factor_returns.py), every cell of its table
+def _minor(version: str) -> str:
+    """'3.11.7' -> '3.11' (the page names versions to the minor release)."""
+    return ".".join(version.split()[-1].split(".")[:2])
+
+
+TOR_NAME = "toraniko estimate_factor_returns"
+TOR = f"name={TOR_NAME}"
+QUOTES += [
+    Q(BM, "peer toraniko pins numpy", "pins numpy {}", FR, "results", TOR, "numpy", derive=_minor),
+    Q(BM, "Full size, from the JSON files in `benchmarks/results/` (2-core VM", "(2-core VM, Python {}, numpy {},", FR, EACH,
+      ("machine", "python"), ("machine", "numpy"), derive=lambda py, npy: (_minor(py), _minor(npy))),
+    Q(BM, "numba 0.68, OpenBLAS", "numba {}, OpenBLAS {};", FR, EACH, ("machine", "numba"), ("machine", "blas"),
+      derive=lambda numba, blas: (_minor(numba), blas.split(",")[0].split()[-1].rsplit(".", 2)[0])),
+    Q(BM, "10 styles, m = 71; run of", "load average {:.1f} at", FR, "conditions", "load_average_before", 0),
+    Q(BM, "the start and 3.7 at the end on 2 cores, so the seconds are inflated", "the start and {:.1f} at the end", FR,
+      "conditions", "load_average_after", 0),
+    Q(BM, "styles fitted on sector residuals), runs under numpy", "runs under numpy {} in", FR, "results", TOR, "numpy"),
+    Q(BM, "riskmodel agrees with the normal-equation baseline to", "baseline to {:.0e} and", FR, "agreement_vs_normal_equations",
+      "factor_returns_max_rel"),
+    Q(BM, "5e-15 (relative, factor returns)", "{:.0e} (relative", FR, "agreement_vs_numpy", "factor_returns_max_rel"),
+]
+for _label, _name, _base, _fmt in [
+    ("| `regression.factor_returns` (no clip) |", "riskmodel (return_clip=None)", "riskmodel (return_clip=None)",
+     "| {:.2f} | {:.2f} | {:.1f} | {:.1f} | {:,} | {:.0f} MB ({:.2f} × the {:,.0f} MB of inputs) |"),
+    ("| `regression.factor_returns` (clip at 5 robust σ) |", "riskmodel (return_clip=5)", "riskmodel (return_clip=None)",
+     "| {:.2f} | {:.2f} | {:.1f} | {:.1f} | {:,} |"),
+    ("| `regression.factor_returns`, one thread |", "riskmodel (1 numba thread)", "riskmodel (1 numba thread)",
+     "| {:.2f} | {:.2f} | {:.1f} | {:.1f} | {:,} |"),
+    ("| numpy normal equations + Cholesky |", "numpy normal equations + Cholesky", "riskmodel (return_clip=None)",
+     "| {:.1f} | {:.1f} | {:.0f} | {:.0f} | {:,} | {:.0f} MB |"),
+    ("| numpy normal equations + Cholesky, one thread |", "numpy normal equations + Cholesky (1 BLAS thread)",
+     "riskmodel (1 numba thread)", "| {:.2f} | {:.2f} | {:.1f} | {:.1f} | {:,} |"),
+    ("| numpy per-day `lstsq` loop, one thread |", "numpy loop (1 BLAS thread)", "riskmodel (1 numba thread)",
+     "| {:.1f} | {:.1f} | {:.0f} | {:.0f} | {:,}, extrapolated | {:.0f} MB |"),
+    ("| numpy per-day `lstsq` loop |", "numpy per-day lstsq loop", "riskmodel (return_clip=None)",
+     "| {:.1f} | {:.1f} | {:.0f} | {:.0f} | {:,}, extrapolated |"),
+    ("| toraniko `estimate_factor_returns` |", TOR_NAME, "riskmodel (return_clip=None)",
+     "| {:.0f} | {:.0f} | {:.0f} | {:,.0f} | {:,}, extrapolated | {:.1f} GB peak RSS |"),
+]:
+    _paths = [("results", f"name={_name}", k) for k in ("seconds", "cpu_seconds")]
+    _paths += [("results", f"name={_base}", k) for k in ("seconds", "cpu_seconds")] + [("results", f"name={_name}", "days_timed")]
+    if _fmt.count("{") == 8:  # riskmodel's peak and the inputs
+        _paths += [("results", f"name={_name}", "peak_mb"), ("riskmodel_peak_over_inputs",), ("inputs_mb",)]
+    elif _name == TOR_NAME:
+        _paths += [("results", f"name={_name}", "peak_mb")]
+    elif _fmt.count("{") == 6:
+        # the lstsq loop's memory row is the default-threads run's (one table cell for both loops)
+        _paths += [("results", "name=numpy per-day lstsq loop" if "loop" in _name else f"name={_name}", "peak_mb")]
+    QUOTES.append(Q(BM, _label, _fmt, FR, EACH, *_paths, derive=lambda s, c, bs, bc, days, *peak, _tor=_name == TOR_NAME: (
+        s, c, s / bs, c / bc, days, *((peak[0] / 1e3,) if _tor else peak))))
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))
