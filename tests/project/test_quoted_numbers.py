@@ -903,6 +903,26 @@ for _label, _name, _base, _fmt in [
         s, c, s / bs, c / bc, days, *((peak[0] / 1e3,) if _tor else peak))))
 
 
+# docs/benchmarks.md: the time-series and statistical section (bench_timeseries.py), every cell of its table
+_TS_ROW = "| time-series loadings (expanding OLS per stock"
+QUOTES += [
+    Q(BM, "10 factors, 2 % missing returns; run of", "load average {:.1f} at", TS, "conditions", "load_average_before", 0),
+    Q(BM, "the start and 4.4 at the end on 2 cores (recorded", "the start and {:.1f} at the end", TS, "conditions",
+      "load_average_after", 0),
+    Q(BM, "inflated. riskmodel is timed warm, best of", "best of {}, first", TS, "conditions", "repeat"),
+    Q(BM, _TS_ROW, "| {:.2f} s | {:.0f} s (per-stock `lstsq`, {:,} of {:,} stocks timed) | {:.0f}× |", TS, EACH,
+      ("timeseries", "riskmodel_s"), ("timeseries", "lstsq_loop_s"), ("timeseries", "lstsq_stocks_timed"),
+      ("size", "n_stocks"), ("timeseries", "speedup")),
+    Q(BM, "| the same, riskmodel on one thread (like the baseline) |", "| {:.2f} s | | {:.0f}× |", TS, "timeseries",
+      ("riskmodel_1thread_s", "speedup_1thread")),
+    Q(BM, "| statistical model (rolling 504-day PCA,", "{} refits, fixed k) | {:.2f} s | {:.0f} s (full `svd` per refit, {} timed) | "
+      "{:.0f}× |", TS, "statistical", ("refits", "riskmodel_fixed_k_s", "numpy_svd_baseline_s", "baseline_refits_timed", "speedup")),
+    Q(BM, "| statistical model, k chosen by Bai–Ng |", "| {:.2f} s |", TS, "statistical", "riskmodel_bai_ng_s"),
+    Q(BM, "The loadings agree with the `lstsq` loop to", "loop to {:.1e} with", TS, "timeseries", "max_abs_diff_vs_lstsq"),
+    Q(BM, "of the process 867 MB.", "of the process {:.0f} MB.", TS, "peak_rss_mb"),
+]
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))
