@@ -12,7 +12,7 @@ and evaluates each with :func:`riskmodel.bias_statistics` over the out-of-sample
 after the burn-in, on three portfolio families: random long-only portfolios, cap-weighted
 long-only GICS sector portfolios, and optimised portfolios ``w ∝ Σ⁻¹α``.
 
-Run ``python examples/real_risk_model.py`` (about 3 minutes on 2 cores) or with ``--quick``.
+Run ``python examples/real_risk_model.py`` (the JSON records its run time and load) or with ``--quick``.
 Writes ``docs/figures/real_risk_model_rolling_bias.png`` and ``real_risk_model.json``.
 """
 
