@@ -40,10 +40,13 @@ def cluster_table(audit) -> pd.DataFrame:
             "flagged": bool(c.flagged),
             "purity": c.purity,
             "dominant_sector": c.dominant_label,
+            # median held-out bias of the audit's random equal-weight portfolios of the same size
+            "random_bias_median": float(np.median(c.random_bias)) if np.size(c.random_bias) else None,
         }
         for i, c in enumerate(audit.clusters)
     ]
-    return pd.DataFrame(rows, columns=["cluster", "size", "mean_corr", "held_out_corr", "p_value", "bias_out", "flagged", "purity", "dominant_sector"])
+    return pd.DataFrame(rows, columns=["cluster", "size", "mean_corr", "held_out_corr", "p_value", "bias_out", "flagged", "purity",
+                                       "dominant_sector", "random_bias_median"])
 
 
 def adjusted_rand(audit, sectors: pd.Series) -> tuple[float, int]:
@@ -129,6 +132,9 @@ def describe(audit, sectors: pd.Series, title: str) -> dict:
         "eigenvalues": [float(v) for v in audit.eigenvalues.values[:10]],
         "n_clusters": len(audit.clusters),
         "n_flagged": len(audit.flagged),
+        # a cluster is flagged when its held-out bias exceeds 1 + 2 sqrt(2 / held-out dates)
+        "flag_threshold": 1.0 + 2.0 * float(np.sqrt(2.0 / (audit.n_dates - np.floor((1 - audit.settings["test_fraction"])
+                                                                                    * audit.n_dates)))),
         "n_clustered": n_clustered,
         "adjusted_rand": ari,
         "clusters": table.drop(columns="cluster").to_dict(orient="records"),

@@ -336,6 +336,21 @@ def plot_rolling_bias(biases: dict[str, Any], families: tuple[str, ...] = ("rand
     return fig
 
 
+def rolling_extremes(biases: dict[str, Any], family: str = "random") -> dict[str, dict[str, float]]:
+    """Per model, the extremes of the rolling-bias figure's median line for ``family``.
+
+    The largest median rolling bias over 2010-2012 (the under-forecast episodes) and the
+    smallest over 2012-2013 (the calm), as the rolling-bias figure draws them.
+    """
+    out = {}
+    for label, bias in biases.items():
+        block = bias.rolling.to_pandas().loc[:, bias.family.to_numpy() == family]
+        median = block.median(axis=1)
+        out[label] = {"max_2010_2012": float(median.loc["2010":"2012"].max()),
+                      "min_2012_2013": float(median.loc["2012":"2013"].min())}
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parser(__doc__.splitlines()[0], start="2007-01-03").parse_args(argv)
     args.burn_in = 504
@@ -444,6 +459,9 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "mahalanobis": {"n_days": n_maha, **{label: {"mean": r["mean"], "sd": r["sd"], "median": r["median"]}
                                              for label, r in mtable.iterrows()}},
+        # sd of a calibrated Gaussian forecast's statistic, sqrt(2/N) at the mean number of common stocks
+        "mahalanobis_gaussian_sd": float(np.sqrt(2 / prec["n_stocks"].mean())),
+        "rolling_bias_random_median": rolling_extremes(biases),
         "fit_seconds": seconds,
         "figures": [path_prec.name, path_bias.name],
         "seconds": time.perf_counter() - started,

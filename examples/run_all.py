@@ -14,13 +14,15 @@ prints: the factor count, the volatility split, the largest audit cluster).
 
 Each JSON is written by the script that computes it; this runner adds
 ``docs/figures/run_all.json`` with the conditions of the run (date, seconds per script,
-load average, versions). The construction study is separate (hours; see
+load average, versions) and, per script, how its numbers compare with the committed JSON
+read before the run (``reproduced``: numbers compared, how many differ, the largest
+differences; run facts such as seconds and load are left out). The construction study is separate (hours; see
 docs/guide/construction.md). ``tests/project/test_real_regression.py`` compares a rerun on
 a data slice with committed values, and its slow test compares a full rerun with these files.
 
 Usage::
 
-    python examples/run_all.py                 # about 10 minutes on 2 quiet cores
+    python examples/run_all.py                 # docs/figures/run_all.json: the last run's time and load
     python examples/run_all.py --only real_audit,demo --data ../shared/data
 """
 
@@ -64,6 +66,35 @@ def demo_facts(printed: str, facts: dict) -> dict:
     return out
 
 
+WRITTEN = {"real_model_comparison": "model_comparison"}  # the JSON an example writes, when not its own name
+NOT_RESULTS = ("seconds", "fit_seconds", "load_average", "figure", "figures")  # run facts, not results
+
+
+def _numbers(value, prefix: str = "") -> dict[str, float]:
+    """Flatten nested dicts/lists to ``{path: number}`` (strings, None and run facts skipped)."""
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() if key not in NOT_RESULTS
+                for k, v in _numbers(item, f"{prefix}/{key}").items()}
+    if isinstance(value, list):
+        return {k: v for i, item in enumerate(value) for k, v in _numbers(item, f"{prefix}/{i}").items()}
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN: the JSON's null
+        return {}
+    return {prefix: float(f"{float(value):.6g}")}  # as the examples write them: 6 significant digits
+
+
+def compare_with_committed(new: dict, committed: dict | None) -> dict:
+    """How a rerun's numbers differ from the committed JSON's (every number but the run facts)."""
+    if committed is None:
+        return {"committed": False}
+    got, want = _numbers(new), _numbers(committed)
+    common = sorted(set(got) & set(want))
+    diffs = {path: abs(got[path] - want[path]) for path in common if got[path] != want[path]}
+    return {"committed": True, "numbers_compared": len(common), "numbers_differing": len(diffs),
+            "max_abs_diff": max(diffs.values(), default=0.0),
+            "largest_diffs": dict(sorted(diffs.items(), key=lambda kv: -kv[1])[:10]),
+            "only_in_rerun": sorted(set(got) - set(want))[:20], "only_in_committed": sorted(set(want) - set(got))[:20]}
+
+
 def run_demo_facts(out: Path) -> dict:
     """Run the demo at its default size; write ``out/demo.json``."""
     from riskmodel.cli.demo import run_demo
@@ -96,22 +127,29 @@ def main(argv: list[str] | None = None) -> dict:
     import importlib
 
     args.out.mkdir(parents=True, exist_ok=True)
-    seconds = {}
+    # the committed figures, read before anything is rewritten, to say what the rerun reproduced
+    committed = {}
+    for name in chosen:
+        path = FIGURES / f"{WRITTEN.get(name, name)}.json"
+        committed[name] = json.loads(path.read_text()) if path.exists() else None
+    seconds, reproduced = {}, {}
     load = {"before": list(os.getloadavg())}
     for name in chosen:
         started = time.perf_counter()
         if name == "demo":
-            run_demo_facts(args.out)
+            facts = run_demo_facts(args.out)
         else:
             extra = ["--quick"] if args.quick else []
             extra += ["--data", args.data] if args.data else []
-            importlib.import_module(name).main([*extra, "--out", str(args.out)])
+            facts = importlib.import_module(name).main([*extra, "--out", str(args.out)])
         seconds[name] = time.perf_counter() - started
+        reproduced[name] = compare_with_committed(json.loads(json.dumps(facts, default=float)), committed[name])
         print(f"{name}: {seconds[name]:.0f} s", flush=True)
     load["after"] = list(os.getloadavg())
     report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": seconds, "load_average": load,
-              "quick": args.quick, "python": platform.python_version(), "numpy": np.__version__,
-              "riskmodel": rm.__version__}
+              "cpu_count": os.cpu_count(), "quick": args.quick, "out": str(args.out),
+              "python": platform.python_version(), "numpy": np.__version__, "riskmodel": rm.__version__,
+              "reproduced": reproduced}
     (args.out / "run_all.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

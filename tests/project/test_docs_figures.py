@@ -49,11 +49,11 @@ def test_guide_bias_table_matches_the_example_output():
 def test_guide_sector_table_matches_the_example_output():
     data = json.loads(FIGURES.read_text())
     text = GUIDE.read_text().split("| sector | (a) raw | (d) full |", 1)[1].split("\n\n", 1)[0]
-    columns = ("sector_bias_raw", "sector_bias_full", "sector_bias_sector_model")
+    columns = ("sector_bias_raw", "sector_bias_full", "sector_bias_sector_model", "sector_bias_pooled")
     n = 0
     for line in text.splitlines()[2:]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        for column, value in zip(columns, cells[1:4], strict=True):
+        for column, value in zip(columns, cells[1:5], strict=True):
             assert float(value) == pytest.approx(data[column][cells[0]], abs=5e-4), (cells[0], column)
         n += 1
     assert n == len(data["sector_bias_full"]) == 11

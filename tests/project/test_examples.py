@@ -64,6 +64,13 @@ def test_real_risk_model_slice(shared_data_dir, tmp_path):
     # six variants x three families, every statistic finite and positive
     assert len(facts["table"]) == 18
     assert all(v["mean_bias"] > 0 and v["qlike"] > 0 for v in facts["table"].values())
+    # row (f): the pooling's shares and the pooled model's own R² and sector biases are recorded
+    pooled = facts["pooled_industries"]
+    assert pooled["n_pooled"] + pooled["n_hosted"] <= pooled["n_cells"]
+    assert np.isclose(pooled["share_pooled"], pooled["n_pooled"] / pooled["n_cells"], rtol=1e-5)
+    assert np.isclose(pooled["share_hosted"], pooled["n_hosted"] / pooled["n_cells"], rtol=1e-5)
+    assert 0 < pooled["mean_r2"] < 1
+    assert set(facts["sector_bias_pooled"]) == set(facts["sector_bias_full"])
     assert (tmp_path / "real_risk_model_rolling_bias.png").exists()
 
 
@@ -90,3 +97,21 @@ def test_real_signal_research_slice(shared_data_dir, tmp_path):
 def test_full_run(shared_data_dir, tmp_path, name):
     facts = _run(name, shared_data_dir, tmp_path, [])
     assert facts
+
+
+def test_run_all_reports_what_a_rerun_reproduced():
+    """``run_all.compare_with_committed`` finds a planted change and ignores run facts (seconds, load)."""
+    run_all = _script("run_all")
+    committed = {"table": {"a | random": {"mean_bias": 1.04312, "qlike": 1.609}}, "band": [0.968, 1.032],
+                 "seconds": 245.4, "load_average": {"before": [1.0]}, "window": "2007 .. 2016"}
+    rerun = json.loads(json.dumps(committed))
+    rerun.update(seconds=12.0, load_average={"before": [9.0]})
+    rerun["table"]["a | random"]["mean_bias"] = 1.0431200004  # below the 6 digits the JSON keeps
+    rerun["table"]["a | sector"], committed["table"]["a | sector"] = {"ratio": float("nan")}, {"ratio": None}  # NaN = null
+    same = run_all.compare_with_committed(rerun, committed)
+    assert same["numbers_compared"] == 4 and same["numbers_differing"] == 0 and same["max_abs_diff"] == 0
+    rerun["table"]["a | random"]["mean_bias"] = 1.04412
+    moved = run_all.compare_with_committed(rerun, committed)
+    assert moved["numbers_differing"] == 1
+    assert np.isclose(moved["max_abs_diff"], 1e-3) and list(moved["largest_diffs"]) == ["/table/a | random/mean_bias"]
+    assert run_all.compare_with_committed(rerun, None) == {"committed": False}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -46,11 +47,14 @@ class Quote:
     scale: float = 1.0  # JSON value x scale is quoted (seconds -> ms, share -> %)
     minus: bool = False  # the text writes negative numbers with the typographic minus "−"
     offset: float = 0.0  # (JSON value - offset) x scale is quoted (a bias of 1.065 as "6.5 %" under-prediction)
+    # a figure the text derives from the JSON values (a difference, a ratio): derive(*values) is quoted, the
+    # values are read from the JSON (never stored twice); it may return a tuple for several figures
+    derive: Callable | None = None
 
 
 def Q(doc: str, line: str, text: str, source: str, *key, scale: float = 1.0, minus: bool = False,  # noqa: N802
-      offset: float = 0.0) -> Quote:
-    return Quote(doc, line, text, source, tuple(key), scale, minus, offset)
+      offset: float = 0.0, derive: Callable | None = None) -> Quote:
+    return Quote(doc, line, text, source, tuple(key), scale, minus, offset, derive)
 
 
 R = "README.md"
@@ -464,6 +468,8 @@ def T(variant: str, family: str, field: str) -> tuple:  # noqa: N802
 A, B, CV, D, E, F = VARIANTS
 QUOTES += [
     Q(PRD, "Script: `python examples/real_risk_model.py`", "Data: {} stocks", RISK, "n_stocks"),
+    Q(PRD, "Script: `python examples/real_risk_model.py`", "load average {:.1f} at the start", RISK, "load_average", "before",
+      0),
     Q(PRD, "plus the six styles above; mean cross-sectional", "R² {:.3f}", RISK, "mean_r2"),
     Q(PRD, "daily outcomes, 2009-01-02", "**{:,} daily outcomes, 2009-01-02 .. 2016-12-30**", RISK, "n_outcomes"),
     Q(PRD, "band **0.968 .. 1.032**", "band **{:.3f} .. {:.3f}**", RISK, "band", (0, 1)),
@@ -491,15 +497,32 @@ QUOTES += [
       ("sector_bias_sector_model", "Real Estate")),
 ]
 
+PI = "pooled_industries"
 QUOTES += [
-    Q(PRD, "3 % hosted). Sector books go from", "go from {:.3f} to {:.3f}", RISK, EACH, T(D, "sector", "mean_bias"),
+    Q(PRD, "Bias per sector portfolio (band", "(band {:.3f} .. {:.3f}):", RISK, "band", (0, 1)),
+    Q(PRD, "under-predict their risk by", "by {:.1f} % (only", RISK, *T(A, "optimised", "mean_bias"), offset=1, scale=100),
+    # row (f): the pooling itself and the pooled model's figures, recorded by real_risk_model.py
+    Q(PRD, "(`rm.pool_thin_industries`;", "(`rm.pool_thin_industries`; {:.0f} % of the", RISK, PI, "share_pooled", scale=100),
+    Q(PRD, "stock-days pooled,", "pooled, {:.0f} % hosted)", RISK, PI, "share_hosted", scale=100),
+    Q(PRD, "stock-days pooled,", "go from {:.3f} to {:.3f}", RISK, EACH, T(D, "sector", "mean_bias"),
       T(F, "sector", "mean_bias")),
-    Q(PRD, "3, MRAD 0.124", "MRAD {:.3f} → {:.3f}, QLIKE {:.3f} → {:.3f}", RISK, EACH, T(D, "sector", "mrad"),
+    Q(PRD, "stock-days pooled,", "({} of {} inside", RISK, EACH, T(F, "sector", "share_inside"), ("sector_bias_pooled",),
+      derive=lambda share, sectors: (round(share * len(sectors)), len(sectors))),
+    Q(PRD, "the band instead of", "instead of {};", RISK, EACH, T(D, "sector", "share_inside"), ("sector_bias_full",),
+      derive=lambda share, sectors: round(share * len(sectors))),
+    Q(PRD, "the band instead of", "MRAD {:.3f} → {:.3f}, QLIKE {:.3f} → {:.3f}", RISK, EACH, T(D, "sector", "mrad"),
       T(F, "sector", "mrad"), T(D, "sector", "qlike"), T(F, "sector", "qlike")),
-    Q(PRD, "optimised books stay calibrated (", "calibrated ({:.3f} → {:.3f})", RISK, EACH, T(D, "optimised", "mean_bias"),
+    Q(PRD, "the band instead of", "Energy {:.3f} → {:.3f}),", RISK, EACH, ("sector_bias_full", "Energy"),
+      ("sector_bias_pooled", "Energy")),
+    Q(PRD, "and the mean R² goes from", "goes from {:.3f} to {:.3f};", RISK, EACH, ("mean_r2",), (PI, "mean_r2")),
+    Q(PRD, "and the mean R² goes from", "calibrated ({:.3f} → {:.3f})", RISK, EACH, T(D, "optimised", "mean_bias"),
       T(F, "optimised", "mean_bias")),
-    Q(PRD, "little (1.043", "little ({:.3f} → {:.3f})", RISK, EACH, T(D, "random", "mean_bias"),
+    Q(PRD, "random books move a little", "little ({:.3f} → {:.3f})", RISK, EACH, T(D, "random", "mean_bias"),
       T(F, "random", "mean_bias")),
+    Q(PRD, "random books move a little", "Real Estate ({:.3f} → {:.3f}) and Materials", RISK, EACH,
+      ("sector_bias_full", "Real Estate"), ("sector_bias_pooled", "Real Estate")),
+    Q(PRD, "stay high: their REIT", "({:.3f} → {:.3f}) stay high", RISK, EACH, ("sector_bias_full", "Materials"),
+      ("sector_bias_pooled", "Materials")),
     Q(PRD, "improves a little with VRA and shrinkage", "(sector {:.3f} → {:.3f}, optimised {:.3f} →", RISK, EACH,
       T(A, "sector", "qlike"), T(D, "sector", "qlike"), T(A, "optimised", "qlike")),
     Q(PRD, "  1.392).", "{:.3f}).", RISK, *T(D, "optimised", "qlike")),
@@ -660,6 +683,268 @@ QUOTES += [
 ]
 
 
+# docs/guide/model-comparison.md: the prose (its tables: test_model_comparison_tables_match_their_json)
+MC, MCD = "docs/figures/model_comparison.json", "docs/guide/model-comparison.md"
+_MODELS = ("fundamental", "hybrid", "time-series", "statistical")
+
+
+def MB(model: str, family: str, field: str) -> tuple:  # noqa: N802
+    return ("bias", f"{model} | {family}", field)
+
+
+def MP(model: str, field: str) -> tuple:  # noqa: N802
+    return ("precision", "table", model, field)
+
+
+def _under(*biases: float) -> tuple:
+    """Biases as the under-forecast in %, the smallest and the largest."""
+    return ((min(biases) - 1) * 100, (max(biases) - 1) * 100)
+
+
+def _span(*values: float) -> tuple:
+    return (min(values), max(values))
+
+
+QUOTES += [
+    Q(MCD, "95% band **0.967", "band **{:.3f} .. {:.3f}**", MC, "band", (0, 1)),
+    Q(MCD, "it has mean bias 1.012, all", "mean bias {:.3f}, all {} inside the band and MRAD {:.3f}", MC, EACH,
+      MB("time-series", "random", "mean_bias"), MB("time-series", "random", "n"), MB("time-series", "random", "mrad")),
+    Q(MCD, "under-forecast these books by", "by {:.0f}–{:.0f}%, with none", MC, EACH,
+      MB("fundamental", "random", "mean_bias"), MB("hybrid", "random", "mean_bias"), derive=_under),
+    Q(MCD, "the band, and the statistical model by", "model by {:.1f}%.", MC, *MB("statistical", "random", "mean_bias"),
+      offset=1, scale=100),
+    Q(MCD, "factor: mkt_rf 1.032 < pc1", "mkt_rf {:.3f} < pc1 {:.3f}", MC, EACH,
+      ("diagnostics", "time-series", "first_factor_bias"), ("diagnostics", "statistical", "first_factor_bias")),
+    Q(MCD, "< market 1.075 < hybrid market", "< market {:.3f} < hybrid market {:.3f}.", MC, EACH,
+      ("diagnostics", "fundamental", "first_factor_bias"), ("diagnostics", "hybrid", "first_factor_bias")),
+    Q(MCD, "averages below 1 (", "below 1 ({:.3f}, {:.3f})", MC, EACH, ("diagnostics", "fundamental", "factor_vra"),
+      ("diagnostics", "hybrid", "factor_vra")),
+    Q(MCD, "With 6 or 4 factors it averages", "averages {:.3f} and {:.3f}.", MC, EACH,
+      ("diagnostics", "time-series", "factor_vra"), ("diagnostics", "statistical", "factor_vra")),
+    Q(MCD, "All four under-forecast by", "by {:.0f}–{:.0f}%.", MC, EACH, *[MB(m, "sector", "mean_bias") for m in _MODELS],
+      derive=_under),
+    Q(MCD, "help only at the margin (", "margin ({:.3f} → {:.3f})", MC, EACH, MB("fundamental", "sector", "mean_bias"),
+      MB("hybrid", "sector", "mean_bias")),
+    # "there": portfolio-risk.md's row (e), the full model with the 11 sectors as industries
+    Q(MCD, "the fundamental model's sector bias falls to", "falls to {:.3f} there", RISK,
+      "table", "(e) full, sectors as industries | sector", "mean_bias"),
+    # the rolling-bias figure's median random book: its largest bias in 2010-2012, its smallest in 2012-2013
+    Q(MCD, "(the time-series model's by up to", "{:.0f}–{:.0f}% in 2010–2012 (the time-series model's by up to {:.0f}%)", MC,
+      EACH, *[("rolling_bias_random_median", m, "max_2010_2012") for m in ("fundamental", "hybrid", "statistical",
+                                                                        "time-series")],
+      derive=lambda *top: ((min(top[:3]) - 1) * 100, (max(top[:3]) - 1) * 100, (top[3] - 1) * 100)),
+    Q(MCD, "over-forecast in the calm of 2012–2013", "down to {:.2f}–{:.2f})", MC, EACH,
+      *[("rolling_bias_random_median", m, "min_2012_2013") for m in _MODELS], derive=_span),
+    Q(MCD, "√(2/N) =", "√(2/N) = {:.3f}.", MC, "mahalanobis_gaussian_sd"),
+    Q(MCD, "against 0.066, and the medians", "against {:.3f}, and", MC, "mahalanobis_gaussian_sd"),
+    Q(MCD, "time-series model is worst (", "worst ({:.3f}) and the statistical model next ({:.3f})", MC, EACH,
+      MB("time-series", "sector", "mean_bias"), MB("statistical", "sector", "mean_bias")),
+    Q(MCD, "is between 0.981 and", "between {:.3f} and {:.3f}", MC, EACH, *[MB(m, "optimised", "mean_bias") for m in _MODELS],
+      derive=_span),
+    Q(MCD, "is between 0.981 and", "MRAD is between {:.3f} and {:.3f}", MC, EACH,
+      *[MB(m, "optimised", "mrad") for m in _MODELS], derive=_span),
+    Q(MCD, "The statistical model is closest (", "closest ({:.3f}, {:.0f}% inside)", MC, EACH,
+      MB("statistical", "optimised", "mean_bias"), MB("statistical", "optimised", "share_inside"),
+      derive=lambda bias, share: (bias, share * 100)),
+    Q(MCD, "the only one that over-forecasts (", "over-forecasts ({:.3f})", MC, *MB("time-series", "optimised", "mean_bias")),
+    Q(MCD, "are right on average (", "The fundamental model's {} are right on average ({:.3f}), but only {:.0f}%", MC, EACH,
+      MB("fundamental", "pure_factors", "n"), MB("fundamental", "pure_factors", "mean_bias"),
+      MB("fundamental", "pure_factors", "share_inside"), derive=lambda n, bias, share: (n, bias, share * 100)),
+    Q(MCD, "volatility** (", "({:.1f}% against {:.1f}% for", MC, EACH, MP("statistical", "realised_vol"),
+      MP("fundamental", "realised_vol"), scale=100),
+    Q(MCD, "HAC t = ", "HAC t = {:.2f}", MC, *MP("statistical", "t_vs_fundamental"), minus=True),
+    Q(MCD, "indistinguishable from the fundamental model (", "model ({:.1f}%, t = {:.2f})", MC, EACH,
+      MP("hybrid", "realised_vol"), MP("hybrid", "t_vs_fundamental"), derive=lambda vol, t: (vol * 100, t)),
+    Q(MCD, "model is a little worse (", "worse ({:.1f}%, t = {:.2f}, not", MC, EACH,
+      MP("time-series", "realised_vol"), MP("time-series", "t_vs_fundamental"), derive=lambda vol, t: (vol * 100, t)),
+    Q(MCD, "(16.9%) by", "({:.1f}%) by {:.0f}–{:.0f}%.", MC, EACH, MP("equal weight", "realised_vol"),
+      *[MP(m, "realised_vol") for m in _MODELS],
+      derive=lambda ew, *vols: (ew * 100, (1 - max(vols) / ew) * 100, (1 - min(vols) / ew) * 100)),
+    Q(MCD, "They predict 4.4% and", "predict {:.1f}% and {:.1f}% against a realised {:.1f}%", MC, EACH,
+      MP("statistical", "predicted_vol"), MP("time-series", "predicted_vol"), MP("statistical", "realised_vol"), scale=100),
+    Q(MCD, "(ratios 2.2 and", "and {:.1f}% (ratios {:.1f} and {:.1f})", MC, EACH, MP("time-series", "realised_vol"),
+      MP("statistical", "ratio"), MP("time-series", "ratio"), derive=lambda vol, a, b: (vol * 100, a, b)),
+    Q(MCD, "(ratios 2.2 and", "predicts {:.1f}% for {:.1f}% (ratio", MC, EACH, MP("fundamental", "predicted_vol"),
+      MP("fundamental", "realised_vol"), scale=100),
+    Q(MCD, "), and the hybrid 8.7%", "{:.2f}), and the hybrid {:.1f}% for {:.1f}%.", MC, EACH, MP("fundamental", "ratio"),
+      MP("hybrid", "predicted_vol"), MP("hybrid", "realised_vol"), derive=lambda r, p, v: (r, p * 100, v * 100)),
+    Q(MCD, "(predicted factor vol 1.7", "vol {:.1f}–{:.1f}%)", MC, EACH, MP("time-series", "predicted_factor_vol"),
+      MP("statistical", "predicted_factor_vol"), scale=100),
+    Q(MCD, "realises a market beta of", "beta of {:.2f}–{:.2f}", MC, EACH, MP("time-series", "realised_beta"),
+      MP("statistical", "realised_beta")),
+    Q(MCD, "cannot hedge the market (", "(predicted factor vol {:.1f}%)", MC, *MP("fundamental", "predicted_factor_vol"),
+      scale=100),
+    Q(MCD, "The daily bias column (", "column ({:.2f} for", MC, *MP("fundamental", "bias")),
+    Q(MCD, "(1.13) because the forecast", "({:.2f}) because", MC, *MP("fundamental", "ratio")),
+    Q(MCD, "(means 0.947", "(means {:.3f}–{:.3f})", MC, EACH, *[("mahalanobis", m, "mean") for m in _MODELS], derive=_span),
+    Q(MCD, "against 0.066, and the medians", "{:.2f}–{:.2f} against", MC, EACH, *[("mahalanobis", m, "sd") for m in _MODELS],
+      derive=_span),
+    Q(MCD, "against 0.066, and the medians", "medians are {:.2f}–{:.2f}.", MC, EACH,
+      *[("mahalanobis", m, "median") for m in _MODELS], derive=_span),
+    Q(MCD, "has the lowest mean (", "lowest mean ({:.3f})", MC, "mahalanobis", "time-series", "mean"),
+    Q(MCD, "slightly improve the sector portfolios (", "portfolios ({:.3f} → {:.3f})", MC, EACH,
+      MB("fundamental", "sector", "mean_bias"), MB("hybrid", "sector", "mean_bias")),
+    Q(MCD, "ones (1.057", "ones ({:.3f} → {:.3f}), and leave precision unchanged (t = {:.2f})", MC, EACH,
+      MB("fundamental", "random", "mean_bias"), MB("hybrid", "random", "mean_bias"), MP("hybrid", "t_vs_fundamental")),
+    Q(MCD, "| a calibrated risk number", "(realised {:.2f}× its minimum-variance forecast, against {:.1f}–{:.1f}×", MC, EACH,
+      MP("fundamental", "ratio"), MP("statistical", "ratio"), MP("time-series", "ratio")),
+]
+
+
+# derived figures of the construction study (differences of the JSON's GMV volatilities, in points of %)
+def _points(*pairs: float) -> tuple:
+    """|a - b| x 100 of consecutive pairs (a, b), the smallest and the largest."""
+    diffs = [abs(a - b) * 100 for a, b in zip(pairs[::2], pairs[1::2])]
+    return (min(diffs), max(diffs))
+
+
+QUOTES += [
+    Q(C, "start moved the hybrid by up to", "by up to {:.1f} points", CS, EACH, *V(GMV, "hybrid_10@2007", "hybrid_10"),
+      derive=lambda a, b: (a - b) * 100),
+    Q(C, "for (their bias rises by", "rises by {:.2f})", CS, EACH, *V(RB, "baseline", "no_eigen"), derive=lambda a, b: a - b),
+    Q(C, "* **Faster volatility and regime half-lives", "cost the GMV {:.1f}–{:.1f} points", CS, EACH,
+      *V(GMV, NAMED, "hybrid_10_no_eigen_corr_std", NAMED + "@2007", "hybrid_10_no_eigen_corr_std@2007"), derive=_points),
+    Q(C, "* **The factor set moved it by", "moved it by {:.1f}–{:.1f} points", CS, EACH,
+      *V(GMV, "sectors", "baseline", "no_beta", "baseline", "issue_set", "baseline"), derive=_points),
+    Q(C, "against NLS 8.68 % and EWMA", "({:.1f}–{:.1f} and", CS, EACH,
+      *V(GMV, NAMED, "=nonlinear shrinkage", NAMED + "@2007", "=nonlinear shrinkage"), derive=_points),
+    Q(C, "against NLS 8.68 % and EWMA", "and {:.1f}–{:.1f} points)", CS, EACH,
+      *V(GMV, NAMED, "=EWMA (hl 60) shrunk 50% to diagonal", NAMED + "@2007", "=EWMA (hl 60) shrunk 50% to diagonal"),
+      derive=_points),
+    Q(C, "under-forecasts the 63 days after the onset", "by {:.0f}–{:.0f} %", RG, EACH,
+      *[("settings", _DEFAULT, "events", event, "bias_0_63") for event in ("China sell-off", "US downgrade")],
+      derive=lambda a, b: ((a - 1) * 100, (b - 1) * 100)),
+    RQ("sell-off's first quarter (bias", "(bias {:.2f})", ("vol 21, VRA 21, eigen adjustment off, standardised corr",
+                                                           "China sell-off", "bias_0_63")),
+    # production.md: what many updates cost against one refit
+    Q(PROD, "Many days at once are cheaper refitted", "updates cost {:.0f} refits", UP, EACH, ("daily_updates", "total_seconds"),
+      ("refit_seconds",), derive=lambda updates, refit: updates / refit),
+    Q(PROD, "`riskmodel update` takes", "takes {:.1f} s, not", UP, "cli", "next_update_seconds"),
+    # auditing.md: sector factors' residual under-prediction; figures.md: make_figures.py's run
+    Q(AUD, "by 6.5 % on average with GICS industries", "and by about {:.0f} %", RISK, *T(E, "sector", "mean_bias"), offset=1, scale=100),
+    Q(AUD, "(held-out bias >", "(held-out bias > {:.3f})", AUDIT, "no_industry", "flag_threshold"),
+    Q(AUD, "Random equal-weight portfolios of the same sizes", "median held-out bias of {:.2f}–{:.2f}.", AUDIT, EACH,
+      ("no_industry", "clusters"), derive=lambda clusters: (min(c["random_bias_median"] for c in clusters),
+                                                             max(c["random_bias_median"] for c in clusters))),
+    Q(AUD, "A Financials cluster portfolio is under-predicted", "a factor of {:.1f}.", AUDIT, "no_industry", "clusters",
+      "dominant_sector=Financials&size=48", "bias_out"),
+    Q("docs/figures.md", "mean biases are", "are {:.2f} (pure factors), {:.2f} (eigenfactors), {:.2f} (random) and {:.2f}",
+      "docs/_static/figures.json", "mean_bias_by_family", ("pure_factors", "eigenfactors", "random", "optimised")),
+    Q("docs/figures.md", "One eigenvalue (≈", "(≈ {:.1f}) stands", "docs/_static/figures.json", "top_eigenvalue"),
+    Q("docs/figures.md", "the null edge (≈", "(≈ {:.2f})", "docs/_static/figures.json", "null_edge"),
+    Q(R, "measured in a fresh venv it needed", "needed {:.0f} CPU-seconds,", "benchmarks/results/demo_first_run.json",
+      "first_run", "cpu_seconds"),
+    Q(R, "the second run 7.9;", "(load average about {:.0f})", "benchmarks/results/demo_first_run.json", "first_run",
+      "load_average_before", 0),
+    Q(R, "s of wall time (`benchmarks/results/demo_first_run.json`)", "that was {:.0f} s and {:.0f} s of wall time",
+      "benchmarks/results/demo_first_run.json", EACH, ("first_run", "wall_seconds"), ("second_run", "wall_seconds")),
+    Q(R, "the second run 7.9;", "the second run {:.1f};", "benchmarks/results/demo_first_run.json", "second_run",
+      "cpu_seconds"),
+]
+
+
+# construction.md's set-up: the panel, the window, the factor counts, the stocks per rebuild, the band
+_CS_VARIANTS = tuple(json.loads((ROOT / CS).read_text(encoding="utf-8"))["variants"])
+
+
+def _industries(n_factors: int, styles: list) -> int:
+    """Industry (or sector) factors of a fundamental model: all factors but the market and the styles."""
+    return n_factors - 1 - len(styles)
+
+
+QUOTES += [
+    Q(C, "**Set-up.** The S&P 500 panel", "({} April-2021 members", CS, "peers", "n_stocks_panel"),
+    Q(C, "styles size, momentum, reversal, volatility", "; {} GICS industries, {}", CS, EACH,
+      ("variants", "baseline", "n_factors"), ("variants", "baseline", "settings", "styles"),
+      ("variants", "sectors", "n_factors"),
+      derive=lambda n, styles, n_sectors: (_industries(n, styles), _industries(n_sectors, styles))),
+    Q(C, "sectors), models fitted on", "models fitted on {} (rows", CS, "peers", "window"),
+    Q(C, "row is the baseline (`FactorRiskModel` defaults:", "market + {} industries + the six styles", CS, EACH,
+      ("variants", "baseline", "n_factors"), ("variants", "baseline", "settings", "styles"), derive=_industries),
+    Q(C, "460 for the peers,", "{} for the peers", CS, "peers", "n_stocks_median"),
+    Q(C, "460 for the peers,", "{}–{} across the model rows", CS, EACH,
+      *[("variants", name, "n_stocks_median") for name in _CS_VARIANTS], derive=lambda *n: (min(n), max(n))),
+    Q(C, "portfolios over 2010-2016 (95 % band", "(95 % band {:.3f} .. {:.3f})", CS, "variants", "baseline", "bias", "band",
+      (0, 1)),
+    Q(C, "optimised-portfolio bias are inside the 95 % band", "band ({:.3f}–{:.3f} from 2007;", CS, "variants", NAMED + "@2007",
+      "bias", "band", (0, 1)),
+    Q(C, "optimised-portfolio bias are inside the 95 % band", "; {:.3f}–{:.3f} from", CS, "variants", NAMED,
+      "bias", "band", (0, 1)),
+]
+
+# docs/benchmarks.md: the factor-returns section (bench_factor_returns.py), every cell of its table
+def _minor(version: str) -> str:
+    """'3.11.7' -> '3.11' (the page names versions to the minor release)."""
+    return ".".join(version.split()[-1].split(".")[:2])
+
+
+TOR_NAME = "toraniko estimate_factor_returns"
+TOR = f"name={TOR_NAME}"
+QUOTES += [
+    Q(BM, "peer toraniko pins numpy", "pins numpy {}", FR, "results", TOR, "numpy", derive=_minor),
+    Q(BM, "Full size, from the JSON files in `benchmarks/results/` (2-core VM", "(2-core VM, Python {}, numpy {},", FR, EACH,
+      ("machine", "python"), ("machine", "numpy"), derive=lambda py, npy: (_minor(py), _minor(npy))),
+    Q(BM, "numba 0.68, OpenBLAS", "numba {}, OpenBLAS {};", FR, EACH, ("machine", "numba"), ("machine", "blas"),
+      derive=lambda numba, blas: (_minor(numba), blas.split(",")[0].split()[-1].rsplit(".", 2)[0])),
+    Q(BM, "10 styles, m = 71; run of", "load average {:.1f} at", FR, "conditions", "load_average_before", 0),
+    Q(BM, "the start and 3.7 at the end on 2 cores, so the seconds are inflated", "the start and {:.1f} at the end", FR,
+      "conditions", "load_average_after", 0),
+    Q(BM, "styles fitted on sector residuals), runs under numpy", "runs under numpy {} in", FR, "results", TOR, "numpy"),
+    Q(BM, "riskmodel agrees with the normal-equation baseline to", "baseline to {:.0e} and", FR, "agreement_vs_normal_equations",
+      "factor_returns_max_rel"),
+    Q(BM, "5e-15 (relative, factor returns)", "{:.0e} (relative", FR, "agreement_vs_numpy", "factor_returns_max_rel"),
+]
+for _label, _name, _base, _fmt in [
+    ("| `regression.factor_returns` (no clip) |", "riskmodel (return_clip=None)", "riskmodel (return_clip=None)",
+     "| {:.2f} | {:.2f} | {:.1f} | {:.1f} | {:,} | {:.0f} MB ({:.2f} × the {:,.0f} MB of inputs) |"),
+    ("| `regression.factor_returns` (clip at 5 robust σ) |", "riskmodel (return_clip=5)", "riskmodel (return_clip=None)",
+     "| {:.2f} | {:.2f} | {:.1f} | {:.1f} | {:,} |"),
+    ("| `regression.factor_returns`, one thread |", "riskmodel (1 numba thread)", "riskmodel (1 numba thread)",
+     "| {:.2f} | {:.2f} | {:.1f} | {:.1f} | {:,} |"),
+    ("| numpy normal equations + Cholesky |", "numpy normal equations + Cholesky", "riskmodel (return_clip=None)",
+     "| {:.1f} | {:.1f} | {:.0f} | {:.0f} | {:,} | {:.0f} MB |"),
+    ("| numpy normal equations + Cholesky, one thread |", "numpy normal equations + Cholesky (1 BLAS thread)",
+     "riskmodel (1 numba thread)", "| {:.2f} | {:.2f} | {:.1f} | {:.1f} | {:,} |"),
+    ("| numpy per-day `lstsq` loop, one thread |", "numpy loop (1 BLAS thread)", "riskmodel (1 numba thread)",
+     "| {:.1f} | {:.1f} | {:.0f} | {:.0f} | {:,}, extrapolated | {:.0f} MB |"),
+    ("| numpy per-day `lstsq` loop |", "numpy per-day lstsq loop", "riskmodel (return_clip=None)",
+     "| {:.1f} | {:.1f} | {:.0f} | {:.0f} | {:,}, extrapolated |"),
+    ("| toraniko `estimate_factor_returns` |", TOR_NAME, "riskmodel (return_clip=None)",
+     "| {:.0f} | {:.0f} | {:.0f} | {:,.0f} | {:,}, extrapolated | {:.1f} GB peak RSS |"),
+]:
+    _paths = [("results", f"name={_name}", k) for k in ("seconds", "cpu_seconds")]
+    _paths += [("results", f"name={_base}", k) for k in ("seconds", "cpu_seconds")] + [("results", f"name={_name}", "days_timed")]
+    if _fmt.count("{") == 8:  # riskmodel's peak and the inputs
+        _paths += [("results", f"name={_name}", "peak_mb"), ("riskmodel_peak_over_inputs",), ("inputs_mb",)]
+    elif _name == TOR_NAME:
+        _paths += [("results", f"name={_name}", "peak_mb")]
+    elif _fmt.count("{") == 6:
+        # the lstsq loop's memory row is the default-threads run's (one table cell for both loops)
+        _paths += [("results", "name=numpy per-day lstsq loop" if "loop" in _name else f"name={_name}", "peak_mb")]
+    QUOTES.append(Q(BM, _label, _fmt, FR, EACH, *_paths, derive=lambda s, c, bs, bc, days, *peak, _tor=_name == TOR_NAME: (
+        s, c, s / bs, c / bc, days, *((peak[0] / 1e3,) if _tor else peak))))
+
+
+# docs/benchmarks.md: the time-series and statistical section (bench_timeseries.py), every cell of its table
+_TS_ROW = "| time-series loadings (expanding OLS per stock"
+QUOTES += [
+    Q(BM, "10 factors, 2 % missing returns; run of", "load average {:.1f} at", TS, "conditions", "load_average_before", 0),
+    Q(BM, "the start and 4.4 at the end on 2 cores (recorded", "the start and {:.1f} at the end", TS, "conditions",
+      "load_average_after", 0),
+    Q(BM, "inflated. riskmodel is timed warm, best of", "best of {}, first", TS, "conditions", "repeat"),
+    Q(BM, _TS_ROW, "| {:.2f} s | {:.0f} s (per-stock `lstsq`, {:,} of {:,} stocks timed) | {:.0f}× |", TS, EACH,
+      ("timeseries", "riskmodel_s"), ("timeseries", "lstsq_loop_s"), ("timeseries", "lstsq_stocks_timed"),
+      ("size", "n_stocks"), ("timeseries", "speedup")),
+    Q(BM, "| the same, riskmodel on one thread (like the baseline) |", "| {:.2f} s | | {:.0f}× |", TS, "timeseries",
+      ("riskmodel_1thread_s", "speedup_1thread")),
+    Q(BM, "| statistical model (rolling 504-day PCA,", "{} refits, fixed k) | {:.2f} s | {:.0f} s (full `svd` per refit, {} timed) | "
+      "{:.0f}× |", TS, "statistical", ("refits", "riskmodel_fixed_k_s", "numpy_svd_baseline_s", "baseline_refits_timed", "speedup")),
+    Q(BM, "| statistical model, k chosen by Bai–Ng |", "| {:.2f} s |", TS, "statistical", "riskmodel_bai_ng_s"),
+    Q(BM, "The loadings agree with the `lstsq` loop to", "loop to {:.1e} with", TS, "timeseries", "max_abs_diff_vs_lstsq"),
+    Q(BM, "of the process 867 MB.", "of the process {:.0f} MB.", TS, "peak_rss_mb"),
+]
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))
@@ -677,19 +962,24 @@ def _pick(node, step):
     return node[step]
 
 
-def value(quote: Quote):
-    """The figure(s) ``quote`` renders, read from its JSON (a tuple for several on one line)."""
+def _read(quote: Quote):
+    """The JSON value(s) a quote names (a tuple for several key paths or a tuple of last keys)."""
     if quote.key[0] == EACH:  # several figures, each from its own key path
-        got = tuple(_follow(_json(quote.source), path) for path in quote.key[1:])
-        return got if quote.scale == 1.0 else tuple(g * quote.scale for g in got)
+        return tuple(_follow(_json(quote.source), path) for path in quote.key[1:])
     node = _json(quote.source)
     *path, last = quote.key
     for step in path:
         node = _pick(node, step)
-    if isinstance(last, tuple):
-        got = tuple(_pick(node, k) for k in last)
+    return tuple(_pick(node, k) for k in last) if isinstance(last, tuple) else _pick(node, last)
+
+
+def value(quote: Quote):
+    """The figure(s) ``quote`` renders, read from its JSON (a tuple for several on one line)."""
+    got = _read(quote)
+    if quote.derive is not None:
+        got = quote.derive(*got) if isinstance(got, tuple) else quote.derive(got)
+    if isinstance(got, tuple):
         return got if quote.scale == 1.0 else tuple(g * quote.scale for g in got)
-    got = _pick(node, last)
     if quote.offset:
         got = got - quote.offset
     return got * quote.scale if quote.scale != 1.0 else got
@@ -800,8 +1090,7 @@ def test_a_hand_edited_docs_figure_fails(quote):
     assert check(texts), f"{quote.doc}: editing {want!r} to {bumped!r} went unnoticed"
 
 
-# docs/guide/model-comparison.md: its three tables, row for row, rendered from docs/figures/model_comparison.json
-MC, MCD = "docs/figures/model_comparison.json", "docs/guide/model-comparison.md"
+# docs/guide/model-comparison.md: its four tables, row for row, rendered from docs/figures/model_comparison.json
 MODELS = ("fundamental", "hybrid", "time-series", "statistical")
 
 
@@ -826,6 +1115,9 @@ def model_comparison_rows() -> list[str]:
         rows.append(f"| {model} | " + " | ".join(_cell(p[k]) for k in (
             "realised_vol", "predicted_vol", "ratio", "predicted_factor_vol", "bias", "mean_gross", "realised_beta",
             "t_vs_fundamental")) + " |")
+    for model in MODELS:
+        m = facts["mahalanobis"][model]
+        rows.append(f"| {model} | " + " | ".join(_cell(m[k]) for k in ("mean", "sd", "median")) + " |")
     return [" ".join(row.split()) for row in rows]
 
 
@@ -836,7 +1128,7 @@ def missing_model_comparison_rows(text: str) -> list[str]:
 
 def test_model_comparison_tables_match_their_json():
     rows = model_comparison_rows()
-    assert len(rows) == 16 + 4 + 5
+    assert len(rows) == 16 + 4 + 5 + 4
     assert missing_model_comparison_rows((ROOT / MCD).read_text(encoding="utf-8")) == []
 
 
@@ -849,7 +1141,7 @@ def test_a_hand_edited_model_comparison_cell_fails():
 
 
 # docs/guide/portfolio-risk.md: the variant table and the per-sector bias table, from docs/figures/real_risk_model.json
-SECTOR_COLUMNS = ("sector_bias_raw", "sector_bias_full", "sector_bias_sector_model")  # (a), (d), (e)
+SECTOR_COLUMNS = ("sector_bias_raw", "sector_bias_full", "sector_bias_sector_model", "sector_bias_pooled")  # (a), (d)-(f)
 
 
 def _table_rows(text: str, header: str) -> list[list[str]]:
@@ -876,8 +1168,8 @@ def portfolio_risk_problems(text: str) -> list[str]:
             problems.append(f"variant table {variant} | {family}: {cells} != {expected}")
     for cells in _table_rows(text, "| sector | (a) raw |"):
         expected = [f"{facts[column][cells[0]]:.3f}" for column in SECTOR_COLUMNS]
-        if cells[1:4] != expected:
-            problems.append(f"sector table {cells[0]}: {cells[1:4]} != {expected}")
+        if cells[1:5] != expected:
+            problems.append(f"sector table {cells[0]}: {cells[1:5]} != {expected}")
     return problems
 
 

@@ -72,10 +72,10 @@ def test_planted_one_percent_change_of_a_specific_risk_setting_is_caught(real_da
 
 FULL_CHECKS = {
     # example: (keys of its JSON compared, absolute tolerance)
-    "real_risk_model": (("mean_r2", "n_outcomes", "table", "sector_bias_full"), 5e-4),
+    "real_risk_model": (("mean_r2", "n_outcomes", "table", "sector_bias_full", "sector_bias_pooled", "pooled_industries"), 5e-4),
     "real_audit": (("no_industry", "with_industries"), 5e-4),
     "real_signal_research": (("real",), 5e-4),
-    "real_model_comparison": (("bias", "mahalanobis"), 5e-4),
+    "real_model_comparison": (("bias", "mahalanobis", "mahalanobis_gaussian_sd", "rolling_bias_random_median"), 5e-4),
 }
 
 
