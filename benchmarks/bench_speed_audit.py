@@ -12,6 +12,11 @@ out-of-core fit against the former method and against this machine's own limits,
   the former on several BLAS threads it differs by float32 rounding, in Tracy-Widom units);
 * **decomposition**: ``cov.decompose(W)`` of P = 1,000 portfolios with every part taken
   out as a user gets it (``bench_portfolio_risk.structured_decompose``);
+* **null convergence**: the null's first batch of surrogates followed for up to 120 Lanczos
+  steps, the error of each step count against the converged values in Tracy-Widom units and
+  the flop floor of each step count (``null_convergence``);
+* **decomposition breakdown**: the grouped kernel's CPU time on one thread with touched and
+  with fresh outputs, and the first touch of fresh outputs (``breakdown``);
 * **out-of-core**: not run by this script (see ``notes`` in the JSON).
 
 Each workload gets a roofline line: the bytes it must move and the flops it must do, the
@@ -20,7 +25,7 @@ The machine is shared: the load average is recorded before and after, the ratios
 interleaved runs, and CPU seconds (less disturbed by other processes) are kept next to wall
 seconds. Peak memory is tracemalloc's (numpy buffers included) over one run of each path.
 
-    python benchmarks/bench_speed_audit.py            # full size, writes results/speed_audit.json
+    python benchmarks/bench_speed_audit.py            # full size (~10 min on a busy machine), writes results/speed_audit.json
     python benchmarks/bench_speed_audit.py --quick --out /tmp/s.json   # toy sizes (seconds)
 """
 
