@@ -12,6 +12,11 @@ out-of-core fit against the former method and against this machine's own limits,
   the former on several BLAS threads it differs by float32 rounding, in Tracy-Widom units);
 * **decomposition**: ``cov.decompose(W)`` of P = 1,000 portfolios with every part taken
   out as a user gets it (``bench_portfolio_risk.structured_decompose``);
+* **null convergence**: the null's first batch of surrogates followed for up to 120 Lanczos
+  steps, the error of each step count against the converged values in Tracy-Widom units and
+  the flop floor of each step count (``null_convergence``);
+* **decomposition breakdown**: the grouped kernel's CPU time on one thread with touched and
+  with fresh outputs, and the first touch of fresh outputs (``breakdown``);
 * **out-of-core**: not run by this script (see ``notes`` in the JSON).
 
 Each workload gets a roofline line: the bytes it must move and the flops it must do, the
@@ -20,7 +25,7 @@ The machine is shared: the load average is recorded before and after, the ratios
 interleaved runs, and CPU seconds (less disturbed by other processes) are kept next to wall
 seconds. Peak memory is tracemalloc's (numpy buffers included) over one run of each path.
 
-    python benchmarks/bench_speed_audit.py            # full size, writes results/speed_audit.json
+    python benchmarks/bench_speed_audit.py            # full size (~10 min on a busy machine), writes results/speed_audit.json
     python benchmarks/bench_speed_audit.py --quick --out /tmp/s.json   # toy sizes (seconds)
 """
 
@@ -41,6 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _machine import best_of, best_of_cpu, copy_probe, gemm_probe  # noqa: E402
 from bench_audit import make_residuals  # noqa: E402
 from bench_portfolio_risk import make_world, structured_decompose  # noqa: E402
 
@@ -49,44 +55,26 @@ RESULTS = Path(__file__).resolve().parent / "results" / "speed_audit.json"
 
 # ----------------------------------------------------------------------------- machine
 def machine_limits(quick: bool) -> dict[str, float]:
-    """Copy bandwidth (GB/s, bytes read + written) and dgemm / sgemm peaks (GFLOP/s).
+    """Copy bandwidth (GB/s, bytes read + written) and dgemm / sgemm peaks (GFLOP/s), from the
+    shared probes of :mod:`_machine` (``copy_probe``, ``gemm_probe``).
 
     Each is the best of many short runs (a copy of 64 MB, a 1,500 x 1,500 GEMM), on all
     BLAS threads and on one: on a shared machine the best short run is the one that had the
-    cores to itself, which is what "the machine's limit" means. ``*_2core`` is the larger of
-    the all-thread figure and twice the one-thread figure.
+    cores to itself, which is what "the machine's limit" means. ``*_gflop_s`` is the larger
+    of the all-thread figure and twice the one-thread figure.
     """
-    from threadpoolctl import threadpool_limits
-
-    n_copy = (1 if quick else 8) * 2**20  # float64 entries: 64 MB per array at full size
-    src = np.ones(n_copy)
-    dst = np.empty_like(src)
-    np.copyto(dst, src)  # fault the pages in before timing
-    copy_s = _best(lambda: np.copyto(dst, src), 10 if quick else 40)
-    del src, dst
+    copy = copy_probe(8 if quick else 64, 10 if quick else 40)
     n = 500 if quick else 1500
     reps = 3 if quick else 15
-    rng = np.random.default_rng(0)
-    out: dict[str, float] = {"copy_bytes": float(2 * n_copy * 8), "copy_seconds": copy_s,
-                             "bandwidth_gb_s": 2 * n_copy * 8 / copy_s / 1e9, "gemm_n": float(n)}
+    out: dict[str, float] = {"copy_bytes": copy["bytes"], "copy_seconds": copy["seconds"],
+                             "bandwidth_gb_s": copy["gbs_wall"], "bandwidth_gb_s_per_cpu_second": copy["gbs_cpu"],
+                             "gemm_n": float(n)}
     for name, dtype in (("dgemm", np.float64), ("sgemm", np.float32)):
-        A = rng.standard_normal((n, n)).astype(dtype)
-        A @ A
-        out[f"{name}_gflop_s_all_threads"] = 2 * n**3 / _best(lambda: A @ A, reps) / 1e9
-        with threadpool_limits(1):
-            out[f"{name}_gflop_s_one_thread"] = 2 * n**3 / _best(lambda: A @ A, reps) / 1e9
-        out[f"{name}_gflop_s"] = max(out[f"{name}_gflop_s_all_threads"],
-                                     min(2, os.cpu_count() or 1) * out[f"{name}_gflop_s_one_thread"])
+        probe = gemm_probe(dtype, n, reps)
+        out[f"{name}_gflop_s_all_threads"] = probe["gflops_all_threads"]
+        out[f"{name}_gflop_s_one_thread"] = probe["gflops_one_thread"]
+        out[f"{name}_gflop_s"] = probe["gflops"]
     return out
-
-
-def _best(fn: Callable[[], Any], repeat: int) -> float:
-    best = math.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
@@ -191,11 +179,13 @@ def bench_audit(n_stocks: int, n_dates: int, n_null: int, repeat: int, limits: d
     audit_peak_new, audit_new = _peak(audit(True))
     audit_peak_old, audit_old = _peak(audit(False))
     audit_times = _interleaved({"former": audit(False), "new": audit(True)}, repeat)
-    spec_s = min(_timed(lambda: sp.top_eigenpairs(Z, 20))[0] for _ in range(repeat))
+    spec_s = best_of(lambda: sp.top_eigenpairs(Z, 20), repeat)
     eig = sp.top_eigenpairs(Z, 20)
 
     steps = counted["products"]
     S = min(n_null, 32)
+    default_steps = steps // max(1, math.ceil(n_null / 32))
+    convergence = null_convergence(Z, n_null, default_steps, min(T, 60 if T < 1000 else 120), limits)
     null_flops = steps * 4.0 * T * N * S  # Z_g' X_g and Z_g (.) per group: 2 GEMMs of 2 T w S flops
     null_bytes = steps * (T * N * 8.0 + T * N * 4.0)  # Z read (float64) and its float32 groups written/read in cache
     b_ = min(20 + 10, T)
@@ -204,7 +194,8 @@ def bench_audit(n_stocks: int, n_dates: int, n_null: int, repeat: int, limits: d
     new_s = audit_times["new"]["best_s"]
     return {
         "n_stocks": N, "n_dates": T, "n_null": n_null, "null_group_size": group,
-        "lanczos_steps": steps // max(1, math.ceil(n_null / 32)),
+        "lanczos_steps": default_steps,
+        "null_convergence": convergence,
         "audit": {**audit_times, "speedup_best": audit_times["former"]["best_s"] / new_s,
                   "peak_x_matrix": {"former": audit_peak_old / (T * N * 8), "new": audit_peak_new / (T * N * 8)}},
         "null": {**null_times, "speedup_best": null_times["former"]["best_s"] / null_times["new"]["best_s"],
@@ -235,6 +226,71 @@ def bench_audit(n_stocks: int, n_dates: int, n_null: int, repeat: int, limits: d
     }
 
 
+def null_convergence(Z: np.ndarray, n_null: int, default_steps: int, max_steps: int, limits: dict,
+                     quantile: float = 0.99) -> dict[str, Any]:
+    """How far the null's surrogate ``lambda_max`` are from their converged values after j
+    Lanczos steps, in Tracy-Widom units, and what j steps cost at the sgemm peak.
+
+    The first batch of the audit's null (the ``"shuffle"`` plan and start vectors that
+    ``null_lambda_max(Z, n_null, "shuffle", default_rng(1))`` draws) is run for ``max_steps``
+    steps, its top Ritz values recorded after every step (``spectrum._lockstep_lanczos_top``'s
+    ``trace``); the last are the reference (``converged_change_tw`` is their largest move over
+    the last 10 steps). For each j: the median and the most negative error (Ritz values
+    approach from below), the error of the ``quantile`` edge, and the time of ``4 T N S j``
+    flops at the sgemm peak. ``fewest_steps_*`` are the smallest j meeting the bounds of
+    ``tests/audit/test_residuals.py::test_float32_null_matches_converged_float64_null``
+    (median and edge within 5% of sigma, every surrogate within 0.25 sigma) and the first two
+    of them only.
+    """
+    from riskmodel.audit import spectrum as sp
+
+    T, N = Z.shape
+    S = min(n_null, 32)
+    rng = np.random.default_rng(1)
+    plan = sp.surrogate_plan(T, N, S, "shuffle", rng)
+    trace: list[np.ndarray] = []
+    sp._lockstep_lanczos_top(Z, plan, S, rng, 0.0, max_steps, np.float32, trace=trace)
+    theta = np.array(trace) / T  # theta[i]: after i + 5 steps
+    a, b = math.sqrt(T - 1.0), math.sqrt(N)
+    sigma = (a + b) * (1.0 / a + 1.0 / b) ** (1.0 / 3.0) / T
+    ref = theta[-1]
+    err = (theta - ref) / sigma
+    edge = (np.quantile(theta, quantile, axis=1) - np.quantile(ref, quantile)) / sigma
+    median = np.median(np.abs(err), axis=1)
+    worst = err.min(axis=1)
+    steps = np.arange(5, 5 + theta.shape[0])
+    flops_per_step = 4.0 * T * N * S
+    peak = limits["sgemm_gflop_s"] * 1e9
+
+    def fewest(ok: np.ndarray) -> int | None:
+        # the first j from which the bounds hold at every later step
+        bad = np.flatnonzero(~ok)
+        first = 0 if bad.size == 0 else bad[-1] + 1
+        return int(steps[first]) if first < steps.size - 1 else None
+
+    central = (median < 0.05) & (np.abs(edge) < 0.05)
+    table = []
+    for j in sorted({15, 20, 25, 30, 35, 40, default_steps, 60}):
+        if 5 <= j < 5 + theta.shape[0] - 1:
+            i = j - 5
+            table.append({"steps": j, "median_abs_error_tw": float(median[i]), "worst_error_tw": float(worst[i]),
+                          "edge_error_tw": float(edge[i]), "null_floor_s": j * flops_per_step / peak})
+    fewest_all = fewest(central & (worst > -0.25))
+    fewest_central = fewest(central)
+    gram_floor = T * T * min(T, N) / peak if T <= N else N * N * T / peak
+    return {
+        "surrogates": S, "max_steps": int(steps[-1]), "default_steps": default_steps, "quantile": quantile,
+        "converged_change_tw": float(np.abs(theta[-1] - theta[-11]).max() / sigma) if theta.shape[0] > 10 else None,
+        "tracy_widom_scale": sigma, "by_steps": table,
+        "fewest_steps_all_bounds": fewest_all, "fewest_steps_median_and_edge": fewest_central,
+        "null_floor_s_default_steps": default_steps * flops_per_step / peak,
+        "null_floor_s_fewest_central": None if fewest_central is None else fewest_central * flops_per_step / peak,
+        "spectrum_gram_floor_s": gram_floor,
+        "note": "floors: the flops at the sgemm peak (null: 4 T N S per step; spectrum: the T^2 N of the "
+                "float32 Gram matrix alone, without its eigendecomposition or the refinement)",
+    }
+
+
 # ----------------------------------------------------------------------------- decomposition
 def bench_decomposition(n_stocks: int, n_portfolios: int, repeat: int, limits: dict) -> dict[str, Any]:
     from riskmodel.covariance.structured import StructuredCovariance
@@ -245,6 +301,7 @@ def bench_decomposition(n_stocks: int, n_portfolios: int, repeat: int, limits: d
     structured_decompose(cov, W)
     times = _interleaved({"current": lambda: structured_decompose(cov, W)}, repeat)
     peak, _ = _peak(lambda: structured_decompose(cov, W))
+    breakdown = decomposition_breakdown(cov, W, repeat)
     groups = cov._groups
     kd = groups.dense_t.shape[0] if groups is not None else 70
     P, N = W.shape
@@ -252,11 +309,50 @@ def bench_decomposition(n_stocks: int, n_portfolios: int, repeat: int, limits: d
     bytes_moved = P * N * 8.0 * (1 + 2 + 2)  # read W, write MCR and CR, the OS zeroing their fresh pages
     return {
         "n_stocks": N, "n_portfolios": P, "dense_columns": kd, "method_changed": False,
-        **times, "peak_mb": peak / 2**20,
+        **times, "peak_mb": peak / 2**20, "breakdown": breakdown,
         "roofline": [roofline("decomposition, 1,000 portfolios", times["current"]["best_s"], flops, bytes_moved,
                               limits["dgemm_gflop_s"], limits["bandwidth_gb_s"],
                               "read W, write MCR and CR (+ the zeroing of their fresh pages)")],
     }
+
+
+def decomposition_breakdown(cov: Any, W: np.ndarray, repeat: int) -> dict[str, float]:
+    """Where the decomposition's time goes, in CPU milliseconds on one thread (less disturbed
+    by other processes than wall time): the grouped kernel alone (``MODE_DECOMPOSE``, its
+    two ``(P, N)`` outputs already faulted in), the same with fresh outputs as a call makes
+    them, and the first touch of two fresh ``(P, N)`` arrays against a fill of touched ones
+    (the pages the OS zeroes for every call's outputs)."""
+    from riskmodel.kernels import kernel_threads
+    from riskmodel.kernels.operator import MODE_DECOMPOSE, grouped_rows_kernel
+
+    g = cov._groups
+    P, N = W.shape
+    m = cov._F.shape[0]
+    small = [np.empty((P, m)), np.empty((P, m)), np.empty(P), np.empty(P)]
+    touched = [np.zeros((P, N)), np.zeros((P, N))]
+    args = (W, MODE_DECOMPOSE, g.dense_t, g.dense_cols, g.codes, g.n_groups, g.fold_cols, *g._nonzeros, cov._F, cov._d)
+
+    def kernel(outs: list[np.ndarray]) -> None:
+        with kernel_threads(1):
+            grouped_rows_kernel(*args, *small, *outs)
+
+    def fresh_kernel() -> None:
+        kernel([np.empty((P, N)), np.empty((P, N))])
+
+    def fresh_fill() -> None:
+        for _ in range(2):
+            np.empty((P, N)).fill(0.0)
+
+    def touched_fill() -> None:
+        for a in touched:
+            a.fill(0.0)
+
+    kernel(touched)
+    reps = max(5, repeat)
+    return {"kernel_one_thread_cpu_ms": best_of_cpu(lambda: kernel(touched), reps)[1] * 1e3,
+            "kernel_fresh_outputs_one_thread_cpu_ms": best_of_cpu(fresh_kernel, reps)[1] * 1e3,
+            "fresh_outputs_fill_cpu_ms": best_of_cpu(fresh_fill, reps)[1] * 1e3,
+            "touched_outputs_fill_cpu_ms": best_of_cpu(touched_fill, reps)[1] * 1e3}
 
 
 # ----------------------------------------------------------------------------- main

@@ -588,7 +588,11 @@ def _lockstep_lanczos_top(
     tol: float,
     max_iter: int,
     dtype: type = np.float64,
+    trace: list[np.ndarray] | None = None,
 ) -> np.ndarray:
+    """Top Ritz value of each surrogate's Lanczos recurrence (``trace``: a list that receives
+    a copy of the ``(S,)`` top Ritz values after every step from the fifth on; the numbers
+    are the same with or without it)."""
     T = Z.shape[0]
     X = rng.standard_normal((T, S))
     X /= np.linalg.norm(X, axis=0)
@@ -617,6 +621,8 @@ def _lockstep_lanczos_top(
                 new = _top_tridiagonal(np.array(alphas), np.array(betas[:-1]))
                 done = (np.abs(new - theta) <= tol) | (beta_new <= 1e-12 * np.abs(new))
                 theta = new
+                if trace is not None:
+                    trace.append(new.copy())
                 if done.all():
                     break
             X_prev, X = X, Y / np.maximum(beta_new, tiny)

@@ -119,3 +119,57 @@ def test_speed_benchmark_toy_run(tmp_path):
         assert line["limit_s"] == max(line["flop_time_s"], line["memory_time_s"]) > 0
         assert line["x_limit"] == pytest.approx(line["measured_s"] / line["limit_s"])
     assert len(doc["load_average_before"]) == 3 and doc["machine"]["cpu_count"] >= 1
+
+
+def test_lanczos_trace_records_every_step_without_changing_the_null():
+    """The trace hook of the null's recurrence (bench_speed_audit's convergence study): one
+    ``(S,)`` row per step from the fifth, the last row the returned values, the numbers the
+    same as without it."""
+    T, N, S = 200, 500, 6
+    Z = _world(T, N, 5)
+    plan = sp.surrogate_plan(T, N, S, "shuffle", np.random.default_rng(6), group_size=60)
+    plain = sp._lockstep_lanczos_top(Z, plan, S, np.random.default_rng(7), 0.0, 40, np.float32)
+    trace: list[np.ndarray] = []
+    traced = sp._lockstep_lanczos_top(Z, plan, S, np.random.default_rng(7), 0.0, 40, np.float32, trace=trace)
+    np.testing.assert_array_equal(traced, plain)
+    rows = np.array(trace)
+    assert rows.shape == (40 - 4, S)  # steps 5 .. 40 (tol=0: no early stop at this size)
+    np.testing.assert_array_equal(rows[-1], plain)
+    # Ritz values grow towards the top eigenvalue (float32 products: up to rounding)
+    assert np.all(np.diff(rows, axis=0) >= -1e-6 * np.abs(rows[1:]))
+    Zs = sp.apply_surrogate(Z, plan, 0)
+    assert rows[-1, 0] == pytest.approx(np.linalg.eigvalsh(Zs @ Zs.T)[-1], rel=1e-5)
+
+
+def test_speed_benchmark_convergence_and_breakdown(tmp_path):
+    """bench_speed_audit.py --quick: the convergence table's errors are Ritz values' (at or
+    below the converged value), shrink to the default step count, and the decomposition's
+    breakdown has every part."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_speed_audit.py"
+    spec = importlib.util.spec_from_file_location("bench_speed_audit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "speed.json"
+    module.main(["--quick", "--output", str(out)])
+    doc = json.loads(out.read_text())
+    conv = doc["audit"]["null_convergence"]
+    assert conv["default_steps"] == doc["audit"]["lanczos_steps"]
+    rows = {r["steps"]: r for r in conv["by_steps"]}
+    assert conv["default_steps"] in rows
+    sigma_tol = 1e-3  # float32 products: Ritz values at most this far above the converged one
+    for r in rows.values():
+        assert r["worst_error_tw"] <= sigma_tol and r["edge_error_tw"] <= sigma_tol
+        assert r["median_abs_error_tw"] >= 0
+    steps = sorted(rows)
+    assert rows[steps[0]]["median_abs_error_tw"] >= rows[conv["default_steps"]]["median_abs_error_tw"]
+    floors = [rows[j]["null_floor_s"] for j in steps]
+    assert floors == sorted(floors) and floors[0] > 0
+    assert conv["converged_change_tw"] < 1e-2
+    br = doc["decomposition"]["breakdown"]
+    assert set(br) == {"kernel_one_thread_cpu_ms", "kernel_fresh_outputs_one_thread_cpu_ms",
+                       "fresh_outputs_fill_cpu_ms", "touched_outputs_fill_cpu_ms"}
+    assert all(v > 0 for v in br.values())

@@ -682,6 +682,64 @@ QUOTES += [
     Q(R, AU_ROW, "({:.1f} at the end)", AU, "conditions", "load_average_after", 0),
 ]
 
+# docs/benchmarks.md: the audit and decomposition against the machine's limits (bench_speed_audit.py, issue 21)
+SA = "benchmarks/results/speed_audit.json"
+_NC = ("audit", "null_convergence")
+_BD = ("decomposition", "breakdown")
+QUOTES += [
+    Q(BM, "The speed-audit run's load average", "load average: {:.1f} before and {:.1f} after", SA, EACH,
+      ("load_average_before", 0), ("load_average_after", 0)),
+    Q(BM, "Limits measured in the speed-audit run", "copy bandwidth {:.1f} GB/s ({:.1f} GB/s per CPU second)", SA, EACH,
+      ("limits", "bandwidth_gb_s"), ("limits", "bandwidth_gb_s_per_cpu_second")),
+    Q(BM, "GFLOP/s (two cores: the larger of the all-thread figure and", "{:.1f} GFLOP/s and sgemm {:.1f} GFLOP/s", SA,
+      EACH, ("limits", "dgemm_gflop_s"), ("limits", "sgemm_gflop_s")),
+    Q(BM, "Under this load they are low", "figure, {:.1f} and {:.1f} GFLOP/s)", SA, EACH,
+      ("limits", "dgemm_gflop_s_one_thread"), ("limits", "sgemm_gflop_s_one_thread")),
+    Q(BM, "loop on BLAS's threads, interleaved: null", "null {:.2f} s → {:.2f} s (best of {})", SA, EACH,
+      ("audit", "null", "former", "best_s"), ("audit", "null", "new", "best_s"), ("audit", "null", "new", "runs")),
+    Q(BM, "The pooled null equals the", "to end {:.2f} s → {:.2f} s, CPU seconds {:.1f} → {:.1f}", SA, EACH,
+      ("audit", "audit", "former", "best_s"), ("audit", "audit", "new", "best_s"),
+      ("audit", "audit", "former", "cpu_s"), ("audit", "audit", "new", "cpu_s")),
+    Q(BM, "the significant components", "components {} and {}, the clusters {} and {}", SA, EACH,
+      ("audit", "agreement", "n_significant", 0), ("audit", "agreement", "n_significant", 1),
+      ("audit", "agreement", "n_clusters", 0), ("audit", "agreement", "n_clusters", 1)),
+    Q(BM, "spectrum alone took", "took {:.2f} s in this run", SA, "audit", "spectrum_s"),
+    Q(BM, "How many Lanczos steps the null needs", "first {} surrogates", SA, *_NC, "surrogates"),
+    Q(BM, "(the plan and start vectors of the null timed above)", "for {} steps", SA, *_NC, "max_steps"),
+    Q(BM, "Tracy-Widom units σ. Against those converged", "last 10 steps is {:.1e} Tracy-Widom", SA, *_NC,
+      "converged_change_tw"),
+    Q(BM, "steps the median error is", "default {} steps the median error is {:.1e} σ and the edge error {:.1e} σ", SA,
+      EACH, (*_NC, "default_steps"), (*_NC, "by_steps", "steps=47", "median_abs_error_tw"),
+      (*_NC, "by_steps", "steps=47", "edge_error_tw"), minus=True),
+    Q(BM, "one slow surrogate", "is still {:.2f} σ off", SA, *_NC, "by_steps", "steps=47", "worst_error_tw", minus=True),
+    Q(BM, "hold from", "hold from {} steps on; every surrogate within 0.25 σ only from {}", SA, EACH,
+      (*_NC, "fewest_steps_median_and_edge"), (*_NC, "fewest_steps_all_bounds")),
+    Q(BM, "The null's flops alone", "take {:.2f} s at the default", SA, *_NC, "null_floor_s_default_steps"),
+    Q(BM, "at the fewest steps the median and edge allow", "({:.2f} s at the fewest", SA, *_NC,
+      "null_floor_s_fewest_central"),
+    Q(BM, "target therefore sits", "matrix alone {:.2f} s", SA, *_NC, "spectrum_gram_floor_s"),
+    Q(BM, "portfolios × 5,000 stocks.** Unchanged:", "Unchanged: {:.1f} ms best", SA, "decomposition", "current",
+      "best_s", scale=1e3),
+    Q(BM, "runs under this load. Where the time goes", "{:.1f} ms median", SA, "decomposition", "current", "median_s",
+      scale=1e3),
+    Q(BM, "runs under this load. Where the time goes", "of {} runs", SA, "decomposition", "current", "runs"),
+    Q(BM, "with fresh outputs as a call makes them", "faulted in {:.1f} ms, with fresh outputs as a call makes them {:.1f} ms",
+      SA, *_BD, ("kernel_one_thread_cpu_ms", "kernel_fresh_outputs_one_thread_cpu_ms")),
+    Q(BM, "for a fill of touched ones", "costs {:.1f} ms against {:.1f} ms", SA, *_BD,
+      ("fresh_outputs_fill_cpu_ms", "touched_outputs_fill_cpu_ms")),
+]
+for _label, _part, _measured, _scale in [
+    ("| audit null (float32 GEMMs) |", "audit", "| {:.2f} s |", 1.0),
+    ("| audit spectrum (float32 Gram + float64 refinement) |", "audit", "| {:.2f} s |", 1.0),
+    ("| audit end to end |", "audit", "| {:.2f} s |", 1.0),
+    ("| decomposition, 1,000 portfolios |", "decomposition", "| {:.1f} ms |", 1e3),
+]:
+    _line_key = (_part, "roofline", "workload=" + _label.strip("| "))
+    QUOTES += [Q(BM, _label, _measured, SA, *_line_key, "measured_s", scale=_scale),
+               Q(BM, _label, "| {:.1f} GFLOP | {:.2f} GB |", SA, *_line_key, ("flops", "bytes"), scale=1e-9),
+               Q(BM, _label, "| {:.0f} ms | {:.0f} ms |", SA, *_line_key, ("flop_time_s", "memory_time_s"), scale=1e3),
+               Q(BM, _label, "| {:.1f}× |", SA, *_line_key, "x_limit")]
+
 
 # docs/guide/model-comparison.md: the prose (its tables: test_model_comparison_tables_match_their_json)
 MC, MCD = "docs/figures/model_comparison.json", "docs/guide/model-comparison.md"
