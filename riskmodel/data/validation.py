@@ -375,27 +375,30 @@ def _return_spread(returns: xr.DataArray) -> tuple[float, int]:
 def _cap_return_scale(returns: xr.DataArray, market_cap: xr.DataArray) -> tuple[float, float, int]:
     """(share of stock-days where d ln market_cap and the return have the same sign,
     median |d ln market_cap| / median |return|, stock-days used)."""
-    d_cap, ret, n_agree = [], [], 0
+    d_cap, ret, n_agree, filled, kernel = [], [], 0, 0, returns.size >= _KERNEL_MIN_CELLS
+    if kernel:  # one pair of block buffers; the used values packed straight into flat arrays
+        from riskmodel.kernels.panel_checks import cap_return_kernel
+
+        flat_y, flat_r, buffers = np.empty(returns.size), np.empty(returns.size), np.empty((2, 0, 0))
     for lo, caps in _date_blocks(market_cap.transpose("date", "stock"), overlap=1):
         rows = slice(lo + 1, lo + caps.shape[0])
         r = np.asarray(returns.isel(date=rows).values, dtype=np.float64)
-        if returns.size >= _KERNEL_MIN_CELLS:
-            from riskmodel.kernels.panel_checks import cap_return_kernel
-
-            y, abs_r, count, agree = np.empty(r.shape), np.empty(r.shape), np.empty(len(r), np.int64), np.empty(len(r), np.int64)
+        if kernel:
+            buffers = buffers if buffers.shape[1] >= len(r) else np.empty((2, *r.shape))
+            y, abs_r, count, agree = buffers[0, : len(r)], buffers[1, : len(r)], np.empty(len(r), np.int64), np.empty(len(r), np.int64)
             cap_return_kernel(np.ascontiguousarray(caps), np.ascontiguousarray(r), MAX_DAILY_RETURN, y, abs_r, count, agree)
             n_agree += int(agree.sum())  # |y|, |r| are packed at the front of each row
-            d_cap += [y[t, :c] for t, c in enumerate(count) if c]
-            ret += [abs_r[t, :c] for t, c in enumerate(count) if c]
+            for t, c in enumerate(count.tolist()):
+                flat_y[filled : filled + c], flat_r[filled : filled + c] = y[t, :c], abs_r[t, :c]
+                filled += c
             continue
-        else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                y = np.log(caps[1:] / caps[:-1])
-            ok = np.isfinite(y) & np.isfinite(r) & (y != 0) & (r != 0) & (np.abs(r) <= MAX_DAILY_RETURN)
-            n_agree += int(np.count_nonzero(np.sign(y[ok]) == np.sign(r[ok])))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.log(caps[1:] / caps[:-1])
+        ok = np.isfinite(y) & np.isfinite(r) & (y != 0) & (r != 0) & (np.abs(r) <= MAX_DAILY_RETURN)
+        n_agree += int(np.count_nonzero(np.sign(y[ok]) == np.sign(r[ok])))
         d_cap.append(y[ok])
         ret.append(r[ok])
-    y, r = (np.concatenate(v) if v else np.empty(0) for v in (d_cap, ret))
+    y, r = (flat_y[:filled], flat_r[:filled]) if kernel else (np.concatenate(v) if v else np.empty(0) for v in (d_cap, ret))
     if y.size < _MIN_CAP_CELLS:
         return float("nan"), float("nan"), int(y.size)
     with ThreadPoolExecutor(2) as pool:  # the two partitions release the GIL: one per core
@@ -523,8 +526,11 @@ def _warn_empty_characteristics(panel: xr.Dataset, names: Iterable[Hashable]) ->
         da = panel[name]
         if da.dtype.kind != "f" or set(da.dims) != {"date", "stock"} or da.size == 0:
             continue
-        finite = np.isfinite(da.data).any()
-        if not bool(finite.compute() if hasattr(finite, "compute") else finite):
+        if hasattr(da.data, "compute"):
+            finite = bool(np.isfinite(da.data).any().compute())
+        else:  # block by block, stopping at the first block with a value (no full-size mask)
+            finite = any(np.isfinite(da.data[lo : lo + _BLOCK_DATES]).any() for lo in range(0, len(da), _BLOCK_DATES))
+        if not finite:
             empty.append(str(name))
     if empty:
         warnings.warn(
