@@ -5,6 +5,9 @@ Fits ``FactorRiskModel()`` on the 5,000 × 2,520 benchmark panel of ``bench_full
 round (``--rounds``, the configurations alternating within each round):
 
 * ``current`` — the default settings (100 eigen-adjustment draws every 63 dates);
+* ``former panel checks`` — the same with the panel checks run as before issue 21 (numpy on
+  one thread instead of the ``riskmodel/kernels/panel_checks.py`` kernels): its fitted arrays
+  must be bit-identical to ``current``'s (``fit_bit_identical_to_current``);
 * ``eigen_sims=50`` — half the Monte-Carlo draws (a change of the model's numbers);
 * ``eigen_sims=0`` — no eigen adjustment: Σ_f keeps only its per-date eigenvalue-floor
   repair, one LAPACK ``eigh`` per date, so this row is the floor of any Monte-Carlo change.
@@ -21,7 +24,11 @@ exposures, regression, Σ_f split into
 EWMA + Newey–West, the Monte Carlo of the eigen adjustment, the per-date rebuild and the
 VRA, and D split into its time series, cross section, VRA and final variance.
 
-The machine's limits are measured in the same run, per CPU second as well as per wall
+The panel checks (``check_fundamental_data`` + ``validate_panel``) are also timed alone, the
+former way and the new way alternating (``panel_checks`` in the JSON).
+
+The machine's limits are measured in the same run (the probes of ``benchmarks/_machine.py``),
+per CPU second as well as per wall
 second (the machine is shared; a one-thread probe's rate per CPU second is what a core does
 while it runs): memory bandwidth (a one-thread 256 MB ``np.copyto``, read + write bytes),
 peak double-precision flops (a one-thread 1,024² ``dgemm`` times the cores), one 71 × 71
