@@ -5,6 +5,9 @@ Fits ``FactorRiskModel()`` on the 5,000 × 2,520 benchmark panel of ``bench_full
 round (``--rounds``, the configurations alternating within each round):
 
 * ``current`` — the default settings (100 eigen-adjustment draws every 63 dates);
+* ``former panel checks`` — the same with the panel checks run as before issue 21 (numpy on
+  one thread instead of the ``riskmodel/kernels/panel_checks.py`` kernels): its fitted arrays
+  must be bit-identical to ``current``'s (``fit_bit_identical_to_current``);
 * ``eigen_sims=50`` — half the Monte-Carlo draws (a change of the model's numbers);
 * ``eigen_sims=0`` — no eigen adjustment: Σ_f keeps only its per-date eigenvalue-floor
   repair, one LAPACK ``eigh`` per date, so this row is the floor of any Monte-Carlo change.
@@ -21,7 +24,11 @@ exposures, regression, Σ_f split into
 EWMA + Newey–West, the Monte Carlo of the eigen adjustment, the per-date rebuild and the
 VRA, and D split into its time series, cross section, VRA and final variance.
 
-The machine's limits are measured in the same run, per CPU second as well as per wall
+The panel checks (``check_fundamental_data`` + ``validate_panel``) are also timed alone, the
+former way and the new way alternating (``panel_checks`` in the JSON).
+
+The machine's limits are measured in the same run (the probes of ``benchmarks/_machine.py``),
+per CPU second as well as per wall
 second (the machine is shared; a one-thread probe's rate per CPU second is what a core does
 while it runs): memory bandwidth (a one-thread 256 MB ``np.copyto``, read + write bytes),
 peak double-precision flops (a one-thread 1,024² ``dgemm`` times the cores), one 71 × 71
@@ -60,6 +67,7 @@ import numpy as np
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".numba_cache"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import best_of_cpu, copy_probe, gemm_probe  # noqa: E402
 from bench_full_fit import (  # noqa: E402
     FULL,
     QUICK,
@@ -73,34 +81,23 @@ from bench_full_fit import (  # noqa: E402
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "speed_fit.json"
-CONFIGS = {"current": {}, "eigen_sims=50": {"eigen_sims": 50}, "eigen_sims=0": {"eigen_sims": 0}}
+CONFIGS = {"current": {}, "former panel checks": {}, "eigen_sims=50": {"eigen_sims": 50},
+           "eigen_sims=0": {"eigen_sims": 0}}
+#: the configurations that run the panel checks as before issue 21 (numpy, one thread)
+FORMER_CHECKS = ("former panel checks",)
+
+
+def panel_check_kernels(on: bool) -> None:
+    """Run the panel checks as numba kernels (the default at this size) or as numpy (former)."""
+    from riskmodel.data import validation
+    from riskmodel.models import pipeline
+
+    validation._KERNEL_MIN_CELLS = pipeline._KERNEL_MIN_CELLS = (2**20 if on else 1 << 62)
 
 
 # ---------------------------------------------------------------------------------------
 # the machine
 # ---------------------------------------------------------------------------------------
-
-
-def _best(fn, repeat: int) -> float:
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def _best_cpu(fn, repeat: int) -> tuple[float, float]:
-    """Best wall seconds and best process CPU seconds (user + system) of ``repeat`` calls."""
-    wall = cpu = np.inf
-    for _ in range(repeat):
-        u0, s0, _ = _cpu_and_faults()
-        t0 = time.perf_counter()
-        fn()
-        wall = min(wall, time.perf_counter() - t0)
-        u1, s1, _ = _cpu_and_faults()
-        cpu = min(cpu, (u1 - u0) + (s1 - s0))
-    return wall, cpu
 
 
 def machine_limits(quick: bool) -> dict[str, Any]:
@@ -112,22 +109,12 @@ def machine_limits(quick: bool) -> dict[str, Any]:
     that times the cores (``peak_GFlops_per_core × cpu_count``), its bandwidth the copy
     rate of one core (a lower bound: two cores may draw more).
     """
-    from threadpoolctl import threadpool_limits
-
     from riskmodel._blas import blas_threads, one_blas_thread
     from riskmodel.kernels.ewma import eigh_stack
 
-    n_copy = (32 if quick else 256) * 2**20 // 8
-    src = np.random.default_rng(0).standard_normal(n_copy)
-    dst = np.empty_like(src)
-    np.copyto(dst, src)
-    t_copy, c_copy = _best_cpu(lambda: np.copyto(dst, src), 9)
+    copy = copy_probe(32 if quick else 256, 9)
     n = 1024
-    a = np.random.default_rng(1).standard_normal((n, n))
-    b = np.random.default_rng(2).standard_normal((n, n))
-    t_gemm = _best(lambda: a @ b, 10)
-    with threadpool_limits(1):
-        t_gemm1, c_gemm1 = _best_cpu(lambda: a @ b, 10)
+    gemm = gemm_probe(np.float64, n, 10)
     m = 71
     x = np.random.default_rng(3).standard_normal((4 * m, m))
     s = x.T @ x
@@ -140,24 +127,28 @@ def machine_limits(quick: bool) -> dict[str, Any]:
         threads = get_num_threads()
         set_num_threads(1)
         try:
-            _, c_eigh = _best_cpu(lambda: eigh_stack(stack, vals, vecs), 5)
+            _, c_eigh = best_of_cpu(lambda: eigh_stack(stack, vals, vecs), 5)
         finally:
             set_num_threads(threads)
-        _, c_small = _best_cpu(lambda: [s @ s for _ in range(200)], 5)
+        _, c_small = best_of_cpu(lambda: [s @ s for _ in range(200)], 5)
+        # the batched alternative: numpy's eigh over the stacked (200, 71, 71) array in one call
+        _, c_stacked = best_of_cpu(lambda: np.linalg.eigh(stack), 5)
     cores = os.cpu_count() or 1
-    per_core = 2 * n**3 / c_gemm1 / 1e9
+    per_core = gemm["gflops_one_thread_cpu"]
     return {
-        "bandwidth_GBps": 2 * src.nbytes / c_copy / 1e9,
-        "bandwidth_GBps_wall": 2 * src.nbytes / t_copy / 1e9,
-        "copy_MB": src.nbytes / 2**20,
+        "bandwidth_GBps": copy["gbs_cpu"],
+        "bandwidth_GBps_wall": copy["gbs_wall"],
+        "copy_MB": copy["megabytes"],
         "peak_GFlops": per_core * cores,
         "peak_GFlops_per_core": per_core,
-        "peak_GFlops_wall_all_threads": 2 * n**3 / t_gemm / 1e9,
-        "peak_GFlops_wall_1thread": 2 * n**3 / t_gemm1 / 1e9,
+        "peak_GFlops_wall_all_threads": gemm["gflops_all_threads"],
+        "peak_GFlops_wall_1thread": gemm["gflops_one_thread"],
         "dgemm_n": n,
         "eigh71_ms_cpu": c_eigh / 200 * 1e3,
         "gemm71_us_cpu": c_small / 200 * 1e6,
         "eigh71_over_gemm71": c_eigh / c_small,
+        "eigh71_numpy_stacked_ms_cpu": c_stacked / 200 * 1e3,
+        "eigh71_numpy_stacked_over_kernel": c_stacked / c_eigh,
         "eigh71_GFlops": (4.0 / 3.0 + 2.0) * m**3 / (c_eigh / 200) / 1e9,
         "cpu_count": cores,
         "blas_threads": blas_threads(),
@@ -255,6 +246,21 @@ def stage_times(panel: Any, styles: list[str], repeat: int) -> dict[str, float]:
 
     # the panel checks, timed alone: validate_panel runs inside build_exposures (so its time
     # is part of "exposures"); check_fundamental_data runs before it in a model's fit
+    def checks():
+        check_fundamental_data(panel, styles, [], 1)
+        validate_panel(panel, styles=list(styles), require=["returns", "market_cap", "industry"])
+
+    for _ in range(repeat):  # the panel checks, former (numpy) and new (kernels) alternating
+        for name, on in (("panel_checks_former", False), ("panel_checks", True)):
+            panel_check_kernels(on)
+            try:
+                u0, s0, _ = _cpu_and_faults()
+                t0 = time.perf_counter()
+                checks()
+                out[name] = min(out.get(name, np.inf), time.perf_counter() - t0)
+                cpu[name] = min(cpu.get(name, np.inf), _cpu_and_faults()[0] - u0)
+            finally:
+                panel_check_kernels(True)
     stage("check_fundamental_data", lambda: check_fundamental_data(panel, styles, [], 1))
     stage("validate_panel", lambda: validate_panel(panel, styles=list(styles),
                                                    require=["returns", "market_cap", "industry"]))
@@ -430,7 +436,9 @@ def worker(path: Path, rounds: int, repeat: int, quick: bool) -> dict[str, Any]:
     reference: dict[str, Any] = {}
     for r in range(rounds):
         for name, model in models.items():
+            panel_check_kernels(name not in FORMER_CHECKS)
             fit, run = _timed_fit(model, panel)
+            panel_check_kernels(True)
             rows[name]["runs"].append(run)
             ds = fit.to_dataset()
             hashes = array_hashes(ds)
@@ -441,6 +449,8 @@ def worker(path: Path, rounds: int, repeat: int, quick: bool) -> dict[str, Any]:
                                  "f": np.asarray(fit.factor_returns.values)}
                 rows[name]["repeats_bit_identical"] = bool(rows[name].get("repeats_bit_identical", True)
                                                           and hashes == reference["hashes"])
+            rows[name]["fit_bit_identical_to_current"] = bool(rows[name].get("fit_bit_identical_to_current", True)
+                                                              and hashes == reference["hashes"])
             if r == 0:
                 fc = fit_sigma_f(fit, model)
                 cov = np.asarray(fit.factor_cov.values)
@@ -511,13 +521,29 @@ def roofline(result: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
             "eigh_share_of_flops": (flops["sigma_f_eigh"] + flops["sigma_f_gemm"]) / total_flops}
 
 
+def panel_checks_summary(result: dict[str, Any]) -> dict[str, float]:
+    """The panel checks (``check_fundamental_data`` + ``validate_panel``) former against new,
+    and the whole fit with each, from the same run."""
+    st, cpu = result["stages"]["seconds"], result["stages"]["user_cpu_seconds"]
+    rows = {r["name"]: r for r in result["rows"]}
+    cur, former = rows["current"], rows[FORMER_CHECKS[0]]
+    return {"former_seconds": st["panel_checks_former"], "new_seconds": st["panel_checks"],
+            "former_user_cpu": cpu["panel_checks_former"], "new_user_cpu": cpu["panel_checks"],
+            "speedup_wall": st["panel_checks_former"] / st["panel_checks"],
+            "cpu_saved": cpu["panel_checks_former"] - cpu["panel_checks"],
+            "fit_former_seconds": former["seconds"], "fit_new_seconds": cur["seconds"],
+            "fit_former_over_new": former["seconds"] / cur["seconds"],
+            "fit_former_user_cpu": former["user_seconds"], "fit_new_user_cpu": cur["user_seconds"],
+            "fit_bit_identical": bool(former["fit_bit_identical_to_current"])}
+
+
 def table(report: dict[str, Any]) -> str:
-    lines = ["| configuration | fit s | user s | system s | peak / inputs | eigh | Σ_f max rel diff | D identical |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| configuration | fit s | user s | system s | peak / inputs | eigh | Σ_f max rel diff | D identical "
+             "| fit identical |", "|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in report["results"]:
         lines.append(f"| {r['name']} | {r['seconds']:.2f} | {r['user_seconds']:.1f} | {r['system_seconds']:.1f} | "
                      f"{r['memory_ratio']:.2f} | {r['n_eigh']} | {r['sigma_f_max_rel_diff']:.1e} | "
-                     f"{r['d_bit_identical']} |")
+                     f"{r['d_bit_identical']} | {r['fit_bit_identical_to_current']} |")
     return "\n".join(lines)
 
 
@@ -546,6 +572,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": result["rows"],
         "stages_current": result["stages"]["seconds"],
         "stages_current_user_cpu": result["stages"]["user_cpu_seconds"],
+        "panel_checks": panel_checks_summary(result),
         "limits": limits,
         "roofline": roofline(result, limits),
         "warm_start": result["warm_start"],
@@ -554,6 +581,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     print(table(report))
+    pc = report["panel_checks"]
+    print(f"\npanel checks: former {pc['former_seconds']:.2f} s ({pc['former_user_cpu']:.2f} CPU s), new "
+          f"{pc['new_seconds']:.2f} s ({pc['new_user_cpu']:.2f} CPU s); fit former {pc['fit_former_seconds']:.2f} s, "
+          f"new {pc['fit_new_seconds']:.2f} s, bit-identical {pc['fit_bit_identical']}")
     print("\nstages (s): " + ", ".join(f"{k} {v:.3f}" for k, v in report["stages_current"].items()))
     rf = report["roofline"]
     print(f"\nroofline: {rf['bytes'] / 1e9:.2f} GB at {limits['bandwidth_GBps']:.1f} GB/s = "

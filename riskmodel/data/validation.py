@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Hashable, Iterable, Sequence
 
 import numpy as np
@@ -60,6 +61,9 @@ _MIN_SPREAD_STOCKS = 5
 _MIN_CAP_CELLS = 30
 #: dates per block when a check reads a variable piece by piece (dask-backed panels)
 _BLOCK_DATES = 512
+#: from this many (date, stock) cells on, the plausibility checks run as parallel numba
+#: kernels (riskmodel.kernels.panel_checks); below it as numpy (no compile for a small panel)
+_KERNEL_MIN_CELLS = 2**20
 
 
 # ----------------------------------------------------------------------------------------
@@ -347,6 +351,13 @@ def _return_spread(returns: xr.DataArray) -> tuple[float, int]:
     return pooled (0 dates)."""
     spreads = []
     for _, block in _date_blocks(returns):
+        if returns.size >= _KERNEL_MIN_CELLS:
+            from riskmodel.kernels.panel_checks import robust_spread_kernel
+
+            spread, count = np.empty(block.shape[0]), np.empty(block.shape[0], np.int64)
+            robust_spread_kernel(np.ascontiguousarray(block), MAX_DAILY_RETURN, spread, count)
+            spreads += [spread[count >= _MIN_SPREAD_STOCKS]] if (count >= _MIN_SPREAD_STOCKS).any() else []
+            continue
         block = np.where(np.abs(block) <= MAX_DAILY_RETURN, block, np.nan)  # refused anyway
         enough = np.isfinite(block).sum(axis=1) >= _MIN_SPREAD_STOCKS
         if enough.any():
@@ -364,20 +375,46 @@ def _return_spread(returns: xr.DataArray) -> tuple[float, int]:
 def _cap_return_scale(returns: xr.DataArray, market_cap: xr.DataArray) -> tuple[float, float, int]:
     """(share of stock-days where d ln market_cap and the return have the same sign,
     median |d ln market_cap| / median |return|, stock-days used)."""
-    d_cap, ret = [], []
+    d_cap, ret, n_agree, filled, kernel = [], [], 0, 0, returns.size >= _KERNEL_MIN_CELLS
+    if kernel:  # one pair of block buffers; the used values packed straight into flat arrays
+        from riskmodel.kernels.panel_checks import cap_return_kernel
+
+        flat_y, flat_r, buffers = np.empty(returns.size), np.empty(returns.size), np.empty((2, 0, 0))
     for lo, caps in _date_blocks(market_cap.transpose("date", "stock"), overlap=1):
         rows = slice(lo + 1, lo + caps.shape[0])
         r = np.asarray(returns.isel(date=rows).values, dtype=np.float64)
+        if kernel:
+            buffers = buffers if buffers.shape[1] >= len(r) else np.empty((2, *r.shape))
+            y, abs_r, count, agree = buffers[0, : len(r)], buffers[1, : len(r)], np.empty(len(r), np.int64), np.empty(len(r), np.int64)
+            cap_return_kernel(np.ascontiguousarray(caps), np.ascontiguousarray(r), MAX_DAILY_RETURN, y, abs_r, count, agree)
+            n_agree += int(agree.sum())  # |y|, |r| are packed at the front of each row
+            for t, c in enumerate(count.tolist()):
+                flat_y[filled : filled + c], flat_r[filled : filled + c] = y[t, :c], abs_r[t, :c]
+                filled += c
+            continue
         with np.errstate(divide="ignore", invalid="ignore"):
             y = np.log(caps[1:] / caps[:-1])
         ok = np.isfinite(y) & np.isfinite(r) & (y != 0) & (r != 0) & (np.abs(r) <= MAX_DAILY_RETURN)
+        n_agree += int(np.count_nonzero(np.sign(y[ok]) == np.sign(r[ok])))
         d_cap.append(y[ok])
         ret.append(r[ok])
-    y, r = (np.concatenate(v) if v else np.empty(0) for v in (d_cap, ret))
+    y, r = (flat_y[:filled], flat_r[:filled]) if kernel else (np.concatenate(v) if v else np.empty(0) for v in (d_cap, ret))
     if y.size < _MIN_CAP_CELLS:
         return float("nan"), float("nan"), int(y.size)
-    agree = float(np.mean(np.sign(y) == np.sign(r)))
-    return agree, float(np.median(np.abs(y)) / np.median(np.abs(r))), int(y.size)
+    with ThreadPoolExecutor(2) as pool:  # the two partitions release the GIL: one per core
+        median_dcap, median_ret = pool.map(_median_of_abs, (y, r))
+    return n_agree / y.size, median_dcap / median_ret, int(y.size)
+
+
+def _median_of_abs(x: np.ndarray) -> float:
+    """``np.median(np.abs(x))`` of a 1-d array it may overwrite (partitioned in place)."""
+    np.abs(x, out=x)
+    half = x.size // 2
+    if x.size % 2:
+        x.partition(half)
+        return float(x[half])
+    x.partition([half - 1, half])
+    return float((x[half - 1] + x[half]) / 2)
 
 
 def _check_return_scale(returns: xr.DataArray, market_cap: xr.DataArray | None) -> bool:
@@ -452,11 +489,20 @@ def _warn_cap_jumps(market_cap: xr.DataArray, returns: xr.DataArray) -> None:
     for lo, caps in _date_blocks(market_cap, overlap=1):
         rows = slice(lo + 1, lo + caps.shape[0])
         r = np.asarray(returns.isel(date=rows).values, dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            moved = np.log1p(np.where(np.isfinite(r) & (r > -1), r, 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            jump = np.abs(np.log(caps[1:] / caps[:-1]) - moved) > limit
-        jump &= (caps[1:] > 0) & (caps[:-1] > 0)
+        if returns.size >= _KERNEL_MIN_CELLS:
+            from riskmodel.kernels.panel_checks import cap_jump_kernel
+
+            count, first_stock = np.empty(len(r), np.int64), np.empty(len(r), np.int64)
+            cap_jump_kernel(np.ascontiguousarray(caps), np.ascontiguousarray(r), limit, count, first_stock)
+            jump = np.zeros(r.shape, bool)  # only the first jumping stock of each date: enough to count and name
+            jump[count > 0, first_stock[count > 0]] = True
+            n_jumps += int(count.sum()) - int(jump.sum())
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                moved = np.log1p(np.where(np.isfinite(r) & (r > -1), r, 0.0))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                jump = np.abs(np.log(caps[1:] / caps[:-1]) - moved) > limit
+            jump &= (caps[1:] > 0) & (caps[:-1] > 0)
         if jump.any():
             n_jumps += int(jump.sum())
             if first is None:
@@ -480,8 +526,11 @@ def _warn_empty_characteristics(panel: xr.Dataset, names: Iterable[Hashable]) ->
         da = panel[name]
         if da.dtype.kind != "f" or set(da.dims) != {"date", "stock"} or da.size == 0:
             continue
-        finite = np.isfinite(da.data).any()
-        if not bool(finite.compute() if hasattr(finite, "compute") else finite):
+        if hasattr(da.data, "compute"):
+            finite = bool(np.isfinite(da.data).any().compute())
+        else:  # block by block, stopping at the first block with a value (no full-size mask)
+            finite = any(np.isfinite(da.data[lo : lo + _BLOCK_DATES]).any() for lo in range(0, len(da), _BLOCK_DATES))
+        if not finite:
             empty.append(str(name))
     if empty:
         warnings.warn(

@@ -184,13 +184,26 @@ def _date_stock_values(panel: xr.Dataset, name: str) -> np.ndarray | None:
     return np.asarray(da.transpose("date", "stock").to_numpy(), dtype=np.float64)
 
 
+#: from this many cells on, _style_fault runs one parallel numba pass (no compile for small panels)
+_KERNEL_MIN_CELLS = 2**20
+
+
 def _style_fault(values: np.ndarray) -> str | None:
     """Why a style cannot be a factor: no value at all, or one value across stocks on every date."""
-    finite = np.isfinite(values)
-    if not finite.any():
+    if values.size >= _KERNEL_MIN_CELLS:
+        from riskmodel.kernels.panel_checks import row_extremes_kernel
+
+        high, low = np.empty(len(values)), np.empty(len(values))
+        row_extremes_kernel(np.ascontiguousarray(values), high, low)
+        has_value = bool((high > -np.inf).any())  # a row with no finite value has high = -inf
+    else:
+        finite = np.isfinite(values)
+        has_value = bool(finite.any())
+        if has_value:
+            high = np.where(finite, values, -np.inf).max(axis=1)
+            low = np.where(finite, values, np.inf).min(axis=1)
+    if not has_value:
         return "has no value at all (every entry is NaN)"
-    high = np.where(finite, values, -np.inf).max(axis=1)
-    low = np.where(finite, values, np.inf).min(axis=1)
     if not (high > low).any():
         return "is constant across stocks on every date (no two stocks differ)"
     return None

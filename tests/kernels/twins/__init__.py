@@ -114,9 +114,10 @@ def compare(got: dict, ref: dict, rtol: float, atol: float, tolerances: dict | N
 
 def registry() -> dict[str, KernelTwin]:
     """Every entry, by name (the submodules are imported here, on first use)."""
-    from tests.kernels.twins import audit, clean, ewma, operator, specific, timeseries, wls
+    from tests.kernels.twins import audit, clean, ewma, operator, panel_checks, specific, timeseries, wls
 
-    entries = [e for module in (audit, clean, ewma, operator, specific, timeseries, wls) for e in module.ENTRIES]
+    entries = [e for module in (audit, clean, ewma, operator, panel_checks, specific, timeseries, wls)
+               for e in module.ENTRIES]
     out = {e.name: e for e in entries}
     assert len(out) == len(entries), "two entries share a name"
     return out
