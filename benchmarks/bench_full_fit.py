@@ -68,16 +68,25 @@ def style_names(n_styles: int) -> list[str]:
 
 def make_panel(config: dict[str, Any], path: Path, seed: int = 0) -> Path:
     """Simulate the panel once (``n_days + 1`` days, the first — without returns — dropped)
-    and save it to ``path``; reuse the file when it exists with the same shape."""
+    and save it to ``path``; reuse the file when it exists with the same shape.
+
+    A file at ``path`` that is not a panel of this shape is never replaced (a quick run
+    must not overwrite the cached full-size panel, nor anything else): that is an error
+    asking for another ``--panel``.
+    """
     import riskmodel as rm
 
     if path.exists():
         try:
             p = rm.load(path)
-            if p.sizes["stock"] == config["n_stocks"] and p.sizes["date"] == config["n_days"]:
-                return path
-        except Exception:  # noqa: BLE001 - a stale or foreign file is simply rebuilt
-            pass
+            shape = (p.sizes["stock"], p.sizes["date"])
+        except Exception as err:  # noqa: BLE001 - reported below, the file is left alone
+            shape = f"not a riskmodel panel ({type(err).__name__})"
+        if shape == (config["n_stocks"], config["n_days"]):
+            return path
+        raise SystemExit(f"{path} holds {shape if isinstance(shape, str) else '%d stocks x %d days' % shape}, "
+                         f"not the {config['n_stocks']} x {config['n_days']} panel asked for; it is left as it is: "
+                         "pass --panel another path")
     styles = style_names(config["n_styles"])
     p = rm.simulate(config["n_stocks"], config["n_days"] + 1, seed=seed,
                     n_industries=config["n_industries"], styles=styles)

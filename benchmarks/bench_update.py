@@ -76,7 +76,8 @@ def _cli_update(model: Path, day_panel: Path) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--panel", type=Path, default=Path("/tmp/riskmodel_bench_panel.nc"))
+    parser.add_argument("--panel", type=Path, default=None,
+                        help="panel file (default: /tmp/riskmodel_bench_panel.nc, or /tmp/rm_quick_panel.nc with --quick)")
     parser.add_argument("--days", type=int, default=250)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results" / "update.json")
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")
     config = QUICK if args.quick else FULL
     days = 40 if args.quick else args.days
-    panel, _ = _load_inputs(make_panel(config, args.panel))
+    default = Path("/tmp/rm_quick_panel.nc" if args.quick else "/tmp/riskmodel_bench_panel.nc")
+    panel, _ = _load_inputs(make_panel(config, args.panel or default))
     n_dates, n_stocks = panel.sizes["date"], panel.sizes["stock"]
     n_warm = min(300, n_dates)
     warm = panel.isel(date=slice(0, n_warm), stock=slice(0, 300))  # numba caches loaded before any timing

@@ -38,14 +38,16 @@ def array_hashes(ds) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--panel", type=Path, default=Path("/tmp/riskmodel_bench_panel.nc"))
+    parser.add_argument("--panel", type=Path, default=None,
+                        help="panel file (default: /tmp/riskmodel_bench_panel.nc, or /tmp/rm_quick_panel.nc with --quick)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)
     import riskmodel as rm
 
     config = QUICK if args.quick else FULL
-    path = make_panel(config, args.panel)
+    default = Path("/tmp/rm_quick_panel.nc" if args.quick else "/tmp/riskmodel_bench_panel.nc")
+    path = make_panel(config, args.panel or default)
     panel, _ = _load_inputs(path)
     fit = rm.FactorRiskModel(progress=False).fit(panel)
     hashes = array_hashes(fit.to_dataset())

@@ -43,3 +43,19 @@ def test_bench_full_fit_quick(bench_module, tmp_path, capsys):
     mtime = panel.stat().st_mtime
     bench_module.make_panel(dict(bench_module.QUICK), panel)
     assert panel.stat().st_mtime == mtime
+
+
+def test_make_panel_never_replaces_a_panel_of_another_shape(bench_module, tmp_path):
+    """A quick run pointed at the cached full-size panel (or at any other file) leaves it alone."""
+    panel = tmp_path / "panel.nc"
+    small = dict(bench_module.QUICK, n_stocks=120, n_days=40)
+    bench_module.make_panel(small, panel)
+    before = panel.read_bytes()
+    with pytest.raises(SystemExit, match=r"120 stocks x 40 days, not the 400 x 260 panel asked for"):
+        bench_module.make_panel(dict(bench_module.QUICK), panel)
+    assert panel.read_bytes() == before
+    foreign = tmp_path / "notes.nc"
+    foreign.write_text("a user's file")
+    with pytest.raises(SystemExit, match="not a riskmodel panel"):
+        bench_module.make_panel(small, foreign)
+    assert foreign.read_text() == "a user's file"
