@@ -164,12 +164,13 @@ def specific_iir(b2: np.ndarray, half_life: float, zi_num: float, zi_den: float)
     """The specific VRA's running sums ``(num, den)`` over ``b2`` started from the sums of
     the date before (0, 0 at the first date), as
     :func:`riskmodel.covariance.specific.vra_multiplier` carries them."""
-    from scipy.signal import lfilter
-
     have = np.isfinite(b2)
     a = 2.0 ** (-1.0 / half_life)
-    num = lfilter([1.0], [1.0, -a], np.where(have, b2, 0.0), zi=[a * zi_num])[0]
-    den = lfilter([1.0], [1.0, -a], have.astype(np.float64), zi=[a * zi_den])[0]
+    x_num, x_den = np.where(have, b2, 0.0), have.astype(np.float64)
+    num, den = np.empty(b2.shape), np.empty(b2.shape)
+    for i in range(b2.size):  # scipy.signal.lfilter([1], [1, -a]): y_i = a y_(i-1) + x_i, operation for operation
+        zi_num = num[i] = a * zi_num + x_num[i]
+        zi_den = den[i] = a * zi_den + x_den[i]
     return num, den
 
 

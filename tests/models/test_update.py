@@ -267,3 +267,28 @@ def test_the_robust_statistic_of_the_new_dates_equals_the_kernel_bit_for_bit(ble
             assert np.array_equal(gamma[:, keep], g_want[-k:, keep]), (n_old, k, np.abs(gamma - g_want[-k:]).max())
             assert not blend or ((g_want[-k:] > 0) & (g_want[-k:] < 1)).any()
     assert seen_kernel_column
+
+
+def test_the_specific_vra_sums_equal_lfilter_bit_for_bit():
+    """update_state.specific_iir (a plain loop, so the daily update need not import
+    scipy.signal) equals the fit's scipy.signal.lfilter sums, from the first date and carried
+    across a split of the series."""
+    from scipy.signal import lfilter
+
+    from riskmodel.models.update_state import specific_iir
+
+    rng = np.random.default_rng(3)
+    b2 = rng.lognormal(0.0, 0.7, size=3000) ** 2
+    b2[rng.random(b2.size) < 0.05] = np.nan
+    b2[:7] = np.nan
+    for half_life in (42.0, 3.5, 250.0):
+        a = 2.0 ** (-1.0 / half_life)
+        have = np.isfinite(b2)
+        want_num = lfilter([1.0], [1.0, -a], np.where(have, b2, 0.0))
+        want_den = lfilter([1.0], [1.0, -a], have.astype(np.float64))
+        num, den = specific_iir(b2, half_life, 0.0, 0.0)
+        assert np.array_equal(num, want_num) and np.array_equal(den, want_den)
+        for cut in (1, 1234, 2999):
+            head_num, head_den = specific_iir(b2[:cut], half_life, 0.0, 0.0)
+            tail_num, tail_den = specific_iir(b2[cut:], half_life, head_num[-1], head_den[-1])
+            assert np.array_equal(tail_num, want_num[cut:]) and np.array_equal(tail_den, want_den[cut:])
