@@ -395,8 +395,9 @@ def _specific_slice_start(n_old: int, window: int, lags: int) -> int:
     return max(0, (limit // 32) * 32)
 
 
-def _specific_forecast(state: StateArrays, resid_new: np.ndarray, ex_new: Any, settings: Mapping[str, Any], n_all: int):
-    """``specific_var`` and ``specific_vra`` of the new rows and the specific part of the new state."""
+def _specific_forecast(state: StateArrays, rows: np.ndarray, ex_new: Any, settings: Mapping[str, Any], n_all: int):
+    """``specific_var`` and ``specific_vra`` of the new rows and the specific part of the new state
+    (``rows``: the state's residual window followed by the new dates' residuals)."""
     from riskmodel.covariance.specific import (
         cross_section_stage,
         final_variance,
@@ -409,19 +410,19 @@ def _specific_forecast(state: StateArrays, resid_new: np.ndarray, ex_new: Any, s
     from riskmodel.models.update_robust import robust_rows
 
     sp = specific_settings(**specific_variance_kwargs(settings))
-    n_old, k = int(state[f"{P}n_dates"]), resid_new.shape[0]
-    u_win = state[f"{P}residuals"]
-    base = n_old - u_win.shape[0]
+    n_old = int(state[f"{P}n_dates"])
+    k = n_all - n_old
+    resid_new = rows[rows.shape[0] - k:]
+    base = n_old - (rows.shape[0] - k)  # rows: dates base .. n_all - 1
     s0 = _specific_slice_start(n_old, sp["window"], sp["lags"])
     if s0 < base:  # pragma: no cover - the state keeps enough rows (window_length)
-        raise RuntimeError(f"update state keeps {u_win.shape[0]} dates of residuals, {n_old - s0} needed")
-    u = np.ascontiguousarray(np.concatenate([u_win[s0 - base:], resid_new]))
+        raise RuntimeError(f"update state keeps {rows.shape[0] - k} dates of residuals, {n_old - s0} needed")
+    u = rows[s0 - base:]  # C-contiguous: a slice of rows
     ts_sums = _specific_sums(state, sp)
     if ts_sums is None:
         ts_var, h, gamma = time_series_stage(u, sp)
         ts_var, h, gamma = (np.ascontiguousarray(a[-k:]) for a in (ts_var, h, gamma))
     else:  # the carried sums: bit-identical to the fit's σ²_TS (the slice's are not); γ in numpy
-        rows = np.concatenate([u_win, resid_new])
         ts_var = np.ascontiguousarray(np.stack([ts_sums.step(rows, t - base) for t in range(n_old, n_old + k)]))
         h, gamma, cols = robust_rows(u, s0, n_old, sp["window"], sp["min_obs"], sp["full_obs"], sp["blend"])
         if cols.size:  # an empty window at the refresh after earlier returns: the kernel's residue
@@ -520,18 +521,19 @@ def _advance(state: StateArrays, panel: xr.Dataset, settings: Mapping[str, Any])
     n_all = n_old + new_dates.size
     out = _rows_variables(rows, new_dates, stocks, state, ex_new, wls, lag)
     f_all = grow_rows(state[f"{P}factor_returns"], f_new)
+    residuals = grow_rows(state[f"{P}residuals"], resid_new)  # the stored window, then the new dates
     fac = spec = None
     if f"{P}vra_b" in state:
         cov, lam_f, fac, _ = _factor_forecast(state, f_all, settings)
-        var, lam_s, spec = _specific_forecast(state, resid_new, ex_new, settings, n_all)
+        var, lam_s, spec = _specific_forecast(state, residuals, ex_new, settings, n_all)
         out["factor_cov"] = xr.Variable(("date", "factor", "factor_"), cov)
         out["factor_vra"] = xr.Variable(("date",), lam_f)
         out["specific_var"] = xr.Variable(("date", "stock"), var)
         out["specific_vra"] = xr.Variable(("date",), lam_s)
         out["factor_"] = xr.Variable(("factor_",), factors)
     n_win = window_length(settings, n_all)
-    window = {name: grow_rows(state[f"{P}{name}"], out[name].values, n_win) for name in ("residuals", "returns",
-                                                                                      "market_cap")}
+    window = {"residuals": residuals, **{name: grow_rows(state[f"{P}{name}"], out[name].values, n_win)
+                                         for name in ("returns", "market_cap")}}
     window_dates = np.concatenate([state[f"{P}window"], new_dates.astype(state[f"{P}window"].dtype)])
     last = {name: out[name].values for name in ("style_exposure", "regression_weight", "market_cap", "imputed",
                                                 "industry_code") if name in out}

@@ -29,7 +29,7 @@ _IN_USE: dict[int, list] = {}
 
 
 def _spare(n: int, k: int) -> int:
-    """Rows of room left after ``n + k`` rows: about 1/16 of the history, at least 16."""
+    """Rows of room left after ``n + k`` rows: about 1/16 of them, at least 16."""
     return max(16, (n + k) // 16)
 
 
@@ -68,7 +68,7 @@ def grow_rows(old: np.ndarray, new: np.ndarray, keep: int | None = None) -> np.n
     found = _growable(old, k, dtype)
     if found is None:
         carried = keep - k  # rows of ``old`` the result still holds
-        spare = _spare(n, k) if keep == n + k else keep  # a window: copied once every ``keep`` dates
+        spare = _spare(keep, 0)  # a window slides through its buffer: copied once every ``spare`` dates
         buffer = np.empty((keep + spare, *old.shape[1:]), dtype=dtype)
         if carried > 0:
             buffer[:carried] = old[n - carried:]
