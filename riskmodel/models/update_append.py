@@ -17,12 +17,14 @@ whose stock axis grows (new listings) copies, so no model ever sees its arrays c
 from __future__ import annotations
 
 import weakref
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["append_rows", "fill_for", "grow_rows", "pad_stocks"]
+from riskmodel.models.update_state import STATE_COORDS, STATE_PREFIX as P, fill_for, strip_state
+
+__all__ = ["append_rows", "grow_rows", "pad_stocks"]
 
 #: id(buffer) -> [weak reference to the buffer, rows in use]
 _IN_USE: dict[int, list] = {}
@@ -85,17 +87,6 @@ def grow_rows(old: np.ndarray, new: np.ndarray, keep: int | None = None) -> np.n
     return buffer[end - keep:end]
 
 
-def fill_for(dtype: np.dtype) -> Any:
-    """Value of a stock absent from a date: NaN, 0 for flags (int8/bool), -1 for codes, ''."""
-    if dtype.kind == "f":
-        return np.nan
-    if dtype.kind == "b" or dtype == np.int8:
-        return 0
-    if dtype.kind in "iu":
-        return -1
-    return ""
-
-
 def pad_stocks(ds: xr.Dataset, stocks: np.ndarray) -> xr.Dataset:
     """``ds`` on the stock axis ``stocks`` (a superset), new stocks absent (see :func:`fill_for`)."""
     if ds.sizes.get("stock", 0) == len(stocks) and np.array_equal(ds["stock"].to_numpy(), stocks):
@@ -111,8 +102,6 @@ def append_rows(base: xr.Dataset, rows: Mapping[str, xr.Variable], state: Mappin
     """``base`` (its old state dropped) with the variables ``rows`` appended along ``date``
     (stock axis grown) and the state's variables attached; the arrays grown in place when
     they have room (:mod:`riskmodel.models.update_append`)."""
-    from riskmodel.models.update_state import STATE_COORDS, STATE_PREFIX as P, strip_state
-
     base = strip_state(base) if any(str(n).startswith(P) for n in base.variables) else base
     stocks = rows["stock"].values
     if base.sizes["stock"] != len(stocks):  # new listings: every array copied onto the longer axis

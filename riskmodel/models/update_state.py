@@ -41,6 +41,7 @@ __all__ = [
     "specific_iir",
     "make_state",
     "StateArrays",
+    "fill_for",
     "state_dataset",
 ]
 
@@ -52,6 +53,17 @@ STATE_VERSION = 1
 #: statistics are recomputed exactly every 32 dates, so a recomputation must start on that
 #: grid and hold a whole window before its refresh date (at most 2 × 32 more dates).
 _WINDOW_SLACK = 96
+
+
+def fill_for(dtype: np.dtype) -> Any:
+    """Value of a stock absent from a date: NaN, 0 for flags (int8/bool), -1 for codes, ''."""
+    if dtype.kind == "f":
+        return np.nan
+    if dtype.kind == "b" or dtype == np.int8:
+        return 0
+    if dtype.kind in "iu":
+        return -1
+    return ""
 
 
 class StateArrays:
@@ -82,8 +94,6 @@ class StateArrays:
         var = self.variables[name]
         values = var.values
         if self.stocks is not None and "stock" in var.dims and name != "stock":
-            from riskmodel.models.update_append import fill_for
-
             axis = var.dims.index("stock")
             if values.shape[axis] != len(self.stocks):
                 shape = list(values.shape)
