@@ -407,7 +407,7 @@ def _specific_forecast(state: StateArrays, rows: np.ndarray, ex_new: Any, settin
         vra_b2_rows,
     )
     from riskmodel.models.settings import specific_variance_kwargs
-    from riskmodel.models.update_robust import robust_rows
+    from riskmodel.models.update_robust import carried_sums, robust_rows
 
     sp = specific_settings(**specific_variance_kwargs(settings))
     n_old = int(state[f"{P}n_dates"])
@@ -419,12 +419,15 @@ def _specific_forecast(state: StateArrays, rows: np.ndarray, ex_new: Any, settin
         raise RuntimeError(f"update state keeps {rows.shape[0] - k} dates of residuals, {n_old - s0} needed")
     u = rows[s0 - base:]  # C-contiguous: a slice of rows
     ts_sums = _specific_sums(state, sp)
+    robust: dict = {}
     if ts_sums is None:
         ts_var, h, gamma = time_series_stage(u, sp)
         ts_var, h, gamma = (np.ascontiguousarray(a[-k:]) for a in (ts_var, h, gamma))
     else:  # the carried sums: bit-identical to the fit's σ²_TS (the slice's are not); γ in numpy
         ts_var = np.ascontiguousarray(np.stack([ts_sums.step(rows, t - base) for t in range(n_old, n_old + k)]))
-        h, gamma, cols = robust_rows(u, s0, n_old, sp["window"], sp["min_obs"], sp["full_obs"], sp["blend"])
+        carried = carried_sums(state[f"{P}residuals"], n_old)  # None after a copy (a fresh process, new stocks)
+        h, gamma, cols = robust_rows(u, s0, n_old, sp["window"], sp["min_obs"], sp["full_obs"], sp["blend"],
+                                     carried=carried, out=robust)
         if cols.size:  # an empty window at the refresh after earlier returns: the kernel's residue
             _, h_k, gamma_k = time_series_stage(np.ascontiguousarray(u[:, cols]), sp)
             h[:, cols], gamma[:, cols] = h_k[-k:], gamma_k[-k:]
@@ -442,7 +445,8 @@ def _specific_forecast(state: StateArrays, rows: np.ndarray, ex_new: Any, settin
         with np.errstate(invalid="ignore", divide="ignore"):
             lam = np.where(dens > 0, np.sqrt(nums / dens), 1.0)
         num, den = float(nums[-1]), float(dens[-1])
-    part = dict(num=num, den=den, sig_prev=cs.sig_sh[-1].copy(), estu_prev=cs.estu[-1].copy(), ts_sums=ts_sums)
+    part = dict(num=num, den=den, sig_prev=cs.sig_sh[-1].copy(), estu_prev=cs.estu[-1].copy(), ts_sums=ts_sums,
+                robust=robust)
     var = final_variance(resid_new, cs.sig_sh, None if sp["shrink"] != 0 else ts_var, gamma, lam, sp["shrink"],
                          cs.complete)
     return var, lam, part
@@ -494,6 +498,7 @@ def _refuse_kind(settings: Mapping[str, Any], panel: xr.Dataset) -> None:
 def _advance(state: StateArrays, panel: xr.Dataset, settings: Mapping[str, Any]) -> tuple[dict, dict] | None:
     """:func:`advance` on numpy arrays: the new rows' variables and the new state's (by name)."""
     from riskmodel.models.update_append import grow_rows
+    from riskmodel.models.update_robust import remember_sums
     from riskmodel.regression import factor_returns
 
     _refuse_kind(settings, panel)
@@ -542,6 +547,8 @@ def _advance(state: StateArrays, panel: xr.Dataset, settings: Mapping[str, Any])
         last = {name: np.concatenate([state[old.get(name, f"{P}{name}")], values]) for name, values in last.items()}
     coords = {"stock": stocks, "factor": factors, "style": state["style"]}
     new_state = make_state(window, window_dates, last, labels_attr, settings, f_all, coords, n_all, lag, fac, spec)
+    if spec is not None and spec["robust"]:  # the robust statistic's running sums, for the next update in memory
+        remember_sums(new_state[f"{P}residuals"].values, spec["robust"]["key"], spec["robust"]["sums"])
     return out, new_state
 
 

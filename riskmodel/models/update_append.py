@@ -12,6 +12,10 @@ The rows past ``n`` belong to whichever model claimed them first: a buffer recor
 rows are in use, and an array is grown in place only when it is a view of all of them (the
 longest model cut from that buffer). Updating an older model again (a branch) or a model
 whose stock axis grows (new listings) copies, so no model ever sees its arrays change.
+The state's trailing windows (residuals, returns, caps) slide through such a buffer the
+same way (``grow_rows(old, new, keep)``: the last ``keep`` rows), copied once every 1/16 of
+a window. :func:`append_rows` assembles the updated model's Dataset once, from the grown
+arrays, the new state's variables and the old model's indexes.
 """
 
 from __future__ import annotations

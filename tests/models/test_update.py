@@ -292,3 +292,22 @@ def test_the_specific_vra_sums_equal_lfilter_bit_for_bit():
             head_num, head_den = specific_iir(b2[:cut], half_life, 0.0, 0.0)
             tail_num, tail_den = specific_iir(b2[cut:], half_life, head_num[-1], head_den[-1])
             assert np.array_equal(tail_num, want_num[cut:]) and np.array_equal(tail_den, want_den[cut:])
+
+
+def test_consecutive_updates_in_memory_carry_the_robust_sums(world, monkeypatch):
+    """An update of a model an update returned starts the robust statistic's running sums from
+    those the previous update left (no rebuild at the latest 32-date refresh unless one was
+    passed), and every array still equals the refit's bit for bit."""
+    import riskmodel.models.update_robust as robust
+
+    n = 414  # dates 408 .. 413 are new: no refresh date (t % 32 == 31) among them
+    start = n - 6
+    assert (start + 1) // robust.REFRESH == n // robust.REFRESH
+    rebuilt = []
+    original = robust._refresh
+    monkeypatch.setattr(robust, "_refresh", lambda *a: (rebuilt.append(a[2]), original(*a))[1])
+    fit = _update_daily(_fit(world.isel(date=slice(0, start))), world.isel(date=slice(0, start + 1)), start)
+    assert len(rebuilt) == 1  # the first update rebuilds them at the latest refresh
+    updated = _update_daily(fit, world.isel(date=slice(0, n)), start + 1)
+    assert len(rebuilt) == 1  # the next five carry them
+    assert_same_model(_fit(world.isel(date=slice(0, n))), updated)
