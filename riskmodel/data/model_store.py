@@ -8,8 +8,10 @@ variables of :mod:`riskmodel.models.update_state`). The root's attributes point 
 segments and the state (:data:`riskmodel.data.io.GROWN_ATTR`); :func:`riskmodel.load`
 reads that pointer once and assembles that version.
 
-An update writes its segment and state under temporary names, flushes them, renames them
-into place, then replaces the root's ``zarr.json`` in one ``os.replace``: a reader sees the
+An update writes its segment and state under temporary names, fsyncs every file and folder
+of each (several at a time), renames them into place (the store's folder fsynced), then
+writes the root's new ``zarr.json`` beside it, fsyncs it and replaces the old one in one
+``os.replace`` (the folder fsynced again): a reader sees the
 previous version or the new one, never a mix, and a killed update leaves the previous
 version loadable (its leftovers, named by no pointer, are removed by the next update).
 The states of the two previous versions are kept for readers still assembling them;
