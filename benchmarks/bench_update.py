@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results" / "update.json")
     args = parser.parse_args(argv)
+    run_started = time.perf_counter()
     import riskmodel as rm
     from riskmodel.models.update import advance
     from riskmodel.models.update_state import build_state
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(), "machine": platform.machine(),
             "note": "shared machine; compare the ratios measured in this run",
         },
+        "run_seconds": time.perf_counter() - run_started,
         "refit_seconds": refit_seconds,
         "base_fit_seconds": base_fit_seconds,
         "build_state_seconds": state_seconds,
