@@ -303,6 +303,8 @@ QUOTES += [
       "api_update_seconds", ("n", "median")),
     Q(PROD, "the in-memory updates' 90th percentile", "| {:.3f} / {:.3f} |", UP, "api_update_seconds", ("p90", "max")),
     Q(PROD, "through the API about 1/", "through the API about 1/{:.0f}", UP, "api_update_seconds", "refit_over_median"),
+    Q(PROD, "one refit costs", "one refit costs {:.1f} times the {} daily updates", UP, "daily_updates",
+      ("refit_over_all_updates", "days")),
     Q(PROD, "a new process, grown store, median of", "median of {} consecutive days | {:.1f} |", UP, "cli",
       ("runs", "next_update_seconds")),
     Q(PROD, "CPU seconds of those processes", "| {:.1f} |", UP, "cli", "next_update_cpu_seconds"),
