@@ -9,14 +9,19 @@ On the cached 5,000 x 2,520 benchmark panel of ``bench_full_fit.py``:
    arrays and the next state), each timed; the D updated dates are compared with the refit's
    (largest relative difference per array, and whether bit-identical);
 3. ``FittedFactorModel.update`` of one day on an in-memory model that an update returned
-   (the computation plus the new rows written into the arrays' spare room), three times,
-   and once from an older model (a branch: every array copied into a longer one);
+   (the computation plus the new rows written into the arrays' spare room), for
+   ``API_DAYS`` consecutive days (median, 90th percentile), and once from an older model (a
+   branch: every array copied into a longer one);
 4. ``riskmodel update MODEL.zarr --panel DAY.nc`` as a new process (start, imports, the
-   store's state, the panel, the computation, the atomic append), after one update that
-   turned the store into a grown one; and once on a model saved with its state
-   (``rm.save`` of an updated model: the state is read alone, not the history).
+   store's state, the panel, the computation, the atomic append with its fsyncs), after one
+   update that turned the store into a grown one, ``CLI_RUNS`` times on consecutive days
+   (wall and CPU seconds of each process, median); and once on a model saved with its
+   state (``rm.save`` of an updated model: the state is read alone, not the history).
 
-The machine's load average is recorded: compare the ratios measured side by side here.
+The machine's load average is recorded (at the start, before the API and the command-line
+timings, and at the end): compare the ratios measured side by side here. At full size the
+run takes about 10 minutes on an idle 2-core machine (two fits, the state, 250 updates,
+two zarr saves and the command-line runs).
 
 Usage::
 
@@ -30,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -44,6 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_full_fit import FULL, QUICK, _load_inputs, make_panel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+API_DAYS = 24  # consecutive in-memory updates timed
+CLI_RUNS = 5  # consecutive command-line updates timed
 
 
 def _compare(full_ds, rows_list, first_new: int) -> dict[str, dict[str, float | bool]]:
@@ -63,15 +71,22 @@ def _compare(full_ds, rows_list, first_new: int) -> dict[str, dict[str, float | 
     return out
 
 
-def _cli_update(model: Path, day_panel: Path) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cli_update(model: Path, day_panel: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one ``riskmodel update`` process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cpu = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "riskmodel.cli", "update", str(model), "--panel", str(day_panel)],
                           capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(done.stderr)
-    return seconds
+    return seconds, _children_cpu() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results" / "update.json")
     args = parser.parse_args(argv)
+    run_started = time.perf_counter()
     import riskmodel as rm
     from riskmodel.models.update import advance
     from riskmodel.models.update_state import build_state
@@ -120,11 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     del rows_list
 
     carrying = base.update(panel.isel(date=[first_new]))  # builds the state once; the model carries it
+    api_days = [panel.isel(date=[t]).load() for t in range(first_new + 1, first_new + 1 + API_DAYS)]
+    load_api = os.getloadavg()
     api_seconds = []
     model = carrying
-    for t in range(first_new + 1, first_new + 4):  # arrays grown in place (models.update_append)
+    for day in api_days:  # arrays grown in place (models.update_append)
         started = time.perf_counter()
-        model = model.update(panel.isel(date=[t]))
+        model = model.update(day)
         api_seconds.append(time.perf_counter() - started)
     started = time.perf_counter()  # a branch from an older model: its arrays are copied
     branch = carrying.update(panel.isel(date=[first_new + 1]))
@@ -137,12 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         rm.save(base, model)
         save_seconds = time.perf_counter() - started
-        for k in range(2):
+        for k in range(CLI_RUNS + 1):  # each day's panel holds the day before too (checked, not recomputed)
             rm.save(panel.isel(date=slice(first_new + k - 1, first_new + k + 1)), folder / f"day{k}.nc")
-        cli_first = _cli_update(model, folder / "day0.nc")  # builds the state from the stored arrays
-        cli_next = _cli_update(model, folder / "day1.nc")
+        cli_first, _ = _cli_update(model, folder / "day0.nc")  # builds the state from the stored arrays
+        load_cli = os.getloadavg()
+        cli_runs = [_cli_update(model, folder / f"day{k}.nc") for k in range(1, CLI_RUNS + 1)]
         rm.save(carrying, folder / "carrying.zarr")  # a saved updated model: the state in the root
-        cli_saved_state = _cli_update(folder / "carrying.zarr", folder / "day1.nc")
+        cli_saved_state, _ = _cli_update(folder / "carrying.zarr", folder / "day1.nc")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -150,10 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "panel": {"stocks": n_stocks, "dates": n_dates, "factors": int(full.dataset.sizes["factor"])},
         "conditions": {
-            "load_average_before": load_before, "load_average_after": os.getloadavg(), "cpus": os.cpu_count(),
+            "load_average_before": load_before, "load_average_before_api_updates": load_api,
+            "load_average_before_cli_updates": load_cli, "load_average_after": os.getloadavg(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "machine": platform.machine(),
             "note": "shared machine; compare the ratios measured in this run",
         },
+        "run_seconds": time.perf_counter() - run_started,
         "refit_seconds": refit_seconds,
         "base_fit_seconds": base_fit_seconds,
         "build_state_seconds": state_seconds,
@@ -164,12 +185,18 @@ def main(argv: list[str] | None = None) -> int:
             "refit_over_median_update": refit_seconds / float(np.median(per_day)),
             "refit_over_all_updates": refit_seconds / float(per_day.sum()),
         },
-        "api_update_seconds": {"median": float(np.median(api_seconds)), "all": api_seconds,
+        "api_update_seconds": {"n": len(api_seconds), "median": float(np.median(api_seconds)),
+                               "p90": float(np.percentile(api_seconds, 90)), "min": float(np.min(api_seconds)),
+                               "max": float(np.max(api_seconds)), "all": api_seconds,
+                               "refit_over_median": refit_seconds / float(np.median(api_seconds)),
                                "note": "FittedFactorModel.update of one day on a model an update returned "
-                                       "(its arrays grown in place)"},
+                                       "(its arrays grown in place), consecutive days"},
         "api_update_with_model_copy_seconds": api_with_copy,
         "cli": {"save_zarr_seconds": save_seconds, "first_update_seconds_builds_state": cli_first,
-                "next_update_seconds": cli_next,
+                "runs": len(cli_runs), "next_update_seconds": float(np.median([w for w, _ in cli_runs])),
+                "next_update_cpu_seconds": float(np.median([c for _, c in cli_runs])),
+                "next_update_all_seconds": [w for w, _ in cli_runs],
+                "next_update_all_cpu_seconds": [c for _, c in cli_runs],
                 "update_of_a_saved_model_with_its_state_seconds": cli_saved_state},
         "equality_of_updated_dates_to_refit": equality,
     }

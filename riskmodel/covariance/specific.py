@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.signal import lfilter
 
 from riskmodel._labels import reject_infinite
 from riskmodel._params import check_parameters
@@ -471,6 +470,8 @@ def vra_multiplier(b2: np.ndarray, half_life: float | None) -> np.ndarray:
         return np.ones(T)
     have = np.isfinite(b2)
     a = 2.0 ** (-1.0 / half_life)
+    from scipy.signal import lfilter  # imported here: scipy.signal takes about a second to import
+
     num = lfilter([1.0], [1.0, -a], np.where(have, b2, 0.0))
     den = lfilter([1.0], [1.0, -a], have.astype(np.float64))
     with np.errstate(invalid="ignore", divide="ignore"):

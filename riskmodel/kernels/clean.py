@@ -27,7 +27,8 @@ from numba.typed import List as _TypedList
 
 from riskmodel.kernels._chunks import parallel_chunks
 
-__all__ = ["clean_kernel", "clip_row", "exposures_kernel", "typed_float_arrays", "ZERO_SPREAD_RTOL"]
+__all__ = ["clean_kernel", "clip_row", "exposures_kernel", "styles_argument", "typed_float_arrays", "ZERO_SPREAD_RTOL",
+           "STACK_BYTES"]
 
 #: let LLVM reorder the row sums (vectorised reductions); NaN and inf semantics are kept
 _REASSOC = {"reassoc"}
@@ -305,8 +306,9 @@ def exposures_kernel(xs, cap, has_cap, codes, has_codes, n_codes, present, imput
     Parameters
     ----------
     xs : sequence of K ndarrays (T, N) float64
-        Raw styles: a list or tuple (made a numba typed List here, so callers need not
-        import numba) or a numba typed List (used as it is).
+        Raw styles: a list or tuple (stacked into one ``(K, T, N)`` array, or made a numba
+        typed List when large: :func:`styles_argument`; callers need not import numba) or a
+        numba typed List (used as it is).
     cap : ndarray (T, N) float64
         Market caps: cap-weighted centring, √cap imputation weights and the size regressor
         (the cleaned log cap). Ignored when ``has_cap`` is False (equal weights, no size).
@@ -334,10 +336,30 @@ def exposures_kernel(xs, cap, has_cap, codes, has_codes, n_codes, present, imput
         Written: targets imputed and targets left NaN per date and style.
     """
     if not isinstance(xs, _TypedList):
-        xs = typed_float_arrays(xs)
+        xs = styles_argument(xs, present.shape)
     parallel_chunks(_exposures_kernel_chunk, present.shape[0], xs, cap, has_cap, codes, has_codes, n_codes,
                     present, impute, winsor, data_error, max_passes, out_styles, out_imputed, out_nerr,
                     out_first, out_no_setter, out_n_imputed, out_n_left)
+
+
+#: Raw styles of at most this many bytes go to :func:`exposures_kernel` stacked in one
+#: ``(K, T, N)`` array (one small copy); larger ones as a numba typed List of the arrays (no
+#: copy). Building the first typed List of a process costs about a second (numba compiles
+#: its methods, which it does not cache), which a daily update's one date should not pay.
+STACK_BYTES = 1 << 26
+
+
+def styles_argument(arrays, shape: tuple[int, int]):
+    """The ``xs`` argument of :func:`exposures_kernel` for a sequence of ``(T, N)`` arrays
+    (``shape``): a ``(K, T, N)`` float64 array when it holds at most :data:`STACK_BYTES`,
+    else :func:`typed_float_arrays`. The kernel indexes both alike (``xs[k][t]``)."""
+    arrays = list(arrays)
+    if 8 * len(arrays) * shape[0] * shape[1] <= STACK_BYTES:
+        stacked = np.empty((len(arrays), *shape))
+        for k, x in enumerate(arrays):
+            stacked[k] = x
+        return stacked
+    return typed_float_arrays(arrays)
 
 
 def typed_float_arrays(arrays) -> _TypedList:

@@ -49,15 +49,17 @@ from riskmodel.errors import (
     MissingVariableError,
     PanelError,
 )
+from riskmodel.models.update_append import append_rows, pad_stocks
 from riskmodel.models.update_state import (
     STATE_PREFIX as P,
+    STATE_VERSION,
+    StateArrays,
     build_state,
     factor_stage_settings,
     factor_vra_rows,
     make_state,
     specific_iir,
-    state_of,
-    strip_state,
+    state_dataset,
     vra_b_series,
     window_length,
 )
@@ -91,28 +93,6 @@ class UpdateNotSupportedError(PanelError, NotImplementedError):
 # --------------------------------------------------------------------------- helpers
 
 
-def _fill_for(dtype: np.dtype) -> Any:
-    """Value of a stock absent from a date: NaN, 0 for flags (int8/bool), -1 for codes, ''."""
-    if dtype.kind == "f":
-        return np.nan
-    if dtype.kind == "b" or dtype == np.int8:
-        return 0
-    if dtype.kind in "iu":
-        return -1
-    return ""
-
-
-def pad_stocks(ds: xr.Dataset, stocks: np.ndarray) -> xr.Dataset:
-    """``ds`` on the stock axis ``stocks`` (a superset), new stocks absent (see :func:`_fill_for`)."""
-    if ds.sizes.get("stock", 0) == len(stocks) and np.array_equal(ds["stock"].to_numpy(), stocks):
-        return ds
-    fills = {name: _fill_for(ds[name].dtype) for name in ds.data_vars if "stock" in ds[name].dims}
-    out = ds.reindex(stock=stocks, fill_value=fills)
-    for name in fills:  # reindex keeps dtypes given a fill of the same kind
-        out[name] = out[name].astype(ds[name].dtype)
-    return out
-
-
 def check_same_settings(model: Mapping[str, Any], given: Mapping[str, Any] | None) -> None:
     """Refuse settings that differ from the model's (compared as the model stores them).
 
@@ -136,7 +116,7 @@ def check_same_settings(model: Mapping[str, Any], given: Mapping[str, Any] | Non
         )
 
 
-def _check_overlap(state: xr.Dataset, panel: xr.Dataset, shared: np.ndarray, cap: str) -> None:
+def _check_overlap(state: StateArrays, panel: xr.Dataset, shared: np.ndarray, cap: str) -> None:
     """The panel's values on the dates it shares with the state's window equal the stored ones.
 
     Raises
@@ -144,12 +124,14 @@ def _check_overlap(state: xr.Dataset, panel: xr.Dataset, shared: np.ndarray, cap
     HistoryMismatchError
         Naming the variable, the date, the stock and both values.
     """
-    stocks = np.intersect1d(state["stock"].to_numpy(), panel["stock"].to_numpy())
+    stocks, in_state, in_panel = np.intersect1d(state["stock"], panel["stock"].to_numpy(), return_indices=True)
+    rows_state = np.searchsorted(state[f"{P}window"], shared)
+    rows_panel = np.flatnonzero(np.isin(panel["date"].to_numpy(), shared))
     for name, given_name in zip(CHECKED, ("returns", cap)):
         if given_name not in panel:
             continue
-        stored = state[f"{P}{name}"].sel({f"{P}window": shared, "stock": stocks}).to_numpy()
-        given = panel[given_name].sel(date=shared, stock=stocks).transpose("date", "stock").to_numpy().astype(np.float64)
+        stored = state[f"{P}{name}"][np.ix_(rows_state, in_state)]
+        given = panel[given_name].transpose("date", "stock").to_numpy()[np.ix_(rows_panel, in_panel)].astype(np.float64)
         bad = ~((stored == given) | (np.isnan(stored) & np.isnan(given)))
         if bad.any():
             t, n = np.argwhere(bad)[0]
@@ -178,9 +160,9 @@ def _require_variables(panel: xr.Dataset, settings: Mapping[str, Any]) -> None:
             )
 
 
-def _split_dates(state: xr.Dataset, panel: xr.Dataset, cap: str) -> np.ndarray:
+def _split_dates(state: StateArrays, panel: xr.Dataset, cap: str) -> np.ndarray:
     """The panel's new dates (after the model's last date), after checking the shared ones."""
-    window = state[f"{P}window"].to_numpy()
+    window = state[f"{P}window"]
     dates = panel["date"].to_numpy()
     if window.size == 0:  # _EMPTY_STATE: nothing to compute
         return dates[:0]
@@ -245,24 +227,23 @@ def _new_exposures(rows: xr.Dataset, settings: Mapping[str, Any], labels: tuple[
     return replace(ex, industry=codes, industry_labels=labels if codes is not None else ())
 
 
-def _stacked(state: xr.Dataset, ex_new: Any, stocks: np.ndarray):
+def _stacked(state: StateArrays, ex_new: Any):
     """The state's last ``lag`` exposure rows followed by the new ones (an Exposures)."""
     from dataclasses import replace
 
-    lagged = pad_stocks(state[[v for v in state.data_vars if state[v].dims[:1] == (f"{P}lag",)]], stocks)
-    styles = np.concatenate([lagged[f"{P}style_exposure"].to_numpy(), ex_new.styles])
+    styles = np.concatenate([state[f"{P}style_exposure"], ex_new.styles])
     industry = None
     if ex_new.industry is not None:
-        industry = np.ascontiguousarray(np.concatenate([lagged[f"{P}industry_code"].to_numpy(), ex_new.industry]))
-    lag_dates = np.full(lagged.sizes[f"{P}lag"], np.datetime64("NaT"), dtype="datetime64[ns]")
+        industry = np.ascontiguousarray(np.concatenate([state[f"{P}industry_code"], ex_new.industry]))
+    lag_dates = np.full(state[f"{P}style_exposure"].shape[0], np.datetime64("NaT"), dtype="datetime64[ns]")
     return replace(
         ex_new,
         dates=np.concatenate([lag_dates, ex_new.dates]),
         styles=np.ascontiguousarray(styles),
         industry=industry,
-        weights=np.ascontiguousarray(np.concatenate([lagged[f"{P}regression_weight"].to_numpy(), ex_new.weights])),
-        cap=np.ascontiguousarray(np.concatenate([lagged[f"{P}lag_cap"].to_numpy(), ex_new.cap])),
-        imputed=np.concatenate([lagged[f"{P}imputed"].to_numpy().astype(bool), ex_new.imputed]),
+        weights=np.ascontiguousarray(np.concatenate([state[f"{P}regression_weight"], ex_new.weights])),
+        cap=np.ascontiguousarray(np.concatenate([state[f"{P}lag_cap"], ex_new.cap])),
+        imputed=np.concatenate([state[f"{P}imputed"].astype(bool), ex_new.imputed]),
     )
 
 
@@ -365,23 +346,25 @@ def _base_covariance_rows(f: np.ndarray, s: Mapping[str, Any], k: int,
     return f0, available
 
 
-def _factor_forecast(state: xr.Dataset, f_new: np.ndarray, settings: Mapping[str, Any]):
-    """``factor_cov`` and ``factor_vra`` of the new rows, and the factor part of the new state."""
+def _factor_forecast(state: StateArrays, f_all: np.ndarray, settings: Mapping[str, Any]):
+    """``factor_cov`` and ``factor_vra`` of the new rows of the factor returns ``f_all`` (every
+    date), and the factor part of the new state."""
     from riskmodel.covariance.factor import _row_valid
+    from riskmodel.models.update_append import grow_rows
     from riskmodel.models.update_state import sums_of
 
-    f_all = np.ascontiguousarray(np.concatenate([state[f"{P}factor_returns"].to_numpy(), f_new]))
     n_old, (n_all, m) = int(state[f"{P}n_dates"]), f_all.shape
+    f_new = f_all[n_old:]
     k = n_all - n_old
     s = factor_stage_settings(settings, n_all, m)
     sums = sums_of(state, s, m)  # None: the kernel reruns over the stored history (same numbers)
     f0, available = _base_covariance_rows(f_all, s, k, sums)
-    run = _EigenRun(int(state[f"{P}eigen_run_start"]), state[f"{P}eigen_bias"].to_numpy().copy(),
-                    state[f"{P}avail_prev"].to_numpy().astype(bool))
+    run = _EigenRun(int(state[f"{P}eigen_run_start"]), state[f"{P}eigen_bias"].copy(),
+                    state[f"{P}avail_prev"].astype(bool))
     f_eig = _eigen_rows(f0, available, n_old, _row_valid(f_all), s, run)
     sigma = np.sqrt(np.diagonal(f_eig, axis1=1, axis2=2))
-    sigma_prev = np.concatenate([state[f"{P}sigma_prev"].to_numpy()[None], sigma[:-1]])
-    b_all = np.concatenate([state[f"{P}vra_b"].to_numpy(), vra_b_series(f_new, sigma_prev)])
+    sigma_prev = np.concatenate([state[f"{P}sigma_prev"][None], sigma[:-1]])
+    b_all = grow_rows(state[f"{P}vra_b"], vra_b_series(f_new, sigma_prev))
     lam = factor_vra_rows(b_all, available.any(axis=1), s, n_all)
     cov = f_eig * (lam**2)[:, None, None]
     part = dict(b=b_all, sigma_prev=sigma[-1], avail_prev=available[-1], run_start=run.start, bias=run.bias,
@@ -389,19 +372,17 @@ def _factor_forecast(state: xr.Dataset, f_new: np.ndarray, settings: Mapping[str
     return cov, lam, part, k
 
 
-def _specific_sums(state: xr.Dataset, stocks: np.ndarray, sp: Mapping[str, Any]):
-    """The state's carried specific sums on the stock axis ``stocks`` (new stocks: none yet), or None."""
+def _specific_sums(state: StateArrays, sp: Mapping[str, Any]):
+    """The state's carried specific sums on its stock axis (new stocks: none yet), or None."""
     from riskmodel.models.update_ewma import SpecificSums
 
     if f"{P}ts_num" not in state:
         return None
-    names = [f"{P}ts_num", f"{P}ts_den", f"{P}ts_npair", f"{P}ts_cnt"]
-    padded = pad_stocks(state[names], stocks)
-    sums = SpecificSums.empty(len(stocks), sp["lags"], sp["half_life"], sp["window"])
-    sums.num = np.nan_to_num(padded[f"{P}ts_num"].to_numpy(), nan=0.0)
-    sums.den = np.nan_to_num(padded[f"{P}ts_den"].to_numpy(), nan=0.0)
-    sums.npair = np.maximum(padded[f"{P}ts_npair"].to_numpy().astype(np.int64), 0)
-    sums.cnt = np.maximum(padded[f"{P}ts_cnt"].to_numpy().astype(np.int64), 0)
+    sums = SpecificSums.empty(len(state.stocks), sp["lags"], sp["half_life"], sp["window"])
+    sums.num = np.nan_to_num(state[f"{P}ts_num"], nan=0.0)
+    sums.den = np.nan_to_num(state[f"{P}ts_den"], nan=0.0)
+    sums.npair = np.maximum(state[f"{P}ts_npair"].astype(np.int64), 0)
+    sums.cnt = np.maximum(state[f"{P}ts_cnt"].astype(np.int64), 0)
     return sums
 
 
@@ -414,9 +395,9 @@ def _specific_slice_start(n_old: int, window: int, lags: int) -> int:
     return max(0, (limit // 32) * 32)
 
 
-def _specific_forecast(state: xr.Dataset, resid_new: np.ndarray, ex_new: Any, stocks: np.ndarray,
-                       settings: Mapping[str, Any], n_all: int):
-    """``specific_var`` and ``specific_vra`` of the new rows and the specific part of the new state."""
+def _specific_forecast(state: StateArrays, rows: np.ndarray, ex_new: Any, settings: Mapping[str, Any], n_all: int):
+    """``specific_var`` and ``specific_vra`` of the new rows and the specific part of the new state
+    (``rows``: the state's residual window followed by the new dates' residuals)."""
     from riskmodel.covariance.specific import (
         cross_section_stage,
         final_variance,
@@ -426,33 +407,35 @@ def _specific_forecast(state: xr.Dataset, resid_new: np.ndarray, ex_new: Any, st
         vra_b2_rows,
     )
     from riskmodel.models.settings import specific_variance_kwargs
-    from riskmodel.models.update_robust import robust_rows
+    from riskmodel.models.update_robust import carried_sums, robust_rows
 
     sp = specific_settings(**specific_variance_kwargs(settings))
-    n_old, k = int(state[f"{P}n_dates"]), resid_new.shape[0]
-    padded = pad_stocks(state[[f"{P}residuals", f"{P}sig_prev", f"{P}estu_prev"]], stocks)
-    u_win = padded[f"{P}residuals"].to_numpy()
-    base = n_old - u_win.shape[0]
+    n_old = int(state[f"{P}n_dates"])
+    k = n_all - n_old
+    resid_new = rows[rows.shape[0] - k:]
+    base = n_old - (rows.shape[0] - k)  # rows: dates base .. n_all - 1
     s0 = _specific_slice_start(n_old, sp["window"], sp["lags"])
     if s0 < base:  # pragma: no cover - the state keeps enough rows (window_length)
-        raise RuntimeError(f"update state keeps {u_win.shape[0]} dates of residuals, {n_old - s0} needed")
-    u = np.ascontiguousarray(np.concatenate([u_win[s0 - base:], resid_new]))
-    ts_sums = _specific_sums(state, stocks, sp)
+        raise RuntimeError(f"update state keeps {rows.shape[0] - k} dates of residuals, {n_old - s0} needed")
+    u = rows[s0 - base:]  # C-contiguous: a slice of rows
+    ts_sums = _specific_sums(state, sp)
+    robust: dict = {}
     if ts_sums is None:
         ts_var, h, gamma = time_series_stage(u, sp)
         ts_var, h, gamma = (np.ascontiguousarray(a[-k:]) for a in (ts_var, h, gamma))
     else:  # the carried sums: bit-identical to the fit's σ²_TS (the slice's are not); γ in numpy
-        rows = np.concatenate([u_win, resid_new])
         ts_var = np.ascontiguousarray(np.stack([ts_sums.step(rows, t - base) for t in range(n_old, n_old + k)]))
-        h, gamma, cols = robust_rows(u, s0, n_old, sp["window"], sp["min_obs"], sp["full_obs"], sp["blend"])
+        carried = carried_sums(state[f"{P}residuals"], n_old)  # None after a copy (a fresh process, new stocks)
+        h, gamma, cols = robust_rows(u, s0, n_old, sp["window"], sp["min_obs"], sp["full_obs"], sp["blend"],
+                                     carried=carried, out=robust)
         if cols.size:  # an empty window at the refresh after earlier returns: the kernel's residue
             _, h_k, gamma_k = time_series_stage(np.ascontiguousarray(u[:, cols]), sp)
             h[:, cols], gamma[:, cols] = h_k[-k:], gamma_k[-k:]
     inputs = specific_inputs(resid_new, ex_new)
     cs = cross_section_stage(ts_var, h, gamma, inputs, sp, overwrite_ts_var=sp["shrink"] != 0)
-    cap_prev = pad_stocks(state[[f"{P}lag_cap"]], stocks)[f"{P}lag_cap"].to_numpy()[-1]
-    sig_prev = np.concatenate([padded[f"{P}sig_prev"].to_numpy()[None], cs.sig_sh[:-1]])
-    estu_prev = np.concatenate([padded[f"{P}estu_prev"].to_numpy().astype(bool)[None], cs.estu[:-1]])
+    cap_prev = state[f"{P}lag_cap"][-1]
+    sig_prev = np.concatenate([state[f"{P}sig_prev"][None], cs.sig_sh[:-1]])
+    estu_prev = np.concatenate([state[f"{P}estu_prev"].astype(bool)[None], cs.estu[:-1]])
     cap_prev = np.concatenate([cap_prev[None], inputs.cap[:-1]])
     num, den = float(state[f"{P}specific_num"]), float(state[f"{P}specific_den"])
     lam = np.ones(k)
@@ -462,7 +445,8 @@ def _specific_forecast(state: xr.Dataset, resid_new: np.ndarray, ex_new: Any, st
         with np.errstate(invalid="ignore", divide="ignore"):
             lam = np.where(dens > 0, np.sqrt(nums / dens), 1.0)
         num, den = float(nums[-1]), float(dens[-1])
-    part = dict(num=num, den=den, sig_prev=cs.sig_sh[-1].copy(), estu_prev=cs.estu[-1].copy(), ts_sums=ts_sums)
+    part = dict(num=num, den=den, sig_prev=cs.sig_sh[-1].copy(), estu_prev=cs.estu[-1].copy(), ts_sums=ts_sums,
+                robust=robust)
     var = final_variance(resid_new, cs.sig_sh, None if sp["shrink"] != 0 else ts_var, gamma, lam, sp["shrink"],
                          cs.complete)
     return var, lam, part
@@ -473,9 +457,99 @@ def _specific_forecast(state: xr.Dataset, resid_new: np.ndarray, ex_new: Any, st
 
 def _panel_rows(panel: xr.Dataset, new_dates: np.ndarray, stocks: np.ndarray) -> xr.Dataset:
     """The panel's new dates on the model's (grown) stock axis."""
-    rows = panel.sel(date=new_dates)
+    dates = panel["date"].to_numpy()
+    rows = panel.isel(date=np.flatnonzero(np.isin(dates, new_dates))) if dates.size != new_dates.size else panel
+    if np.array_equal(rows["stock"].to_numpy(), stocks):
+        return rows
     fills = {name: ("" if rows[name].dtype.kind in "USO" else np.nan) for name in rows.data_vars}
     return rows.reindex(stock=stocks, fill_value=fills)
+
+
+def _grown_stocks(old_stocks: np.ndarray, panel: xr.Dataset) -> np.ndarray:
+    """The model's stock axis, then the panel's stocks it does not have (in the panel's order)."""
+    given = panel["stock"].to_numpy()
+    if given.shape == old_stocks.shape and np.array_equal(given, old_stocks):
+        return old_stocks
+    extra = given[~np.isin(given, old_stocks)]
+    if not extra.size:
+        return old_stocks
+    return np.asarray([*old_stocks.tolist(), *extra.astype(str).tolist()], dtype=str)  # wider names fit
+
+
+def _refuse_kind(settings: Mapping[str, Any], panel: xr.Dataset) -> None:
+    """Models whose method has no date-by-date update."""
+    if not isinstance(panel, xr.Dataset):
+        raise DimensionError(f"update: the panel must be an xarray Dataset (date, stock), got {type(panel).__name__}; "
+                             "read one with rm.load(path)")
+    hybrid = [n for n in settings.get("fixed_styles") or [] if re.match(r"^stat\d+$", n) and n not in panel]
+    if int(settings.get("statistical_factors", 0) or 0) or hybrid:
+        raise UpdateNotSupportedError(
+            "update: a hybrid model (statistical_factors > 0) re-extracts its statistical factors from the whole "
+            "residual history each fit; it cannot be updated date by date: refit it"
+        )
+    if settings.get("corr_standardise"):
+        raise UpdateNotSupportedError(
+            "update: corr_standardise=True estimates the correlations from standardised returns, whose sums the "
+            "model's state does not carry yet: refit"
+        )
+    _require_variables(panel, settings)
+
+
+def _advance(state: StateArrays, panel: xr.Dataset, settings: Mapping[str, Any]) -> tuple[dict, dict] | None:
+    """:func:`advance` on numpy arrays: the new rows' variables and the new state's (by name)."""
+    from riskmodel.models.update_append import grow_rows
+    from riskmodel.models.update_robust import remember_sums
+    from riskmodel.regression import factor_returns
+
+    _refuse_kind(settings, panel)
+    new_dates = _split_dates(state, panel, settings["cap"])
+    if new_dates.size == 0:
+        return None
+    stocks = state.on_stocks(_grown_stocks(state["stock"], panel))
+    rows = _panel_rows(panel, new_dates, stocks)
+    labels_attr = state.attrs(f"{P}industry_code")["labels"] if f"{P}industry_code" in state else None
+    labels = tuple(json.loads(labels_attr)) if isinstance(labels_attr, str) else tuple(labels_attr or ())
+    ex_new = _new_exposures(rows, settings, labels, new_dates)
+    lag = int(settings.get("lag", 1))
+    returns_new = np.ascontiguousarray(rows["returns"].transpose("date", "stock").to_numpy(), dtype=np.float64)
+    returns_old = state[f"{P}returns"][-lag:]
+    wls = factor_returns(np.ascontiguousarray(np.concatenate([returns_old, returns_new])), _stacked(state, ex_new),
+                         lag=lag, return_clip=settings["return_clip"], min_industry_size=settings["min_industry_size"])
+    factors = state["factor"]
+    if tuple(wls.factor_names) != tuple(factors.astype(str)):
+        raise UpdateNotSupportedError(
+            f"update: the new dates give the factors {list(wls.factor_names)}, the model has "
+            f"{list(factors.astype(str))}: refit on the full panel"
+        )
+    f_new, resid_new = wls.factor_returns[lag:], np.ascontiguousarray(wls.residuals[lag:])
+    n_old = int(state[f"{P}n_dates"])
+    n_all = n_old + new_dates.size
+    out = _rows_variables(rows, new_dates, stocks, state, ex_new, wls, lag)
+    f_all = grow_rows(state[f"{P}factor_returns"], f_new)
+    residuals = grow_rows(state[f"{P}residuals"], resid_new)  # the stored window, then the new dates
+    fac = spec = None
+    if f"{P}vra_b" in state:
+        cov, lam_f, fac, _ = _factor_forecast(state, f_all, settings)
+        var, lam_s, spec = _specific_forecast(state, residuals, ex_new, settings, n_all)
+        out["factor_cov"] = xr.Variable(("date", "factor", "factor_"), cov)
+        out["factor_vra"] = xr.Variable(("date",), lam_f)
+        out["specific_var"] = xr.Variable(("date", "stock"), var)
+        out["specific_vra"] = xr.Variable(("date",), lam_s)
+        out["factor_"] = xr.Variable(("factor_",), factors)
+    n_win = window_length(settings, n_all)
+    window = {"residuals": residuals, **{name: grow_rows(state[f"{P}{name}"], out[name].values, n_win)
+                                         for name in ("returns", "market_cap")}}
+    window_dates = np.concatenate([state[f"{P}window"], new_dates.astype(state[f"{P}window"].dtype)])
+    last = {name: out[name].values for name in ("style_exposure", "regression_weight", "market_cap", "imputed",
+                                                "industry_code") if name in out}
+    if lag > new_dates.size:  # pragma: no cover - lag > 1 with one new date
+        old = {"market_cap": f"{P}lag_cap"}
+        last = {name: np.concatenate([state[old.get(name, f"{P}{name}")], values]) for name, values in last.items()}
+    coords = {"stock": stocks, "factor": factors, "style": state["style"]}
+    new_state = make_state(window, window_dates, last, labels_attr, settings, f_all, coords, n_all, lag, fac, spec)
+    if spec is not None and spec["robust"]:  # the robust statistic's running sums, for the next update in memory
+        remember_sums(new_state[f"{P}residuals"].values, spec["robust"]["key"], spec["robust"]["sums"])
+    return out, new_state
 
 
 def advance(state: xr.Dataset, panel: xr.Dataset, settings: Mapping[str, Any]) -> tuple[xr.Dataset, xr.Dataset] | None:
@@ -497,116 +571,57 @@ def advance(state: xr.Dataset, panel: xr.Dataset, settings: Mapping[str, Any]) -
         ``rows``: the model's variables on the new dates (stock axis: the model's, then the
         new stocks); ``state``: the state after them. None when the panel has no new date.
     """
-    from riskmodel.regression import factor_returns
-
-    if not isinstance(panel, xr.Dataset):
-        raise DimensionError(f"update: the panel must be an xarray Dataset (date, stock), got {type(panel).__name__}; "
-                             "read one with rm.load(path)")
-    hybrid = [n for n in settings.get("fixed_styles") or [] if re.match(r"^stat\d+$", n) and n not in panel]
-    if int(settings.get("statistical_factors", 0) or 0) or hybrid:
-        raise UpdateNotSupportedError(
-            "update: a hybrid model (statistical_factors > 0) re-extracts its statistical factors from the whole "
-            "residual history each fit; it cannot be updated date by date: refit it"
-        )
-    if settings.get("corr_standardise"):
-        raise UpdateNotSupportedError(
-            "update: corr_standardise=True estimates the correlations from standardised returns, whose sums the "
-            "model's state does not carry yet: refit"
-        )
-    _require_variables(panel, settings)
-    new_dates = _split_dates(state, panel, settings["cap"])
-    if new_dates.size == 0:
+    result = _advance(StateArrays(state.variables), panel, settings)
+    if result is None:
         return None
-    old_stocks = state["stock"].to_numpy()
-    known = set(old_stocks.tolist())
-    extra = [s for s in panel["stock"].to_numpy().astype(str).tolist() if s not in known]
-    stocks = np.asarray([*old_stocks.tolist(), *extra], dtype=str) if extra else old_stocks  # wider names fit
-    rows = _panel_rows(panel, new_dates, stocks)
-    labels_attr = state[f"{P}industry_code"].attrs["labels"] if f"{P}industry_code" in state else None
-    labels = tuple(json.loads(labels_attr)) if isinstance(labels_attr, str) else tuple(labels_attr or ())
-    ex_new = _new_exposures(rows, settings, labels, new_dates)
-    lag = int(settings.get("lag", 1))
-    returns_new = np.ascontiguousarray(rows["returns"].transpose("date", "stock").to_numpy(), dtype=np.float64)
-    returns_old = pad_stocks(state[[f"{P}returns"]], stocks)[f"{P}returns"].to_numpy()[-lag:]
-    wls = factor_returns(np.ascontiguousarray(np.concatenate([returns_old, returns_new])), _stacked(state, ex_new, stocks),
-                         lag=lag, return_clip=settings["return_clip"], min_industry_size=settings["min_industry_size"])
-    if tuple(wls.factor_names) != tuple(state["factor"].to_numpy().astype(str)):
-        raise UpdateNotSupportedError(
-            f"update: the new dates give the factors {list(wls.factor_names)}, the model has "
-            f"{list(state['factor'].to_numpy().astype(str))}: refit on the full panel"
-        )
-    f_new, resid_new = wls.factor_returns[lag:], np.ascontiguousarray(wls.residuals[lag:])
-    n_old = int(state[f"{P}n_dates"])
-    n_all = n_old + new_dates.size
-    out = _rows_dataset(rows, new_dates, stocks, state, ex_new, wls, lag)
-    fac = spec = None
-    if f"{P}vra_b" in state:
-        cov, lam_f, fac, _ = _factor_forecast(state, f_new, settings)
-        var, lam_s, spec = _specific_forecast(state, resid_new, ex_new, stocks, settings, n_all)
-        out["factor_cov"] = (("date", "factor", "factor_"), cov)
-        out["factor_vra"] = (("date",), lam_f)
-        out["specific_var"] = (("date", "stock"), var)
-        out["specific_vra"] = (("date",), lam_s)
-        out = out.assign_coords(factor_=state["factor"].to_numpy())
-    f_all = np.concatenate([state[f"{P}factor_returns"].to_numpy(), f_new])
-    window = _joined(pad_stocks(_window_of(state), stocks), out, state[f"{P}window"].to_numpy())
-    last = _joined(pad_stocks(_lag_of(state), stocks), out, None)
-    new_state = make_state(window, last, labels_attr, settings, f_all, state["factor"].to_numpy(), n_all,
-                           window_length(settings, n_all), lag, fac, spec)
-    return out, new_state
+    rows, new_state = result
+    coords = [name for name in ("date", "stock", "factor", "style", "factor_") if name in rows]
+    rows_ds = xr.Dataset({n: v for n, v in rows.items() if n not in coords}, coords={n: rows[n] for n in coords})
+    return rows_ds, state_dataset(new_state)
 
 
-def _joined(old: xr.Dataset, new: xr.Dataset, old_dates: np.ndarray | None) -> xr.Dataset:
-    """``old``'s variables followed by ``new``'s along ``date`` (same stock axis)."""
-    n_old = old.sizes["date"]
-    if old_dates is None:
-        old_dates = np.full(n_old, np.datetime64("NaT"), dtype="datetime64[ns]")
-    dates = np.concatenate([old_dates.astype("datetime64[ns]"), new["date"].to_numpy()])
-    data = {name: (new[name].dims, np.concatenate([old[name].to_numpy(), new[name].to_numpy()])) for name in old.data_vars}
-    return xr.Dataset(data, coords={"date": dates, "stock": new["stock"].to_numpy(), "style": new["style"].to_numpy()})
+def _rows_variables(rows, new_dates, stocks, state: StateArrays, ex_new, wls, lag) -> dict[str, xr.Variable]:
+    """The regression's and the exposures' variables of the new dates, and their coordinates."""
+    def var(dims, values):
+        return xr.Variable(dims, values)
 
-
-def _window_of(state: xr.Dataset) -> xr.Dataset:
-    names = {f"{P}residuals": "residuals", f"{P}returns": "returns", f"{P}market_cap": "market_cap"}
-    return state[list(names)].rename({**names, f"{P}window": "date"})
-
-
-def _lag_of(state: xr.Dataset) -> xr.Dataset:
-    names = {f"{P}style_exposure": "style_exposure", f"{P}regression_weight": "regression_weight",
-             f"{P}lag_cap": "market_cap", f"{P}imputed": "imputed"}
-    if f"{P}industry_code" in state:
-        names[f"{P}industry_code"] = "industry_code"
-    ds = state[list(names)].rename(names).rename_dims({f"{P}lag": "date"})
-    return ds
-
-
-def _rows_dataset(rows, new_dates, stocks, state, ex_new, wls, lag) -> xr.Dataset:
-    """The regression's and the exposures' variables of the new dates."""
-    ds = xr.Dataset(
-        {
-            "returns": (("date", "stock"), rows["returns"].transpose("date", "stock").to_numpy()),
-            "factor_returns": (("date", "factor"), wls.factor_returns[lag:]),
-            "factor_se": (("date", "factor"), wls.se[lag:]),
-            "residuals": (("date", "stock"), wls.residuals[lag:]),
-            "r2": (("date",), wls.r2[lag:]),
-            "n_obs": (("date",), np.asarray(wls.n_obs[lag:], dtype=np.int64)),
-            "n_clipped": (("date",), np.asarray(wls.n_clipped[lag:], dtype=np.int64)),
-            "style_exposure": (("date", "stock", "style"), ex_new.styles),
-            "regression_weight": (("date", "stock"), ex_new.weights),
-            "market_cap": (("date", "stock"), ex_new.cap),
-            "imputed": (("date", "stock", "style"), np.ascontiguousarray(ex_new.imputed).view(np.int8)),
-        },
-        coords={"date": pd.DatetimeIndex(new_dates).to_numpy(), "stock": stocks, "factor": state["factor"].to_numpy(),
-                "style": state["style"].to_numpy()},
-    )
+    out = {
+        "returns": var(("date", "stock"), rows["returns"].transpose("date", "stock").to_numpy()),
+        "factor_returns": var(("date", "factor"), wls.factor_returns[lag:]),
+        "factor_se": var(("date", "factor"), wls.se[lag:]),
+        "residuals": var(("date", "stock"), wls.residuals[lag:]),
+        "r2": var(("date",), wls.r2[lag:]),
+        "n_obs": var(("date",), np.asarray(wls.n_obs[lag:], dtype=np.int64)),
+        "n_clipped": var(("date",), np.asarray(wls.n_clipped[lag:], dtype=np.int64)),
+        "style_exposure": var(("date", "stock", "style"), ex_new.styles),
+        "regression_weight": var(("date", "stock"), ex_new.weights),
+        "market_cap": var(("date", "stock"), ex_new.cap),
+        "imputed": var(("date", "stock", "style"), np.ascontiguousarray(ex_new.imputed).view(np.int8)),
+    }
     if ex_new.industry is not None:
-        ds["industry_code"] = (("date", "stock"), ex_new.industry.astype(np.int32, copy=False))
-        ds["industry_code"].attrs["labels"] = state[f"{P}industry_code"].attrs["labels"]
-    return ds
+        out["industry_code"] = xr.Variable(("date", "stock"), ex_new.industry.astype(np.int32, copy=False),
+                                           {"labels": state.attrs(f"{P}industry_code")["labels"]})
+    out["date"] = var(("date",), pd.DatetimeIndex(new_dates).to_numpy())
+    out["stock"] = var(("stock",), stocks)
+    out["factor"] = var(("factor",), state["factor"])
+    out["style"] = var(("style",), state["style"])
+    return out
 
 
 #: A state with no date: :func:`advance` on it only checks the panel and the settings.
-_EMPTY_STATE = xr.Dataset({f"{P}n_dates": ((), np.int64(0))}, coords={f"{P}window": np.zeros(0, "datetime64[ns]")})
+_EMPTY_STATE = {f"{P}n_dates": xr.Variable((), np.int64(0)), f"{P}window": xr.Variable((f"{P}window",),
+                                                                                        np.zeros(0, "datetime64[ns]"))}
+
+
+def _carried_state(ds: xr.Dataset, settings: Mapping[str, Any]) -> StateArrays | None:
+    """The state a model's dataset carries, when of this layout and built under its settings."""
+    variables = ds.variables
+    n_dates = variables.get(f"{P}n_dates")
+    if n_dates is None or int(n_dates.attrs.get("version", 0)) != STATE_VERSION:
+        return None
+    if n_dates.attrs.get("settings") != _settings_json(settings):
+        return None  # built under other settings: rebuild from the stored arrays
+    return StateArrays(variables)
 
 
 def apply_update(fitted: Any, panel: xr.Dataset, settings: Mapping[str, Any] | None = None) -> Any:
@@ -618,32 +633,15 @@ def apply_update(fitted: Any, panel: xr.Dataset, settings: Mapping[str, Any] | N
         See :meth:`FittedFactorModel.update`.
     """
     check_same_settings(fitted.settings, settings)
-    state = state_of(fitted.dataset)
-    if state is not None and state[f"{P}n_dates"].attrs.get("settings") != _settings_json(fitted.settings):
-        state = None  # built under other settings: rebuild from the stored arrays
+    state = _carried_state(fitted.dataset, fitted.settings)
     if state is None:
-        advance(_EMPTY_STATE, panel, fitted.settings)  # the refusals that need no state
-        state = build_state(fitted)
-    result = advance(state, panel, fitted.settings)
+        _advance(StateArrays(_EMPTY_STATE), panel, fitted.settings)  # the refusals that need no state
+        state = StateArrays(build_state(fitted).variables)
+    result = _advance(state, panel, fitted.settings)
     if result is None:
         return fitted
     rows, new_state = result
-    return type(fitted)(dataset=append_rows(strip_state(fitted.dataset), rows, new_state), settings=fitted.settings)
-
-
-def append_rows(base: xr.Dataset, rows: xr.Dataset, state: xr.Dataset | None) -> xr.Dataset:
-    """``base`` with ``rows`` appended along ``date`` (stock axis grown) and ``state`` attached
-    (the arrays grown in place when they have room: :mod:`riskmodel.models.update_append`)."""
-    from riskmodel.models.update_append import append_along_date
-
-    stocks = rows["stock"].to_numpy()
-    base = pad_stocks(base, stocks)
-    names = [n for n in base.data_vars if "date" in base[n].dims]
-    out = append_along_date(base, rows, names)
-    out.attrs = dict(base.attrs)
-    if state is not None:
-        out = out.merge(state.drop_vars(["stock", "factor", "style"], errors="ignore"), join="override")
-    return out[[*names, *[n for n in out.data_vars if n not in names]]]
+    return type(fitted)(dataset=append_rows(fitted.dataset, rows, new_state), settings=fitted.settings)
 
 
 def _settings_json(settings: Mapping[str, Any]) -> str:

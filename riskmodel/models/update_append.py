@@ -12,23 +12,30 @@ The rows past ``n`` belong to whichever model claimed them first: a buffer recor
 rows are in use, and an array is grown in place only when it is a view of all of them (the
 longest model cut from that buffer). Updating an older model again (a branch) or a model
 whose stock axis grows (new listings) copies, so no model ever sees its arrays change.
+The state's trailing windows (residuals, returns, caps) slide through such a buffer the
+same way (``grow_rows(old, new, keep)``: the last ``keep`` rows), copied once every 1/16 of
+a window. :func:`append_rows` assembles the updated model's Dataset once, from the grown
+arrays, the new state's variables and the old model's indexes.
 """
 
 from __future__ import annotations
 
 import weakref
+from typing import Mapping
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["append_along_date", "grow_rows"]
+from riskmodel.models.update_state import STATE_COORDS, STATE_PREFIX as P, fill_for, strip_state
+
+__all__ = ["append_rows", "grow_rows", "pad_stocks"]
 
 #: id(buffer) -> [weak reference to the buffer, rows in use]
 _IN_USE: dict[int, list] = {}
 
 
 def _spare(n: int, k: int) -> int:
-    """Rows of room left after ``n + k`` rows: about 1/16 of the history, at least 16."""
+    """Rows of room left after ``n + k`` rows: about 1/16 of them, at least 16."""
     return max(16, (n + k) // 16)
 
 
@@ -38,48 +45,88 @@ def _register(buffer: np.ndarray, used: int) -> None:
     weakref.finalize(buffer, _IN_USE.pop, key, None)
 
 
-def _growable(old: np.ndarray, k: int, dtype: np.dtype) -> np.ndarray | None:
-    """The buffer ``old`` is the in-use view of, when ``k`` more rows fit in it."""
+def _growable(old: np.ndarray, k: int, dtype: np.dtype) -> tuple[np.ndarray, int] | None:
+    """The buffer ``old`` is the in-use view of (its last claimed rows), and the row ``old``
+    starts at, when ``k`` more rows fit in it."""
     buffer = old.base
-    if buffer is None or not isinstance(buffer, np.ndarray) or old.dtype != dtype:
+    if buffer is None or not isinstance(buffer, np.ndarray) or old.dtype != dtype or old.ndim == 0:
         return None
     entry = _IN_USE.get(id(buffer))
-    if entry is None or entry[0]() is not buffer or entry[1] != old.shape[0]:
+    if entry is None or entry[0]() is not buffer:
         return None
-    if buffer.shape[1:] != old.shape[1:] or buffer.shape[0] < old.shape[0] + k:
+    if buffer.shape[1:] != old.shape[1:] or not old.flags.c_contiguous or not buffer.flags.c_contiguous:
         return None
-    if old.__array_interface__["data"][0] != buffer.__array_interface__["data"][0] or not old.flags.c_contiguous:
+    offset_bytes = old.__array_interface__["data"][0] - buffer.__array_interface__["data"][0]
+    row_bytes = buffer.strides[0] if buffer.ndim and buffer.strides[0] else 1
+    start, rest = divmod(offset_bytes, row_bytes)
+    if rest or start < 0 or start + old.shape[0] != entry[1] or entry[1] + k > buffer.shape[0]:
         return None
-    return buffer
+    return buffer, start
 
 
-def grow_rows(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """``np.concatenate([old, new])`` (same values and dtype), written in place when ``old``
-    is the in-use view of a buffer with room; else copied into a new buffer with room."""
+def grow_rows(old: np.ndarray, new: np.ndarray, keep: int | None = None) -> np.ndarray:
+    """``np.concatenate([old, new])`` (same values and dtype), its last ``keep`` rows when
+    given (a sliding window), written in place when ``old`` is the in-use view of a buffer
+    with room; else copied into a new buffer with room."""
     n, k = old.shape[0], new.shape[0]
+    keep = n + k if keep is None else min(keep, n + k)
     dtype = np.result_type(old, new)
-    buffer = _growable(old, k, dtype)
-    if buffer is None:
-        buffer = np.empty((n + k + _spare(n, k), *old.shape[1:]), dtype=dtype)
-        buffer[:n] = old
-        _register(buffer, n)
-    buffer[n:n + k] = new
-    _IN_USE[id(buffer)][1] = n + k
-    return buffer[:n + k]
+    found = _growable(old, k, dtype)
+    if found is None:
+        carried = keep - k  # rows of ``old`` the result still holds
+        spare = _spare(keep, 0)  # a window slides through its buffer: copied once every ``spare`` dates
+        buffer = np.empty((keep + spare, *old.shape[1:]), dtype=dtype)
+        if carried > 0:
+            buffer[:carried] = old[n - carried:]
+        _register(buffer, max(carried, 0))
+        start, end = 0, max(carried, 0)
+    else:
+        buffer, start = found
+        end = start + n
+    if keep < k:
+        new = new[k - keep:]
+    buffer[end:end + new.shape[0]] = new
+    end += new.shape[0]
+    _IN_USE[id(buffer)][1] = end
+    return buffer[end - keep:end]
 
 
-def append_along_date(base: xr.Dataset, rows: xr.Dataset, names: list[str]) -> xr.Dataset:
-    """``base`` (same stock axis as ``rows``) with ``rows``' variables ``names`` appended
-    along ``date``: the values of ``xr.concat``, the arrays grown by :func:`grow_rows`."""
-    out = base.drop_dims("date")
-    dates = np.concatenate([base["date"].to_numpy(), rows["date"].to_numpy().astype(base["date"].dtype)])
-    out = out.assign_coords(date=dates)
-    for name in names:
-        old = base[name].variable
-        new = rows[name].transpose(*old.dims).to_numpy()
-        if old.dims[0] == "date":
-            data = grow_rows(old.to_numpy(), new)
-        else:
-            data = np.concatenate([old.to_numpy(), new], axis=old.dims.index("date"))
-        out[name] = xr.Variable(old.dims, data, attrs=dict(old.attrs))
+def pad_stocks(ds: xr.Dataset, stocks: np.ndarray) -> xr.Dataset:
+    """``ds`` on the stock axis ``stocks`` (a superset), new stocks absent (see :func:`fill_for`)."""
+    if ds.sizes.get("stock", 0) == len(stocks) and np.array_equal(ds["stock"].to_numpy(), stocks):
+        return ds
+    fills = {name: fill_for(ds[name].dtype) for name in ds.data_vars if "stock" in ds[name].dims}
+    out = ds.reindex(stock=stocks, fill_value=fills)
+    for name in fills:  # reindex keeps dtypes given a fill of the same kind
+        out[name] = out[name].astype(ds[name].dtype)
     return out
+
+
+def append_rows(base: xr.Dataset, rows: Mapping[str, xr.Variable], state: Mapping[str, xr.Variable]) -> xr.Dataset:
+    """``base`` (its old state dropped) with the variables ``rows`` appended along ``date``
+    (stock axis grown) and the state's variables attached; the arrays grown in place when
+    they have room (:mod:`riskmodel.models.update_append`)."""
+    base = strip_state(base) if any(str(n).startswith(P) for n in base.variables) else base
+    stocks = rows["stock"].values
+    if base.sizes["stock"] != len(stocks):  # new listings: every array copied onto the longer axis
+        base = pad_stocks(base, stocks)
+    coord_names = [n for n in base.coords if n != "date"]
+    data: dict[str, xr.Variable] = {}
+    for name, var in base.data_vars.items():
+        var = var.variable
+        if "date" in var.dims:
+            new = rows[name].transpose(*var.dims).values
+            if var.dims[0] == "date":
+                values = grow_rows(var.values, new)
+            else:  # pragma: no cover - every model array has date first
+                values = np.concatenate([var.values, new], axis=var.dims.index("date"))
+            var = xr.Variable(var.dims, values, attrs=dict(var.attrs))
+        data[name] = var
+    data = {**{n: v for n, v in data.items() if "date" in v.dims}, **{n: v for n, v in data.items() if "date" not in v.dims}}
+    data.update({n: v for n, v in state.items() if n not in STATE_COORDS})
+    dates = np.concatenate([base["date"].values, rows["date"].values.astype(base["date"].dtype)])
+    window = state[f"{P}window"]
+    fresh = xr.Coordinates({"date": dates, f"{P}window": window.values})
+    coords = xr.Coordinates({**{n: base.variables[n] for n in coord_names}, **fresh.variables},
+                            indexes={**{n: base.xindexes[n] for n in coord_names}, **fresh.xindexes})
+    return xr.Dataset(data, coords=coords, attrs=dict(base.attrs))

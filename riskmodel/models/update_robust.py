@@ -16,10 +16,11 @@ dates: those few columns are handed back for the kernel.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
-__all__ = ["REFRESH", "robust_rows"]
+__all__ = ["REFRESH", "robust_rows", "carried_sums", "remember_sums"]
 
 #: The kernel's refresh period of the running sums (``specific_ts._REFRESH``).
 REFRESH = 32
@@ -98,8 +99,38 @@ def _refresh(u, s0, t, window, shift, s1, s2) -> None:
     s1[has], s2[has] = a1[has], a2[has]
 
 
+#: id(a state's residual window) -> (weak reference to it, (refresh date, dates), (shift, s1, s2)):
+#: the running sums after a model's last date, kept in memory for its next update.
+_CARRIED: dict[int, tuple] = {}
+
+
+def carried_sums(window: np.ndarray, n_old: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The running sums :func:`robust_rows` left after date ``n_old - 1`` for the state whose
+    residual window is ``window`` (this very array), when they are those it would rebuild
+    now: started at the same refresh date, with no refresh since (else None)."""
+    entry = _CARRIED.get(id(window))
+    if entry is None or entry[0]() is not window or entry[1] != (_refresh_date(n_old), n_old):
+        return None
+    return entry[2]
+
+
+def remember_sums(window: np.ndarray, key: tuple[int, int] | None, sums: tuple | None) -> None:
+    """Keep ``sums`` (``robust_rows``' ``out``) for the next update of the state whose residual
+    window is ``window``."""
+    if key is None or sums is None:
+        return
+    _CARRIED[id(window)] = (weakref.ref(window), key, sums)
+    weakref.finalize(window, _CARRIED.pop, id(window), None)
+
+
+def _refresh_date(n_old: int) -> int:
+    """The kernel's latest exact recomputation at or before date ``n_old`` (-1: none yet)."""
+    return ((n_old + 1) // REFRESH) * REFRESH - 1
+
+
 def robust_rows(u: np.ndarray, s0: int, n_old: int, window: int, min_obs: int, full_obs: int,
-                blend: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                blend: bool, carried: tuple | None = None,
+                out: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``h`` and ``γ`` of the dates ``n_old ..`` as the kernel run on ``u`` computes them.
 
     Parameters
@@ -115,20 +146,32 @@ def robust_rows(u: np.ndarray, s0: int, n_old: int, window: int, min_obs: int, f
     kernel_columns : ndarray of int
         Stocks whose ``γ`` must come from the kernel (an empty window at the refresh after
         returns earlier in ``u``); their ``gamma`` here is not meaningful.
+
+    ``carried`` (:func:`carried_sums`): the running sums after date ``n_old - 1`` of an
+    earlier call, used instead of rebuilding them at the latest refresh (the same numbers:
+    the same rebuild, then the same steps). ``out``, when given, receives ``key`` and
+    ``sums``: the sums after the last date, when the next call may carry them (None when a
+    refresh date was passed: those are rebuilt).
     """
     n_rows, n_stocks = u.shape
     n_all = s0 + n_rows
     k = n_all - n_old
     h = np.empty((k, n_stocks), np.int32)
     gamma = np.empty((k, n_stocks))
-    r0 = ((n_old + 1) // REFRESH) * REFRESH - 1
+    r0 = _refresh_date(n_old)
     shift, s1, s2 = np.zeros(n_stocks), np.zeros(n_stocks), np.zeros(n_stocks)
     kernel_columns = np.zeros(0, np.int64)
+    first = max(r0, s0)
+    if carried is not None:  # the sums after n_old - 1, from the refresh at r0 and the same steps
+        shift, s1, s2 = (np.array(a, dtype=np.float64) for a in carried)
+        first = n_old
     if r0 >= 0:
-        _refresh(u, s0, r0, window, shift, s1, s2)
+        if carried is None:
+            _refresh(u, s0, r0, window, shift, s1, s2)
         empty = np.isfinite(_window(u, s0, r0, window)).sum(axis=0) == 0
         kernel_columns = np.flatnonzero(empty & np.isfinite(u[: r0 - s0 + 1]).any(axis=0))
-    for t in range(max(r0, s0), n_all):
+    passed_refresh = False
+    for t in range(first, n_all):
         if t > r0:  # (at r0 the sums were just rebuilt)
             x_new = u[t - s0]
             x_old = u[t - window - s0] if t - window >= s0 else np.full(n_stocks, np.nan)
@@ -138,6 +181,7 @@ def robust_rows(u: np.ndarray, s0: int, n_old: int, window: int, min_obs: int, f
             s2 = np.where(fn & fo, s2 + (dn * dn - do * do), np.where(fo, s2 - do * do, np.where(fn, s2 + dn * dn, s2)))
             if t % REFRESH == REFRESH - 1:
                 _refresh(u, s0, t, window, shift, s1, s2)
+                passed_refresh = True
         if t < n_old:
             continue
         sorted_vals, nb = _sorted(_window(u, s0, t, window))
@@ -146,4 +190,7 @@ def robust_rows(u: np.ndarray, s0: int, n_old: int, window: int, min_obs: int, f
             gamma[t - n_old] = _gamma(sorted_vals, nb, shift, s1, s2, min_obs, full_obs)
         else:
             gamma[t - n_old] = np.where(nb >= min_obs, 1.0, 0.0)
+    if out is not None:
+        out["key"] = None if passed_refresh else (r0, n_all)
+        out["sums"] = None if passed_refresh else (shift.copy(), s1.copy(), s2.copy())
     return h, gamma, kernel_columns

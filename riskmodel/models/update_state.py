@@ -39,6 +39,10 @@ __all__ = [
     "sums_of",
     "factor_vra_rows",
     "specific_iir",
+    "make_state",
+    "StateArrays",
+    "fill_for",
+    "state_dataset",
 ]
 
 #: Prefix of the state's variables and dimensions in a model's dataset.
@@ -49,6 +53,56 @@ STATE_VERSION = 1
 #: statistics are recomputed exactly every 32 dates, so a recomputation must start on that
 #: grid and hold a whole window before its refresh date (at most 2 × 32 more dates).
 _WINDOW_SLACK = 96
+
+
+def fill_for(dtype: np.dtype) -> Any:
+    """Value of a stock absent from a date: NaN, 0 for flags (int8/bool), -1 for codes, ''."""
+    if dtype.kind == "f":
+        return np.nan
+    if dtype.kind == "b" or dtype == np.int8:
+        return 0
+    if dtype.kind in "iu":
+        return -1
+    return ""
+
+
+class StateArrays:
+    """A state's variables (``xarray.Variable`` by name, as in a model's ``variables``) read
+    as numpy arrays; ``state[name]`` is on the stock axis ``stocks`` once it is set (new
+    stocks absent, see :func:`fill_for`)."""
+
+    def __init__(self, variables: Mapping[str, Any]) -> None:
+        self.variables = variables
+        self.stocks: np.ndarray | None = None
+        self._cache: dict[str, np.ndarray] = {}
+
+    def on_stocks(self, stocks: np.ndarray) -> np.ndarray:
+        """Read the stock-axis variables on ``stocks`` (the model's axis, then new stocks) from now on."""
+        self.stocks = stocks
+        self._cache.clear()
+        return stocks
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.variables
+
+    def attrs(self, name: str) -> Mapping[str, Any]:
+        return self.variables[name].attrs
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self._cache:
+            return self._cache[name]
+        var = self.variables[name]
+        values = var.values
+        if self.stocks is not None and "stock" in var.dims and name != "stock":
+            axis = var.dims.index("stock")
+            if values.shape[axis] != len(self.stocks):
+                shape = list(values.shape)
+                shape[axis] = len(self.stocks)
+                padded = np.full(shape, fill_for(values.dtype), dtype=values.dtype)
+                padded[(slice(None),) * axis + (slice(0, values.shape[axis]),)] = values
+                values = padded
+        self._cache[name] = values
+        return values
 
 
 def strip_state(ds: xr.Dataset) -> xr.Dataset:
@@ -88,8 +142,9 @@ def factor_stage_settings(settings: Mapping[str, Any], n_dates: int, n_factors: 
     return _settings((n_dates, n_factors), kw, progress=False)
 
 
-def sums_of(state: xr.Dataset, s: Mapping[str, Any], m: int) -> dict[str, Any] | None:
-    """The carried EWMA sums of a state (:mod:`riskmodel.models.update_ewma`), or None."""
+def sums_of(state: Mapping[str, Any], s: Mapping[str, Any], m: int) -> dict[str, Any] | None:
+    """The carried EWMA sums of a state (a Dataset, or its arrays by name:
+    :mod:`riskmodel.models.update_ewma`), or None."""
     from riskmodel.models.update_ewma import SPECS, EwmaSums
 
     if f"{STATE_PREFIX}ewma_cov_c_sxy" not in state:
@@ -97,9 +152,9 @@ def sums_of(state: xr.Dataset, s: Mapping[str, Any], m: int) -> dict[str, Any] |
     out = {}
     for name, (kind, hl, lags, win) in SPECS.items():
         sums = EwmaSums.empty(kind, m, s[lags] if lags else 0, s[hl], s[win])
-        sums.s_xy = state[f"{STATE_PREFIX}ewma_{name}_sxy"].to_numpy().copy()
-        sums.s_w = state[f"{STATE_PREFIX}ewma_{name}_sw"].to_numpy().copy()
-        sums.n_w = state[f"{STATE_PREFIX}ewma_{name}_nw"].to_numpy().astype(np.int64)
+        sums.s_xy = np.array(state[f"{STATE_PREFIX}ewma_{name}_sxy"], dtype=np.float64)
+        sums.s_w = np.array(state[f"{STATE_PREFIX}ewma_{name}_sw"], dtype=np.float64)
+        sums.n_w = np.array(state[f"{STATE_PREFIX}ewma_{name}_nw"], dtype=np.int64)
         out[name] = sums
     return out
 
@@ -119,12 +174,13 @@ def specific_iir(b2: np.ndarray, half_life: float, zi_num: float, zi_den: float)
     """The specific VRA's running sums ``(num, den)`` over ``b2`` started from the sums of
     the date before (0, 0 at the first date), as
     :func:`riskmodel.covariance.specific.vra_multiplier` carries them."""
-    from scipy.signal import lfilter
-
     have = np.isfinite(b2)
     a = 2.0 ** (-1.0 / half_life)
-    num = lfilter([1.0], [1.0, -a], np.where(have, b2, 0.0), zi=[a * zi_num])[0]
-    den = lfilter([1.0], [1.0, -a], have.astype(np.float64), zi=[a * zi_den])[0]
+    x_num, x_den = np.where(have, b2, 0.0), have.astype(np.float64)
+    num, den = np.empty(b2.shape), np.empty(b2.shape)
+    for i in range(b2.size):  # scipy.signal.lfilter([1], [1, -a]): y_i = a y_(i-1) + x_i, operation for operation
+        zi_num = num[i] = a * zi_num + x_num[i]
+        zi_den = den[i] = a * zi_den + x_den[i]
     return num, den
 
 
@@ -240,36 +296,49 @@ def build_state(fitted: Any) -> xr.Dataset:
     fac = _factor_part(f, ds["factor_vra"].to_numpy(), settings) if forecast else None
     spec = _specific_part(fitted, settings) if forecast else None
     labels = ds["industry_code"].attrs["labels"] if "industry_code" in ds else None
-    return make_state(ds, ds, labels, settings, f, ds["factor"].to_numpy(), n_dates, n_win, lag, fac, spec)
+    window = {name: ds[name].to_numpy()[n_dates - n_win:].copy() for name in _WINDOW}  # the state's own rows
+    last = {name: ds[name].to_numpy()[n_dates - lag:].copy() for name in _LAST if name in ds}
+    coords = {name: ds[name].to_numpy() for name in ("stock", "factor", "style")}
+    variables = make_state(window, ds["date"].to_numpy()[n_dates - n_win:], last, labels, settings, f, coords,
+                           n_dates, lag, fac, spec)
+    return state_dataset(variables)
 
 
-def make_state(window: xr.Dataset, last: xr.Dataset, labels: Any, settings: Mapping[str, Any], f: np.ndarray,
-               factors: np.ndarray, n_dates: int, n_win: int, lag: int, fac: dict[str, Any] | None,
-               spec: dict[str, Any] | None) -> xr.Dataset:
-    """Assemble the state dataset from its parts: the last ``n_win`` rows of ``window``'s
-    residuals, returns and caps, the last ``lag`` rows of ``last``'s exposures (both on the
-    model's stock axis), the factor returns ``f`` of every date and the forecast parts."""
+#: The model's variables whose trailing window the state keeps, and those of the last ``lag`` dates.
+_WINDOW = ("residuals", "returns", "market_cap")
+_LAST = ("style_exposure", "regression_weight", "market_cap", "imputed", "industry_code")
+
+
+def make_state(window: Mapping[str, np.ndarray], window_dates: np.ndarray, last: Mapping[str, np.ndarray],
+               labels: Any, settings: Mapping[str, Any], f: np.ndarray, coords: Mapping[str, np.ndarray],
+               n_dates: int, lag: int, fac: dict[str, Any] | None, spec: dict[str, Any] | None) -> dict[str, Any]:
+    """The state's variables (``xarray.Variable`` by name, its coordinates included) from its
+    parts: the trailing rows of ``window``'s residuals, returns and caps (the last
+    :func:`window_length` of them are kept; ``window_dates`` their dates), the last ``lag``
+    rows of ``last``'s exposures (both on the model's stock axis ``coords["stock"]``), the
+    factor returns ``f`` of every date and the forecast parts. Arrays are used as given (no
+    copy): the caller hands over arrays no model holds. :func:`state_dataset` makes the
+    Dataset."""
     p = STATE_PREFIX
-    tail = window.isel(date=slice(window.sizes["date"] - n_win, None))
-    last = last.isel(date=slice(last.sizes["date"] - lag, None))
-    out = xr.Dataset(
-        {
-            f"{p}factor_returns": ((f"{p}date", "factor"), f),
-            f"{p}residuals": ((f"{p}window", "stock"), tail["residuals"].to_numpy()),
-            f"{p}returns": ((f"{p}window", "stock"), tail["returns"].to_numpy()),
-            f"{p}market_cap": ((f"{p}window", "stock"), tail["market_cap"].to_numpy()),
-            f"{p}style_exposure": ((f"{p}lag", "stock", "style"), last["style_exposure"].to_numpy()),
-            f"{p}regression_weight": ((f"{p}lag", "stock"), last["regression_weight"].to_numpy()),
-            f"{p}lag_cap": ((f"{p}lag", "stock"), last["market_cap"].to_numpy()),
-            f"{p}imputed": ((f"{p}lag", "stock", "style"), last["imputed"].to_numpy()),
-            f"{p}n_dates": ((), np.int64(n_dates)),
-        },
-        coords={f"{p}window": tail["date"].to_numpy(), "stock": window["stock"].to_numpy(),
-                "factor": np.asarray(factors), "style": last["style"].to_numpy()},
-    )
+    n_win = window_length(settings, n_dates)
+    win = (f"{p}window", "stock")
+    lagged = (f"{p}lag", "stock")
+    rows = {name: values[values.shape[0] - n_win:] for name, values in window.items()}
+    last = {name: values[values.shape[0] - lag:] for name, values in last.items()}
+    out: dict[str, Any] = {
+        f"{p}factor_returns": ((f"{p}date", "factor"), f),
+        f"{p}residuals": (win, rows["residuals"]),
+        f"{p}returns": (win, rows["returns"]),
+        f"{p}market_cap": (win, rows["market_cap"]),
+        f"{p}style_exposure": ((*lagged, "style"), last["style_exposure"]),
+        f"{p}regression_weight": (lagged, last["regression_weight"]),
+        f"{p}lag_cap": (lagged, last["market_cap"]),
+        f"{p}imputed": ((*lagged, "style"), last["imputed"]),
+        f"{p}n_dates": ((), np.int64(n_dates), {"version": STATE_VERSION,
+                                                 "settings": json.dumps(jsonable_settings(settings))}),
+    }
     if labels is not None:
-        out[f"{p}industry_code"] = ((f"{p}lag", "stock"), last["industry_code"].to_numpy())
-        out[f"{p}industry_code"].attrs["labels"] = labels
+        out[f"{p}industry_code"] = (lagged, last["industry_code"], {"labels": labels})
     if fac is not None:
         out[f"{p}vra_b"] = ((f"{p}date",), fac["b"])
         out[f"{p}sigma_prev"] = (("factor",), fac["sigma_prev"])
@@ -292,7 +361,18 @@ def make_state(window: xr.Dataset, last: xr.Dataset, labels: Any, settings: Mapp
             out[f"{p}ts_den"] = ((f"{p}ts_lag", "stock"), sums.den)
             out[f"{p}ts_npair"] = ((f"{p}ts_lag", "stock"), sums.npair)
             out[f"{p}ts_cnt"] = (("stock",), sums.cnt)
-    out[f"{p}n_dates"].attrs["version"] = STATE_VERSION
-    out[f"{p}n_dates"].attrs["settings"] = json.dumps(jsonable_settings(settings))
-    return out
+    variables = {name: xr.Variable(*spec_) for name, spec_ in out.items()}
+    variables[f"{p}window"] = xr.Variable((f"{p}window",), np.asarray(window_dates)[len(window_dates) - n_win:])
+    for name in ("stock", "factor", "style"):
+        variables[name] = xr.Variable((name,), np.asarray(coords[name]))
+    return variables
 
+
+#: The state's coordinates (dimension coordinates with an index).
+STATE_COORDS = (f"{STATE_PREFIX}window", "stock", "factor", "style")
+
+
+def state_dataset(variables: Mapping[str, Any]) -> xr.Dataset:
+    """The state's variables (:func:`make_state`) as a Dataset."""
+    data = {name: var for name, var in variables.items() if name not in STATE_COORDS}
+    return xr.Dataset(data, coords={name: variables[name] for name in STATE_COORDS})

@@ -239,3 +239,50 @@ def test_a_saved_updated_model_is_updated_from_its_state_alone(tmp_path, world, 
     got = rm.load(model).dataset
     for name in rows.data_vars:
         assert np.array_equal(got[name].to_numpy()[-1], want.dataset[name].to_numpy()[-1], equal_nan=True), name
+
+
+def test_every_new_file_and_folder_is_fsynced_before_its_rename(tmp_path, world, versions, monkeypatch):
+    """append_update flushes each new group's files and folders (several at a time) before
+    renaming it into place, and the new zarr.json before the os.replace that switches."""
+    import riskmodel.data.model_store as store
+
+    _, first = world
+    model = tmp_path / "model.zarr"
+    rm.save(first, model)
+    synced: set[str] = set()
+    events: list[tuple[str, str]] = []
+    real_fsync_path, real_rename, real_replace, real_fsync = store._fsync_path, os.rename, os.replace, os.fsync
+
+    def fsync_path(path):
+        real_fsync_path(path)
+        synced.add(str(path))
+
+    def rename(src, dst):
+        if Path(dst).parent == model:  # a new group into place (zarr renames its own files too)
+            entries = [str(src)] + [str(p) for p in Path(src).rglob("*")]
+            events.append(("rename", str(dst)))
+            assert not [e for e in entries if e not in synced], "renamed before every entry was fsynced"
+        return real_rename(src, dst)
+
+    def replace(src, dst):
+        if Path(dst) == model / "zarr.json":  # the switch
+            events.append(("replace", str(dst)))
+            assert ("fsync", str(src)) in events, "zarr.json replaced before the new one was fsynced"
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(store, "_fsync_path", fsync_path)
+    monkeypatch.setattr(store.os, "rename", rename)
+    monkeypatch.setattr(store.os, "replace", replace)
+    tmp_json = model / f"._zarr.json.{os.getpid()}.tmp"
+
+    def fsync(fd):
+        if tmp_json.exists() and os.path.samestat(os.fstat(fd), os.stat(tmp_json)):
+            events.append(("fsync", str(tmp_json)))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(store.os, "fsync", fsync)
+    rows, state = versions[0]
+    append_update(model, rows, state)
+    assert [kind for kind, _ in events if kind != "fsync"] == ["rename", "rename", "replace"]
+    assert len(synced) > 20  # the segment's and the state's files and folders
+    assert read_pointer(model)["segments"] == ["_segment_000001"]

@@ -267,3 +267,47 @@ def test_the_robust_statistic_of_the_new_dates_equals_the_kernel_bit_for_bit(ble
             assert np.array_equal(gamma[:, keep], g_want[-k:, keep]), (n_old, k, np.abs(gamma - g_want[-k:]).max())
             assert not blend or ((g_want[-k:] > 0) & (g_want[-k:] < 1)).any()
     assert seen_kernel_column
+
+
+def test_the_specific_vra_sums_equal_lfilter_bit_for_bit():
+    """update_state.specific_iir (a plain loop, so the daily update need not import
+    scipy.signal) equals the fit's scipy.signal.lfilter sums, from the first date and carried
+    across a split of the series."""
+    from scipy.signal import lfilter
+
+    from riskmodel.models.update_state import specific_iir
+
+    rng = np.random.default_rng(3)
+    b2 = rng.lognormal(0.0, 0.7, size=3000) ** 2
+    b2[rng.random(b2.size) < 0.05] = np.nan
+    b2[:7] = np.nan
+    for half_life in (42.0, 3.5, 250.0):
+        a = 2.0 ** (-1.0 / half_life)
+        have = np.isfinite(b2)
+        want_num = lfilter([1.0], [1.0, -a], np.where(have, b2, 0.0))
+        want_den = lfilter([1.0], [1.0, -a], have.astype(np.float64))
+        num, den = specific_iir(b2, half_life, 0.0, 0.0)
+        assert np.array_equal(num, want_num) and np.array_equal(den, want_den)
+        for cut in (1, 1234, 2999):
+            head_num, head_den = specific_iir(b2[:cut], half_life, 0.0, 0.0)
+            tail_num, tail_den = specific_iir(b2[cut:], half_life, head_num[-1], head_den[-1])
+            assert np.array_equal(tail_num, want_num[cut:]) and np.array_equal(tail_den, want_den[cut:])
+
+
+def test_consecutive_updates_in_memory_carry_the_robust_sums(world, monkeypatch):
+    """An update of a model an update returned starts the robust statistic's running sums from
+    those the previous update left (no rebuild at the latest 32-date refresh unless one was
+    passed), and every array still equals the refit's bit for bit."""
+    import riskmodel.models.update_robust as robust
+
+    n = 414  # dates 408 .. 413 are new: no refresh date (t % 32 == 31) among them
+    start = n - 6
+    assert (start + 1) // robust.REFRESH == n // robust.REFRESH
+    rebuilt = []
+    original = robust._refresh
+    monkeypatch.setattr(robust, "_refresh", lambda *a: (rebuilt.append(a[2]), original(*a))[1])
+    fit = _update_daily(_fit(world.isel(date=slice(0, start))), world.isel(date=slice(0, start + 1)), start)
+    assert len(rebuilt) == 1  # the first update rebuilds them at the latest refresh
+    updated = _update_daily(fit, world.isel(date=slice(0, n)), start + 1)
+    assert len(rebuilt) == 1  # the next five carry them
+    assert_same_model(_fit(world.isel(date=slice(0, n))), updated)
