@@ -323,42 +323,49 @@ def _ts_block(u: np.ndarray, *, s: dict) -> np.ndarray:
     return np.stack([ts_var, h.astype(np.float64), gamma])
 
 
-def _structural_block(block: xr.Dataset, *, s: dict, n_industries: int) -> xr.Dataset:
-    """Steps 3-4 of the specific variance on one chunk of dates, all stocks
-    (:func:`~riskmodel.covariance.specific.cross_section_stage`).
+def _structural_block(residuals: np.ndarray, styles: np.ndarray, weights: np.ndarray, cap: np.ndarray,
+                      industry: np.ndarray | None, ts: np.ndarray, *, s: dict, n_industries: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 3-5 of the specific variance on one chunk of dates, all stocks
+    (:func:`~riskmodel.covariance.specific.cross_section_stage`, then ``B_t²``).
 
-    Returns the shrunk volatility ``sig_sh`` (for ``B²``), the ESTU, and ``pre_vra_var``:
-    the final variance with ``λ = 1`` (masked to stocks with a residual and complete styles).
+    Returns ``pre_vra_var`` (the final variance with ``λ = 1``, masked to stocks with a
+    residual and complete styles), the chunk's ``B_t²`` rows (:func:`vra_b2_rows`; its first
+    row, which needs the previous chunk's last date, NaN) and the edge rows that first row
+    needs, stacked ``(1, 4, N)``: this chunk's first residuals and its last shrunk
+    volatilities, caps and ESTU (as 0/1). The shrunk volatility and the ESTU never leave the task.
     """
-    ts_var = np.ascontiguousarray(block["ts_var"].values)
-    gamma = np.ascontiguousarray(block["gamma"].values)
-    h = block["h"].values.astype(np.int32)
     inputs = SpecificInputs(
-        residuals=np.ascontiguousarray(block["residuals"].values, dtype=np.float64),
-        styles=np.ascontiguousarray(block["style_exposure"].values, dtype=np.float64),
-        industry=(np.ascontiguousarray(block["industry_code"].values, dtype=np.int32)
-                  if "industry_code" in block else None),
+        residuals=np.ascontiguousarray(residuals, dtype=np.float64),
+        styles=np.ascontiguousarray(styles, dtype=np.float64),
+        industry=None if industry is None else np.ascontiguousarray(industry, dtype=np.int32),
         n_industries=n_industries,
-        weights=np.ascontiguousarray(block["regression_weight"].values, dtype=np.float64),
-        cap=np.ascontiguousarray(block["market_cap"].values, dtype=np.float64),
+        weights=np.ascontiguousarray(weights, dtype=np.float64),
+        cap=np.ascontiguousarray(cap, dtype=np.float64),
     )
-    cs = cross_section_stage(ts_var, h, gamma, inputs, s)
+    ts_var, gamma = np.ascontiguousarray(ts[0]), np.ascontiguousarray(ts[2])
+    cs = cross_section_stage(ts_var, ts[1].astype(np.int32), gamma, inputs, s)
     u = inputs.residuals
-    pre = final_variance(u, cs.sig_sh.copy(), ts_var if s["shrink"] == 0 else None, gamma,
+    b2 = np.full(u.shape[0], np.nan)
+    if u.shape[0] > 1:
+        b2[1:] = vra_b2_rows(u[1:], cs.sig_sh[:-1], inputs.cap[:-1], cs.estu[:-1])
+    edge = np.stack([u[0], cs.sig_sh[-1], inputs.cap[-1], cs.estu[-1].astype(np.float64)])[None]
+    pre = final_variance(u, cs.sig_sh, ts_var if s["shrink"] == 0 else None, gamma,
                          np.ones(u.shape[0]), s["shrink"], cs.complete)
-    dims = ("date", "stock")
-    return xr.Dataset({"sig_sh": (dims, cs.sig_sh), "pre_vra_var": (dims, pre), "estu": (dims, cs.estu)},
-                      coords={"date": block["date"].values, "stock": block["stock"].values})
+    return pre, b2, edge
 
 
-def _b2_block(block: xr.Dataset) -> xr.DataArray:
-    """``B_t²``: cap-weighted mean of ``(u_t / σ_{t-1})²`` over the ESTU of t − 1 (NaN without one).
-
-    :func:`riskmodel.covariance.specific.vra_b2_rows` on the rows of one chunk (step 5).
-    """
-    b2 = vra_b2_rows(block["residuals"].values, block["sig_prev"].values, block["cap_prev"].values,
-                     block["estu_prev"].values)
-    return xr.DataArray(b2, dims=("date",), coords={"date": block["date"].values})
+def _joined_b2(rows: np.ndarray, edges: np.ndarray, date_chunks: tuple[int, ...]) -> np.ndarray:
+    """The ``B²`` series from the chunks' rows: each chunk's first row from its own first
+    residuals and the previous chunk's last shrunk volatilities, caps and ESTU (the first
+    date has no ``B²``, as in :func:`~riskmodel.covariance.specific.vra_stage`)."""
+    b2 = rows.copy()
+    starts = np.cumsum((0, *date_chunks[:-1]))
+    for k in range(1, len(date_chunks)):
+        u_first = edges[k, 0]
+        _, sig_last, cap_last, estu_last = edges[k - 1]
+        b2[starts[k]] = vra_b2_rows(u_first[None], sig_last[None], cap_last[None], estu_last[None] > 0)[0]
+    return b2
 
 
 def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
@@ -368,44 +375,42 @@ def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
     return int(min(stock_chunk, max(n_stocks, 1)))
 
 
-def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: int) -> xr.Dataset:
-    """Lazy shrunk volatility ``sig_sh``, ESTU and pre-VRA variance (date-chunked)."""
+def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: int
+                      ) -> xr.Dataset:
+    """Lazy pre-VRA variance (date-chunked), the chunks' ``B²`` rows and their edge rows
+    (:func:`_structural_block`): one pass over each chunk for all three."""
     u = stage1["residuals"].data
     T, N = u.shape
+    dc = layout.date_chunks
     # task-based rechunks: the peer-to-peer method has cancelled whole runs with "lost
     # dependencies" here (2,520 x 5,000, dask 2026.8; see dask/distributed#9163)
     with dask.config.set({"array.rechunk.method": "tasks"}):
         u_by_stock = u.rechunk({0: -1, 1: stock_chunk})
         ts = da.map_blocks(_ts_block, u_by_stock, new_axis=0, chunks=((3,), *u_by_stock.chunks),
                            dtype=np.float64, meta=np.empty((0, 0, 0)), s=s)  # meta: no probe call
-        ts = ts.rechunk({0: 3, 1: layout.date_chunks, 2: -1})
-    inputs = stage1[["residuals", "style_exposure", "regression_weight", "market_cap",
-                     *(["industry_code"] if layout.industry else [])]]
-    inputs = inputs.assign(ts_var=(("date", "stock"), ts[0]), h=(("date", "stock"), ts[1]),
-                           gamma=(("date", "stock"), ts[2]))
-    dims = ("date", "stock")
-    template = xr.Dataset(
-        {name: (dims, da.empty((T, N), dtype=dt, chunks=(layout.date_chunks, N)))
-         for name, dt in (("sig_sh", np.float64), ("pre_vra_var", np.float64), ("estu", bool))},
+        ts = ts.rechunk({0: 3, 1: dc, 2: -1})
+    names = ["residuals", "style_exposure", "regression_weight", "market_cap"]
+    if layout.industry:
+        names.append("industry_code")
+    blocks = [stage1[name].data.rechunk({0: dc, **{a: -1 for a in range(1, stage1[name].ndim)}}).to_delayed()
+              for name in names]
+    ts_blocks = ts.to_delayed()
+    task = dask.delayed(_structural_block, nout=3, pure=True)
+    pre, b2, edges = [], [], []
+    for k, rows in enumerate(dc):
+        parts = [b.reshape(-1)[k] for b in blocks]
+        industry = parts[4] if layout.industry else None
+        out = task(*parts[:4], industry, ts_blocks[0, k, 0], s=s, n_industries=len(layout.labels))
+        pre.append(da.from_delayed(out[0], shape=(rows, N), dtype=np.float64))
+        b2.append(da.from_delayed(out[1], shape=(rows,), dtype=np.float64))
+        edges.append(da.from_delayed(out[2], shape=(1, 4, N), dtype=np.float64))
+    # one Dataset of arrays: written (or persisted) together, the tasks of a chunk run once
+    return xr.Dataset(
+        {"pre_vra_var": (("date", "stock"), da.concatenate(pre, axis=0)),
+         "b2_rows": (("date",), da.concatenate(b2)),
+         "b2_edges": (("date_chunk", "edge_row", "stock"), da.concatenate(edges, axis=0))},
         coords={"date": layout.dates, "stock": layout.stocks},
     )
-    return xr.map_blocks(_structural_block, inputs, kwargs={"s": s, "n_industries": len(layout.labels)},
-                         template=template)
-
-
-def _b2_series(stage1: xr.Dataset, shrunk: xr.Dataset, layout: _Layout) -> xr.DataArray:
-    """The lazy ``B²`` series from the materialised shrunk volatilities and ESTU."""
-    lagged = xr.Dataset(
-        {
-            "residuals": stage1["residuals"],
-            "sig_prev": shrunk["sig_sh"].shift(date=1),
-            "cap_prev": stage1["market_cap"].shift(date=1),
-            "estu_prev": shrunk["estu"].shift(date=1, fill_value=False),
-        }
-    ).chunk({"date": layout.date_chunks})
-    b2_template = xr.DataArray(da.empty((layout.dates.size,), chunks=(layout.date_chunks,)), dims=("date",),
-                               coords={"date": layout.dates})
-    return xr.map_blocks(_b2_block, lagged, template=b2_template)
 
 
 def _final_specific(pre: xr.DataArray, lam: np.ndarray) -> xr.DataArray:
@@ -625,12 +630,11 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
     from riskmodel.covariance.factor import factor_covariance
 
     s = specific_settings(**specific_variance_kwargs(model.get_params()))
-    # materialise the shrunk stage first: B² reads it back rather than computing the
-    # time-series and structural stages a second time in its own graph
-    shrunk, _ = sink.put(_specific_pre_vra(fitted, layout, s, stock_chunk), scratch=True)
-    (b2,) = dask.compute(_b2_series(fitted, shrunk, layout), **sink.kwargs)
-    pre = shrunk[["pre_vra_var"]]
-    lam = vra_multiplier(np.asarray(b2.values), s["vra_half_life"])
+    # one pass over each chunk of dates writes the pre-VRA variance and gives its B² rows;
+    # the time-series and structural stages run once (λ needs every B² before any date)
+    pre, _ = sink.put(_specific_pre_vra(fitted, layout, s, stock_chunk), scratch=True)
+    b2 = _joined_b2(np.asarray(pre["b2_rows"].values), np.asarray(pre["b2_edges"].values), layout.date_chunks)
+    lam = vra_multiplier(b2, s["vra_half_life"])
     fcov = factor_covariance(np.ascontiguousarray(fitted["factor_returns"].values), **factor_covariance_kwargs(model.get_params()))
     spec = _final_specific(pre["pre_vra_var"], lam).to_dataset()
     spec, _ = sink.put(spec)
