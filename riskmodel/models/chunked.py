@@ -6,17 +6,18 @@ whatever dask scheduler is current — the threaded one, or a ``dask.distributed
 and gives the same numbers as the in-memory fit (the per-date and per-stock kernels are the
 same functions; only the slicing differs):
 
-1. **Exposures and regression**, per chunk of dates (``xarray.map_blocks``): the chunk's
-   rows plus the ``lag`` rows before it (``shift`` along ``date``, so a chunk gets its
-   predecessor's last rows) go through :func:`~riskmodel.exposures.build_exposures` and
+1. **Exposures and regression**, one task per chunk of dates: the chunk's rows plus the
+   ``lag`` rows before it (a slice of the previous chunk, not a shifted copy of the panel)
+   go through :func:`~riskmodel.exposures.build_exposures` and
    :func:`~riskmodel.regression.factor_returns`; both are per-date, so the rows kept are
    those of the whole-panel fit.
 2. **Factor covariance** in memory: the factor returns are ``(T, m)``.
-3. **Specific variance** in four passes: the time-series statistics per stock (residuals
-   rechunked to all dates × a block of stocks), then per chunk of dates the structural
-   model, the blend and the shrinkage (rechunked back), the regime-adjustment statistic
-   ``B_t²`` (one-day shift of the shrunk volatility), its EWMA in memory (a ``(T,)``
-   series), and the final product written chunk by chunk.
+3. **Specific variance** in three passes: the time-series statistics per stock (residuals
+   rechunked to all dates × a block of stocks); then one task per chunk of dates runs the
+   structural model, the blend and the shrinkage (rechunked back), writes the variance
+   before the regime adjustment and returns the chunk's ``B_t²`` rows with the edge rows
+   its first date needs from the previous chunk; the EWMA of ``B²`` in memory (a ``(T,)``
+   series); and the final product written chunk by chunk.
 
 With ``store`` the ``(date, stock)`` outputs are written to a zarr store chunk by chunk
 (no process ever holds a ``T × N`` array) and the returned model reads them lazily from
@@ -71,8 +72,6 @@ __all__ = ["fit_chunked", "is_dask_backed", "DEFAULT_DATE_CHUNK"]
 DEFAULT_DATE_CHUNK = 250
 #: float64 cells per block of the per-stock time-series pass (about 16 MB per input block)
 _TS_BLOCK_CELLS = 2_000_000
-_LAG_PREFIX = "_lagged_"
-_ROW = "_row"
 #: Checks of :func:`fit_chunked`'s own settings.
 _PARAMETERS: ParameterTable = {
     "date_chunk": (pos_int_or_none, "a positive integer (dates per chunk), or None for the panel's chunks"),
@@ -213,102 +212,101 @@ def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.
 # ---------------------------------------------------------------------------------------
 
 
-def _with_lagged_rows(sub: xr.Dataset, layout: _Layout, lag: int) -> xr.Dataset:
-    """Add, for every (date, stock) variable, its copy shifted ``lag`` rows down, and the row index."""
-    ext = sub.copy()
-    for name, var in sub.data_vars.items():
-        if "date" not in var.dims:
-            continue
-        fill = -1 if var.dtype.kind in "iu" else np.nan
-        ext[f"{_LAG_PREFIX}{name}"] = var.shift(date=lag, fill_value=fill).chunk({"date": layout.date_chunks})
-    ext[_ROW] = ("date", da.arange(len(layout.dates), chunks=(layout.date_chunks,)))
-    return ext
-
-
-def _stage1_template(layout: _Layout) -> xr.Dataset:
-    """Lazy outputs of :func:`_regression_block` (shapes, dtypes, chunks) for ``xr.map_blocks``."""
-    T, N = len(layout.dates), len(layout.stocks)
-    m, K = len(layout.factors), len(layout.style_names)
-    c = layout.date_chunks
-
-    def empty(shape: tuple[int, ...], dtype: Any) -> da.Array:
-        return da.empty(shape, dtype=dtype, chunks=(c, *shape[1:]))
-
-    data = {
-        "factor_returns": (("date", "factor"), empty((T, m), np.float64)),
-        "factor_se": (("date", "factor"), empty((T, m), np.float64)),
-        "residuals": (("date", "stock"), empty((T, N), np.float64)),
-        "r2": (("date",), empty((T,), np.float64)),
-        "n_obs": (("date",), empty((T,), np.int64)),
-        "n_clipped": (("date",), empty((T,), np.int64)),
-        "style_exposure": (("date", "stock", "style"), empty((T, N, K), np.float64)),
-        "regression_weight": (("date", "stock"), empty((T, N), np.float64)),
-        "market_cap": (("date", "stock"), empty((T, N), np.float64)),
-        "imputed": (("date", "stock", "style"), empty((T, N, K), np.int8)),
+def _stage1_outputs(layout: _Layout) -> dict[str, tuple[tuple[str, ...], tuple[int, ...], Any]]:
+    """Outputs of :func:`_regression_block`: dims, shape after the date axis, dtype."""
+    N, m, K = len(layout.stocks), len(layout.factors), len(layout.style_names)
+    out: dict[str, tuple[tuple[str, ...], tuple[int, ...], Any]] = {
+        "factor_returns": (("date", "factor"), (m,), np.float64),
+        "factor_se": (("date", "factor"), (m,), np.float64),
+        "residuals": (("date", "stock"), (N,), np.float64),
+        "r2": (("date",), (), np.float64),
+        "n_obs": (("date",), (), np.int64),
+        "n_clipped": (("date",), (), np.int64),
+        "style_exposure": (("date", "stock", "style"), (N, K), np.float64),
+        "regression_weight": (("date", "stock"), (N,), np.float64),
+        "market_cap": (("date", "stock"), (N,), np.float64),
+        "imputed": (("date", "stock", "style"), (N, K), np.int8),
     }
     if layout.industry:
-        data["industry_code"] = (("date", "stock"), empty((T, N), np.int32))
-    coords = {"date": layout.dates, "stock": layout.stocks, "factor": layout.factors,
-              "style": np.asarray(layout.style_names, dtype=str)}
-    return xr.Dataset(data, coords=coords)
+        out["industry_code"] = (("date", "stock"), (N,), np.int32)
+    return out
 
 
-def _window_panel(block: xr.Dataset, layout: _Layout, lag: int) -> tuple[xr.Dataset, int]:
-    """The chunk's rows preceded by up to ``lag`` earlier rows, as an in-memory panel.
-
-    Returns the panel and the number ``p`` of earlier rows it starts with.
-    """
-    rows = block[_ROW].values
-    start = int(rows[0])
-    p = min(lag, start)
-    data = {}
-    for name, var in block.data_vars.items():
-        if name == _ROW or name.startswith(_LAG_PREFIX):
-            continue
-        values = var.values
-        if "date" in var.dims and p:
-            earlier = block[f"{_LAG_PREFIX}{name}"].values[lag - p: lag]
-            values = np.concatenate([earlier, values], axis=0)
-        data[name] = (var.dims, values, var.attrs)
-    coords = {"date": layout.dates[start - p: start + rows.size], "stock": block["stock"].values}
-    return xr.Dataset(data, coords=coords), p
+def _window_panel(current: dict[str, np.ndarray], earlier: dict[str, np.ndarray], fixed: dict[str, Any],
+                  attrs: dict[str, dict], dates: np.ndarray, stocks: np.ndarray) -> xr.Dataset:
+    """The chunk's rows preceded by the ``p`` earlier rows in ``earlier`` (p = 0: none), as an
+    in-memory panel; ``fixed`` holds the variables without a date axis."""
+    data: dict[str, Any] = {}
+    for name, values in current.items():
+        if name in earlier:
+            values = np.concatenate([earlier[name], values], axis=0)
+        data[name] = (("date", "stock"), values, attrs[name])
+    for name, values in fixed.items():
+        data[name] = (("stock",), values, attrs[name])
+    return xr.Dataset(data, coords={"date": dates, "stock": stocks})
 
 
-def _regression_block(block: xr.Dataset, *, layout: _Layout, settings: dict) -> xr.Dataset:
-    """Exposures and WLS of one chunk of dates (the ``lag`` rows before it come with it): the
-    first two stages of :func:`~riskmodel.models.pipeline.fit_fundamental`."""
-    panel, p = _window_panel(block, layout, settings["lag"])
+def _regression_block(current: dict[str, np.ndarray], earlier: dict[str, np.ndarray], fixed: dict[str, Any],
+                      *, start: int, layout: _Layout, settings: dict, attrs: dict[str, dict]
+                      ) -> dict[str, np.ndarray]:
+    """Exposures and WLS of one chunk of dates starting at row ``start`` (the ``lag`` rows
+    before it come in ``earlier``): the first two stages of
+    :func:`~riskmodel.models.pipeline.fit_fundamental`."""
+    p = next((len(v) for v in earlier.values()), 0)
+    rows = next(iter(current.values())).shape[0]
+    panel = _window_panel(current, earlier, fixed, attrs, layout.dates[start - p: start + rows], layout.stocks)
     exposures = fundamental_exposures(panel, list(layout.styles), settings)
     wls = fundamental_regression(panel, exposures, settings)
     keep = slice(p, None)
-    data = {
-        "factor_returns": (("date", "factor"), wls.factor_returns[keep]),
-        "factor_se": (("date", "factor"), wls.se[keep]),
-        "residuals": (("date", "stock"), wls.residuals[keep]),
-        "r2": (("date",), wls.r2[keep]),
-        "n_obs": (("date",), np.asarray(wls.n_obs[keep], dtype=np.int64)),
-        "n_clipped": (("date",), np.asarray(wls.n_clipped[keep], dtype=np.int64)),
-        "style_exposure": (("date", "stock", "style"), exposures.styles[keep]),
-        "regression_weight": (("date", "stock"), exposures.weights[keep]),
-        "market_cap": (("date", "stock"), exposures.cap[keep]),
-        "imputed": (("date", "stock", "style"), exposures.imputed[keep].astype(np.int8)),
+    out = {
+        "factor_returns": wls.factor_returns[keep],
+        "factor_se": wls.se[keep],
+        "residuals": wls.residuals[keep],
+        "r2": wls.r2[keep],
+        "n_obs": np.asarray(wls.n_obs[keep], dtype=np.int64),
+        "n_clipped": np.asarray(wls.n_clipped[keep], dtype=np.int64),
+        "style_exposure": exposures.styles[keep],
+        "regression_weight": exposures.weights[keep],
+        "market_cap": exposures.cap[keep],
+        "imputed": exposures.imputed[keep].astype(np.int8),
     }
     if layout.industry:
-        data["industry_code"] = (("date", "stock"), exposures.industry[keep].astype(np.int32))
-    coords = {"date": block["date"].values, "stock": block["stock"].values, "factor": layout.factors,
-              "style": np.asarray(layout.style_names, dtype=str)}
-    return xr.Dataset(data, coords=coords)
+        out["industry_code"] = exposures.industry[keep].astype(np.int32)
+    return out
 
 
 def _regression_stage(sub: xr.Dataset, layout: _Layout, settings: dict) -> xr.Dataset:
-    """Lazy stage-1 outputs (date-chunked) plus the panel's returns."""
-    ext = _with_lagged_rows(sub, layout, settings["lag"])
-    out = xr.map_blocks(_regression_block, ext, kwargs={"layout": layout, "settings": settings},
-                        template=_stage1_template(layout))
-    out["returns"] = sub["returns"]
+    """Lazy stage-1 outputs (date-chunked) plus the panel's returns.
+
+    One task per chunk of dates reads the chunk and only the ``lag`` rows before it (a slice
+    of the previous chunk), and runs the in-memory stages on them.
+    """
+    lag = settings["lag"]
+    dc = layout.date_chunks
+    attrs = {name: dict(var.attrs) for name, var in sub.data_vars.items()}
+    dated = {name: var.data.rechunk({0: dc, 1: -1}) for name, var in sub.data_vars.items() if "date" in var.dims}
+    fixed = {name: np.asarray(var.values) for name, var in sub.data_vars.items() if "date" not in var.dims}
+    blocks = {name: data.to_delayed().reshape(-1) for name, data in dated.items()}
+    task = dask.delayed(_regression_block, pure=True)
+    specs = _stage1_outputs(layout)
+    parts: dict[str, list[da.Array]] = {name: [] for name in specs}
+    start = 0
+    for k, rows in enumerate(dc):
+        p = min(lag, start)
+        earlier = {name: data[start - p: start].to_delayed().reshape(-1)[0] for name, data in dated.items()} if p else {}
+        out = task({name: b[k] for name, b in blocks.items()}, earlier, fixed, start=start, layout=layout,
+                   settings=settings, attrs=attrs)
+        for name, (_, tail, dtype) in specs.items():
+            parts[name].append(da.from_delayed(out[name], shape=(rows, *tail), dtype=dtype))
+        start += rows
+    coords = {"date": layout.dates, "stock": layout.stocks, "factor": layout.factors,
+              "style": np.asarray(layout.style_names, dtype=str)}
+    result = xr.Dataset({name: (dims, da.concatenate(parts[name], axis=0)) for name, (dims, _, _) in specs.items()},
+                        coords=coords)
+    result["returns"] = sub["returns"]
     if layout.industry:
-        out["industry_code"].attrs["labels"] = json.dumps(list(layout.labels))
-    return out
+        result["industry_code"].attrs["labels"] = json.dumps(list(layout.labels))
+    return result
 
 
 # ---------------------------------------------------------------------------------------
