@@ -161,6 +161,30 @@ def _max_rel_diff(fit, ref) -> dict[str, float]:
     return out
 
 
+def _copy_bandwidth_gb_s(n_bytes: int = 64 * 2**20, repeat: int = 20) -> float:
+    """Memory bandwidth of a numpy copy (bytes read + written per second, GB/s), best of ``repeat``."""
+    src = np.ones(n_bytes // 8)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)  # fault the pages in before timing
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n_bytes / best / 1e9
+
+
+def _roofline(panel_gb: float, store_gb: float, bandwidth: float, t_mem: float, scale: float, t_big: float) -> dict:
+    """What bounds the large fit: the bytes it must move (read the panel, write the fitted
+    store, once each) at the measured bandwidth, and the in-memory kernels' own time (the
+    reference fit scaled by the number of stocks)."""
+    bytes_gb = (panel_gb + store_gb) * 2**30 / 1e9
+    return {"bytes_min_gb": bytes_gb, "bandwidth_gb_s": bandwidth, "memory_seconds": bytes_gb / bandwidth,
+            "in_memory_kernels_seconds": t_mem * scale, "measured_over_kernels": t_big / (t_mem * scale),
+            "note": "bytes: the panel read and the fitted store written once each (sizes on disk), at the "
+                    "copy bandwidth; kernels: the in-memory fit at the reference size x n_stocks / ref_stocks"}
+
+
 def _worker_peaks_mb(client) -> list[float]:
     import resource
 
@@ -331,6 +355,8 @@ def main(argv: list[str] | None = None) -> dict:
              "memory_limit_per_worker": processes_setup["memory_limit"],
              "peak_rss_mb_per_worker": former["peaks"], "peak_cluster_process_memory_mb": former["cluster_peak"],
              "load_average": {"before": list(former["load_before"]), "after": list(former["load_after"])}})
+    doc["roofline_large_fit"] = _roofline(doc["sizes_gb_on_disk"]["panel"], doc["sizes_gb_on_disk"]["fit_store"],
+                                          _copy_bandwidth_gb_s(), t_mem, n_stocks / ref_stocks, t_big)
     doc["generation_seconds"] = t_gen
     doc["peak_rss_mb_per_worker_large_fit"] = large["peaks"]
     doc["peak_cluster_process_memory_mb_large_fit"] = large["cluster_peak"]
