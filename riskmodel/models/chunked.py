@@ -531,6 +531,12 @@ def fit_chunked(
     not used: follow the run on the dask dashboard (or ``dask.diagnostics.ProgressBar`` on
     the threaded scheduler).
 
+    On one machine, a ``distributed.LocalCluster(processes=False)`` (one worker, a thread per
+    core, in the client's process; the kernels release the GIL) is faster than a cluster of
+    worker processes: the rechunks of the specific-risk pass and the chunk edges move between
+    tasks without being serialised (``benchmarks/bench_scale.py --compare-processes``,
+    ``docs/benchmarks.md``).
+
     Memory: a task holds one chunk of dates for all stocks (about 20 ``(date_chunk, N)``
     float arrays in the exposures step) or all dates for ``stock_chunk`` stocks; the client
     holds the ``(T, m)`` factor returns and the ``(T, m, m)`` factor covariance, and, only
