@@ -5,7 +5,11 @@ A synthetic panel of ``--n-stocks`` × ``--n-days`` (default 50,000 × 2,520: te
 generator of this script: static per-stock characteristics plus daily noise, returns from
 a market + industry + style factor model with Student-t specific returns and a few missing
 values), then fitted with :func:`riskmodel.models.chunked.fit_chunked` on a ``LocalCluster`` whose
-total memory limit is below the panel's size, the outputs written to a zarr store.
+total memory limit is below the panel's size, the outputs written to a zarr store. The
+cluster is one worker with ``--threads`` threads in the process (``processes=False``; the
+kernels release the GIL, and chunks pass between tasks without serialisation), or with
+``--processes`` the former ``--workers`` processes × 1 thread; ``--compare-processes``
+fits the large panel on both in the same run.
 
 In the same run, on a ``--ref-stocks`` panel (default 5,000 × the same days) from the same
 generator: the in-memory ``FactorRiskModel.fit`` and the chunked fit on the cluster, whose
@@ -13,21 +17,25 @@ results are compared (largest difference relative to each variable's scale).
 
 Reported: wall times of generation and fits, throughput (stock-days per second) of each
 fit and its ratio to the in-memory one, peak resident memory of each worker process during
-the large fit (``ru_maxrss``, workers restarted before it) and the peak of the cluster's
-total process memory (``distributed.diagnostics.MemorySampler``), panel and store sizes.
-JSON to ``benchmarks/results/scale.json``.
+the large fit (``ru_maxrss``: the large fit runs in a fresh process that starts its own
+cluster, so the peak covers that fit only; with threads the worker is that process) and the
+peak of the cluster's total process memory (``distributed.diagnostics.MemorySampler``),
+panel and store sizes, the load average before and after. JSON to
+``benchmarks/results/scale.json``.
 
 Usage::
 
     python benchmarks/bench_scale.py             # 50,000 × 2,520 (about 5 GB panel), minutes
     python benchmarks/bench_scale.py --quick     # toy sizes, < 60 s
-    python benchmarks/bench_scale.py --n-stocks 20000 --memory-limit 1.5GiB
+    python benchmarks/bench_scale.py --n-stocks 20000 --memory-limit 3GiB
+    python benchmarks/bench_scale.py --compare-processes   # also the 2-process cluster
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -142,7 +150,7 @@ def _du(path: Path) -> float:
 
 def _max_rel_diff(fit, ref) -> dict[str, float]:
     out = {}
-    for name in ("factor_returns", "residuals", "factor_cov", "specific_var"):
+    for name in ("factor_returns", "residuals", "factor_cov", "specific_var", "specific_vra"):
         a = ref.dataset[name].values
         b = np.asarray(fit.dataset[name].transpose(*ref.dataset[name].dims).values)
         scale = float(np.nanmax(np.abs(a)))
@@ -151,6 +159,30 @@ def _max_rel_diff(fit, ref) -> dict[str, float]:
             continue
         out[name] = float(np.nanmax(np.abs(a - b)) / scale) if scale > 0 else 0.0
     return out
+
+
+def _copy_bandwidth_gb_s(n_bytes: int = 64 * 2**20, repeat: int = 20) -> float:
+    """Memory bandwidth of a numpy copy (bytes read + written per second, GB/s), best of ``repeat``."""
+    src = np.ones(n_bytes // 8)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)  # fault the pages in before timing
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n_bytes / best / 1e9
+
+
+def _roofline(panel_gb: float, store_gb: float, bandwidth: float, t_mem: float, scale: float, t_big: float) -> dict:
+    """What bounds the large fit: the bytes it must move (read the panel, write the fitted
+    store, once each) at the measured bandwidth, and the in-memory kernels' own time (the
+    reference fit scaled by the number of stocks)."""
+    bytes_gb = (panel_gb + store_gb) * 2**30 / 1e9
+    return {"bytes_min_gb": bytes_gb, "bandwidth_gb_s": bandwidth, "memory_seconds": bytes_gb / bandwidth,
+            "in_memory_kernels_seconds": t_mem * scale, "measured_over_kernels": t_big / (t_mem * scale),
+            "note": "bytes: the panel read and the fitted store written once each (sizes on disk), at the "
+                    "copy bandwidth; kernels: the in-memory fit at the reference size x n_stocks / ref_stocks"}
 
 
 def _worker_peaks_mb(client) -> list[float]:
@@ -162,6 +194,53 @@ def _worker_peaks_mb(client) -> list[float]:
     return sorted(client.run(peak).values())
 
 
+def _cluster(processes: bool, workers: int, threads: int, memory_limit: str, folder: Path):
+    """The local cluster: ``workers`` processes × 1 thread, or one in-process worker × ``threads``."""
+    from distributed import LocalCluster
+
+    if processes:
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
+                            dashboard_address=None, local_directory=str(folder / "dask-scratch"))
+    return LocalCluster(n_workers=1, threads_per_worker=threads, processes=False, memory_limit=memory_limit,
+                        dashboard_address=None, local_directory=str(folder / "dask-scratch"))
+
+
+def _large_fit(panel: str, store: str, date_chunk: int, cluster: dict) -> dict:
+    """The large fit in a fresh process (spawned): its own cluster, timed, with its peaks."""
+    import resource
+
+    from distributed import Client
+    from distributed.diagnostics import MemorySampler
+
+    warnings.simplefilter("ignore")
+    folder = Path(store).parent
+    with _cluster(folder=folder, **cluster) as local, Client(local) as client:
+        lazy = rm.load(panel, chunks={"date": date_chunk})
+        sampler = MemorySampler()
+        load_before = os.getloadavg()
+        t0 = time.perf_counter()
+        with sampler.sample("fit", interval=0.5):
+            fit = fit_chunked(rm.FactorRiskModel(), lazy, store=store)
+        seconds = time.perf_counter() - t0
+        load_after = os.getloadavg()
+        if cluster["processes"]:
+            peaks = _worker_peaks_mb(client)
+        else:  # the worker runs in this process, which did nothing but this fit
+            peaks = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
+        finite = float(np.isfinite(fit.dataset["factor_returns"].values).mean())
+    return {"seconds": seconds, "peaks": peaks, "cluster_peak": float(sampler.to_pandas().max().iloc[0]) / 2**20,
+            "finite": finite, "load_before": load_before, "load_after": load_after,
+            "store_gb": _du(Path(store))}
+
+
+def _in_fresh_process(func, *args) -> dict:
+    """``func(*args)`` in a spawned process (not a daemon: a cluster of processes may start there)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(func, *args).result()
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="toy sizes (3,000 × 300; reference 600 stocks)")
@@ -170,8 +249,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ref-stocks", type=int, default=None, help="size of the in-memory comparison")
     parser.add_argument("--n-industries", type=int, default=20)
     parser.add_argument("--date-chunk", type=int, default=None)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--memory-limit", default=None, help="per worker, e.g. 2GiB")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes with --processes")
+    parser.add_argument("--threads", type=int, default=2, help="threads of the in-process worker")
+    parser.add_argument("--processes", action="store_true", help="the cluster of --workers processes × 1 thread")
+    parser.add_argument("--compare-processes", action="store_true",
+                        help="also fit the large panel on the cluster of processes, in the same run")
+    parser.add_argument("--memory-limit", default=None,
+                        help="per worker, e.g. 2GiB (default: the cluster's 4 GiB, 1 GiB with --quick, split over the workers)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the stores go (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the stores")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -181,31 +265,38 @@ def main(argv: list[str] | None = None) -> dict:
     n_days = args.n_days or (300 if args.quick else 2_520)
     ref_stocks = args.ref_stocks or (600 if args.quick else 5_000)
     date_chunk = args.date_chunk or (50 if args.quick else 42)
-    memory_limit = args.memory_limit or ("1GiB" if args.quick else "2GiB")
     warnings.simplefilter("ignore")
 
-    from dask.utils import parse_bytes
-    from distributed import Client, LocalCluster
-    from distributed.diagnostics import MemorySampler
+    from dask.utils import format_bytes, parse_bytes
+    from distributed import Client
+
+    total = parse_bytes("2GiB" if args.quick else "4GiB")
+    processes_setup = {"processes": True, "workers": args.workers, "threads": 1,
+                       "memory_limit": args.memory_limit or format_bytes(total // args.workers)}
+    threads_setup = {"processes": False, "workers": 1, "threads": args.threads,
+                     "memory_limit": args.memory_limit or format_bytes(total)}
+    setup = processes_setup if args.processes else threads_setup
+    workers = setup["workers"]
+    memory_limit = setup["memory_limit"]
 
     panel_gb = (2 + len(STYLES)) * n_stocks * n_days * 8 / 2**30
-    cluster_gb = args.workers * parse_bytes(memory_limit) / 2**30
+    cluster_gb = workers * parse_bytes(memory_limit) / 2**30
     folder = Path(tempfile.mkdtemp(prefix="bench_scale_", dir=args.workdir))
     model = rm.FactorRiskModel()
     doc: dict = {
         "benchmark": "scale",
         "config": {"n_stocks": n_stocks, "n_days": n_days, "ref_stocks": ref_stocks, "date_chunk": date_chunk,
-                   "n_industries": args.n_industries, "n_styles": len(STYLES), "workers": args.workers,
-                   "threads_per_worker": 1, "memory_limit_per_worker": memory_limit,
+                   "n_industries": args.n_industries, "n_styles": len(STYLES), "workers": workers,
+                   "threads_per_worker": setup["threads"], "processes": setup["processes"],
+                   "memory_limit_per_worker": memory_limit,
                    "cluster_memory_gb": cluster_gb, "panel_gb_uncompressed": panel_gb, "quick": args.quick},
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
                     "dask": dask.__version__, "xarray": xr.__version__},
+        "conditions": {"load_average_before": list(os.getloadavg())},
     }
+    t_start = time.perf_counter()
     try:
-        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                               memory_limit=memory_limit, dashboard_address=None,
-                               local_directory=str(folder / "dask-scratch"))
-        with Client(cluster) as client:
+        with _cluster(folder=folder, **setup) as cluster, Client(cluster):
             # -- reference size: in memory vs chunked, same data ---------------------------
             small = synthetic_panel(ref_stocks, n_days, n_industries=args.n_industries, date_chunk=date_chunk)
             rm.save(small, folder / "ref_panel.zarr")
@@ -229,23 +320,25 @@ def main(argv: list[str] | None = None) -> dict:
             t0 = time.perf_counter()
             rm.save(big, folder / "panel.zarr")
             t_gen = time.perf_counter() - t0
-            client.restart()  # fresh worker processes: ru_maxrss then covers the fit only
-            lazy = rm.load(folder / "panel.zarr", chunks={"date": date_chunk})
-            sampler = MemorySampler()
-            t0 = time.perf_counter()
-            with sampler.sample("fit", interval=0.5):
-                fit = fit_chunked(model, lazy, store=folder / "fit.zarr")
-            t_big = time.perf_counter() - t0
-            peaks = _worker_peaks_mb(client)
-            cluster_peak = float(sampler.to_pandas().max().iloc[0]) / 2**20
-            finite = float(np.isfinite(fit.dataset["factor_returns"].values).mean())
-            doc["sizes_gb_on_disk"] = {"panel": _du(folder / "panel.zarr"), "fit_store": _du(folder / "fit.zarr")}
-        cluster.close()
+        # -- the large fit, in a fresh process (its own cluster: the peaks cover it only) ----
+        large = _in_fresh_process(_large_fit, str(folder / "panel.zarr"), str(folder / "fit.zarr"), date_chunk,
+                                  setup)
+        doc["sizes_gb_on_disk"] = {"panel": _du(folder / "panel.zarr"), "fit_store": large["store_gb"]}
+        shutil.rmtree(folder / "fit.zarr", ignore_errors=True)
+        former = None
+        if args.compare_processes and not args.processes:
+            former = _in_fresh_process(_large_fit, str(folder / "panel.zarr"), str(folder / "fit.zarr"),
+                                       date_chunk, processes_setup)
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
+    doc["conditions"]["load_average_after"] = list(os.getloadavg())
+    doc["conditions"]["load_average_large_fit"] = {"before": list(large["load_before"]),
+                                                   "after": list(large["load_after"])}
+    doc["conditions"]["run_seconds"] = time.perf_counter() - t_start
 
     cells_ref, cells_big = ref_stocks * n_days, n_stocks * n_days
+    t_big = large["seconds"]
     doc["results"] = [
         {"name": f"in-memory fit ({ref_stocks:,} stocks)", "seconds": t_mem, "stock_days_per_s": cells_ref / t_mem,
          "ratio_to_in_memory": 1.0},
@@ -254,23 +347,41 @@ def main(argv: list[str] | None = None) -> dict:
         {"name": f"fit_chunked on the cluster ({n_stocks:,} stocks)", "seconds": t_big,
          "stock_days_per_s": cells_big / t_big, "ratio_to_in_memory": (cells_big / t_big) / (cells_ref / t_mem)},
     ]
+    if former is not None:
+        doc["results"].append(
+            {"name": f"fit_chunked on {args.workers} processes x 1 thread ({n_stocks:,} stocks)",
+             "seconds": former["seconds"], "stock_days_per_s": cells_big / former["seconds"],
+             "ratio_to_in_memory": (cells_big / former["seconds"]) / (cells_ref / t_mem),
+             "memory_limit_per_worker": processes_setup["memory_limit"],
+             "peak_rss_mb_per_worker": former["peaks"], "peak_cluster_process_memory_mb": former["cluster_peak"],
+             "load_average": {"before": list(former["load_before"]), "after": list(former["load_after"])}})
+    doc["roofline_large_fit"] = _roofline(doc["sizes_gb_on_disk"]["panel"], doc["sizes_gb_on_disk"]["fit_store"],
+                                          _copy_bandwidth_gb_s(), t_mem, n_stocks / ref_stocks, t_big)
     doc["generation_seconds"] = t_gen
-    doc["peak_rss_mb_per_worker_large_fit"] = peaks
-    doc["peak_cluster_process_memory_mb_large_fit"] = cluster_peak
+    doc["peak_rss_mb_per_worker_large_fit"] = large["peaks"]
+    doc["peak_cluster_process_memory_mb_large_fit"] = large["cluster_peak"]
     doc["agreement_chunked_vs_in_memory_max_rel"] = agreement
-    doc["large_fit_share_finite_factor_returns"] = finite
+    doc["large_fit_share_finite_factor_returns"] = large["finite"]
     doc["notes"] = ("throughput = stock-days / wall seconds of the whole fit (exposures, regression, factor "
                     "covariance, specific variance; reading and writing zarr for the chunked fits); "
-                    "ratio_to_in_memory = throughput / in-memory throughput at the reference size, same run")
+                    "ratio_to_in_memory = throughput / in-memory throughput at the reference size, same run; "
+                    "agreement = largest |chunked - in-memory| / largest |in-memory| per variable at the "
+                    "reference size; peak RSS per worker = ru_maxrss of the worker process in a process that "
+                    "ran only the large fit (with threads: the one process holding client and worker)")
 
-    print(f"panel {n_stocks:,} x {n_days:,} ({panel_gb:.1f} GB uncompressed) on {args.workers} workers x "
+    mode = (f"{workers} workers x 1 thread" if setup["processes"] else f"1 worker x {setup['threads']} threads, in process")
+    print(f"panel {n_stocks:,} x {n_days:,} ({panel_gb:.1f} GB uncompressed) on {mode} x "
           f"{memory_limit} ({cluster_gb:.1f} GB); generated in {t_gen:.1f} s")
-    print(f"{'fit':<48} {'seconds':>9} {'stock-days/s':>14} {'vs in-memory':>13}")
+    print(f"{'fit':<56} {'seconds':>9} {'stock-days/s':>14} {'vs in-memory':>13}")
     for row in doc["results"]:
-        print(f"{row['name']:<48} {row['seconds']:>9.1f} {row['stock_days_per_s']:>14,.0f} "
+        print(f"{row['name']:<56} {row['seconds']:>9.1f} {row['stock_days_per_s']:>14,.0f} "
               f"{row['ratio_to_in_memory']:>13.2f}")
-    print(f"peak RSS per worker (MB): {', '.join(f'{p:,.0f}' for p in peaks)}; cluster peak {cluster_peak:,.0f} MB")
+    peaks = large["peaks"]
+    print(f"peak RSS per worker (MB): {', '.join(f'{p:,.0f}' for p in peaks)}; cluster peak "
+          f"{large['cluster_peak']:,.0f} MB")
     print(f"chunked vs in-memory at {ref_stocks:,} stocks, max relative difference: {agreement}")
+    print(f"load average {doc['conditions']['load_average_before'][0]:.1f} before, "
+          f"{doc['conditions']['load_average_after'][0]:.1f} after; run {doc['conditions']['run_seconds']:.0f} s")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output}")

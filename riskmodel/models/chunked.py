@@ -6,17 +6,18 @@ whatever dask scheduler is current — the threaded one, or a ``dask.distributed
 and gives the same numbers as the in-memory fit (the per-date and per-stock kernels are the
 same functions; only the slicing differs):
 
-1. **Exposures and regression**, per chunk of dates (``xarray.map_blocks``): the chunk's
-   rows plus the ``lag`` rows before it (``shift`` along ``date``, so a chunk gets its
-   predecessor's last rows) go through :func:`~riskmodel.exposures.build_exposures` and
+1. **Exposures and regression**, one task per chunk of dates: the chunk's rows plus the
+   ``lag`` rows before it (a slice of the previous chunk, not a shifted copy of the panel)
+   go through :func:`~riskmodel.exposures.build_exposures` and
    :func:`~riskmodel.regression.factor_returns`; both are per-date, so the rows kept are
    those of the whole-panel fit.
 2. **Factor covariance** in memory: the factor returns are ``(T, m)``.
-3. **Specific variance** in four passes: the time-series statistics per stock (residuals
-   rechunked to all dates × a block of stocks), then per chunk of dates the structural
-   model, the blend and the shrinkage (rechunked back), the regime-adjustment statistic
-   ``B_t²`` (one-day shift of the shrunk volatility), its EWMA in memory (a ``(T,)``
-   series), and the final product written chunk by chunk.
+3. **Specific variance** in three passes: the time-series statistics per stock (residuals
+   rechunked to all dates × a block of stocks); then one task per chunk of dates runs the
+   structural model, the blend and the shrinkage (rechunked back), writes the variance
+   before the regime adjustment and returns the chunk's ``B_t²`` rows with the edge rows
+   its first date needs from the previous chunk; the EWMA of ``B²`` in memory (a ``(T,)``
+   series); and the final product written chunk by chunk.
 
 With ``store`` the ``(date, stock)`` outputs are written to a zarr store chunk by chunk
 (no process ever holds a ``T × N`` array) and the returned model reads them lazily from
@@ -71,8 +72,6 @@ __all__ = ["fit_chunked", "is_dask_backed", "DEFAULT_DATE_CHUNK"]
 DEFAULT_DATE_CHUNK = 250
 #: float64 cells per block of the per-stock time-series pass (about 16 MB per input block)
 _TS_BLOCK_CELLS = 2_000_000
-_LAG_PREFIX = "_lagged_"
-_ROW = "_row"
 #: Checks of :func:`fit_chunked`'s own settings.
 _PARAMETERS: ParameterTable = {
     "date_chunk": (pos_int_or_none, "a positive integer (dates per chunk), or None for the panel's chunks"),
@@ -213,102 +212,101 @@ def _prepare(model: Any, panel: xr.Dataset, date_chunk: int | None) -> tuple[xr.
 # ---------------------------------------------------------------------------------------
 
 
-def _with_lagged_rows(sub: xr.Dataset, layout: _Layout, lag: int) -> xr.Dataset:
-    """Add, for every (date, stock) variable, its copy shifted ``lag`` rows down, and the row index."""
-    ext = sub.copy()
-    for name, var in sub.data_vars.items():
-        if "date" not in var.dims:
-            continue
-        fill = -1 if var.dtype.kind in "iu" else np.nan
-        ext[f"{_LAG_PREFIX}{name}"] = var.shift(date=lag, fill_value=fill).chunk({"date": layout.date_chunks})
-    ext[_ROW] = ("date", da.arange(len(layout.dates), chunks=(layout.date_chunks,)))
-    return ext
-
-
-def _stage1_template(layout: _Layout) -> xr.Dataset:
-    """Lazy outputs of :func:`_regression_block` (shapes, dtypes, chunks) for ``xr.map_blocks``."""
-    T, N = len(layout.dates), len(layout.stocks)
-    m, K = len(layout.factors), len(layout.style_names)
-    c = layout.date_chunks
-
-    def empty(shape: tuple[int, ...], dtype: Any) -> da.Array:
-        return da.empty(shape, dtype=dtype, chunks=(c, *shape[1:]))
-
-    data = {
-        "factor_returns": (("date", "factor"), empty((T, m), np.float64)),
-        "factor_se": (("date", "factor"), empty((T, m), np.float64)),
-        "residuals": (("date", "stock"), empty((T, N), np.float64)),
-        "r2": (("date",), empty((T,), np.float64)),
-        "n_obs": (("date",), empty((T,), np.int64)),
-        "n_clipped": (("date",), empty((T,), np.int64)),
-        "style_exposure": (("date", "stock", "style"), empty((T, N, K), np.float64)),
-        "regression_weight": (("date", "stock"), empty((T, N), np.float64)),
-        "market_cap": (("date", "stock"), empty((T, N), np.float64)),
-        "imputed": (("date", "stock", "style"), empty((T, N, K), np.int8)),
+def _stage1_outputs(layout: _Layout) -> dict[str, tuple[tuple[str, ...], tuple[int, ...], Any]]:
+    """Outputs of :func:`_regression_block`: dims, shape after the date axis, dtype."""
+    N, m, K = len(layout.stocks), len(layout.factors), len(layout.style_names)
+    out: dict[str, tuple[tuple[str, ...], tuple[int, ...], Any]] = {
+        "factor_returns": (("date", "factor"), (m,), np.float64),
+        "factor_se": (("date", "factor"), (m,), np.float64),
+        "residuals": (("date", "stock"), (N,), np.float64),
+        "r2": (("date",), (), np.float64),
+        "n_obs": (("date",), (), np.int64),
+        "n_clipped": (("date",), (), np.int64),
+        "style_exposure": (("date", "stock", "style"), (N, K), np.float64),
+        "regression_weight": (("date", "stock"), (N,), np.float64),
+        "market_cap": (("date", "stock"), (N,), np.float64),
+        "imputed": (("date", "stock", "style"), (N, K), np.int8),
     }
     if layout.industry:
-        data["industry_code"] = (("date", "stock"), empty((T, N), np.int32))
-    coords = {"date": layout.dates, "stock": layout.stocks, "factor": layout.factors,
-              "style": np.asarray(layout.style_names, dtype=str)}
-    return xr.Dataset(data, coords=coords)
+        out["industry_code"] = (("date", "stock"), (N,), np.int32)
+    return out
 
 
-def _window_panel(block: xr.Dataset, layout: _Layout, lag: int) -> tuple[xr.Dataset, int]:
-    """The chunk's rows preceded by up to ``lag`` earlier rows, as an in-memory panel.
-
-    Returns the panel and the number ``p`` of earlier rows it starts with.
-    """
-    rows = block[_ROW].values
-    start = int(rows[0])
-    p = min(lag, start)
-    data = {}
-    for name, var in block.data_vars.items():
-        if name == _ROW or name.startswith(_LAG_PREFIX):
-            continue
-        values = var.values
-        if "date" in var.dims and p:
-            earlier = block[f"{_LAG_PREFIX}{name}"].values[lag - p: lag]
-            values = np.concatenate([earlier, values], axis=0)
-        data[name] = (var.dims, values, var.attrs)
-    coords = {"date": layout.dates[start - p: start + rows.size], "stock": block["stock"].values}
-    return xr.Dataset(data, coords=coords), p
+def _window_panel(current: dict[str, np.ndarray], earlier: dict[str, np.ndarray], fixed: dict[str, Any],
+                  attrs: dict[str, dict], dates: np.ndarray, stocks: np.ndarray) -> xr.Dataset:
+    """The chunk's rows preceded by the ``p`` earlier rows in ``earlier`` (p = 0: none), as an
+    in-memory panel; ``fixed`` holds the variables without a date axis."""
+    data: dict[str, Any] = {}
+    for name, values in current.items():
+        if name in earlier:
+            values = np.concatenate([earlier[name], values], axis=0)
+        data[name] = (("date", "stock"), values, attrs[name])
+    for name, values in fixed.items():
+        data[name] = (("stock",), values, attrs[name])
+    return xr.Dataset(data, coords={"date": dates, "stock": stocks})
 
 
-def _regression_block(block: xr.Dataset, *, layout: _Layout, settings: dict) -> xr.Dataset:
-    """Exposures and WLS of one chunk of dates (the ``lag`` rows before it come with it): the
-    first two stages of :func:`~riskmodel.models.pipeline.fit_fundamental`."""
-    panel, p = _window_panel(block, layout, settings["lag"])
+def _regression_block(current: dict[str, np.ndarray], earlier: dict[str, np.ndarray], fixed: dict[str, Any],
+                      *, start: int, layout: _Layout, settings: dict, attrs: dict[str, dict]
+                      ) -> dict[str, np.ndarray]:
+    """Exposures and WLS of one chunk of dates starting at row ``start`` (the ``lag`` rows
+    before it come in ``earlier``): the first two stages of
+    :func:`~riskmodel.models.pipeline.fit_fundamental`."""
+    p = next((len(v) for v in earlier.values()), 0)
+    rows = next(iter(current.values())).shape[0]
+    panel = _window_panel(current, earlier, fixed, attrs, layout.dates[start - p: start + rows], layout.stocks)
     exposures = fundamental_exposures(panel, list(layout.styles), settings)
     wls = fundamental_regression(panel, exposures, settings)
     keep = slice(p, None)
-    data = {
-        "factor_returns": (("date", "factor"), wls.factor_returns[keep]),
-        "factor_se": (("date", "factor"), wls.se[keep]),
-        "residuals": (("date", "stock"), wls.residuals[keep]),
-        "r2": (("date",), wls.r2[keep]),
-        "n_obs": (("date",), np.asarray(wls.n_obs[keep], dtype=np.int64)),
-        "n_clipped": (("date",), np.asarray(wls.n_clipped[keep], dtype=np.int64)),
-        "style_exposure": (("date", "stock", "style"), exposures.styles[keep]),
-        "regression_weight": (("date", "stock"), exposures.weights[keep]),
-        "market_cap": (("date", "stock"), exposures.cap[keep]),
-        "imputed": (("date", "stock", "style"), exposures.imputed[keep].astype(np.int8)),
+    out = {
+        "factor_returns": wls.factor_returns[keep],
+        "factor_se": wls.se[keep],
+        "residuals": wls.residuals[keep],
+        "r2": wls.r2[keep],
+        "n_obs": np.asarray(wls.n_obs[keep], dtype=np.int64),
+        "n_clipped": np.asarray(wls.n_clipped[keep], dtype=np.int64),
+        "style_exposure": exposures.styles[keep],
+        "regression_weight": exposures.weights[keep],
+        "market_cap": exposures.cap[keep],
+        "imputed": exposures.imputed[keep].astype(np.int8),
     }
     if layout.industry:
-        data["industry_code"] = (("date", "stock"), exposures.industry[keep].astype(np.int32))
-    coords = {"date": block["date"].values, "stock": block["stock"].values, "factor": layout.factors,
-              "style": np.asarray(layout.style_names, dtype=str)}
-    return xr.Dataset(data, coords=coords)
+        out["industry_code"] = exposures.industry[keep].astype(np.int32)
+    return out
 
 
 def _regression_stage(sub: xr.Dataset, layout: _Layout, settings: dict) -> xr.Dataset:
-    """Lazy stage-1 outputs (date-chunked) plus the panel's returns."""
-    ext = _with_lagged_rows(sub, layout, settings["lag"])
-    out = xr.map_blocks(_regression_block, ext, kwargs={"layout": layout, "settings": settings},
-                        template=_stage1_template(layout))
-    out["returns"] = sub["returns"]
+    """Lazy stage-1 outputs (date-chunked) plus the panel's returns.
+
+    One task per chunk of dates reads the chunk and only the ``lag`` rows before it (a slice
+    of the previous chunk), and runs the in-memory stages on them.
+    """
+    lag = settings["lag"]
+    dc = layout.date_chunks
+    attrs = {name: dict(var.attrs) for name, var in sub.data_vars.items()}
+    dated = {name: var.data.rechunk({0: dc, 1: -1}) for name, var in sub.data_vars.items() if "date" in var.dims}
+    fixed = {name: np.asarray(var.values) for name, var in sub.data_vars.items() if "date" not in var.dims}
+    blocks = {name: data.to_delayed().reshape(-1) for name, data in dated.items()}
+    task = dask.delayed(_regression_block, pure=True)
+    specs = _stage1_outputs(layout)
+    parts: dict[str, list[da.Array]] = {name: [] for name in specs}
+    start = 0
+    for k, rows in enumerate(dc):
+        p = min(lag, start)
+        earlier = {name: data[start - p: start].to_delayed().reshape(-1)[0] for name, data in dated.items()} if p else {}
+        out = task({name: b[k] for name, b in blocks.items()}, earlier, fixed, start=start, layout=layout,
+                   settings=settings, attrs=attrs)
+        for name, (_, tail, dtype) in specs.items():
+            parts[name].append(da.from_delayed(out[name], shape=(rows, *tail), dtype=dtype))
+        start += rows
+    coords = {"date": layout.dates, "stock": layout.stocks, "factor": layout.factors,
+              "style": np.asarray(layout.style_names, dtype=str)}
+    result = xr.Dataset({name: (dims, da.concatenate(parts[name], axis=0)) for name, (dims, _, _) in specs.items()},
+                        coords=coords)
+    result["returns"] = sub["returns"]
     if layout.industry:
-        out["industry_code"].attrs["labels"] = json.dumps(list(layout.labels))
-    return out
+        result["industry_code"].attrs["labels"] = json.dumps(list(layout.labels))
+    return result
 
 
 # ---------------------------------------------------------------------------------------
@@ -323,42 +321,49 @@ def _ts_block(u: np.ndarray, *, s: dict) -> np.ndarray:
     return np.stack([ts_var, h.astype(np.float64), gamma])
 
 
-def _structural_block(block: xr.Dataset, *, s: dict, n_industries: int) -> xr.Dataset:
-    """Steps 3-4 of the specific variance on one chunk of dates, all stocks
-    (:func:`~riskmodel.covariance.specific.cross_section_stage`).
+def _structural_block(residuals: np.ndarray, styles: np.ndarray, weights: np.ndarray, cap: np.ndarray,
+                      industry: np.ndarray | None, ts: np.ndarray, *, s: dict, n_industries: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 3-5 of the specific variance on one chunk of dates, all stocks
+    (:func:`~riskmodel.covariance.specific.cross_section_stage`, then ``B_t²``).
 
-    Returns the shrunk volatility ``sig_sh`` (for ``B²``), the ESTU, and ``pre_vra_var``:
-    the final variance with ``λ = 1`` (masked to stocks with a residual and complete styles).
+    Returns ``pre_vra_var`` (the final variance with ``λ = 1``, masked to stocks with a
+    residual and complete styles), the chunk's ``B_t²`` rows (:func:`vra_b2_rows`; its first
+    row, which needs the previous chunk's last date, NaN) and the edge rows that first row
+    needs, stacked ``(1, 4, N)``: this chunk's first residuals and its last shrunk
+    volatilities, caps and ESTU (as 0/1). The shrunk volatility and the ESTU never leave the task.
     """
-    ts_var = np.ascontiguousarray(block["ts_var"].values)
-    gamma = np.ascontiguousarray(block["gamma"].values)
-    h = block["h"].values.astype(np.int32)
     inputs = SpecificInputs(
-        residuals=np.ascontiguousarray(block["residuals"].values, dtype=np.float64),
-        styles=np.ascontiguousarray(block["style_exposure"].values, dtype=np.float64),
-        industry=(np.ascontiguousarray(block["industry_code"].values, dtype=np.int32)
-                  if "industry_code" in block else None),
+        residuals=np.ascontiguousarray(residuals, dtype=np.float64),
+        styles=np.ascontiguousarray(styles, dtype=np.float64),
+        industry=None if industry is None else np.ascontiguousarray(industry, dtype=np.int32),
         n_industries=n_industries,
-        weights=np.ascontiguousarray(block["regression_weight"].values, dtype=np.float64),
-        cap=np.ascontiguousarray(block["market_cap"].values, dtype=np.float64),
+        weights=np.ascontiguousarray(weights, dtype=np.float64),
+        cap=np.ascontiguousarray(cap, dtype=np.float64),
     )
-    cs = cross_section_stage(ts_var, h, gamma, inputs, s)
+    ts_var, gamma = np.ascontiguousarray(ts[0]), np.ascontiguousarray(ts[2])
+    cs = cross_section_stage(ts_var, ts[1].astype(np.int32), gamma, inputs, s)
     u = inputs.residuals
-    pre = final_variance(u, cs.sig_sh.copy(), ts_var if s["shrink"] == 0 else None, gamma,
+    b2 = np.full(u.shape[0], np.nan)
+    if u.shape[0] > 1:
+        b2[1:] = vra_b2_rows(u[1:], cs.sig_sh[:-1], inputs.cap[:-1], cs.estu[:-1])
+    edge = np.stack([u[0], cs.sig_sh[-1], inputs.cap[-1], cs.estu[-1].astype(np.float64)])[None]
+    pre = final_variance(u, cs.sig_sh, ts_var if s["shrink"] == 0 else None, gamma,
                          np.ones(u.shape[0]), s["shrink"], cs.complete)
-    dims = ("date", "stock")
-    return xr.Dataset({"sig_sh": (dims, cs.sig_sh), "pre_vra_var": (dims, pre), "estu": (dims, cs.estu)},
-                      coords={"date": block["date"].values, "stock": block["stock"].values})
+    return pre, b2, edge
 
 
-def _b2_block(block: xr.Dataset) -> xr.DataArray:
-    """``B_t²``: cap-weighted mean of ``(u_t / σ_{t-1})²`` over the ESTU of t − 1 (NaN without one).
-
-    :func:`riskmodel.covariance.specific.vra_b2_rows` on the rows of one chunk (step 5).
-    """
-    b2 = vra_b2_rows(block["residuals"].values, block["sig_prev"].values, block["cap_prev"].values,
-                     block["estu_prev"].values)
-    return xr.DataArray(b2, dims=("date",), coords={"date": block["date"].values})
+def _joined_b2(rows: np.ndarray, edges: np.ndarray, date_chunks: tuple[int, ...]) -> np.ndarray:
+    """The ``B²`` series from the chunks' rows: each chunk's first row from its own first
+    residuals and the previous chunk's last shrunk volatilities, caps and ESTU (the first
+    date has no ``B²``, as in :func:`~riskmodel.covariance.specific.vra_stage`)."""
+    b2 = rows.copy()
+    starts = np.cumsum((0, *date_chunks[:-1]))
+    for k in range(1, len(date_chunks)):
+        u_first = edges[k, 0]
+        _, sig_last, cap_last, estu_last = edges[k - 1]
+        b2[starts[k]] = vra_b2_rows(u_first[None], sig_last[None], cap_last[None], estu_last[None] > 0)[0]
+    return b2
 
 
 def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
@@ -368,44 +373,42 @@ def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
     return int(min(stock_chunk, max(n_stocks, 1)))
 
 
-def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: int) -> xr.Dataset:
-    """Lazy shrunk volatility ``sig_sh``, ESTU and pre-VRA variance (date-chunked)."""
+def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: int
+                      ) -> xr.Dataset:
+    """Lazy pre-VRA variance (date-chunked), the chunks' ``B²`` rows and their edge rows
+    (:func:`_structural_block`): one pass over each chunk for all three."""
     u = stage1["residuals"].data
     T, N = u.shape
+    dc = layout.date_chunks
     # task-based rechunks: the peer-to-peer method has cancelled whole runs with "lost
     # dependencies" here (2,520 x 5,000, dask 2026.8; see dask/distributed#9163)
     with dask.config.set({"array.rechunk.method": "tasks"}):
         u_by_stock = u.rechunk({0: -1, 1: stock_chunk})
         ts = da.map_blocks(_ts_block, u_by_stock, new_axis=0, chunks=((3,), *u_by_stock.chunks),
                            dtype=np.float64, meta=np.empty((0, 0, 0)), s=s)  # meta: no probe call
-        ts = ts.rechunk({0: 3, 1: layout.date_chunks, 2: -1})
-    inputs = stage1[["residuals", "style_exposure", "regression_weight", "market_cap",
-                     *(["industry_code"] if layout.industry else [])]]
-    inputs = inputs.assign(ts_var=(("date", "stock"), ts[0]), h=(("date", "stock"), ts[1]),
-                           gamma=(("date", "stock"), ts[2]))
-    dims = ("date", "stock")
-    template = xr.Dataset(
-        {name: (dims, da.empty((T, N), dtype=dt, chunks=(layout.date_chunks, N)))
-         for name, dt in (("sig_sh", np.float64), ("pre_vra_var", np.float64), ("estu", bool))},
+        ts = ts.rechunk({0: 3, 1: dc, 2: -1})
+    names = ["residuals", "style_exposure", "regression_weight", "market_cap"]
+    if layout.industry:
+        names.append("industry_code")
+    blocks = [stage1[name].data.rechunk({0: dc, **{a: -1 for a in range(1, stage1[name].ndim)}}).to_delayed()
+              for name in names]
+    ts_blocks = ts.to_delayed()
+    task = dask.delayed(_structural_block, nout=3, pure=True)
+    pre, b2, edges = [], [], []
+    for k, rows in enumerate(dc):
+        parts = [b.reshape(-1)[k] for b in blocks]
+        industry = parts[4] if layout.industry else None
+        out = task(*parts[:4], industry, ts_blocks[0, k, 0], s=s, n_industries=len(layout.labels))
+        pre.append(da.from_delayed(out[0], shape=(rows, N), dtype=np.float64))
+        b2.append(da.from_delayed(out[1], shape=(rows,), dtype=np.float64))
+        edges.append(da.from_delayed(out[2], shape=(1, 4, N), dtype=np.float64))
+    # one Dataset of arrays: written (or persisted) together, the tasks of a chunk run once
+    return xr.Dataset(
+        {"pre_vra_var": (("date", "stock"), da.concatenate(pre, axis=0)),
+         "b2_rows": (("date",), da.concatenate(b2)),
+         "b2_edges": (("date_chunk", "edge_row", "stock"), da.concatenate(edges, axis=0))},
         coords={"date": layout.dates, "stock": layout.stocks},
     )
-    return xr.map_blocks(_structural_block, inputs, kwargs={"s": s, "n_industries": len(layout.labels)},
-                         template=template)
-
-
-def _b2_series(stage1: xr.Dataset, shrunk: xr.Dataset, layout: _Layout) -> xr.DataArray:
-    """The lazy ``B²`` series from the materialised shrunk volatilities and ESTU."""
-    lagged = xr.Dataset(
-        {
-            "residuals": stage1["residuals"],
-            "sig_prev": shrunk["sig_sh"].shift(date=1),
-            "cap_prev": stage1["market_cap"].shift(date=1),
-            "estu_prev": shrunk["estu"].shift(date=1, fill_value=False),
-        }
-    ).chunk({"date": layout.date_chunks})
-    b2_template = xr.DataArray(da.empty((layout.dates.size,), chunks=(layout.date_chunks,)), dims=("date",),
-                               coords={"date": layout.dates})
-    return xr.map_blocks(_b2_block, lagged, template=b2_template)
 
 
 def _final_specific(pre: xr.DataArray, lam: np.ndarray) -> xr.DataArray:
@@ -528,6 +531,12 @@ def fit_chunked(
     not used: follow the run on the dask dashboard (or ``dask.diagnostics.ProgressBar`` on
     the threaded scheduler).
 
+    On one machine, a ``distributed.LocalCluster(processes=False)`` (one worker, a thread per
+    core, in the client's process; the kernels release the GIL) is faster than a cluster of
+    worker processes: the rechunks of the specific-risk pass and the chunk edges move between
+    tasks without being serialised (``benchmarks/bench_scale.py --compare-processes``,
+    ``docs/benchmarks.md``).
+
     Memory: a task holds one chunk of dates for all stocks (about 20 ``(date_chunk, N)``
     float arrays in the exposures step) or all dates for ``stock_chunk`` stocks; the client
     holds the ``(T, m)`` factor returns and the ``(T, m, m)`` factor covariance, and, only
@@ -625,12 +634,11 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
     from riskmodel.covariance.factor import factor_covariance
 
     s = specific_settings(**specific_variance_kwargs(model.get_params()))
-    # materialise the shrunk stage first: B² reads it back rather than computing the
-    # time-series and structural stages a second time in its own graph
-    shrunk, _ = sink.put(_specific_pre_vra(fitted, layout, s, stock_chunk), scratch=True)
-    (b2,) = dask.compute(_b2_series(fitted, shrunk, layout), **sink.kwargs)
-    pre = shrunk[["pre_vra_var"]]
-    lam = vra_multiplier(np.asarray(b2.values), s["vra_half_life"])
+    # one pass over each chunk of dates writes the pre-VRA variance and gives its B² rows;
+    # the time-series and structural stages run once (λ needs every B² before any date)
+    pre, _ = sink.put(_specific_pre_vra(fitted, layout, s, stock_chunk), scratch=True)
+    b2 = _joined_b2(np.asarray(pre["b2_rows"].values), np.asarray(pre["b2_edges"].values), layout.date_chunks)
+    lam = vra_multiplier(b2, s["vra_half_life"])
     fcov = factor_covariance(np.ascontiguousarray(fitted["factor_returns"].values), **factor_covariance_kwargs(model.get_params()))
     spec = _final_specific(pre["pre_vra_var"], lam).to_dataset()
     spec, _ = sink.put(spec)

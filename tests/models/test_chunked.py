@@ -109,11 +109,12 @@ def test_threaded_store_other_settings_and_uneven_chunks(panel_path, reference, 
 
 @pytest.mark.parametrize("store", [False, True], ids=["in-memory", "store"])
 def test_each_stage_runs_once_per_block(panel_path, tmp_path, monkeypatch, store):
-    """The time-series pass runs once per stock block and the structural model once per date
-    chunk: B² must not recompute them in a graph of its own."""
+    """The time-series pass runs once per stock block, the exposures and regression and the
+    structural model once per date chunk: B² must not recompute them in a graph of its own,
+    nor the write of the stage-1 outputs and the factor returns each in theirs."""
     import riskmodel.models.chunked as scale
 
-    calls = {"_ts_block": 0, "_structural_block": 0}
+    calls = {"_ts_block": 0, "_structural_block": 0, "_regression_block": 0}
     for name in calls:
         original = getattr(scale, name)
 
@@ -127,7 +128,8 @@ def test_each_stage_runs_once_per_block(panel_path, tmp_path, monkeypatch, store
         fit_chunked(rm.FactorRiskModel(), panel, store=tmp_path / "fit.zarr" if store else None, stock_chunk=64)
     n_stock_blocks = -(-panel.sizes["stock"] // 64)
     n_date_chunks = -(-panel.sizes["date"] // CHUNK)
-    assert calls == {"_ts_block": n_stock_blocks, "_structural_block": n_date_chunks}
+    assert calls == {"_ts_block": n_stock_blocks, "_structural_block": n_date_chunks,
+                     "_regression_block": n_date_chunks}
 
 
 def test_in_memory_panel_is_chunked_and_covariance_false(panel_path, reference):
