@@ -1093,6 +1093,7 @@ QUOTES += [
 FF_QUIET = "benchmarks/results/full_fit_2026-11-25.json"
 DFR = "benchmarks/results/demo_first_run.json"
 CT = "benchmarks/results/compile_time.json"
+ED = "benchmarks/results/eigh_drivers.json"
 _OURS, _SAME = "name=riskmodel FactorRiskModel.fit", "name=riskmodel FactorRiskModel.fit (the same 504 dates)"
 _SKF = "name=skfolio CharacteristicsFactorModel.fit"
 QUOTES += [
@@ -1154,6 +1155,20 @@ QUOTES += [
     Q(BM, "kernels, the second", "{:.1f} s ({:.1f} CPU s) and cached {} kernels, the second {:.1f} s ({:.1f} CPU s).",
       CT, EACH, ("first_run", "fit_wall_seconds"), ("first_run", "fit_cpu_seconds"), ("first_run", "cached_kernels_after"),
       ("second_run", "fit_wall_seconds"), ("second_run", "fit_cpu_seconds")),
+    # LAPACK's eigensolvers at m = 71 (eigh_drivers.py)
+    Q(BM, "one BLAS thread, the solvers interleaved round by round", "(load average {:.1f} at the start on", ED,
+      "conditions", "load_average_before", 0),
+    Q(BM, "in CPU milliseconds per call: numpy's `eigh`", "`dsyevd`) {:.3f}, of which", ED, "cpu_ms", "dsyevd (numpy eigh)"),
+    Q(BM, "to tridiagonal form (`dsytrd`)", "(`dsytrd`) {:.3f};", ED, "cpu_ms", "dsytrd (reduction only)"),
+    Q(BM, "), `dsyevr` ", "{:.3f} ({:.2f}×), `dsyevr` {:.3f} ({:.2f}×), `dsyev` {:.3f} ({:.2f}×);", ED, EACH,
+      *[(part, name) for name in ("dsyevd (LAPACK wrapper)", "dsyevr (LAPACK wrapper)", "dsyev (LAPACK wrapper)")
+        for part in ("cpu_ms", "over_dsyevd")]),
+    Q(BM, "before the back-transformation, `dstemr` already takes", "takes {:.3f} and `dstein` {:.3f} after `dsterf`", ED,
+      EACH, ("cpu_ms", "dstemr (tridiagonal, vectors)"), ("cpu_ms", "dstein after dsterf (tridiagonal, vectors)")),
+    Q(BM, "No double-precision driver is faster", "{:.3f}. No double-precision", ED, "cpu_ms",
+      "dsterf (tridiagonal eigenvalues only)"),
+    Q(BM, "No double-precision driver is faster", "takes {:.2f}× `dsyevd`'s time", ED, "over_dsyevd",
+      "ssyevd (float32, LAPACK wrapper)"),
     # the Lanczos-steps table of bench_speed_audit.py (its header: the null's quantile)
     Q(BM, "| Lanczos steps |", "{:.0f} % edge", SA, *_NC, "quantile", scale=100),
 ]
