@@ -1140,6 +1140,96 @@ QUOTES += [
 ]
 
 
+# docs/benchmarks.md: the full-fit section (bench_full_fit.py): its table, every cell, and its prose, from this run's
+# JSON and from the quiet run of 2026-11-25 kept beside it; the compile-time paragraph (demo_first_run.py)
+FF_QUIET = "benchmarks/results/full_fit_2026-11-25.json"
+DFR = "benchmarks/results/demo_first_run.json"
+CT = "benchmarks/results/compile_time.json"
+ED = "benchmarks/results/eigh_drivers.json"
+_OURS, _SAME = "name=riskmodel FactorRiskModel.fit", "name=riskmodel FactorRiskModel.fit (the same 504 dates)"
+_SKF = "name=skfolio CharacteristicsFactorModel.fit"
+QUOTES += [
+    Q(BM, "at the end on 2 cores; glibc", "load average {:.1f} at the start and {:.1f} at the end", FF,
+      EACH, ("conditions", "load_average_before", 0), ("conditions", "load_average_after", 0)),
+    Q(BM, "| riskmodel `FactorRiskModel.fit` |",
+      "| {:,} | {:.1f} | {:.1f} | {:.2f} | {:.1f} | {:.1f} | {:.2f} GB ({:.2f} × the {:.2f} GB of inputs) |", FF, EACH,
+      *[("results", _OURS, k) for k in ("n_days_fitted", "seconds", "user_seconds", "system_seconds", "peak_bytes",
+                                        "memory_ratio")], ("input_bytes",),
+      derive=lambda days, s, user, system, peak, ratio, inputs: (days, s, s / s, user, user / user, system, peak / 1e9,
+                                                                  ratio, inputs / 1e9)),
+    Q(BM, "| riskmodel `FactorRiskModel.fit` (the same", "dates) | {:,} | {:.2f} | {:.1f} | {:.2f} | {:.1f} | {:.1f} | {:.2f} GB |",
+      FF, EACH, *[("results", _SAME, k) for k in ("n_days_fitted", "seconds", "user_seconds", "system_seconds", "peak_bytes")],
+      derive=lambda days, s, user, system, peak: (days, s, s / s, user, user / user, system, peak / 1e9)),
+    Q(BM, "| skfolio `CharacteristicsFactorModel.fit`, warm", "warm ({} dates) | {:,} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | "
+      "{:.1f} | {:.1f} GB |", FF, EACH, ("like_with_like", "dates"), ("results", _SKF, "n_days_fitted"),
+      ("results", _SKF, "measured_seconds"), ("like_with_like", "wall_ratio"), ("results", _SKF, "all_fits", 1, "user_seconds"),
+      ("like_with_like", "user_cpu_ratio"), ("results", _SKF, "all_fits", 1, "system_seconds"),
+      ("results", _SKF, "peak_bytes"), derive=lambda *v: (*v[:-1], v[-1] / 1e9)),
+    Q(BM, "| skfolio, cold (its first fit,", "fit, {} dates) | {:,} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} |", FF, EACH,
+      ("like_with_like", "dates"), ("results", _SKF, "n_days_fitted"), ("results", _SKF, "cold", "seconds"),
+      ("like_with_like", "cold_wall_ratio"), ("results", _SKF, "cold", "user_seconds"), ("results", _SAME, "user_seconds"),
+      ("results", _SKF, "cold", "system_seconds"),
+      derive=lambda dates, days, s, ratio, user, same_user, system: (dates, days, s, ratio, user, user / same_user, system)),
+    Q(BM, "| skfolio warm, scaled to", "scaled to {:,} dates (× {:.0f}) | {:,}, extrapolated | {:.1f} | {:.1f} | {:.1f} | "
+      "{:.1f} | {:.1f} |", FF, EACH, ("config", "n_days"), ("like_with_like", "dates"), ("results", _SKF, "seconds"), ("speedup_vs_skfolio",), ("results", _SKF, "user_seconds"),
+      ("like_with_like", "extrapolated_user_cpu_ratio"), ("results", _SKF, "system_seconds"),
+      derive=lambda days, dates, *v: (days, days / dates, days, *v)),
+    Q(BM, "Stages (this run): exposures", "exposures {:.2f} s, factor returns {:.2f} s, Σ_f {:.2f} s", FF, "results", _OURS,
+      "stages", ("build_exposures", "factor_returns", "factor_covariance")),
+    Q(BM, "plus one per date), D", "D {:.2f} s.", FF, "results", _OURS, "stages", "specific_variance"),
+    Q(BM, "s, stages", "{:.2f} s, stages {:.2f}, {:.2f}, {:.2f} and {:.2f} s", FF_QUIET, EACH,
+      ("results", _OURS, "seconds"),
+      *[("results", _OURS, "stages", k) for k in ("build_exposures", "factor_returns", "factor_covariance",
+                                                  "specific_variance")]),
+    Q(BM, "In the quiet run the best of 2 fits", "took {:.2f} and {:.2f} s", FF_QUIET, "results", _OURS, "rounds_seconds",
+      (0, 1)),
+    Q(BM, "of the faster round", "of the faster round {:.2f} s)", FF_QUIET, "results", _OURS, "all_seconds", 0),
+    Q(BM, "in the best fit of the quiet run and", "system time {:.2f} s in the best fit of the quiet run and "
+      "{:.2f} s in the other,", FF_QUIET, EACH, ("results", _OURS, "system_seconds"),
+      ("results", _OURS, "all_system_seconds", 0)),
+    Q(BM, "in the best fit of the quiet run and", "other, {:.2f} s and", FF, "results", _OURS, "system_seconds"),
+    Q(BM, "s in this run. Run with glibc told", "{:.2f} s in this run.", FF, "results", _OURS, "all_system_seconds", 0),
+    Q(BM, "huge pages:", "{:.1f} s of system time beside {:.1f} s of user time in its warm fit", FF, "results", _SKF,
+      "all_fits", 1, ("system_seconds", "user_seconds")),
+    Q(BM, "both warm, skfolio takes", "skfolio takes {:.1f}× riskmodel's time", FF, "like_with_like", "user_cpu_ratio"),
+    # the portfolio-risk run's pause between timed calls
+    Q(BM, "s after the previous call so that", "{:.1f} s after the previous call", PR, "settings", "settle_s"),
+    # compile time: riskmodel demo's first run (empty cache) and second run, in a fresh venv
+    Q(BM, "so the wall times are inflated)", "average {:.1f} at the start on {} cores", DFR, EACH,
+      ("first_run", "load_average_before", 0), ("machine", "cores")),
+    Q(BM, "most of it compiling, the second", "{:.1f} s of wall time and {:.1f} CPU s, most of it compiling, the second {:.1f} s "
+      "and {:.1f} CPU s.", DFR, EACH, ("first_run", "wall_seconds"), ("first_run", "cpu_seconds"),
+      ("second_run", "wall_seconds"), ("second_run", "cpu_seconds")),
+    # compile time of a fit alone (compile_time.py): a fresh process with an empty cache, then with the cache it left
+    Q(BM, "). The first fit took", "run of {} UTC, load average {:.1f} at the start on {} cores", CT,
+      EACH, ("date",), ("conditions", "load_average_before", 0), ("machine", "cpu_count"),
+      derive=lambda date, load, cores: (date[:16], load, cores)),
+    Q(BM, "kernels, the second", "{:.1f} s ({:.1f} CPU s) and cached {} kernels, the second {:.1f} s ({:.1f} CPU s).",
+      CT, EACH, ("first_run", "fit_wall_seconds"), ("first_run", "fit_cpu_seconds"), ("first_run", "cached_kernels_after"),
+      ("second_run", "fit_wall_seconds"), ("second_run", "fit_cpu_seconds")),
+    # LAPACK's eigensolvers at m = 71 (eigh_drivers.py)
+    Q(BM, "one BLAS thread, the solvers interleaved round by round", "(load average {:.1f} at the start on", ED,
+      "conditions", "load_average_before", 0),
+    Q(BM, "in CPU milliseconds per call: numpy's `eigh`", "`dsyevd`) {:.3f}, of which", ED, "cpu_ms", "dsyevd (numpy eigh)"),
+    Q(BM, "to tridiagonal form (`dsytrd`)", "(`dsytrd`) {:.3f};", ED, "cpu_ms", "dsytrd (reduction only)"),
+    Q(BM, "), `dsyevr` ", "{:.3f} ({:.2f}×), `dsyevr` {:.3f} ({:.2f}×), `dsyev` {:.3f} ({:.2f}×);", ED, EACH,
+      *[(part, name) for name in ("dsyevd (LAPACK wrapper)", "dsyevr (LAPACK wrapper)", "dsyev (LAPACK wrapper)")
+        for part in ("cpu_ms", "over_dsyevd")]),
+    Q(BM, "before the back-transformation, `dstemr` already takes", "takes {:.3f} and `dstein` {:.3f} after `dsterf`", ED,
+      EACH, ("cpu_ms", "dstemr (tridiagonal, vectors)"), ("cpu_ms", "dstein after dsterf (tridiagonal, vectors)")),
+    Q(BM, "No double-precision driver is faster", "{:.3f}. No double-precision", ED, "cpu_ms",
+      "dsterf (tridiagonal eigenvalues only)"),
+    Q(BM, "No double-precision driver is faster", "takes {:.2f}× `dsyevd`'s time", ED, "over_dsyevd",
+      "ssyevd (float32, LAPACK wrapper)"),
+    # the Lanczos-steps table of bench_speed_audit.py (its header: the null's quantile)
+    Q(BM, "| Lanczos steps |", "{:.0f} % edge", SA, *_NC, "quantile", scale=100),
+]
+for _steps in (15, 20, 25, 30, 35, 40, 47, 60):
+    QUOTES.append(Q(BM, f"| {_steps} steps |", "| {} steps | {:.2g} σ | {:.2g} σ | {:.2g} σ | {:.2f} s |", SA, *_NC,
+                    "by_steps", f"steps={_steps}",
+                    ("steps", "median_abs_error_tw", "worst_error_tw", "edge_error_tw", "null_floor_s"), minus=True))
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))

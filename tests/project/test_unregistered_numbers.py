@@ -102,25 +102,21 @@ ALLOW = {  # (doc, figure as written, spaces dropped): why it needs no JSON
     ("docs/methods.md", "1.0"): "a setting's default (eigen_scale)",
     ("docs/methods.md", "1.2"): "a suggested setting (eigen_scale on real data)",
     ("docs/methods.md", "1.4"): "a suggested setting (eigen_scale on real data)",
+    ("docs/benchmarks.md", "30×"): "a target (the decomposition of 1,000 portfolios against the dense path), not a measurement",
+    ("docs/benchmarks.md", "2%"): "a setting of bench_timeseries.py's simulated panel (the share of missing returns)",
+    ("docs/benchmarks.md", "1.5"): "issue 21's target for the full fit (≤ 1.5 s), not a measurement",
+    ("docs/benchmarks.md", "3.0"): "issue 21's target in CPU seconds: 2 cores × 1.5 s (a definition)",
+    ("docs/benchmarks.md", "1.4×"): "issue 21's target for the fit's peak memory (≤ 1.4× the inputs), not a measurement",
+    ("docs/benchmarks.md", "0.1"): "a definition: a strongly coupled pair, |a_ij| > 0.1 |a_ii − a_jj|",
+    ("docs/benchmarks.md", "0.7"): "issue 21's target for the residual audit (≤ 0.7 s), not a measurement",
+    ("docs/benchmarks.md", "5%"): "a test's tolerance (the null's median and edge within 5 % of σ), a definition",
 }
 
 PENDING: dict[str, str] = {  # doc: figures not registered yet (issue 22, left open), as written, spaces dropped
-    # the page's prose: run histories, profiles and earlier runs, most not in a committed JSON (its tables:
-    # test_benchmark_docs.py); other helpers of this session rewrite its fit/audit/decomposition/dask paragraphs
+    # the out-of-core (dask) figures: bench_scale.py and scale.json are being rewritten by another helper of
+    # this session (the scale-out paragraph's history and the last section's out-of-core paragraph)
     'docs/benchmarks.md': (
-        '3.4 4.8 10.0 1.0 7.23 1.0 1.3 1.86 1.54× 1.21 2.99 1.0 1.33 1.0 0.1 0.43 39.7 13.3 13.1 9.9 12.8 6.5'
-        ' 40.1 13.4 14.2 10.7 15.4 198.6 19.8 65.6 9.1 63.8 2.27 0.77 2.99 2.59 3.38 0.42 0.41 1.44 1.08 1.1 '
-        '2.1 0.57 0.32 0.35 0.22 0.06 0.09 0.30 0.36 0.32 0.07 0.34 0.49% 0.65% 1.0% 0.24% 1.8% 11% 3.45 3.97'
-        ' 3.02 3.43 2.82 3.74 2.35 3.40 3.38 3.91 3.52 3.42 3.53 5.7 5.9 3.48 3.69 6.0 6.3 0.1 1.7 1.84 0.5 '
-        '0.7 3.19 3.30 0.1 13.8 17.4 10.4 9.9× 15× 0.2 30× 21× 31× 30× 2% 3.0 0.91 108× 2.2 7.6 7.2 12.3 5.1 '
-        '7.5 8.8 3.2 21.0 7.4 57.5 5.8 59.0 62.7 33.5 35.0 33.0 20.8 35.0 22.9 45.7 46.8 30.5 30.8 6.3 6.7 '
-        '1.0 1.2 8% 19.2 19.4 20.7 12.8 15.7 6.5 7.5× 3.4 28.1 15.3 51.8 103.6 1.21 1.79 3.00 0.11 24.7 6.6 '
-        '7.2 4.3 3.8 2.5 0.2 0.24 0.24 7.2 2.8 15× 3.4 14× 0.31 1.42 1.08 76% 0.69 2.57 0.17 2.39 62% 0.00 '
-        '2.07 1.09 0.94 0.04 0.35 20× 3.4 7% 47% 1.5 3.0 4.49 2.2 7.17 2.82 1.46 6.66 2.18 1.44 8.0e-3 1.9e-3'
-        ' 5.82 3.15 1.44 0.97 0.29 0.51 1.35 1.4× 1.44 1.46× 1.79 1.48× 0.59% 1.05% 0.1 3.5 4.9× 1.7e-12 61% '
-        '12.4 12.2 14.4 60.05 4.44 13.5× 35.14 13.64 2.6× 18.9 6.9 5.6e-06 5% 1.43× 1.43× 0.22× 0.29× 4.62 '
-        '0.7 0.81 35.3 44.4 0.2 0.32× 4.44 71.1 7.11 5.5× 4.62 56.1 0.50 7.2× 13.64 127.2 7.61 9.4× 35.3 0.2 '
-        '0.20 2.5× '
+        '2.2 7.6 7.2 12.3 0.32× '
     ),
     # 0.08 to 0.24 s: the JSON's api_update_seconds are 0.0889 .. 0.239 (0.09 rounded); the update
     # helper of this session owns this text
