@@ -654,7 +654,8 @@ def validate_panel(
         )
     dates = _normalise_dates(panel)
     stocks = _normalise_stocks(panel)
-    panel = panel.assign_coords(date=dates, stock=stocks)
+    if panel["date"].dtype != dates.dtype or panel["stock"].dtype != stocks.dtype:
+        panel = panel.assign_coords(date=dates, stock=stocks)  # (same dtypes: the same labels already)
 
     required = tuple(require)
     style_list = style_names(panel, styles)

@@ -176,6 +176,22 @@ def test_normalises_coords_and_transposes():
     np.testing.assert_array_equal(out["returns"].values, ds["returns"].values.T)
 
 
+def test_normal_coords_are_kept_and_the_input_is_not_returned():
+    """Labels already datetime64[ns] and str are used as they are (no reassignment), and the
+    result is still a new Dataset: editing it leaves the caller's panel alone."""
+    ds = _panel()
+    ds = ds.assign_coords(date=ds["date"].values.astype("datetime64[ns]"))
+    assert ds["date"].dtype == np.dtype("datetime64[ns]") and ds["stock"].dtype.kind == "U"
+    out = validate_panel(ds)
+    assert out is not ds
+    np.testing.assert_array_equal(out["stock"].values, ds["stock"].values)
+    np.testing.assert_array_equal(out["date"].values, ds["date"].values)
+    out.attrs["edited"] = True
+    out["returns"] = out["returns"] * 2
+    assert "edited" not in ds.attrs
+    np.testing.assert_array_equal(ds["returns"].values, _panel()["returns"].values)
+
+
 def test_public_name_is_the_module_function():
     assert rm.validate_panel is validate_panel
 
