@@ -1,7 +1,9 @@
-"""No figure in README.md or docs/ escapes the registry of ``test_quoted_numbers.py``.
+"""No figure in the repository's Markdown pages escapes the registry of ``test_quoted_numbers.py``.
 
 A *figure* is a number with a decimal point (``1.005``), a percentage (``80 %``) or a ratio
-(``26.9×``). Every figure on every line of README.md and docs/**/*.md must be one of:
+(``26.9×``). Every figure on every line of README.md, the other Markdown pages at the root
+(CONTRIBUTING.md), docs/**/*.md, benchmarks/**/*.md (the benchmarks' notes) and examples/**/*.md
+(the tables the examples write) must be one of:
 
 * rendered by a registered quote on that line (``test_quoted_numbers.QUOTES``: the text is
   filled from a committed JSON);
@@ -202,6 +204,39 @@ def test_a_figure_typed_into_the_prose_by_hand_fails():
         line = next(line for line in texts[doc].splitlines() if anchor in line)
         edited[doc] = texts[doc].replace(line, line + added, 1)
         assert doc in unregistered(edited), f"{doc}: {added!r} went unnoticed"
+
+
+def test_every_markdown_page_of_the_repository_is_scanned():
+    """The root pages, the benchmarks' notes and the examples' written Markdown are scanned, not only docs/."""
+    for page in ("CONTRIBUTING.md", "benchmarks/README.md", "benchmarks/README_portfolio_risk.md",
+                 "examples/results/construction_study_table.md"):
+        assert page in DOCS
+    tracked = {str(p.relative_to(ROOT)) for pattern in ("*.md", "benchmarks/**/*.md", "examples/**/*.md")
+               for p in ROOT.glob(pattern)}
+    assert tracked <= set(DOCS)
+
+
+def test_a_figure_typed_into_the_benchmark_notes_by_hand_fails():
+    """A measured time typed into benchmarks/*.md (as the quick suite's per-script times were) is caught."""
+    texts = _texts()
+    for doc, anchor, added in [("benchmarks/README.md", "Each run's own `results.json` records", " (audit 8.8 s)"),
+                               ("benchmarks/README.md", "Per date the kernel reads", " (about 0.21 ms)"),
+                               ("benchmarks/README_portfolio_risk.md", "Peak memory of the P = 1,000", " (1.7× less)"),
+                               ("CONTRIBUTING.md", "Small shared kernels", " (12 % faster)")]:
+        edited = dict(texts)
+        line = next(line for line in texts[doc].splitlines() if anchor in line)
+        edited[doc] = texts[doc].replace(line, line + added, 1)
+        assert doc in unregistered(edited), f"{doc}: {added!r} went unnoticed"
+
+
+def test_an_edited_figure_of_the_portfolio_notes_fails():
+    """The portfolio notes' figures are rendered from their JSON: an old figure put back by hand is caught."""
+    texts = _texts()
+    doc = "benchmarks/README_portfolio_risk.md"
+    line = next(line for line in texts[doc].splitlines() if line.startswith("- The solve:"))
+    texts[doc] = texts[doc].replace(line, line.replace("0.43 ms", "0.33 ms"), 1)
+    assert doc in unregistered(texts)
+    assert any(doc in problem for problem in registry.check(texts))
 
 
 def test_a_registered_figure_edited_by_hand_fails():
