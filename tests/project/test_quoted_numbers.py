@@ -1249,6 +1249,8 @@ QUOTES += [
       ("cpu_seconds", "days_timed"), derive=lambda cpu, days: cpu / days * 1e6),
     Q(BR, "bracket + quickselect) adds", "adds {:.0f} % to the wall time", FR, "results", "name=riskmodel (return_clip=5)",
       "ratio_vs_riskmodel", offset=1.0, scale=100),
+    Q(BR, "| `bench_speed_audit.py` |", "{:.0f} min in the committed run at load average {:.1f})", SA, EACH,
+      ("wall_seconds",), ("load_average_before", 0), derive=lambda wall, load: (wall / 60, load)),
     Q(PRM, "- The decomposition of 1,000 portfolios, two cores:", "{:.1f} ms against {:.0f} ms dense ({:.1f}×)", PR,
       *_K1000, ("structured_s", "dense_s", "speedup"), derive=_ms_ms_ratio),
     Q(PRM, "- The same on one core (`--threads 1`):", "{:.1f} ms against {:.0f} ms ({:.1f}×)", PR1,
