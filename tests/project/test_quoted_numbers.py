@@ -1230,6 +1230,45 @@ for _steps in (15, 20, 25, 30, 35, 40, 47, 60):
                     ("steps", "median_abs_error_tw", "worst_error_tw", "edge_error_tw", "null_floor_s"), minus=True))
 
 
+# benchmarks/README.md: the factor-returns notes (bench_factor_returns.py); benchmarks/README_portfolio_risk.md:
+# the portfolio-risk notes (bench_portfolio_risk.py, default threads, --threads 1, --exposures dense)
+BR, PRM = "benchmarks/README.md", "benchmarks/README_portfolio_risk.md"
+_K1000, _SOLVE = ("rows", "task=decompose&n_portfolios=1000"), ("rows", "task=solve&n_portfolios=1")
+
+
+def _ms_ms_ratio(structured_s: float, dense_s: float, ratio: float) -> tuple:
+    """Seconds of both paths as milliseconds, their ratio as it is."""
+    return (structured_s * 1e3, dense_s * 1e3, ratio)
+
+
+QUOTES += [
+    Q(BR, "(it pins numpy", "(it pins numpy {}:", FR, "results", TOR, "numpy", derive=_minor),
+    Q(BR, "recorded as `agreement_vs_numpy`", "factor returns to {:.1e} relative", FR, "agreement_vs_numpy",
+      "factor_returns_max_rel"),
+    Q(BR, "run the whole call took", "took {:.0f} µs of CPU per date", FR, "results", "name=riskmodel (1 numba thread)",
+      ("cpu_seconds", "days_timed"), derive=lambda cpu, days: cpu / days * 1e6),
+    Q(BR, "bracket + quickselect) adds", "adds {:.0f} % to the wall time", FR, "results", "name=riskmodel (return_clip=5)",
+      "ratio_vs_riskmodel", offset=1.0, scale=100),
+    Q(BR, "| `bench_speed_audit.py` |", "{:.0f} min in the committed run at load average {:.1f})", SA, EACH,
+      ("wall_seconds",), ("load_average_before", 0), derive=lambda wall, load: (wall / 60, load)),
+    Q(PRM, "- The decomposition of 1,000 portfolios, two cores:", "{:.1f} ms against {:.0f} ms dense ({:.1f}×)", PR,
+      *_K1000, ("structured_s", "dense_s", "speedup"), derive=_ms_ms_ratio),
+    Q(PRM, "- The same on one core (`--threads 1`):", "{:.1f} ms against {:.0f} ms ({:.1f}×)", PR1,
+      *_K1000, ("structured_s", "dense_s", "speedup"), derive=_ms_ms_ratio),
+    Q(PRM, "- The solve:", "{:.2f} ms against {:.1f} ms for `cho_solve` ({:.0f}×)", PR,
+      *_SOLVE, ("structured_s", "dense_s", "speedup"), derive=_ms_ms_ratio),
+    Q(PRM, "- `--exposures dense`, 1,000 portfolios:", "{:.1f} ms against {:.0f} ms ({:.1f}×)", PRD_,
+      *_K1000, ("structured_s", "dense_s", "speedup"), derive=_ms_ms_ratio),
+    Q(PRM, "- `--exposures dense`, 1,000 portfolios:", "the solve {:.2f} ms", PRD_, *_SOLVE, "structured_s", scale=1e3),
+    Q(PRM, "on two cores 18.8 ms, on one core", "on two cores {:.1f} ms", PR, *_K1000, "structured_s", scale=1e3),
+    Q(PRM, "on two cores 18.8 ms, on one core", "on one core {:.1f} ms", PR1, *_K1000, "structured_s", scale=1e3),
+    Q(PRM, "the dense path: met on one core", "met on one core ({:.1f}×)", PR1, *_K1000, "speedup"),
+    Q(PRM, "on two cores not in the committed run", "committed run ({:.1f}×)", PR, *_K1000, "speedup"),
+    Q(PRM, "- With dense B:", "dense B: {:.1f}×", PRD_, *_K1000, "speedup"),
+    Q(PRM, "Peak memory of the P = 1,000", "decomposition ({:.0f} MB)", PR, *_K1000, "structured_peak_bytes", scale=1e-6),
+]
+
+
 @cache
 def _json(source: str) -> dict:
     return json.loads((ROOT / source).read_text(encoding="utf-8"))

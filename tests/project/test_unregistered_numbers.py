@@ -1,7 +1,9 @@
-"""No figure in README.md or docs/ escapes the registry of ``test_quoted_numbers.py``.
+"""No figure in the repository's Markdown pages escapes the registry of ``test_quoted_numbers.py``.
 
 A *figure* is a number with a decimal point (``1.005``), a percentage (``80 %``) or a ratio
-(``26.9×``). Every figure on every line of README.md and docs/**/*.md must be one of:
+(``26.9×``). Every figure on every line of README.md, the other Markdown pages at the root
+(CONTRIBUTING.md), docs/**/*.md, benchmarks/**/*.md (the benchmarks' notes) and examples/**/*.md
+(the tables the examples write) must be one of:
 
 * rendered by a registered quote on that line (``test_quoted_numbers.QUOTES``: the text is
   filled from a committed JSON);
@@ -27,12 +29,17 @@ from tests.project import test_quoted_numbers as registry
 ROOT = Path(__file__).resolve().parents[2]
 # the docs build writes docs/generated/ and docs/_build/ (ignored by git): rendered from the JSON, not typed
 BUILT = ("docs/generated/", "docs/_build/")
-DOCS = ("README.md", *sorted(name for p in (ROOT / "docs").rglob("*.md")
-                             if not (name := str(p.relative_to(ROOT))).startswith(BUILT)))
+# the README, the other pages at the root (CONTRIBUTING.md), the docs, the benchmarks' notes (benchmarks/README*.md)
+# and what the examples write as Markdown (examples/results/*.md)
+DOCS = ("README.md", *sorted(p.name for p in ROOT.glob("*.md") if p.name != "README.md"),
+        *sorted(name for folder in ("docs", "benchmarks", "examples") for p in (ROOT / folder).rglob("*.md")
+                if not (name := str(p.relative_to(ROOT))).startswith(BUILT)))
 # a decimal number, a percentage, or a ratio written with "×" or an attached "x" (not a size "600 × 1,000")
 FIGURE = re.compile(r"(?<![\w.\-/])(\d[\d,]*(?:\.\d+)?(?:e[−-]?\d+)?)(\s?%|\s?×(?!\s?\d)|x(?![\w]))?")
 
 CHECKED_TABLES = {  # (doc, the header line's start): the test that checks every cell
+    ("examples/results/construction_study_table.md", "| covariance | gmv 2010-2016 |"):
+        "test_construction_study_table.py::test_report_part_reproduces_the_committed_table_and_json",
     ("docs/guide/construction.md", "| covariance | gmv 2010-2016 |"):
         "test_construction_study_table.py::test_guide_quotes_the_regenerated_table",
     ("docs/guide/construction.md", "| setting | flash crash"):
@@ -112,6 +119,15 @@ ALLOW = {  # (doc, figure as written, spaces dropped): why it needs no JSON
     ("docs/benchmarks.md", "1e-12"): "a test's tolerance (test_chunked.py: 1e-12 of each variable's scale), a definition",
     ("docs/benchmarks.md", "0.6×"): "issue 21's target for the out-of-core throughput (≥ 0.6× in-memory), not a measurement",
     ("docs/benchmarks.md", "5%"): "a test's tolerance (the null's median and edge within 5 % of σ), a definition",
+    # the pages outside docs/ (issue 22: every page that quotes figures is scanned)
+    ("CONTRIBUTING.md", "5.0"): "a setting's default (return_clip in factor_returns' signature)",
+    ("CONTRIBUTING.md", "1e-12"): "a test's tolerance (both operator paths against the dense reference), a definition",
+    ("benchmarks/README.md", "0.5"): "a target of the factor-returns benchmark (≤ 0.5 s on 2 cores), not a measurement",
+    ("benchmarks/README.md", "6×"): "a target of the factor-returns benchmark (≥ 6× the numpy loop), not a measurement",
+    ("benchmarks/README.md", "300×"): "a target of the factor-returns benchmark (≥ 300× toraniko), not a measurement",
+    ("benchmarks/README.md", "2×"): "a target of the factor-returns benchmark (peak ≤ 2× the inputs), not a measurement",
+    ("benchmarks/README_portfolio_risk.md", "0.2"): "a setting's default (--settle, seconds)",
+    ("benchmarks/README_portfolio_risk.md", "30×"): "issue 3's target (≥ 30× the dense path), not a measurement",
 }
 
 PENDING: dict[str, str] = {  # doc: figures not registered yet, as written, spaces dropped (empty: every
@@ -188,6 +204,39 @@ def test_a_figure_typed_into_the_prose_by_hand_fails():
         line = next(line for line in texts[doc].splitlines() if anchor in line)
         edited[doc] = texts[doc].replace(line, line + added, 1)
         assert doc in unregistered(edited), f"{doc}: {added!r} went unnoticed"
+
+
+def test_every_markdown_page_of_the_repository_is_scanned():
+    """The root pages, the benchmarks' notes and the examples' written Markdown are scanned, not only docs/."""
+    for page in ("CONTRIBUTING.md", "benchmarks/README.md", "benchmarks/README_portfolio_risk.md",
+                 "examples/results/construction_study_table.md"):
+        assert page in DOCS
+    tracked = {str(p.relative_to(ROOT)) for pattern in ("*.md", "benchmarks/**/*.md", "examples/**/*.md")
+               for p in ROOT.glob(pattern)}
+    assert tracked <= set(DOCS)
+
+
+def test_a_figure_typed_into_the_benchmark_notes_by_hand_fails():
+    """A measured time typed into benchmarks/*.md (as the quick suite's per-script times were) is caught."""
+    texts = _texts()
+    for doc, anchor, added in [("benchmarks/README.md", "Each run's own `results.json` records", " (audit 8.8 s)"),
+                               ("benchmarks/README.md", "Per date the kernel reads", " (about 0.21 ms)"),
+                               ("benchmarks/README_portfolio_risk.md", "Peak memory of the P = 1,000", " (1.7× less)"),
+                               ("CONTRIBUTING.md", "Small shared kernels", " (12 % faster)")]:
+        edited = dict(texts)
+        line = next(line for line in texts[doc].splitlines() if anchor in line)
+        edited[doc] = texts[doc].replace(line, line + added, 1)
+        assert doc in unregistered(edited), f"{doc}: {added!r} went unnoticed"
+
+
+def test_an_edited_figure_of_the_portfolio_notes_fails():
+    """The portfolio notes' figures are rendered from their JSON: an old figure put back by hand is caught."""
+    texts = _texts()
+    doc = "benchmarks/README_portfolio_risk.md"
+    line = next(line for line in texts[doc].splitlines() if line.startswith("- The solve:"))
+    texts[doc] = texts[doc].replace(line, line.replace("0.43 ms", "0.33 ms"), 1)
+    assert doc in unregistered(texts)
+    assert any(doc in problem for problem in registry.check(texts))
 
 
 def test_a_registered_figure_edited_by_hand_fails():
