@@ -49,6 +49,7 @@ from pathlib import Path
 from riskmodel.errors import ModelFileError
 
 __all__ = [
+    "fsync_file",
     "Terminated",
     "sibling_path",
     "parse_sibling",
@@ -196,10 +197,10 @@ def fsync_dir(folder: Path) -> None:
     """Flush a folder's entries (new names, renames) to disk; a no-op where folders cannot be opened."""
     if os.name != "posix":
         return
-    _fsync_file(folder)
+    fsync_file(folder)
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     """Flush one file (or, on POSIX, one folder's entries) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -212,11 +213,11 @@ def fsync_tree(path: Path) -> None:
     """Flush a file, or every file and folder of a directory tree, to disk."""
     path = Path(path)
     if not path.is_dir():
-        _fsync_file(path)
+        fsync_file(path)
         return
     for root, _dirs, files in os.walk(path, topdown=False):
         for name in files:
-            _fsync_file(Path(root) / name)
+            fsync_file(Path(root) / name)
         fsync_dir(Path(root))
 
 

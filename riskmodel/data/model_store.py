@@ -34,6 +34,8 @@ from riskmodel import _atomic
 from riskmodel.data import io
 from riskmodel.errors import ModelFileError
 
+_fsync_path = _atomic.fsync_file  # one file or folder (a module name, so tests can watch the order)
+
 __all__ = ["read_pointer", "read_state", "append_update"]
 
 _LOCK = ".update.lock"  # beside the store: .MODEL.zarr.update.lock
@@ -81,14 +83,6 @@ def _locked(path: Path) -> Iterator[None]:
 #: concurrently, so the filesystem commits them together (a group holds a few hundred small
 #: files; one by one they cost about a second).
 _FSYNC_THREADS = 16
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsync_tree_concurrently(path: Path) -> None:

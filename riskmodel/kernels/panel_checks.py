@@ -15,9 +15,9 @@ over a block of dates, parallel over dates, with per-date scratch only:
   ``exp(limit)`` beyond the day's return, and the first such stock;
 * :func:`row_extremes_kernel` -- per date, the largest and smallest finite value.
 
-Medians are selected in place (Hoare's selection, which compiles in a fraction of the
-time of numba's ``np.median``; the mean of the two middle values for an even count, as
-numpy's); logarithms are numba's (libm), which can differ from numpy's vectorised ones in
+Medians are selected in place by the regression kernels' exact median
+(:mod:`riskmodel.kernels.wls`: Hoare's selection, which compiles in a fraction of the time
+of numba's ``np.median``; the mean of the two middle values for an even count, as numpy's); logarithms are numba's (libm), which can differ from numpy's vectorised ones in
 the last bit. Callers lay arrays out C-contiguously; kernels do no checking.
 """
 
@@ -29,6 +29,9 @@ import numba
 import numpy as np
 
 from riskmodel.kernels._chunks import parallel_chunks
+from riskmodel.kernels.wls import (
+    _median_inplace,  # the exact median by selection, shared with the regression's clip
+)
 
 __all__ = ["cap_jump_kernel", "cap_return_kernel", "robust_spread_kernel", "row_extremes_kernel"]
 
@@ -61,52 +64,6 @@ def _robust_spread_chunk(lo, hi, values, limit, out_spread, out_count):  # pragm
         for j in range(k):
             buf[j] = abs(buf[j] - centre)
         out_spread[t] = 1.4826 * _median_inplace(buf, k)
-
-
-@numba.njit(cache=True, nogil=True)
-def _select_inplace(x, n, k):  # pragma: no cover - compiled
-    """Reorder ``x[:n]`` so that ``x[k]`` is its k-th smallest value, smaller ones before it
-    and larger ones after (Hoare's selection, median-of-three pivot; no NaN in ``x[:n]``)."""
-    lo, hi = 0, n - 1
-    while hi > lo:
-        mid = (lo + hi) // 2
-        if x[mid] < x[lo]:
-            x[mid], x[lo] = x[lo], x[mid]
-        if x[hi] < x[lo]:
-            x[hi], x[lo] = x[lo], x[hi]
-        if x[hi] < x[mid]:
-            x[hi], x[mid] = x[mid], x[hi]
-        pivot = x[mid]
-        i, j = lo, hi
-        while i <= j:
-            while x[i] < pivot:
-                i += 1
-            while x[j] > pivot:
-                j -= 1
-            if i <= j:
-                x[i], x[j] = x[j], x[i]
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
-            return
-
-
-@numba.njit(cache=True, nogil=True)
-def _median_inplace(x, n):  # pragma: no cover - compiled
-    """The median of ``x[:n]`` (``n >= 1``, reordered): the middle value, or the mean of the
-    two middle values for an even ``n`` (as ``np.median``)."""
-    half = n // 2
-    _select_inplace(x, n, half)
-    if n % 2:
-        return x[half]
-    below = x[0]
-    for i in range(1, half):
-        below = max(below, x[i])
-    return (below + x[half]) / 2
 
 
 def cap_return_kernel(caps, returns, limit, out_abs_dcap, out_abs_ret, out_count, out_agree) -> None:
