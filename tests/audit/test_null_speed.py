@@ -93,9 +93,9 @@ def test_pool_is_used_only_with_several_blas_threads_and_groups(monkeypatch):
     assert created == [(2,)]
 
 
-def test_speed_benchmark_toy_run(tmp_path):
-    """benchmarks/bench_speed_audit.py --quick: both paths run, agree, and every roofline line
-    has its limit and distance."""
+@pytest.fixture(scope="module")
+def speed_quick_run(tmp_path_factory) -> dict:
+    """The JSON of one ``benchmarks/bench_speed_audit.py --quick`` run, shared by the tests below."""
     import importlib.util
     import json
     from pathlib import Path
@@ -104,9 +104,15 @@ def test_speed_benchmark_toy_run(tmp_path):
     spec = importlib.util.spec_from_file_location("bench_speed_audit", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = tmp_path / "speed.json"
+    out = tmp_path_factory.mktemp("speed") / "speed.json"
     module.main(["--quick", "--output", str(out)])
-    doc = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_speed_benchmark_toy_run(speed_quick_run):
+    """benchmarks/bench_speed_audit.py --quick: both paths run, agree, and every roofline line
+    has its limit and distance."""
+    doc = speed_quick_run
     agree = doc["audit"]["agreement"]
     assert agree["null_new_equals_former_on_one_blas_thread"] is True
     assert agree["audit_eigenvalues_identical"] is True
@@ -141,21 +147,11 @@ def test_lanczos_trace_records_every_step_without_changing_the_null():
     assert rows[-1, 0] == pytest.approx(np.linalg.eigvalsh(Zs @ Zs.T)[-1], rel=1e-5)
 
 
-def test_speed_benchmark_convergence_and_breakdown(tmp_path):
+def test_speed_benchmark_convergence_and_breakdown(speed_quick_run):
     """bench_speed_audit.py --quick: the convergence table's errors are Ritz values' (at or
     below the converged value), shrink to the default step count, and the decomposition's
     breakdown has every part."""
-    import importlib.util
-    import json
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_speed_audit.py"
-    spec = importlib.util.spec_from_file_location("bench_speed_audit", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = tmp_path / "speed.json"
-    module.main(["--quick", "--output", str(out)])
-    doc = json.loads(out.read_text())
+    doc = speed_quick_run
     conv = doc["audit"]["null_convergence"]
     assert conv["default_steps"] == doc["audit"]["lanczos_steps"]
     rows = {r["steps"]: r for r in conv["by_steps"]}
