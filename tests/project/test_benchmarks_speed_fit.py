@@ -30,7 +30,8 @@ def test_bench_speed_fit_quick(bench_module, tmp_path, capsys):
     assert saved["config"] == report["config"]
     assert (saved["config"]["n_stocks"], saved["config"]["n_dates"]) == (400, 260)
     rows = {r["name"]: r for r in saved["results"]}
-    assert list(rows) == ["current", "eigen_sims=50", "eigen_sims=0"]
+    assert list(rows) == ["current", "former panel checks", "eigen_sims=50", "eigen_sims=0"]
+    assert rows["former panel checks"]["fit_bit_identical_to_current"] is True  # the checks change no number
     current = rows["current"]
     # the current method repeats itself bit for bit and is its own reference
     assert current["repeats_bit_identical"] is True and current["sigma_f_max_rel_diff"] == 0.0
@@ -47,6 +48,7 @@ def test_bench_speed_fit_quick(bench_module, tmp_path, capsys):
         assert r["seconds"] > 0 and r["user_seconds"] > 0 and r["peak_bytes"] >= 0
         assert r["memory_ratio"] == pytest.approx(r["peak_bytes"] / saved["input_bytes"])
     assert set(saved["stages_current"]) == {
+        "panel_checks_former", "panel_checks",  # the two panel checks timed side by side, former and kernels
         "check_fundamental_data", "validate_panel", "exposures", "regression", "sigma_f_ewma_newey_west", "sigma_f_eigen_monte_carlo",
         "sigma_f_eigen_rebuild", "sigma_f_vra", "d_time_series", "d_cross_section", "d_vra", "d_final"}
     lim, rf = saved["limits"], saved["roofline"]
