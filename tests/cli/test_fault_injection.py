@@ -89,6 +89,8 @@ def kill_trials(tmp_path: Path, fmt: str, versions: tuple[xr.Dataset, xr.Dataset
         else:  # a random moment while the temporary is being written, flushed or renamed
             _wait_for_temporary(path, timeout=10 * save_seconds + 5)
             time.sleep(0.0 if trial == 0 else rng.uniform(0.0, 0.02))  # the first one at once
+        os.kill(pid, signal.SIGSTOP)  # frozen first: what is on disk now is what the kill leaves
+        os.waitpid(pid, os.WUNTRACED)  # (counting, then killing, raced a busy machine's saver)
         with_temporary += bool([p for p in _siblings(path) if p.name.endswith(".tmp")])
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
