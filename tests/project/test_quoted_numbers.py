@@ -450,6 +450,9 @@ QUOTES += [
     Q(C, "bootstrap's standard error, a chance", "a chance of {:.2f} in 2011", YB, "years", "2011", "outside_chance_bootstrap"),
     Q(C, "All seven years would then land", "a chance between {:.2f} and {:.2f}", YB, EACH,
       ("chance_all_years_inside_if_calibrated", "bootstrap"), ("chance_all_years_inside_if_calibrated", "calm_kurtosis")),
+    Q(C, "Two or more years outside, as here", "has a chance between {:.2f} and {:.2f}", YB, EACH,
+      ("chance_two_or_more_years_outside_if_calibrated", "calm_kurtosis"),
+      ("chance_two_or_more_years_outside_if_calibrated", "bootstrap")),
 ]
 
 
