@@ -36,3 +36,19 @@ def shared_data_dir() -> Path:
     if not _PANEL_FILE.exists():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("name")``: the module ``benchmarks/name.py``, loaded from its file
+    (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -4,7 +4,6 @@ what it did to the cache."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,12 +12,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = ROOT / "benchmarks" / "results" / "compile_time.json"
 
-
-def _script():
-    spec = importlib.util.spec_from_file_location("compile_time", ROOT / "benchmarks" / "compile_time.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_committed_record_is_a_first_and_a_second_run():
@@ -37,9 +30,9 @@ def test_the_committed_record_is_a_first_and_a_second_run():
 
 
 @pytest.mark.slow
-def test_a_fit_with_a_warm_cache_compiles_nothing(tmp_path):
+def test_a_fit_with_a_warm_cache_compiles_nothing(tmp_path, benchmark_script):
     """A first fit fills an empty cache; a second, in a fresh process, finds every kernel cached."""
-    script = _script()
+    script = benchmark_script("compile_time")
     import riskmodel as rm
 
     panel = rm.simulate(60, 120, seed=1, n_industries=4, styles=["size"])

@@ -3,7 +3,6 @@ committed record is consistent (ratios from its own times, one BLAS thread, the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,15 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("eigh_drivers", ROOT / "benchmarks" / "eigh_drivers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-def test_every_timed_solver_returns_the_eigenvalues_of_the_matrix():
-    script = _script()
+def test_every_timed_solver_returns_the_eigenvalues_of_the_matrix(benchmark_script):
+    script = benchmark_script("eigh_drivers")
     matrix = script.covariance()
     want = np.linalg.eigvalsh(matrix)
     for name, call in script.drivers(matrix).items():
@@ -40,8 +33,8 @@ def test_every_timed_solver_returns_the_eigenvalues_of_the_matrix():
             assert np.allclose(np.sort(got), want, rtol=tol, atol=tol * want.max()), name
 
 
-def test_quick_run_writes_a_consistent_record(tmp_path):
-    report = _script().main(["--quick", "-o", str(tmp_path / "e.json")])
+def test_quick_run_writes_a_consistent_record(tmp_path, benchmark_script):
+    report = benchmark_script("eigh_drivers").main(["--quick", "-o", str(tmp_path / "e.json")])
     assert json.loads((tmp_path / "e.json").read_text())["cpu_ms"] == report["cpu_ms"]
     assert all(ms > 0 for ms in report["cpu_ms"].values())
 

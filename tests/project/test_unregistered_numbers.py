@@ -195,15 +195,20 @@ def test_every_figure_in_the_readme_and_the_docs_is_registered():
     assert unregistered(_texts()) == {}
 
 
-def test_a_figure_typed_into_the_prose_by_hand_fails():
+def _assert_each_addition_is_caught(additions: list[tuple[str, str, str]]) -> None:
+    """Each (doc, anchor, added): ``added`` appended to the line holding ``anchor`` is reported."""
     texts = _texts()
-    for doc, anchor, added in [("README.md", "The first command installs the package", " (about 2.5× faster)"),
-                               ("docs/guide/portfolio-risk.md", "* The 11 sector portfolios", " (0.091 each)"),
-                               ("docs/guide/model-comparison.md", "Mahalanobis", " (12 %)")]:
+    for doc, anchor, added in additions:
         edited = dict(texts)
         line = next(line for line in texts[doc].splitlines() if anchor in line)
         edited[doc] = texts[doc].replace(line, line + added, 1)
         assert doc in unregistered(edited), f"{doc}: {added!r} went unnoticed"
+
+
+def test_a_figure_typed_into_the_prose_by_hand_fails():
+    _assert_each_addition_is_caught([("README.md", "The first command installs the package", " (about 2.5× faster)"),
+                                     ("docs/guide/portfolio-risk.md", "* The 11 sector portfolios", " (0.091 each)"),
+                                     ("docs/guide/model-comparison.md", "Mahalanobis", " (12 %)")])
 
 
 def test_every_markdown_page_of_the_repository_is_scanned():
@@ -218,15 +223,10 @@ def test_every_markdown_page_of_the_repository_is_scanned():
 
 def test_a_figure_typed_into_the_benchmark_notes_by_hand_fails():
     """A measured time typed into benchmarks/*.md (as the quick suite's per-script times were) is caught."""
-    texts = _texts()
-    for doc, anchor, added in [("benchmarks/README.md", "Each run's own `results.json` records", " (audit 8.8 s)"),
-                               ("benchmarks/README.md", "Per date the kernel reads", " (about 0.21 ms)"),
-                               ("benchmarks/README_portfolio_risk.md", "Peak memory of the P = 1,000", " (1.7× less)"),
-                               ("CONTRIBUTING.md", "Small shared kernels", " (12 % faster)")]:
-        edited = dict(texts)
-        line = next(line for line in texts[doc].splitlines() if anchor in line)
-        edited[doc] = texts[doc].replace(line, line + added, 1)
-        assert doc in unregistered(edited), f"{doc}: {added!r} went unnoticed"
+    _assert_each_addition_is_caught([("benchmarks/README.md", "Each run's own `results.json` records", " (audit 8.8 s)"),
+                                     ("benchmarks/README.md", "Per date the kernel reads", " (about 0.21 ms)"),
+                                     ("benchmarks/README_portfolio_risk.md", "Peak memory of the P = 1,000", " (1.7× less)"),
+                                     ("CONTRIBUTING.md", "Small shared kernels", " (12 % faster)")])
 
 
 def test_an_edited_figure_of_the_portfolio_notes_fails():
