@@ -35,6 +35,7 @@ The store must be on a file system that every worker sees.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -439,12 +440,27 @@ class _Sink:
     scratch variables go to a second store. Without, they are persisted in memory.
     """
 
-    def __init__(self, tmp: Path | None, scratch: Path | None, date_chunks: tuple[int, ...], kwargs: dict):
+    def __init__(self, tmp: Path | None, scratch: Path | None, date_chunks: tuple[int, ...], kwargs: dict,
+                 timings: dict[str, float] | None = None):
         self.tmp, self.scratch, self.date_chunks, self.kwargs = tmp, scratch, date_chunks, kwargs
+        self.timings = timings
         self._started: set[Path] = set()
 
-    def put(self, ds: xr.Dataset, *small: Any, scratch: bool = False) -> tuple[xr.Dataset, list[Any]]:
+    def timed(self, label: str, started: float) -> None:
+        """Record the wall seconds since ``started`` under ``label`` (when timings are kept)."""
+        if self.timings is not None:
+            self.timings[label] = self.timings.get(label, 0.0) + time.perf_counter() - started
+
+    def put(self, ds: xr.Dataset, *small: Any, scratch: bool = False, label: str = "write"
+            ) -> tuple[xr.Dataset, list[Any]]:
         """Write (or persist) ``ds`` and compute ``small`` in one pass; return lazy ``ds`` and ``small``."""
+        started = time.perf_counter()
+        try:
+            return self._put(ds, *small, scratch=scratch)
+        finally:
+            self.timed(label, started)
+
+    def _put(self, ds: xr.Dataset, *small: Any, scratch: bool) -> tuple[xr.Dataset, list[Any]]:
         target = self.scratch if scratch else self.tmp
         if target is None:
             ds, *small = dask.persist(ds, *small, **self.kwargs)
@@ -482,6 +498,7 @@ def fit_chunked(
     date_chunk: int | None = None,
     stock_chunk: int | None = None,
     retries: int = 2,
+    timings: dict[str, float] | None = None,
 ) -> Any:
     """Fit a :class:`~riskmodel.FactorRiskModel` on a dask-backed panel, chunk by chunk.
 
@@ -506,6 +523,10 @@ def fit_chunked(
         about 2 million cells per block.
     retries : int, default 2
         Retries of a failed task on a ``dask.distributed`` client.
+    timings : dict, optional
+        Filled with the wall seconds of each pass over the data (keys ``prepare``,
+        ``exposures_regression``, ``specific_pre_vra``, ``factor_covariance``,
+        ``specific_final``, ``small_outputs``, ``finish``), to see where the time goes.
 
     Returns
     -------
@@ -574,17 +595,24 @@ def fit_chunked(
                 f"cannot write {str(target)!r}: the folder {str(target.parent)!r} does not exist; create it first"
             )
         check_target(target)  # refuse a store riskmodel did not write before the long fit
+    if timings is not None and not isinstance(timings, dict):
+        raise InvalidParameterError(f"fit_chunked: timings must be a dict or None, got {type(timings).__name__}")
+    started = time.perf_counter()
     sub, layout, settings = _prepare(model, panel, date_chunk)
     stock_chunk = _stock_chunk(len(layout.dates), len(layout.stocks), stock_chunk)
     tmp = scratch = None
     if target is not None:
         remove_stale_siblings(target)
         tmp, scratch = sibling_path(target, "tmp"), sibling_path(target, "tmp")
-    sink = _Sink(tmp, scratch, layout.date_chunks, _compute_kwargs(retries))
+    sink = _Sink(tmp, scratch, layout.date_chunks, _compute_kwargs(retries), timings)
+    sink.timed("prepare", started)
     try:
         ds = _run(model, sub, layout, settings, sink, stock_chunk)
+        started = time.perf_counter()
         if target is None:
-            return _fitted(ds.compute())
+            fitted = _fitted(ds.compute())
+            sink.timed("finish", started)
+            return fitted
         move_into_place(tmp, target)
     except BaseException:
         if tmp is not None:
@@ -595,7 +623,9 @@ def fit_chunked(
             remove_path(scratch)
     from riskmodel.data.io import load
 
-    return load(target, chunks={"date": layout.date_chunks[0]})
+    fitted = load(target, chunks={"date": layout.date_chunks[0]})
+    sink.timed("finish", started)
+    return fitted
 
 
 def _fitted(ds: xr.Dataset) -> FittedFactorModel:
@@ -609,7 +639,7 @@ def _run(model: Any, sub: xr.Dataset, layout: _Layout, settings: dict, sink: _Si
     stage1 = _regression_stage(sub, layout, settings)
     big = stage1[[*_BIG_STAGE1, *(["industry_code"] if layout.industry else [])]]
     big.attrs = attrs
-    big, small = sink.put(big, stage1[list(_SMALL_STAGE1)])
+    big, small = sink.put(big, stage1[list(_SMALL_STAGE1)], label="exposures_regression")
     small = small[0]
     # issue 17: no fitted date, or too few for the covariance forecast, is an error (the
     # factor returns are in memory already; the forecasts are the expensive stage)
@@ -624,7 +654,7 @@ def _run(model: Any, sub: xr.Dataset, layout: _Layout, settings: dict, sink: _Si
         held = [name for name, var in out.data_vars.items() if var.chunks is None]
         rest = out[held]
         rest.attrs = attrs
-        sink.put(rest)
+        sink.put(rest, label="small_outputs")
     return out
 
 
@@ -636,12 +666,14 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
     s = specific_settings(**specific_variance_kwargs(model.get_params()))
     # one pass over each chunk of dates writes the pre-VRA variance and gives its B² rows;
     # the time-series and structural stages run once (λ needs every B² before any date)
-    pre, _ = sink.put(_specific_pre_vra(fitted, layout, s, stock_chunk), scratch=True)
+    pre, _ = sink.put(_specific_pre_vra(fitted, layout, s, stock_chunk), scratch=True, label="specific_pre_vra")
+    started = time.perf_counter()
     b2 = _joined_b2(np.asarray(pre["b2_rows"].values), np.asarray(pre["b2_edges"].values), layout.date_chunks)
     lam = vra_multiplier(b2, s["vra_half_life"])
     fcov = factor_covariance(np.ascontiguousarray(fitted["factor_returns"].values), **factor_covariance_kwargs(model.get_params()))
+    sink.timed("factor_covariance", started)
     spec = _final_specific(pre["pre_vra_var"], lam).to_dataset()
-    spec, _ = sink.put(spec)
+    spec, _ = sink.put(spec, label="specific_final")
     factors = layout.factors
     forecasts = xr.Dataset(
         {
