@@ -12,12 +12,12 @@ same functions; only the slicing differs):
    :func:`~riskmodel.regression.factor_returns`; both are per-date, so the rows kept are
    those of the whole-panel fit.
 2. **Factor covariance** in memory: the factor returns are ``(T, m)``.
-3. **Specific variance** in three passes: the time-series statistics per stock (residuals
+3. **Specific variance** in one pass: the time-series statistics per stock (residuals
    rechunked to all dates × a block of stocks); then one task per chunk of dates runs the
-   structural model, the blend and the shrinkage (rechunked back), writes the variance
-   before the regime adjustment and returns the chunk's ``B_t²`` rows with the edge rows
-   its first date needs from the previous chunk; the EWMA of ``B²`` in memory (a ``(T,)``
-   series); and the final product written chunk by chunk.
+   structural model, the blend and the shrinkage (rechunked back) and gives the chunk's
+   ``B_t²`` rows (the first one from the previous chunk's edge rows); the regime multiplier
+   ``λ`` of the chunk's dates is the EWMA of ``B²`` up to them (causal: small tasks on the
+   ``(T,)`` series), and the chunk's variance is scaled by ``λ²`` and written.
 
 With ``store`` the ``(date, stock)`` outputs are written to a zarr store chunk by chunk
 (no process ever holds a ``T × N`` array) and the returned model reads them lazily from
@@ -354,17 +354,27 @@ def _structural_block(residuals: np.ndarray, styles: np.ndarray, weights: np.nda
     return pre, b2, edge
 
 
-def _joined_b2(rows: np.ndarray, edges: np.ndarray, date_chunks: tuple[int, ...]) -> np.ndarray:
-    """The ``B²`` series from the chunks' rows: each chunk's first row from its own first
-    residuals and the previous chunk's last shrunk volatilities, caps and ESTU (the first
-    date has no ``B²``, as in :func:`~riskmodel.covariance.specific.vra_stage`)."""
+def _chunk_b2(rows: np.ndarray, previous_edge: np.ndarray | None, edge: np.ndarray) -> np.ndarray:
+    """One chunk's ``B²`` rows with its first row filled: from the chunk's own first residuals
+    and the previous chunk's last shrunk volatilities, caps and ESTU (the panel's first date
+    has no ``B²``, as in :func:`~riskmodel.covariance.specific.vra_stage`)."""
     b2 = rows.copy()
-    starts = np.cumsum((0, *date_chunks[:-1]))
-    for k in range(1, len(date_chunks)):
-        u_first = edges[k, 0]
-        _, sig_last, cap_last, estu_last = edges[k - 1]
-        b2[starts[k]] = vra_b2_rows(u_first[None], sig_last[None], cap_last[None], estu_last[None] > 0)[0]
+    if previous_edge is not None and len(b2):
+        _, sig_last, cap_last, estu_last = previous_edge[0]
+        b2[0] = vra_b2_rows(edge[0, 0][None], sig_last[None], cap_last[None], estu_last[None] > 0)[0]
     return b2
+
+
+def _chunk_lambda(*b2_parts: np.ndarray, half_life: float | None, rows: int) -> np.ndarray:
+    """``λ`` of the last ``rows`` dates from the ``B²`` series up to them: the EWMA is causal,
+    so :func:`vra_multiplier` of the prefix gives those dates' values bit for bit."""
+    series = np.concatenate(b2_parts)
+    return vra_multiplier(series, half_life)[len(series) - rows:]
+
+
+def _scaled_variance(pre: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """``var = (σ_SH² masked) · λ²`` row by row."""
+    return pre * (lam * lam)[:, None]
 
 
 def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
@@ -374,10 +384,14 @@ def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
     return int(min(stock_chunk, max(n_stocks, 1)))
 
 
-def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: int
-                      ) -> xr.Dataset:
-    """Lazy pre-VRA variance (date-chunked), the chunks' ``B²`` rows and their edge rows
-    (:func:`_structural_block`): one pass over each chunk for all three."""
+def _specific_stage(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: int
+                    ) -> xr.Dataset:
+    """Lazy ``specific_var`` (date-chunked) and ``specific_vra``, in one pass over each chunk.
+
+    :func:`_structural_block` gives a chunk's pre-VRA variance and ``B²`` rows; the chunk's
+    ``λ`` needs the ``B²`` of every date up to its last (:func:`_chunk_lambda`, a small task
+    on the earlier chunks' rows), and scales the variance before it leaves memory: no
+    pre-VRA store, no second pass."""
     u = stage1["residuals"].data
     T, N = u.shape
     dc = layout.date_chunks
@@ -388,34 +402,29 @@ def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk:
         ts = da.map_blocks(_ts_block, u_by_stock, new_axis=0, chunks=((3,), *u_by_stock.chunks),
                            dtype=np.float64, meta=np.empty((0, 0, 0)), s=s)  # meta: no probe call
         ts = ts.rechunk({0: 3, 1: dc, 2: -1})
+    ts_blocks = ts.to_delayed()
     names = ["residuals", "style_exposure", "regression_weight", "market_cap"]
     if layout.industry:
         names.append("industry_code")
     blocks = [stage1[name].data.rechunk({0: dc, **{a: -1 for a in range(1, stage1[name].ndim)}}).to_delayed()
               for name in names]
-    ts_blocks = ts.to_delayed()
     task = dask.delayed(_structural_block, nout=3, pure=True)
-    pre, b2, edges = [], [], []
+    join, lam_task = dask.delayed(_chunk_b2, pure=True), dask.delayed(_chunk_lambda, pure=True)
+    scale = dask.delayed(_scaled_variance, pure=True)
+    final, lams, b2, previous_edge = [], [], [], None
     for k, rows in enumerate(dc):
         parts = [b.reshape(-1)[k] for b in blocks]
         industry = parts[4] if layout.industry else None
         out = task(*parts[:4], industry, ts_blocks[0, k, 0], s=s, n_industries=len(layout.labels))
-        pre.append(da.from_delayed(out[0], shape=(rows, N), dtype=np.float64))
-        b2.append(da.from_delayed(out[1], shape=(rows,), dtype=np.float64))
-        edges.append(da.from_delayed(out[2], shape=(1, 4, N), dtype=np.float64))
-    # one Dataset of arrays: written (or persisted) together, the tasks of a chunk run once
-    return xr.Dataset(
-        {"pre_vra_var": (("date", "stock"), da.concatenate(pre, axis=0)),
-         "b2_rows": (("date",), da.concatenate(b2)),
-         "b2_edges": (("date_chunk", "edge_row", "stock"), da.concatenate(edges, axis=0))},
-        coords={"date": layout.dates, "stock": layout.stocks},
-    )
-
-
-def _final_specific(pre: xr.DataArray, lam: np.ndarray) -> xr.DataArray:
-    """``var = (σ_SH² masked) · λ²`` row by row."""
-    lam2 = xr.DataArray(lam * lam, dims=("date",), coords={"date": pre["date"].values})
-    return (pre * lam2).transpose("date", "stock").rename("specific_var")
+        b2.append(join(out[1], previous_edge, out[2]))
+        lam = lam_task(*b2, half_life=s["vra_half_life"], rows=rows)
+        final.append(da.from_delayed(scale(out[0], lam), shape=(rows, N), dtype=np.float64))
+        lams.append(da.from_delayed(lam, shape=(rows,), dtype=np.float64))
+        previous_edge = out[2]
+    # one Dataset: written (or persisted) in one graph, so each block's tasks run once
+    return xr.Dataset({"specific_var": (("date", "stock"), da.concatenate(final, axis=0)),
+                       "specific_vra": (("date",), da.concatenate(lams))},
+                      coords={"date": layout.dates, "stock": layout.stocks})
 
 
 # ---------------------------------------------------------------------------------------
@@ -525,8 +534,8 @@ def fit_chunked(
         Retries of a failed task on a ``dask.distributed`` client.
     timings : dict, optional
         Filled with the wall seconds of each pass over the data (keys ``prepare``,
-        ``exposures_regression``, ``specific_pre_vra``, ``factor_covariance``,
-        ``specific_final``, ``small_outputs``, ``finish``), to see where the time goes.
+        ``exposures_regression``, ``specific``, ``factor_covariance``, ``small_outputs``,
+        ``finish``), to see where the time goes.
 
     Returns
     -------
@@ -666,20 +675,17 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
     s = specific_settings(**specific_variance_kwargs(model.get_params()))
     # one pass over each chunk of dates writes the pre-VRA variance and gives its B² rows;
     # the time-series and structural stages run once (λ needs every B² before any date)
-    pre, _ = sink.put(_specific_pre_vra(fitted, layout, s, stock_chunk), scratch=True, label="specific_pre_vra")
+    # one pass: the time-series and structural stages run once per block, each chunk's
+    # variance is scaled by its λ in memory and written (the B² series comes back with it)
+    spec, _ = sink.put(_specific_stage(fitted, layout, s, stock_chunk), label="specific")
     started = time.perf_counter()
-    b2 = _joined_b2(np.asarray(pre["b2_rows"].values), np.asarray(pre["b2_edges"].values), layout.date_chunks)
-    lam = vra_multiplier(b2, s["vra_half_life"])
     fcov = factor_covariance(np.ascontiguousarray(fitted["factor_returns"].values), **factor_covariance_kwargs(model.get_params()))
     sink.timed("factor_covariance", started)
-    spec = _final_specific(pre["pre_vra_var"], lam).to_dataset()
-    spec, _ = sink.put(spec, label="specific_final")
     factors = layout.factors
     forecasts = xr.Dataset(
         {
             "factor_cov": (("date", "factor", "factor_"), fcov.cov),
             "factor_vra": (("date",), fcov.vra),
-            "specific_vra": (("date",), lam),
         },
         coords={"date": layout.dates, "factor": factors, "factor_": factors},
     )
