@@ -73,6 +73,9 @@ __all__ = ["fit_chunked", "is_dask_backed", "DEFAULT_DATE_CHUNK"]
 DEFAULT_DATE_CHUNK = 250
 #: float64 cells per block of the per-stock time-series pass (about 16 MB per input block)
 _TS_BLOCK_CELLS = 2_000_000
+#: graph-growth factor allowed to a rechunk (dask's ``array.rechunk.threshold``, default 4):
+#: high enough that the all-to-all rechunks of the specific risk are planned in one stage
+_RECHUNK_THRESHOLD = 1_000
 #: Checks of :func:`fit_chunked`'s own settings.
 _PARAMETERS: ParameterTable = {
     "date_chunk": (pos_int_or_none, "a positive integer (dates per chunk), or None for the panel's chunks"),
@@ -315,15 +318,16 @@ def _regression_stage(sub: xr.Dataset, layout: _Layout, settings: dict) -> xr.Da
 # ---------------------------------------------------------------------------------------
 
 
-def _ts_block(u: np.ndarray, *, s: dict) -> np.ndarray:
+def _ts_block(u: np.ndarray, *, s: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps 1-2 of the specific variance on a block of stocks over all dates
-    (:func:`~riskmodel.covariance.specific.time_series_stage`): stacked (3, T, n) ts_var, h, gamma."""
-    ts_var, h, gamma = time_series_stage(np.ascontiguousarray(u, dtype=np.float64), s)
-    return np.stack([ts_var, h.astype(np.float64), gamma])
+    (:func:`~riskmodel.covariance.specific.time_series_stage`): ts_var, h (int32), gamma, each
+    (T, n); kept apart (no stacked float64 copy) so the rechunk to dates moves 20 bytes a cell."""
+    return time_series_stage(np.ascontiguousarray(u, dtype=np.float64), s)
 
 
 def _structural_block(residuals: np.ndarray, styles: np.ndarray, weights: np.ndarray, cap: np.ndarray,
-                      industry: np.ndarray | None, ts: np.ndarray, *, s: dict, n_industries: int
+                      industry: np.ndarray | None, ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray,
+                      *, s: dict, n_industries: int
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps 3-5 of the specific variance on one chunk of dates, all stocks
     (:func:`~riskmodel.covariance.specific.cross_section_stage`, then ``B_t²``).
@@ -342,8 +346,8 @@ def _structural_block(residuals: np.ndarray, styles: np.ndarray, weights: np.nda
         weights=np.ascontiguousarray(weights, dtype=np.float64),
         cap=np.ascontiguousarray(cap, dtype=np.float64),
     )
-    ts_var, gamma = np.ascontiguousarray(ts[0]), np.ascontiguousarray(ts[2])
-    cs = cross_section_stage(ts_var, ts[1].astype(np.int32), gamma, inputs, s)
+    ts_var, gamma = np.ascontiguousarray(ts_var), np.ascontiguousarray(gamma)
+    cs = cross_section_stage(ts_var, np.ascontiguousarray(h, dtype=np.int32), gamma, inputs, s)
     u = inputs.residuals
     b2 = np.full(u.shape[0], np.nan)
     if u.shape[0] > 1:
@@ -396,13 +400,20 @@ def _specific_stage(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: i
     T, N = u.shape
     dc = layout.date_chunks
     # task-based rechunks: the peer-to-peer method has cancelled whole runs with "lost
-    # dependencies" here (2,520 x 5,000, dask 2026.8; see dask/distributed#9163)
-    with dask.config.set({"array.rechunk.method": "tasks"}):
+    # dependencies" here (2,520 x 5,000, dask 2026.8; see dask/distributed#9163). In one
+    # stage (a high threshold): dask's default plans three, each copying the whole array
+    # (2,520 x 20,000 in memory, 2 threads: 1.25 -> 0.21 s to stock blocks, 3.5 -> 0.4 s back)
+    with dask.config.set({"array.rechunk.method": "tasks", "array.rechunk.threshold": _RECHUNK_THRESHOLD}):
         u_by_stock = u.rechunk({0: -1, 1: stock_chunk})
-        ts = da.map_blocks(_ts_block, u_by_stock, new_axis=0, chunks=((3,), *u_by_stock.chunks),
-                           dtype=np.float64, meta=np.empty((0, 0, 0)), s=s)  # meta: no probe call
-        ts = ts.rechunk({0: 3, 1: dc, 2: -1})
-    ts_blocks = ts.to_delayed()
+        ts_task = dask.delayed(_ts_block, nout=3, pure=True)
+        ts_parts: list[list[da.Array]] = [[], [], []]
+        for block, width in zip(u_by_stock.to_delayed(optimize_graph=False).reshape(-1), u_by_stock.chunks[1]):
+            out = ts_task(block, s=s)
+            for i, dtype in enumerate((np.float64, np.int32, np.float64)):
+                ts_parts[i].append(da.from_delayed(out[i], shape=(T, width), dtype=dtype))
+        # not optimised one by one: each array's own fusion would run the ts task once per array
+        ts_blocks = [da.concatenate(p, axis=1).rechunk({0: dc, 1: -1}).to_delayed(optimize_graph=False).reshape(-1)
+                     for p in ts_parts]
     names = ["residuals", "style_exposure", "regression_weight", "market_cap"]
     if layout.industry:
         names.append("industry_code")
@@ -415,7 +426,7 @@ def _specific_stage(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: i
     for k, rows in enumerate(dc):
         parts = [b.reshape(-1)[k] for b in blocks]
         industry = parts[4] if layout.industry else None
-        out = task(*parts[:4], industry, ts_blocks[0, k, 0], s=s, n_industries=len(layout.labels))
+        out = task(*parts[:4], industry, *(b[k] for b in ts_blocks), s=s, n_industries=len(layout.labels))
         b2.append(join(out[1], previous_edge, out[2]))
         lam = lam_task(*b2, half_life=s["vra_half_life"], rows=rows)
         final.append(da.from_delayed(scale(out[0], lam), shape=(rows, N), dtype=np.float64))
