@@ -206,14 +206,17 @@ def _cluster(processes: bool, workers: int, threads: int, memory_limit: str, fol
 
 
 def _task_seconds(stream: list[dict]) -> dict[str, float]:
-    """Thread-seconds of compute per kind of task (the key's prefix) in a task stream, largest first."""
+    """Thread-seconds per kind of task (the key's prefix) in a task stream, largest first; the time
+    of other actions (a dependency read back from the spill directory, a transfer) as "(action)"."""
     from dask.utils import key_split
 
     out: dict[str, float] = {}
     for task in stream:
-        busy = sum(s["stop"] - s["start"] for s in task.get("startstops", ()) if s.get("action") == "compute")
-        name = key_split(task["key"])
-        out[name] = out.get(name, 0.0) + busy
+        for span in task.get("startstops", ()):
+            # compute under the task's name; transfers and spills to disk under "(action)"
+            action = span.get("action")
+            name = key_split(task["key"]) if action == "compute" else f"({action})"
+            out[name] = out.get(name, 0.0) + span["stop"] - span["start"]
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 

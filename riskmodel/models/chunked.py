@@ -73,8 +73,7 @@ __all__ = ["fit_chunked", "is_dask_backed", "DEFAULT_DATE_CHUNK"]
 DEFAULT_DATE_CHUNK = 250
 #: float64 cells per block of the per-stock time-series pass (about 16 MB per input block)
 _TS_BLOCK_CELLS = 2_000_000
-#: graph-growth factor allowed to a rechunk (dask's ``array.rechunk.threshold``, default 4):
-#: high enough that the all-to-all rechunks of the specific risk are planned in one stage
+#: dask's ``array.rechunk.threshold`` (default 4) for the specific risk's rechunks: one stage
 _RECHUNK_THRESHOLD = 1_000
 #: Checks of :func:`fit_chunked`'s own settings.
 _PARAMETERS: ParameterTable = {
@@ -369,16 +368,16 @@ def _chunk_b2(rows: np.ndarray, previous_edge: np.ndarray | None, edge: np.ndarr
     return b2
 
 
+def _scaled_variance(pre: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """``var = (σ_SH² masked) · λ²`` row by row."""
+    return pre * (lam * lam)[:, None]
+
+
 def _chunk_lambda(*b2_parts: np.ndarray, half_life: float | None, rows: int) -> np.ndarray:
     """``λ`` of the last ``rows`` dates from the ``B²`` series up to them: the EWMA is causal,
     so :func:`vra_multiplier` of the prefix gives those dates' values bit for bit."""
     series = np.concatenate(b2_parts)
     return vra_multiplier(series, half_life)[len(series) - rows:]
-
-
-def _scaled_variance(pre: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """``var = (σ_SH² masked) · λ²`` row by row."""
-    return pre * (lam * lam)[:, None]
 
 
 def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
@@ -390,19 +389,15 @@ def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
 
 def _specific_stage(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: int
                     ) -> xr.Dataset:
-    """Lazy ``specific_var`` (date-chunked) and ``specific_vra``, in one pass over each chunk.
-
-    :func:`_structural_block` gives a chunk's pre-VRA variance and ``B²`` rows; the chunk's
-    ``λ`` needs the ``B²`` of every date up to its last (:func:`_chunk_lambda`, a small task
-    on the earlier chunks' rows), and scales the variance before it leaves memory: no
-    pre-VRA store, no second pass."""
+    """Lazy ``specific_var`` (date-chunked) and ``specific_vra`` in one pass: a chunk's pre-VRA
+    variance (:func:`_structural_block`) is scaled by its ``λ`` (:func:`_chunk_lambda`, from the
+    ``B²`` rows up to its last date) before it leaves memory: no pre-VRA store, no second pass."""
     u = stage1["residuals"].data
     T, N = u.shape
     dc = layout.date_chunks
-    # task-based rechunks: the peer-to-peer method has cancelled whole runs with "lost
-    # dependencies" here (2,520 x 5,000, dask 2026.8; see dask/distributed#9163). In one
-    # stage (a high threshold): dask's default plans three, each copying the whole array
-    # (2,520 x 20,000 in memory, 2 threads: 1.25 -> 0.21 s to stock blocks, 3.5 -> 0.4 s back)
+    # task-based rechunks (peer-to-peer cancelled whole runs with "lost dependencies" here,
+    # dask/distributed#9163), in one stage: dask's default plans three, each copying the
+    # array (2,520 x 20,000, 2 threads: 1.25 -> 0.21 s to stock blocks, 3.5 -> 0.4 s back)
     with dask.config.set({"array.rechunk.method": "tasks", "array.rechunk.threshold": _RECHUNK_THRESHOLD}):
         u_by_stock = u.rechunk({0: -1, 1: stock_chunk})
         ts_task = dask.delayed(_ts_block, nout=3, pure=True)
@@ -456,13 +451,13 @@ def _compute_kwargs(retries: int) -> dict[str, Any]:
 class _Sink:
     """Materialise lazy Datasets (and compute small results in the same pass).
 
-    With a path, variables are appended to a zarr store (``tmp``) and read back lazily;
-    scratch variables go to a second store. Without, they are persisted in memory.
+    With a path, variables are appended to a zarr store (``tmp``) and read back lazily.
+    Without, they are persisted in memory.
     """
 
-    def __init__(self, tmp: Path | None, scratch: Path | None, date_chunks: tuple[int, ...], kwargs: dict,
+    def __init__(self, tmp: Path | None, date_chunks: tuple[int, ...], kwargs: dict,
                  timings: dict[str, float] | None = None):
-        self.tmp, self.scratch, self.date_chunks, self.kwargs = tmp, scratch, date_chunks, kwargs
+        self.tmp, self.date_chunks, self.kwargs = tmp, date_chunks, kwargs
         self.timings = timings
         self._started: set[Path] = set()
 
@@ -471,17 +466,16 @@ class _Sink:
         if self.timings is not None:
             self.timings[label] = self.timings.get(label, 0.0) + time.perf_counter() - started
 
-    def put(self, ds: xr.Dataset, *small: Any, scratch: bool = False, label: str = "write"
-            ) -> tuple[xr.Dataset, list[Any]]:
+    def put(self, ds: xr.Dataset, *small: Any, label: str = "write") -> tuple[xr.Dataset, list[Any]]:
         """Write (or persist) ``ds`` and compute ``small`` in one pass; return lazy ``ds`` and ``small``."""
         started = time.perf_counter()
         try:
-            return self._put(ds, *small, scratch=scratch)
+            return self._put(ds, *small)
         finally:
             self.timed(label, started)
 
-    def _put(self, ds: xr.Dataset, *small: Any, scratch: bool) -> tuple[xr.Dataset, list[Any]]:
-        target = self.scratch if scratch else self.tmp
+    def _put(self, ds: xr.Dataset, *small: Any) -> tuple[xr.Dataset, list[Any]]:
+        target = self.tmp
         if target is None:
             ds, *small = dask.persist(ds, *small, **self.kwargs)
             return ds, list(dask.compute(*small, **self.kwargs))
@@ -620,11 +614,11 @@ def fit_chunked(
     started = time.perf_counter()
     sub, layout, settings = _prepare(model, panel, date_chunk)
     stock_chunk = _stock_chunk(len(layout.dates), len(layout.stocks), stock_chunk)
-    tmp = scratch = None
+    tmp = None
     if target is not None:
         remove_stale_siblings(target)
-        tmp, scratch = sibling_path(target, "tmp"), sibling_path(target, "tmp")
-    sink = _Sink(tmp, scratch, layout.date_chunks, _compute_kwargs(retries), timings)
+        tmp = sibling_path(target, "tmp")
+    sink = _Sink(tmp, layout.date_chunks, _compute_kwargs(retries), timings)
     sink.timed("prepare", started)
     try:
         ds = _run(model, sub, layout, settings, sink, stock_chunk)
@@ -638,9 +632,6 @@ def fit_chunked(
         if tmp is not None:
             remove_path(tmp)
         raise
-    finally:
-        if scratch is not None:
-            remove_path(scratch)
     from riskmodel.data.io import load
 
     fitted = load(target, chunks={"date": layout.date_chunks[0]})
