@@ -205,11 +205,27 @@ def _cluster(processes: bool, workers: int, threads: int, memory_limit: str, fol
                         dashboard_address=None, local_directory=str(folder / "dask-scratch"))
 
 
+def _task_seconds(stream: list[dict]) -> dict[str, float]:
+    """Thread-seconds per kind of task (the key's prefix) in a task stream, largest first; the time
+    of other actions (a dependency read back from the spill directory, a transfer) as "(action)"."""
+    from dask.utils import key_split
+
+    out: dict[str, float] = {}
+    for task in stream:
+        for span in task.get("startstops", ()):
+            # compute under the task's name; transfers and spills to disk under "(action)"
+            action = span.get("action")
+            name = key_split(task["key"]) if action == "compute" else f"({action})"
+            out[name] = out.get(name, 0.0) + span["stop"] - span["start"]
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def _large_fit(panel: str, store: str, date_chunk: int, cluster: dict) -> dict:
-    """The large fit in a fresh process (spawned): its own cluster, timed, with its peaks."""
+    """The large fit in a fresh process (spawned): its own cluster, timed, with its peaks, the wall
+    seconds of each pass (``fit_chunked(timings=)``) and the compute thread-seconds per kind of task."""
     import resource
 
-    from distributed import Client
+    from distributed import Client, get_task_stream
     from distributed.diagnostics import MemorySampler
 
     warnings.simplefilter("ignore")
@@ -218,9 +234,10 @@ def _large_fit(panel: str, store: str, date_chunk: int, cluster: dict) -> dict:
         lazy = rm.load(panel, chunks={"date": date_chunk})
         sampler = MemorySampler()
         load_before = os.getloadavg()
+        stages: dict[str, float] = {}
         t0 = time.perf_counter()
-        with sampler.sample("fit", interval=0.5):
-            fit = fit_chunked(rm.FactorRiskModel(), lazy, store=store)
+        with sampler.sample("fit", interval=0.5), get_task_stream(client) as stream:
+            fit = fit_chunked(rm.FactorRiskModel(), lazy, store=store, timings=stages)
         seconds = time.perf_counter() - t0
         load_after = os.getloadavg()
         if cluster["processes"]:
@@ -230,6 +247,7 @@ def _large_fit(panel: str, store: str, date_chunk: int, cluster: dict) -> dict:
         finite = float(np.isfinite(fit.dataset["factor_returns"].values).mean())
     return {"seconds": seconds, "peaks": peaks, "cluster_peak": float(sampler.to_pandas().max().iloc[0]) / 2**20,
             "finite": finite, "load_before": load_before, "load_after": load_after,
+            "stage_seconds": stages, "task_thread_seconds": _task_seconds(stream.data),
             "store_gb": _du(Path(store))}
 
 
@@ -354,10 +372,13 @@ def main(argv: list[str] | None = None) -> dict:
              "ratio_to_in_memory": (cells_big / former["seconds"]) / (cells_ref / t_mem),
              "memory_limit_per_worker": processes_setup["memory_limit"],
              "peak_rss_mb_per_worker": former["peaks"], "peak_cluster_process_memory_mb": former["cluster_peak"],
+             "stage_seconds": former["stage_seconds"],
              "load_average": {"before": list(former["load_before"]), "after": list(former["load_after"])}})
     doc["roofline_large_fit"] = _roofline(doc["sizes_gb_on_disk"]["panel"], doc["sizes_gb_on_disk"]["fit_store"],
                                           _copy_bandwidth_gb_s(), t_mem, n_stocks / ref_stocks, t_big)
     doc["generation_seconds"] = t_gen
+    doc["stage_seconds_large_fit"] = large["stage_seconds"]
+    doc["task_thread_seconds_large_fit"] = large["task_thread_seconds"]
     doc["peak_rss_mb_per_worker_large_fit"] = large["peaks"]
     doc["peak_cluster_process_memory_mb_large_fit"] = large["cluster_peak"]
     doc["agreement_chunked_vs_in_memory_max_rel"] = agreement
@@ -367,7 +388,10 @@ def main(argv: list[str] | None = None) -> dict:
                     "ratio_to_in_memory = throughput / in-memory throughput at the reference size, same run; "
                     "agreement = largest |chunked - in-memory| / largest |in-memory| per variable at the "
                     "reference size; peak RSS per worker = ru_maxrss of the worker process in a process that "
-                    "ran only the large fit (with threads: the one process holding client and worker)")
+                    "ran only the large fit (with threads: the one process holding client and worker); "
+                    "stage_seconds = wall seconds of each pass of the large fit (fit_chunked(timings=)); "
+                    "task_thread_seconds = compute seconds per kind of task summed over the worker's threads "
+                    "(distributed task stream; reads, writes and rechunks are tasks too)")
 
     mode = (f"{workers} workers x 1 thread" if setup["processes"] else f"1 worker x {setup['threads']} threads, in process")
     print(f"panel {n_stocks:,} x {n_days:,} ({panel_gb:.1f} GB uncompressed) on {mode} x "
@@ -376,6 +400,10 @@ def main(argv: list[str] | None = None) -> dict:
     for row in doc["results"]:
         print(f"{row['name']:<56} {row['seconds']:>9.1f} {row['stock_days_per_s']:>14,.0f} "
               f"{row['ratio_to_in_memory']:>13.2f}")
+    print("large fit, wall seconds per pass: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in large["stage_seconds"].items()))
+    print("large fit, compute thread-seconds per kind of task: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in list(large["task_thread_seconds"].items())[:10]))
     peaks = large["peaks"]
     print(f"peak RSS per worker (MB): {', '.join(f'{p:,.0f}' for p in peaks)}; cluster peak "
           f"{large['cluster_peak']:,.0f} MB")

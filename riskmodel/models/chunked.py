@@ -12,12 +12,12 @@ same functions; only the slicing differs):
    :func:`~riskmodel.regression.factor_returns`; both are per-date, so the rows kept are
    those of the whole-panel fit.
 2. **Factor covariance** in memory: the factor returns are ``(T, m)``.
-3. **Specific variance** in three passes: the time-series statistics per stock (residuals
+3. **Specific variance** in one pass: the time-series statistics per stock (residuals
    rechunked to all dates × a block of stocks); then one task per chunk of dates runs the
-   structural model, the blend and the shrinkage (rechunked back), writes the variance
-   before the regime adjustment and returns the chunk's ``B_t²`` rows with the edge rows
-   its first date needs from the previous chunk; the EWMA of ``B²`` in memory (a ``(T,)``
-   series); and the final product written chunk by chunk.
+   structural model, the blend and the shrinkage (rechunked back) and gives the chunk's
+   ``B_t²`` rows (the first one from the previous chunk's edge rows); the regime multiplier
+   ``λ`` of the chunk's dates is the EWMA of ``B²`` up to them (causal: small tasks on the
+   ``(T,)`` series), and the chunk's variance is scaled by ``λ²`` and written.
 
 With ``store`` the ``(date, stock)`` outputs are written to a zarr store chunk by chunk
 (no process ever holds a ``T × N`` array) and the returned model reads them lazily from
@@ -35,6 +35,7 @@ The store must be on a file system that every worker sees.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,8 @@ __all__ = ["fit_chunked", "is_dask_backed", "DEFAULT_DATE_CHUNK"]
 DEFAULT_DATE_CHUNK = 250
 #: float64 cells per block of the per-stock time-series pass (about 16 MB per input block)
 _TS_BLOCK_CELLS = 2_000_000
+#: dask's ``array.rechunk.threshold`` (default 4) for the specific risk's rechunks: one stage
+_RECHUNK_THRESHOLD = 1_000
 #: Checks of :func:`fit_chunked`'s own settings.
 _PARAMETERS: ParameterTable = {
     "date_chunk": (pos_int_or_none, "a positive integer (dates per chunk), or None for the panel's chunks"),
@@ -314,15 +317,16 @@ def _regression_stage(sub: xr.Dataset, layout: _Layout, settings: dict) -> xr.Da
 # ---------------------------------------------------------------------------------------
 
 
-def _ts_block(u: np.ndarray, *, s: dict) -> np.ndarray:
+def _ts_block(u: np.ndarray, *, s: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps 1-2 of the specific variance on a block of stocks over all dates
-    (:func:`~riskmodel.covariance.specific.time_series_stage`): stacked (3, T, n) ts_var, h, gamma."""
-    ts_var, h, gamma = time_series_stage(np.ascontiguousarray(u, dtype=np.float64), s)
-    return np.stack([ts_var, h.astype(np.float64), gamma])
+    (:func:`~riskmodel.covariance.specific.time_series_stage`): ts_var, h (int32), gamma, each
+    (T, n); kept apart (no stacked float64 copy) so the rechunk to dates moves 20 bytes a cell."""
+    return time_series_stage(np.ascontiguousarray(u, dtype=np.float64), s)
 
 
 def _structural_block(residuals: np.ndarray, styles: np.ndarray, weights: np.ndarray, cap: np.ndarray,
-                      industry: np.ndarray | None, ts: np.ndarray, *, s: dict, n_industries: int
+                      industry: np.ndarray | None, ts_var: np.ndarray, h: np.ndarray, gamma: np.ndarray,
+                      *, s: dict, n_industries: int
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps 3-5 of the specific variance on one chunk of dates, all stocks
     (:func:`~riskmodel.covariance.specific.cross_section_stage`, then ``B_t²``).
@@ -341,8 +345,8 @@ def _structural_block(residuals: np.ndarray, styles: np.ndarray, weights: np.nda
         weights=np.ascontiguousarray(weights, dtype=np.float64),
         cap=np.ascontiguousarray(cap, dtype=np.float64),
     )
-    ts_var, gamma = np.ascontiguousarray(ts[0]), np.ascontiguousarray(ts[2])
-    cs = cross_section_stage(ts_var, ts[1].astype(np.int32), gamma, inputs, s)
+    ts_var, gamma = np.ascontiguousarray(ts_var), np.ascontiguousarray(gamma)
+    cs = cross_section_stage(ts_var, np.ascontiguousarray(h, dtype=np.int32), gamma, inputs, s)
     u = inputs.residuals
     b2 = np.full(u.shape[0], np.nan)
     if u.shape[0] > 1:
@@ -353,17 +357,27 @@ def _structural_block(residuals: np.ndarray, styles: np.ndarray, weights: np.nda
     return pre, b2, edge
 
 
-def _joined_b2(rows: np.ndarray, edges: np.ndarray, date_chunks: tuple[int, ...]) -> np.ndarray:
-    """The ``B²`` series from the chunks' rows: each chunk's first row from its own first
-    residuals and the previous chunk's last shrunk volatilities, caps and ESTU (the first
-    date has no ``B²``, as in :func:`~riskmodel.covariance.specific.vra_stage`)."""
+def _chunk_b2(rows: np.ndarray, previous_edge: np.ndarray | None, edge: np.ndarray) -> np.ndarray:
+    """One chunk's ``B²`` rows with its first row filled: from the chunk's own first residuals
+    and the previous chunk's last shrunk volatilities, caps and ESTU (the panel's first date
+    has no ``B²``, as in :func:`~riskmodel.covariance.specific.vra_stage`)."""
     b2 = rows.copy()
-    starts = np.cumsum((0, *date_chunks[:-1]))
-    for k in range(1, len(date_chunks)):
-        u_first = edges[k, 0]
-        _, sig_last, cap_last, estu_last = edges[k - 1]
-        b2[starts[k]] = vra_b2_rows(u_first[None], sig_last[None], cap_last[None], estu_last[None] > 0)[0]
+    if previous_edge is not None and len(b2):
+        _, sig_last, cap_last, estu_last = previous_edge[0]
+        b2[0] = vra_b2_rows(edge[0, 0][None], sig_last[None], cap_last[None], estu_last[None] > 0)[0]
     return b2
+
+
+def _scaled_variance(pre: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """``var = (σ_SH² masked) · λ²`` row by row."""
+    return pre * (lam * lam)[:, None]
+
+
+def _chunk_lambda(*b2_parts: np.ndarray, half_life: float | None, rows: int) -> np.ndarray:
+    """``λ`` of the last ``rows`` dates from the ``B²`` series up to them: the EWMA is causal,
+    so :func:`vra_multiplier` of the prefix gives those dates' values bit for bit."""
+    series = np.concatenate(b2_parts)
+    return vra_multiplier(series, half_life)[len(series) - rows:]
 
 
 def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
@@ -373,48 +387,50 @@ def _stock_chunk(n_dates: int, n_stocks: int, stock_chunk: int | None) -> int:
     return int(min(stock_chunk, max(n_stocks, 1)))
 
 
-def _specific_pre_vra(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: int
-                      ) -> xr.Dataset:
-    """Lazy pre-VRA variance (date-chunked), the chunks' ``B²`` rows and their edge rows
-    (:func:`_structural_block`): one pass over each chunk for all three."""
+def _specific_stage(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: int
+                    ) -> xr.Dataset:
+    """Lazy ``specific_var`` (date-chunked) and ``specific_vra`` in one pass: a chunk's pre-VRA
+    variance (:func:`_structural_block`) is scaled by its ``λ`` (:func:`_chunk_lambda`, from the
+    ``B²`` rows up to its last date) before it leaves memory: no pre-VRA store, no second pass."""
     u = stage1["residuals"].data
     T, N = u.shape
     dc = layout.date_chunks
-    # task-based rechunks: the peer-to-peer method has cancelled whole runs with "lost
-    # dependencies" here (2,520 x 5,000, dask 2026.8; see dask/distributed#9163)
-    with dask.config.set({"array.rechunk.method": "tasks"}):
+    # task-based rechunks (peer-to-peer cancelled whole runs with "lost dependencies" here,
+    # dask/distributed#9163), in one stage: dask's default plans three, each copying the
+    # array (2,520 x 20,000, 2 threads: 1.25 -> 0.21 s to stock blocks, 3.5 -> 0.4 s back)
+    with dask.config.set({"array.rechunk.method": "tasks", "array.rechunk.threshold": _RECHUNK_THRESHOLD}):
         u_by_stock = u.rechunk({0: -1, 1: stock_chunk})
-        ts = da.map_blocks(_ts_block, u_by_stock, new_axis=0, chunks=((3,), *u_by_stock.chunks),
-                           dtype=np.float64, meta=np.empty((0, 0, 0)), s=s)  # meta: no probe call
-        ts = ts.rechunk({0: 3, 1: dc, 2: -1})
+        ts_task = dask.delayed(_ts_block, nout=3, pure=True)
+        ts_parts: list[list[da.Array]] = [[], [], []]
+        for block, width in zip(u_by_stock.to_delayed(optimize_graph=False).reshape(-1), u_by_stock.chunks[1]):
+            out = ts_task(block, s=s)
+            for i, dtype in enumerate((np.float64, np.int32, np.float64)):
+                ts_parts[i].append(da.from_delayed(out[i], shape=(T, width), dtype=dtype))
+        # not optimised one by one: each array's own fusion would run the ts task once per array
+        ts_blocks = [da.concatenate(p, axis=1).rechunk({0: dc, 1: -1}).to_delayed(optimize_graph=False).reshape(-1)
+                     for p in ts_parts]
     names = ["residuals", "style_exposure", "regression_weight", "market_cap"]
     if layout.industry:
         names.append("industry_code")
     blocks = [stage1[name].data.rechunk({0: dc, **{a: -1 for a in range(1, stage1[name].ndim)}}).to_delayed()
               for name in names]
-    ts_blocks = ts.to_delayed()
     task = dask.delayed(_structural_block, nout=3, pure=True)
-    pre, b2, edges = [], [], []
+    join, lam_task = dask.delayed(_chunk_b2, pure=True), dask.delayed(_chunk_lambda, pure=True)
+    scale = dask.delayed(_scaled_variance, pure=True)
+    final, lams, b2, previous_edge = [], [], [], None
     for k, rows in enumerate(dc):
         parts = [b.reshape(-1)[k] for b in blocks]
         industry = parts[4] if layout.industry else None
-        out = task(*parts[:4], industry, ts_blocks[0, k, 0], s=s, n_industries=len(layout.labels))
-        pre.append(da.from_delayed(out[0], shape=(rows, N), dtype=np.float64))
-        b2.append(da.from_delayed(out[1], shape=(rows,), dtype=np.float64))
-        edges.append(da.from_delayed(out[2], shape=(1, 4, N), dtype=np.float64))
-    # one Dataset of arrays: written (or persisted) together, the tasks of a chunk run once
-    return xr.Dataset(
-        {"pre_vra_var": (("date", "stock"), da.concatenate(pre, axis=0)),
-         "b2_rows": (("date",), da.concatenate(b2)),
-         "b2_edges": (("date_chunk", "edge_row", "stock"), da.concatenate(edges, axis=0))},
-        coords={"date": layout.dates, "stock": layout.stocks},
-    )
-
-
-def _final_specific(pre: xr.DataArray, lam: np.ndarray) -> xr.DataArray:
-    """``var = (σ_SH² masked) · λ²`` row by row."""
-    lam2 = xr.DataArray(lam * lam, dims=("date",), coords={"date": pre["date"].values})
-    return (pre * lam2).transpose("date", "stock").rename("specific_var")
+        out = task(*parts[:4], industry, *(b[k] for b in ts_blocks), s=s, n_industries=len(layout.labels))
+        b2.append(join(out[1], previous_edge, out[2]))
+        lam = lam_task(*b2, half_life=s["vra_half_life"], rows=rows)
+        final.append(da.from_delayed(scale(out[0], lam), shape=(rows, N), dtype=np.float64))
+        lams.append(da.from_delayed(lam, shape=(rows,), dtype=np.float64))
+        previous_edge = out[2]
+    # one Dataset: written (or persisted) in one graph, so each block's tasks run once
+    return xr.Dataset({"specific_var": (("date", "stock"), da.concatenate(final, axis=0)),
+                       "specific_vra": (("date",), da.concatenate(lams))},
+                      coords={"date": layout.dates, "stock": layout.stocks})
 
 
 # ---------------------------------------------------------------------------------------
@@ -435,17 +451,31 @@ def _compute_kwargs(retries: int) -> dict[str, Any]:
 class _Sink:
     """Materialise lazy Datasets (and compute small results in the same pass).
 
-    With a path, variables are appended to a zarr store (``tmp``) and read back lazily;
-    scratch variables go to a second store. Without, they are persisted in memory.
+    With a path, variables are appended to a zarr store (``tmp``) and read back lazily.
+    Without, they are persisted in memory.
     """
 
-    def __init__(self, tmp: Path | None, scratch: Path | None, date_chunks: tuple[int, ...], kwargs: dict):
-        self.tmp, self.scratch, self.date_chunks, self.kwargs = tmp, scratch, date_chunks, kwargs
+    def __init__(self, tmp: Path | None, date_chunks: tuple[int, ...], kwargs: dict,
+                 timings: dict[str, float] | None = None):
+        self.tmp, self.date_chunks, self.kwargs = tmp, date_chunks, kwargs
+        self.timings = timings
         self._started: set[Path] = set()
 
-    def put(self, ds: xr.Dataset, *small: Any, scratch: bool = False) -> tuple[xr.Dataset, list[Any]]:
+    def timed(self, label: str, started: float) -> None:
+        """Record the wall seconds since ``started`` under ``label`` (when timings are kept)."""
+        if self.timings is not None:
+            self.timings[label] = self.timings.get(label, 0.0) + time.perf_counter() - started
+
+    def put(self, ds: xr.Dataset, *small: Any, label: str = "write") -> tuple[xr.Dataset, list[Any]]:
         """Write (or persist) ``ds`` and compute ``small`` in one pass; return lazy ``ds`` and ``small``."""
-        target = self.scratch if scratch else self.tmp
+        started = time.perf_counter()
+        try:
+            return self._put(ds, *small)
+        finally:
+            self.timed(label, started)
+
+    def _put(self, ds: xr.Dataset, *small: Any) -> tuple[xr.Dataset, list[Any]]:
+        target = self.tmp
         if target is None:
             ds, *small = dask.persist(ds, *small, **self.kwargs)
             return ds, list(dask.compute(*small, **self.kwargs))
@@ -482,6 +512,7 @@ def fit_chunked(
     date_chunk: int | None = None,
     stock_chunk: int | None = None,
     retries: int = 2,
+    timings: dict[str, float] | None = None,
 ) -> Any:
     """Fit a :class:`~riskmodel.FactorRiskModel` on a dask-backed panel, chunk by chunk.
 
@@ -506,6 +537,10 @@ def fit_chunked(
         about 2 million cells per block.
     retries : int, default 2
         Retries of a failed task on a ``dask.distributed`` client.
+    timings : dict, optional
+        Filled with the wall seconds of each pass over the data (keys ``prepare``,
+        ``exposures_regression``, ``specific``, ``factor_covariance``, ``small_outputs``,
+        ``finish``), to see where the time goes.
 
     Returns
     -------
@@ -574,28 +609,34 @@ def fit_chunked(
                 f"cannot write {str(target)!r}: the folder {str(target.parent)!r} does not exist; create it first"
             )
         check_target(target)  # refuse a store riskmodel did not write before the long fit
+    if timings is not None and not isinstance(timings, dict):
+        raise InvalidParameterError(f"fit_chunked: timings must be a dict or None, got {type(timings).__name__}")
+    started = time.perf_counter()
     sub, layout, settings = _prepare(model, panel, date_chunk)
     stock_chunk = _stock_chunk(len(layout.dates), len(layout.stocks), stock_chunk)
-    tmp = scratch = None
+    tmp = None
     if target is not None:
         remove_stale_siblings(target)
-        tmp, scratch = sibling_path(target, "tmp"), sibling_path(target, "tmp")
-    sink = _Sink(tmp, scratch, layout.date_chunks, _compute_kwargs(retries))
+        tmp = sibling_path(target, "tmp")
+    sink = _Sink(tmp, layout.date_chunks, _compute_kwargs(retries), timings)
+    sink.timed("prepare", started)
     try:
         ds = _run(model, sub, layout, settings, sink, stock_chunk)
+        started = time.perf_counter()
         if target is None:
-            return _fitted(ds.compute())
+            fitted = _fitted(ds.compute())
+            sink.timed("finish", started)
+            return fitted
         move_into_place(tmp, target)
     except BaseException:
         if tmp is not None:
             remove_path(tmp)
         raise
-    finally:
-        if scratch is not None:
-            remove_path(scratch)
     from riskmodel.data.io import load
 
-    return load(target, chunks={"date": layout.date_chunks[0]})
+    fitted = load(target, chunks={"date": layout.date_chunks[0]})
+    sink.timed("finish", started)
+    return fitted
 
 
 def _fitted(ds: xr.Dataset) -> FittedFactorModel:
@@ -609,7 +650,7 @@ def _run(model: Any, sub: xr.Dataset, layout: _Layout, settings: dict, sink: _Si
     stage1 = _regression_stage(sub, layout, settings)
     big = stage1[[*_BIG_STAGE1, *(["industry_code"] if layout.industry else [])]]
     big.attrs = attrs
-    big, small = sink.put(big, stage1[list(_SMALL_STAGE1)])
+    big, small = sink.put(big, stage1[list(_SMALL_STAGE1)], label="exposures_regression")
     small = small[0]
     # issue 17: no fitted date, or too few for the covariance forecast, is an error (the
     # factor returns are in memory already; the forecasts are the expensive stage)
@@ -624,7 +665,7 @@ def _run(model: Any, sub: xr.Dataset, layout: _Layout, settings: dict, sink: _Si
         held = [name for name, var in out.data_vars.items() if var.chunks is None]
         rest = out[held]
         rest.attrs = attrs
-        sink.put(rest)
+        sink.put(rest, label="small_outputs")
     return out
 
 
@@ -636,18 +677,17 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
     s = specific_settings(**specific_variance_kwargs(model.get_params()))
     # one pass over each chunk of dates writes the pre-VRA variance and gives its B² rows;
     # the time-series and structural stages run once (λ needs every B² before any date)
-    pre, _ = sink.put(_specific_pre_vra(fitted, layout, s, stock_chunk), scratch=True)
-    b2 = _joined_b2(np.asarray(pre["b2_rows"].values), np.asarray(pre["b2_edges"].values), layout.date_chunks)
-    lam = vra_multiplier(b2, s["vra_half_life"])
+    # one pass: the time-series and structural stages run once per block, each chunk's
+    # variance is scaled by its λ in memory and written (the B² series comes back with it)
+    spec, _ = sink.put(_specific_stage(fitted, layout, s, stock_chunk), label="specific")
+    started = time.perf_counter()
     fcov = factor_covariance(np.ascontiguousarray(fitted["factor_returns"].values), **factor_covariance_kwargs(model.get_params()))
-    spec = _final_specific(pre["pre_vra_var"], lam).to_dataset()
-    spec, _ = sink.put(spec)
+    sink.timed("factor_covariance", started)
     factors = layout.factors
     forecasts = xr.Dataset(
         {
             "factor_cov": (("date", "factor", "factor_"), fcov.cov),
             "factor_vra": (("date",), fcov.vra),
-            "specific_vra": (("date",), lam),
         },
         coords={"date": layout.dates, "factor": factors, "factor_": factors},
     )

@@ -271,3 +271,17 @@ def test_a_chunked_fit_without_a_usable_forecast_is_an_error(tmp_path):
     with pytest.raises(rm.InsufficientDataError, match="no date of the 120 could be fitted"):
         rm.FactorRiskModel(progress=False).fit(empty, store=str(tmp_path / "m.zarr"))
     assert not (tmp_path / "m.zarr").exists()
+
+
+def test_timings_name_each_pass(panel_path, tmp_path):
+    """``timings`` gets the wall seconds of every pass (the specific risk is one pass now:
+    no pre-VRA store is written and read back); a non-dict is refused before any work."""
+    panel = rm.load(panel_path, chunks={"date": CHUNK})
+    timings: dict[str, float] = {}
+    fit_chunked(rm.FactorRiskModel(), panel, store=tmp_path / "fit.zarr", timings=timings)
+    assert set(timings) == {"prepare", "exposures_regression", "specific", "factor_covariance", "small_outputs",
+                            "finish"}
+    assert all(seconds >= 0 for seconds in timings.values())
+    assert timings["exposures_regression"] > 0 and timings["specific"] > 0
+    with pytest.raises(InvalidParameterError, match="timings"):
+        fit_chunked(rm.FactorRiskModel(), panel, timings=[])
