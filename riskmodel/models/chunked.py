@@ -73,8 +73,6 @@ __all__ = ["fit_chunked", "is_dask_backed", "DEFAULT_DATE_CHUNK"]
 DEFAULT_DATE_CHUNK = 250
 #: float64 cells per block of the per-stock time-series pass (about 16 MB per input block)
 _TS_BLOCK_CELLS = 2_000_000
-#: dask's ``array.rechunk.threshold`` (default 4) for the specific risk's rechunks: one stage
-_RECHUNK_THRESHOLD = 1_000
 #: Checks of :func:`fit_chunked`'s own settings.
 _PARAMETERS: ParameterTable = {
     "date_chunk": (pos_int_or_none, "a positive integer (dates per chunk), or None for the panel's chunks"),
@@ -396,9 +394,10 @@ def _specific_stage(stage1: xr.Dataset, layout: _Layout, s: dict, stock_chunk: i
     T, N = u.shape
     dc = layout.date_chunks
     # task-based rechunks (peer-to-peer cancelled whole runs with "lost dependencies" here,
-    # dask/distributed#9163), in one stage: dask's default plans three, each copying the
-    # array (2,520 x 20,000, 2 threads: 1.25 -> 0.21 s to stock blocks, 3.5 -> 0.4 s back)
-    with dask.config.set({"array.rechunk.method": "tasks", "array.rechunk.threshold": _RECHUNK_THRESHOLD}):
+    # dask/distributed#9163), planned by dask's default threshold: forced into one stage
+    # (array.rechunk.threshold 1,000) every split piece was alive at once and the large fit
+    # of bench_scale spilled to disk (its specific pass 40 -> 341 s)
+    with dask.config.set({"array.rechunk.method": "tasks"}):
         u_by_stock = u.rechunk({0: -1, 1: stock_chunk})
         ts_task = dask.delayed(_ts_block, nout=3, pure=True)
         ts_parts: list[list[da.Array]] = [[], [], []]
