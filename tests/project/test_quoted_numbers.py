@@ -203,6 +203,13 @@ QUOTES: list[Quote] = [
       "measured_over_kernels"),
     Q("docs/benchmarks.md", "the in-memory throughput against the target", "({:.2f}× the in-memory throughput", SC,
       "results", "name=fit_chunked on the cluster (50,000 stocks)", "ratio_to_in_memory"),
+    Q("docs/benchmarks.md", "the pass of exposures and regression took", "took {:.1f} s, the", SC,
+      "stage_seconds_large_fit", "exposures_regression"),
+    Q("docs/benchmarks.md", "specific-risk pass", "specific-risk pass {:.1f} s", SC, "stage_seconds_large_fit", "specific"),
+    Q("docs/benchmarks.md", "the regression tasks took", "tasks took {:.1f}, the", SC,
+      "task_thread_seconds_large_fit", "regression_block"),
+    Q("docs/benchmarks.md", "time-series tasks", "time-series tasks {:.1f} and its cross-section tasks {:.1f};", SC,
+      "task_thread_seconds_large_fit", ("ts_block", "structural_block")),
     # the demo's facts (examples/run_all.py runs the demo at its default size)
     Q(GS, "the numbers below are from", "`seed={}`, {} stocks", DEMO, "settings", ("seed", "n_stocks")),
     Q(GS, "× 1,000 days; other seeds", "× {:,} days;", DEMO, "settings", "n_days"),
