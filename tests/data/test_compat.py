@@ -83,12 +83,21 @@ def test_a_0_1_0_model_loads_and_forecasts_as_it_did() -> None:
 
 
 def test_a_0_1_0_model_refits_to_the_same_numbers() -> None:
-    """Today's code on the 0.1.0 panel gives the arrays 0.1.0 stored, bit for bit."""
+    """Today's code on the 0.1.0 panel gives the arrays 0.1.0 stored: the same missing
+    values, and the numbers to rounding (1e-12 of each array's largest value).
+
+    Not bit for bit: the file was written on another CPU, and BLAS and numba pick kernels
+    (FMA, vector width) by CPU, so the last bits differ across machines (seen: an AMD
+    machine differs by at most 3e-15 of the scale). Bit-identity on one machine is what
+    ``benchmarks/fit_hashes.py`` checks across a refactor.
+    """
     panel = rm.load(FILES / "panel_v0.1.0.nc")
     old = rm.load(FILES / "model_v0.1.0.nc")
     new = rm.FactorRiskModel(styles=["size", "value"], progress=False).fit(panel)
     for name in ("factor_returns", "residuals", "factor_cov", "specific_var"):
-        np.testing.assert_array_equal(getattr(new, name).values, getattr(old, name).values, err_msg=name)
+        got, stored = getattr(new, name).values, getattr(old, name).values
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(stored), err_msg=name)
+        np.testing.assert_allclose(got, stored, rtol=0, atol=1e-12 * np.nanmax(np.abs(stored)), err_msg=name)
 
 
 def test_a_0_1_0_covariance_loads() -> None:
