@@ -691,6 +691,15 @@ BM = "docs/benchmarks.md"
 # docs/benchmarks.md: distance to the machine's limits, the full fit (bench_speed_fit.py, issue 21)
 BMF = "docs/benchmarks.md"
 SF = "benchmarks/results/speed_fit.json"
+
+
+def _sigma_f_row(label: str, name: str) -> list[Quote]:
+    """The four columns every row of docs/benchmarks.md's Σ_f-levers table shares."""
+    return [Q(BMF, f"| {label} |", fmt, SF, "results", f"name={name}", field)
+            for fmt, field in (("{:,}", "n_eigh"), ("{:.2f}", "user_seconds"), ("{:.2f}", "system_seconds"),
+                               ("{:.2f}", "memory_ratio"))]
+
+
 QUOTES += [
     Q(BMF, 'load average at the start of that run', '{}', SF, 'date'),
     Q(BMF, 'load average at the start of that run', '{:.1f}', SF, 'load_average', 'before', 0),
@@ -741,24 +750,12 @@ QUOTES += [
     Q(BMF, 'ms of CPU,', '{:.1f} GFlop/s', SF, 'limits', 'eigh71_GFlops'),
     Q(BMF, "numpy's `eigh` over the stacked", '{:.2f} ms', SF, 'limits', 'eigh71_numpy_stacked_ms_cpu'),
     Q(BMF, 'the per-matrix kernel', '{:.2f}× the per-matrix kernel', SF, 'limits', 'eigh71_numpy_stacked_over_kernel'),
-    Q(BMF, '| current (100 draws every 63 dates) |', '{:,}', SF, 'results', 'name=current', 'n_eigh'),
-    Q(BMF, '| current (100 draws every 63 dates) |', '{:.2f}', SF, 'results', 'name=current', 'user_seconds'),
-    Q(BMF, '| current (100 draws every 63 dates) |', '{:.2f}', SF, 'results', 'name=current', 'system_seconds'),
-    Q(BMF, '| current (100 draws every 63 dates) |', '{:.2f}', SF, 'results', 'name=current', 'memory_ratio'),
-    Q(BMF, '| former panel checks |', '{:,}', SF, 'results', 'name=former panel checks', 'n_eigh'),
-    Q(BMF, '| former panel checks |', '{:.2f}', SF, 'results', 'name=former panel checks', 'user_seconds'),
-    Q(BMF, '| former panel checks |', '{:.2f}', SF, 'results', 'name=former panel checks', 'system_seconds'),
-    Q(BMF, '| former panel checks |', '{:.2f}', SF, 'results', 'name=former panel checks', 'memory_ratio'),
-    Q(BMF, '| 50 draws |', '{:,}', SF, 'results', 'name=eigen_sims=50', 'n_eigh'),
-    Q(BMF, '| 50 draws |', '{:.2f}', SF, 'results', 'name=eigen_sims=50', 'user_seconds'),
-    Q(BMF, '| 50 draws |', '{:.2f}', SF, 'results', 'name=eigen_sims=50', 'system_seconds'),
-    Q(BMF, '| 50 draws |', '{:.2f}', SF, 'results', 'name=eigen_sims=50', 'memory_ratio'),
+    *_sigma_f_row('current (100 draws every 63 dates)', 'current'),
+    *_sigma_f_row('former panel checks', 'former panel checks'),
+    *_sigma_f_row('50 draws', 'eigen_sims=50'),
     Q(BMF, '| 50 draws |', '{:.1e}', SF, 'results', 'name=eigen_sims=50', 'sigma_f_max_rel_diff'),
     Q(BMF, '| 50 draws |', '{:.1e}', SF, 'results', 'name=eigen_sims=50', 'sigma_f_median_rel_diff'),
-    Q(BMF, '| no eigen adjustment |', '{:,}', SF, 'results', 'name=eigen_sims=0', 'n_eigh'),
-    Q(BMF, '| no eigen adjustment |', '{:.2f}', SF, 'results', 'name=eigen_sims=0', 'user_seconds'),
-    Q(BMF, '| no eigen adjustment |', '{:.2f}', SF, 'results', 'name=eigen_sims=0', 'system_seconds'),
-    Q(BMF, '| no eigen adjustment |', '{:.2f}', SF, 'results', 'name=eigen_sims=0', 'memory_ratio'),
+    *_sigma_f_row('no eigen adjustment', 'eigen_sims=0'),
     Q(BMF, '| no eigen adjustment |', '{:.2f}', SF, 'results', 'name=eigen_sims=0', 'sigma_f_max_rel_diff'),
     Q(BMF, '| no eigen adjustment |', '{:.2f}', SF, 'results', 'name=eigen_sims=0', 'sigma_f_median_rel_diff'),
     Q(BMF, 'of the top eigenvalue (median;', '{:.2%}', SF, 'warm_start', 'offdiag_over_top_median'),
