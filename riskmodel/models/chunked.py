@@ -674,10 +674,8 @@ def _forecasts(model: Any, fitted: xr.Dataset, layout: _Layout, sink: _Sink, sto
     from riskmodel.covariance.factor import factor_covariance
 
     s = specific_settings(**specific_variance_kwargs(model.get_params()))
-    # one pass over each chunk of dates writes the pre-VRA variance and gives its B² rows;
-    # the time-series and structural stages run once (λ needs every B² before any date)
     # one pass: the time-series and structural stages run once per block, each chunk's
-    # variance is scaled by its λ in memory and written (the B² series comes back with it)
+    # variance is scaled by its λ in memory and written with specific_vra
     spec, _ = sink.put(_specific_stage(fitted, layout, s, stock_chunk), label="specific")
     started = time.perf_counter()
     fcov = factor_covariance(np.ascontiguousarray(fitted["factor_returns"].values), **factor_covariance_kwargs(model.get_params()))
